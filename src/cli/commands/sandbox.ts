@@ -1,0 +1,39 @@
+import path from 'node:path';
+import { startSandbox } from '../../sandbox';
+import { createLogger } from '../../common/logger';
+
+export async function sandboxCommand(opts: {
+  host: string;
+  port: number;
+  dataDir: string;
+  latencyMs: number;
+  ecdsaFormat: string;
+}): Promise<void> {
+  if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
+    throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
+  }
+  const sandbox = await startSandbox({
+    dataDir: path.resolve(opts.dataDir),
+    host: opts.host,
+    port: opts.port,
+    latencyMs: opts.latencyMs,
+    ecdsaSignatureFormat: opts.ecdsaFormat,
+    logger: createLogger({ name: 'sandbox' }),
+  });
+  console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);
+  console.error(`root certificate: ${sandbox.rootCertPath}`);
+  for (const c of sandbox.credentials) {
+    console.error(
+      `  tenant ${c.tenant}: client ${c.clientId}, credential ${c.credentialId} (${c.keyType}, SCAL${c.scal}, multisign ${c.multisign}); secrets in ${path.dirname(c.pinFile)}`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  const stats = sandbox.stats();
+  await sandbox.close();
+  console.error(
+    `sandbox stopped: ${stats.signHash} signHash calls, ${stats.signatures} signatures, ${stats.authorize} authorisations`,
+  );
+}

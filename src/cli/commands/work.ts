@@ -1,0 +1,34 @@
+import { SealWorker } from '../../queue';
+import { openContext, type CommonOptions } from '../context';
+
+export async function workCommand(
+  opts: CommonOptions & { concurrency: number; threads?: number; providerUrl?: string },
+): Promise<void> {
+  const ctx = await openContext(opts);
+  const worker = new SealWorker({
+    connection: ctx.connection,
+    redis: ctx.redis,
+    prefix: ctx.prefix,
+    jobs: ctx.jobs,
+    logger: ctx.logger,
+    concurrency: opts.concurrency,
+    threads: opts.threads,
+    defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
+  });
+  let sealed = 0;
+  let failed = 0;
+  worker.worker.on('completed', () => sealed++);
+  worker.worker.on('failed', () => failed++);
+  const stop = () => void worker.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  ctx.logger.info({ jobs: ctx.jobs.map((j) => j.name), concurrency: opts.concurrency }, 'worker started');
+  try {
+    await worker.run();
+  } finally {
+    await worker.close();
+    ctx.logger.info({ completed: sealed, failedAttempts: failed }, 'worker stopped');
+    console.error(`worker stopped: ${sealed} jobs completed, ${failed} failed attempts`);
+    await ctx.release();
+  }
+}

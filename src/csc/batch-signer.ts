@@ -1,0 +1,190 @@
+// The batch coordinator: gathers SHA-256 hashes of one credential from many concurrent jobs into
+// signatures/signHash calls of up to batchSize hashes, under SADs from the SAD manager, with a few
+// calls in flight. Each caller gets its own hash's signature; a failed batch fails only its callers.
+import pino from 'pino';
+import type { Logger } from '../common/logger';
+import type { CredentialFacts } from './credential-facts';
+import type { CscClient } from './csc-client';
+import { CscError } from './csc-error';
+import type { SadManager } from './sad-manager';
+
+export interface BatchSignerOptions {
+  client: CscClient;
+  credential: CredentialFacts;
+  sadManager: SadManager;
+  /** Hashes per signHash call; capped at what one authorisation may cover. */
+  batchSize: number;
+  /** Send a partial batch once no new hash has arrived for this long; default 50. */
+  maxWaitMs?: number;
+  /** ...and at the latest this long after its oldest hash arrived; default 500. */
+  maxDelayMs?: number;
+  /** signHash calls in flight at once; default 4. */
+  maxInFlight?: number;
+  logger?: Logger;
+}
+
+interface Waiting {
+  hash: Buffer;
+  at: number;
+  resolve: (sig: Buffer) => void;
+  reject: (err: CscError) => void;
+}
+
+const SIGN_HASH = 'signatures/signHash';
+
+export class BatchSigner {
+  private readonly client: CscClient;
+  private readonly credential: CredentialFacts;
+  private readonly sadManager: SadManager;
+  private readonly batchSize: number;
+  private readonly maxWaitMs: number;
+  private readonly maxDelayMs: number;
+  private readonly maxInFlight: number;
+  private readonly logger: Logger;
+  private pending: Waiting[] = [];
+  private lastArrival = 0;
+  private timer?: NodeJS.Timeout;
+  private closing = false;
+  private readonly running = new Set<Promise<void>>();
+  private readonly counts = { batches: 0, signatures: 0, failedBatches: 0 };
+
+  constructor(o: BatchSignerOptions) {
+    this.client = o.client;
+    this.credential = o.credential;
+    this.sadManager = o.sadManager;
+    this.maxWaitMs = o.maxWaitMs ?? 50;
+    this.maxDelayMs = o.maxDelayMs ?? 500;
+    this.maxInFlight = o.maxInFlight ?? 4;
+    this.logger = o.logger ?? pino({ level: 'silent' });
+    const id = o.credential.credentialId;
+    const bad = (detail: string) => new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: ${detail}` });
+    if (o.sadManager.credential.credentialId !== id) {
+      throw bad(`the SAD manager serves credential ${o.sadManager.credential.credentialId}`);
+    }
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw bad(`batchSize ${o.batchSize} is not a count`);
+    if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1) throw bad(`maxInFlight ${this.maxInFlight} is not a count`);
+    this.batchSize = Math.min(o.batchSize, o.sadManager.maxPerAuthorisation);
+    if (this.batchSize < o.batchSize) {
+      this.logger.warn(
+        { credentialId: id, batchSize: o.batchSize, cap: this.batchSize },
+        'batchSize is above what one authorisation covers; using the cap',
+      );
+    }
+  }
+
+  /** Sign one SHA-256 hash; resolves with its signature (DER for ECDSA). */
+  sign(hash: Buffer): Promise<Buffer> {
+    const id = this.credential.credentialId;
+    if (this.closing) {
+      return Promise.reject(new CscError({ endpoint: SIGN_HASH, retryable: true, detail: `credential ${id}: the batch signer is closed` }));
+    }
+    if (!Buffer.isBuffer(hash) || hash.length !== 32) {
+      return Promise.reject(
+        new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: a hash to sign must be 32 bytes (SHA-256)` }),
+      );
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const at = Date.now();
+      this.pending.push({ hash, at, resolve, reject });
+      this.lastArrival = at;
+      this.pump();
+    });
+  }
+
+  /** The seam the PDF side knows: signatures in the order of `hashes`. */
+  signRaw(hashes: Buffer[]): Promise<Buffer[]> {
+    return Promise.all(hashes.map((h) => this.sign(h)));
+  }
+
+  stats(): { batches: number; signatures: number; authorisations: number; failedBatches: number } {
+    return { ...this.counts, authorisations: this.sadManager.authorisations };
+  }
+
+  /** Send whatever is pending, wait for every batch to settle, and refuse new hashes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.pump();
+    while (this.pending.length > 0 || this.running.size > 0) {
+      await Promise.allSettled([...this.running]);
+      this.pump();
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private deadline(): number {
+    const oldest = this.pending[0];
+    if (!oldest) return Infinity;
+    return Math.min(this.lastArrival + this.maxWaitMs, oldest.at + this.maxDelayMs);
+  }
+
+  private pump(): void {
+    while (this.running.size < this.maxInFlight && this.pending.length > 0) {
+      const due = this.pending.length >= this.batchSize || this.closing || Date.now() >= this.deadline();
+      if (!due) break;
+      this.dispatch(this.pending.splice(0, this.batchSize));
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // With every slot busy, the next batch to finish pumps again.
+    if (this.pending.length === 0 || this.running.size >= this.maxInFlight) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, Math.max(0, this.deadline() - Date.now()));
+  }
+
+  private dispatch(batch: Waiting[]): void {
+    const run: Promise<void> = this.runBatch(batch).finally(() => {
+      this.running.delete(run);
+      this.pump();
+    });
+    this.running.add(run);
+  }
+
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    const credentialId = this.credential.credentialId;
+    const started = performance.now();
+    const hashes = batch.map((w) => w.hash);
+    let sad: string | undefined;
+    this.counts.batches++;
+    try {
+      const reservation = await this.sadManager.reserve(hashes);
+      sad = reservation.sad;
+      const signatures = await this.client.signHash({ credential: this.credential, sad, hashes });
+      batch.forEach((w, i) => w.resolve(signatures[i]!));
+      this.counts.signatures += signatures.length;
+      this.logger.info({ credentialId, size: batch.length, ms: Math.round(performance.now() - started) }, 'CSC batch signed');
+    } catch (err) {
+      this.counts.failedBatches++;
+      const cause = err instanceof CscError ? err : undefined;
+      // A refused signHash may mean the provider no longer honours this SAD: never offer it again.
+      if (sad !== undefined && !cause?.retryable) this.sadManager.invalidate(sad);
+      const failure = new CscError({
+        endpoint: cause?.endpoint ?? SIGN_HASH,
+        status: cause?.status,
+        error: cause?.error,
+        errorDescription: cause?.errorDescription,
+        retryable: cause?.retryable ?? false,
+        retryAfterMs: cause?.retryAfterMs,
+        detail: `credential ${credentialId}, batch of ${batch.length}: ${cause ? afterPrefix(cause) : 'unexpected failure'}`,
+        cause: err,
+      });
+      this.logger.warn(
+        { credentialId, size: batch.length, ms: Math.round(performance.now() - started), error: failure.message },
+        'CSC batch failed',
+      );
+      for (const w of batch) w.reject(failure);
+    }
+  }
+}
+
+/** The part of a CscError message after "CSC <endpoint> failed: ". */
+function afterPrefix(err: CscError): string {
+  const prefix = `CSC ${err.endpoint} failed: `;
+  return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+}

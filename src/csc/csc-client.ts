@@ -1,0 +1,276 @@
+// The typed CSC API v2 client: /info, credentials/info, credentials/authorize and signatures/signHash,
+// each call carrying the service token (refreshed once when the provider answers 401). It checks what
+// the provider sends back (counts, encodings) and nothing here knows about PDFs, batches or SAD reuse.
+import pino from 'pino';
+import type { Logger } from '../common/logger';
+import { CscError } from './csc-error';
+import { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
+import { normaliseEcdsaSignature } from './ecdsa-signature';
+import { postJson, type PostOptions, type RetryPolicy } from './http';
+import { ServiceTokenSource, type CscServiceAuth } from './service-auth';
+
+export interface CscClientOptions {
+  /** The provider's CSC base URL, ending with `/csc/v2`. */
+  baseUrl: string;
+  auth: CscServiceAuth;
+  /** Per-request timeout; default 30000. */
+  timeoutMs?: number;
+  logger?: Logger;
+  /** Re-sends after a 429/503 answer; default 3. */
+  maxRetries?: number;
+  /** Longest back-off accepted from Retry-After before failing instead; default 10000. */
+  maxRetryDelayMs?: number;
+  /** Clock for token expiry (tests may pass a lagging one); default Date.now. */
+  now?: () => number;
+}
+
+export interface CscInfo {
+  specs?: string;
+  name?: string;
+  region?: string;
+  lang?: string;
+  authType: string[];
+  /** Base URI of the provider's OAuth2 endpoints (`<oauth2>/oauth2/token`). */
+  oauth2?: string;
+  methods: string[];
+  raw: Record<string, unknown>;
+}
+
+export interface AuthorizeRequest {
+  credentialId: string;
+  numSignatures: number;
+  pin?: string;
+  otp?: string;
+  /** SCAL2: the SHA-256 hashes the SAD is bound to (numSignatures must equal their count). */
+  hashes?: Buffer[];
+}
+
+export interface SignHashRequest {
+  credential: CredentialFacts;
+  sad: string;
+  /** SHA-256 digests, 32 bytes each. */
+  hashes: Buffer[];
+}
+
+/** The spec's default when credentials/authorize leaves out expiresIn. */
+const DEFAULT_SAD_LIFETIME_SEC = 3600;
+
+const CURVE_COORDINATE_BYTES: Record<string, number> = {
+  prime256v1: 32,
+  'P-256': 32,
+  secp384r1: 48,
+  'P-384': 48,
+  secp521r1: 66,
+  'P-521': 66,
+};
+
+export class CscClient {
+  /** HTTP requests sent per kind, re-sends included. */
+  readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0 };
+  private readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly retry: RetryPolicy;
+  private readonly logger: Logger;
+  private readonly tokens: ServiceTokenSource;
+  private infoPromise?: Promise<CscInfo>;
+  /** authData ids learnt from credentials/info, per credential. */
+  private readonly authDataIds = new Map<string, { PIN?: string; OTP?: string }>();
+
+  constructor(options: CscClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retry = { maxRetries: options.maxRetries ?? 3, maxDelayMs: options.maxRetryDelayMs ?? 10_000 };
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.tokens = new ServiceTokenSource({
+      auth: options.auth,
+      tokenUrl: () => this.tokenUrl(),
+      timeoutMs: this.timeoutMs,
+      retry: this.retry,
+      now: options.now ?? Date.now,
+      onRequest: () => this.calls.token++,
+    });
+  }
+
+  /** The provider's /info (no token needed); asked once and remembered. */
+  info(): Promise<CscInfo> {
+    this.infoPromise ??= this.fetchInfo().catch((err: unknown) => {
+      this.infoPromise = undefined;
+      throw err;
+    });
+    return this.infoPromise;
+  }
+
+  async credentialInfo(credentialId: string): Promise<CredentialFacts> {
+    const body = await this.call('credentials/info', () => this.calls.credentialsInfo++, {
+      credentialID: credentialId,
+      certificates: 'chain',
+      certInfo: true,
+      authInfo: true,
+    });
+    const facts = parseCredentialInfo(credentialId, body);
+    if (facts.authDataIds) this.authDataIds.set(credentialId, facts.authDataIds);
+    return facts;
+  }
+
+  async authorize(req: AuthorizeRequest): Promise<{ sad: string; expiresAt: number }> {
+    const endpoint = 'credentials/authorize';
+    if (!Number.isInteger(req.numSignatures) || req.numSignatures < 1) {
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail: `numSignatures ${req.numSignatures} is not a count`,
+      });
+    }
+    if (req.hashes && req.hashes.length !== req.numSignatures) {
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail: `numSignatures ${req.numSignatures} differs from the ${req.hashes.length} hashes to bind`,
+      });
+    }
+    const ids = this.authDataIds.get(req.credentialId) ?? {};
+    const authData: Array<{ id: string; value: string }> = [];
+    if (req.pin !== undefined) authData.push({ id: ids.PIN ?? 'PIN', value: req.pin });
+    if (req.otp !== undefined) authData.push({ id: ids.OTP ?? 'OTP', value: req.otp });
+    const started = Date.now();
+    const body = await this.call(endpoint, () => this.calls.authorize++, {
+      credentialID: req.credentialId,
+      numSignatures: req.numSignatures,
+      ...(req.hashes ? { hashes: req.hashes.map(b64), hashAlgorithmOID: OID.sha256 } : {}),
+      ...(authData.length > 0 ? { authData } : {}),
+    });
+    const sad = body.SAD ?? body.sad;
+    if (typeof sad !== 'string' || sad === '') {
+      throw new CscError({ endpoint, retryable: false, detail: 'answer has no SAD' });
+    }
+    const expiresIn = Number(body.expiresIn ?? DEFAULT_SAD_LIFETIME_SEC);
+    if (!Number.isFinite(expiresIn) || expiresIn <= 0) {
+      throw new CscError({ endpoint, retryable: false, detail: 'answer has an unusable expiresIn' });
+    }
+    // Counted from when we asked, so our idea of expiry is never later than the provider's.
+    return { sad, expiresAt: started + expiresIn * 1000 };
+  }
+
+  /** Sign SHA-256 hashes; the result is in the hashes' order, ECDSA values as DER. */
+  async signHash(req: SignHashRequest): Promise<Buffer[]> {
+    const endpoint = 'signatures/signHash';
+    const { credential, hashes } = req;
+    if (hashes.length === 0) throw new CscError({ endpoint, retryable: false, detail: 'no hashes to sign' });
+    const bad = hashes.findIndex((h) => h.length !== 32);
+    if (bad >= 0) {
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail: `hash ${bad} has ${hashes[bad]!.length} bytes, not the 32 of SHA-256`,
+      });
+    }
+    const body = await this.call(endpoint, () => this.calls.signHash++, {
+      credentialID: credential.credentialId,
+      SAD: req.sad,
+      hashes: hashes.map(b64),
+      hashAlgorithmOID: OID.sha256,
+      signAlgo: credential.signAlgoOid,
+    });
+    const list = body.signatures;
+    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s === '')) {
+      throw new CscError({ endpoint, retryable: false, detail: 'answer has no list of base64 signatures' });
+    }
+    if (list.length !== hashes.length) {
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail: `provider returned ${list.length} signatures for ${hashes.length} hashes`,
+      });
+    }
+    const raw = (list as string[]).map((s) => Buffer.from(s, 'base64'));
+    if (credential.keyAlgorithm !== 'ecdsa') return raw;
+    const coordinateBytes = credential.ecCurve ? CURVE_COORDINATE_BYTES[credential.ecCurve] : undefined;
+    return raw.map((sig, i) => {
+      try {
+        return normaliseEcdsaSignature(sig, coordinateBytes);
+      } catch (err) {
+        throw new CscError({
+          endpoint,
+          retryable: false,
+          detail: `signature ${i}: ${(err as Error).message}`,
+          cause: err,
+        });
+      }
+    });
+  }
+
+  private async fetchInfo(): Promise<CscInfo> {
+    const { body } = await postJson(
+      `${this.baseUrl}/info`,
+      {},
+      this.postOptions('info', () => this.calls.info++),
+    );
+    const strings = (v: unknown) =>
+      Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    return {
+      specs: text(body.specs),
+      name: text(body.name),
+      region: text(body.region),
+      lang: text(body.lang),
+      authType: strings(body.authType),
+      oauth2: text(body.oauth2),
+      methods: strings(body.methods),
+      raw: body,
+    };
+  }
+
+  /** `<oauth2 base>/oauth2/token`, the base from /info, else the origin of the CSC base URL. */
+  private async tokenUrl(): Promise<string> {
+    const info = await this.info();
+    const base = new URL(info.oauth2 ?? new URL(this.baseUrl).origin, `${this.baseUrl}/`)
+      .toString()
+      .replace(/\/+$/, '');
+    // Some providers publish the OAuth2 folder or the token endpoint itself rather than the base.
+    if (/\/oauth2\/token$/.test(base)) return base;
+    if (/\/oauth2$/.test(base)) return `${base}/token`;
+    return `${base}/oauth2/token`;
+  }
+
+  private async call(endpoint: string, count: () => void, body: unknown): Promise<Record<string, unknown>> {
+    const url = `${this.baseUrl}/${endpoint}`;
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokens.token();
+      try {
+        return (await postJson(url, body, { ...this.postOptions(endpoint, count), bearer: token })).body;
+      } catch (err) {
+        if (attempt === 0 && err instanceof CscError && isTokenRefusal(err)) {
+          this.tokens.invalidate(token);
+          this.logger.info({ endpoint }, 'CSC service token refused; fetching a new one');
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private postOptions(endpoint: string, count: () => void): PostOptions {
+    return {
+      endpoint,
+      timeoutMs: this.timeoutMs,
+      retry: this.retry,
+      onSend: count,
+      onBackoff: (b) => this.logger.warn(b, 'CSC provider asked to slow down; waiting'),
+    };
+  }
+}
+
+/**
+ * A 401 means the service token was refused, unless the provider is talking about the key's own
+ * factors: re-sending a wrong PIN would only bring a lock-out closer.
+ */
+function isTokenRefusal(err: CscError): boolean {
+  if (err.status !== 401) return false;
+  return !/\b(pin|otp|password|authdata|sad)\b/i.test(
+    `${err.code ?? ''} ${err.errorDescription ?? ''}`.replace(/_/g, ' '),
+  );
+}
+
+function b64(b: Buffer): string {
+  return b.toString('base64');
+}

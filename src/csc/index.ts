@@ -1,0 +1,11 @@
+// Public face of the CSC part: the API client, the credential's facts, the SAD manager and the batch
+// signer. Other parts import from here only; nothing in this folder knows about PDFs or queues.
+export { CscClient, type CscClientOptions, type CscInfo, type AuthorizeRequest, type SignHashRequest } from './csc-client';
+export { CscError, type CscErrorFields, normaliseErrorCode } from './csc-error';
+export { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
+export { type CscServiceAuth } from './service-auth';
+export { SadManager, type SadManagerOptions, type KeyFactors, type SadReservation } from './sad-manager';
+export { BatchSigner, type BatchSignerOptions } from './batch-signer';
+export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './ecdsa-signature';
+export { totpCode } from './totp';
+export type { Logger } from '../common/logger';

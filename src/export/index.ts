@@ -1,0 +1,15 @@
+// The export part: reads core-system invoice exports (UTF-8 or CP932 CSV) into validated invoice
+// records and rejected rows, and writes rejects files. It knows nothing of queues.
+export type {
+  ColumnMapping,
+  ExportEncoding,
+  ExportRow,
+  ExportSummary,
+  InvoiceRecord,
+  ReadExportOptions,
+  RejectedRow,
+} from './types';
+export { ExportError } from './export-error';
+export { readExport } from './read-export';
+export { RejectsWriter } from './rejects-writer';
+export { writeExportCsv } from './csv-write';

@@ -1,0 +1,4 @@
+export * from './job-definition';
+export * from './load-jobs';
+export * from './secret-ref';
+export * from './job-config-error';

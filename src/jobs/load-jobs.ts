@@ -1,0 +1,58 @@
+// Loads and validates jobs/*.json. An invalid file fails with its path and the field that is wrong.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { JobConfigError } from './job-config-error';
+import { jobDefinitionSchema, type JobDefinition } from './job-definition';
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+export async function loadJobFile(file: string): Promise<JobDefinition> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new JobConfigError(`job definition ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = jobDefinitionSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new JobConfigError(`job definition ${file} is invalid: ${describeIssues(parsed.error)}`);
+  }
+  const baseDir = path.dirname(path.resolve(file));
+  return {
+    ...parsed.data,
+    file: path.resolve(file),
+    baseDir,
+    exportFolder: path.resolve(baseDir, parsed.data.export.folder),
+    outboxRoot: path.resolve(baseDir, parsed.data.outbox),
+  };
+}
+
+export async function loadJobs(dir: string): Promise<JobDefinition[]> {
+  let entries: string[];
+  try {
+    entries = (await fs.readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+  } catch (err) {
+    throw new JobConfigError(`cannot read job definitions folder ${dir}`, { cause: err });
+  }
+  const jobs = await Promise.all(entries.map((f) => loadJobFile(path.join(dir, f))));
+  const seen = new Map<string, string>();
+  for (const job of jobs) {
+    const other = seen.get(job.name);
+    if (other) throw new JobConfigError(`job name ${job.name} is defined twice: ${other} and ${job.file}`);
+    seen.set(job.name, job.file);
+  }
+  return jobs;
+}
+
+export function findJob(jobs: JobDefinition[], name: string): JobDefinition {
+  const job = jobs.find((j) => j.name === name);
+  if (!job) {
+    throw new JobConfigError(`no job named ${name}; known: ${jobs.map((j) => j.name).join(', ') || 'none'}`);
+  }
+  return job;
+}

@@ -1,0 +1,40 @@
+// Object identifiers the CMS builder and verifier use, in one place.
+export const OID = {
+  data: '1.2.840.113549.1.7.1',
+  signedData: '1.2.840.113549.1.7.2',
+  contentType: '1.2.840.113549.1.9.3',
+  messageDigest: '1.2.840.113549.1.9.4',
+  signingTime: '1.2.840.113549.1.9.5',
+  signingCertificate: '1.2.840.113549.1.9.16.2.12',
+  signingCertificateV2: '1.2.840.113549.1.9.16.2.47',
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
+  sha384WithRSAEncryption: '1.2.840.113549.1.1.12',
+  sha512WithRSAEncryption: '1.2.840.113549.1.1.13',
+  rsassaPss: '1.2.840.113549.1.1.10',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  ecdsaWithSha512: '1.2.840.10045.4.3.4',
+} as const;
+
+/** Digest algorithm OID → node:crypto hash name. */
+export const DIGEST_BY_OID: Readonly<Record<string, string>> = {
+  [OID.sha256]: 'sha256',
+  [OID.sha384]: 'sha384',
+  [OID.sha512]: 'sha512',
+};
+
+/** Signature algorithm OIDs we verify, with the key type each needs. */
+export const SIGNATURE_KEY_TYPE_BY_OID: Readonly<Record<string, 'rsa' | 'ec'>> = {
+  [OID.rsaEncryption]: 'rsa',
+  [OID.sha256WithRSAEncryption]: 'rsa',
+  [OID.sha384WithRSAEncryption]: 'rsa',
+  [OID.sha512WithRSAEncryption]: 'rsa',
+  [OID.ecdsaWithSha256]: 'ec',
+  [OID.ecdsaWithSha384]: 'ec',
+  [OID.ecdsaWithSha512]: 'ec',
+};

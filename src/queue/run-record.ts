@@ -1,0 +1,56 @@
+// Run records in Redis: one hash per run with its counts, so any process can tell how a run stands.
+// The counts must add up: enqueued = sealed + alreadySealed + failed + still waiting.
+import type { Redis } from 'ioredis';
+
+export interface RunCounts {
+  rows: number;
+  enqueued: number;
+  duplicates: number;
+  rejected: number;
+  sealed: number;
+  alreadySealed: number;
+  failed: number;
+}
+
+const FIELDS: (keyof RunCounts)[] = [
+  'rows',
+  'enqueued',
+  'duplicates',
+  'rejected',
+  'sealed',
+  'alreadySealed',
+  'failed',
+];
+
+export function runKey(prefix: string, runId: string): string {
+  return `${prefix}:run:${runId}`;
+}
+
+export async function addRunCounts(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  counts: Partial<RunCounts>,
+  meta: Record<string, string> = {},
+): Promise<void> {
+  const multi = redis.multi();
+  const key = runKey(prefix, runId);
+  for (const [field, n] of Object.entries(counts)) if (n) multi.hincrby(key, field, n);
+  if (Object.keys(meta).length) multi.hset(key, meta);
+  multi.sadd(`${prefix}:runs`, runId);
+  await multi.exec();
+}
+
+export async function readRun(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+): Promise<RunCounts & Record<string, unknown>> {
+  const raw = await redis.hgetall(runKey(prefix, runId));
+  const counts = Object.fromEntries(FIELDS.map((f) => [f, Number(raw[f] ?? 0)])) as unknown as RunCounts;
+  return { ...raw, ...counts };
+}
+
+export function runSettled(c: RunCounts): boolean {
+  return c.sealed + c.alreadySealed + c.failed >= c.enqueued;
+}

@@ -1,0 +1,36 @@
+// What one queued invoice carries: references (paths, digests) and identity, never PDF bytes or secrets.
+import type { ConnectionOptions } from 'bullmq';
+
+export const SEAL_QUEUE = 'seal';
+export const DEFAULT_PREFIX = 'sealer';
+
+export interface SealJobData {
+  tenant: string;
+  jobName: string;
+  runId: string;
+  /** YYYY-MM-DD in the job's time zone when the run was produced: the outbox folder */
+  runDate: string;
+  invoiceNumber: string;
+  sourcePath: string;
+  sourceSha256: string;
+  sourceLength: number;
+  exportFile: string;
+  line: number;
+}
+
+export interface SealJobResult {
+  status: 'sealed' | 'already-sealed';
+  file: string;
+  sealedSha256?: string;
+}
+
+/** Deterministic: the same invoice with the same PDF bytes is the same job, so re-runs enqueue nothing. */
+export function sealJobId(data: Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'>): string {
+  return `${data.tenant}:${data.invoiceNumber}:${data.sourceSha256}`;
+}
+
+export interface QueueConnection {
+  connection: ConnectionOptions;
+  /** Redis key prefix; tests use their own */
+  prefix: string;
+}

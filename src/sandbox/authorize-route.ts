@@ -1,0 +1,96 @@
+// `credentials/authorize`: checks the request, then PIN and TOTP (RFC 6238, 6 digits, 30 s, SHA-1,
+// one step either side), counts failures towards a lockout, and issues a SAD for `numSignatures`
+// signatures; under SCAL2 (or whenever hashes are sent) the SAD is bound to those hashes.
+import { verifySync } from 'otplib';
+import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
+import { cscErrors } from './csc-errors';
+import { sameSecret } from './constant-time';
+import { isPresent, requireHashArray, requireInteger, requireString, type Params } from './http-io';
+import { OID, SHA256_LENGTH } from './oids';
+
+const TOTP_TOLERANCE_SEC = 30;
+
+export function handleAuthorize(r: RouteRequest): RouteResult {
+  const { ctx, params } = r;
+  const grant = requireGrant(r);
+  const cred = ownedCredential(ctx, grant, requireString(params, 'credentialID'));
+  const credentialId = cred.public.credentialId;
+
+  const numSignatures = requireInteger(params, 'numSignatures');
+  if (numSignatures < 1) throw cscErrors.badRequest('Invalid value for parameter numSignatures');
+  if (numSignatures > cred.public.multisign) throw cscErrors.tooManySignatures(cred.public.multisign);
+
+  let hashes: Buffer[] | undefined;
+  if (cred.public.scal === 2 || isPresent(params, 'hashes')) {
+    hashes = requireHashArray(params, 'hashes', SHA256_LENGTH);
+    const hashAlgorithmOID = requireString(params, 'hashAlgorithmOID');
+    if (hashAlgorithmOID !== OID.sha256) {
+      throw cscErrors.invalidParam('hashAlgorithmOID', `only SHA-256 (${OID.sha256}) is supported`);
+    }
+    if (hashes.length !== numSignatures) {
+      throw cscErrors.invalidParam(
+        'hashes',
+        `${hashes.length} hashes given for numSignatures ${numSignatures}`,
+      );
+    }
+  }
+  const factors = readAuthData(params);
+
+  ctx.lock.assertUnlocked(credentialId);
+  const pinOk = sameSecret(factors.PIN, cred.pin);
+  const otpOk = totpValid(factors.OTP, cred.totpSecret);
+  if (!pinOk || !otpOk) {
+    const lockedNow = ctx.lock.recordFailure(credentialId);
+    ctx.logger.info(
+      { credentialID: credentialId, clientId: grant.clientId, failed: pinOk ? 'OTP' : 'PIN', lockedNow },
+      'sandbox: credential authorisation failed',
+    );
+    throw pinOk ? cscErrors.invalidOtp() : cscErrors.invalidPin();
+  }
+  ctx.lock.recordSuccess(credentialId);
+
+  const { sad, expiresInSec } = ctx.sads.issue({
+    credentialId,
+    clientId: grant.clientId,
+    numSignatures,
+    hashes,
+  });
+  return { body: { SAD: sad, expiresIn: expiresInSec } };
+}
+
+/** `authData` must carry exactly the objects of the expression "PIN AND OTP", each with a string value. */
+function readAuthData(params: Params): { PIN: string; OTP: string } {
+  const authData = params.authData;
+  if (!Array.isArray(authData)) throw cscErrors.missingParam('authData', 'array');
+  const values = new Map<string, string>();
+  authData.forEach((obj: unknown, i) => {
+    const o = obj as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object' || typeof o.id !== 'string' || typeof o.value !== 'string') {
+      throw cscErrors.invalidParam('authData', `authData[${i}] must be an object with string id and value`);
+    }
+    if (o.id !== 'PIN' && o.id !== 'OTP') {
+      throw cscErrors.invalidParam('authData', `unknown authentication object id ${JSON.stringify(o.id)}`);
+    }
+    if (values.has(o.id))
+      throw cscErrors.invalidParam('authData', `authentication object ${o.id} is repeated`);
+    values.set(o.id, o.value);
+  });
+  const PIN = values.get('PIN');
+  const OTP = values.get('OTP');
+  if (PIN === undefined || OTP === undefined) {
+    throw cscErrors.invalidParam(
+      'authData',
+      `the expression "PIN AND OTP" needs objects with id PIN and id OTP`,
+    );
+  }
+  return { PIN, OTP };
+}
+
+function totpValid(token: string, secret: string): boolean {
+  if (!/^\d{6}$/.test(token)) return false;
+  try {
+    return verifySync({ secret, token, epochTolerance: TOTP_TOLERANCE_SEC }).valid;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,104 @@
+// `credentials/list` and `credentials/info`: the caller's tenant's credentials, their keys, certificates
+// (leaf first, then the root) and the explicit "PIN AND OTP" authorisation they require.
+import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
+import { cscErrors } from './csc-errors';
+import { optionalBoolean, optionalString, requireString, type Params } from './http-io';
+import { OID } from './oids';
+import { certFacts, certValidity, type LoadedCredential } from './provisioning';
+
+type CertificatesChoice = 'none' | 'single' | 'chain';
+
+interface InfoWanted {
+  certificates: CertificatesChoice;
+  certInfo: boolean;
+  authInfo: boolean;
+}
+
+export function handleCredentialsList(r: RouteRequest): RouteResult {
+  const grant = requireGrant(r);
+  const userId = optionalString(r.params, 'userID');
+  // oauth2client is not user-specific: a userID, if sent, must name the client's own account (tenant).
+  if (userId !== undefined && userId !== grant.tenant) throw cscErrors.invalidParam('userID');
+  const withInfo = optionalBoolean(r.params, 'credentialInfo') ?? false;
+  const wanted = infoWanted(r.params);
+  const onlyValid = optionalBoolean(r.params, 'onlyValid') ?? false;
+
+  const owned = [...r.ctx.state.credentials.values()].filter(
+    (c) => c.public.tenant === grant.tenant && (!onlyValid || certValidity(c) === 'valid'),
+  );
+  const body: Record<string, unknown> = { credentialIDs: owned.map((c) => c.public.credentialId) };
+  if (withInfo) {
+    body.credentialInfos = owned.map((c) => ({
+      credentialID: c.public.credentialId,
+      ...credentialInfo(c, wanted),
+    }));
+  }
+  if (onlyValid) body.onlyValid = true;
+  return { body };
+}
+
+export function handleCredentialsInfo(r: RouteRequest): RouteResult {
+  const grant = requireGrant(r);
+  const cred = ownedCredential(r.ctx, grant, requireString(r.params, 'credentialID'));
+  optionalString(r.params, 'lang');
+  return { body: credentialInfo(cred, infoWanted(r.params)) };
+}
+
+function infoWanted(params: Params): InfoWanted {
+  const certificates = optionalString(params, 'certificates') ?? 'single';
+  if (certificates !== 'none' && certificates !== 'single' && certificates !== 'chain') {
+    throw cscErrors.invalidParam('certificates');
+  }
+  return {
+    certificates,
+    certInfo: optionalBoolean(params, 'certInfo') ?? false,
+    authInfo: optionalBoolean(params, 'authInfo') ?? false,
+  };
+}
+
+export function credentialInfo(cred: LoadedCredential, wanted: InfoWanted): Record<string, unknown> {
+  const pub = cred.public;
+  const key: Record<string, unknown> = { status: 'enabled', algo: [...cred.signAlgos], len: cred.keyLength };
+  if (pub.keyType === 'ecdsa-p256') key.curve = OID.prime256v1;
+
+  const cert: Record<string, unknown> = { status: certValidity(cred) };
+  if (wanted.certificates !== 'none') {
+    const ders = wanted.certificates === 'chain' ? cred.chainDer : cred.chainDer.slice(0, 1);
+    cert.certificates = ders.map((d) => d.toString('base64'));
+  }
+  if (wanted.certInfo) Object.assign(cert, certFacts(cred));
+
+  return {
+    description: `e-seal of tenant ${pub.tenant} (${pub.keyType}, SCAL${pub.scal})`,
+    key,
+    cert,
+    // CSC v1 spelling, kept for clients written against 1.0.4; v2 clients read `auth`.
+    authMode: 'explicit',
+    auth: wanted.authInfo ? AUTH_EXPLICIT_PIN_AND_OTP : { mode: 'explicit' },
+    SCAL: String(pub.scal),
+    multisign: pub.multisign,
+    lang: 'en-US',
+  };
+}
+
+const AUTH_EXPLICIT_PIN_AND_OTP = {
+  mode: 'explicit',
+  expression: 'PIN AND OTP',
+  objects: [
+    {
+      type: 'Password',
+      id: 'PIN',
+      format: 'N',
+      label: 'PIN',
+      description: 'The 6-digit e-seal PIN',
+    },
+    {
+      type: 'Password',
+      id: 'OTP',
+      format: 'N',
+      generator: 'totp',
+      label: 'OTP',
+      description: 'The 6-digit TOTP code (RFC 6238, SHA-1, 30 s)',
+    },
+  ],
+};

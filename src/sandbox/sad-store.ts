@@ -1,0 +1,92 @@
+// Signature Activation Data: opaque random strings bound to a credential, the OAuth client that asked,
+// a count of signatures left, an expiry and, when hashes were given at authorisation (always under
+// SCAL2), the multiset of hashes they may sign. `spend` checks everything before it consumes anything.
+import { randomBytes } from 'node:crypto';
+import { cscErrors } from './csc-errors';
+
+// Spent and expired SADs are remembered this long so callers get a precise refusal, then forgotten.
+const TOMBSTONE_MS = 3600_000;
+
+interface SadGrant {
+  credentialId: string;
+  clientId: string;
+  total: number;
+  remaining: number;
+  expiresAt: number;
+  /** hex digest -> how many signatures of it are still authorised; undefined = not hash-bound. */
+  boundHashes?: Map<string, number>;
+}
+
+export interface SadRequest {
+  credentialId: string;
+  clientId: string;
+  numSignatures: number;
+  hashes?: Buffer[];
+}
+
+export class SadStore {
+  private readonly sads = new Map<string, SadGrant>();
+
+  constructor(
+    private readonly lifetimeMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  issue(req: SadRequest): { sad: string; expiresInSec: number } {
+    this.sweep();
+    let boundHashes: Map<string, number> | undefined;
+    if (req.hashes !== undefined) {
+      boundHashes = new Map();
+      for (const h of req.hashes) {
+        const key = h.toString('hex');
+        boundHashes.set(key, (boundHashes.get(key) ?? 0) + 1);
+      }
+    }
+    const sad = randomBytes(32).toString('base64url');
+    this.sads.set(sad, {
+      credentialId: req.credentialId,
+      clientId: req.clientId,
+      total: req.numSignatures,
+      remaining: req.numSignatures,
+      expiresAt: this.now() + this.lifetimeMs,
+      boundHashes,
+    });
+    return { sad, expiresInSec: Math.max(1, Math.ceil(this.lifetimeMs / 1000)) };
+  }
+
+  /** Authorises signing `hashes` with `sad` and spends them, or throws without spending anything. */
+  spend(sad: string, use: { credentialId: string; clientId: string; hashes: Buffer[] }): void {
+    const grant = this.sads.get(sad);
+    if (grant === undefined || grant.clientId !== use.clientId) throw cscErrors.invalidParam('SAD');
+    if (grant.credentialId !== use.credentialId) {
+      throw cscErrors.invalidParam('SAD', 'it was not issued for this credentialID');
+    }
+    if (this.now() >= grant.expiresAt) throw cscErrors.sadExpired();
+    if (grant.remaining === 0) {
+      throw cscErrors.invalidParam('SAD', `all ${grant.total} authorised signatures have been used`);
+    }
+    if (use.hashes.length > grant.remaining) {
+      throw cscErrors.invalidParam(
+        'hashes',
+        `${use.hashes.length} hashes exceed the ${grant.remaining} signatures left on the SAD`,
+      );
+    }
+    let nextBound: Map<string, number> | undefined;
+    if (grant.boundHashes !== undefined) {
+      nextBound = new Map(grant.boundHashes);
+      use.hashes.forEach((h, i) => {
+        const key = h.toString('hex');
+        const left = nextBound?.get(key) ?? 0;
+        if (left === 0) throw cscErrors.hashNotAuthorized(i);
+        nextBound?.set(key, left - 1);
+      });
+    }
+    grant.remaining -= use.hashes.length;
+    if (nextBound !== undefined) grant.boundHashes = nextBound;
+  }
+
+  private sweep(): void {
+    const forgetBefore = this.now() - TOMBSTONE_MS;
+    for (const [sad, grant] of this.sads) if (grant.expiresAt < forgetBefore) this.sads.delete(sad);
+  }
+}

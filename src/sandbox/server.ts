@@ -1,0 +1,213 @@
+// startSandbox: loads or provisions dataDir, then serves the CSC v2 API and the OAuth2 token endpoint
+// over node:http. This module owns routing, Bearer checks, latency, counters and request logging
+// (method, path, status, client and credential IDs only: never bodies, tokens or SADs).
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger } from '../common/logger';
+import { handleAuthorize } from './authorize-route';
+import type { RouteHandler, SandboxContext } from './context';
+import { CredentialLock } from './credential-lock';
+import { handleCredentialsInfo, handleCredentialsList } from './credentials-routes';
+import { CscProtocolError, cscErrors } from './csc-errors';
+import { parseFormOrJsonParams, parseJsonParams, readBody, sendJson } from './http-io';
+import { handleInfo } from './info-route';
+import { handleToken } from './oauth2-route';
+import { loadOrProvision } from './provisioning';
+import { SadStore } from './sad-store';
+import { SandboxError } from './sandbox-error';
+import { handleSignHash } from './sign-hash-route';
+import { TokenStore } from './token-store';
+import type { SandboxHandle, SandboxOptions, SandboxStats } from './types';
+
+interface Route {
+  methods: readonly string[];
+  /** true: needs `Authorization: Bearer <token>`. */
+  bearer: boolean;
+  form: boolean;
+  stat?: keyof SandboxStats;
+  handler: RouteHandler;
+}
+
+const CSC = '/csc/v2';
+const ROUTES: Record<string, Route> = {
+  '/oauth2/token': { methods: ['POST'], bearer: false, form: true, stat: 'token', handler: handleToken },
+  [`${CSC}/info`]: {
+    methods: ['POST', 'GET'],
+    bearer: false,
+    form: false,
+    stat: 'info',
+    handler: handleInfo,
+  },
+  [`${CSC}/credentials/list`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    handler: handleCredentialsList,
+  },
+  [`${CSC}/credentials/info`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'credentialsInfo',
+    handler: handleCredentialsInfo,
+  },
+  [`${CSC}/credentials/authorize`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'authorize',
+    handler: handleAuthorize,
+  },
+  [`${CSC}/signatures/signHash`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'signHash',
+    handler: handleSignHash,
+  },
+};
+
+type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger'>>;
+
+const DEFAULTS: Defaulted = {
+  host: '127.0.0.1',
+  port: 0,
+  latencyMs: 0,
+  ecdsaSignatureFormat: 'der',
+  sadLifetimeSec: 3600,
+  tokenLifetimeSec: 3600,
+  maxHashesPerCall: 100,
+  lockAfterFailures: 5,
+  lockSeconds: 300,
+};
+
+function zeroStats(): SandboxStats {
+  return { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0, signatures: 0, errors: 0 };
+}
+
+export async function startSandbox(options: SandboxOptions): Promise<SandboxHandle> {
+  const o = { ...DEFAULTS, ...definedOnly(options) };
+  checkOptions(o);
+  const logger = options.logger ?? createLogger({ name: 'sandbox' });
+  const state = await loadOrProvision(options.dataDir, options.multisign);
+  if (state.provisioned) logger.info({ dataDir: options.dataDir }, 'sandbox: provisioned a new dataDir');
+
+  const ctx: SandboxContext = {
+    state,
+    tokens: new TokenStore(o.tokenLifetimeSec * 1000),
+    sads: new SadStore(o.sadLifetimeSec * 1000),
+    lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000),
+    stats: zeroStats(),
+    logger,
+    ecdsaSignatureFormat: o.ecdsaSignatureFormat,
+    maxHashesPerCall: o.maxHashesPerCall,
+    oauth2Url: '', // known once listening
+  };
+
+  const server = createServer((req, res) => {
+    handle(ctx, o.latencyMs, req, res).catch((err: unknown) => {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
+      res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new SandboxError(`sandbox cannot listen on ${o.host}:${o.port}`, { cause: err })),
+    );
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const hostPart = o.host.includes(':') ? `[${o.host}]` : o.host;
+  ctx.oauth2Url = `http://${hostPart}:${port}`;
+  const url = `${ctx.oauth2Url}${CSC}`;
+  logger.info({ url, credentials: state.credentials.size }, 'sandbox: listening');
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    oauth2Url: ctx.oauth2Url,
+    rootCertPath: state.rootCertPath,
+    rootCertPem: state.rootCertPem,
+    credentials: [...state.credentials.values()].map((c) => ({ ...c.public })),
+    stats: () => ({ ...ctx.stats }),
+    resetStats: () => {
+      ctx.stats = zeroStats();
+    },
+    close: () => {
+      closed ??= new Promise<void>((resolve, reject) => {
+        server.close((err) =>
+          err ? reject(new SandboxError('sandbox failed to close', { cause: err })) : resolve(),
+        );
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessage, res: ServerResponse) {
+  const started = Date.now();
+  const method = req.method ?? 'GET';
+  const pathname = new URL(req.url ?? '/', 'http://sandbox').pathname;
+  const log: Record<string, unknown> = { method, path: pathname };
+  let status = 200;
+  try {
+    const body = await readBody(req);
+    if (latencyMs > 0) await sleep(latencyMs);
+    const route = ROUTES[pathname];
+    if (route === undefined) throw cscErrors.notFound(pathname);
+    if (route.stat !== undefined) ctx.stats[route.stat] += 1;
+    if (!route.methods.includes(method)) throw cscErrors.methodNotAllowed(method, route.methods.join(', '));
+    const grant = route.bearer ? ctx.tokens.authenticate(req.headers.authorization) : undefined;
+    if (grant) log.clientId = grant.clientId;
+    const params = route.form ? parseFormOrJsonParams(req, body) : parseJsonParams(req, body);
+    if (typeof params.credentialID === 'string') log.credentialID = params.credentialID.slice(0, 100);
+    const result = route.handler({ ctx, req, params, grant });
+    status = result.status ?? 200;
+    sendJson(res, status, result.body);
+  } catch (err) {
+    const protocolError =
+      err instanceof CscProtocolError
+        ? err
+        : new CscProtocolError(500, 'server_error', 'The sandbox hit an unexpected condition');
+    if (!(err instanceof CscProtocolError)) {
+      ctx.logger.error(
+        { ...log, err: err instanceof Error ? err.message : String(err) },
+        'sandbox: internal error',
+      );
+    }
+    status = protocolError.status;
+    ctx.stats.errors += 1;
+    log.error = protocolError.error;
+    sendJson(res, status, protocolError.body(), protocolError.headers);
+  }
+  ctx.logger.debug({ ...log, status, ms: Date.now() - started }, 'sandbox: request');
+}
+
+function definedOnly<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkOptions(o: Defaulted & { dataDir?: string }): void {
+  const positive = ['sadLifetimeSec', 'tokenLifetimeSec', 'lockSeconds'] as const;
+  for (const k of positive) {
+    if (!(Number.isFinite(o[k]) && o[k] > 0))
+      throw new SandboxError(`sandbox option ${k} must be > 0, got ${o[k]}`);
+  }
+  const integers = ['maxHashesPerCall', 'lockAfterFailures'] as const;
+  for (const k of integers) {
+    if (!(Number.isInteger(o[k]) && o[k] >= 1)) {
+      throw new SandboxError(`sandbox option ${k} must be an integer >= 1, got ${o[k]}`);
+    }
+  }
+  if (!(Number.isFinite(o.latencyMs) && o.latencyMs >= 0)) {
+    throw new SandboxError(`sandbox option latencyMs must be >= 0, got ${o.latencyMs}`);
+  }
+  if (o.ecdsaSignatureFormat !== 'der' && o.ecdsaSignatureFormat !== 'raw') {
+    throw new SandboxError(`sandbox option ecdsaSignatureFormat must be 'der' or 'raw'`);
+  }
+  if (typeof o.dataDir !== 'string' || o.dataDir === '')
+    throw new SandboxError('sandbox option dataDir is required');
+}

@@ -1,0 +1,55 @@
+// `signatures/signHash`: validates the request against the credential's key, spends the SAD for all
+// hashes at once (never a partial batch), and returns one raw signature per hash in request order.
+import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
+import { cscErrors } from './csc-errors';
+import { signDigestEcdsa, signDigestRsa } from './hash-signer';
+import { optionalString, requireHashArray, requireString } from './http-io';
+import { HASH_IMPLIED_BY_SIGN_ALGO, OID, SHA256_LENGTH } from './oids';
+import { certValidity } from './provisioning';
+
+export function handleSignHash(r: RouteRequest): RouteResult {
+  const { ctx, params } = r;
+  const grant = requireGrant(r);
+  const cred = ownedCredential(ctx, grant, requireString(params, 'credentialID'));
+  const sad = requireString(params, 'SAD');
+
+  const signAlgo = requireString(params, 'signAlgo');
+  if (!cred.signAlgos.includes(signAlgo)) {
+    throw cscErrors.invalidParam(
+      'signAlgo',
+      `${signAlgo} is not in the key's algo list [${cred.signAlgos.join(', ')}]`,
+    );
+  }
+  const hashAlgorithmOID = optionalString(params, 'hashAlgorithmOID');
+  if (hashAlgorithmOID === undefined && HASH_IMPLIED_BY_SIGN_ALGO[signAlgo] === undefined) {
+    throw cscErrors.missingParam('hashAlgorithmOID', 'string');
+  }
+  if (hashAlgorithmOID !== undefined && hashAlgorithmOID !== OID.sha256) {
+    throw cscErrors.invalidParam('hashAlgorithmOID', `only SHA-256 (${OID.sha256}) is supported`);
+  }
+  // RSASSA-PKCS1-v1_5 and ECDSA take no parameters; an explicit value (e.g. DER NULL) is tolerated.
+  optionalString(params, 'signAlgoParams');
+  const operationMode = optionalString(params, 'operationMode');
+  if (operationMode !== undefined && operationMode !== 'S') {
+    throw cscErrors.invalidParam('operationMode', 'only synchronous mode "S" is supported');
+  }
+
+  const hashes = requireHashArray(params, 'hashes', SHA256_LENGTH);
+  if (hashes.length > ctx.maxHashesPerCall) {
+    throw cscErrors.invalidParam(
+      'hashes',
+      `${hashes.length} hashes exceed the limit of ${ctx.maxHashesPerCall} per call`,
+    );
+  }
+  if (certValidity(cred) !== 'valid') throw cscErrors.badRequest('Signing certificate is expired');
+
+  ctx.sads.spend(sad, { credentialId: cred.public.credentialId, clientId: grant.clientId, hashes });
+
+  const signatures = hashes.map((digest) =>
+    cred.ecPrivateScalar !== undefined
+      ? signDigestEcdsa(cred.ecPrivateScalar, digest, ctx.ecdsaSignatureFormat)
+      : signDigestRsa(cred.privateKey, digest),
+  );
+  ctx.stats.signatures += signatures.length;
+  return { body: { signatures: signatures.map((s) => s.toString('base64')) } };
+}

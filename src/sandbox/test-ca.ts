@@ -1,0 +1,159 @@
+// The sandbox's test CA: a self-signed P-256 root and the organisation e-seal certificates it issues
+// for each credential (C, O, organizationIdentifier 2.5.4.97, CN; keyUsage digitalSignature +
+// nonRepudiation). Keys travel as PKCS#8 PEM; WebCrypto is only used inside @peculiar/x509.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
+import { promisify } from 'node:util';
+import { OID, type SandboxKeyType } from './oids';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+const ROOT_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const ROOT_SUBJECT = 'C=JP, O=Sealer Sandbox, CN=Sealer Sandbox Root CA';
+const ROOT_YEARS = 20;
+const ESEAL_YEARS = 5;
+// Back-date notBefore so a verifier whose clock is slightly behind still accepts a fresh certificate.
+const BACKDATE_MS = 5 * 60 * 1000;
+
+export interface CaMaterial {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface IssuedCertificate extends CaMaterial {
+  serialHex: string;
+}
+
+export interface ESealSubject {
+  organization: string;
+  organizationIdentifier: string;
+  commonName: string;
+}
+
+export async function generateKeyPem(keyType: SandboxKeyType): Promise<string> {
+  const pair =
+    keyType === 'rsa-2048'
+      ? await generateKeyPairAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
+      : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+export async function createRootCa(): Promise<CaMaterial> {
+  const keyPem = await generateKeyPem('ecdsa-p256');
+  const privateKey = await importSigningKey(keyPem);
+  const publicKeyDer = spkiDer(keyPem);
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerialHex(),
+    subject: ROOT_SUBJECT,
+    issuer: ROOT_SUBJECT,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: addYears(new Date(now), ROOT_YEARS),
+    signingAlgorithm: ROOT_ALG,
+    publicKey: publicKeyDer,
+    signingKey: privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem };
+}
+
+export async function issueESealCertificate(
+  root: CaMaterial,
+  keyType: SandboxKeyType,
+  subject: ESealSubject,
+): Promise<IssuedCertificate> {
+  const keyPem = await generateKeyPem(keyType);
+  const publicKeyDer = spkiDer(keyPem);
+  const rootCert = new x509.X509Certificate(root.certPem);
+  const now = Date.now();
+  const serialHex = randomSerialHex();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialHex,
+    subject: eSealName(subject),
+    issuer: rootCert.subjectName,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: addYears(new Date(now), ESEAL_YEARS),
+    signingAlgorithm: ROOT_ALG,
+    publicKey: publicKeyDer,
+    signingKey: await importSigningKey(root.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
+      await x509.AuthorityKeyIdentifierExtension.create(rootCert),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem, serialHex: serialHex.toUpperCase() };
+}
+
+/** Random positive serial of 16 bytes whose first byte is 0x01..0x7f: no sign bit, no leading zero. */
+export function randomSerialHex(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) % 0x7f) + 1;
+  return bytes.toString('hex');
+}
+
+/** RFC 4514 string: most specific RDN first, organizationIdentifier by its OpenSSL short name. */
+export function toRfc4514(name: x509.Name): string {
+  const shortNames: Record<string, string> = { [OID.organizationIdentifier]: 'organizationIdentifier' };
+  return name
+    .toJSON()
+    .slice()
+    .reverse()
+    .map((rdn) =>
+      Object.entries(rdn)
+        .flatMap(([type, values]) => values.map((v) => `${shortNames[type] ?? type}=${escapeDnValue(v)}`))
+        .join('+'),
+    )
+    .join(',');
+}
+
+/** CSC `validFrom` / `validTo` form: GeneralizedTime `YYYYMMDDHHmmssZ`. */
+export function generalizedTime(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+}
+
+function eSealName(subject: ESealSubject): x509.JsonName {
+  // @peculiar/x509 has no name for organizationIdentifier; the OID works as the attribute type.
+  return [
+    { C: ['JP'] },
+    { O: [subject.organization] },
+    { [OID.organizationIdentifier]: [subject.organizationIdentifier] },
+    { CN: [subject.commonName] },
+  ];
+}
+
+function escapeDnValue(value: string): string {
+  return value
+    .replace(/([,+"\\<>;=])/g, '\\$1')
+    .replace(/^([ #])/, '\\$1')
+    .replace(/ $/, '\\ ');
+}
+
+async function importSigningKey(pkcs8Pem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(pkcs8Pem).export({ type: 'pkcs8', format: 'der' });
+  return (await webcrypto.subtle.importKey('pkcs8', der, ROOT_ALG, false, ['sign'])) as CryptoKey;
+}
+
+function spkiDer(pkcs8Pem: string): ArrayBuffer {
+  const der = createPublicKey(pkcs8Pem).export({ type: 'spki', format: 'der' });
+  return der.buffer.slice(der.byteOffset, der.byteOffset + der.byteLength) as ArrayBuffer;
+}
+
+function addYears(date: Date, years: number): Date {
+  const d = new Date(date.getTime());
+  d.setUTCFullYear(d.getUTCFullYear() + years);
+  return d;
+}

@@ -1,0 +1,70 @@
+// Public types of the local CSC sandbox: the options it starts with, the credentials it provisions
+// and the handle it returns. Other parts (CLI, tests, demo) depend on exactly these shapes.
+import type { Logger } from 'pino';
+
+export interface SandboxOptions {
+  /** Where keys, certificates and secrets live; created and provisioned on first start, reused after. */
+  dataDir: string;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** TCP port. Default `0` (a free port; read the real one from `SandboxHandle.url`). */
+  port?: number;
+  /** Artificial delay added to every HTTP call, in milliseconds. Default `0`. */
+  latencyMs?: number;
+  /** How `signatures/signHash` returns ECDSA signatures: DER `ECDSA-Sig-Value` or raw r||s. Default `'der'`. */
+  ecdsaSignatureFormat?: 'der' | 'raw';
+  /** SAD lifetime in seconds. Default `3600`. Fractions are allowed (for tests); `expiresIn` is rounded up. */
+  sadLifetimeSec?: number;
+  /** OAuth2 access-token lifetime in seconds. Default `3600`. Fractions allowed, as above. */
+  tokenLifetimeSec?: number;
+  /** Most hashes one `signatures/signHash` call may carry. Default `100`. */
+  maxHashesPerCall?: number;
+  /** Consecutive failed `credentials/authorize` calls that lock a credential. Default `5`. */
+  lockAfterFailures?: number;
+  /** How long a locked credential stays locked, in seconds. Default `300`. Fractions allowed. */
+  lockSeconds?: number;
+  /** Per-credentialID override of `multisign` (not persisted), for tests. */
+  multisign?: Record<string, number>;
+  /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */
+  logger?: Logger;
+}
+
+export interface SandboxCredential {
+  tenant: string;
+  clientId: string;
+  credentialId: string;
+  keyType: 'rsa-2048' | 'ecdsa-p256';
+  scal: 1 | 2;
+  multisign: number;
+  /** Certificate serial number as upper-case hex without leading zeros (the form `cert/serialNumber` uses). */
+  certificateSerialHex: string;
+  /** Files holding the secrets, mode 0600, one value followed by a newline: readers should trim. */
+  clientSecretFile: string;
+  pinFile: string;
+  totpSecretFile: string;
+}
+
+export interface SandboxStats {
+  token: number;
+  info: number;
+  credentialsInfo: number;
+  authorize: number;
+  signHash: number;
+  /** Signatures actually produced (sum of hashes over successful signHash calls). */
+  signatures: number;
+  /** Responses with an HTTP status >= 400. */
+  errors: number;
+}
+
+export interface SandboxHandle {
+  /** CSC base URL, e.g. `http://127.0.0.1:PORT/csc/v2`. */
+  url: string;
+  /** OAuth2 base URL, e.g. `http://127.0.0.1:PORT` (token endpoint at `${oauth2Url}/oauth2/token`). */
+  oauth2Url: string;
+  rootCertPath: string;
+  rootCertPem: string;
+  credentials: SandboxCredential[];
+  stats(): SandboxStats;
+  resetStats(): void;
+  close(): Promise<void>;
+}

@@ -57,12 +57,15 @@ export class BatchSigner {
     this.maxInFlight = o.maxInFlight ?? 4;
     this.logger = o.logger ?? pino({ level: 'silent' });
     const id = o.credential.credentialId;
-    const bad = (detail: string) => new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: ${detail}` });
+    const bad = (detail: string) =>
+      new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: ${detail}` });
     if (o.sadManager.credential.credentialId !== id) {
       throw bad(`the SAD manager serves credential ${o.sadManager.credential.credentialId}`);
     }
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw bad(`batchSize ${o.batchSize} is not a count`);
-    if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1) throw bad(`maxInFlight ${this.maxInFlight} is not a count`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+      throw bad(`batchSize ${o.batchSize} is not a count`);
+    if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1)
+      throw bad(`maxInFlight ${this.maxInFlight} is not a count`);
     this.batchSize = Math.min(o.batchSize, o.sadManager.maxPerAuthorisation);
     if (this.batchSize < o.batchSize) {
       this.logger.warn(
@@ -76,11 +79,21 @@ export class BatchSigner {
   sign(hash: Buffer): Promise<Buffer> {
     const id = this.credential.credentialId;
     if (this.closing) {
-      return Promise.reject(new CscError({ endpoint: SIGN_HASH, retryable: true, detail: `credential ${id}: the batch signer is closed` }));
+      return Promise.reject(
+        new CscError({
+          endpoint: SIGN_HASH,
+          retryable: true,
+          detail: `credential ${id}: the batch signer is closed`,
+        }),
+      );
     }
     if (!Buffer.isBuffer(hash) || hash.length !== 32) {
       return Promise.reject(
-        new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: a hash to sign must be 32 bytes (SHA-256)` }),
+        new CscError({
+          endpoint: SIGN_HASH,
+          retryable: false,
+          detail: `credential ${id}: a hash to sign must be 32 bytes (SHA-256)`,
+        }),
       );
     }
     return new Promise<Buffer>((resolve, reject) => {
@@ -132,10 +145,13 @@ export class BatchSigner {
     this.timer = undefined;
     // With every slot busy, the next batch to finish pumps again.
     if (this.pending.length === 0 || this.running.size >= this.maxInFlight) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pump();
-    }, Math.max(0, this.deadline() - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.pump();
+      },
+      Math.max(0, this.deadline() - Date.now()),
+    );
   }
 
   private dispatch(batch: Waiting[]): void {
@@ -158,7 +174,10 @@ export class BatchSigner {
       const signatures = await this.client.signHash({ credential: this.credential, sad, hashes });
       batch.forEach((w, i) => w.resolve(signatures[i]!));
       this.counts.signatures += signatures.length;
-      this.logger.info({ credentialId, size: batch.length, ms: Math.round(performance.now() - started) }, 'CSC batch signed');
+      this.logger.info(
+        { credentialId, size: batch.length, ms: Math.round(performance.now() - started) },
+        'CSC batch signed',
+      );
     } catch (err) {
       this.counts.failedBatches++;
       const cause = err instanceof CscError ? err : undefined;
@@ -175,7 +194,12 @@ export class BatchSigner {
         cause: err,
       });
       this.logger.warn(
-        { credentialId, size: batch.length, ms: Math.round(performance.now() - started), error: failure.message },
+        {
+          credentialId,
+          size: batch.length,
+          ms: Math.round(performance.now() - started),
+          error: failure.message,
+        },
         'CSC batch failed',
       );
       for (const w of batch) w.reject(failure);

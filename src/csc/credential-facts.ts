@@ -28,7 +28,7 @@ export interface CredentialFacts {
   factors: Array<'PIN' | 'OTP'>;
   /** How the OTP is produced: from a TOTP secret we hold, or by something else (SMS, device). */
   otpGenerator?: 'totp' | 'other';
-  /** Leaf certificate serial number, lower-case hex. */
+  /** Leaf certificate serial number as CSC's cert/serialNumber writes it: upper-case hex, no leading zeros. */
   certificateSerialHex: string;
   /** The ids credentials/authorize expects in authData for each factor (auth/objects[].id). */
   authDataIds?: { PIN?: string; OTP?: string };
@@ -93,7 +93,7 @@ export function parseCredentialInfo(credentialId: string, body: Record<string, u
     authMode,
     factors,
     ...(factors.includes('OTP') ? { otpGenerator } : {}),
-    certificateSerialHex: leaf.serialNumber.toLowerCase(),
+    certificateSerialHex: leaf.serialNumber.toUpperCase().replace(/^0+(?=.)/, ''),
     authDataIds: ids,
     ...(str(auth.expression) ? { authExpression: str(auth.expression) } : {}),
     ...(keyAlgorithm === 'ecdsa' && leaf.publicKey.asymmetricKeyDetails?.namedCurve

@@ -1,6 +1,12 @@
 // Public face of the CSC part: the API client, the credential's facts, the SAD manager and the batch
 // signer. Other parts import from here only; nothing in this folder knows about PDFs or queues.
-export { CscClient, type CscClientOptions, type CscInfo, type AuthorizeRequest, type SignHashRequest } from './csc-client';
+export {
+  CscClient,
+  type CscClientOptions,
+  type CscInfo,
+  type AuthorizeRequest,
+  type SignHashRequest,
+} from './csc-client';
 export { CscError, type CscErrorFields, normaliseErrorCode } from './csc-error';
 export { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 export { type CscServiceAuth } from './service-auth';

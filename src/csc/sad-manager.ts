@@ -88,12 +88,13 @@ export class SadManager {
   async reserve(hashes: Buffer[]): Promise<SadReservation> {
     const n = hashes.length;
     const id = this.credential.credentialId;
-    if (n < 1)
+    if (n < 1) {
       throw new CscError({
         endpoint: AUTHORIZE,
         retryable: false,
         detail: `credential ${id}: nothing to reserve`,
       });
+    }
     if (n > this.maxPerAuthorisation) {
       throw new CscError({
         endpoint: AUTHORIZE,
@@ -114,6 +115,7 @@ export class SadManager {
         cur.remaining -= n;
         return { scal: 1, sad: cur.sad, expiresAt: cur.expiresAt };
       }
+      // Too few left for this batch (one signHash carries one SAD): the rest are abandoned.
       if (this.authorising) {
         // Someone is already authorising: wait and look again rather than drawing a second SAD.
         await this.authorising.catch(() => undefined);

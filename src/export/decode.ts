@@ -114,7 +114,6 @@ export function unreadable(file: string, err: unknown): ExportError {
   return new ExportError(`cannot read export ${file}${code ? ` (${code})` : ''}`, { file, cause: err });
 }
 
-
 /**
  * Bytes in, text out. For utf8 every chunk is validated again (the file may have changed since
  * resolveEncoding checked it) and an invalid byte fails the stream with the same ExportError.
@@ -181,6 +180,6 @@ export class ExportDecoder extends Transform {
 
   /** Only reached if the file changed after resolveEncoding validated it. */
   private notUtf8(body: Buffer): ExportError {
-    return notUtf8(this.file, lineOfInvalidByte(this.newlines + (this.pendingCr ? 1 : 0), body));
+    return notUtf8(this.file, lineOfInvalidByte(this.newlines, body));
   }
 }

@@ -13,38 +13,64 @@ function isInside(dir: string, target: string): boolean {
   return rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
 /**
- * @param exportDirReal the export's folder, already realpath-resolved
- * @param cell the trimmed pdfPath cell; `\` is taken as a separator too (Windows and CP932 exports,
- *   where the yen sign and the backslash are one byte)
+ * One per export read. Folders' real paths are cached, so a typical row costs one lstat rather than
+ * a realpath (an lstat per path component) and a stat.
  */
-export async function resolvePdfPath(exportDirReal: string, cell: string): Promise<PdfPathResult> {
-  if (cell.includes('\0')) return { ok: false, problem: 'contains a NUL character' };
-  const given = cell.replace(/\\/g, '/');
-  if (path.posix.isAbsolute(given) || /^[A-Za-z]:/.test(given)) {
-    return { ok: false, problem: `${LEAVES} (absolute path ${cell})` };
-  }
-  const lexical = path.resolve(exportDirReal, given);
-  if (!isInside(exportDirReal, lexical)) return { ok: false, problem: `${LEAVES} (${cell})` };
-  const relative = path.relative(exportDirReal, lexical).split(path.sep).join('/');
+export class PdfPathResolver {
+  private readonly realDirs = new Map<string, Promise<string>>();
 
-  let real: string;
-  try {
-    real = await fs.promises.realpath(lexical);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, problem: `PDF not found: ${relative}` };
-    return { ok: false, problem: `PDF cannot be read: ${relative} (${code ?? String(err)})` };
-  }
-  if (!isInside(exportDirReal, real))
-    return { ok: false, problem: `${LEAVES} (${cell} leads out through a symlink)` };
+  /** @param exportDirReal the export's folder, already realpath-resolved */
+  constructor(private readonly exportDirReal: string) {}
 
-  try {
-    const stat = await fs.promises.stat(real);
-    if (!stat.isFile()) return { ok: false, problem: `PDF is not a file: ${relative}` };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, problem: `PDF cannot be read: ${relative} (${code ?? String(err)})` };
+  /**
+   * @param cell the trimmed pdfPath cell; `\` is taken as a separator too (Windows and CP932
+   *   exports, where the yen sign and the backslash are one byte)
+   */
+  async resolve(cell: string): Promise<PdfPathResult> {
+    if (cell.includes('\0')) return { ok: false, problem: 'contains a NUL character' };
+    const given = cell.replace(/\\/g, '/');
+    if (path.posix.isAbsolute(given) || /^[A-Za-z]:/.test(given)) {
+      return { ok: false, problem: `${LEAVES} (absolute path ${cell})` };
+    }
+    const lexical = path.resolve(this.exportDirReal, given);
+    if (!isInside(this.exportDirReal, lexical)) return { ok: false, problem: `${LEAVES} (${cell})` };
+    const relative = path.relative(this.exportDirReal, lexical).split(path.sep).join('/');
+    const notFound = { ok: false, problem: `PDF not found: ${relative}` } as const;
+    const throughSymlink = { ok: false, problem: `${LEAVES} (${cell} leads out through a symlink)` } as const;
+    const unreadable = (err: unknown) =>
+      ({ ok: false, problem: `PDF cannot be read: ${relative} (${errorCode(err)})` }) as const;
+
+    try {
+      const realParent = await this.realDir(path.dirname(lexical));
+      if (!isInside(this.exportDirReal, realParent)) return throughSymlink;
+      let real = path.join(realParent, path.basename(lexical));
+      let stat = await fs.promises.lstat(real);
+      if (stat.isSymbolicLink()) {
+        real = await fs.promises.realpath(real);
+        if (!isInside(this.exportDirReal, real)) return throughSymlink;
+        stat = await fs.promises.stat(real);
+      }
+      if (!stat.isFile()) return { ok: false, problem: `PDF is not a file: ${relative}` };
+      return { ok: true, absolute: real, relative };
+    } catch (err) {
+      const code = errorCode(err);
+      return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' ? notFound : unreadable(err);
+    }
   }
-  return { ok: true, absolute: real, relative };
+
+  private realDir(dir: string): Promise<string> {
+    let real = this.realDirs.get(dir);
+    if (real === undefined) {
+      real = fs.promises.realpath(dir);
+      // A failure is cached too and reported by each row that needs the folder.
+      real.catch(() => undefined);
+      this.realDirs.set(dir, real);
+    }
+    return real;
+  }
 }

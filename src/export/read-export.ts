@@ -8,7 +8,7 @@ import { parse, type CsvError, type Info } from 'csv-parse';
 import { z } from 'zod';
 import { ExportDecoder, resolveEncoding, unreadable } from './decode';
 import { ExportError } from './export-error';
-import { resolvePdfPath, type PdfPathResult } from './pdf-path';
+import { PdfPathResolver, type PdfPathResult } from './pdf-path';
 import { rowSchema } from './row-schema';
 import type { ColumnMapping, ExportRow, ExportSummary, ReadExportOptions } from './types';
 
@@ -16,10 +16,10 @@ type Field = keyof ColumnMapping;
 const FIELDS: readonly Field[] = ['invoiceNumber', 'customerName', 'amount', 'issueDate', 'pdfPath'];
 
 /**
- * A row longer than this (in characters) fails the file: with real invoice rows it can only be a
- * quote left open, which would otherwise pull the rest of the file into one field in memory.
+ * A row longer than this (UTF-8 bytes, as csv-parse counts) fails the file: with real invoice rows it
+ * can only be a quote left open, which would otherwise pull the rest of the file into memory.
  */
-const MAX_RECORD_CHARS = 1_000_000;
+const MAX_RECORD_BYTES = 1_000_000;
 
 const mappingSchema = z.object({
   invoiceNumber: z.string().trim().min(1),
@@ -52,7 +52,13 @@ function checkMapping(mapping: ColumnMapping, file: string): ColumnMapping {
   });
 }
 
-function locateColumns(header: string[], mapping: ColumnMapping, file: string, line: number): Columns {
+function locateColumns(
+  header: string[],
+  mapping: ColumnMapping,
+  file: string,
+  line: number,
+  encoding: string,
+): Columns {
   const columns: Columns = {};
   const missing: [Field, string][] = [];
   for (const field of FIELDS) {
@@ -72,7 +78,7 @@ function locateColumns(header: string[], mapping: ColumnMapping, file: string, l
     const shown = header.slice(0, 30).map((h) => JSON.stringify(h));
     throw new ExportError(
       `export ${file} is missing column ${missing.map(([f, n]) => `"${n}" (${f})`).join(', ')}; ` +
-        `its header has ${shown.join(', ')}${header.length > shown.length ? ', …' : ''}`,
+        `its header (read as ${encoding}) has ${shown.join(', ')}${header.length > shown.length ? ', …' : ''}`,
       { file, line, column: missing[0]![1] },
     );
   }
@@ -81,6 +87,7 @@ function locateColumns(header: string[], mapping: ColumnMapping, file: string, l
 
 /** Maps whatever ended the parse into an ExportError that says where. */
 function fileFailure(err: unknown, file: string, lastRecordLine: number): ExportError {
+  // lastRecordLine is where the last complete record ended; the broken one starts after it.
   if (err instanceof ExportError) return err;
   const csv = err as Partial<CsvError> & { code?: string };
   if (csv.code === 'CSV_QUOTE_NOT_CLOSED') {
@@ -92,8 +99,8 @@ function fileFailure(err: unknown, file: string, lastRecordLine: number): Export
   }
   if (csv.code === 'CSV_MAX_RECORD_SIZE') {
     return new ExportError(
-      `export ${file}: the row after line ${lastRecordLine} is longer than ${MAX_RECORD_CHARS} ` +
-        `characters; is a quote left open?`,
+      `export ${file}: the row after line ${lastRecordLine} is longer than ${MAX_RECORD_BYTES} ` +
+        `bytes; is a quote left open?`,
       { file, line: lastRecordLine + 1, cause: err },
     );
   }
@@ -112,13 +119,16 @@ function fileFailure(err: unknown, file: string, lastRecordLine: number): Export
 
 class RowChecker {
   private readonly firstSeen = new Map<string, { line: number; invoiceNumber: string }>();
+  private readonly pdfPaths: PdfPathResolver;
 
   constructor(
     private readonly header: string[],
     private readonly columns: Columns,
     private readonly mapping: ColumnMapping,
-    private readonly exportDirReal: string,
-  ) {}
+    exportDirReal: string,
+  ) {
+    this.pdfPaths = new PdfPathResolver(exportDirReal);
+  }
 
   async check(fields: string[], line: number): Promise<ExportRow> {
     const cell = (field: Field): string | undefined => {
@@ -154,7 +164,7 @@ class RowChecker {
     let pdf: PdfPathResult | undefined;
     const pdfCell = cell('pdfPath');
     if (pdfCell) {
-      pdf = await resolvePdfPath(this.exportDirReal, pdfCell);
+      pdf = await this.pdfPaths.resolve(pdfCell);
       if (!pdf.ok) problem('pdfPath', pdf.problem);
     }
 
@@ -200,8 +210,9 @@ class RowChecker {
 /**
  * Streams `file` row by row. Yields every data row as accepted or rejected, in file order, and
  * returns the summary. Throws ExportError for file-level failures: before the first row (unreadable,
- * missing column, cp932 job given a UTF-8 BOM file) or part-way (invalid UTF-8 in a utf8 job, a quote
- * never closed), in which case the rows already yielded stand and the caller decides.
+ * wrong encoding, missing or ambiguous column) or part-way (a quote never closed, a row over 1 MB,
+ * the file changed to invalid UTF-8 during the read); part-way, exactly the rows before the broken
+ * one have been yielded (bar a file changed under the read), and the caller decides what stands.
  */
 export async function* readExport(
   file: string,
@@ -219,6 +230,12 @@ export async function* readExport(
 
   const source = fs.createReadStream(absFile, { highWaterMark: 64 * 1024 });
   const decoder = new ExportDecoder(absFile, encoding);
+  // A malformed CSV (a quote never closed) is a file failure, but it must come after exactly the
+  // rows before it, not after however many the parser had buffered: so the parser does not error,
+  // it reports the failure with the count of records parsed before it, and the loop throws there.
+  let parsedRecords = 0;
+  let parsedLastLine = 0;
+  let parseFailure: { after: number; lastLine: number; err: CsvError } | undefined;
   const parser = parse({
     info: true,
     bom: true,
@@ -229,40 +246,53 @@ export async function* readExport(
     relax_column_count: true,
     // Exports put stray quotes in names (`ABC "Trading" Co`): keep them as text, like Excel does.
     relax_quotes: true,
-    max_record_size: MAX_RECORD_CHARS,
+    max_record_size: MAX_RECORD_BYTES,
+    skip_records_with_error: true,
+    on_record: (record, context) => {
+      parsedRecords++;
+      parsedLastLine = context.lines;
+      return record;
+    },
+    on_skip: (err) => {
+      if (err !== undefined) parseFailure ??= { after: parsedRecords, lastLine: parsedLastLine, err };
+      return undefined;
+    },
   });
-  // Failures of any stage reach the parser (pipeline destroys it with the error) and so the loop below.
+  // Failures of the file or the decoder reach the parser (pipeline destroys it with the error) and
+  // so the loop below.
   pipeline(source, decoder, parser, () => undefined);
   const records = parser[Symbol.asyncIterator]() as AsyncIterator<ParsedRecord>;
 
   let checker: RowChecker | undefined;
-  let lastRecordLine = 0;
+  let consumed = 0;
   let rows = 0;
   let accepted = 0;
   let rejected = 0;
   let blank = 0;
   try {
     for (;;) {
+      if (parseFailure !== undefined && consumed >= parseFailure.after) {
+        throw fileFailure(parseFailure.err, absFile, parseFailure.lastLine);
+      }
       let next: IteratorResult<ParsedRecord>;
       try {
         next = await records.next();
       } catch (err) {
-        throw fileFailure(err, absFile, lastRecordLine);
+        throw fileFailure(err, absFile, parsedLastLine);
       }
-      if (next.done) break;
+      if (next.done) {
+        if (parseFailure !== undefined) throw fileFailure(parseFailure.err, absFile, parseFailure.lastLine);
+        break;
+      }
+      consumed++;
       const { record, info } = next.value;
       // info.lines is the line a record ends on; line breaks inside quoted fields give its start.
       const line = info.lines - record.reduce((n, f) => n + countNewlines(f), 0);
-      lastRecordLine = info.lines;
 
       if (checker === undefined) {
         const header = record.map((h) => h.trim());
-        checker = new RowChecker(
-          header,
-          locateColumns(header, mapping, absFile, line),
-          mapping,
-          exportDirReal,
-        );
+        const columns = locateColumns(header, mapping, absFile, line, encoding);
+        checker = new RowChecker(header, columns, mapping, exportDirReal);
         continue;
       }
       // Excel saves emptied rows as ",,,,"; they are blank lines, not rows.

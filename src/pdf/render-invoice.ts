@@ -27,12 +27,12 @@ function yen(n: number): string {
 }
 
 function checkEncodable(font: PDFFont, field: string, value: string): void {
-  try {
-    font.encodeText(value);
-  } catch (cause) {
+  // @cantoo/pdf-lib silently draws '?' for characters WinAnsi lacks, so check up front.
+  const supported = new Set(font.getCharacterSet());
+  const bad = [...value].find((ch) => !supported.has(ch.codePointAt(0)!));
+  if (bad !== undefined) {
     throw new PdfError(
-      `invoice field ${field} (${JSON.stringify(value)}) has characters standard Helvetica cannot encode; use ASCII/romaji`,
-      { cause },
+      `invoice field ${field} (${JSON.stringify(value)}) has ${JSON.stringify(bad)}, which standard Helvetica cannot encode; use ASCII/romaji`,
     );
   }
 }

@@ -8,15 +8,16 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 export type Params = Record<string, unknown>;
 
+/** Collects the body; past `limit` it drains the rest (so the 413 reply can still be sent) and refuses. */
 export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     const buf = chunk as Buffer;
     size += buf.length;
-    if (size > limit) throw cscErrors.payloadTooLarge(limit);
-    chunks.push(buf);
+    if (size <= limit) chunks.push(buf);
   }
+  if (size > limit) throw cscErrors.payloadTooLarge(limit);
   return Buffer.concat(chunks);
 }
 

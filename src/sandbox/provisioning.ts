@@ -235,7 +235,7 @@ async function load(
       keyType: c.keyType,
       scal: c.scal,
       multisign: multisignOverride[c.credentialId] ?? c.multisign,
-      certificateSerialHex: cert.serialNumber.replace(/^0+(?=.)/, '').toUpperCase(),
+      certificateSerialHex: cert.serialNumber.toUpperCase(),
       clientSecretFile: p.clientSecret(c.tenant),
       pinFile: p.pin(c.tenant, c.credentialId),
       totpSecretFile: p.totp(c.tenant, c.credentialId),

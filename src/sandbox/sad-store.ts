@@ -25,12 +25,23 @@ export interface SadRequest {
 }
 
 export class SadStore {
+  /** issued values, kept (bounded) after they lapse so tests can check none leaked */
+  private readonly issued: string[] = [];
   private readonly sads = new Map<string, SadGrant>();
 
   constructor(
     private readonly lifetimeMs: number,
     private readonly now: () => number = Date.now,
   ) {}
+
+  issuedValues(): string[] {
+    return [...this.issued];
+  }
+
+  private remember(value: string): void {
+    this.issued.push(value);
+    if (this.issued.length > 10_000) this.issued.shift();
+  }
 
   issue(req: SadRequest): { sad: string; expiresInSec: number } {
     this.sweep();
@@ -43,6 +54,7 @@ export class SadStore {
       }
     }
     const sad = randomBytes(32).toString('base64url');
+    this.remember(sad);
     this.sads.set(sad, {
       credentialId: req.credentialId,
       clientId: req.clientId,

@@ -68,7 +68,7 @@ const ROUTES: Record<string, Route> = {
   },
 };
 
-type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger'>>;
+type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl'>>;
 
 const DEFAULTS: Defaulted = {
   host: '127.0.0.1',
@@ -120,7 +120,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   });
   const { port } = server.address() as AddressInfo;
   const hostPart = o.host.includes(':') ? `[${o.host}]` : o.host;
-  ctx.oauth2Url = `http://${hostPart}:${port}`;
+  ctx.oauth2Url = options.publicUrl?.replace(/\/+$/, '') ?? `http://${hostPart}:${port}`;
   const url = `${ctx.oauth2Url}${CSC}`;
   logger.info({ url, credentials: state.credentials.size }, 'sandbox: listening');
 
@@ -135,6 +135,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     resetStats: () => {
       ctx.stats = zeroStats();
     },
+    issuedSecrets: () => [...ctx.tokens.issuedValues(), ...ctx.sads.issuedValues()],
     close: () => {
       closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) =>
@@ -152,7 +153,9 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
   const method = req.method ?? 'GET';
   const pathname = new URL(req.url ?? '/', 'http://sandbox').pathname;
   const log: Record<string, unknown> = { method, path: pathname };
-  let status = 200;
+  let status: number;
+  let responseBody: unknown;
+  let headers: Record<string, string> = {};
   try {
     const body = await readBody(req);
     if (latencyMs > 0) await sleep(latencyMs);
@@ -166,7 +169,7 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
     if (typeof params.credentialID === 'string') log.credentialID = params.credentialID.slice(0, 100);
     const result = route.handler({ ctx, req, params, grant });
     status = result.status ?? 200;
-    sendJson(res, status, result.body);
+    responseBody = result.body;
   } catch (err) {
     const protocolError =
       err instanceof CscProtocolError
@@ -179,10 +182,12 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
       );
     }
     status = protocolError.status;
+    responseBody = protocolError.body();
+    headers = protocolError.headers;
     ctx.stats.errors += 1;
     log.error = protocolError.error;
-    sendJson(res, status, protocolError.body(), protocolError.headers);
   }
+  sendJson(res, status, responseBody, headers);
   ctx.logger.debug({ ...log, status, ms: Date.now() - started }, 'sandbox: request');
 }
 

@@ -95,10 +95,13 @@ export async function issueESealCertificate(
   return { certPem: cert.toString('pem'), keyPem, serialHex: serialHex.toUpperCase() };
 }
 
-/** Random positive serial of 16 bytes whose first byte is 0x01..0x7f: no sign bit, no leading zero. */
+/**
+ * Random positive 16-byte serial whose first byte is 0x10..0x7f: no sign bit, and no leading zero
+ * nibble, so byte-wise hex (node:crypto) and minimal hex (BigInteger style) render it the same.
+ */
 export function randomSerialHex(): string {
   const bytes = randomBytes(16);
-  bytes[0] = ((bytes[0] ?? 0) % 0x7f) + 1;
+  bytes[0] = 0x10 + ((bytes[0] ?? 0) % 0x70);
   return bytes.toString('hex');
 }
 

@@ -12,6 +12,8 @@ export interface TokenGrant {
 }
 
 export class TokenStore {
+  /** issued values, kept (bounded) after they lapse so tests can check none leaked */
+  private readonly issued: string[] = [];
   private readonly tokens = new Map<string, TokenGrant>();
 
   constructor(
@@ -19,9 +21,19 @@ export class TokenStore {
     private readonly now: () => number = Date.now,
   ) {}
 
+  issuedValues(): string[] {
+    return [...this.issued];
+  }
+
+  private remember(value: string): void {
+    this.issued.push(value);
+    if (this.issued.length > 10_000) this.issued.shift();
+  }
+
   issue(clientId: string, tenant: string): { accessToken: string; expiresInSec: number } {
     this.sweep();
     const accessToken = randomBytes(32).toString('base64url');
+    this.remember(accessToken);
     this.tokens.set(accessToken, { clientId, tenant, expiresAt: this.now() + this.lifetimeMs });
     return { accessToken, expiresInSec: Math.max(1, Math.ceil(this.lifetimeMs / 1000)) };
   }

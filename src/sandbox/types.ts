@@ -27,6 +27,9 @@ export interface SandboxOptions {
   multisign?: Record<string, number>;
   /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */
   logger?: Logger;
+  /** The origin clients reach the sandbox at (e.g. `http://sandbox:8700` behind Docker), advertised as
+   * the `oauth2` base in `/info`. Default: `http://<host>:<port>`. */
+  publicUrl?: string;
 }
 
 export interface SandboxCredential {
@@ -36,7 +39,7 @@ export interface SandboxCredential {
   keyType: 'rsa-2048' | 'ecdsa-p256';
   scal: 1 | 2;
   multisign: number;
-  /** Certificate serial number as upper-case hex without leading zeros (the form `cert/serialNumber` uses). */
+  /** Certificate serial as upper-case hex, 32 digits, first digit 1-7 (same as `cert/serialNumber`). */
   certificateSerialHex: string;
   /** Files holding the secrets, mode 0600, one value followed by a newline: readers should trim. */
   clientSecretFile: string;
@@ -66,5 +69,7 @@ export interface SandboxHandle {
   credentials: SandboxCredential[];
   stats(): SandboxStats;
   resetStats(): void;
+  /** Every access token and SAD issued so far (the last 10,000): what a test greps logs and stores for. */
+  issuedSecrets(): string[];
   close(): Promise<void>;
 }

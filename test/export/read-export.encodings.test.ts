@@ -6,12 +6,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import iconv from 'iconv-lite';
 import { ExportError, readExport, writeExportCsv } from '../../src/export';
-import { HEADERS, MAPPING, readAll, removeDir, tempDir, writePdfs } from './export-fixture';
+import { HEADERS, readAll, removeDir, tempDir, writePdfs } from './export-fixture';
 
 const ROWS = [
   ['INV-2024-0001', '株式会社山田商事', '¥12,345', 'pdf/INV-2024-0001.pdf', '2024/04/01'],
   ['INV-2024-0002', 'カブシキガイシャ　テスト', '￥１２，３４５', 'pdf/INV-2024-0002.pdf', '2024-04-02'],
   ['INV-2024-0003', '有限会社ｻﾝﾌﾟﾙ・東京支店', '980000', 'pdf/INV-2024-0003.pdf', '2024/12/31'],
+  ['INV-2024-0004', '合同会社"北海道", 札幌\n経理部', '1,000', 'pdf/INV-2024-0004.pdf', '2025-01-15'],
+  ['INV-2024-0005', 'ユニコード㈱', '5', 'pdf/INV-2024-0005.pdf', '2025-01-16'],
 ];
 
 const EXPECTED = [
@@ -35,6 +37,21 @@ const EXPECTED = [
     customerName: '有限会社ｻﾝﾌﾟﾙ・東京支店',
     amount: 980000,
     issueDate: '2024-12-31',
+  },
+  {
+    line: 5,
+    invoiceNumber: 'INV-2024-0004',
+    customerName: '合同会社"北海道", 札幌\n経理部',
+    amount: 1000,
+    issueDate: '2025-01-15',
+  },
+  // Line 7: the row before spans lines 5 and 6. ㈱ is a CP932 (NEC) extension, not plain Shift_JIS.
+  {
+    line: 7,
+    invoiceNumber: 'INV-2024-0005',
+    customerName: 'ユニコード㈱',
+    amount: 5,
+    issueDate: '2025-01-16',
   },
 ];
 
@@ -82,7 +99,7 @@ test('UTF-8, UTF-8 with BOM and CP932 exports read to the same records', async (
         accepted.map((a) => [a.pdfRelativePath, a.pdfPath]),
         ROWS.map((r) => [r[3], path.join(realDir, r[3]!)]),
       );
-      assert.deepEqual(summary, { file, encoding: expected, rows: 3, accepted: 3, rejected: 0 });
+      assert.deepEqual(summary, { file, encoding: expected, rows: 5, accepted: 5, rejected: 0 });
     }
   });
 });
@@ -91,7 +108,7 @@ test('encoding defaults to auto', async () => {
   await withExports(async (_dir, files) => {
     const { summary } = await readAll(files.cp932, {});
     assert.equal(summary.encoding, 'cp932');
-    assert.equal(summary.accepted, 3);
+    assert.equal(summary.accepted, 5);
   });
 });
 
@@ -109,31 +126,40 @@ test('a CP932 export read by a job configured utf8 fails the file, naming it and
   });
 });
 
-test('invalid UTF-8 deep in a utf8 file fails at that line after the rows before it', async () => {
+test('invalid UTF-8 deep in a utf8 file fails the file at that line before any row is yielded', async () => {
   const dir = await tempDir();
   try {
     await writePdfs(dir, 'a.pdf');
     const file = path.join(dir, 'late.csv');
-    // 3,000 valid rows (more than one 64 KiB read), then a Shift_JIS customer name on line 3,002.
-    const good = Array.from({ length: 3000 }, (_, i) => `INV-${i},株式会社テスト,100,a.pdf,2024-04-01\r\n`);
+    const mapping = { invoiceNumber: 'no', customerName: 'name', amount: 'amount', pdfPath: 'pdf' };
+    // 3,000 ASCII rows (several 64 KiB reads), then a Shift_JIS customer name on line 3,002.
+    const good = Array.from({ length: 3000 }, (_, i) => `INV-${i},Yamada Shoji,100,a.pdf\r\n`);
     await fs.promises.writeFile(
       file,
       Buffer.concat([
-        Buffer.from(`${HEADERS.join(',')}\r\n${good.join('')}`),
-        iconv.encode('INV-X,株式会社,100,a.pdf,2024-04-01\r\n', 'cp932'),
+        Buffer.from(`no,name,amount,pdf\r\n${good.join('')}`),
+        iconv.encode('INV-X,株式会社テスト,100,a.pdf\r\n', 'cp932'),
       ]),
     );
     let seen = 0;
     await assert.rejects(
       (async () => {
-        for await (const row of readExport(file, { mapping: MAPPING, encoding: 'utf8' })) if (row.ok) seen++;
+        for await (const _row of readExport(file, { mapping, encoding: 'utf8' })) seen++;
       })(),
       (err: unknown) => err instanceof ExportError && err.line === 3002 && err.file === file,
     );
-    assert.equal(seen, 3000);
-    // auto reads the same file as CP932 (it is not valid UTF-8 as a whole); the ASCII rows still match.
-    const { summary } = await readAll(file, { encoding: 'auto' });
+    assert.equal(seen, 0);
+    // auto looks at the whole file, not just its start: it is CP932, and the last name decodes right.
+    const { accepted, summary } = await readAll(file, { mapping, encoding: 'auto' });
     assert.deepEqual([summary.encoding, summary.rows, summary.accepted], ['cp932', 3001, 3001]);
+    assert.deepEqual(accepted.at(-1), {
+      line: 3002,
+      invoiceNumber: 'INV-X',
+      customerName: '株式会社テスト',
+      amount: 100,
+      pdfPath: path.join(await fs.promises.realpath(dir), 'a.pdf'),
+      pdfRelativePath: 'a.pdf',
+    });
   } finally {
     await removeDir(dir);
   }

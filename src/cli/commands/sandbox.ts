@@ -8,6 +8,7 @@ export async function sandboxCommand(opts: {
   dataDir: string;
   latencyMs: number;
   ecdsaFormat: string;
+  publicUrl?: string;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
@@ -18,6 +19,7 @@ export async function sandboxCommand(opts: {
     port: opts.port,
     latencyMs: opts.latencyMs,
     ecdsaSignatureFormat: opts.ecdsaFormat,
+    publicUrl: opts.publicUrl,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);

@@ -1,0 +1,195 @@
+// The batch coordinator against the sandbox: concurrent sign() calls become exactly ceil(n / batchSize)
+// signHash calls, each caller gets the signature of its own hash, a batch the provider rejects fails
+// only its own callers, partial batches leave after maxWaitMs, and no more than maxInFlight calls run.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { BatchSigner, CscError, SadManager, type CscClient } from '../../src/csc';
+import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
+
+const ID = 'fuji-eseal-ec';
+let dataDir: string;
+before(async () => {
+  dataDir = await makeDataDir();
+});
+after(async () => {
+  await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+function messages(n: number): { msg: Buffer; hash: Buffer }[] {
+  return Array.from({ length: n }, (_, i) => {
+    const msg = Buffer.from(`invoice ${i} ${crypto.randomUUID()}`);
+    return { msg, hash: crypto.createHash('sha256').update(msg).digest() };
+  });
+}
+
+async function signer(
+  fx: Fixture,
+  o: {
+    batchSize: number;
+    maxInFlight?: number;
+    maxWaitMs?: number;
+    maxDelayMs?: number;
+    logger?: pino.Logger;
+    client?: CscClient;
+  },
+) {
+  const client = o.client ?? (await fx.clientFor(ID));
+  const credential = await client.credentialInfo(ID);
+  const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID) });
+  const batch = new BatchSigner({ client, credential, sadManager, ...o });
+  return { batch, publicKey: new crypto.X509Certificate(credential.certificates[0]!).publicKey, client };
+}
+
+test('25 concurrent sign() calls with batchSize 10 make exactly 3 signHash calls, each signature its own', async () => {
+  const lines: string[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  const fx = await startFixture(dataDir, { ecdsaSignatureFormat: 'raw' });
+  try {
+    const { batch, publicKey } = await signer(fx, { batchSize: 10, logger });
+    fx.sandbox.resetStats();
+    const items = messages(25);
+    const sigs = await Promise.all(items.map((it) => batch.sign(it.hash)));
+    items.forEach((it, i) =>
+      assert.ok(crypto.verify('sha256', it.msg, publicKey, sigs[i]!), `signature ${i}`),
+    );
+    // A signature checked against a neighbour's message must fail: the order really is per caller.
+    assert.equal(crypto.verify('sha256', items[1]!.msg, publicKey, sigs[0]!), false);
+    const stats = fx.sandbox.stats();
+    assert.equal(stats.signHash, 3);
+    assert.equal(stats.signatures, 25);
+    assert.equal(stats.authorize, 1);
+    assert.equal(stats.errors, 0);
+    assert.deepEqual(batch.stats(), { batches: 3, signatures: 25, authorisations: 1, failedBatches: 0 });
+    await batch.close();
+
+    const batchLines = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'CSC batch signed');
+    assert.deepEqual(batchLines.map((l) => l.size).sort(), [10, 10, 5]);
+    for (const l of batchLines) {
+      assert.equal(l.credentialId, ID);
+      assert.equal(typeof l.ms, 'number');
+    }
+    const factors = await fx.factorsFor(ID)();
+    for (const secret of [factors.pin!, factors.totpSecret!]) assert.ok(!lines.join('').includes(secret));
+    assert.ok(!/SAD|access_token|Bearer/i.test(lines.join('')));
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a batch the provider rejects fails only its own callers, with the CscError chained', async () => {
+  // The provider takes at most 8 hashes per call: the two full batches of 10 are refused, the last 5 pass.
+  const fx = await startFixture(dataDir, { maxHashesPerCall: 8 });
+  try {
+    const { batch, publicKey } = await signer(fx, { batchSize: 10 });
+    const items = messages(25);
+    const results = await Promise.allSettled(items.map((it) => batch.sign(it.hash)));
+    const rejected = results.filter((r) => r.status === 'rejected');
+    const fulfilled = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ i, sig: r.value }] : []));
+    assert.equal(rejected.length, 20);
+    assert.deepEqual(
+      fulfilled.map((f) => f.i),
+      [20, 21, 22, 23, 24],
+    );
+    for (const f of fulfilled) assert.ok(crypto.verify('sha256', items[f.i]!.msg, publicKey, f.sig));
+    for (const r of rejected) {
+      const err = (r as PromiseRejectedResult).reason;
+      assert.ok(err instanceof CscError);
+      assert.equal(err.status, 400);
+      assert.equal(err.error, 'invalid_request');
+      assert.equal(err.retryable, false);
+      assert.match(
+        err.message,
+        /^CSC signatures\/signHash failed: credential fuji-eseal-ec, batch of 10: HTTP 400 invalid_request: .*exceed the limit of 8/,
+      );
+      assert.ok(err.cause instanceof CscError);
+    }
+    const { batches, signatures, failedBatches } = batch.stats();
+    assert.deepEqual({ batches, signatures, failedBatches }, { batches: 3, signatures: 5, failedBatches: 2 });
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a partial batch leaves after maxWaitMs, and close() flushes what is pending', async () => {
+  const fx = await startFixture(dataDir);
+  try {
+    const { batch } = await signer(fx, { batchSize: 10, maxWaitMs: 30 });
+    fx.sandbox.resetStats();
+    const started = Date.now();
+    await Promise.all(messages(3).map((it) => batch.sign(it.hash)));
+    const waited = Date.now() - started;
+    assert.ok(waited >= 25, `waited ${waited} ms for more hashes`);
+    assert.equal(fx.sandbox.stats().signHash, 1);
+
+    const slow = await signer(fx, { batchSize: 10, maxWaitMs: 10_000, maxDelayMs: 10_000 });
+    const pending = Promise.all(messages(4).map((it) => slow.batch.sign(it.hash)));
+    await slow.batch.close();
+    assert.equal((await pending).length, 4);
+    assert.equal(slow.batch.stats().batches, 1);
+    await assert.rejects(slow.batch.sign(messages(1)[0]!.hash), /the batch signer is closed/);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('hashes trickling in faster than maxWaitMs still leave by maxDelayMs', async () => {
+  const fx = await startFixture(dataDir);
+  try {
+    const { batch } = await signer(fx, { batchSize: 100, maxWaitMs: 60, maxDelayMs: 150 });
+    const items = messages(12);
+    const started = Date.now();
+    const firstDone = batch.sign(items[0]!.hash).then(() => Date.now());
+    const rest: Promise<Buffer>[] = [];
+    for (const it of items.slice(1)) {
+      await new Promise((r) => setTimeout(r, 20));
+      rest.push(batch.sign(it.hash));
+    }
+    const lastSubmitted = Date.now();
+    const firstAt = await firstDone;
+    await Promise.all(rest);
+    // Never a pause of maxWaitMs, yet the oldest hash left at maxDelayMs, while others still came in.
+    assert.ok(firstAt - started >= 140, `first hash signed after ${firstAt - started} ms`);
+    assert.ok(firstAt < lastSubmitted, 'the first batch left before the trickle ended');
+    assert.ok(batch.stats().batches >= 2);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('no more than maxInFlight signHash calls run at once', async () => {
+  const fx = await startFixture(dataDir, { latencyMs: 40 });
+  try {
+    const client = await fx.clientFor(ID);
+    let running = 0;
+    let peak = 0;
+    const realSignHash = client.signHash.bind(client);
+    client.signHash = async (req) => {
+      peak = Math.max(peak, ++running);
+      try {
+        return await realSignHash(req);
+      } finally {
+        running--;
+      }
+    };
+    const { batch } = await signer(fx, { batchSize: 5, maxInFlight: 2, client });
+    fx.sandbox.resetStats();
+    const sigs = await batch.signRaw(messages(30).map((m) => m.hash));
+    assert.equal(sigs.length, 30);
+    assert.equal(peak, 2);
+    assert.equal(fx.sandbox.stats().signHash, 6);
+  } finally {
+    await fx.close();
+  }
+});

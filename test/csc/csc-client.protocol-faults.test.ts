@@ -1,0 +1,184 @@
+// What the client does when a provider strays: too few signatures, 429/503 with Retry-After, no
+// expiresIn, no oauth2 in /info, odd error shapes, HTML error pages and silence. A tiny local HTTP
+// server plays the provider here, because the sandbox is strict and never strays.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CscClient, CscError, OID, type CredentialFacts } from '../../src/csc';
+
+type Reply = {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+  raw?: string;
+  hang?: boolean;
+};
+let handlers: Record<string, (n: number) => Reply> = {};
+const seen: string[] = [];
+let server: http.Server;
+let origin: string;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const path = req.url ?? '';
+      seen.push(path);
+      const handler = handlers[path];
+      const reply: Reply = handler
+        ? handler(seen.filter((p) => p === path).length)
+        : { status: 404, body: {} };
+      if (reply.hang) return; // never answer
+      res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
+      res.end(reply.raw ?? JSON.stringify(reply.body ?? {}));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+function provider(routes: Record<string, (n: number) => Reply>): CscClient {
+  seen.length = 0;
+  handlers = {
+    '/csc/v2/info': () => ({ body: { specs: '2.0.0.2', authType: ['oauth2client'], methods: [] } }),
+    '/oauth2/token': () => ({ body: { access_token: 'tok', token_type: 'Bearer', expires_in: 3600 } }),
+    ...routes,
+  };
+  return new CscClient({
+    baseUrl: `${origin}/csc/v2`,
+    auth: { kind: 'client_credentials', clientId: 'c', clientSecret: 's' },
+    timeoutMs: 300,
+    maxRetryDelayMs: 1000,
+  });
+}
+
+const credential: CredentialFacts = {
+  credentialId: 'cred-1',
+  certificates: [],
+  keyAlgorithm: 'rsa',
+  signAlgoOid: OID.sha256WithRSAEncryption,
+  multisign: 10,
+  scal: 1,
+  authMode: 'explicit',
+  factors: ['PIN'],
+  certificateSerialHex: '01',
+};
+const hashes = [Buffer.alloc(32, 1), Buffer.alloc(32, 2)];
+const SAD = 'sad-value-that-must-not-leak';
+
+async function failure(p: Promise<unknown>): Promise<CscError> {
+  const err = await p.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof CscError, `a CscError, got ${String(err)}`);
+  assert.ok(!err.message.includes(SAD));
+  return err;
+}
+
+test('fewer signatures than hashes is a protocol fault, not a result', async () => {
+  const client = provider({ '/csc/v2/signatures/signHash': () => ({ body: { signatures: ['AAAA'] } }) });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.message, 'CSC signatures/signHash failed: provider returned 1 signatures for 2 hashes');
+  assert.equal(err.retryable, false);
+});
+
+test('429 with Retry-After is waited out and the call re-sent', async () => {
+  const client = provider({
+    '/csc/v2/signatures/signHash': (n) =>
+      n === 1
+        ? { status: 429, headers: { 'retry-after': '0' }, body: { error: 'rate_limited' } }
+        : { body: { signatures: ['AQ==', 'Ag=='] } },
+  });
+  const sigs = await client.signHash({ credential, sad: SAD, hashes });
+  assert.deepEqual(sigs, [Buffer.from([1]), Buffer.from([2])]);
+  assert.equal(client.calls.signHash, 2);
+});
+
+test('503 on every try gives up after the bounded retries, as a retryable error', async () => {
+  const client = provider({
+    '/csc/v2/signatures/signHash': () => ({
+      status: 503,
+      headers: { 'retry-after': '0' },
+      body: { error: 'temporarily_unavailable' },
+    }),
+  });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.status, 503);
+  assert.equal(err.retryable, true);
+  assert.equal(client.calls.signHash, 4); // first try + 3 re-sends
+});
+
+test('a Retry-After longer than we accept fails at once, saying how long to wait', async () => {
+  const client = provider({
+    '/csc/v2/signatures/signHash': () => ({ status: 429, headers: { 'retry-after': '120' }, body: {} }),
+  });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.status, 429);
+  assert.equal(err.retryable, true);
+  assert.equal(err.retryAfterMs, 120_000);
+  assert.equal(client.calls.signHash, 1);
+});
+
+test('no expiresIn means the spec default of 3600 s; no oauth2 in /info means the origin', async () => {
+  const client = provider({ '/csc/v2/credentials/authorize': () => ({ body: { SAD: 'abc' } }) });
+  const asked = Date.now();
+  const got = await client.authorize({ credentialId: 'cred-1', numSignatures: 2, pin: '1234' });
+  assert.equal(got.sad, 'abc');
+  assert.ok(got.expiresAt >= asked + 3600_000 && got.expiresAt <= Date.now() + 3600_000);
+  assert.deepEqual(seen, ['/csc/v2/info', '/oauth2/token', '/csc/v2/credentials/authorize']);
+});
+
+test('nested error objects and odd spellings are read and normalised', async () => {
+  const client = provider({
+    '/csc/v2/credentials/authorize': () => ({
+      status: 400,
+      body: { error: { code: 'InvalidPin', message: 'PIN\nwrong' } },
+    }),
+  });
+  const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '987654' }));
+  assert.equal(err.error, 'InvalidPin');
+  assert.equal(err.code, 'invalid_pin');
+  assert.equal(err.message, 'CSC credentials/authorize failed: HTTP 400 InvalidPin: PIN wrong');
+  assert.ok(!err.message.includes('987654'));
+  assert.equal(client.calls.authorize, 1);
+});
+
+test('a 401 about the PIN is not re-sent with a new token', async () => {
+  const client = provider({
+    '/csc/v2/credentials/authorize': () => ({
+      status: 401,
+      body: { error: 'invalid_pin', error_description: 'bad PIN' },
+    }),
+  });
+  const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '0000' }));
+  assert.equal(err.status, 401);
+  assert.equal(client.calls.authorize, 1);
+  assert.equal(client.calls.token, 1);
+});
+
+test('an HTML error page gives the status and its text, retryable for a 502', async () => {
+  const client = provider({
+    '/csc/v2/signatures/signHash': () => ({
+      status: 502,
+      headers: { 'content-type': 'text/html' },
+      raw: '<html>oops</html>',
+    }),
+  });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.message, 'CSC signatures/signHash failed: HTTP 502: Bad Gateway');
+  assert.equal(err.retryable, true);
+});
+
+test('a provider that never answers times out as a retryable error', async () => {
+  const client = provider({ '/csc/v2/signatures/signHash': () => ({ hang: true }) });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.message, 'CSC signatures/signHash failed: no answer within 300 ms');
+  assert.equal(err.retryable, true);
+  assert.equal(err.status, undefined);
+});

@@ -1,0 +1,145 @@
+// The SAD manager against the sandbox: one SCAL1 SAD serves signatures until its count runs out (never
+// more than multisign, even with concurrent callers), a SAD near expiry is replaced rather than used,
+// and the key factors are read only when authorising.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import { CscError, SadManager, type KeyFactors } from '../../src/csc';
+import { makeDataDir, startFixture } from './sandbox-fixture';
+
+const ID = 'fuji-eseal-ec';
+let dataDir: string;
+before(async () => {
+  dataDir = await makeDataDir();
+});
+after(async () => {
+  await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+const randomHash = () => crypto.randomBytes(32);
+
+test('12 concurrent signatures with multisign 5 take 3 authorisations, none over-drawn', async () => {
+  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 } });
+  try {
+    const client = await fx.clientFor(ID);
+    const credential = await client.credentialInfo(ID);
+    assert.equal(credential.multisign, 5);
+    const read = fx.factorsFor(ID);
+    let factorReads = 0;
+    const factors = async (): Promise<KeyFactors> => {
+      factorReads++;
+      return read();
+    };
+    // Asking for more than multisign is capped at multisign.
+    const sadManager = new SadManager({ client, credential, factors, maxSignaturesPerAuthorisation: 50 });
+    assert.equal(sadManager.maxPerAuthorisation, 5);
+
+    const perSad = new Map<string, number>();
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const hash = randomHash();
+        const { sad } = await sadManager.reserve([hash]);
+        perSad.set(sad, (perSad.get(sad) ?? 0) + 1);
+        const [sig] = await client.signHash({ credential, sad, hashes: [hash] });
+        assert.ok(sig && sig.length > 0);
+      }),
+    );
+    assert.equal(sadManager.authorisations, 3);
+    assert.equal(factorReads, 3);
+    assert.deepEqual([...perSad.values()].sort(), [2, 5, 5]);
+    assert.equal(sadManager.unusedSignatures(), 3);
+    const stats = fx.sandbox.stats();
+    assert.equal(stats.authorize, 3);
+    assert.equal(stats.signHash, 12);
+    assert.equal(stats.signatures, 12);
+    assert.equal(stats.errors, 0);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a smaller maxSignaturesPerAuthorisation is honoured; a batch above it is refused locally', async () => {
+  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 } });
+  try {
+    const client = await fx.clientFor(ID);
+    const credential = await client.credentialInfo(ID);
+    const sadManager = new SadManager({
+      client,
+      credential,
+      factors: fx.factorsFor(ID),
+      maxSignaturesPerAuthorisation: 2,
+    });
+    for (let i = 0; i < 3; i++) {
+      const hashes = [randomHash(), randomHash()];
+      const { sad } = await sadManager.reserve(hashes);
+      await client.signHash({ credential, sad, hashes });
+    }
+    assert.equal(sadManager.authorisations, 3);
+    await assert.rejects(
+      sadManager.reserve([randomHash(), randomHash(), randomHash()]),
+      (err: unknown) =>
+        err instanceof CscError &&
+        /credential fuji-eseal-ec: a batch of 3 exceeds the 2 signatures one authorisation may cover/.test(
+          err.message,
+        ),
+    );
+    const stats = fx.sandbox.stats();
+    assert.equal(stats.authorize, 3);
+    assert.equal(stats.errors, 0);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a SAD within the expiry margin is replaced, so no signature is asked for past expiry', async () => {
+  const fx = await startFixture(dataDir, { sadLifetimeSec: 2 });
+  try {
+    const client = await fx.clientFor(ID);
+    const credential = await client.credentialInfo(ID);
+    const sadManager = new SadManager({
+      client,
+      credential,
+      factors: fx.factorsFor(ID),
+      expiryMarginMs: 1000,
+    });
+    const first = await sadManager.reserve([randomHash()]);
+    const again = await sadManager.reserve([randomHash()]);
+    assert.equal(again.sad, first.sad, 'a fresh SAD is reused');
+    await client.signHash({ credential, sad: first.sad, hashes: [randomHash()] });
+
+    await new Promise((r) => setTimeout(r, 1100)); // now inside the last second of its life
+    const hash = randomHash();
+    const later = await sadManager.reserve([hash]);
+    assert.notEqual(later.sad, first.sad);
+    assert.equal(sadManager.authorisations, 2);
+    await client.signHash({ credential, sad: later.sad, hashes: [hash] });
+    assert.equal(fx.sandbox.stats().errors, 0);
+
+    // The provider does enforce expiry: the replaced SAD, used anyway after its end, is refused.
+    await new Promise((r) => setTimeout(r, Math.max(0, first.expiresAt - Date.now()) + 50));
+    await assert.rejects(
+      client.signHash({ credential, sad: first.sad, hashes: [randomHash()] }),
+      (err: unknown) => err instanceof CscError && err.status === 400 && /SAD expired/.test(err.message),
+    );
+  } finally {
+    await fx.close();
+  }
+});
+
+test('an invalidated SAD is not handed out again', async () => {
+  const fx = await startFixture(dataDir);
+  try {
+    const client = await fx.clientFor(ID);
+    const credential = await client.credentialInfo(ID);
+    const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID) });
+    const a = await sadManager.reserve([randomHash()]);
+    sadManager.invalidate(a.sad);
+    assert.equal(sadManager.unusedSignatures(), 0);
+    const b = await sadManager.reserve([randomHash()]);
+    assert.notEqual(b.sad, a.sad);
+    assert.equal(sadManager.authorisations, 2);
+  } finally {
+    await fx.close();
+  }
+});

@@ -1,0 +1,138 @@
+// credentials/authorize: PIN and TOTP checks, lockout after repeated failures (and its end),
+// numSignatures bounds, and the SCAL2 requirement to bind hashes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  authorize,
+  b64,
+  credential,
+  digestOf,
+  errorOf,
+  getToken,
+  secret,
+  SHA256_OID,
+  startFixture,
+  wrongOtp,
+  type Fixture,
+} from './sandbox-fixture';
+
+let fx: Fixture;
+let fujiToken: string;
+let sakuraToken: string;
+
+before(async () => {
+  fx = await startFixture({ lockAfterFailures: 4, lockSeconds: 0.4, multisign: { 'fuji-eseal-ec': 10 } });
+  fujiToken = await getToken(fx.sandbox, 'fuji-app');
+  sakuraToken = await getToken(fx.sandbox, 'sakura-app');
+});
+after(async () => fx.close());
+
+test('correct PIN and current TOTP give a SAD with expiresIn', async () => {
+  const res = await authorize(fx.sandbox, sakuraToken, credential(fx.sandbox, 'sakura-eseal-rsa'), {
+    numSignatures: 3,
+  });
+  assert.equal(res.status, 200);
+  assert.match(String(res.body.SAD), /^[A-Za-z0-9_-]{40,}$/);
+  assert.equal(res.body.expiresIn, 3600);
+});
+
+test('a wrong PIN is 400 invalid_pin and a wrong OTP is 400 invalid_otp', async () => {
+  const cred = credential(fx.sandbox, 'sakura-eseal-rsa');
+  const pin = await secret(cred.pinFile);
+  const badPin = pin === '000000' ? '000001' : '000000';
+  const wrongPin = await authorize(fx.sandbox, sakuraToken, cred, {}, { pin: badPin });
+  assert.deepEqual(errorOf(wrongPin), {
+    status: 400,
+    error: 'invalid_pin',
+    description: 'The PIN is invalid',
+  });
+  const wrongCode = await authorize(fx.sandbox, sakuraToken, cred, {}, { otp: await wrongOtp(cred) });
+  assert.deepEqual(errorOf(wrongCode), {
+    status: 400,
+    error: 'invalid_otp',
+    description: 'The OTP is invalid',
+  });
+  const notDigits = await authorize(fx.sandbox, sakuraToken, cred, {}, { otp: 'abcdef' });
+  assert.equal(notDigits.body.error, 'invalid_otp');
+  // Neither refusal echoes a factor back.
+  assert.ok(!JSON.stringify([wrongPin.body, wrongCode.body]).includes(pin));
+  // Three failures stay below this file's lockAfterFailures (4), and a success resets the count.
+  assert.equal((await authorize(fx.sandbox, sakuraToken, cred)).status, 200);
+});
+
+test('N consecutive failures lock the credential, correct factors included, until lockSeconds pass', async () => {
+  const cred = credential(fx.sandbox, 'fuji-eseal-ec');
+  const otp = await wrongOtp(cred);
+  for (let i = 0; i < 4; i++) {
+    const res = await authorize(fx.sandbox, fujiToken, cred, {}, { otp });
+    assert.equal(res.body.error, 'invalid_otp', `failure ${i + 1}`);
+  }
+  const locked = await authorize(fx.sandbox, fujiToken, cred);
+  assert.equal(locked.status, 400);
+  assert.equal(locked.body.error, 'invalid_request');
+  assert.match(String(locked.body.error_description), /^Credential locked/);
+  // The other credential of the same tenant is unaffected.
+  assert.equal(
+    (
+      await authorize(fx.sandbox, fujiToken, credential(fx.sandbox, 'fuji-eseal-ec-scal2'), {
+        hashes: [b64(digestOf('x'))],
+        hashAlgorithmOID: SHA256_OID,
+      })
+    ).status,
+    200,
+  );
+
+  await sleep(450); // lockSeconds is 0.4 in this file
+  assert.equal((await authorize(fx.sandbox, fujiToken, cred)).status, 200);
+});
+
+test('numSignatures above multisign, below 1 or not an integer is refused', async () => {
+  const cred = credential(fx.sandbox, 'fuji-eseal-ec'); // multisign overridden to 10
+  assert.equal(cred.multisign, 10);
+  assert.equal((await authorize(fx.sandbox, fujiToken, cred, { numSignatures: 10 })).status, 200);
+  const tooMany = await authorize(fx.sandbox, fujiToken, cred, { numSignatures: 11 });
+  assert.equal(tooMany.status, 400);
+  assert.equal(tooMany.body.error, 'invalid_request');
+  assert.match(String(tooMany.body.error_description), /^Numbers of signatures is too high/);
+  const zero = await authorize(fx.sandbox, fujiToken, cred, { numSignatures: 0 });
+  assert.deepEqual(errorOf(zero), {
+    status: 400,
+    error: 'invalid_request',
+    description: 'Invalid value for parameter numSignatures',
+  });
+  const text = await authorize(fx.sandbox, fujiToken, cred, { numSignatures: '2' });
+  assert.equal(text.body.error_description, 'Missing (or invalid type) integer parameter numSignatures');
+});
+
+test('SCAL2 authorisation needs hashes and hashAlgorithmOID, as many hashes as numSignatures', async () => {
+  const cred = credential(fx.sandbox, 'fuji-eseal-ec-scal2');
+  const noHashes = await authorize(fx.sandbox, fujiToken, cred);
+  assert.deepEqual(errorOf(noHashes), {
+    status: 400,
+    error: 'invalid_request',
+    description: 'Missing (or invalid type) array parameter hashes',
+  });
+  const noAlg = await authorize(fx.sandbox, fujiToken, cred, { hashes: [b64(digestOf('a'))] });
+  assert.equal(noAlg.body.error_description, 'Missing (or invalid type) string parameter hashAlgorithmOID');
+  const mismatch = await authorize(fx.sandbox, fujiToken, cred, {
+    numSignatures: 2,
+    hashes: [b64(digestOf('a'))],
+    hashAlgorithmOID: SHA256_OID,
+  });
+  assert.equal(mismatch.status, 400);
+  assert.match(String(mismatch.body.error_description), /^Invalid parameter hashes/);
+  const shortHash = await authorize(fx.sandbox, fujiToken, cred, {
+    hashes: [b64(Buffer.alloc(20))],
+    hashAlgorithmOID: SHA256_OID,
+  });
+  assert.match(String(shortHash.body.error_description), /^Invalid digest value length/);
+});
+
+test('authData must carry both PIN and OTP objects', async () => {
+  const cred = credential(fx.sandbox, 'sakura-eseal-rsa');
+  const res = await authorize(fx.sandbox, sakuraToken, cred, { authData: [{ id: 'PIN', value: '123456' }] });
+  assert.equal(res.status, 400);
+  assert.equal(res.body.error, 'invalid_request');
+  assert.match(String(res.body.error_description), /^Invalid parameter authData/);
+});

@@ -71,18 +71,19 @@ async function firstInvalidUtf8Line(file: string): Promise<number | undefined> {
   return carry.length === 0 ? undefined : lines + 1;
 }
 
-function notUtf8(file: string, line: number): ExportError {
-  return new ExportError(
-    `export ${file} is not valid UTF-8 (first invalid byte on line ${line}) but the job says ` +
-      `encoding 'utf8'; if it is a Shift_JIS export, configure 'cp932' (or 'auto')`,
-    { file, line },
-  );
+function notUtf8(file: string, line: number, bom = false): ExportError {
+  const message = bom
+    ? `export ${file} starts with a UTF-8 byte order mark but is not valid UTF-8 ` +
+      `(first invalid byte on line ${line}); the file looks damaged`
+    : `export ${file} is not valid UTF-8 (first invalid byte on line ${line}) but the job says ` +
+      `encoding 'utf8'; if it is a Shift_JIS export, configure 'cp932' (or 'auto')`;
+  return new ExportError(message, { file, line });
 }
 
 /**
  * Settles the encoding before any row is read, so that a file in the wrong encoding fails before
- * the first row rather than part-way: a whole streamed pass checks UTF-8 validity for 'utf8' and
- * 'auto' (without a BOM). Throws ExportError if the file cannot be read, is not the UTF-8 the job
+ * the first row rather than part-way: a whole streamed pass checks UTF-8 validity unless the job
+ * says cp932. Throws ExportError if the file cannot be read, is not the UTF-8 the job or its BOM
  * says, or announces UTF-8 with a BOM to a job configured for cp932.
  */
 export async function resolveEncoding(file: string, configured: ExportEncoding): Promise<'utf8' | 'cp932'> {
@@ -98,9 +99,9 @@ export async function resolveEncoding(file: string, configured: ExportEncoding):
       }
       return 'cp932';
     }
-    if (configured === 'auto' && bom) return 'utf8';
     const invalidLine = await firstInvalidUtf8Line(file);
     if (invalidLine === undefined) return 'utf8';
+    if (bom) throw notUtf8(file, invalidLine, true);
     if (configured === 'utf8') throw notUtf8(file, invalidLine);
     return 'cp932';
   } catch (err) {

@@ -165,6 +165,28 @@ test('invalid UTF-8 deep in a utf8 file fails the file at that line before any r
   }
 });
 
+test('a file with a UTF-8 BOM but invalid bytes fails under auto instead of falling back to cp932', async () => {
+  const dir = await tempDir();
+  try {
+    const file = path.join(dir, 'damaged.csv');
+    await fs.promises.writeFile(
+      file,
+      Buffer.concat([
+        Buffer.from(`\ufeff${HEADERS.join(',')}\r\nD-1,株式会社,1,a.pdf,2024-04-01\r\n`),
+        iconv.encode('D-2,株式会社,1,a.pdf,2024-04-01\r\n', 'cp932'),
+      ]),
+    );
+    await assert.rejects(readAll(file), (err: unknown) => {
+      assert.ok(err instanceof ExportError);
+      assert.equal(err.line, 3);
+      assert.match(err.message, /starts with a UTF-8 byte order mark but is not valid UTF-8/);
+      return true;
+    });
+  } finally {
+    await removeDir(dir);
+  }
+});
+
 test('a UTF-8 BOM file read by a job configured cp932 fails the file instead of garbling headers', async () => {
   await withExports(async (_dir, files) => {
     await assert.rejects(readAll(files.bom, { encoding: 'cp932' }), (err: unknown) => {

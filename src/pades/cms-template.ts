@@ -36,11 +36,16 @@ function attribute(type: string, value: asn1js.BaseBlock): Buffer {
   return der(new asn1js.Sequence({ value: [oid(type), new asn1js.Set({ value: [value] })] }));
 }
 
-function parseCertificate(certDer: Buffer, position: string): { pkijs: pkijs.Certificate; node: X509Certificate } {
+function parseCertificate(
+  certDer: Buffer,
+  position: string,
+): { pkijs: pkijs.Certificate; node: X509Certificate } {
   try {
     return { pkijs: pkijs.Certificate.fromBER(new Uint8Array(certDer)), node: new X509Certificate(certDer) };
   } catch (cause) {
-    throw new PadesError(`${position} is not a DER X.509 certificate: ${(cause as Error).message}`, { cause });
+    throw new PadesError(`${position} is not a DER X.509 certificate: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }
 
@@ -83,7 +88,9 @@ export class CmsTemplate {
     this.algorithm = algorithmOf(leaf.node.publicKey);
     this.certificateSerialHex = leaf.node.serialNumber.toLowerCase();
     this.rsaSignatureLength =
-      this.algorithm === 'rsa-pkcs1-sha256' ? (leaf.node.publicKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8 : undefined;
+      this.algorithm === 'rsa-pkcs1-sha256'
+        ? (leaf.node.publicKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8
+        : undefined;
 
     const sha256 = algorithmIdentifier(OID.sha256, false);
     this.signatureAlgorithmIdentifier =
@@ -100,7 +107,9 @@ export class CmsTemplate {
     // ESSCertIDv2 (RFC 5035): hashAlgorithm is omitted because SHA-256 is its DEFAULT, as DER requires.
     const issuerSerial = new asn1js.Sequence({
       value: [
-        new pkijs.GeneralNames({ names: [new pkijs.GeneralName({ type: 4, value: leaf.pkijs.issuer })] }).toSchema(),
+        new pkijs.GeneralNames({
+          names: [new pkijs.GeneralName({ type: 4, value: leaf.pkijs.issuer })],
+        }).toSchema(),
         leaf.pkijs.serialNumber,
       ],
     });
@@ -116,7 +125,10 @@ export class CmsTemplate {
     );
 
     const sid = der(
-      new pkijs.IssuerAndSerialNumber({ issuer: leaf.pkijs.issuer, serialNumber: leaf.pkijs.serialNumber }).toSchema(),
+      new pkijs.IssuerAndSerialNumber({
+        issuer: leaf.pkijs.issuer,
+        serialNumber: leaf.pkijs.serialNumber,
+      }).toSchema(),
     );
     const version1 = Buffer.from([TAG.INTEGER, 1, 1]);
     this.signerInfoHead = Buffer.concat([version1, sid, sha256]);
@@ -140,10 +152,14 @@ export class CmsTemplate {
    */
   signedAttributes(contentDigest: Buffer): Buffer {
     if (contentDigest.length !== SHA256_LENGTH) {
-      throw new PadesError(`content digest must be a ${SHA256_LENGTH}-byte SHA-256, got ${contentDigest.length} bytes`);
+      throw new PadesError(
+        `content digest must be a ${SHA256_LENGTH}-byte SHA-256, got ${contentDigest.length} bytes`,
+      );
     }
     const messageDigest = Buffer.concat([this.messageDigestPrefix, contentDigest]);
-    const attrs = [this.contentTypeAttribute, messageDigest, this.signingCertificateV2Attribute].sort(compareDer);
+    const attrs = [this.contentTypeAttribute, messageDigest, this.signingCertificateV2Attribute].sort(
+      compareDer,
+    );
     return tlv(TAG.SET, ...attrs);
   }
 

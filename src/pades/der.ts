@@ -69,7 +69,7 @@ export function readTlv(buf: Buffer, offset: number, limit = buf.length): Tlv {
 /** The children of a constructed element. */
 export function readChildren(buf: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let at = parent.contentStart; at < parent.end; ) {
+  for (let at = parent.contentStart; at < parent.end;) {
     const child = readTlv(buf, at, parent.end);
     out.push(child);
     at = child.end;
@@ -92,7 +92,8 @@ export function decodeOid(content: Buffer): string {
   for (const byte of content) {
     value = value * 128 + (byte & 0x7f);
     if ((byte & 0x80) === 0) {
-      if (parts.length === 0) parts.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80);
+      if (parts.length === 0)
+        parts.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80);
       else parts.push(value);
       value = 0;
     }

@@ -56,8 +56,11 @@ export function ecdsaSignatureToDer(sig: Uint8Array): Buffer {
   const half = buf.length / 2;
   const r = buf.subarray(0, half);
   const s = buf.subarray(half);
-  if (r.every((b) => b === 0) || s.every((b) => b === 0)) throw new PadesError('raw ECDSA signature has r or s = 0');
+  if (r.every((b) => b === 0) || s.every((b) => b === 0)) {
+    throw new PadesError('raw ECDSA signature has r or s = 0');
+  }
   const body = Buffer.concat([derUnsignedInteger(r), derUnsignedInteger(s)]);
-  const header = body.length < 0x80 ? Buffer.from([0x30, body.length]) : Buffer.from([0x30, 0x81, body.length]);
+  const header =
+    body.length < 0x80 ? Buffer.from([0x30, body.length]) : Buffer.from([0x30, 0x81, body.length]);
   return Buffer.concat([header, body]);
 }

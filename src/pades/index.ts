@@ -3,5 +3,11 @@
 export { PadesError } from './pades-error';
 export { CmsTemplate, digestToSign, type SignatureAlgorithm } from './cms-template';
 export { ecdsaSignatureToDer, isDerEcdsaSignature } from './ecdsa-signature';
-export { verifyCms, inspectCms, type CmsCheck, type CmsInspection, type VerifyCmsOptions } from './verify-cms';
+export {
+  verifyCms,
+  inspectCms,
+  type CmsCheck,
+  type CmsInspection,
+  type VerifyCmsOptions,
+} from './verify-cms';
 export { verifySealedPdf, type SignatureCheck, type VerifySealedPdfOptions } from './verify-sealed-pdf';

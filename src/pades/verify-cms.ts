@@ -57,6 +57,11 @@ function parsedCert(certDer: Buffer): ParsedCert {
   return entry;
 }
 
+/** The parsed certificate from the same cache verifyCms uses (subject, serial, validity...). */
+export function cachedCertificate(certDer: Buffer): X509Certificate {
+  return parsedCert(certDer).x509;
+}
+
 function oidAt(buf: Buffer, t: Tlv | undefined): string {
   if (!t || t.tag !== TAG.OID) throw new Error('expected an OBJECT IDENTIFIER');
   return decodeOid(contentOf(buf, t));
@@ -74,11 +79,7 @@ interface SignedAttribute {
   values: Tlv[];
 }
 
-function checkSignedAttributes(
-  cms: Buffer,
-  attrsTlv: Tlv,
-  problems: string[],
-): Map<string, SignedAttribute> {
+function checkSignedAttributes(cms: Buffer, attrsTlv: Tlv, problems: string[]): Map<string, SignedAttribute> {
   const attrs = new Map<string, SignedAttribute>();
   let previous: Buffer | undefined;
   for (const attr of readChildren(cms, attrsTlv)) {
@@ -99,7 +100,11 @@ function checkSignedAttributes(
 }
 
 /** Full inspection, also returning the embedded certificates (verifySealedPdf builds chains from them). */
-export function inspectCms(cmsDer: Buffer, signedContent: Buffer, opts: VerifyCmsOptions = {}): CmsInspection {
+export function inspectCms(
+  cmsDer: Buffer,
+  signedContent: Buffer,
+  opts: VerifyCmsOptions = {},
+): CmsInspection {
   const problems: string[] = [];
   const profile = opts.profile ?? 'pades';
   const cms = Buffer.from(cmsDer.buffer, cmsDer.byteOffset, cmsDer.byteLength);
@@ -120,14 +125,19 @@ export function inspectCms(cmsDer: Buffer, signedContent: Buffer, opts: VerifyCm
     if (encap.length > 1) problems.push('CMS is not detached: it carries its own eContent');
     let i = 3;
     if (sd[i]?.tag === TAG.CONTEXT_0) {
-      for (const c of readChildren(cms, sd[i]!)) if (c.tag === TAG.SEQUENCE) certificatesDer.push(bytesOf(cms, c));
+      for (const c of readChildren(cms, sd[i]!))
+        if (c.tag === TAG.SEQUENCE) certificatesDer.push(bytesOf(cms, c));
       i++;
     }
     if (sd[i]?.tag === TAG.CONTEXT_1) i++; // CRLs: not needed for B-B
     const signerInfosTlv = sd[i];
-    if (!signerInfosTlv || signerInfosTlv.tag !== TAG.SET) throw new Error('SignedData has no signerInfos SET');
+    if (!signerInfosTlv || signerInfosTlv.tag !== TAG.SET) {
+      throw new Error('SignedData has no signerInfos SET');
+    }
     const signerInfos = readChildren(cms, signerInfosTlv);
-    if (signerInfos.length !== 1) throw new Error(`expected exactly one SignerInfo, found ${signerInfos.length}`);
+    if (signerInfos.length !== 1) {
+      throw new Error(`expected exactly one SignerInfo, found ${signerInfos.length}`);
+    }
 
     const si = readChildren(cms, signerInfos[0]!);
     const [, sidTlv, digestAlgTlv] = si;
@@ -135,7 +145,9 @@ export function inspectCms(cmsDer: Buffer, signedContent: Buffer, opts: VerifyCm
     const signedAttrsTlv = si[k]?.tag === TAG.CONTEXT_0 ? si[k++] : undefined;
     const sigAlgOid = algorithmOid(cms, si[k++]);
     const signatureTlv = si[k];
-    if (!signatureTlv || signatureTlv.tag !== TAG.OCTET_STRING) throw new Error('SignerInfo has no signature');
+    if (!signatureTlv || signatureTlv.tag !== TAG.OCTET_STRING) {
+      throw new Error('SignerInfo has no signature');
+    }
     const signature = contentOf(cms, signatureTlv);
 
     const digestOid = algorithmOid(cms, digestAlgTlv);
@@ -145,24 +157,32 @@ export function inspectCms(cmsDer: Buffer, signedContent: Buffer, opts: VerifyCm
     if (!keyType) throw new Error(`signature algorithm ${sigAlgOid} is not supported`);
 
     // Signer certificate by issuer and serial number.
-    if (!sidTlv || sidTlv.tag !== TAG.SEQUENCE) throw new Error('SignerInfo sid is not IssuerAndSerialNumber');
+    if (!sidTlv || sidTlv.tag !== TAG.SEQUENCE) {
+      throw new Error('SignerInfo sid is not IssuerAndSerialNumber');
+    }
     const sid = contentOf(cms, sidTlv);
     const signer = certificatesDer.find((c) => parsedCert(c).issuerAndSerial.equals(sid));
     if (!signer) throw new Error('the signer certificate is not among the CMS certificates');
     signerCertificateDer = signer;
     const cert = parsedCert(signer);
     if (opts.expectedCertificateDer && !signer.equals(opts.expectedCertificateDer)) {
-      problems.push(`signer certificate (serial ${cert.x509.serialNumber}) is not the expected credential certificate`);
+      problems.push(
+        `signer certificate (serial ${cert.x509.serialNumber}) is not the expected credential certificate`,
+      );
     }
     if (cert.key.asymmetricKeyType !== keyType) {
-      problems.push(`signature algorithm ${sigAlgOid} does not match the certificate's ${cert.key.asymmetricKeyType} key`);
+      problems.push(
+        `signature algorithm ${sigAlgOid} does not match the certificate's ${cert.key.asymmetricKeyType} key`,
+      );
     }
 
     if (!signedAttrsTlv) throw new Error('SignerInfo has no signed attributes (CAdES requires them)');
     const attrs = checkSignedAttributes(cms, signedAttrsTlv, problems);
     const contentType = attrs.get(OID.contentType);
     if (!contentType || oidAt(cms, contentType.values[0]) !== eContentType) {
-      problems.push('content-type signed attribute is missing or does not match the encapsulated content type');
+      problems.push(
+        'content-type signed attribute is missing or does not match the encapsulated content type',
+      );
     }
     const messageDigest = attrs.get(OID.messageDigest);
     const md = messageDigest?.values[0];
@@ -191,10 +211,14 @@ function checkPadesAttributes(
   signer: Buffer,
   problems: string[],
 ): void {
-  if (attrs.has(OID.signingTime)) problems.push('signing-time signed attribute present (PAdES uses /M instead)');
+  if (attrs.has(OID.signingTime)) {
+    problems.push('signing-time signed attribute present (PAdES uses /M instead)');
+  }
   const v2 = attrs.get(OID.signingCertificateV2);
   if (!v2) {
-    if (!attrs.has(OID.signingCertificate)) problems.push('signing-certificate-v2 signed attribute is missing');
+    if (!attrs.has(OID.signingCertificate)) {
+      problems.push('signing-certificate-v2 signed attribute is missing');
+    }
     return;
   }
   // SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, ... }; the first names the signer.

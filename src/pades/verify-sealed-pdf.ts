@@ -3,7 +3,7 @@
 // sealed file is written and by ops tooling; external validators (pdfsig, openssl) check the same.
 import { X509Certificate } from 'node:crypto';
 import { extractSignatures, SUBFILTER_ETSI_CADES_DETACHED } from '../pdf';
-import { inspectCms } from './verify-cms';
+import { cachedCertificate, inspectCms } from './verify-cms';
 
 export interface SignatureCheck {
   /** Position among the file's signatures, oldest revision first. */
@@ -36,7 +36,8 @@ function chainProblems(signerDer: Buffer, pool: Buffer[], rootsDer: Buffer[], at
   const candidates = [...pool.map((c) => new X509Certificate(c)), ...roots];
   let current = new X509Certificate(signerDer);
   for (let depth = 0; depth < 8; depth++) {
-    if (!withinValidity(current, at)) return [`certificate ${current.subject.replace(/\n/g, ', ')} is not valid at ${at.toISOString()}`];
+    if (!withinValidity(current, at))
+      return [`certificate ${current.subject.replace(/\n/g, ', ')} is not valid at ${at.toISOString()}`];
     if (roots.some((r) => r.raw.equals(current.raw))) return [];
     const issuer = candidates.find(
       (c) => !c.raw.equals(current.raw) && current.checkIssued(c) && current.verify(c.publicKey),
@@ -48,7 +49,10 @@ function chainProblems(signerDer: Buffer, pool: Buffer[], rootsDer: Buffer[], at
   return ['certificate chain is longer than 8'];
 }
 
-export async function verifySealedPdf(pdf: Buffer, opts: VerifySealedPdfOptions = {}): Promise<SignatureCheck[]> {
+export async function verifySealedPdf(
+  pdf: Buffer,
+  opts: VerifySealedPdfOptions = {},
+): Promise<SignatureCheck[]> {
   const signatures = extractSignatures(pdf);
   const newestEnd = Math.max(...signatures.map((s) => s.byteRange[2] + s.byteRange[3]));
   const at = opts.at ?? new Date();
@@ -56,7 +60,8 @@ export async function verifySealedPdf(pdf: Buffer, opts: VerifySealedPdfOptions 
     const problems = [...sig.problems];
     const isNewest = sig.byteRange[2] + sig.byteRange[3] === newestEnd;
     // Earlier revisions' signatures cover their revision only; the newest must cover everything.
-    if (isNewest && !sig.coversWholeDocument) problems.push('newest signature does not cover the whole document');
+    if (isNewest && !sig.coversWholeDocument)
+      problems.push('newest signature does not cover the whole document');
     const check: SignatureCheck = {
       index,
       valid: false,
@@ -70,11 +75,16 @@ export async function verifySealedPdf(pdf: Buffer, opts: VerifySealedPdfOptions 
       });
       problems.push(...cms.problems);
       if (cms.signerCertificateDer) {
-        const signer = new X509Certificate(cms.signerCertificateDer);
+        const signer = cachedCertificate(cms.signerCertificateDer);
         check.signerSubject = signer.subject.split('\n').join(', ');
         check.certificateSerialHex = signer.serialNumber.toLowerCase();
         if (opts.trustedRootsDer) {
-          const chain = chainProblems(cms.signerCertificateDer, cms.certificatesDer, opts.trustedRootsDer, at);
+          const chain = chainProblems(
+            cms.signerCertificateDer,
+            cms.certificatesDer,
+            opts.trustedRootsDer,
+            at,
+          );
           check.chainTrusted = chain.length === 0;
           problems.push(...chain);
         }

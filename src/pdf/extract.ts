@@ -32,6 +32,14 @@ function elementLength(der: Buffer): number | undefined {
   return 2 + count + len;
 }
 
+let zeros = Buffer.alloc(0);
+
+function isAllZero(buf: Buffer, from: number): boolean {
+  const n = buf.length - from;
+  if (zeros.length < n) zeros = Buffer.alloc(n);
+  return buf.compare(zeros, 0, n, from) === 0;
+}
+
 function readSubFilter(pdf: Buffer, at: number): string {
   // The enclosing object: from the previous endobj to the next one.
   const from = Math.max(0, lastIndexOfAscii(pdf, 'endobj', at));
@@ -52,13 +60,18 @@ function gapIsContents(pdf: Buffer, start: number, end: number): boolean {
 }
 
 function readContents(pdf: Buffer, start: number, end: number, problems: string[]): Buffer {
-  const hex = pdf.toString('latin1', start + 1, end - 1).replace(/\s+/g, '');
-  if (!HEX.test(hex) || hex.length % 2 !== 0) {
-    problems.push(`/Contents at ${start} is not a well-formed hex string`);
-    return Buffer.alloc(0);
+  // Fast path: Buffer.from(hex) stops at the first non-hex character, so a short result means whitespace
+  // (allowed in PDF hex strings) or garbage, which the slow path sorts out.
+  let decoded = Buffer.from(pdf.toString('latin1', start + 1, end - 1), 'hex');
+  if (decoded.length * 2 !== end - start - 2) {
+    const hex = pdf.toString('latin1', start + 1, end - 1).replace(/\s+/g, '');
+    if (!HEX.test(hex) || hex.length % 2 !== 0) {
+      problems.push(`/Contents at ${start} is not a well-formed hex string`);
+      return Buffer.alloc(0);
+    }
+    decoded = Buffer.from(hex, 'hex');
   }
-  const decoded = Buffer.from(hex, 'hex');
-  if (decoded[0] === 0 && decoded.every((b) => b === 0)) {
+  if (isAllZero(decoded, 0)) {
     problems.push(`/Contents at ${start} is an empty placeholder (never sealed)`);
     return Buffer.alloc(0);
   }
@@ -68,12 +81,7 @@ function readContents(pdf: Buffer, start: number, end: number, problems: string[
     problems.push(`CMS at ${start} claims ${length} bytes but /Contents holds only ${decoded.length}`);
     return Buffer.alloc(0);
   }
-  for (let i = length; i < decoded.length; i++) {
-    if (decoded[i] !== 0) {
-      problems.push(`/Contents at ${start} has non-zero bytes after the CMS`);
-      break;
-    }
-  }
+  if (!isAllZero(decoded, length)) problems.push(`/Contents at ${start} has non-zero bytes after the CMS`);
   return decoded.subarray(0, length);
 }
 

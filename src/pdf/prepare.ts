@@ -132,8 +132,9 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
   const arrayEnd = bytes.indexOf(']', placeholderAt, 'latin1') + 1;
   const filled = `[0 ${byteRange[1]} ${byteRange[2]} ${byteRange[3]}]`;
   const room = arrayEnd - arrayStart;
-  if (filled.length > room)
+  if (filled.length > room) {
     throw new PdfError(`ByteRange ${filled} does not fit its ${room}-byte placeholder`);
+  }
   bytes.write(filled.slice(0, -1).padEnd(room - 1, ' ') + ']', arrayStart, 'latin1');
 
   return {

@@ -40,10 +40,12 @@ function checkEncodable(font: PDFFont, field: string, value: string): void {
 export async function renderSampleInvoice(invoice: SampleInvoice): Promise<Buffer> {
   const { tenantName, invoiceNumber, customerName, amount, issueDate } = invoice;
   const issued = /^\d{4}-\d{2}-\d{2}$/.test(issueDate) ? new Date(`${issueDate}T00:00:00Z`) : new Date(NaN);
-  if (Number.isNaN(issued.getTime()))
+  if (Number.isNaN(issued.getTime())) {
     throw new PdfError(`invoice ${invoiceNumber}: issueDate ${issueDate} is not YYYY-MM-DD`);
-  if (!Number.isFinite(amount) || amount < 0)
+  }
+  if (!Number.isFinite(amount) || amount < 0) {
     throw new PdfError(`invoice ${invoiceNumber}: amount ${amount} is not a non-negative number`);
+  }
 
   const doc = await PDFDocument.create({ updateMetadata: false });
   const regular = await doc.embedFont(StandardFonts.Helvetica);

@@ -9,15 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { p256 } = require('@noble/curves/p256') as {
-  p256: {
-    sign(hash: Uint8Array, key: Uint8Array, opts: { prehash: boolean }): {
-      toCompactRawBytes(): Uint8Array;
-      toDERRawBytes(): Uint8Array;
-    };
-  };
-};
+import { p256 } from '@noble/curves/p256';
 
 const crypto = webcrypto as unknown as Crypto;
 x509.cryptoProvider.set(crypto);
@@ -61,7 +53,12 @@ async function leaf(
 ): Promise<TestSigner> {
   const algorithm =
     keyType === 'rsa'
-      ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
+      ? {
+          name: 'RSASSA-PKCS1-v1_5',
+          modulusLength: 2048,
+          publicExponent: new Uint8Array([1, 0, 1]),
+          hash: 'SHA-256',
+        }
       : { name: 'ECDSA', namedCurve: 'P-256' };
   const keys = (await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
@@ -76,7 +73,10 @@ async function leaf(
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(root.keys.publicKey),
     ],
@@ -148,7 +148,17 @@ export async function createTestPki(): Promise<TestPki> {
         const created = join(dir, 'nssdb');
         mkdirSync(created);
         execFileSync('certutil', ['-N', '-d', `sql:${created}`, '--empty-password']);
-        execFileSync('certutil', ['-A', '-d', `sql:${created}`, '-n', 'sealer-test-root', '-t', 'CT,C,C', '-i', rootPemPath]);
+        execFileSync('certutil', [
+          '-A',
+          '-d',
+          `sql:${created}`,
+          '-n',
+          'sealer-test-root',
+          '-t',
+          'CT,C,C',
+          '-i',
+          rootPemPath,
+        ]);
         nssDir = created;
       }
       return nssDir;

@@ -32,11 +32,29 @@ function opensslVerify(cms: Buffer, content: Buffer, name: string): string {
   const contentPath = join(pki.dir, `${name}.bin`);
   writeFileSync(cmsPath, cms);
   writeFileSync(contentPath, content);
-  return execFileSync(
-    'openssl',
-    ['cms', '-verify', '-binary', '-inform', 'DER', '-in', cmsPath, '-content', contentPath, '-CAfile', pki.rootPemPath, '-purpose', 'any', '-out', '/dev/null'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  ).toString() + 'ok';
+  return (
+    execFileSync(
+      'openssl',
+      [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        cmsPath,
+        '-content',
+        contentPath,
+        '-CAfile',
+        pki.rootPemPath,
+        '-purpose',
+        'any',
+        '-out',
+        '/dev/null',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString() + 'ok'
+  );
 }
 
 test('assemble builds a detached SignedData that openssl cms -verify accepts (RSA and ECDSA)', () => {
@@ -44,7 +62,9 @@ test('assemble builds a detached SignedData that openssl cms -verify accepts (RS
   for (const signer of [pki.rsa, pki.ecdsa]) {
     const cms = signedCms(signer, content);
     assert.doesNotThrow(() => opensslVerify(cms, content, `ok-${signer.keyType}`), signer.keyType);
-    assert.throws(() => opensslVerify(cms, Buffer.concat([content, Buffer.from('x')]), `bad-${signer.keyType}`));
+    assert.throws(() =>
+      opensslVerify(cms, Buffer.concat([content, Buffer.from('x')]), `bad-${signer.keyType}`),
+    );
   }
 });
 
@@ -55,10 +75,15 @@ test('assemble: version, sha256, detached, certificates = chain, algorithm per k
     assert.equal(info.contentType, '1.2.840.113549.1.7.2');
     const sd = new pkijs.SignedData({ schema: info.content });
     assert.equal(sd.version, 1);
-    assert.deepEqual(sd.digestAlgorithms.map((a) => a.algorithmId), ['2.16.840.1.101.3.4.2.1']);
+    assert.deepEqual(
+      sd.digestAlgorithms.map((a) => a.algorithmId),
+      ['2.16.840.1.101.3.4.2.1'],
+    );
     assert.equal(sd.encapContentInfo.eContentType, '1.2.840.113549.1.7.1');
     assert.equal(sd.encapContentInfo.eContent, undefined, 'detached');
-    const certs = (sd.certificates ?? []).map((c) => Buffer.from((c as pkijs.Certificate).toSchema().toBER()));
+    const certs = (sd.certificates ?? []).map((c) =>
+      Buffer.from((c as pkijs.Certificate).toSchema().toBER()),
+    );
     assert.deepEqual(
       certs.map((c) => c.toString('hex')).sort(),
       signer.chainDer.map((c) => c.toString('hex')).sort(),
@@ -89,7 +114,10 @@ test('assemble normalises a raw r||s ECDSA signature to DER, and openssl verifie
 test('assemble refuses signatures that cannot be right for the key', () => {
   const rsa = CmsTemplate.fromCertificates(pki.rsa.chainDer);
   const attrs = rsa.signedAttributes(randomBytes(32));
-  assert.throws(() => rsa.assemble(attrs, randomBytes(255)), (e: unknown) => e instanceof PadesError && /256/.test(e.message));
+  assert.throws(
+    () => rsa.assemble(attrs, randomBytes(255)),
+    (e: unknown) => e instanceof PadesError && /256/.test(e.message),
+  );
   const ec = CmsTemplate.fromCertificates(pki.ecdsa.chainDer);
   assert.throws(() => ec.assemble(ec.signedAttributes(randomBytes(32)), randomBytes(63)), PadesError);
   assert.throws(() => ec.assemble(Buffer.from([0x30, 0x00]), randomBytes(64)), /exactly one DER SET/);

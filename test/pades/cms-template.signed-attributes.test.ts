@@ -29,8 +29,14 @@ test('CmsTemplate reads algorithm and serial from the leaf certificate', () => {
   const ec = CmsTemplate.fromCertificates(pki.ecdsa.chainDer);
   assert.equal(rsa.algorithm, 'rsa-pkcs1-sha256');
   assert.equal(ec.algorithm, 'ecdsa-p256-sha256');
-  const serial = pkijs.Certificate.fromBER(new Uint8Array(pki.rsa.certDer)).serialNumber.valueBlock.valueHexView;
-  assert.equal(rsa.certificateSerialHex, Buffer.from(serial).toString('hex').replace(/^(00)+/, ''));
+  const serial = pkijs.Certificate.fromBER(new Uint8Array(pki.rsa.certDer)).serialNumber.valueBlock
+    .valueHexView;
+  assert.equal(
+    rsa.certificateSerialHex,
+    Buffer.from(serial)
+      .toString('hex')
+      .replace(/^(00)+/, ''),
+  );
   assert.ok(rsa.leafCertificateDer.equals(pki.rsa.certDer));
   assert.throws(() => CmsTemplate.fromCertificates([]), PadesError);
   assert.throws(() => CmsTemplate.fromCertificates([Buffer.from('garbage')]), /not a DER X.509 certificate/);
@@ -41,12 +47,19 @@ test('signedAttributes holds content-type, message-digest and signing-certificat
   const digest = randomBytes(32);
   const attrs = parseSet(template.signedAttributes(digest));
   const byType = new Map(
-    attrs.map((a) => [(a.valueBlock.value[0] as asn1js.ObjectIdentifier).valueBlock.toString(), a.valueBlock.value[1]]),
+    attrs.map((a) => [
+      (a.valueBlock.value[0] as asn1js.ObjectIdentifier).valueBlock.toString(),
+      a.valueBlock.value[1],
+    ]),
   );
-  assert.deepEqual([...byType.keys()].sort(), [OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_SIGNING_CERT_V2].sort());
+  assert.deepEqual(
+    [...byType.keys()].sort(),
+    [OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_SIGNING_CERT_V2].sort(),
+  );
   assert.ok(!byType.has(OID_SIGNING_TIME));
 
-  const contentType = (byType.get(OID_CONTENT_TYPE) as asn1js.Set).valueBlock.value[0] as asn1js.ObjectIdentifier;
+  const contentType = (byType.get(OID_CONTENT_TYPE) as asn1js.Set).valueBlock
+    .value[0] as asn1js.ObjectIdentifier;
   assert.equal(contentType.valueBlock.toString(), '1.2.840.113549.1.7.1');
   const md = (byType.get(OID_MESSAGE_DIGEST) as asn1js.Set).valueBlock.value[0] as asn1js.OctetString;
   assert.ok(Buffer.from(md.valueBlock.valueHexView).equals(digest));
@@ -55,9 +68,14 @@ test('signedAttributes holds content-type, message-digest and signing-certificat
   const scv2 = (byType.get(OID_SIGNING_CERT_V2) as asn1js.Set).valueBlock.value[0] as asn1js.Sequence;
   const essCertId = (scv2.valueBlock.value[0] as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
   const [certHash, issuerSerial] = essCertId.valueBlock.value as [asn1js.OctetString, asn1js.Sequence];
-  assert.ok(certHash instanceof asn1js.OctetString, 'hashAlgorithm is omitted because SHA-256 is the DEFAULT');
   assert.ok(
-    Buffer.from(certHash.valueBlock.valueHexView).equals(createHash('sha256').update(pki.rsa.certDer).digest()),
+    certHash instanceof asn1js.OctetString,
+    'hashAlgorithm is omitted because SHA-256 is the DEFAULT',
+  );
+  assert.ok(
+    Buffer.from(certHash.valueBlock.valueHexView).equals(
+      createHash('sha256').update(pki.rsa.certDer).digest(),
+    ),
   );
   const leaf = pkijs.Certificate.fromBER(new Uint8Array(pki.rsa.certDer));
   const serial = issuerSerial.valueBlock.value[1] as asn1js.Integer;
@@ -74,7 +92,9 @@ test('signedAttributes are in DER SET order: re-encoding the set sorted gives th
       const der = template.signedAttributes(randomBytes(32));
       const elements = parseSet(der).map((a) => Buffer.from(a.toBER()));
       const sorted = [...elements].sort(Buffer.compare); // lengths differ early, so plain compare is DER order
-      const reencoded = Buffer.from(new asn1js.Set({ value: sorted.map((e) => asn1js.fromBER(e).result) }).toBER());
+      const reencoded = Buffer.from(
+        new asn1js.Set({ value: sorted.map((e) => asn1js.fromBER(e).result) }).toBER(),
+      );
       assert.ok(reencoded.equals(der), 'DER-sorted re-encoding is identical');
     }
   }

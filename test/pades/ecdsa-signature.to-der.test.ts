@@ -30,7 +30,12 @@ test('ecdsaSignatureToDer returns a DER signature unchanged', () => {
 });
 
 test('ecdsaSignatureToDer writes minimal INTEGERs: a sign byte for high r, none for leading zeros', () => {
-  const raw = Buffer.concat([Buffer.alloc(1, 0x80), Buffer.alloc(31, 1), Buffer.alloc(2, 0), Buffer.alloc(30, 2)]);
+  const raw = Buffer.concat([
+    Buffer.alloc(1, 0x80),
+    Buffer.alloc(31, 1),
+    Buffer.alloc(2, 0),
+    Buffer.alloc(30, 2),
+  ]);
   const der = ecdsaSignatureToDer(raw);
   assert.equal(der.toString('hex'), `3043022100${raw.subarray(0, 32).toString('hex')}021e${'02'.repeat(30)}`);
 });
@@ -39,5 +44,8 @@ test('ecdsaSignatureToDer rejects what is neither form', () => {
   assert.throws(() => ecdsaSignatureToDer(randomBytes(63)), PadesError);
   assert.throws(() => ecdsaSignatureToDer(Buffer.alloc(64)), /r or s = 0/);
   // Non-minimal INTEGER (leading 00 before a byte < 0x80) is not DER, and 9 bytes is not raw.
-  assert.throws(() => ecdsaSignatureToDer(Buffer.from('3007020200010201 01'.replace(/ /g, ''), 'hex')), PadesError);
+  assert.throws(
+    () => ecdsaSignatureToDer(Buffer.from('3007020200010201 01'.replace(/ /g, ''), 'hex')),
+    PadesError,
+  );
 });

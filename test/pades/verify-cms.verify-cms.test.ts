@@ -62,7 +62,7 @@ test('verifyCms flags signed attributes that are not in DER SET order', () => {
   // Reverse the three attributes and sign those bytes as they are.
   const children: Buffer[] = [];
   const headerLength = sorted[1]! < 0x80 ? 2 : 2 + (sorted[1]! & 0x7f);
-  for (let at = headerLength; at < sorted.length; ) {
+  for (let at = headerLength; at < sorted.length;) {
     const len = sorted[at + 1]! < 0x80 ? sorted[at + 1]! + 2 : sorted[at + 2]! + 3; // short or 0x81 form
     children.push(sorted.subarray(at, at + len));
     at += len;
@@ -73,7 +73,6 @@ test('verifyCms flags signed attributes that are not in DER SET order', () => {
   const result = verifyCms(cms, content);
   assert.equal(result.valid, false);
   assert.match(result.problems.join(), /not in DER SET order/);
-
 });
 
 test('verifyCms never throws on garbage; it reports why', () => {

@@ -36,7 +36,10 @@ test('embedCms writes the CMS as hex into the placeholder and changes nothing el
   assert.ok(sig.cmsDer.equals(cms), 'extractSignatures returns the CMS without padding');
   assert.equal(sig.coversWholeDocument, true);
   assert.deepEqual(sig.problems, []);
-  assert.ok(p.bytes.subarray(a + 1, b - 1).every((c) => c === 0x30), 'the prepared value is not mutated');
+  assert.ok(
+    p.bytes.subarray(a + 1, b - 1).every((c) => c === 0x30),
+    'the prepared value is not mutated',
+  );
 });
 
 test('embedCms accepts a CMS that exactly fills the placeholder', async () => {
@@ -49,7 +52,8 @@ test('embedCms refuses a CMS bigger than the placeholder instead of truncating i
   const p = await prepared(2048);
   assert.throws(
     () => embedCms(p, fakeCms(2049)),
-    (e: unknown) => e instanceof PdfError && /2049 bytes does not fit the 2048-byte placeholder/.test(e.message),
+    (e: unknown) =>
+      e instanceof PdfError && /2049 bytes does not fit the 2048-byte placeholder/.test(e.message),
   );
 });
 

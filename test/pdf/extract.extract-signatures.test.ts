@@ -43,7 +43,10 @@ test('extractSignatures flags a ByteRange whose gap is not the /Contents string'
   const text = sealed.toString('latin1');
   const m = /\/ByteRange \[0 (\d+) (\d+) (\d+)( *)\]/.exec(text)!;
   // Shift the gap 10 bytes left: it no longer starts at '<' of /Contents.
-  const forged = `/ByteRange [0 ${Number(m[1]) - 10} ${m[2]} ${Number(m[3])}${m[4]}]`.padEnd(m[0].length, ' ');
+  const forged = `/ByteRange [0 ${Number(m[1]) - 10} ${m[2]} ${Number(m[3])}${m[4]}]`.padEnd(
+    m[0].length,
+    ' ',
+  );
   const tampered = Buffer.from(text.replace(m[0], forged.slice(0, m[0].length - 1) + ']'), 'latin1');
   const [sig] = extractSignatures(tampered);
   assert.equal(sig?.coversWholeDocument, false);

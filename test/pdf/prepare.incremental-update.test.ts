@@ -25,7 +25,12 @@ async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-async function inputs(): Promise<{ classic: Buffer; objectStreams: Buffer; qpdf: Buffer; noFinalNewline: Buffer }> {
+async function inputs(): Promise<{
+  classic: Buffer;
+  objectStreams: Buffer;
+  qpdf: Buffer;
+  noFinalNewline: Buffer;
+}> {
   const classic = await renderSampleInvoice(invoice);
   const objectStreams = await renderSampleInvoice({ ...invoice, useObjectStreams: true });
   const qpdf = await withTemp(async (dir) => {
@@ -39,7 +44,12 @@ async function inputs(): Promise<{ classic: Buffer; objectStreams: Buffer; qpdf:
 
 test('preparePdf appends one update: input is an exact prefix, ByteRange and digest match the bytes', async () => {
   for (const [name, input] of Object.entries(await inputs())) {
-    const p = await preparePdf(input, { signingTime, reason: 'Invoice e-seal', name: 'Example Tenant KK', location: 'Tokyo' });
+    const p = await preparePdf(input, {
+      signingTime,
+      reason: 'Invoice e-seal',
+      name: 'Example Tenant KK',
+      location: 'Tokyo',
+    });
     assert.equal(p.inputLength, input.length, name);
     assert.ok(p.bytes.subarray(0, input.length).equals(input), `${name}: input is a byte prefix`);
     const update = p.bytes.subarray(input.length).toString('latin1');
@@ -56,7 +66,10 @@ test('preparePdf appends one update: input is an exact prefix, ByteRange and dig
     const written = /\/ByteRange \[0 (\d+) (\d+) (\d+) *\]/.exec(update);
     assert.deepEqual(written?.slice(1).map(Number), [l1, s2, l2], `${name}: ByteRange written into the file`);
 
-    const expected = createHash('sha256').update(p.bytes.subarray(0, l1)).update(p.bytes.subarray(s2)).digest();
+    const expected = createHash('sha256')
+      .update(p.bytes.subarray(0, l1))
+      .update(p.bytes.subarray(s2))
+      .digest();
     assert.ok(p.contentDigest.equals(expected), `${name}: contentDigest is SHA-256 of the ranges`);
 
     // The signature dictionary stays out of object streams and carries the PAdES entries.
@@ -70,7 +83,9 @@ test('preparePdf appends one update: input is an exact prefix, ByteRange and dig
       await writeFile(join(dir, 'p.pdf'), p.bytes);
       const out = execFileSync('qpdf', ['--check', join(dir, 'p.pdf')]).toString();
       assert.match(out, /No syntax or stream encoding errors found/, name);
-      const fields = execFileSync('qpdf', ['--show-npages', join(dir, 'p.pdf')]).toString().trim();
+      const fields = execFileSync('qpdf', ['--show-npages', join(dir, 'p.pdf')])
+        .toString()
+        .trim();
       assert.equal(fields, '1', name);
     });
   }

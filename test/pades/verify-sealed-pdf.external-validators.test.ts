@@ -21,7 +21,11 @@ before(async () => {
   };
   const classic = await renderSampleInvoice(invoice);
   writeFileSync(join(pki.dir, 'classic.pdf'), classic);
-  execFileSync('qpdf', ['--object-streams=generate', join(pki.dir, 'classic.pdf'), join(pki.dir, 'qpdf.pdf')]);
+  execFileSync('qpdf', [
+    '--object-streams=generate',
+    join(pki.dir, 'classic.pdf'),
+    join(pki.dir, 'qpdf.pdf'),
+  ]);
   inputs = {
     classic,
     objectStreams: await renderSampleInvoice({ ...invoice, useObjectStreams: true }),
@@ -58,8 +62,21 @@ function opensslVerify(cms: Buffer, signedBytes: Buffer, name: string): { ok: bo
   writeFileSync(contentPath, signedBytes);
   // -purpose any: e-seal certificates are not S/MIME e-mail certificates (see cms-template.assemble test).
   const r = spawnSync('openssl', [
-    'cms', '-verify', '-binary', '-inform', 'DER', '-in', cmsPath, '-content', contentPath,
-    '-CAfile', pki.rootPemPath, '-purpose', 'any', '-out', '/dev/null',
+    'cms',
+    '-verify',
+    '-binary',
+    '-inform',
+    'DER',
+    '-in',
+    cmsPath,
+    '-content',
+    contentPath,
+    '-CAfile',
+    pki.rootPemPath,
+    '-purpose',
+    'any',
+    '-out',
+    '/dev/null',
   ]);
   return { ok: r.status === 0, stderr: r.stderr.toString() };
 }
@@ -70,7 +87,10 @@ for (const keyType of ['rsa', 'ecdsa'] as const) {
       const signer = pki[keyType];
       const input = inputs[inputName];
       const sealed = await seal(input, signer);
-      assert.ok(sealed.subarray(0, input.length).equals(input), 'input is an exact byte prefix of the output');
+      assert.ok(
+        sealed.subarray(0, input.length).equals(input),
+        'input is an exact byte prefix of the output',
+      );
 
       const [sig] = extractSignatures(sealed);
       assert.ok(sig);
@@ -90,7 +110,10 @@ for (const keyType of ['rsa', 'ecdsa'] as const) {
       assert.equal(check.chainTrusted, true);
       assert.equal(check.coversWholeDocument, true);
       assert.equal(check.subFilter, 'ETSI.CAdES.detached');
-      assert.equal(check.certificateSerialHex, CmsTemplate.fromCertificates(signer.chainDer).certificateSerialHex);
+      assert.equal(
+        check.certificateSerialHex,
+        CmsTemplate.fromCertificates(signer.chainDer).certificateSerialHex,
+      );
       assert.match(check.signerSubject ?? '', /O=Example Tenant KK/);
     });
   }

@@ -1,6 +1,7 @@
 // The rejects file: one CSV per read export listing every row that was not accepted and why. It is
 // UTF-8 with a BOM so Excel opens the Japanese text right, and it only comes into being on the first reject.
 import fs from 'node:fs';
+import path from 'node:path';
 import { once } from 'node:events';
 import { csvLine } from './csv-write';
 import type { RejectedRow } from './types';
@@ -27,6 +28,7 @@ export class RejectsWriter {
   async add(row: RejectedRow): Promise<void> {
     if (this.closed) throw new Error(`rejects file ${this.path} is already closed`);
     if (!this.out) {
+      await fs.promises.mkdir(path.dirname(this.path), { recursive: true });
       this.out = fs.createWriteStream(this.path);
       // Keep a write error for the next add/close instead of letting it crash the process.
       this.out.on('error', (err) => (this.failure ??= err));
@@ -47,9 +49,12 @@ export class RejectsWriter {
     this.closed = true;
     if (this.out) {
       const out = this.out;
-      const done = once(out, 'close');
-      out.end();
-      await done;
+      // A stream that failed to open is already closed: waiting for 'close' would never end.
+      if (!out.closed) {
+        const done = once(out, 'close');
+        out.end();
+        await done;
+      }
       if (this.failure) throw this.failure;
     }
     return this.count;

@@ -50,11 +50,28 @@ test('rejects are written with a BOM, a header, quoting and formula-safe cells',
   }
 });
 
-test('a rejects file that cannot be created fails on the first add', async () => {
+test('a missing rejects folder is created on the first add', async () => {
   const dir = await tempDir();
   try {
-    const writer = new RejectsWriter(path.join(dir, 'no-such-folder', 'rejects.csv'));
-    await assert.rejects(writer.add({ line: 2, reason: 'x' }), /ENOENT/);
+    const writer = new RejectsWriter(path.join(dir, 'rejects', 'r.csv'));
+    await writer.add({ line: 2, reason: 'x' });
+    assert.equal(await writer.close(), 1);
+    assert.match(
+      fs.readFileSync(path.join(dir, 'rejects', 'r.csv'), 'utf8'),
+      /^\uFEFFline,invoiceNumber,reason/,
+    );
+  } finally {
+    await removeDir(dir);
+  }
+});
+
+test('a rejects file that cannot be created fails on the first add, and close does not hang', async () => {
+  const dir = await tempDir();
+  try {
+    fs.writeFileSync(path.join(dir, 'a-file'), '');
+    const writer = new RejectsWriter(path.join(dir, 'a-file', 'rejects.csv'));
+    await assert.rejects(writer.add({ line: 2, reason: 'x' }), /ENOTDIR|EEXIST/);
+    await writer.close().catch(() => undefined);
   } finally {
     await removeDir(dir);
   }

@@ -186,9 +186,9 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
     48,
   );
   // ... and a fresh queue (as after Redis lost its data) finds the sealed files and spends no signature.
-  for (const run of night.runs) {
-    const f = run.produced.files[0]!;
-    await fs.rename(path.join(path.dirname(f.file), 'processed', path.basename(f.processedTo!)), f.file);
+  for (const r of again) {
+    const f = r.files[0]!;
+    await fs.rename(f.processedTo!, f.file);
   }
   const signaturesBefore = sandbox.stats().signatures;
   const second = await runNight({

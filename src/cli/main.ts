@@ -71,7 +71,10 @@ program
   .option('--data-dir <dir>', 'where keys, certificates and secrets are kept', 'var/sandbox')
   .option('--latency-ms <ms>', 'added latency per call', nonNegativeInt, 0)
   .option('--ecdsa-format <format>', 'ECDSA signatures as der or raw (r||s)', 'der')
-  .option('--public-url <origin>', 'origin clients reach it at, advertised in /info (default http://host:port)')
+  .option(
+    '--public-url <origin>',
+    'origin clients reach it at, advertised in /info (default http://host:port)',
+  )
   .action(sandboxCommand);
 
 program

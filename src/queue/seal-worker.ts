@@ -29,7 +29,8 @@ export interface SealWorkerOptions {
   /** prepare threads; default: one per core */
   threads?: number;
   defaultProviderUrl?: string;
-  /** flush a partial signHash batch when no hash arrived for this long (ms). Default 50. */
+  /** flush a partial signHash batch when no hash arrived for this long (ms). Default 200: a night is
+   * not latency-bound, and fuller batches mean fewer provider calls. */
   batchMaxWaitMs?: number;
   /** bytes reserved for the CMS in each placeholder. Default 16384. */
   signatureBytes?: number;
@@ -53,7 +54,7 @@ export class SealWorker {
     this.contexts = new SigningContexts({
       logger: options.logger,
       defaultProviderUrl: options.defaultProviderUrl,
-      batchMaxWaitMs: options.batchMaxWaitMs,
+      batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
       env: options.env,
     });
     this.worker = new Worker<SealJobData, SealJobResult>(SEAL_QUEUE, (job) => this.process(job), {

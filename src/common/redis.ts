@@ -56,16 +56,14 @@ function freePort(): Promise<number> {
   });
 }
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '')
-    .split(path.delimiter)
-    .some((dir) => dir && fs.existsSync(path.join(dir, command)));
+function onPath(command: string, env: NodeJS.ProcessEnv): boolean {
+  return (env.PATH ?? '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, command)));
 }
 
-async function startPrivateRedis(): Promise<RedisEndpoint> {
-  if (!onPath('redis-server')) {
+async function startPrivateRedis(env: NodeJS.ProcessEnv): Promise<RedisEndpoint> {
+  if (!onPath('redis-server', env)) {
     throw new RedisUnavailableError(
-      'No Redis answers on 127.0.0.1:6379 and redis-server is not on the PATH. Install it ' +
+      'No Redis answers on 127.0.0.1:6379 (or REDIS_URL) and redis-server is not on the PATH. Install it ' +
         '(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL.',
     );
   }
@@ -99,7 +97,11 @@ async function startPrivateRedis(): Promise<RedisEndpoint> {
   };
 }
 
-export async function resolveRedis(env: NodeJS.ProcessEnv = process.env): Promise<RedisEndpoint> {
+/** `defaultUrl` is a parameter only so tests can make the default port unreachable. */
+export async function resolveRedis(
+  env: NodeJS.ProcessEnv = process.env,
+  defaultUrl = DEFAULT_URL,
+): Promise<RedisEndpoint> {
   const noop = async () => undefined;
   if (env.REDIS_URL) {
     if (!(await answers(env.REDIS_URL))) {
@@ -107,6 +109,6 @@ export async function resolveRedis(env: NodeJS.ProcessEnv = process.env): Promis
     }
     return { url: env.REDIS_URL, origin: 'env', release: noop };
   }
-  if (await answers(DEFAULT_URL)) return { url: DEFAULT_URL, origin: 'local', release: noop };
-  return startPrivateRedis();
+  if (await answers(defaultUrl)) return { url: defaultUrl, origin: 'local', release: noop };
+  return startPrivateRedis(env);
 }

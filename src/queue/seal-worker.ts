@@ -198,9 +198,15 @@ export class SealWorker {
     return { status: 'sealed', file: target, sealedSha256 };
   }
 
-  async close(): Promise<void> {
-    await this.worker.close();
-    await this.contexts.close();
-    await this.pool.close();
+  private closing?: Promise<void>;
+
+  /** Finishes the jobs in hand, then releases the pool and signers. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.worker.close();
+      await this.contexts.close();
+      await this.pool.close();
+    })();
+    return this.closing;
   }
 }

@@ -25,7 +25,11 @@ const BATCH = 10;
 test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) signHash calls', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
-  const sandbox = await startSandbox({ dataDir: path.join(dir, 'sandbox'), port: 0 });
+  const sandbox = await startSandbox({
+    dataDir: path.join(dir, 'sandbox'),
+    port: 0,
+    logger: pino({ level: 'silent' }),
+  });
   after(() => sandbox.close());
 
   const sakura = await writeSampleExport({

@@ -1,0 +1,139 @@
+// The `sealer` command as a user runs it: help, flag errors, verify on a tampered file, and enqueue + work
+// as separate processes against real Redis and the sandbox.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { startSandbox } from '../../src/sandbox';
+import { readManifest } from '../../src/outbox';
+import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { tempDir } from '../helpers/temp-dir';
+import { testRedis } from '../helpers/test-redis';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const execFileP = promisify(execFile);
+
+async function sealer(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('every command has --help that says what it does', async () => {
+  for (const command of ['demo', 'enqueue', 'work', 'schedule', 'sandbox', 'verify', 'bench']) {
+    const r = await sealer([command, '--help']);
+    assert.equal(r.code, 0, command);
+    assert.match(r.stdout, new RegExp(`Usage: sealer ${command}`));
+    assert.ok(r.stdout.split('\n')[2]!.length > 20, `${command} has a description`);
+  }
+});
+
+test('a wrong flag or a missing argument is a one-line error and a non-zero exit', async () => {
+  for (const args of [
+    ['work', '--bogus'],
+    ['enqueue'],
+    ['verify'],
+    ['bench', '--invoices', 'many'],
+    ['nosuch'],
+  ]) {
+    const r = await sealer(args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /error/);
+  }
+});
+
+test('enqueue and work as separate processes seal an export; verify accepts it and refuses a flipped byte', async () => {
+  const dir = await tempDir();
+  const { url, prefix } = await testRedis();
+  const sandbox = await startSandbox({
+    dataDir: path.join(dir, 'sandbox'),
+    logger: pino({ level: 'silent' }),
+  });
+  after(() => sandbox.close());
+  await writeSampleExport({
+    dir: path.join(dir, 'inbox'),
+    tenantName: 'Fuji Denki K.K.',
+    invoicePrefix: 'FJ',
+    count: 12,
+    encoding: 'utf8',
+  });
+  const secrets = path.join(dir, 'sandbox', 'secrets', 'fuji');
+  await fs.mkdir(path.join(dir, 'jobs'));
+  await fs.writeFile(
+    path.join(dir, 'jobs', 'fuji.json'),
+    JSON.stringify({
+      name: 'fuji-nightly',
+      cron: '30 2 * * *',
+      tenant: 'fuji',
+      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
+      signing: {
+        clientId: 'fuji-app',
+        clientSecret: `file:${secrets}/client-secret`,
+        credentialId: 'fuji-eseal-ec',
+        pin: `file:${secrets}/fuji-eseal-ec.pin`,
+        totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
+        batchSize: 5,
+      },
+      outbox: '../outbox',
+    }),
+  );
+  const env = { REDIS_URL: url, SEALER_PREFIX: prefix, SEALER_PROVIDER_URL: sandbox.url, LOG_LEVEL: 'warn' };
+  const enqueued = await sealer(['enqueue', 'fuji-nightly', '--jobs', path.join(dir, 'jobs')], env);
+  assert.equal(enqueued.code, 0, enqueued.stderr);
+  assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 duplicates, 0 rejected/);
+
+  const worker = spawn(
+    process.execPath,
+    [CLI, 'work', '--jobs', path.join(dir, 'jobs'), '--concurrency', '10'],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  worker.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
+  const outDir = path.join(dir, 'outbox', 'fuji');
+  const deadline = Date.now() + 30_000;
+  let manifestFile = '';
+  for (;;) {
+    const days = await fs.readdir(outDir).catch(() => []);
+    manifestFile = days[0] ? path.join(outDir, days[0], 'manifest.csv') : '';
+    const rows = manifestFile ? await readManifest(manifestFile).catch(() => []) : [];
+    if (rows.length === 12) break;
+    assert.ok(Date.now() < deadline, `worker sealed ${rows.length} of 12 in time: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  worker.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.match(stderr, /worker stopped: 12 jobs completed/);
+
+  const sealedDir = path.dirname(manifestFile);
+  const files = (await fs.readdir(sealedDir))
+    .filter((f) => f.endsWith('.pdf'))
+    .map((f) => path.join(sealedDir, f));
+  const ok = await sealer(['verify', '--root', sandbox.rootCertPath, ...files]);
+  assert.equal(ok.code, 0, ok.stdout);
+  assert.match(ok.stdout, /12 file\(s\) checked, all valid/);
+
+  // One flipped byte inside the signed range (in the original content) breaks the seal.
+  const victim = files[0]!;
+  const bytes = await fs.readFile(victim);
+  const at = bytes.indexOf('Invoice');
+  assert.ok(at > 0);
+  bytes[at] = bytes[at]! ^ 0x01;
+  await fs.writeFile(victim, bytes);
+  const bad = await sealer(['verify', '--root', sandbox.rootCertPath, victim]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /INVALID/);
+});

@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectRedis, resolveRedis, RedisUnavailableError } from '../../src/common/redis';
+
+test('with no Redis at REDIS_URL the error says so and names no password', async () => {
+  await assert.rejects(resolveRedis({ REDIS_URL: 'redis://:topsecret@127.0.0.1:1' }), (err: Error) => {
+    assert.ok(err instanceof RedisUnavailableError);
+    assert.ok(!err.message.includes('topsecret'));
+    return true;
+  });
+});
+
+test('with no Redis on the default port a private redis-server is started and stopped', async () => {
+  const endpoint = await resolveRedis({ PATH: process.env.PATH }, 'redis://127.0.0.1:1');
+  assert.equal(endpoint.origin, 'private');
+  const redis = connectRedis(endpoint.url);
+  assert.equal(await redis.ping(), 'PONG');
+  redis.disconnect();
+  await endpoint.release();
+  const after = connectRedis(endpoint.url, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
+  after.on('error', () => undefined);
+  await assert.rejects(after.connect());
+  after.disconnect();
+});
+
+test('with no redis-server on the PATH the error says how to get one', async () => {
+  await assert.rejects(
+    resolveRedis({ PATH: '/nonexistent' }, 'redis://127.0.0.1:1'),
+    /redis-server is not on the PATH.*apt-get install redis-server/,
+  );
+});

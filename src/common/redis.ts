@@ -112,3 +112,15 @@ export async function resolveRedis(
   if (await answers(defaultUrl)) return { url: defaultUrl, origin: 'local', release: noop };
   return startPrivateRedis(env);
 }
+
+/** Deletes every key under `prefix:` (SCAN, never KEYS); returns how many. */
+export async function deleteKeysByPrefix(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}

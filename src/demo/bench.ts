@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import pino from 'pino';
 import { createLogger } from '../common/logger';
-import { connectRedis, resolveRedis } from '../common/redis';
+import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis';
 import { loadJobFile } from '../jobs';
 import { runNight } from '../queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
@@ -170,12 +170,7 @@ export async function runBench(o: BenchOptions): Promise<void> {
     );
   } finally {
     sandbox?.child.kill('SIGTERM');
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = nextCursor;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
     await endpoint.release();
     await fs.rm(work, { recursive: true, force: true });

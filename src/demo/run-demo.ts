@@ -6,7 +6,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { startSandbox, type SandboxHandle } from '../sandbox';
 import { createLogger } from '../common/logger';
-import { connectRedis, resolveRedis } from '../common/redis';
+import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis';
 import { loadJobs } from '../jobs';
 import { openSealQueue, produceRun, runNight, type NightResult } from '../queue';
 import { MANIFEST_NAME } from '../outbox';
@@ -16,17 +16,6 @@ export interface DemoOptions {
   home: string;
   concurrency: number;
   prefix?: string;
-}
-
-async function deleteKeys(redis: ReturnType<typeof connectRedis>, pattern: string): Promise<number> {
-  let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  return deleted;
 }
 
 async function copyInbox(home: string, tenants: string[]): Promise<void> {
@@ -56,7 +45,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
   const redis = connectRedis(endpoint.url);
   let sandbox: SandboxHandle | undefined;
   try {
-    const cleared = await deleteKeys(redis, `${prefix}:*`);
+    const cleared = await deleteKeysByPrefix(redis, prefix);
     say(
       `demo state: prefix "${prefix}" (${cleared} keys from an earlier demo cleared), fresh var/inbox and var/outbox`,
     );

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { after } from 'node:test';
 import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../src/common/redis';
+import { connectRedis, deleteKeysByPrefix } from '../../src/common/redis';
 
 export interface TestRedis {
   url: string;
@@ -13,22 +13,13 @@ export interface TestRedis {
   connection: ConnectionOptions;
 }
 
-export async function deleteByPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
 export async function testRedis(): Promise<TestRedis> {
   const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redis = connectRedis(url);
   await redis.ping();
   const prefix = `sealer-test-${crypto.randomBytes(6).toString('hex')}`;
   after(async () => {
-    await deleteByPrefix(redis, prefix);
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
   });
   return { url, redis, prefix, connection: { url, maxRetriesPerRequest: null } };

@@ -105,7 +105,7 @@ test('enqueue and work as separate processes seal an export; verify accepts it a
   const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
   const outDir = path.join(dir, 'outbox', 'fuji');
   const deadline = Date.now() + 30_000;
-  let manifestFile = '';
+  let manifestFile: string;
   for (;;) {
     const days = await fs.readdir(outDir).catch(() => []);
     manifestFile = days[0] ? path.join(outDir, days[0], 'manifest.csv') : '';

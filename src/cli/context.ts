@@ -11,6 +11,7 @@ import { DEFAULT_PREFIX } from '../queue';
 export interface CommonOptions {
   jobs: string;
   prefix?: string;
+  waitForRedisMs?: number;
 }
 
 export interface CommandContext {
@@ -25,7 +26,9 @@ export interface CommandContext {
 
 export async function openContext(opts: CommonOptions, logger = createLogger()): Promise<CommandContext> {
   const jobs = await loadJobs(path.resolve(opts.jobs));
-  const endpoint = await resolveRedis();
+  // Long-running commands wait a little for a Redis starting beside them; none falls back to a
+  // private one, whose queue would vanish with the process.
+  const endpoint = await resolveRedis({ waitMs: opts.waitForRedisMs ?? 0 });
   const redis = connectRedis(endpoint.url);
   return {
     jobs,
@@ -35,7 +38,7 @@ export async function openContext(opts: CommonOptions, logger = createLogger()):
     prefix: opts.prefix ?? process.env.SEALER_PREFIX ?? DEFAULT_PREFIX,
     logger,
     release: async () => {
-      redis.disconnect();
+      await redis.quit();
       await endpoint.release();
       logger.flush();
     },

@@ -97,20 +97,33 @@ async function startPrivateRedis(env: NodeJS.ProcessEnv): Promise<RedisEndpoint>
   };
 }
 
-/** `defaultUrl` is a parameter only so tests can make the default port unreachable. */
-export async function resolveRedis(
-  env: NodeJS.ProcessEnv = process.env,
-  defaultUrl = DEFAULT_URL,
-): Promise<RedisEndpoint> {
-  const noop = async () => undefined;
-  if (env.REDIS_URL) {
-    if (!(await answers(env.REDIS_URL))) {
-      throw new RedisUnavailableError(`REDIS_URL is set but no Redis answers there`);
+export interface ResolveRedisOptions {
+  env?: NodeJS.ProcessEnv;
+  /** start a private redis-server when none answers: for the demo and the benchmark only, since
+   * whatever is queued there is gone when it stops */
+  allowPrivate?: boolean;
+  /** keep trying this long for a Redis to answer (a service starting beside us); default 0 */
+  waitMs?: number;
+  /** the address tried without REDIS_URL; a parameter so tests can make it unreachable */
+  defaultUrl?: string;
+}
+
+export async function resolveRedis(o: ResolveRedisOptions = {}): Promise<RedisEndpoint> {
+  const env = o.env ?? process.env;
+  const url = env.REDIS_URL || (o.defaultUrl ?? DEFAULT_URL);
+  const deadline = Date.now() + (o.waitMs ?? 0);
+  for (;;) {
+    if (await answers(url)) {
+      return { url, origin: env.REDIS_URL ? 'env' : 'local', release: async () => undefined };
     }
-    return { url: env.REDIS_URL, origin: 'env', release: noop };
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
   }
-  if (await answers(defaultUrl)) return { url: defaultUrl, origin: 'local', release: noop };
-  return startPrivateRedis(env);
+  if (env.REDIS_URL) throw new RedisUnavailableError('REDIS_URL is set but no Redis answers there');
+  if (o.allowPrivate) return startPrivateRedis(env);
+  throw new RedisUnavailableError(
+    'No Redis answers on 127.0.0.1:6379: start one (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL',
+  );
 }
 
 /** Deletes every key under `prefix:` (SCAN, never KEYS); returns how many. */

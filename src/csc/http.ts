@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CscError } from './csc-error';
 
 export interface RetryPolicy {
-  /** Extra attempts after a 429/503 answer. */
+  /** Extra attempts after a 429/503 answer (0 for requests that must never be re-sent as they are). */
   maxRetries: number;
   /** Longest wait we accept; a Retry-After beyond it fails at once (retryable) instead of stalling. */
   maxDelayMs: number;
@@ -49,8 +49,11 @@ async function post(url: string, payload: string, contentType: string, o: PostOp
   }
 }
 
-/** Wait before the next attempt, or undefined when this error must not be retried here. */
-function backoffFor(err: CscError, attempt: number, policy: RetryPolicy): number | undefined {
+/**
+ * Wait before the next attempt after a 429/503, or undefined when this error must not be retried.
+ * Also used by the SAD manager, which re-sends credentials/authorize itself with a fresh OTP.
+ */
+export function backoffFor(err: CscError, attempt: number, policy: RetryPolicy): number | undefined {
   if ((err.status !== 429 && err.status !== 503) || attempt >= policy.maxRetries) return undefined;
   // Without Retry-After, grow the wait so a struggling provider is not hammered.
   const wait = err.retryAfterMs ?? 250 * 2 ** attempt;
@@ -93,18 +96,21 @@ async function postOnce(
   }
   const fields = errorFields(parsed);
   // A bearer-protected endpoint may put the reason only in the challenge (RFC 6750 section 3).
-  const error = fields.error ?? challengeError(res.headers.get('www-authenticate'));
+  const challenge = challengeError(res.headers.get('www-authenticate'));
+  const error = fields.error ?? challenge;
   throw new CscError({
     endpoint: o.endpoint,
     status: res.status,
     error,
+    challengeError: challenge,
     errorDescription: fields.description ?? (error ? undefined : res.statusText || undefined),
     retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
   });
 }
 
 function challengeError(header: string | null): string | undefined {
-  const m = header === null ? null : /error="([^"]{1,80})"/i.exec(header);
+  // `\berror=` so that an `error_description="..."` parameter is not taken for the code.
+  const m = header === null ? null : /\berror="([^"]{1,80})"/i.exec(header);
   return m?.[1];
 }
 

@@ -82,7 +82,7 @@ export async function runBench(o: BenchOptions): Promise<void> {
   const say = (line: string) => process.stdout.write(line + '\n');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'sealer-bench-'));
   const prefix = `sealer-bench-${process.pid}`;
-  const endpoint = await resolveRedis();
+  const endpoint = await resolveRedis({ allowPrivate: true });
   const redis = connectRedis(endpoint.url);
   let sandbox: { url: string; child: ChildProcess } | undefined;
   try {
@@ -171,7 +171,7 @@ export async function runBench(o: BenchOptions): Promise<void> {
   } finally {
     sandbox?.child.kill('SIGTERM');
     await deleteKeysByPrefix(redis, prefix);
-    redis.disconnect();
+    await redis.quit();
     await endpoint.release();
     await fs.rm(work, { recursive: true, force: true });
   }

@@ -38,7 +38,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
   const prefix = o.prefix ?? 'sealer-demo';
   const say = (line: string) => process.stdout.write(line + '\n');
 
-  const endpoint = await resolveRedis();
+  const endpoint = await resolveRedis({ allowPrivate: true });
   say(
     `redis: ${endpoint.origin === 'private' ? `started a private redis-server at ${endpoint.url}` : endpoint.url}`,
   );
@@ -140,7 +140,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     return night;
   } finally {
     await sandbox?.close();
-    redis.disconnect();
+    await redis.quit();
     await endpoint.release();
     logger.flush();
   }

@@ -23,6 +23,14 @@ export const signingProfileSchema = z.strictObject({
   credentialId: z.string().min(1),
   pin: secretRefSchema.optional(),
   totpSecret: secretRefSchema.optional(),
+  /** the TOTP parameters the provider set up the credential with (RFC 6238) */
+  totp: z
+    .strictObject({
+      digits: z.int().min(6).max(10).default(6),
+      periodSec: z.int().min(1).max(300).default(30),
+      algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
+    })
+    .default({ digits: 6, periodSec: 30, algorithm: 'SHA1' }),
   /** hashes per signatures/signHash call */
   batchSize: z.int().min(1).max(1000).default(20),
   /** cap on numSignatures per credentials/authorize; never above the credential's multisign */

@@ -12,11 +12,20 @@ function describeIssues(error: z.ZodError): string {
 }
 
 export async function loadJobFile(file: string): Promise<JobDefinition> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new JobConfigError(`cannot read job definition ${file}`, { cause: err });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new JobConfigError(`job definition ${file}: ${(err as Error).message}`, { cause: err });
+    // V8's message quotes the text around the error, which may be an inline secret: give the place only.
+    const at = /position (\d+)/.exec((err as Error).message);
+    const where = at ? ` at line ${text.slice(0, Number(at[1])).split('\n').length}` : '';
+    throw new JobConfigError(`job definition ${file} is not valid JSON${where}`);
   }
   const parsed = jobDefinitionSchema.safeParse(raw);
   if (!parsed.success) {

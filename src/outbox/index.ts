@@ -1,2 +1,3 @@
 export * from './outbox';
 export * from './manifest';
+export * from './sealed-index';

@@ -1,8 +1,9 @@
 // The per-folder manifest (manifest.csv): one row per sealed invoice, UTF-8 with a BOM so Excel shows
-// Japanese correctly. Rows are single appends of one line, which O_APPEND keeps whole across processes.
+// Japanese correctly. Rows are appended one line at a time.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { OutboxConflictError, writeNew } from './outbox';
 
 export interface ManifestRow {
   invoiceNumber: string;
@@ -31,19 +32,53 @@ function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
+/** Creates the manifest with its header if it does not exist yet, atomically, so that two processes
+ * starting a folder at once cannot overwrite each other's first rows. */
+async function ensureManifest(file: string): Promise<void> {
+  try {
+    await fs.access(file);
+    return;
+  } catch {
+    // fall through: create it
+  }
+  try {
+    await writeNew(file, Buffer.from('\uFEFF' + COLUMNS.join(',') + '\r\n'));
+  } catch (err) {
+    if (!(err instanceof OutboxConflictError)) throw err;
+  }
+}
+
+/** Appends one row durably (O_APPEND keeps a single-line write whole across processes; fsync before
+ * the job completes). */
 export async function appendManifestRow(dir: string, row: ManifestRow): Promise<string> {
   const file = path.join(dir, MANIFEST_NAME);
-  await fs.mkdir(dir, { recursive: true });
+  await ensureManifest(file);
+  const handle = await fs.open(file, 'a');
   try {
-    await fs.writeFile(file, '\uFEFF' + COLUMNS.join(',') + '\r\n', { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await handle.write(COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
-  await fs.appendFile(file, COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n');
   return file;
 }
 
 export async function readManifest(file: string): Promise<ManifestRow[]> {
   const text = await fs.readFile(file, 'utf8');
   return parse(text, { bom: true, columns: true, skip_empty_lines: true }) as ManifestRow[];
+}
+
+/** Whether the manifest in `dir` already lists `invoiceNumber` with this sealed file digest. */
+export async function manifestHasRow(
+  dir: string,
+  invoiceNumber: string,
+  sealedSha256: string,
+): Promise<boolean> {
+  try {
+    const rows = await readManifest(path.join(dir, MANIFEST_NAME));
+    return rows.some((r) => r.invoiceNumber === invoiceNumber && r.sealedSha256 === sealedSha256);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }

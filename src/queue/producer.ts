@@ -13,7 +13,7 @@ import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
-import { addRunCounts, type RunCounts } from './run-record';
+import { addRunCounts, settleRun, type RunCounts } from './run-record';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
 
 export class ProducerError extends SealerError {}
@@ -33,6 +33,8 @@ export interface ProduceOptions {
 
 export interface FileResult extends Pick<RunCounts, 'rows' | 'enqueued' | 'duplicates' | 'rejected'> {
   file: string;
+  /** of the enqueued: invoices whose earlier job had failed, queued again */
+  requeued: number;
   encoding: ExportSummary['encoding'];
   rejectsFile?: string;
   processedTo?: string;
@@ -75,7 +77,7 @@ async function enqueueChunk(
   records: InvoiceRecord[],
   base: Omit<SealJobData, 'invoiceNumber' | 'sourcePath' | 'sourceSha256' | 'sourceLength' | 'line'>,
   opts: ProduceOptions,
-): Promise<{ enqueued: number; duplicates: number }> {
+): Promise<{ enqueued: number; duplicates: number; requeued: number }> {
   const datas: SealJobData[] = await Promise.all(
     records.map(async (r) => {
       const { sha256, length } = await sha256File(r.pdfPath);
@@ -90,17 +92,28 @@ async function enqueueChunk(
     }),
   );
   const ids = datas.map(sealJobId);
-  // BullMQ skips an existing jobId on its own; asking first lets the run report duplicates.
+  // BullMQ skips an existing jobId on its own; asking first lets the run report duplicates, and
+  // re-queue invoices whose earlier job failed for good (a re-run is how ops retries a night).
   const pipeline = opts.redis.pipeline();
   for (const id of ids) pipeline.exists(`${opts.prefix}:${opts.queue.name}:${id}`);
   const exists = ((await pipeline.exec()) ?? []).map(([, n]) => n === 1);
-  const fresh = datas.filter((_, i) => !exists[i]);
+  let requeued = 0;
+  const fresh: SealJobData[] = [];
+  for (const [i, data] of datas.entries()) {
+    if (!exists[i]) {
+      fresh.push(data);
+    } else if ((await opts.queue.getJobState(ids[i]!)) === 'failed') {
+      await (await opts.queue.getJob(ids[i]!))?.remove();
+      fresh.push(data);
+      requeued++;
+    }
+  }
   if (fresh.length) {
     await opts.queue.addBulk(
       fresh.map((data) => ({ name: data.jobName, data, opts: { jobId: sealJobId(data) } })),
     );
   }
-  return { enqueued: fresh.length, duplicates: datas.length - fresh.length };
+  return { enqueued: fresh.length, duplicates: datas.length - fresh.length, requeued };
 }
 
 async function produceFile(
@@ -120,12 +133,21 @@ async function produceFile(
   const rejectsDir = path.join(job.exportFolder, 'rejects');
   const rejectsFile = path.join(rejectsDir, `${path.basename(file)}.${ids.runId}.rejects.csv`);
   const rejects = new RejectsWriter(rejectsFile);
-  const result: FileResult = { file, encoding: 'utf8', rows: 0, enqueued: 0, duplicates: 0, rejected: 0 };
+  const result: FileResult = {
+    file,
+    encoding: 'utf8',
+    rows: 0,
+    enqueued: 0,
+    duplicates: 0,
+    rejected: 0,
+    requeued: 0,
+  };
   let pending: InvoiceRecord[] = [];
   const flush = async () => {
     const r = await enqueueChunk(pending, base, opts);
     result.enqueued += r.enqueued;
     result.duplicates += r.duplicates;
+    result.requeued += r.requeued;
     pending = [];
     opts.onProgress?.({ file, rows: result.rows });
   };
@@ -226,5 +248,8 @@ export async function produceRun(
     }
   }
   await addRunCounts(opts.redis, opts.prefix, ids.runId, {}, { state: 'produced' });
+  // Workers may have finished every invoice before the run was marked produced.
+  const settled = await settleRun(opts.redis, opts.prefix, ids.runId);
+  if (settled) opts.logger.info({ runId: ids.runId, ...settled }, 'run settled');
   return result;
 }

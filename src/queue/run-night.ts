@@ -1,7 +1,7 @@
 // One night in one process: produce every given job's exports, then work the queue until every run
 // is settled (sealed, already sealed or failed). Used by `sealer demo` and the benchmark; production
 // splits the same pieces across `sealer schedule` and `sealer work`.
-import type { ConnectionOptions } from 'bullmq';
+import type { ConnectionOptions, JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
@@ -22,6 +22,10 @@ export interface NightOptions {
   batchMaxWaitMs?: number;
   /** called as invoices settle */
   onProgress?: (settled: number, total: number) => void;
+  /** the producer's clock: names the run and its outbox folder; default now */
+  now?: Date;
+  /** job options for the seal queue (tests shorten the backoff); default SEAL_JOB_OPTIONS */
+  jobOptions?: JobsOptions;
   /** give up waiting after this long (ms); default 30 minutes */
   timeoutMs?: number;
 }
@@ -52,7 +56,7 @@ export interface NightResult {
 export async function runNight(options: NightOptions): Promise<NightResult> {
   const started = process.hrtime.bigint();
   const { redis, prefix, logger } = options;
-  const queue = openSealQueue(options.connection, prefix);
+  const queue = openSealQueue(options.connection, prefix, options.jobOptions);
   const worker = new SealWorker({
     connection: options.connection,
     redis,
@@ -68,7 +72,10 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
   try {
     const produced: { job: JobDefinition; result: ProduceResult }[] = [];
     for (const job of options.jobs) {
-      produced.push({ job, result: await produceRun(job, { queue, redis, prefix, logger }) });
+      produced.push({
+        job,
+        result: await produceRun(job, { queue, redis, prefix, logger, now: options.now }),
+      });
     }
     const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
     let counts: RunCounts[] = [];

@@ -54,3 +54,14 @@ export async function readRun(
 export function runSettled(c: RunCounts): boolean {
   return c.sealed + c.alreadySealed + c.failed >= c.enqueued;
 }
+
+/**
+ * Marks the run settled once every enqueued invoice is sealed, already sealed or failed, and the
+ * producer has finished. Returns the counts to the one caller (in any process) that settled it.
+ */
+export async function settleRun(redis: Redis, prefix: string, runId: string): Promise<RunCounts | undefined> {
+  const run = await readRun(redis, prefix, runId);
+  if (run.state !== 'produced' || !runSettled(run)) return undefined;
+  const first = await redis.hsetnx(runKey(prefix, runId), 'settledAt', new Date().toISOString());
+  return first ? run : undefined;
+}

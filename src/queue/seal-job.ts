@@ -24,9 +24,14 @@ export interface SealJobResult {
   sealedSha256?: string;
 }
 
-/** Deterministic: the same invoice with the same PDF bytes is the same job, so re-runs enqueue nothing. */
+/**
+ * Deterministic: the same invoice with the same PDF bytes is the same job, so re-runs enqueue nothing.
+ * DESIGN.md writes it tenant:invoice:digest; BullMQ reserves ':' in custom IDs (tolerated today only for
+ * legacy repeatable jobs), so the parts are joined with '|', which neither a tenant nor an invoice
+ * number may contain.
+ */
 export function sealJobId(data: Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'>): string {
-  return `${data.tenant}:${data.invoiceNumber}:${data.sourceSha256}`;
+  return `${data.tenant}|${data.invoiceNumber}|${data.sourceSha256}`;
 }
 
 export interface QueueConnection {

@@ -1,21 +1,45 @@
 // The BullMQ worker that seals one invoice per job: prepare (thread pool) → sign (batched through the
 // credential's BatchSigner) → finish (CMS, embed, verify) → deliver (atomic write, manifest).
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { embedCms } from '../pdf';
-import { verifyCms } from '../pades';
-import { appendManifestRow, checkExistingSeal, sealedFilePath, writeNew } from '../outbox';
+import { verifyCms, verifySealedPdf } from '../pades';
+import { CscError } from '../csc';
+import { JobConfigError } from '../jobs';
+import {
+  appendManifestRow,
+  checkExistingSeal,
+  findSealed,
+  manifestHasRow,
+  recordSealed,
+  sealedFilePath,
+  writeNew,
+} from '../outbox';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { PreparePool } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
-import { addRunCounts, runKey } from './run-record';
+import { addRunCounts, runKey, settleRun } from './run-record';
 
 export class SealError extends SealerError {}
+
+/**
+ * What a failure means for the job: a provider refusal that will not change by waiting (wrong PIN,
+ * bad request, unknown credential) or a configuration error fails it at once; anything else
+ * (timeouts, 429, 5xx, network) is retried with BullMQ's backoff.
+ */
+function fateOf(err: unknown, context: string): Error {
+  const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
+  if ((err instanceof CscError && !err.retryable) || err instanceof JobConfigError) {
+    return new UnrecoverableError(message);
+  }
+  return new SealError(message, { cause: err });
+}
 
 export interface SealWorkerOptions {
   connection: ConnectionOptions;
@@ -63,9 +87,6 @@ export class SealWorker {
       concurrency: options.concurrency ?? 64,
       autorun: false,
     });
-    this.worker.on('completed', (job, result) => {
-      void this.count(job.data.runId, result.status === 'sealed' ? { sealed: 1 } : { alreadySealed: 1 });
-    });
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -80,12 +101,12 @@ export class SealWorker {
         'seal failed',
       );
       if (final) {
-        void this.count(job.data.runId, { failed: 1 }).then(() =>
-          this.options.redis.rpush(
+        void this.options.redis
+          .rpush(
             `${runKey(this.options.prefix, job.data.runId)}:failures`,
             JSON.stringify({ invoice: job.data.invoiceNumber, line: job.data.line, reason: err.message }),
-          ),
-        );
+          )
+          .then(() => this.count(job.data.runId, { failed: 1 }));
       }
     });
     this.worker.on('error', (err) => this.options.logger.error({ err }, 'worker error'));
@@ -94,6 +115,8 @@ export class SealWorker {
   private async count(runId: string, counts: Parameters<typeof addRunCounts>[3]): Promise<void> {
     try {
       await addRunCounts(this.options.redis, this.options.prefix, runId, counts);
+      const settled = await settleRun(this.options.redis, this.options.prefix, runId);
+      if (settled) this.options.logger.info({ runId, ...settled }, 'run settled');
     } catch (err) {
       this.options.logger.error({ err, runId }, 'cannot update run record');
     }
@@ -118,23 +141,72 @@ export class SealWorker {
   }
 
   async process(job: Job<SealJobData, SealJobResult>): Promise<SealJobResult> {
-    const data = job.data;
+    const result = await this.deliver(job.data);
+    // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles
+    // (a crash after this line re-runs the job, which then counts as already sealed: over, not under).
+    await this.count(job.data.runId, result.status === 'sealed' ? { sealed: 1 } : { alreadySealed: 1 });
+    return result;
+  }
+
+  private async deliver(data: SealJobData): Promise<SealJobResult> {
     const def = this.jobDefinition(data);
+    const root = def.outboxRoot;
     let target: string;
     try {
-      target = sealedFilePath(def.outboxRoot, data.tenant, data.runDate, data.invoiceNumber);
+      target = sealedFilePath(root, data.tenant, data.runDate, data.invoiceNumber);
     } catch (err) {
       throw new UnrecoverableError((err as Error).message);
     }
+    // Sealed before, on any run date: deliver nothing new and spend no signature.
+    const earlier = await findSealed(root, data.tenant, data.invoiceNumber, data.sourceSha256);
+    if (earlier) return { status: 'already-sealed', file: earlier };
     const existing = await checkExistingSeal(target, data.sourceSha256, data.sourceLength);
-    if (existing === 'same-source') return { status: 'already-sealed', file: target };
+    if (existing === 'same-source') return this.completeEarlierDelivery(data, target);
     if (existing === 'different') {
       throw new UnrecoverableError(
         `invoice ${data.invoiceNumber}: ${target} already holds a different sealed document; not overwriting`,
       );
     }
-    const context = await this.contexts.get(def);
+    let context: SigningContext;
+    try {
+      context = await this.contexts.get(def);
+    } catch (err) {
+      throw fateOf(err, `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`);
+    }
     return this.seal(data, def, context, target);
+  }
+
+  /** A crash between writing the sealed file and recording it left the manifest row or the index
+   * missing: check the file and add what is missing, without sealing again. */
+  private async completeEarlierDelivery(data: SealJobData, target: string): Promise<SealJobResult> {
+    const def = this.jobDefinition(data);
+    const sealed = await fs.readFile(target);
+    const checks = await verifySealedPdf(sealed);
+    const last = checks[checks.length - 1];
+    if (!last?.valid || !last.coversWholeDocument) {
+      throw new UnrecoverableError(
+        `invoice ${data.invoiceNumber}: ${target} exists but is not a valid seal of this source; not overwriting`,
+      );
+    }
+    const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
+    if (!(await manifestHasRow(path.dirname(target), data.invoiceNumber, sealedSha256))) {
+      await appendManifestRow(path.dirname(target), {
+        invoiceNumber: data.invoiceNumber,
+        file: path.basename(target),
+        sealedSha256,
+        sourceSha256: data.sourceSha256,
+        signingTime: (await fs.stat(target)).mtime.toISOString(),
+        certificateSerial: last.certificateSerialHex ?? '',
+        job: data.jobName,
+        runId: data.runId,
+      });
+      this.options.logger.warn(
+        { invoice: data.invoiceNumber, file: target },
+        'manifest row restored after an interrupted delivery',
+      );
+    }
+    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
+    return { status: 'already-sealed', file: target, sealedSha256 };
   }
 
   private async seal(
@@ -162,7 +234,12 @@ export class SealWorker {
         `invoice ${data.invoiceNumber} (${data.sourcePath}): ${(err as Error).message}`,
       );
     }
-    const signature = await ctx.signer.sign(Buffer.from(prepared.hashToSign));
+    let signature: Buffer;
+    try {
+      signature = await ctx.signer.sign(Buffer.from(prepared.hashToSign));
+    } catch (err) {
+      throw fateOf(err, `invoice ${data.invoiceNumber}: signing failed`);
+    }
     const cms = ctx.template.assemble(Buffer.from(prepared.signedAttributes), signature);
     const sealed = embedCms(
       {
@@ -195,6 +272,7 @@ export class SealWorker {
       job: data.jobName,
       runId: data.runId,
     });
+    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
     return { status: 'sealed', file: target, sealedSha256 };
   }
 

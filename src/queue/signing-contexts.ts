@@ -42,6 +42,26 @@ export class SigningContexts {
     return url;
   }
 
+  /**
+   * Local checks of every job's signing profile, for a worker to run before it takes jobs: the provider
+   * URL is known and every secret reference resolves. Returns one message per problem.
+   */
+  async preflight(jobs: JobDefinition[]): Promise<string[]> {
+    const env = this.options.env ?? process.env;
+    const problems: string[] = [];
+    for (const job of jobs) {
+      try {
+        this.providerUrl(job);
+        const { clientSecret, pin, totpSecret } = job.signing;
+        for (const ref of [clientSecret, pin, totpSecret])
+          if (ref) await resolveSecret(ref, job.baseDir, env);
+      } catch (err) {
+        problems.push(`job ${job.name}: ${(err as Error).message}`);
+      }
+    }
+    return problems;
+  }
+
   get(job: JobDefinition): Promise<SigningContext> {
     const key = `${this.providerUrl(job)}|${job.tenant}|${job.signing.clientId}|${job.signing.credentialId}`;
     let context = this.contexts.get(key);
@@ -75,6 +95,9 @@ export class SigningContexts {
       factors: async () => ({
         pin: pin ? await resolveSecret(pin, job.baseDir, env) : undefined,
         totpSecret: totpSecret ? await resolveSecret(totpSecret, job.baseDir, env) : undefined,
+        totpDigits: job.signing.totp.digits,
+        totpPeriod: job.signing.totp.periodSec,
+        totpAlgorithm: job.signing.totp.algorithm,
       }),
       maxSignaturesPerAuthorisation: job.signing.maxSignaturesPerAuthorisation,
       logger,

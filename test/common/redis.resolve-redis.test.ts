@@ -3,15 +3,22 @@ import assert from 'node:assert/strict';
 import { connectRedis, resolveRedis, RedisUnavailableError } from '../../src/common/redis';
 
 test('with no Redis at REDIS_URL the error says so and names no password', async () => {
-  await assert.rejects(resolveRedis({ REDIS_URL: 'redis://:topsecret@127.0.0.1:1' }), (err: Error) => {
-    assert.ok(err instanceof RedisUnavailableError);
-    assert.ok(!err.message.includes('topsecret'));
-    return true;
-  });
+  await assert.rejects(
+    resolveRedis({ env: { REDIS_URL: 'redis://:topsecret@127.0.0.1:1' }, allowPrivate: true }),
+    (err: Error) => {
+      assert.ok(err instanceof RedisUnavailableError);
+      assert.ok(!err.message.includes('topsecret'));
+      return true;
+    },
+  );
 });
 
 test('with no Redis on the default port a private redis-server is started and stopped', async () => {
-  const endpoint = await resolveRedis({ PATH: process.env.PATH }, 'redis://127.0.0.1:1');
+  const endpoint = await resolveRedis({
+    env: { PATH: process.env.PATH },
+    defaultUrl: 'redis://127.0.0.1:1',
+    allowPrivate: true,
+  });
   assert.equal(endpoint.origin, 'private');
   const redis = connectRedis(endpoint.url);
   assert.equal(await redis.ping(), 'PONG');
@@ -29,7 +36,14 @@ test('with no Redis on the default port a private redis-server is started and st
 
 test('with no redis-server on the PATH the error says how to get one', async () => {
   await assert.rejects(
-    resolveRedis({ PATH: '/nonexistent' }, 'redis://127.0.0.1:1'),
+    resolveRedis({ env: { PATH: '/nonexistent' }, defaultUrl: 'redis://127.0.0.1:1', allowPrivate: true }),
     /redis-server is not on the PATH.*apt-get install redis-server/,
+  );
+});
+
+test('commands that queue for later never fall back to a private Redis', async () => {
+  await assert.rejects(
+    resolveRedis({ env: { PATH: process.env.PATH }, defaultUrl: 'redis://127.0.0.1:1' }),
+    /No Redis answers .* set REDIS_URL/,
   );
 });

@@ -92,3 +92,14 @@ test('secret references resolve from env and from files relative to the job fold
   await assert.rejects(resolveSecret('env:MISSING_ONE', dir, {}), /MISSING_ONE is not set/);
   await assert.rejects(resolveSecret('file:nope.txt', dir), /cannot read .*nope\.txt/);
 });
+
+test('a job file that is not JSON is named with the line, and its text is not echoed', async () => {
+  const dir = await tempDir();
+  const file = path.join(dir, 'broken.json');
+  await fs.writeFile(file, '{\n  "name": "x",\n  "pin": S3cretPIN-\n}');
+  await assert.rejects(loadJobFile(file), (err: Error) => {
+    assert.match(err.message, /broken\.json is not valid JSON/);
+    assert.ok(!err.message.includes('S3cretPIN'));
+    return true;
+  });
+});

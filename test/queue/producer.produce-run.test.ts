@@ -48,7 +48,7 @@ test('one job per invoice with deterministic IDs and references only; the export
   const jobs = await queue.getJobs(['waiting']);
   const one = jobs.find((j) => j.data.invoiceNumber === 'ACM-000001')!;
   assert.equal(one.id, sealJobId(one.data));
-  assert.match(one.id!, /^acme:ACM-000001:[0-9a-f]{64}$/);
+  assert.match(one.id!, /^acme\|ACM-000001\|[0-9a-f]{64}$/);
   const data: SealJobData = one.data;
   assert.equal(data.sourcePath, path.join(dir, 'inbox', 'pdf', 'ACM-000001.pdf'));
   assert.ok(JSON.stringify(data).length < 1000, 'job data holds references, not PDF bytes');

@@ -13,12 +13,13 @@ import { createLogger } from '../../src/common/logger';
 import { loadJobs } from '../../src/jobs';
 import { openSealQueue, produceRun, runNight } from '../../src/queue';
 import { readManifest } from '../../src/outbox';
+import { extractSignatures } from '../../src/pdf';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis, dumpPrefix } from '../helpers/test-redis';
 import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
 
-const run = promisify(execFile);
+const run2 = promisify(execFile);
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const BATCH = 10;
 
@@ -28,7 +29,7 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
   const sandbox = await startSandbox({
     dataDir: path.join(dir, 'sandbox'),
     port: 0,
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: 'trace' }, pino.destination({ dest: path.join(dir, 'sandbox.log'), sync: true })),
   });
   after(() => sandbox.close());
 
@@ -164,7 +165,7 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
     }
   }
   assert.equal(sealedFiles.length, 47);
-  const verified = await run(process.execPath, [
+  const verified = await run2(process.execPath, [
     CLI,
     'verify',
     '--root',
@@ -180,21 +181,25 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
     const f = run.produced.files[0]!;
     await fs.rename(f.processedTo!, f.file);
   }
+  // (except the invoice that failed for good, which a re-run queues again).
   const again = await Promise.all(jobs.map((job) => produceRun(job, { queue, redis, prefix, logger })));
+  const againByJob = Object.fromEntries(again.map((r, i) => [jobs[i]!.tenant, r]));
+  assert.deepEqual(againByJob.sakura!.totals, { rows: 28, enqueued: 0, duplicates: 25, rejected: 3 });
+  assert.deepEqual(againByJob.fuji!.totals, { rows: 23, enqueued: 1, duplicates: 22, rejected: 0 });
+  assert.equal(againByJob.fuji!.files[0]!.requeued, 1);
   assert.deepEqual(
-    again.map((r) => r.totals.enqueued),
-    [0, 0],
-  );
-  assert.equal(
-    again.reduce((n, r) => n + r.totals.duplicates, 0),
-    48,
+    (await queue.getJobs(['waiting'])).map((j) => j.data.invoiceNumber),
+    ['FJD-000023'],
   );
   // ... and a fresh queue (as after Redis lost its data) finds the sealed files and spends no signature.
   for (const r of again) {
     const f = r.files[0]!;
     await fs.rename(f.processedTo!, f.file);
   }
+  // ... and a fresh queue (as after Redis lost its data), on a later run date, finds the seals in the
+  // outbox's index and spends no signature.
   const signaturesBefore = sandbox.stats().signatures;
+  const tomorrow = new Date(Date.now() + 24 * 3600_000);
   const second = await runNight({
     jobs,
     connection,
@@ -202,7 +207,9 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
     prefix: `${prefix}:again`,
     logger,
     concurrency: 4 * BATCH,
+    now: tomorrow,
   });
+  assert.notEqual(second.runs[0]!.produced.runDate, night.runs[0]!.produced.runDate);
   assert.equal(
     second.runs.reduce((n, r) => n + r.counts.alreadySealed, 0),
     47,
@@ -213,17 +220,87 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
   );
   assert.equal(sandbox.stats().signatures, signaturesBefore);
 
+  // A delivery interrupted after the PDF was written (no manifest row, no index entry) is completed on
+  // the retry without sealing again.
+  const sakuraRun = byJob.sakura!;
+  const sakuraDir = path.join(dir, 'outbox', 'sakura', sakuraRun.produced.runDate);
+  const manifestFile = path.join(sakuraDir, 'manifest.csv');
+  const victim = (await readManifest(manifestFile))[0]!;
+  const manifestText = await fs.readFile(manifestFile, 'utf8');
+  await fs.writeFile(
+    manifestFile,
+    manifestText
+      .split('\r\n')
+      .filter((l) => !l.startsWith(`${victim.invoiceNumber},`))
+      .join('\r\n'),
+  );
+  await fs.rm(
+    path.join(dir, 'outbox', 'sakura', '.sealed', `${victim.invoiceNumber}.${victim.sourceSha256}`),
+  );
+  for (const r of second.runs) {
+    const f = r.produced.files[0]!;
+    await fs.rename(f.processedTo!, f.file);
+  }
+  const third = await runNight({
+    jobs: jobs.filter((j) => j.tenant === 'sakura'),
+    connection,
+    redis,
+    prefix: `${prefix}:third`,
+    logger,
+    concurrency: 4 * BATCH,
+    now: new Date(sakuraRun.produced.runDate + 'T12:00:00+09:00'),
+  });
+  assert.equal(third.runs[0]!.counts.alreadySealed, 25);
+  assert.equal(sandbox.stats().signatures, signaturesBefore);
+  const restored = (await readManifest(manifestFile)).filter((r) => r.invoiceNumber === victim.invoiceNumber);
+  assert.equal(restored.length, 1, 'the manifest row is restored once');
+  assert.equal(restored[0]!.sealedSha256, victim.sealedSha256);
+  await fs.access(
+    path.join(dir, 'outbox', 'sakura', '.sealed', `${victim.invoiceNumber}.${victim.sourceSha256}`),
+  );
+
+  // The CMS of one sealed file per key type verifies with openssl against the sandbox root.
+  for (const run of night.runs) {
+    const outDir = path.join(dir, 'outbox', run.tenant, run.produced.runDate);
+    const first = (await readManifest(path.join(outDir, 'manifest.csv')))[0]!;
+    const [sig] = extractSignatures(await fs.readFile(path.join(outDir, first.file)));
+    await fs.writeFile(path.join(dir, `${run.tenant}.p7s`), sig!.cmsDer);
+    await fs.writeFile(path.join(dir, `${run.tenant}.content`), sig!.signedBytes);
+    const verified = await run2('openssl', [
+      'cms',
+      '-verify',
+      '-binary',
+      '-inform',
+      'DER',
+      '-in',
+      path.join(dir, `${run.tenant}.p7s`),
+      '-content',
+      path.join(dir, `${run.tenant}.content`),
+      '-CAfile',
+      sandbox.rootCertPath,
+      '-purpose',
+      'any',
+      '-out',
+      '/dev/null',
+    ]);
+    assert.match(verified.stderr, /Verification successful/);
+  }
+
   // No secret was ever logged or written to Redis.
   logger.flush();
   const logged = await fs.readFile(logFile, 'utf8');
-  const stored = (await dumpPrefix(redis, prefix)) + (await dumpPrefix(redis, `${prefix}:again`));
+  const sandboxLogged = await fs.readFile(path.join(dir, 'sandbox.log'), 'utf8');
+  const stored = await dumpPrefix(redis, prefix);
   const secrets = [...sandbox.credentials.flatMap((c) => [c.clientSecretFile, c.pinFile, c.totpSecretFile])];
   const values = await Promise.all(secrets.map(async (f) => (await fs.readFile(f, 'utf8')).trim()));
   const issued = sandbox.issuedSecrets();
   assert.ok(issued.length >= 4, 'the sandbox issued tokens and SADs');
   for (const secret of [...values, ...issued]) {
     assert.ok(!logged.includes(secret), 'a secret appears in the logs');
+    assert.ok(!sandboxLogged.includes(secret), 'a secret appears in the sandbox logs');
     assert.ok(!stored.includes(secret), 'a secret appears in Redis');
   }
   assert.match(logged, /"size":10/, 'one log line per batch');
+  // nights 1 and 2 (two runs each), the third night, and the re-run whose invoices were all duplicates
+  assert.equal((logged.match(/"msg":"run settled"/g) ?? []).length, 6, 'one line per settled run');
 });

@@ -21,7 +21,9 @@ export async function enqueueCommand(
     process.stderr.write('\n');
     for (const f of result.files) {
       console.log(
-        `${f.file}: ${f.rows} rows, ${f.enqueued} enqueued, ${f.duplicates} already queued or sealed, ${f.rejected} rejected` +
+        `${f.file}: ${f.rows} rows, ${f.enqueued} enqueued` +
+          (f.requeued ? ` (${f.requeued} of them failed before and are queued again)` : '') +
+          `, ${f.duplicates} already queued or sealed, ${f.rejected} rejected` +
           (f.rejectsFile ? ` (see ${f.rejectsFile})` : ''),
       );
     }

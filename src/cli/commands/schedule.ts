@@ -2,7 +2,7 @@ import { openSealQueue, Scheduler } from '../../queue';
 import { openContext, type CommonOptions } from '../context';
 
 export async function scheduleCommand(opts: CommonOptions): Promise<void> {
-  const ctx = await openContext(opts);
+  const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 });
   const queue = openSealQueue(ctx.connection, ctx.prefix);
   let runs = 0;
   const scheduler = new Scheduler({

@@ -4,7 +4,7 @@ import { openContext, type CommonOptions } from '../context';
 export async function workCommand(
   opts: CommonOptions & { concurrency: number; threads?: number; providerUrl?: string },
 ): Promise<void> {
-  const ctx = await openContext(opts);
+  const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 });
   const worker = new SealWorker({
     connection: ctx.connection,
     redis: ctx.redis,
@@ -15,6 +15,12 @@ export async function workCommand(
     threads: opts.threads,
     defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
   });
+  const problems = await worker.contexts.preflight(ctx.jobs);
+  if (problems.length) {
+    await worker.close();
+    await ctx.release();
+    throw new Error(`cannot start: ${problems.join('; ')}`);
+  }
   let sealed = 0;
   let failed = 0;
   worker.worker.on('completed', () => sealed++);

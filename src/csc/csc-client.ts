@@ -1,12 +1,13 @@
 // The typed CSC API v2 client: /info, credentials/info, credentials/authorize and signatures/signHash,
-// each call carrying the service token (refreshed once when the provider answers 401). It checks what
+// each call carrying the service token (refreshed once when the provider refuses it). It checks what
 // the provider sends back (counts, encodings) and nothing here knows about PDFs, batches or SAD reuse.
 import pino from 'pino';
 import type { Logger } from '../common/logger';
-import { CscError } from './csc-error';
+import { CscError, isServiceTokenRefusal } from './csc-error';
 import { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 import { normaliseEcdsaSignature } from './ecdsa-signature';
 import { postJson, type PostOptions, type RetryPolicy } from './http';
+import type { SadReservation } from './sad-reservation';
 import { ServiceTokenSource, type CscServiceAuth } from './service-auth';
 
 export interface CscClientOptions {
@@ -16,7 +17,7 @@ export interface CscClientOptions {
   /** Per-request timeout; default 30000. */
   timeoutMs?: number;
   logger?: Logger;
-  /** Re-sends after a 429/503 answer; default 3. */
+  /** Re-sends after a 429/503 answer; default 3. credentials/authorize is never re-sent here (see authorize). */
   maxRetries?: number;
   /** Longest back-off accepted from Retry-After before failing instead; default 10000. */
   maxRetryDelayMs?: number;
@@ -45,12 +46,15 @@ export interface AuthorizeRequest {
   hashes?: Buffer[];
 }
 
-export interface SignHashRequest {
+/**
+ * What to sign and under which authorisation: a reservation from SadManager.reserve() (a SCAL2 one
+ * yields its SAD only for exactly the hashes it is bound to), or, for low-level use and tests, a bare SAD.
+ */
+export type SignHashRequest = {
   credential: CredentialFacts;
-  sad: string;
   /** SHA-256 digests, 32 bytes each. */
   hashes: Buffer[];
-}
+} & ({ reservation: SadReservation; sad?: never } | { sad: string; reservation?: never });
 
 /** The spec's default when credentials/authorize leaves out expiresIn. */
 const DEFAULT_SAD_LIFETIME_SEC = 3600;
@@ -67,9 +71,10 @@ const CURVE_COORDINATE_BYTES: Record<string, number> = {
 export class CscClient {
   /** HTTP requests sent per kind, re-sends included. */
   readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0 };
+  /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
+  readonly retry: Readonly<RetryPolicy>;
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
-  private readonly retry: RetryPolicy;
   private readonly logger: Logger;
   private readonly tokens: ServiceTokenSource;
   private infoPromise?: Promise<CscInfo>;
@@ -112,6 +117,12 @@ export class CscClient {
     return facts;
   }
 
+  /**
+   * One credentials/authorize request, sent once: re-sending the same body would replay its OTP, which
+   * a provider must refuse (RFC 6238 section 5.2). A 429/503 or a refused service token surfaces as a
+   * CscError (the token is dropped, so the next call fetches another); the SAD manager retries with a
+   * fresh OTP.
+   */
   async authorize(req: AuthorizeRequest): Promise<{ sad: string; expiresAt: number }> {
     const endpoint = 'credentials/authorize';
     if (!Number.isInteger(req.numSignatures) || req.numSignatures < 1) {
@@ -133,12 +144,17 @@ export class CscClient {
     if (req.pin !== undefined) authData.push({ id: ids.PIN ?? 'PIN', value: req.pin });
     if (req.otp !== undefined) authData.push({ id: ids.OTP ?? 'OTP', value: req.otp });
     const started = Date.now();
-    const body = await this.call(endpoint, () => this.calls.authorize++, {
-      credentialID: req.credentialId,
-      numSignatures: req.numSignatures,
-      ...(req.hashes ? { hashes: req.hashes.map(b64), hashAlgorithmOID: OID.sha256 } : {}),
-      ...(authData.length > 0 ? { authData } : {}),
-    });
+    const body = await this.call(
+      endpoint,
+      () => this.calls.authorize++,
+      {
+        credentialID: req.credentialId,
+        numSignatures: req.numSignatures,
+        ...(req.hashes ? { hashes: req.hashes.map(b64), hashAlgorithmOID: OID.sha256 } : {}),
+        ...(authData.length > 0 ? { authData } : {}),
+      },
+      { resend: false },
+    );
     const sad = body.SAD ?? body.sad;
     if (typeof sad !== 'string' || sad === '') {
       throw new CscError({ endpoint, retryable: false, detail: 'answer has no SAD' });
@@ -164,9 +180,10 @@ export class CscClient {
         detail: `hash ${bad} has ${hashes[bad]!.length} bytes, not the 32 of SHA-256`,
       });
     }
+    const sad = req.reservation ? req.reservation.sadFor(hashes, credential.credentialId) : req.sad;
     const body = await this.call(endpoint, () => this.calls.signHash++, {
       credentialID: credential.credentialId,
-      SAD: req.sad,
+      SAD: sad,
       hashes: hashes.map(b64),
       hashAlgorithmOID: OID.sha256,
       signAlgo: credential.signAlgoOid,
@@ -232,43 +249,45 @@ export class CscClient {
     return `${base}/oauth2/token`;
   }
 
-  private async call(endpoint: string, count: () => void, body: unknown): Promise<Record<string, unknown>> {
+  /**
+   * POST with the service token. A refused token is dropped and, when `resend` allows, the same body
+   * re-sent once with a new token; `resend: false` also turns off the 429/503 re-sends.
+   */
+  private async call(
+    endpoint: string,
+    count: () => void,
+    body: unknown,
+    { resend = true }: { resend?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
     const url = `${this.baseUrl}/${endpoint}`;
+    const options = this.postOptions(endpoint, count, resend);
     for (let attempt = 0; ; attempt++) {
       const token = await this.tokens.token();
       try {
-        return (await postJson(url, body, { ...this.postOptions(endpoint, count), bearer: token })).body;
+        return (await postJson(url, body, { ...options, bearer: token })).body;
       } catch (err) {
-        if (attempt === 0 && err instanceof CscError && isTokenRefusal(err)) {
+        if (err instanceof CscError && isServiceTokenRefusal(err)) {
           this.tokens.invalidate(token);
-          this.logger.info({ endpoint }, 'CSC service token refused; fetching a new one');
-          continue;
+          if (resend && attempt === 0) {
+            this.logger.info({ endpoint }, 'CSC service token refused; fetching a new one and re-sending');
+            continue;
+          }
+          this.logger.info({ endpoint }, 'CSC service token refused; the next call fetches a new one');
         }
         throw err;
       }
     }
   }
 
-  private postOptions(endpoint: string, count: () => void): PostOptions {
+  private postOptions(endpoint: string, count: () => void, resend = true): PostOptions {
     return {
       endpoint,
       timeoutMs: this.timeoutMs,
-      retry: this.retry,
+      retry: resend ? this.retry : { ...this.retry, maxRetries: 0 },
       onSend: count,
       onBackoff: (b) => this.logger.warn(b, 'CSC provider asked to slow down; waiting'),
     };
   }
-}
-
-/**
- * A 401 means the service token was refused, unless the provider is talking about the key's own
- * factors: re-sending a wrong PIN would only bring a lock-out closer.
- */
-function isTokenRefusal(err: CscError): boolean {
-  if (err.status !== 401) return false;
-  return !/\b(pin|otp|password|authdata|sad)\b/i.test(
-    `${err.code ?? ''} ${err.errorDescription ?? ''}`.replace(/_/g, ' '),
-  );
 }
 
 function b64(b: Buffer): string {

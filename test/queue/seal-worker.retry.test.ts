@@ -1,0 +1,108 @@
+// A provider that is down when the night starts: the jobs fail with a retryable error, BullMQ retries
+// them, and they are sealed once the provider answers. A refusal (wrong PIN) fails at once instead.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import pino from 'pino';
+import { startSandbox } from '../../src/sandbox';
+import { loadJobFile } from '../../src/jobs';
+import { runNight } from '../../src/queue';
+import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { tempDir } from '../helpers/temp-dir';
+import { testRedis } from '../helpers/test-redis';
+
+const silent = pino({ level: 'silent' });
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function setup(dir: string, port: number, pinFile?: string) {
+  const sandboxDir = path.join(dir, 'sandbox');
+  // Provision once so the secret files exist before the provider is up.
+  await (await startSandbox({ dataDir: sandboxDir, logger: silent })).close();
+  await writeSampleExport({
+    dir: path.join(dir, 'inbox'),
+    tenantName: 'Fuji Denki K.K.',
+    invoicePrefix: 'FJ',
+    count: 6,
+    encoding: 'utf8',
+  });
+  const secrets = path.join(sandboxDir, 'secrets', 'fuji');
+  await fs.writeFile(
+    path.join(dir, 'fuji.json'),
+    JSON.stringify({
+      name: 'fuji-nightly',
+      cron: '0 2 * * *',
+      tenant: 'fuji',
+      export: { folder: 'inbox', columns: SAMPLE_COLUMNS },
+      signing: {
+        providerUrl: `http://127.0.0.1:${port}/csc/v2`,
+        clientId: 'fuji-app',
+        clientSecret: `file:${secrets}/client-secret`,
+        credentialId: 'fuji-eseal-ec',
+        pin: pinFile ? `file:${pinFile}` : `file:${secrets}/fuji-eseal-ec.pin`,
+        totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
+        batchSize: 3,
+      },
+      outbox: 'outbox',
+    }),
+  );
+  return { job: await loadJobFile(path.join(dir, 'fuji.json')), sandboxDir };
+}
+
+test('jobs that met a provider outage are retried by BullMQ and sealed when it is back', async () => {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  const port = await freePort();
+  const { job, sandboxDir } = await setup(dir, port);
+  // The provider comes up a second after the night starts.
+  const up = new Promise<Awaited<ReturnType<typeof startSandbox>>>((resolve) =>
+    setTimeout(() => resolve(startSandbox({ dataDir: sandboxDir, port, logger: silent })), 1000),
+  );
+  after(async () => (await up).close());
+  const night = await runNight({
+    jobs: [job],
+    connection,
+    redis,
+    prefix,
+    logger: silent,
+    concurrency: 6,
+    jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
+    timeoutMs: 30_000,
+  });
+  assert.equal(night.runs[0]!.counts.sealed, 6);
+  assert.equal(night.runs[0]!.counts.failed, 0);
+  assert.ok((await up).stats().signHash >= 2);
+});
+
+test('a refused PIN fails the jobs at once, without retries that could lock the key', async () => {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  const port = await freePort();
+  const wrongPin = path.join(dir, 'wrong.pin');
+  await fs.writeFile(wrongPin, '000000');
+  const { job, sandboxDir } = await setup(dir, port, wrongPin);
+  const sandbox = await startSandbox({ dataDir: sandboxDir, port, logger: silent });
+  after(() => sandbox.close());
+  const night = await runNight({
+    jobs: [job],
+    connection,
+    redis,
+    prefix,
+    logger: silent,
+    concurrency: 6,
+    jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
+    timeoutMs: 30_000,
+  });
+  assert.equal(night.runs[0]!.counts.failed, 6);
+  assert.equal(night.runs[0]!.counts.sealed, 0);
+  assert.match(night.runs[0]!.failures[0]!.reason, /invalid_pin/);
+  assert.equal(sandbox.stats().authorize, 1, 'the PIN was sent once, not once per job or retry');
+});

@@ -2,19 +2,34 @@
 // from it. Under SCAL1 one multi-signature SAD serves many batches until its count or lifetime runs
 // out; under SCAL2 every batch gets a SAD bound to exactly its hashes. Key factors are read only while
 // authorising and never kept.
+//
+// TOTP replay (RFC 6238 section 5.2: a verifier accepts an OTP only once): the manager never sends a
+// code of a time step it already used for this credential; it waits for the next step instead. Under
+// SCAL2, where every batch needs its own authorisation, this caps authorisations at one per TOTP period
+// (30 s by default) per credential, and batches queue behind it: accepted, since providers bill and
+// throttle per signature and a SCAL2 night is bounded by that anyway. For the same reason a
+// credentials/authorize is never re-sent as it was (see CscClient.authorize): the retries for 429/503, a
+// refused service token and one refused OTP happen here, each with a fresh code.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Logger } from '../common/logger';
 import type { CredentialFacts } from './credential-facts';
 import type { CscClient } from './csc-client';
-import { CscError } from './csc-error';
-import { totpCode } from './totp';
+import { CscError, isServiceTokenRefusal } from './csc-error';
+import { backoffFor } from './http';
+import { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
+import { totpCode, totpSettingsProblem, totpTimeStep, type TotpAlgorithm } from './totp';
 
 export interface KeyFactors {
   pin?: string;
   /** Base32 TOTP secret; the code is computed at authorisation time. */
   totpSecret?: string;
+  /** Digits of the code; default 6. */
   totpDigits?: number;
+  /** TOTP time step in seconds; default 30. */
   totpPeriod?: number;
+  /** TOTP HMAC algorithm; default SHA1. */
+  totpAlgorithm?: TotpAlgorithm;
 }
 
 export interface SadManagerOptions {
@@ -29,10 +44,7 @@ export interface SadManagerOptions {
   logger?: Logger;
 }
 
-/** A SCAL1 SAD may sign any hashes; a SCAL2 SAD only the ones it was bound to. */
-export type SadReservation =
-  | { scal: 1; sad: string; expiresAt: number }
-  | { scal: 2; sad: string; expiresAt: number; boundTo: readonly Buffer[] };
+export { Scal1Reservation, Scal2Reservation, type SadReservation };
 
 interface CurrentSad {
   sad: string;

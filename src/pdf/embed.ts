@@ -1,5 +1,7 @@
 // Step 3 of sealing, PDF side: write a DER CMS into the placeholder that preparePdf reserved. Refuses a
 // CMS that does not fit (never truncates) and a placeholder that is not the empty one prepare wrote.
+// Not @signpdf/signpdf: its sign() fixes the ByteRange and hands the bytes to a signer in one call, so
+// the digest cannot be taken in a prepare step (thread pool) and the CMS filled in after a remote batch.
 import { asBuffer } from './bytes';
 import { PdfError } from './pdf-error';
 import type { PreparedPdf } from './prepare';

@@ -163,6 +163,31 @@ export class CmsTemplate {
     return tlv(TAG.SET, ...attrs);
   }
 
+  /**
+   * The most bytes assemble() can return for this credential (the longest DER ECDSA value, or the RSA
+   * modulus length): what a placeholder must hold, so it is sized to the chain rather than guessed.
+   */
+  get maxCmsLength(): number {
+    const attrs = this.signedAttributes(Buffer.alloc(SHA256_LENGTH));
+    // A P-256 ECDSA-Sig-Value is at most 72 bytes: two 33-byte INTEGERs with headers.
+    const longest =
+      this.algorithm === 'ecdsa-p256-sha256'
+        ? Buffer.from([
+            0x30,
+            70,
+            0x02,
+            33,
+            0x00,
+            ...Buffer.alloc(32, 0xff),
+            0x02,
+            33,
+            0x00,
+            ...Buffer.alloc(32, 0xff),
+          ])
+        : Buffer.alloc(this.rsaSignatureLength ?? 0, 0xff);
+    return this.assemble(attrs, longest).length;
+  }
+
   /** ContentInfo(SignedData), detached, around a raw signature over digestToSign(signedAttributesDer). */
   assemble(signedAttributesDer: Buffer, signature: Buffer): Buffer {
     let attrs;

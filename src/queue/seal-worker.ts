@@ -56,7 +56,7 @@ export interface SealWorkerOptions {
   /** flush a partial signHash batch when no hash arrived for this long (ms). Default 200: a night is
    * not latency-bound, and fuller batches mean fewer provider calls. */
   batchMaxWaitMs?: number;
-  /** bytes reserved for the CMS in each placeholder. Default 16384. */
+  /** bytes reserved for the CMS in each placeholder. Default: the credential's largest CMS, rounded up. */
   signatureBytes?: number;
   env?: NodeJS.ProcessEnv;
 }
@@ -226,7 +226,8 @@ export class SealWorker {
         reason: `Invoice ${data.invoiceNumber}`,
         location: 'JP',
         name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
-        signatureBytes: this.options.signatureBytes ?? 16384,
+        // Sized to what this credential's CMS can be, not guessed: a 3 KB invoice stays a few KB.
+        signatureBytes: this.options.signatureBytes ?? Math.ceil((ctx.template.maxCmsLength + 64) / 256) * 256,
       });
     } catch (err) {
       // The input cannot be sealed as it is (unreadable, changed, not a PDF we can update): retrying won't help.

@@ -122,3 +122,20 @@ test('assemble refuses signatures that cannot be right for the key', () => {
   assert.throws(() => ec.assemble(ec.signedAttributes(randomBytes(32)), randomBytes(63)), PadesError);
   assert.throws(() => ec.assemble(Buffer.from([0x30, 0x00]), randomBytes(64)), /exactly one DER SET/);
 });
+
+test('maxCmsLength bounds every CMS the template assembles, within a few bytes', async () => {
+  const pki = await createTestPki();
+  try {
+    for (const signer of [pki.rsa, pki.ecdsa]) {
+      const template = CmsTemplate.fromCertificates(signer.chainDer);
+      for (let i = 0; i < 20; i++) {
+        const attrs = template.signedAttributes(randomBytes(32));
+        const cms = template.assemble(attrs, await signer.signDigest(digestToSign(attrs)));
+        assert.ok(cms.length <= template.maxCmsLength, `${cms.length} <= ${template.maxCmsLength}`);
+        assert.ok(template.maxCmsLength - cms.length <= 4);
+      }
+    }
+  } finally {
+    await pki.cleanup();
+  }
+});

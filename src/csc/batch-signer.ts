@@ -7,6 +7,7 @@ import type { CredentialFacts } from './credential-facts';
 import type { CscClient } from './csc-client';
 import { CscError } from './csc-error';
 import type { SadManager } from './sad-manager';
+import type { SadReservation } from './sad-reservation';
 
 export interface BatchSignerOptions {
   client: CscClient;
@@ -162,16 +163,34 @@ export class BatchSigner {
     this.running.add(run);
   }
 
+  /**
+   * Refuse, before any request, to send hashes the reservation does not cover: under SCAL2 exactly the
+   * bound hashes (as a multiset), under SCAL1 exactly as many as were reserved.
+   */
+  private checkBinding(reservation: SadReservation, hashes: Buffer[]): void {
+    const ok = reservation.scal === 2 ? reservation.covers(hashes) : reservation.count === hashes.length;
+    if (ok) return;
+    // runBatch wraps this with the credential and batch size.
+    throw new CscError({
+      endpoint: SIGN_HASH,
+      retryable: false,
+      detail:
+        reservation.scal === 2
+          ? `the SCAL2 reservation is bound to other hashes than the batch's; nothing sent`
+          : `the reservation covers ${reservation.count} signatures, the batch has ${hashes.length}; nothing sent`,
+    });
+  }
+
   private async runBatch(batch: Waiting[]): Promise<void> {
     const credentialId = this.credential.credentialId;
     const started = performance.now();
     const hashes = batch.map((w) => w.hash);
-    let sad: string | undefined;
+    let reservation: SadReservation | undefined;
     this.counts.batches++;
     try {
-      const reservation = await this.sadManager.reserve(hashes);
-      sad = reservation.sad;
-      const signatures = await this.client.signHash({ credential: this.credential, sad, hashes });
+      reservation = await this.sadManager.reserve(hashes);
+      this.checkBinding(reservation, hashes);
+      const signatures = await this.client.signHash({ credential: this.credential, reservation, hashes });
       batch.forEach((w, i) => w.resolve(signatures[i]!));
       this.counts.signatures += signatures.length;
       this.logger.info(
@@ -182,7 +201,7 @@ export class BatchSigner {
       this.counts.failedBatches++;
       const cause = err instanceof CscError ? err : undefined;
       // A refused signHash may mean the provider no longer honours this SAD: never offer it again.
-      if (sad !== undefined && !cause?.retryable) this.sadManager.invalidate(sad);
+      if (reservation !== undefined && !cause?.retryable) this.sadManager.invalidate(reservation);
       const failure = new CscError({
         endpoint: cause?.endpoint ?? SIGN_HASH,
         status: cause?.status,

@@ -7,11 +7,12 @@ export {
   type AuthorizeRequest,
   type SignHashRequest,
 } from './csc-client';
-export { CscError, type CscErrorFields, normaliseErrorCode } from './csc-error';
+export { CscError, type CscErrorFields, normaliseErrorCode, isServiceTokenRefusal } from './csc-error';
 export { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 export { type CscServiceAuth } from './service-auth';
-export { SadManager, type SadManagerOptions, type KeyFactors, type SadReservation } from './sad-manager';
+export { SadManager, type SadManagerOptions, type KeyFactors, type SadClock } from './sad-manager';
+export { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 export { BatchSigner, type BatchSignerOptions } from './batch-signer';
 export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './ecdsa-signature';
-export { totpCode } from './totp';
+export { totpCode, totpTimeStep, type TotpAlgorithm, type TotpOptions } from './totp';
 export type { Logger } from '../common/logger';

@@ -4,12 +4,14 @@
 // authorising and never kept.
 //
 // TOTP replay (RFC 6238 section 5.2: a verifier accepts an OTP only once): the manager never sends a
-// code of a time step it already used for this credential; it waits for the next step instead. Under
-// SCAL2, where every batch needs its own authorisation, this caps authorisations at one per TOTP period
-// (30 s by default) per credential, and batches queue behind it: accepted, since providers bill and
-// throttle per signature and a SCAL2 night is bounded by that anyway. For the same reason a
-// credentials/authorize is never re-sent as it was (see CscClient.authorize): the retries for 429/503, a
-// refused service token and one refused OTP happen here, each with a fresh code.
+// code of a time step it already used for this credential; it waits for the next step instead. So a
+// credential is authorised at most once per TOTP period (30 s by default). Under SCAL1 one authorisation
+// covers up to multisign signatures, so this rarely shows; under SCAL2, where every batch needs its own
+// authorisation, it means one batch per period per credential, the others queueing behind it. That is
+// accepted: the alternative is a provider refusing the replayed code, and SCAL2 throughput comes from
+// large batches. For the same reason credentials/authorize is never re-sent as it was (see
+// CscClient.authorize): the retries after a 429/503, a refused service token and one refused OTP happen
+// here, each with the code of a new step.
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Logger } from '../common/logger';
@@ -42,9 +44,25 @@ export interface SadManagerOptions {
   /** A SAD this close to expiry is not handed out again; default 60000. */
   expiryMarginMs?: number;
   logger?: Logger;
+  /**
+   * Time for TOTP steps and for waits between authorisation attempts; default the real clock. Tests
+   * pass one they move forward instead of sleeping (SAD expiry always follows the real clock).
+   */
+  clock?: SadClock;
 }
 
-export { Scal1Reservation, Scal2Reservation, type SadReservation };
+export interface SadClock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_CLOCK: SadClock = {
+  now: () => Date.now(),
+  sleep: async (ms) => {
+    await sleep(ms);
+  },
+};
 
 interface CurrentSad {
   sad: string;
@@ -62,12 +80,15 @@ export class SadManager {
   private readonly factors: () => Promise<KeyFactors>;
   private readonly marginMs: number;
   private readonly logger: Logger;
+  private readonly clock: SadClock;
   private current?: CurrentSad;
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
   private count = 0;
   /** A refusal of our factors (wrong PIN/OTP): sending them again would only lock the key. */
   private refusal?: CscError;
+  /** Earliest time (ms) a TOTP code of an unused time step can be computed for this credential. */
+  private nextOtpAt = 0;
 
   constructor(o: SadManagerOptions) {
     this.client = o.client;
@@ -75,6 +96,7 @@ export class SadManager {
     this.factors = o.factors;
     this.marginMs = o.expiryMarginMs ?? 60_000;
     this.logger = o.logger ?? pino({ level: 'silent' });
+    this.clock = o.clock ?? REAL_CLOCK;
     const max = o.maxSignaturesPerAuthorisation ?? o.credential.multisign;
     if (!Number.isInteger(max) || max < 1) {
       throw new CscError({
@@ -118,14 +140,14 @@ export class SadManager {
     if (this.credential.scal === 2) {
       const bound = [...hashes];
       const { sad, expiresAt } = await this.serialised(() => this.authorise(n, bound));
-      return { scal: 2, sad, expiresAt, boundTo: bound };
+      return new Scal2Reservation(sad, expiresAt, bound);
     }
     for (;;) {
       this.throwIfRefused();
       const cur = this.current;
       if (cur && cur.remaining >= n && this.usable(cur)) {
         cur.remaining -= n;
-        return { scal: 1, sad: cur.sad, expiresAt: cur.expiresAt };
+        return new Scal1Reservation(cur.sad, cur.expiresAt, n);
       }
       // Too few left for this batch (one signHash carries one SAD): the rest are abandoned.
       if (this.authorising) {
@@ -140,13 +162,15 @@ export class SadManager {
         return next;
       });
       // A just-issued SAD is handed out even when its whole life is shorter than the margin.
-      return { scal: 1, sad: fresh.sad, expiresAt: fresh.expiresAt };
+      return new Scal1Reservation(fresh.sad, fresh.expiresAt, n);
     }
   }
 
-  /** Stop handing out `sad` (the provider refused it, or a batch failed under it). */
-  invalidate(sad: string): void {
-    if (this.current?.sad === sad) this.current = undefined;
+  /** Stop handing out the reservation's SAD (the provider refused it, or a batch failed under it). */
+  invalidate(what: SadReservation | string): void {
+    // A SCAL2 SAD is never handed out twice, so there is nothing to forget.
+    const sad = typeof what === 'string' ? what : what.scal === 1 ? what.sad : undefined;
+    if (sad !== undefined && this.current?.sad === sad) this.current = undefined;
   }
 
   private throwIfRefused(): void {
@@ -193,19 +217,22 @@ export class SadManager {
     }
     const f = await this.factors();
     const pin = c.factors.includes('PIN') ? f.pin : undefined;
-    let otp: string | undefined;
-    if (c.factors.includes('OTP') && f.totpSecret !== undefined) {
-      if (c.otpGenerator === 'other') {
+    const totpSecret = c.factors.includes('OTP') ? f.totpSecret : undefined;
+    if (totpSecret !== undefined) {
+      const problem =
+        c.otpGenerator === 'other'
+          ? 'its OTP is not a TOTP the application can compute'
+          : totpSettingsProblem({ digits: f.totpDigits, period: f.totpPeriod, algorithm: f.totpAlgorithm });
+      if (problem) {
         throw new CscError({
           endpoint: AUTHORIZE,
           retryable: false,
-          detail: `credential ${c.credentialId}: its OTP is not a TOTP the application can compute`,
+          detail: `credential ${c.credentialId}: ${problem}`,
         });
       }
-      otp = totpCode(f.totpSecret, { digits: f.totpDigits, period: f.totpPeriod });
     }
     const eitherWillDo = /\b(X?OR)\b/i.test(c.authExpression ?? '');
-    const missing = c.factors.filter((x) => (x === 'PIN' ? pin === undefined : otp === undefined));
+    const missing = c.factors.filter((x) => (x === 'PIN' ? pin === undefined : totpSecret === undefined));
     if (missing.length > 0 && !(eitherWillDo && missing.length < c.factors.length)) {
       throw new CscError({
         endpoint: AUTHORIZE,
@@ -213,36 +240,95 @@ export class SadManager {
         detail: `credential ${c.credentialId}: needs ${missing.join(' and ')} but none is configured`,
       });
     }
-    const started = Date.now();
-    let got: { sad: string; expiresAt: number };
-    try {
-      got = await this.client.authorize({ credentialId: c.credentialId, numSignatures, pin, otp, hashes });
-    } catch (err) {
-      if (err instanceof CscError && isRefusal(err)) this.refusal = err;
-      throw err;
+
+    let otpRetries = 1;
+    let tokenRetries = 1;
+    let busyAttempts = 0;
+    for (;;) {
+      const otp = totpSecret === undefined ? undefined : await this.freshOtp(totpSecret, f);
+      const started = Date.now();
+      try {
+        const got = await this.client.authorize({
+          credentialId: c.credentialId,
+          numSignatures,
+          pin,
+          otp,
+          hashes,
+        });
+        this.count++;
+        if (got.expiresAt - started <= this.marginMs && c.scal === 1) {
+          this.logger.warn(
+            { credentialId: c.credentialId, lifetimeMs: got.expiresAt - started, marginMs: this.marginMs },
+            'SAD lifetime is within the expiry margin: every batch will re-authorise',
+          );
+        }
+        this.logger.debug(
+          { credentialId: c.credentialId, numSignatures, scal: c.scal },
+          'CSC credential authorised',
+        );
+        return got;
+      } catch (err) {
+        if (!(err instanceof CscError)) throw err;
+        const log = { credentialId: c.credentialId, status: err.status, error: err.error };
+        // A code refused as invalid or replayed may be clock skew or another process of this
+        // credential that used the step first: one more try, on the next step, before giving up.
+        if (otp !== undefined && err.code === 'invalid_otp' && otpRetries-- > 0) {
+          this.logger.warn(log, 'CSC refused the OTP; retrying once with the next time step');
+          continue;
+        }
+        // The client has dropped the refused token; the next attempt fetches another.
+        if (isServiceTokenRefusal(err) && tokenRetries-- > 0) {
+          this.logger.info(log, 'CSC service token refused while authorising; retrying with a new one');
+          continue;
+        }
+        const waitMs = backoffFor(err, busyAttempts, this.client.retry);
+        if (waitMs !== undefined) {
+          busyAttempts++;
+          this.logger.warn(
+            { ...log, waitMs, attempt: busyAttempts },
+            'CSC provider asked to slow down; waiting',
+          );
+          await this.clock.sleep(waitMs);
+          continue;
+        }
+        if (isRefusal(err)) this.refusal = err;
+        throw err;
+      }
     }
-    this.count++;
-    if (got.expiresAt - started <= this.marginMs && c.scal === 1) {
-      this.logger.warn(
-        { credentialId: c.credentialId, lifetimeMs: got.expiresAt - started, marginMs: this.marginMs },
-        'SAD lifetime is within the expiry margin: every batch will re-authorise',
+  }
+
+  /** A TOTP code of a time step never sent before for this credential, waiting for one if need be. */
+  private async freshOtp(secret: string, f: KeyFactors): Promise<string> {
+    const period = f.totpPeriod ?? 30;
+    for (;;) {
+      const now = this.clock.now();
+      if (now >= this.nextOtpAt) {
+        const step = totpTimeStep(now, period);
+        // Marked used before the request leaves: even a failed request may have spent the step.
+        this.nextOtpAt = (step + 1) * period * 1000;
+        return totpCode(secret, { digits: f.totpDigits, period, algorithm: f.totpAlgorithm, now });
+      }
+      const waitMs = this.nextOtpAt - now;
+      this.logger.debug(
+        { credentialId: this.credential.credentialId, waitMs },
+        'TOTP code of this time step already used; waiting for the next step',
       );
+      await this.clock.sleep(waitMs);
     }
-    this.logger.debug(
-      { credentialId: c.credentialId, numSignatures, scal: c.scal },
-      'CSC credential authorised',
-    );
-    return got;
   }
 }
 
-/** 4xx other than rate limiting and timeouts: the provider looked at our request and said no. */
+/**
+ * 4xx other than rate limiting, timeouts and a refused service token: the provider looked at our
+ * factors or request and said no.
+ */
 function isRefusal(err: CscError): boolean {
   return (
     err.status !== undefined &&
     err.status >= 400 &&
     err.status < 500 &&
     err.status !== 429 &&
-    err.status !== 408
+    err.status !== 408 &&
+    !isServiceTokenRefusal(err)
   );
 }

@@ -43,7 +43,18 @@ async function startSandboxProcess(
   const cli = path.join(__dirname, '..', 'cli', 'main.js');
   const child = spawn(
     process.execPath,
-    [cli, 'sandbox', '--port', '0', '--data-dir', dataDir, '--latency-ms', String(latencyMs)],
+    [
+      cli,
+      'sandbox',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--latency-ms',
+      String(latencyMs),
+      '--totp-period',
+      '1',
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LOG_LEVEL: 'warn' },
@@ -119,6 +130,9 @@ export async function runBench(o: BenchOptions): Promise<void> {
           credentialId: 'sakura-eseal-rsa',
           pin: `file:${secrets}/sakura-eseal-rsa.pin`,
           totpSecret: `file:${secrets}/sakura-eseal-rsa.totp`,
+          // The sandbox runs 1 s TOTP steps so that re-authorising every `multisign` signatures does not
+          // wait out 30 s steps (a one-time code is accepted once); see the README.
+          totp: { periodSec: 1 },
           batchSize: o.batchSize,
         },
         outbox: 'outbox',

@@ -227,7 +227,8 @@ export class SealWorker {
         location: 'JP',
         name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
         // Sized to what this credential's CMS can be, not guessed: a 3 KB invoice stays a few KB.
-        signatureBytes: this.options.signatureBytes ?? Math.ceil((ctx.template.maxCmsLength + 64) / 256) * 256,
+        signatureBytes:
+          this.options.signatureBytes ?? Math.ceil((ctx.template.maxCmsLength + 64) / 256) * 256,
       });
     } catch (err) {
       // The input cannot be sealed as it is (unreadable, changed, not a PDF we can update): retrying won't help.

@@ -1,14 +1,12 @@
-// `credentials/authorize`: checks the request, then PIN and TOTP (RFC 6238, 6 digits, 30 s, SHA-1,
-// one step either side), counts failures towards a lockout, and issues a SAD for `numSignatures`
-// signatures; under SCAL2 (or whenever hashes are sent) the SAD is bound to those hashes.
-import { verifySync } from 'otplib';
+// `credentials/authorize`: checks the request, then PIN and TOTP (RFC 6238, 6 digits, SHA-1, the
+// sandbox's period, one step either side, never the same time step twice), counts failures towards a
+// lockout, and issues a SAD for `numSignatures` signatures; under SCAL2 (or whenever hashes are sent)
+// the SAD is bound to those hashes.
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { sameSecret } from './constant-time';
 import { isPresent, requireHashArray, requireInteger, requireString, type Params } from './http-io';
 import { OID, SHA256_LENGTH } from './oids';
-
-const TOTP_TOLERANCE_SEC = 30;
 
 export function handleAuthorize(r: RouteRequest): RouteResult {
   const { ctx, params } = r;
@@ -38,16 +36,20 @@ export function handleAuthorize(r: RouteRequest): RouteResult {
 
   ctx.lock.assertUnlocked(credentialId);
   const pinOk = sameSecret(factors.PIN, cred.pin);
-  const otpOk = totpValid(factors.OTP, cred.totpSecret);
-  if (!pinOk || !otpOk) {
+  const otp = ctx.totp.check(credentialId, cred.totpSecret, factors.OTP);
+  if (!pinOk || !otp.ok) {
+    // A replayed code is a failed authentication too (RFC 6238 section 5.2), so it counts to the lock.
     const lockedNow = ctx.lock.recordFailure(credentialId);
+    const failed = !pinOk ? 'PIN' : !otp.ok && otp.replayed ? 'OTP replayed' : 'OTP';
     ctx.logger.info(
-      { credentialID: credentialId, clientId: grant.clientId, failed: pinOk ? 'OTP' : 'PIN', lockedNow },
+      { credentialID: credentialId, clientId: grant.clientId, failed, lockedNow },
       'sandbox: credential authorisation failed',
     );
-    throw pinOk ? cscErrors.invalidOtp() : cscErrors.invalidPin();
+    if (!pinOk) throw cscErrors.invalidPin();
+    throw !otp.ok && otp.replayed ? cscErrors.otpAlreadyUsed() : cscErrors.invalidOtp();
   }
   ctx.lock.recordSuccess(credentialId);
+  ctx.totp.accept(credentialId, otp.step);
 
   const { sad, expiresInSec } = ctx.sads.issue({
     credentialId,
@@ -84,13 +86,4 @@ function readAuthData(params: Params): { PIN: string; OTP: string } {
     );
   }
   return { PIN, OTP };
-}
-
-function totpValid(token: string, secret: string): boolean {
-  if (!/^\d{6}$/.test(token)) return false;
-  try {
-    return verifySync({ secret, token, epochTolerance: TOTP_TOLERANCE_SEC }).valid;
-  } catch {
-    return false;
-  }
 }

@@ -9,6 +9,7 @@ import type { CredentialLock } from './credential-lock';
 import type { LoadedCredential, SandboxState } from './provisioning';
 import type { SadStore } from './sad-store';
 import type { TokenGrant, TokenStore } from './token-store';
+import type { TotpVerifier } from './totp-verifier';
 import type { SandboxStats } from './types';
 
 export interface SandboxContext {
@@ -16,6 +17,8 @@ export interface SandboxContext {
   tokens: TokenStore;
   sads: SadStore;
   lock: CredentialLock;
+  /** TOTP checks and the last accepted time step per credential. */
+  totp: TotpVerifier;
   stats: SandboxStats;
   logger: Logger;
   ecdsaSignatureFormat: EcdsaSignatureFormat;

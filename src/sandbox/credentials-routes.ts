@@ -30,7 +30,7 @@ export function handleCredentialsList(r: RouteRequest): RouteResult {
   if (withInfo) {
     body.credentialInfos = owned.map((c) => ({
       credentialID: c.public.credentialId,
-      ...credentialInfo(c, wanted),
+      ...credentialInfo(c, wanted, r.ctx.totp.periodSec),
     }));
   }
   if (onlyValid) body.onlyValid = true;
@@ -41,7 +41,7 @@ export function handleCredentialsInfo(r: RouteRequest): RouteResult {
   const grant = requireGrant(r);
   const cred = ownedCredential(r.ctx, grant, requireString(r.params, 'credentialID'));
   optionalString(r.params, 'lang');
-  return { body: credentialInfo(cred, infoWanted(r.params)) };
+  return { body: credentialInfo(cred, infoWanted(r.params), r.ctx.totp.periodSec) };
 }
 
 function infoWanted(params: Params): InfoWanted {
@@ -56,7 +56,11 @@ function infoWanted(params: Params): InfoWanted {
   };
 }
 
-export function credentialInfo(cred: LoadedCredential, wanted: InfoWanted): Record<string, unknown> {
+export function credentialInfo(
+  cred: LoadedCredential,
+  wanted: InfoWanted,
+  totpPeriodSec: number,
+): Record<string, unknown> {
   const pub = cred.public;
   const key: Record<string, unknown> = { status: 'enabled', algo: [...cred.signAlgos], len: cred.keyLength };
   if (pub.keyType === 'ecdsa-p256') key.curve = OID.prime256v1;
@@ -74,31 +78,37 @@ export function credentialInfo(cred: LoadedCredential, wanted: InfoWanted): Reco
     cert,
     // CSC v1 spelling, kept for clients written against 1.0.4; v2 clients read `auth`.
     authMode: 'explicit',
-    auth: wanted.authInfo ? AUTH_EXPLICIT_PIN_AND_OTP : { mode: 'explicit' },
+    auth: wanted.authInfo ? authExplicitPinAndOtp(totpPeriodSec) : { mode: 'explicit' },
     SCAL: String(pub.scal),
     multisign: pub.multisign,
     lang: 'en-US',
   };
 }
 
-const AUTH_EXPLICIT_PIN_AND_OTP = {
-  mode: 'explicit',
-  expression: 'PIN AND OTP',
-  objects: [
-    {
-      type: 'Password',
-      id: 'PIN',
-      format: 'N',
-      label: 'PIN',
-      description: 'The 6-digit e-seal PIN',
-    },
-    {
-      type: 'Password',
-      id: 'OTP',
-      format: 'N',
-      generator: 'totp',
-      label: 'OTP',
-      description: 'The 6-digit TOTP code (RFC 6238, SHA-1, 30 s)',
-    },
-  ],
-};
+/**
+ * CSC v2 auth objects have no field for a TOTP's period, digits or algorithm (only `generator`), so
+ * the description says them for people; clients take them from their own configuration.
+ */
+function authExplicitPinAndOtp(totpPeriodSec: number) {
+  return {
+    mode: 'explicit',
+    expression: 'PIN AND OTP',
+    objects: [
+      {
+        type: 'Password',
+        id: 'PIN',
+        format: 'N',
+        label: 'PIN',
+        description: 'The 6-digit e-seal PIN',
+      },
+      {
+        type: 'Password',
+        id: 'OTP',
+        format: 'N',
+        generator: 'totp',
+        label: 'OTP',
+        description: `The 6-digit TOTP code (RFC 6238, SHA-1, ${totpPeriodSec} s); each code is accepted once`,
+      },
+    ],
+  };
+}

@@ -72,6 +72,12 @@ export const cscErrors = {
     ),
   invalidPin: () => new CscProtocolError(400, 'invalid_pin', 'The PIN is invalid'),
   invalidOtp: () => new CscProtocolError(400, 'invalid_otp', 'The OTP is invalid'),
+  otpAlreadyUsed: () =>
+    new CscProtocolError(
+      400,
+      'invalid_otp',
+      'The OTP was already used (a code is accepted once); send the code of a later time step',
+    ),
   credentialLocked: (retryAfterSec: number) =>
     new CscProtocolError(
       400,

@@ -81,7 +81,8 @@ export interface LoadedTenant {
 
 /** Everything the HTTP side needs about one credential; secrets stay in memory only. */
 export interface LoadedCredential {
-  public: SandboxCredential;
+  /** What the handle shows of the credential (the TOTP period is a server option, added there). */
+  public: Omit<SandboxCredential, 'totpPeriodSec'>;
   privateKey: KeyObject;
   /** Raw P-256 private scalar for prehash-less ECDSA; undefined for RSA keys. */
   ecPrivateScalar?: Uint8Array;
@@ -228,7 +229,7 @@ async function load(
     const certPem = await readRequired(p.credentialCert(c.credentialId));
     const cert = new X509Certificate(certPem);
     const privateKey = createPrivateKey(await readRequired(p.credentialKey(c.credentialId)));
-    const pub: SandboxCredential = {
+    const pub: LoadedCredential['public'] = {
       tenant: c.tenant,
       clientId,
       credentialId: c.credentialId,

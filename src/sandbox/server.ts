@@ -18,6 +18,7 @@ import { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
 import { handleSignHash } from './sign-hash-route';
 import { TokenStore } from './token-store';
+import { TotpVerifier } from './totp-verifier';
 import type { SandboxHandle, SandboxOptions, SandboxStats } from './types';
 
 interface Route {
@@ -68,7 +69,7 @@ const ROUTES: Record<string, Route> = {
   },
 };
 
-type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl'>>;
+type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow'>>;
 
 const DEFAULTS: Defaulted = {
   host: '127.0.0.1',
@@ -80,6 +81,7 @@ const DEFAULTS: Defaulted = {
   maxHashesPerCall: 100,
   lockAfterFailures: 5,
   lockSeconds: 300,
+  totpPeriodSec: 30,
 };
 
 function zeroStats(): SandboxStats {
@@ -98,6 +100,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     tokens: new TokenStore(o.tokenLifetimeSec * 1000),
     sads: new SadStore(o.sadLifetimeSec * 1000),
     lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000),
+    totp: new TotpVerifier(o.totpPeriodSec, options.totpNow),
     stats: zeroStats(),
     logger,
     ecdsaSignatureFormat: o.ecdsaSignatureFormat,
@@ -130,7 +133,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     oauth2Url: ctx.oauth2Url,
     rootCertPath: state.rootCertPath,
     rootCertPem: state.rootCertPem,
-    credentials: [...state.credentials.values()].map((c) => ({ ...c.public })),
+    credentials: [...state.credentials.values()].map((c) => ({
+      ...c.public,
+      totpPeriodSec: o.totpPeriodSec,
+    })),
     stats: () => ({ ...ctx.stats }),
     resetStats: () => {
       ctx.stats = zeroStats();
@@ -206,6 +212,11 @@ function checkOptions(o: Defaulted & { dataDir?: string }): void {
     if (!(Number.isInteger(o[k]) && o[k] >= 1)) {
       throw new SandboxError(`sandbox option ${k} must be an integer >= 1, got ${o[k]}`);
     }
+  }
+  if (!(Number.isInteger(o.totpPeriodSec) && o.totpPeriodSec >= 1 && o.totpPeriodSec <= 3600)) {
+    throw new SandboxError(
+      `sandbox option totpPeriodSec must be an integer from 1 to 3600, got ${o.totpPeriodSec}`,
+    );
   }
   if (!(Number.isFinite(o.latencyMs) && o.latencyMs >= 0)) {
     throw new SandboxError(`sandbox option latencyMs must be >= 0, got ${o.latencyMs}`);

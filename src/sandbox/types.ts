@@ -23,6 +23,14 @@ export interface SandboxOptions {
   lockAfterFailures?: number;
   /** How long a locked credential stays locked, in seconds. Default `300`. Fractions allowed. */
   lockSeconds?: number;
+  /** TOTP time step X in seconds (RFC 6238), for every credential. Default `30`. A whole number from 1 to
+   * 3600; tests use 1 so that credentials can be authorised often (a code's step is accepted only once).
+   * The secret files stay RFC 6238 secrets; clients must be told the period (CSC's credentials/info has
+   * no field for it, so it travels in the job definition's `totpPeriod`). */
+  totpPeriodSec?: number;
+  /** Clock (ms since the epoch) for TOTP checks only, for tests that move time forward instead of
+   * waiting out time steps; SAD, token and lockout times always follow the real clock. Default `Date.now`. */
+  totpNow?: () => number;
   /** Per-credentialID override of `multisign` (not persisted), for tests. */
   multisign?: Record<string, number>;
   /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */
@@ -45,6 +53,9 @@ export interface SandboxCredential {
   clientSecretFile: string;
   pinFile: string;
   totpSecretFile: string;
+  /** The TOTP time step in seconds this sandbox runs with (`SandboxOptions.totpPeriodSec`); codes are
+   * 6 digits, HMAC-SHA-1. */
+  totpPeriodSec: number;
 }
 
 export interface SandboxStats {

@@ -56,6 +56,7 @@ test('enqueue and work as separate processes seal an export; verify accepts it a
   const dir = await tempDir();
   const { url, prefix } = await testRedis();
   const sandbox = await startSandbox({
+    totpPeriodSec: 1,
     dataDir: path.join(dir, 'sandbox'),
     logger: pino({ level: 'silent' }),
   });
@@ -82,6 +83,7 @@ test('enqueue and work as separate processes seal an export; verify accepts it a
         credentialId: 'fuji-eseal-ec',
         pin: `file:${secrets}/fuji-eseal-ec.pin`,
         totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
+        totp: { periodSec: 1 },
         batchSize: 5,
       },
       outbox: '../outbox',
@@ -103,11 +105,12 @@ test('enqueue and work as separate processes seal an export; verify accepts it a
   let stderr = '';
   worker.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
+  after(() => worker.kill('SIGKILL'));
   const outDir = path.join(dir, 'outbox', 'fuji');
   const deadline = Date.now() + 30_000;
   let manifestFile: string;
   for (;;) {
-    const days = await fs.readdir(outDir).catch(() => []);
+    const days = (await fs.readdir(outDir).catch(() => [] as string[])).filter((d) => !d.startsWith('.'));
     manifestFile = days[0] ? path.join(outDir, days[0], 'manifest.csv') : '';
     const rows = manifestFile ? await readManifest(manifestFile).catch(() => []) : [];
     if (rows.length === 12) break;

@@ -39,7 +39,7 @@ async function signer(
 ) {
   const client = o.client ?? (await fx.clientFor(ID));
   const credential = await client.credentialInfo(ID);
-  const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID) });
+  const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID), clock: fx.clock });
   const batch = new BatchSigner({ client, credential, sadManager, ...o });
   return { batch, publicKey: new crypto.X509Certificate(credential.certificates[0]!).publicKey, client };
 }

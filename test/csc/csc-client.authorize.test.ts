@@ -22,6 +22,7 @@ before(async () => {
   const f = await fx.factorsFor(ID)();
   pin = f.pin!;
   totpSecret = f.totpSecret!;
+  assert.equal(f.totpPeriod, 1); // this file's sandbox runs 1-second TOTP steps
 });
 after(async () => {
   await fx.close();
@@ -46,7 +47,7 @@ test('the credential asks for PIN and a TOTP, as its credentials/info says', () 
 
 test('a wrong PIN surfaces the CSC error, without the PIN or OTP in the message', async () => {
   const wrongPin = pin === '000000' ? '111111' : '000000';
-  const otp = totpCode(totpSecret);
+  const otp = totpCode(totpSecret, { period: 1 });
   const err = await refusal(client.authorize({ credentialId: ID, numSignatures: 1, pin: wrongPin, otp }));
   assert.equal(err.endpoint, 'credentials/authorize');
   assert.equal(err.status, 400);
@@ -58,7 +59,7 @@ test('a wrong PIN surfaces the CSC error, without the PIN or OTP in the message'
 });
 
 test('a wrong OTP surfaces the CSC error', async () => {
-  const good = totpCode(totpSecret);
+  const good = totpCode(totpSecret, { period: 1 });
   const wrongOtp = String((Number(good) + 500_000) % 1_000_000).padStart(6, '0');
   const err = await refusal(client.authorize({ credentialId: ID, numSignatures: 1, pin, otp: wrongOtp }));
   assert.equal(err.status, 400);
@@ -69,7 +70,12 @@ test('a wrong OTP surfaces the CSC error', async () => {
 
 test('good factors give a SAD that expires after the lifetime the provider states', async () => {
   const asked = Date.now();
-  const got = await client.authorize({ credentialId: ID, numSignatures: 3, pin, otp: totpCode(totpSecret) });
+  const got = await client.authorize({
+    credentialId: ID,
+    numSignatures: 3,
+    pin,
+    otp: totpCode(totpSecret, { period: 1 }),
+  });
   assert.equal(typeof got.sad, 'string');
   assert.ok(got.sad.length > 10);
   assert.ok(got.expiresAt >= asked + 3600_000 && got.expiresAt <= Date.now() + 3600_000);
@@ -81,7 +87,7 @@ test('more signatures than multisign are refused by the provider and surfaced', 
       credentialId: ID,
       numSignatures: facts.multisign + 1,
       pin,
-      otp: totpCode(totpSecret),
+      otp: totpCode(totpSecret, { period: 1 }),
     }),
   );
   assert.equal(err.status, 400);

@@ -1,5 +1,6 @@
 // What the client does when a provider strays: too few signatures, 429/503 with Retry-After, no
-// expiresIn, no oauth2 in /info, odd error shapes, HTML error pages and silence. A tiny local HTTP
+// expiresIn, no oauth2 in /info, odd error shapes, 401s judged by error code (CSC section 10.2's
+// invalid_token / expired_token, or the Bearer challenge), HTML error pages and silence. A tiny local HTTP
 // server plays the provider here, because the sandbox is strict and never strays.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -160,6 +161,74 @@ test('a 401 about the PIN is not re-sent with a new token', async () => {
   assert.equal(err.status, 401);
   assert.equal(client.calls.authorize, 1);
   assert.equal(client.calls.token, 1);
+});
+
+test('a 401 is judged by its error code: expired_token is refreshed and re-sent, whatever its wording', async () => {
+  // The description names the PIN; only the code matters.
+  const client = provider({
+    '/csc/v2/signatures/signHash': (n) =>
+      n === 1
+        ? {
+            status: 401,
+            body: { error: 'expired_token', error_description: 'token of the PIN session expired' },
+          }
+        : { body: { signatures: ['AQ==', 'Ag=='] } },
+  });
+  const sigs = await client.signHash({ credential, sad: SAD, hashes });
+  assert.equal(sigs.length, 2);
+  assert.equal(client.calls.signHash, 2);
+  assert.equal(client.calls.token, 2);
+});
+
+test('a 401 with another code (access_denied) is not a token problem and is not re-sent', async () => {
+  const client = provider({
+    '/csc/v2/signatures/signHash': () => ({
+      status: 401,
+      body: { error: 'access_denied', error_description: 'The client may not use this credential' },
+    }),
+  });
+  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+  assert.equal(err.status, 401);
+  assert.equal(err.code, 'access_denied');
+  assert.equal(client.calls.signHash, 1);
+  assert.equal(client.calls.token, 1);
+});
+
+test('a bare 401, or one whose Bearer challenge says invalid_token, refreshes the token once', async () => {
+  for (const reply of [
+    { status: 401, raw: '' },
+    { status: 401, headers: { 'www-authenticate': 'Bearer realm="x", error="invalid_token"' }, raw: '' },
+    // The spec's own example body: a generic code, the challenge says what is wrong.
+    {
+      status: 401,
+      headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="expired"' },
+      body: { error: 'invalid_request', error_description: 'The access token is not valid' },
+    },
+  ]) {
+    const client = provider({
+      '/csc/v2/signatures/signHash': (n) => (n === 1 ? reply : { body: { signatures: ['AQ==', 'Ag=='] } }),
+    });
+    await client.signHash({ credential, sad: SAD, hashes });
+    assert.equal(client.calls.signHash, 2, JSON.stringify(reply));
+    assert.equal(client.calls.token, 2);
+  }
+});
+
+test('credentials/authorize is never re-sent by the client, even after a refused token or a 429', async () => {
+  for (const reply of [
+    { status: 401, body: { error: 'invalid_token' } },
+    { status: 429, headers: { 'retry-after': '0' }, body: {} },
+  ]) {
+    const client = provider({
+      '/csc/v2/credentials/authorize': (n) => (n === 1 ? reply : { body: { SAD: 'abc' } }),
+    });
+    const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }));
+    assert.equal(err.status, reply.status);
+    assert.equal(client.calls.authorize, 1);
+    // The refused token is dropped: the next call (here the SAD manager's retry) fetches a new one.
+    await client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' });
+    assert.equal(client.calls.token, reply.status === 401 ? 2 : 1);
+  }
 });
 
 test('an HTML error page gives the status and its text, retryable for a 502', async () => {

@@ -1,12 +1,13 @@
 // signatures/signHash against the sandbox: RSA signatures verify as PKCS#1 v1.5 over our hash, ECDSA
 // signatures sent raw (r||s) come back as DER that verifies, and under SCAL2 a SAD signs only the
-// hashes it was bound to.
+// hashes it was bound to: the provider refuses others, and a SCAL2 reservation refuses them before
+// any request.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { p256 } from '@noble/curves/p256';
-import { CscError, SadManager, isDerEcdsaSignature, OID } from '../../src/csc';
+import { CscError, SadManager, Scal2Reservation, isDerEcdsaSignature, OID, totpCode } from '../../src/csc';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 // DER DigestInfo prefix for SHA-256 (RFC 8017 section 9.2, note 1).
@@ -33,7 +34,7 @@ function messages(n: number): { msg: Buffer; hash: Buffer }[] {
 async function session(id: string) {
   const client = await fx.clientFor(id);
   const credential = await client.credentialInfo(id);
-  const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(id) });
+  const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(id), clock: fx.clock });
   return {
     client,
     credential,
@@ -58,8 +59,8 @@ test('RSA signatures are PKCS#1 v1.5 over DigestInfo || our hash, in the order s
   const { client, credential, sadManager, publicKey } = await session('sakura-eseal-rsa');
   const items = messages(3);
   const hashes = items.map((i) => i.hash);
-  const { sad } = await sadManager.reserve(hashes);
-  const sigs = await client.signHash({ credential, sad, hashes });
+  const reservation = await sadManager.reserve(hashes);
+  const sigs = await client.signHash({ credential, reservation, hashes });
   assert.equal(sigs.length, 3);
   sigs.forEach((sig, i) => {
     assert.equal(sig.length, 256);
@@ -78,8 +79,8 @@ test('raw r||s ECDSA from the provider is normalised to DER that verifies agains
   assert.equal(credential.signAlgoOid, OID.ecdsaWithSHA256);
   const items = messages(5);
   const hashes = items.map((i) => i.hash);
-  const { sad } = await sadManager.reserve(hashes);
-  const sigs = await client.signHash({ credential, sad, hashes });
+  const reservation = await sadManager.reserve(hashes);
+  const sigs = await client.signHash({ credential, reservation, hashes });
   const rawPoint = publicKey.export({ format: 'jwk' });
   const pub = Buffer.concat([
     Buffer.from([4]),
@@ -100,15 +101,37 @@ test('SCAL2: each batch is authorised for exactly its hashes, and another hash i
   for (const batch of [messages(2), messages(3)]) {
     const hashes = batch.map((i) => i.hash);
     const reservation = await sadManager.reserve(hashes);
-    assert.equal(reservation.scal, 2);
-    const sigs = await client.signHash({ credential, sad: reservation.sad, hashes });
-    sigs.forEach((sig, i) => assert.ok(crypto.verify('sha256', batch[i]!.msg, publicKey, sig)));
+    assert.ok(reservation instanceof Scal2Reservation);
+    // Order does not matter: the binding is to the multiset of hashes.
+    const sigs = await client.signHash({ credential, reservation, hashes: [...hashes].reverse() });
+    sigs.reverse().forEach((sig, i) => assert.ok(crypto.verify('sha256', batch[i]!.msg, publicKey, sig)));
   }
   assert.equal(sadManager.authorisations, 2);
   assert.equal(fx.sandbox.stats().authorize, 2);
+  assert.equal(fx.sandbox.stats().errors, 0);
 
+  // The reservation will not lend its SAD to another hash: refused here, nothing sent.
   const [bound, other] = messages(2);
-  const { sad } = await sadManager.reserve([bound!.hash]);
+  const reservation = await sadManager.reserve([bound!.hash]);
+  const local = await client.signHash({ credential, reservation, hashes: [other!.hash] }).then(
+    () => assert.fail('a SCAL2 reservation must refuse a hash it is not bound to'),
+    (e: unknown) => e,
+  );
+  assert.ok(local instanceof CscError);
+  assert.equal(local.status, undefined);
+  assert.match(local.message, /credential fuji-eseal-ec-scal2: SCAL2 SAD is bound to 1 other hashes/);
+  assert.equal(fx.sandbox.stats().signHash, 2);
+
+  // With a bare SAD (what a careless client could send), the provider refuses the unbound hash itself.
+  const f = await fx.factorsFor('fuji-eseal-ec-scal2')();
+  await fx.clock.sleep(1000); // the manager used this TOTP step; take the next one
+  const { sad } = await client.authorize({
+    credentialId: credential.credentialId,
+    numSignatures: 1,
+    hashes: [bound!.hash],
+    pin: f.pin,
+    otp: totpCode(f.totpSecret!, { period: f.totpPeriod, now: fx.clock.now() }),
+  });
   const err = await client.signHash({ credential, sad, hashes: [other!.hash] }).then(
     () => assert.fail('the provider must refuse a hash the SAD is not bound to'),
     (e: unknown) => e,
@@ -119,9 +142,11 @@ test('SCAL2: each batch is authorised for exactly its hashes, and another hash i
   assert.equal(err.error, 'invalid_request');
   assert.match(err.message, /Hash is not authorized by the SAD/);
   assert.ok(!err.message.includes(sad));
-  // The refusal spent nothing: the bound hash still signs under the same SAD.
+  // The refusal spent nothing: the bound hash still signs under the same SAD, and so does the reservation.
   const [sig] = await client.signHash({ credential, sad, hashes: [bound!.hash] });
   assert.ok(crypto.verify('sha256', bound!.msg, publicKey, sig!));
+  const [sig2] = await client.signHash({ credential, reservation, hashes: [bound!.hash] });
+  assert.ok(crypto.verify('sha256', bound!.msg, publicKey, sig2!));
 });
 
 test('a hash that is not 32 bytes is refused before anything is sent', async () => {

@@ -1,11 +1,12 @@
 // The SAD manager against the sandbox: one SCAL1 SAD serves signatures until its count runs out (never
 // more than multisign, even with concurrent callers), a SAD near expiry is replaced rather than used,
-// and the key factors are read only when authorising.
+// and the key factors are read only when authorising. The sandbox accepts each TOTP time step once
+// (period 1 s here), so every re-authorisation below also proves no code was replayed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { CscError, SadManager, type KeyFactors } from '../../src/csc';
+import { CscError, SadManager, Scal1Reservation, type KeyFactors } from '../../src/csc';
 import { makeDataDir, startFixture } from './sandbox-fixture';
 
 const ID = 'fuji-eseal-ec';
@@ -32,16 +33,23 @@ test('12 concurrent signatures with multisign 5 take 3 authorisations, none over
       return read();
     };
     // Asking for more than multisign is capped at multisign.
-    const sadManager = new SadManager({ client, credential, factors, maxSignaturesPerAuthorisation: 50 });
+    const sadManager = new SadManager({
+      client,
+      credential,
+      factors,
+      maxSignaturesPerAuthorisation: 50,
+      clock: fx.clock,
+    });
     assert.equal(sadManager.maxPerAuthorisation, 5);
 
     const perSad = new Map<string, number>();
     await Promise.all(
       Array.from({ length: 12 }, async () => {
         const hash = randomHash();
-        const { sad } = await sadManager.reserve([hash]);
-        perSad.set(sad, (perSad.get(sad) ?? 0) + 1);
-        const [sig] = await client.signHash({ credential, sad, hashes: [hash] });
+        const reservation = await sadManager.reserve([hash]);
+        assert.ok(reservation instanceof Scal1Reservation);
+        perSad.set(reservation.sad, (perSad.get(reservation.sad) ?? 0) + 1);
+        const [sig] = await client.signHash({ credential, reservation, hashes: [hash] });
         assert.ok(sig && sig.length > 0);
       }),
     );
@@ -69,11 +77,12 @@ test('a smaller maxSignaturesPerAuthorisation is honoured; a batch above it is r
       credential,
       factors: fx.factorsFor(ID),
       maxSignaturesPerAuthorisation: 2,
+      clock: fx.clock,
     });
     for (let i = 0; i < 3; i++) {
       const hashes = [randomHash(), randomHash()];
-      const { sad } = await sadManager.reserve(hashes);
-      await client.signHash({ credential, sad, hashes });
+      const reservation = await sadManager.reserve(hashes);
+      await client.signHash({ credential, reservation, hashes });
     }
     assert.equal(sadManager.authorisations, 3);
     await assert.rejects(
@@ -102,18 +111,21 @@ test('a SAD within the expiry margin is replaced, so no signature is asked for p
       credential,
       factors: fx.factorsFor(ID),
       expiryMarginMs: 1000,
+      clock: fx.clock,
     });
     const first = await sadManager.reserve([randomHash()]);
     const again = await sadManager.reserve([randomHash()]);
+    assert.ok(first instanceof Scal1Reservation && again instanceof Scal1Reservation);
     assert.equal(again.sad, first.sad, 'a fresh SAD is reused');
     await client.signHash({ credential, sad: first.sad, hashes: [randomHash()] });
 
     await new Promise((r) => setTimeout(r, 1100)); // now inside the last second of its life
     const hash = randomHash();
     const later = await sadManager.reserve([hash]);
+    assert.ok(later instanceof Scal1Reservation);
     assert.notEqual(later.sad, first.sad);
     assert.equal(sadManager.authorisations, 2);
-    await client.signHash({ credential, sad: later.sad, hashes: [hash] });
+    await client.signHash({ credential, reservation: later, hashes: [hash] });
     assert.equal(fx.sandbox.stats().errors, 0);
 
     // The provider does enforce expiry: the replaced SAD, used anyway after its end, is refused.
@@ -132,13 +144,15 @@ test('an invalidated SAD is not handed out again', async () => {
   try {
     const client = await fx.clientFor(ID);
     const credential = await client.credentialInfo(ID);
-    const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID) });
+    const sadManager = new SadManager({ client, credential, factors: fx.factorsFor(ID), clock: fx.clock });
     const a = await sadManager.reserve([randomHash()]);
-    sadManager.invalidate(a.sad);
+    sadManager.invalidate(a);
     assert.equal(sadManager.unusedSignatures(), 0);
     const b = await sadManager.reserve([randomHash()]);
+    assert.ok(a instanceof Scal1Reservation && b instanceof Scal1Reservation);
     assert.notEqual(b.sad, a.sad);
     assert.equal(sadManager.authorisations, 2);
+    assert.equal(fx.sandbox.stats().errors, 0);
   } finally {
     await fx.close();
   }

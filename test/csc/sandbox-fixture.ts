@@ -1,5 +1,7 @@
 // Test fixture for the CSC part: one provisioned sandbox data folder per test file, sandboxes started
-// on it with the options a test needs, and clients, facts and key factors read from its secret files.
+// on it with the options a test needs (TOTP period 1 s, on a clock that SAD managers given `clock`
+// move forward instead of waiting out steps), and clients, facts and key factors read from its secret
+// files.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,11 +13,14 @@ import {
   type SandboxOptions,
 } from '../../src/sandbox';
 import { CscClient, type CscClientOptions, type KeyFactors } from '../../src/csc';
+import { TestClock } from '../sandbox/sandbox-fixture';
 
 export const silent = pino({ level: 'silent' });
 
 export interface Fixture {
   sandbox: SandboxHandle;
+  /** The sandbox's TOTP clock: a SadManager given it as `clock` skips TOTP waits instead of sleeping. */
+  clock: TestClock;
   credential(id: string): SandboxCredential;
   clientFor(credentialId: string, overrides?: Partial<CscClientOptions>): Promise<CscClient>;
   factorsFor(credentialId: string): () => Promise<KeyFactors>;
@@ -31,7 +36,15 @@ export async function startFixture(
   dataDir: string,
   options: Omit<SandboxOptions, 'dataDir'> = {},
 ): Promise<Fixture> {
-  const sandbox = await startSandbox({ dataDir, port: 0, logger: silent, ...options });
+  const clock = new TestClock();
+  const sandbox = await startSandbox({
+    dataDir,
+    port: 0,
+    logger: silent,
+    totpPeriodSec: 1,
+    totpNow: clock.now,
+    ...options,
+  });
   const credential = (id: string) => {
     const c = sandbox.credentials.find((x) => x.credentialId === id);
     if (!c) throw new Error(`sandbox has no credential ${id}`);
@@ -40,6 +53,7 @@ export async function startFixture(
   const read = async (file: string) => (await fs.readFile(file, 'utf8')).trim();
   return {
     sandbox,
+    clock,
     credential,
     async clientFor(credentialId, overrides = {}) {
       const c = credential(credentialId);
@@ -56,7 +70,11 @@ export async function startFixture(
     },
     factorsFor(credentialId) {
       const c = credential(credentialId);
-      return async () => ({ pin: await read(c.pinFile), totpSecret: await read(c.totpSecretFile) });
+      return async () => ({
+        pin: await read(c.pinFile),
+        totpSecret: await read(c.totpSecretFile),
+        totpPeriod: c.totpPeriodSec,
+      });
     },
     close: () => sandbox.close(),
   };

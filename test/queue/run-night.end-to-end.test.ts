@@ -27,6 +27,7 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
   const sandbox = await startSandbox({
+    totpPeriodSec: 1,
     dataDir: path.join(dir, 'sandbox'),
     port: 0,
     logger: pino({ level: 'trace' }, pino.destination({ dest: path.join(dir, 'sandbox.log'), sync: true })),
@@ -75,6 +76,7 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
           credentialId,
           pin: `file:${secretsOf(tenant)}/${credentialId}.pin`,
           totpSecret: `file:${secretsOf(tenant)}/${credentialId}.totp`,
+          totp: { periodSec: 1 },
           batchSize: BATCH,
         },
         outbox: '../outbox',

@@ -26,7 +26,7 @@ async function freePort(): Promise<number> {
 async function setup(dir: string, port: number, pinFile?: string) {
   const sandboxDir = path.join(dir, 'sandbox');
   // Provision once so the secret files exist before the provider is up.
-  await (await startSandbox({ dataDir: sandboxDir, logger: silent })).close();
+  await (await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, logger: silent })).close();
   await writeSampleExport({
     dir: path.join(dir, 'inbox'),
     tenantName: 'Fuji Denki K.K.',
@@ -49,6 +49,7 @@ async function setup(dir: string, port: number, pinFile?: string) {
         credentialId: 'fuji-eseal-ec',
         pin: pinFile ? `file:${pinFile}` : `file:${secrets}/fuji-eseal-ec.pin`,
         totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
+        totp: { periodSec: 1 },
         batchSize: 3,
       },
       outbox: 'outbox',
@@ -64,7 +65,10 @@ test('jobs that met a provider outage are retried by BullMQ and sealed when it i
   const { job, sandboxDir } = await setup(dir, port);
   // The provider comes up a second after the night starts.
   const up = new Promise<Awaited<ReturnType<typeof startSandbox>>>((resolve) =>
-    setTimeout(() => resolve(startSandbox({ dataDir: sandboxDir, port, logger: silent })), 1000),
+    setTimeout(
+      () => resolve(startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent })),
+      1000,
+    ),
   );
   after(async () => (await up).close());
   const night = await runNight({
@@ -89,7 +93,7 @@ test('a refused PIN fails the jobs at once, without retries that could lock the 
   const wrongPin = path.join(dir, 'wrong.pin');
   await fs.writeFile(wrongPin, '000000');
   const { job, sandboxDir } = await setup(dir, port, wrongPin);
-  const sandbox = await startSandbox({ dataDir: sandboxDir, port, logger: silent });
+  const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
   after(() => sandbox.close());
   const night = await runNight({
     jobs: [job],

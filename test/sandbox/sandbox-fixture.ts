@@ -1,9 +1,12 @@
-// Test fixture for the sandbox tests: a sandbox in a temp dataDir, and raw-fetch helpers that speak
-// CSC v2 the way any client would (token, CSC call, authorize with PIN + TOTP). No sandbox internals.
+// Test fixture for the sandbox tests: a sandbox in a temp dataDir (TOTP period 1 s, on a clock the
+// tests move forward instead of waiting out time steps), and raw-fetch helpers that speak CSC v2 the
+// way any client would (token, CSC call, authorize with PIN + TOTP, never reusing a time step the
+// sandbox accepted). No sandbox internals.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { generateSync } from 'otplib';
 import pino from 'pino';
 import {
@@ -21,7 +24,25 @@ export const ECDSA_SHA256_OID = '1.2.840.10045.4.3.2';
 export interface Fixture {
   sandbox: SandboxHandle;
   dataDir: string;
+  /** The sandbox's TOTP clock; pass it to a SadManager as its `clock`. */
+  clock: TestClock;
   close(): Promise<void>;
+}
+
+/** A clock for TOTP only: real time plus the time tests skipped (sleep() moves it on, at once). */
+export class TestClock {
+  private skipped = 0;
+  readonly now = (): number => Date.now() + this.skipped;
+  readonly sleep = async (ms: number): Promise<void> => {
+    this.skipped += Math.max(0, ms);
+  };
+}
+
+/** The TOTP clock of each sandbox started by startFixture, by URL. */
+const clocks = new Map<string, TestClock>();
+
+export function clockOf(sandbox: SandboxHandle): TestClock | undefined {
+  return clocks.get(sandbox.url);
 }
 
 export async function makeDataDir(): Promise<string> {
@@ -33,11 +54,21 @@ export async function startFixture(
   dataDir?: string,
 ): Promise<Fixture> {
   const dir = dataDir ?? (await makeDataDir());
-  const sandbox = await startSandbox({ logger: pino({ level: 'silent' }), ...options, dataDir: dir });
+  const clock = new TestClock();
+  const sandbox = await startSandbox({
+    logger: pino({ level: 'silent' }),
+    totpPeriodSec: 1,
+    totpNow: clock.now,
+    ...options,
+    dataDir: dir,
+  });
+  clocks.set(sandbox.url, clock);
   return {
     sandbox,
     dataDir: dir,
+    clock,
     async close() {
+      clocks.delete(sandbox.url);
       await sandbox.close();
       if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
     },
@@ -108,24 +139,60 @@ export async function csc(
   );
 }
 
-export async function currentOtp(cred: SandboxCredential): Promise<string> {
-  return generateSync({ secret: await secret(cred.totpSecretFile) });
+export async function currentOtp(cred: SandboxCredential, nowMs = Date.now()): Promise<string> {
+  return generateSync({
+    secret: await secret(cred.totpSecretFile),
+    period: cred.totpPeriodSec,
+    epoch: Math.floor(nowMs / 1000),
+  });
+}
+
+export function timeStep(cred: SandboxCredential, nowMs = Date.now()): number {
+  return Math.floor(nowMs / 1000 / cred.totpPeriodSec);
 }
 
 /** A 6-digit code that is valid for none of the steps the sandbox accepts (now and one either side). */
-export async function wrongOtp(cred: SandboxCredential): Promise<string> {
+export async function wrongOtp(cred: SandboxCredential, nowMs = Date.now()): Promise<string> {
   const totpSecret = await secret(cred.totpSecretFile);
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(nowMs / 1000);
+  const p = cred.totpPeriodSec;
   const valid = new Set(
-    [-60, -30, 0, 30, 60].map((d) => generateSync({ secret: totpSecret, epoch: now + d })),
+    [-2, -1, 0, 1, 2].map((d) => generateSync({ secret: totpSecret, period: p, epoch: now + d * p })),
   );
-  let n = Number(generateSync({ secret: totpSecret }));
+  let n = Number(generateSync({ secret: totpSecret, period: p, epoch: now }));
   let code: string;
   do {
     n = (n + 1) % 1_000_000;
     code = String(n).padStart(6, '0');
   } while (valid.has(code));
   return code;
+}
+
+/** Last time step the sandbox accepted per sandbox and credential, so the helper never replays one. */
+const acceptedSteps = new Map<string, number>();
+
+/** Tell the helper that the sandbox accepted `step` for the credential (when a test sent the code itself). */
+export function noteAccepted(sandbox: SandboxHandle, cred: SandboxCredential, step: number): void {
+  const key = `${sandbox.url}|${cred.credentialId}`;
+  acceptedSteps.set(key, Math.max(step, acceptedSteps.get(key) ?? step));
+}
+
+/**
+ * The current code, once the credential's time step is later than any the sandbox accepted: the
+ * sandbox's test clock is moved on to the next step, or (a sandbox without one) real time waited out.
+ */
+export async function freshOtp(
+  sandbox: SandboxHandle,
+  cred: SandboxCredential,
+): Promise<{ otp: string; step: number }> {
+  const last = acceptedSteps.get(`${sandbox.url}|${cred.credentialId}`);
+  const clock = clockOf(sandbox) ?? { now: Date.now, sleep: (ms: number) => sleep(ms) };
+  for (;;) {
+    const now = clock.now();
+    const step = timeStep(cred, now);
+    if (last === undefined || step > last) return { otp: await currentOtp(cred, now), step };
+    await clock.sleep((last + 1) * cred.totpPeriodSec * 1000 - now);
+  }
 }
 
 export async function authorize(
@@ -135,15 +202,18 @@ export async function authorize(
   extra: Record<string, unknown> = {},
   factors: { pin?: string; otp?: string } = {},
 ): Promise<HttpResult> {
-  return csc(sandbox, 'credentials/authorize', token, {
+  const fresh = factors.otp === undefined ? await freshOtp(sandbox, cred) : undefined;
+  const res = await csc(sandbox, 'credentials/authorize', token, {
     credentialID: cred.credentialId,
     numSignatures: 1,
     authData: [
       { id: 'PIN', value: factors.pin ?? (await secret(cred.pinFile)) },
-      { id: 'OTP', value: factors.otp ?? (await currentOtp(cred)) },
+      { id: 'OTP', value: factors.otp ?? fresh!.otp },
     ],
     ...extra,
   });
+  if (res.status === 200 && fresh) noteAccepted(sandbox, cred, fresh.step);
+  return res;
 }
 
 export function digestOf(text: string): Buffer {

@@ -1,5 +1,6 @@
-// credentials/authorize: PIN and TOTP checks, lockout after repeated failures (and its end),
-// numSignatures bounds, and the SCAL2 requirement to bind hashes.
+// credentials/authorize: PIN and TOTP checks, a TOTP code accepted only once (RFC 6238 section 5.2),
+// lockout after repeated failures (and its end), numSignatures bounds, and the SCAL2 requirement to
+// bind hashes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,9 +8,12 @@ import {
   authorize,
   b64,
   credential,
+  currentOtp,
   digestOf,
   errorOf,
+  freshOtp,
   getToken,
+  noteAccepted,
   secret,
   SHA256_OID,
   startFixture,
@@ -47,7 +51,13 @@ test('a wrong PIN is 400 invalid_pin and a wrong OTP is 400 invalid_otp', async 
     error: 'invalid_pin',
     description: 'The PIN is invalid',
   });
-  const wrongCode = await authorize(fx.sandbox, sakuraToken, cred, {}, { otp: await wrongOtp(cred) });
+  const wrongCode = await authorize(
+    fx.sandbox,
+    sakuraToken,
+    cred,
+    {},
+    { otp: await wrongOtp(cred, fx.clock.now()) },
+  );
   assert.deepEqual(errorOf(wrongCode), {
     status: 400,
     error: 'invalid_otp',
@@ -61,9 +71,50 @@ test('a wrong PIN is 400 invalid_pin and a wrong OTP is 400 invalid_otp', async 
   assert.equal((await authorize(fx.sandbox, sakuraToken, cred)).status, 200);
 });
 
+test('a TOTP code is accepted once: its time step, or an earlier one, is refused as already used', async () => {
+  const cred = credential(fx.sandbox, 'sakura-eseal-rsa');
+  assert.equal(cred.totpPeriodSec, 1);
+  const { otp, step } = await freshOtp(fx.sandbox, cred);
+  assert.equal((await authorize(fx.sandbox, sakuraToken, cred, {}, { otp })).status, 200);
+  noteAccepted(fx.sandbox, cred, step);
+
+  const replayed = await authorize(fx.sandbox, sakuraToken, cred, {}, { otp });
+  assert.equal(replayed.status, 400);
+  assert.equal(replayed.body.error, 'invalid_otp');
+  assert.match(String(replayed.body.error_description), /already used/);
+
+  // The next step's code is still taken (one step either side is tolerated), and then the step before
+  // it, though within the tolerance window, is a replay.
+  const next = await currentOtp(cred, (step + 1) * 1000);
+  assert.equal((await authorize(fx.sandbox, sakuraToken, cred, {}, { otp: next })).status, 200);
+  noteAccepted(fx.sandbox, cred, step + 1);
+  const older = await authorize(fx.sandbox, sakuraToken, cred, {}, { otp });
+  assert.deepEqual(errorOf(older), {
+    status: 400,
+    error: 'invalid_otp',
+    description: 'The OTP was already used (a code is accepted once); send the code of a later time step',
+  });
+});
+
+test('a refused request spends no time step: after a wrong PIN the same code still authorises', async () => {
+  const cred = credential(fx.sandbox, 'sakura-eseal-rsa');
+  const pin = await secret(cred.pinFile);
+  const { otp, step } = await freshOtp(fx.sandbox, cred);
+  const wrongPin = await authorize(
+    fx.sandbox,
+    sakuraToken,
+    cred,
+    {},
+    { otp, pin: pin === '000000' ? '1' : '0' },
+  );
+  assert.equal(wrongPin.body.error, 'invalid_pin');
+  assert.equal((await authorize(fx.sandbox, sakuraToken, cred, {}, { otp })).status, 200);
+  noteAccepted(fx.sandbox, cred, step);
+});
+
 test('N consecutive failures lock the credential, correct factors included, until lockSeconds pass', async () => {
   const cred = credential(fx.sandbox, 'fuji-eseal-ec');
-  const otp = await wrongOtp(cred);
+  const otp = await wrongOtp(cred, fx.clock.now());
   for (let i = 0; i < 4; i++) {
     const res = await authorize(fx.sandbox, fujiToken, cred, {}, { otp });
     assert.equal(res.body.error, 'invalid_otp', `failure ${i + 1}`);

@@ -1,9 +1,12 @@
 // Persistence: a sandbox restarted on the same dataDir serves the same root, certificates and secrets
-// (so sealed PDFs keep verifying and stored factors keep working); secret files are private (0600).
+// (so sealed PDFs keep verifying and stored factors keep working); secret files are private (0600);
+// the TOTP period is a per-start option (default 30 s), not part of the stored state.
 import assert from 'node:assert/strict';
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import pino from 'pino';
+import { SandboxError, startSandbox } from '../../src/sandbox';
 import { authorize, credential, csc, getToken, makeDataDir, secret, startFixture } from './sandbox-fixture';
 
 test('restart with the same dataDir keeps the certificates, secrets and factors', async () => {
@@ -39,6 +42,29 @@ test('restart with the same dataDir keeps the certificates, secrets and factors'
       );
     } finally {
       await second.close();
+    }
+
+    // The TOTP period is an option of each start, 30 s unless set; a bad one is refused before anything.
+    await assert.rejects(
+      startSandbox({ dataDir, logger: pino({ level: 'silent' }), totpPeriodSec: 1.5 }),
+      (err: unknown) =>
+        err instanceof SandboxError && /totpPeriodSec must be an integer from 1 to 3600/.test(err.message),
+    );
+    const third = await startSandbox({ dataDir, logger: pino({ level: 'silent' }) });
+    try {
+      assert.deepEqual(
+        third.credentials.map((c) => c.totpPeriodSec),
+        [30, 30, 30],
+      );
+      const token3 = await getToken(third, 'fuji-app');
+      const info3 = await csc(third, 'credentials/info', token3, {
+        credentialID: 'fuji-eseal-ec',
+        authInfo: true,
+      });
+      const objects = (info3.body.auth as { objects: { id: string; description: string }[] }).objects;
+      assert.match(objects.find((o) => o.id === 'OTP')!.description, /RFC 6238, SHA-1, 30 s/);
+    } finally {
+      await third.close();
     }
   } finally {
     await rm(dataDir, { recursive: true, force: true });

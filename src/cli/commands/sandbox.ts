@@ -9,6 +9,7 @@ export async function sandboxCommand(opts: {
   latencyMs: number;
   ecdsaFormat: string;
   publicUrl?: string;
+  totpPeriod: number;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
@@ -20,6 +21,7 @@ export async function sandboxCommand(opts: {
     latencyMs: opts.latencyMs,
     ecdsaSignatureFormat: opts.ecdsaFormat,
     publicUrl: opts.publicUrl,
+    totpPeriodSec: opts.totpPeriod,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);

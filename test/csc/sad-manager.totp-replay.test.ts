@@ -1,0 +1,139 @@
+// The SAD manager against a sandbox that accepts each TOTP time step once (RFC 6238 section 5.2,
+// 1-second steps here): it never sends a code of a step it already used, waiting for the next step
+// (and says so at debug level, without the code); a code another process used first is retried once
+// on the next step; a code refused twice makes the refusal sticky.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { generateSecret } from 'otplib';
+import { CscError, SadManager, Scal2Reservation, totpCode } from '../../src/csc';
+import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
+
+const SCAL2 = 'fuji-eseal-ec-scal2';
+const SCAL1 = 'sakura-eseal-rsa';
+let dataDir: string;
+let fx: Fixture;
+before(async () => {
+  dataDir = await makeDataDir();
+  fx = await startFixture(dataDir);
+});
+after(async () => {
+  await fx.close();
+  await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+const randomHash = () => crypto.randomBytes(32);
+
+function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[]; text: () => string } {
+  const chunks: string[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk, _enc, done) {
+        chunks.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  return {
+    logger,
+    lines: () => chunks.map((c) => JSON.parse(c) as Record<string, unknown>),
+    text: () => chunks.join(''),
+  };
+}
+
+/** Start early in a 1-second step, so that two requests surely fall in the same one. */
+async function earlyInAStep(): Promise<void> {
+  const into = Date.now() % 1000;
+  if (into > 300) await sleep(1000 - into + 20);
+}
+
+test('SCAL2 batches in one TOTP step: the second authorisation waits for the next step, and both are accepted', async () => {
+  const client = await fx.clientFor(SCAL2);
+  const credential = await client.credentialInfo(SCAL2);
+  const log = capture();
+  const sadManager = new SadManager({
+    client,
+    credential,
+    factors: fx.factorsFor(SCAL2),
+    logger: log.logger,
+  });
+  fx.sandbox.resetStats();
+  await earlyInAStep();
+  const started = Date.now();
+  const a = await sadManager.reserve([randomHash()]);
+  const b = await sadManager.reserve([randomHash(), randomHash()]);
+  assert.ok(a instanceof Scal2Reservation && b instanceof Scal2Reservation);
+  assert.ok(Date.now() - started >= 500, 'the second authorisation waited for the next step');
+  assert.equal(sadManager.authorisations, 2);
+  const stats = fx.sandbox.stats();
+  assert.equal(stats.authorize, 2);
+  assert.equal(stats.errors, 0, 'the provider never saw a replayed code');
+
+  const waits = log.lines().filter((l) => /waiting for the next step/.test(String(l.msg)));
+  assert.equal(waits.length, 1);
+  assert.equal(waits[0]!.level, 20); // debug
+  assert.equal(waits[0]!.credentialId, SCAL2);
+  assert.equal(typeof waits[0]!.waitMs, 'number');
+  // No TOTP code (of any step around now) and no factor is in the log.
+  const f = await fx.factorsFor(SCAL2)();
+  const now = Date.now();
+  const codes = [-3, -2, -1, 0, 1].map((d) => totpCode(f.totpSecret!, { period: 1, now: now + d * 1000 }));
+  for (const secret of [...codes, f.pin!, f.totpSecret!]) assert.ok(!log.text().includes(secret));
+});
+
+test('an OTP step another process used first is retried once on the next step', async () => {
+  const client = await fx.clientFor(SCAL1);
+  const credential = await client.credentialInfo(SCAL1);
+  const log = capture();
+  // Two managers of one credential know nothing of each other, like two worker processes.
+  const first = new SadManager({ client, credential, factors: fx.factorsFor(SCAL1) });
+  const second = new SadManager({ client, credential, factors: fx.factorsFor(SCAL1), logger: log.logger });
+  fx.sandbox.resetStats();
+  await earlyInAStep();
+  await first.reserve([randomHash()]);
+  const reservation = await second.reserve([randomHash()]);
+  const hash = randomHash();
+  await client.signHash({ credential, reservation: await second.reserve([hash]), hashes: [hash] });
+  assert.equal(reservation.scal, 1);
+  const stats = fx.sandbox.stats();
+  assert.equal(stats.authorize, 3, 'first, second refused as a replay, second again on the next step');
+  assert.equal(stats.errors, 1);
+  assert.equal(second.authorisations, 1);
+  const retried = log.lines().filter((l) => /retrying once with the next time step/.test(String(l.msg)));
+  assert.equal(retried.length, 1);
+  assert.equal(retried[0]!.error, 'invalid_otp');
+});
+
+test('an OTP refused twice (a wrong TOTP secret) becomes a sticky refusal', async () => {
+  const client = await fx.clientFor(SCAL1);
+  const credential = await client.credentialInfo(SCAL1);
+  const good = await fx.factorsFor(SCAL1)();
+  const sadManager = new SadManager({
+    client,
+    credential,
+    factors: async () => ({ ...good, totpSecret: generateSecret() }),
+  });
+  fx.sandbox.resetStats();
+  const first = await sadManager.reserve([randomHash()]).then(
+    () => assert.fail('a wrong TOTP secret must be refused'),
+    (e: unknown) => e,
+  );
+  assert.ok(first instanceof CscError);
+  assert.equal(first.error, 'invalid_otp');
+  assert.equal(fx.sandbox.stats().authorize, 2, 'one retry on a fresh step');
+  await assert.rejects(sadManager.reserve([randomHash()]), (e: unknown) => {
+    assert.ok(e instanceof CscError);
+    assert.match(
+      e.message,
+      /refused earlier with HTTP 400 invalid_otp: The OTP is invalid; not sending the factors again/,
+    );
+    return true;
+  });
+  assert.equal(fx.sandbox.stats().authorize, 2);
+  assert.equal(sadManager.authorisations, 0);
+});

@@ -75,6 +75,7 @@ program
     '--public-url <origin>',
     'origin clients reach it at, advertised in /info (default http://host:port)',
   )
+  .option('--totp-period <sec>', 'TOTP time step in seconds (tests and the bench use 1)', positiveInt, 30)
   .action(sandboxCommand);
 
 program

@@ -61,9 +61,13 @@ async function startSandboxProcess(
     },
   );
   const lines = readline.createInterface({ input: child.stderr! });
+  const said: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`sandbox exited with ${code}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`sandbox exited with ${code}: ${said.slice(-3).join(' | ')}`)),
+    );
     lines.on('line', (line) => {
+      said.push(line);
       const m = /listening at (\S+)/.exec(line);
       if (m) resolve(m[1]!);
     });

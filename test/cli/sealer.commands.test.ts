@@ -140,3 +140,11 @@ test('enqueue and work as separate processes seal an export; verify accepts it a
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /INVALID/);
 });
+
+test('bench seals a small run through a sandbox process and prints the floor ratio', async () => {
+  const { url } = await testRedis();
+  const r = await sealer(['bench', '--invoices', '30', '--batch-size', '7'], { REDIS_URL: url });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /5 signHash calls/);
+  assert.match(r.stdout, /^bench: 30 sealed, \d+ invoices\/s, [\d.]+ CPU ms\/invoice, floor ratio [\d.]+x$/m);
+});

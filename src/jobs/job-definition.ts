@@ -15,27 +15,95 @@ const timeZone = z.string().refine((tz) => {
   }
 }, 'unknown IANA time zone');
 
-export const signingProfileSchema = z.strictObject({
-  /** CSC API v2 base URL ending in /csc/v2; when absent, SEALER_PROVIDER_URL (or the demo's sandbox). */
-  providerUrl: z.url().optional(),
-  clientId: z.string().min(1),
-  clientSecret: secretRefSchema,
-  credentialId: z.string().min(1),
-  pin: secretRefSchema.optional(),
-  totpSecret: secretRefSchema.optional(),
-  /** the TOTP parameters the provider set up the credential with (RFC 6238) */
-  totp: z
-    .strictObject({
-      digits: z.int().min(6).max(10).default(6),
-      periodSec: z.int().min(1).max(300).default(30),
-      algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
-    })
-    .default({ digits: 6, periodSec: 30, algorithm: 'SHA1' }),
-  /** hashes per signatures/signHash call */
-  batchSize: z.int().min(1).max(1000).default(20),
-  /** cap on numSignatures per credentials/authorize; never above the credential's multisign */
-  maxSignaturesPerAuthorisation: z.int().min(1).optional(),
-});
+/** How the application authenticates itself to the provider (no person in the loop). */
+export const serviceAuthSchema = z.discriminatedUnion('method', [
+  /** OAuth2 client credentials at `<oauth2>/oauth2/token`, with signing.clientId and signing.clientSecret */
+  z.strictObject({ method: z.literal('client_credentials'), scope: z.string().min(1).optional() }),
+  /** CSC `auth/login` with HTTP Basic username and password */
+  z.strictObject({ method: z.literal('basic'), username: z.string().min(1), password: secretRefSchema }),
+  /** a long-lived bearer token the provider issued, from a secret reference */
+  z.strictObject({ method: z.literal('bearer'), token: secretRefSchema }),
+]);
+
+/**
+ * Who holds the factors that authorise the key (DESIGN.md, "The problem", question 3):
+ * - `secret-refs`: PIN and TOTP secret read from signing.pin / signing.totpSecret references;
+ * - `provider-held`: the tenant delegated them; kept encrypted (AES-256-GCM) in `vault` under `kek`;
+ * - `approval`: the tenant keeps them and approves a quota beforehand, on the provider's page
+ *   (`oauth2code`) or at a prompt (`prompt`); the approval is parked in Redis, encrypted under `kek`;
+ * - `implicit`: the credential needs no PIN or OTP.
+ */
+export const custodySchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('secret-refs') }),
+  z.strictObject({
+    mode: z.literal('provider-held'),
+    /** folder of encrypted factor files, relative to the job file */
+    vault: z.string().min(1),
+    kek: secretRefSchema.default('env:SEALER_KEK'),
+  }),
+  z.strictObject({
+    mode: z.literal('approval'),
+    via: z.enum(['oauth2code', 'prompt']),
+    kek: secretRefSchema.default('env:SEALER_KEK'),
+  }),
+  z.strictObject({ mode: z.literal('implicit') }),
+]);
+
+export const signingProfileSchema = z
+  .strictObject({
+    /** CSC API base URL ending in /csc/v2 (or /csc/v1); when absent, SEALER_PROVIDER_URL (or the demo's sandbox). */
+    providerUrl: z.url().optional(),
+    /** CSC API version the provider speaks; default: v1 when providerUrl ends in /v1, else v2 */
+    apiVersion: z.enum(['v1', 'v2']).optional(),
+    /** extra CA certificate (PEM) to trust for the provider's TLS, relative to the job file */
+    caFile: z.string().min(1).optional(),
+    /** the application's OAuth2 client ID at the provider */
+    clientId: z.string().min(1),
+    clientSecret: secretRefSchema.optional(),
+    serviceAuth: serviceAuthSchema.default({ method: 'client_credentials' }),
+    credentialId: z.string().min(1),
+    custody: custodySchema.default({ mode: 'secret-refs' }),
+    pin: secretRefSchema.optional(),
+    totpSecret: secretRefSchema.optional(),
+    /** how the credential's OTP reaches whoever authorises: computed from a TOTP secret, or sent to a
+     * person (`sendOTP`: by the provider on request; `oob`: out of band), which only an approval can answer */
+    otpDelivery: z.enum(['totp', 'sendOTP', 'oob']).default('totp'),
+    /** the TOTP parameters the provider set up the credential with (RFC 6238) */
+    totp: z
+      .strictObject({
+        digits: z.int().min(6).max(10).default(6),
+        periodSec: z.int().min(1).max(300).default(30),
+        algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
+      })
+      .default({ digits: 6, periodSec: 30, algorithm: 'SHA1' }),
+    /** hashes per signatures/signHash call */
+    batchSize: z.int().min(1).max(1000).default(20),
+    /** cap on numSignatures per credentials/authorize; never above the credential's multisign */
+    maxSignaturesPerAuthorisation: z.int().min(1).optional(),
+    /** a SAD this close to its expiry is not used for another batch */
+    sadExpiryMarginSec: z.int().min(0).max(3600).default(60),
+    /** one authorisation and one signHash call per invoice, for contracts or jurisdictions that do
+     * not accept batch sealing */
+    oneDocumentPerAuthorisation: z.boolean().default(false),
+  })
+  .superRefine((s, ctx) => {
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (s.serviceAuth.method === 'client_credentials' && s.clientSecret === undefined) {
+      issue(['clientSecret'], 'required for serviceAuth client_credentials');
+    }
+    const mode = s.custody.mode;
+    if (mode !== 'secret-refs') {
+      for (const f of ['pin', 'totpSecret'] as const) {
+        if (s[f] !== undefined) issue([f], `not allowed with custody ${mode}: the factors are not kept here`);
+      }
+    }
+    if (s.otpDelivery !== 'totp' && mode !== 'approval') {
+      issue(
+        ['otpDelivery'],
+        `an OTP sent to a person (${s.otpDelivery}) cannot be answered at night; use custody approval`,
+      );
+    }
+  });
 
 export const jobDefinitionSchema = z.strictObject({
   name,
@@ -69,4 +137,10 @@ export interface JobDefinition extends JobDefinitionFields {
   baseDir: string;
   exportFolder: string;
   outboxRoot: string;
+  /** custody provider-held: the vault folder, resolved */
+  factorVaultDir?: string;
+  /** signing.caFile, resolved */
+  caFilePath?: string;
+  /** signing.apiVersion, or what the provider URL says */
+  apiVersion: 'v1' | 'v2';
 }

@@ -32,12 +32,18 @@ export async function loadJobFile(file: string): Promise<JobDefinition> {
     throw new JobConfigError(`job definition ${file} is invalid: ${describeIssues(parsed.error)}`);
   }
   const baseDir = path.dirname(path.resolve(file));
+  const { signing } = parsed.data;
   return {
     ...parsed.data,
     file: path.resolve(file),
     baseDir,
     exportFolder: path.resolve(baseDir, parsed.data.export.folder),
     outboxRoot: path.resolve(baseDir, parsed.data.outbox),
+    ...(signing.custody.mode === 'provider-held'
+      ? { factorVaultDir: path.resolve(baseDir, signing.custody.vault) }
+      : {}),
+    ...(signing.caFile ? { caFilePath: path.resolve(baseDir, signing.caFile) } : {}),
+    apiVersion: signing.apiVersion ?? (/\/v1\/?$/.test(signing.providerUrl ?? '') ? 'v1' : 'v2'),
   };
 }
 
@@ -55,6 +61,7 @@ export async function loadJobs(dir: string): Promise<JobDefinition[]> {
     if (other) throw new JobConfigError(`job name ${job.name} is defined twice: ${other} and ${job.file}`);
     seen.set(job.name, job.file);
   }
+  checkTenantsAgree(jobs);
   return jobs;
 }
 
@@ -64,4 +71,27 @@ export function findJob(jobs: JobDefinition[], name: string): JobDefinition {
     throw new JobConfigError(`no job named ${name}; known: ${jobs.map((j) => j.name).join(', ') || 'none'}`);
   }
   return job;
+}
+
+/** Jobs sealing with the same credential share its SADs, so they must agree on who authorises it. */
+function checkTenantsAgree(jobs: JobDefinition[]): void {
+  const byCredential = new Map<string, JobDefinition>();
+  for (const job of jobs) {
+    const key = `${job.signing.providerUrl ?? ''}|${job.signing.credentialId}`;
+    const other = byCredential.get(key);
+    if (!other) {
+      byCredential.set(key, job);
+      continue;
+    }
+    if (other.tenant !== job.tenant) {
+      throw new JobConfigError(
+        `credential ${job.signing.credentialId} is used by tenant ${other.tenant} (${other.file}) and tenant ${job.tenant} (${job.file}); a credential belongs to one tenant`,
+      );
+    }
+    if (JSON.stringify(other.signing.custody) !== JSON.stringify(job.signing.custody)) {
+      throw new JobConfigError(
+        `jobs ${other.name} and ${job.name} use credential ${job.signing.credentialId} with different signing.custody`,
+      );
+    }
+  }
 }

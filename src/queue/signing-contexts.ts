@@ -53,6 +53,9 @@ export class SigningContexts {
       try {
         this.providerUrl(job);
         const { clientSecret, pin, totpSecret } = job.signing;
+        if (job.signing.serviceAuth.method !== 'client_credentials') {
+          problems.push(`job ${job.name}: serviceAuth ${job.signing.serviceAuth.method} is not wired yet`);
+        }
         for (const ref of [clientSecret, pin, totpSecret])
           if (ref) await resolveSecret(ref, job.baseDir, env);
       } catch (err) {
@@ -82,7 +85,7 @@ export class SigningContexts {
       auth: {
         kind: 'client_credentials',
         clientId: job.signing.clientId,
-        clientSecret: await resolveSecret(job.signing.clientSecret, job.baseDir, env),
+        clientSecret: await resolveSecret(job.signing.clientSecret ?? 'env:', job.baseDir, env),
       },
       logger,
     });

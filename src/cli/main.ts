@@ -6,8 +6,12 @@ import { workCommand } from './commands/work';
 import { scheduleCommand } from './commands/schedule';
 import { sandboxCommand } from './commands/sandbox';
 import { verifyCommand } from './commands/verify';
+import { auditVerifyCommand } from './commands/audit';
 import { demoCommand } from './commands/demo';
 import { benchCommand } from './commands/bench';
+import { approveCommand } from './commands/approve';
+import { runsCommand } from './commands/runs';
+import { factorsListCommand, factorsRotateKeyCommand, factorsSetCommand } from './commands/factors';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -63,6 +67,61 @@ program
   .option(...jobsOption)
   .action(scheduleCommand);
 
+const factors = program
+  .command('factors')
+  .description(
+    'provider-held custody: store, list and re-key the PIN and TOTP secret a tenant delegates (encrypted at rest)',
+  );
+
+factors
+  .command('set')
+  .description(
+    "store a tenant's PIN and TOTP secret, read from a hidden prompt or two stdin lines, empty for none (never from arguments)",
+  )
+  .requiredOption('--tenant <tenant>', 'tenant whose factors these are')
+  .option('--credential <id>', 'credential ID (needed only when the tenant has several)')
+  .option(...jobsOption)
+  .action(factorsSetCommand);
+
+factors
+  .command('rotate-key')
+  .description('re-encrypt stored factors under a new key-encryption key')
+  .requiredOption('--new-kek <ref>', 'the new key: env:NAME or file:PATH (32 bytes, hex or base64)')
+  .option('--tenant <tenant>', "the tenant's factors; the old key is its jobs' signing.custody.kek")
+  .option(...jobsOption)
+  .option('--vault <dir>', 'a vault folder, instead of the one the jobs name')
+  .option('--old-kek <ref>', 'the current key, with --vault')
+  .action(factorsRotateKeyCommand);
+
+factors
+  .command('list')
+  .description('list stored factors: tenant, credential, key and date, never the values')
+  .option(...jobsOption)
+  .option('--vault <dir>', 'a vault folder, instead of the ones the jobs name')
+  .action(factorsListCommand);
+
+program
+  .command('approve')
+  .description(
+    "approve N seals for a tenant that keeps its own factors: on the provider's page (default) or at a prompt",
+  )
+  .requiredOption('--tenant <tenant>', 'tenant whose credential is approved')
+  .requiredOption('--count <n>', 'number of seals to approve', positiveInt)
+  .option('--credential <id>', 'credential, when the tenant has several')
+  .option('--prompt', 'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page')
+  .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
+  .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+  .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
+  .option(...jobsOption)
+  .action(approveCommand);
+
+program
+  .command('runs')
+  .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
+  .option('--limit <n>', 'runs to show', positiveInt, 20)
+  .option(...jobsOption)
+  .action(runsCommand);
+
 program
   .command('sandbox')
   .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
@@ -76,7 +135,22 @@ program
     'origin clients reach it at, advertised in /info (default http://host:port)',
   )
   .option('--totp-period <sec>', 'TOTP time step in seconds (tests and the bench use 1)', positiveInt, 30)
+  .option('--tls', 'serve HTTPS with a certificate from the sandbox root CA (clients trust ca/root.pem)')
   .action(sandboxCommand);
+
+const audit = program
+  .command('audit')
+  .description("check a tenant's hash-chained audit trail (authorisations, seals, refusals)");
+
+audit
+  .command('verify')
+  .description(
+    "verify a tenant's audit trail (--tenant) or one log file (--file); names the first bad line, exits non-zero on any",
+  )
+  .option('--tenant <tenant>', "tenant whose audit trail to check, in its job definitions' outboxes")
+  .option('--file <file>', 'one audit log file alone (its first entry is taken as given)')
+  .option(...jobsOption)
+  .action(auditVerifyCommand);
 
 program
   .command('verify')

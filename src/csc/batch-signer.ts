@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Logger } from '../common/logger';
 import type { CredentialFacts } from './credential-facts';
 import type { CscClient } from './csc-client';
+import { ApprovalNeededError } from './approval-needed';
 import { CscError } from './csc-error';
 import type { SadManager } from './sad-manager';
 import type { SadReservation } from './sad-reservation';
@@ -22,13 +23,15 @@ export interface BatchSignerOptions {
   /** signHash calls in flight at once; default 4. */
   maxInFlight?: number;
   logger?: Logger;
+  /** names the tenant when an approval covers only part of a batch */
+  tenant?: string;
 }
 
 interface Waiting {
   hash: Buffer;
   at: number;
   resolve: (sig: Buffer) => void;
-  reject: (err: CscError) => void;
+  reject: (err: CscError | ApprovalNeededError) => void;
 }
 
 const SIGN_HASH = 'signatures/signHash';
@@ -42,6 +45,7 @@ export class BatchSigner {
   private readonly maxDelayMs: number;
   private readonly maxInFlight: number;
   private readonly logger: Logger;
+  private readonly tenant: string;
   private pending: Waiting[] = [];
   private lastArrival = 0;
   private timer?: NodeJS.Timeout;
@@ -57,6 +61,7 @@ export class BatchSigner {
     this.maxDelayMs = o.maxDelayMs ?? 500;
     this.maxInFlight = o.maxInFlight ?? 4;
     this.logger = o.logger ?? pino({ level: 'silent' });
+    this.tenant = o.tenant ?? '';
     const id = o.credential.credentialId;
     const bad = (detail: string) =>
       new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: ${detail}` });
@@ -181,16 +186,30 @@ export class BatchSigner {
     });
   }
 
-  private async runBatch(batch: Waiting[]): Promise<void> {
+  private async runBatch(all: Waiting[]): Promise<void> {
     const credentialId = this.credential.credentialId;
     const started = performance.now();
-    const hashes = batch.map((w) => w.hash);
+    let batch = all;
     let reservation: SadReservation | undefined;
     this.counts.batches++;
     try {
-      reservation = await this.sadManager.reserve(hashes);
+      reservation = await this.sadManager.reserve(all.map((w) => w.hash));
+      if (reservation.count < all.length) {
+        // An approval covered part of the batch: sign that part; the rest waits for the next approval.
+        const waiting = new ApprovalNeededError(this.tenant, credentialId, 'spent');
+        for (const w of all.slice(reservation.count)) w.reject(waiting);
+        batch = all.slice(0, reservation.count);
+      }
+      const hashes = batch.map((w) => w.hash);
       this.checkBinding(reservation, hashes);
-      const signatures = await this.client.signHash({ credential: this.credential, reservation, hashes });
+      const signatures =
+        reservation.scal === 1 && reservation.kind === 'credential-token'
+          ? await this.client.signHash({
+              credential: this.credential,
+              hashes,
+              credentialToken: reservation.sadFor(hashes, credentialId),
+            })
+          : await this.client.signHash({ credential: this.credential, reservation, hashes });
       batch.forEach((w, i) => w.resolve(signatures[i]!));
       this.counts.signatures += signatures.length;
       this.logger.info(
@@ -198,8 +217,26 @@ export class BatchSigner {
         'CSC batch signed',
       );
     } catch (err) {
-      this.counts.failedBatches++;
+      if (err instanceof ApprovalNeededError) {
+        this.counts.batches--;
+        for (const w of batch) w.reject(err);
+        return;
+      }
       const cause = err instanceof CscError ? err : undefined;
+      if (this.sadManager.approvalBased && reservation?.scal === 1 && cause && isApprovalRefusal(cause)) {
+        // The provider says the approval is spent or expired (its count may differ from ours, e.g.
+        // after a lost answer): retire it everywhere; these invoices wait for a new approval.
+        await this.sadManager.retireApproval(reservation.sad).catch(() => undefined);
+        this.logger.warn(
+          { credentialId, size: batch.length, status: cause.status, error: cause.error },
+          'CSC refused the approval; invoices wait for a new one',
+        );
+        this.counts.batches--;
+        const waiting = new ApprovalNeededError(this.tenant, credentialId, 'expired');
+        for (const w of batch) w.reject(waiting);
+        return;
+      }
+      this.counts.failedBatches++;
       // A refused signHash may mean the provider no longer honours this SAD: never offer it again.
       if (reservation !== undefined && !cause?.retryable) this.sadManager.invalidate(reservation);
       const failure = new CscError({
@@ -224,6 +261,12 @@ export class BatchSigner {
       for (const w of batch) w.reject(failure);
     }
   }
+}
+
+/** A refusal that means the approval's SAD or credential token is no longer good (CSC/OAuth2 codes). */
+function isApprovalRefusal(err: CscError): boolean {
+  if (err.status === 401) return true;
+  return err.status === 400 && /SAD|expired|spent/i.test(`${err.errorDescription ?? ''} ${err.error ?? ''}`);
 }
 
 /** The part of a CscError message after "CSC <endpoint> failed: ". */

@@ -6,14 +6,17 @@ import type { Logger } from '../common/logger';
 import { CscError, isServiceTokenRefusal } from './csc-error';
 import { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 import { normaliseEcdsaSignature } from './ecdsa-signature';
-import { postJson, type PostOptions, type RetryPolicy } from './http';
+import { extraCaAgent, postJson, type PostOptions, type RetryPolicy } from './http';
 import type { SadReservation } from './sad-reservation';
 import { ServiceTokenSource, type CscServiceAuth } from './service-auth';
 
 export interface CscClientOptions {
   /** The provider's CSC base URL, ending with `/csc/v2`. */
   baseUrl: string;
+  /** How the application authenticates itself: OAuth2 client credentials, auth/login, or a static token. */
   auth: CscServiceAuth;
+  /** Extra CA certificate(s), PEM, trusted for the provider's TLS besides the platform's roots. */
+  caPem?: string | Buffer;
   /** Per-request timeout; default 30000. */
   timeoutMs?: number;
   logger?: Logger;
@@ -48,13 +51,21 @@ export interface AuthorizeRequest {
 
 /**
  * What to sign and under which authorisation: a reservation from SadManager.reserve() (a SCAL2 one
- * yields its SAD only for exactly the hashes it is bound to), or, for low-level use and tests, a bare SAD.
+ * yields its SAD only for exactly the hashes it is bound to), or, for low-level use and tests, a bare SAD,
+ * or a credential-scope access token from the authorization code flow (authorization-code.ts). CSC v2
+ * signatures/signHash: the SAD is "not needed if the signing application has passed an access token in
+ * the Authorization HTTP header with scope credential", so that token goes as the Bearer, alone: no SAD
+ * field and no service token.
  */
 export type SignHashRequest = {
   credential: CredentialFacts;
   /** SHA-256 digests, 32 bytes each. */
   hashes: Buffer[];
-} & ({ reservation: SadReservation; sad?: never } | { sad: string; reservation?: never });
+} & (
+  | { reservation: SadReservation; sad?: never; credentialToken?: never }
+  | { sad: string; reservation?: never; credentialToken?: never }
+  | { credentialToken: string; reservation?: never; sad?: never }
+);
 
 /** The spec's default when credentials/authorize leaves out expiresIn. */
 const DEFAULT_SAD_LIFETIME_SEC = 3600;
@@ -73,10 +84,11 @@ export class CscClient {
   readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0 };
   /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
   readonly retry: Readonly<RetryPolicy>;
-  private readonly baseUrl: string;
+  readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly tokens: ServiceTokenSource;
+  private readonly agent?: PostOptions['agent'];
   private infoPromise?: Promise<CscInfo>;
   /** authData ids learnt from credentials/info, per credential. */
   private readonly authDataIds = new Map<string, { PIN?: string; OTP?: string }>();
@@ -86,9 +98,12 @@ export class CscClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = { maxRetries: options.maxRetries ?? 3, maxDelayMs: options.maxRetryDelayMs ?? 10_000 };
     this.logger = options.logger ?? pino({ level: 'silent' });
+    this.agent = options.caPem === undefined ? undefined : extraCaAgent(options.caPem);
     this.tokens = new ServiceTokenSource({
       auth: options.auth,
       tokenUrl: () => this.tokenUrl(),
+      loginUrl: `${this.baseUrl}/auth/login`,
+      agent: this.agent,
       timeoutMs: this.timeoutMs,
       retry: this.retry,
       now: options.now ?? Date.now,
@@ -180,14 +195,20 @@ export class CscClient {
         detail: `hash ${bad} has ${hashes[bad]!.length} bytes, not the 32 of SHA-256`,
       });
     }
-    const sad = req.reservation ? req.reservation.sadFor(hashes, credential.credentialId) : req.sad;
-    const body = await this.call(endpoint, () => this.calls.signHash++, {
+    const count = () => this.calls.signHash++;
+    const request = {
       credentialID: credential.credentialId,
-      SAD: sad,
       hashes: hashes.map(b64),
       hashAlgorithmOID: OID.sha256,
       signAlgo: credential.signAlgoOid,
-    });
+    };
+    let body: Record<string, unknown>;
+    if (req.credentialToken !== undefined) {
+      body = await this.callWithCredentialToken(endpoint, count, req.credentialToken, request);
+    } else {
+      const sad = req.reservation ? req.reservation.sadFor(hashes, credential.credentialId) : req.sad;
+      body = await this.call(endpoint, count, { ...request, SAD: sad });
+    }
     const list = body.signatures;
     if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s === '')) {
       throw new CscError({ endpoint, retryable: false, detail: 'answer has no list of base64 signatures' });
@@ -216,6 +237,20 @@ export class CscClient {
     });
   }
 
+  /**
+   * POST with a credential-scope token as the Bearer. Its refusal (spent, expired, another credential)
+   * is final: no service token can stand in, and only a new approval gives another token.
+   */
+  private async callWithCredentialToken(
+    endpoint: string,
+    count: () => void,
+    token: string,
+    body: unknown,
+  ): Promise<Record<string, unknown>> {
+    const url = `${this.baseUrl}/${endpoint}`;
+    return (await postJson(url, body, { ...this.postOptions(endpoint, count), bearer: token })).body;
+  }
+
   private async fetchInfo(): Promise<CscInfo> {
     const { body } = await postJson(
       `${this.baseUrl}/info`,
@@ -238,7 +273,7 @@ export class CscClient {
   }
 
   /** `<oauth2 base>/oauth2/token`, the base from /info, else the origin of the CSC base URL. */
-  private async tokenUrl(): Promise<string> {
+  async tokenUrl(): Promise<string> {
     const info = await this.info();
     const base = new URL(info.oauth2 ?? new URL(this.baseUrl).origin, `${this.baseUrl}/`)
       .toString()
@@ -251,7 +286,8 @@ export class CscClient {
 
   /**
    * POST with the service token. A refused token is dropped and, when `resend` allows, the same body
-   * re-sent once with a new token; `resend: false` also turns off the 429/503 re-sends.
+   * re-sent once with a new token; `resend: false` also turns off the 429/503 re-sends. A refused
+   * static bearer token fails at once: only whoever configured it can replace it.
    */
   private async call(
     endpoint: string,
@@ -267,6 +303,10 @@ export class CscClient {
         return (await postJson(url, body, { ...options, bearer: token })).body;
       } catch (err) {
         if (err instanceof CscError && isServiceTokenRefusal(err)) {
+          if (!this.tokens.refreshable) {
+            this.logger.warn({ endpoint }, 'CSC provider refused the configured bearer token');
+            throw configuredTokenRefused(err);
+          }
           this.tokens.invalidate(token);
           if (resend && attempt === 0) {
             this.logger.info({ endpoint }, 'CSC service token refused; fetching a new one and re-sending');
@@ -286,8 +326,24 @@ export class CscClient {
       retry: resend ? this.retry : { ...this.retry, maxRetries: 0 },
       onSend: count,
       onBackoff: (b) => this.logger.warn(b, 'CSC provider asked to slow down; waiting'),
+      agent: this.agent,
     };
   }
+}
+
+/** The provider's refusal, kept whole, with a message that points at the configuration. */
+function configuredTokenRefused(err: CscError): CscError {
+  const said = err.message.replace(/^CSC \S+ failed: /, '');
+  return new CscError({
+    endpoint: err.endpoint,
+    status: err.status,
+    error: err.error,
+    errorDescription: err.errorDescription,
+    challengeError: err.challengeError,
+    retryable: false,
+    detail: `${said} (the configured bearer token was refused; refreshing cannot fix a static token)`,
+    cause: err,
+  });
 }
 
 function b64(b: Buffer): string {

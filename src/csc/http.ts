@@ -1,7 +1,11 @@
 // The HTTP layer under the CSC client: one POST with a timeout, CSC/OAuth2 error bodies turned into
-// CscError, and bounded polite retries when the provider says 429 or 503. Request bodies hold secrets
-// (client secret, PIN, OTP, SAD), so they never reach an error or a log line from here.
+// CscError, and bounded polite retries when the provider says 429 or 503. Request bodies and headers
+// hold secrets (client secret, password, token, PIN, OTP, SAD), so they never reach an error or a log
+// line from here. TLS is always verified: against the platform's roots, plus an extra CA when the
+// provider profile names one; there is deliberately no way to skip verification.
+import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
 import { CscError } from './csc-error';
 
 export interface RetryPolicy {
@@ -17,6 +21,10 @@ export interface PostOptions {
   timeoutMs: number;
   retry: RetryPolicy;
   bearer?: string;
+  /** A whole `Authorization` header value (e.g. `Basic ...` for auth/login); wins over `bearer`. */
+  authorization?: string;
+  /** HTTPS agent trusting an extra CA (see `extraCaAgent`); absent: global fetch and the platform's roots. */
+  agent?: https.Agent;
   /** Called just before each request leaves (counts requests, re-sends included). */
   onSend?: () => void;
   /** Called before each wait, so callers can log (without secrets) that the provider pushed back. */
@@ -60,6 +68,22 @@ export function backoffFor(err: CscError, attempt: number, policy: RetryPolicy):
   return wait > policy.maxDelayMs ? undefined : wait;
 }
 
+/**
+ * An agent that trusts the platform's roots plus `caPem` (one or more PEM certificates). Node's `ca`
+ * option replaces the default roots rather than adding to them, hence the explicit union.
+ */
+export function extraCaAgent(caPem: string | Buffer): https.Agent {
+  return new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, caPem.toString()] });
+}
+
+/** What one exchange gives back, whichever transport carried it. */
+interface RawAnswer {
+  status: number;
+  statusText: string;
+  header(name: string): string | null;
+  text: string;
+}
+
 async function postOnce(
   url: string,
   payload: string,
@@ -68,20 +92,19 @@ async function postOnce(
 ): Promise<HttpAnswer> {
   const headers: Record<string, string> = { 'content-type': contentType, accept: 'application/json' };
   if (o.bearer !== undefined) headers.authorization = `Bearer ${o.bearer}`;
-  let res: Response;
-  let text: string;
+  if (o.authorization !== undefined) headers.authorization = o.authorization;
+  let res: RawAnswer;
   o.onSend?.();
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: payload,
-      signal: AbortSignal.timeout(o.timeoutMs),
-    });
-    text = await res.text();
+    // global fetch cannot take a CA without the undici package, so an extra CA goes through node:https.
+    res =
+      o.agent !== undefined && url.startsWith('https:')
+        ? await viaAgent(url, headers, payload, o.agent, o.timeoutMs)
+        : await viaFetch(url, headers, payload, o.timeoutMs);
   } catch (err) {
     throw transportError(o.endpoint, o.timeoutMs, err);
   }
+  const text = res.text;
   const parsed = parseJsonObject(text);
   if (res.status >= 200 && res.status < 300) {
     if (parsed === undefined) {
@@ -96,7 +119,7 @@ async function postOnce(
   }
   const fields = errorFields(parsed);
   // A bearer-protected endpoint may put the reason only in the challenge (RFC 6750 section 3).
-  const challenge = challengeError(res.headers.get('www-authenticate'));
+  const challenge = challengeError(res.header('www-authenticate'));
   const error = fields.error ?? challenge;
   throw new CscError({
     endpoint: o.endpoint,
@@ -104,7 +127,66 @@ async function postOnce(
     error,
     challengeError: challenge,
     errorDescription: fields.description ?? (error ? undefined : res.statusText || undefined),
-    retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+    retryAfterMs: parseRetryAfter(res.header('retry-after')),
+  });
+}
+
+async function viaFetch(
+  url: string,
+  headers: Record<string, string>,
+  payload: string,
+  timeoutMs: number,
+): Promise<RawAnswer> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: payload,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  return { status: res.status, statusText: res.statusText, header: (n) => res.headers.get(n), text };
+}
+
+/** The same exchange as viaFetch over node:https; the timeout covers the whole answer, body included. */
+function viaAgent(
+  url: string,
+  headers: Record<string, string>,
+  payload: string,
+  agent: https.Agent,
+  timeoutMs: number,
+): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const signal = AbortSignal.timeout(timeoutMs);
+    // Whatever fails after the deadline (abort, reset socket) is the deadline's doing: say so.
+    const fail = (err: unknown) => reject(signal.aborted ? signal.reason : err);
+    const req = https.request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
+        agent,
+        signal,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', fail);
+        res.on('end', () => {
+          if (!res.complete) return fail(new Error('connection closed before the answer was complete'));
+          resolve({
+            status: res.statusCode ?? 0,
+            statusText: res.statusMessage ?? '',
+            header: (name) => {
+              const v = res.headers[name.toLowerCase()];
+              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+            },
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('error', fail);
+    req.end(payload);
   });
 }
 
@@ -114,8 +196,34 @@ function challengeError(header: string | null): string | undefined {
   return m?.[1];
 }
 
+/**
+ * Certificate verification failures (OpenSSL's X509 codes and Node's host-name check). Trying again
+ * cannot fix any of them: the profile's CA file or the provider's certificate must change.
+ */
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_REJECTED',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
+]);
+
 function transportError(endpoint: string, timeoutMs: number, err: unknown): CscError {
-  const e = err as { name?: string; cause?: { code?: string } };
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new CscError({
       endpoint,
@@ -124,7 +232,17 @@ function transportError(endpoint: string, timeoutMs: number, err: unknown): CscE
       cause: err,
     });
   }
-  const code = e?.cause?.code ? ` (${e.cause.code})` : '';
+  // fetch wraps the socket's error in `cause`; node:https hands it over as it is.
+  const errno = e?.cause?.code ?? e?.code;
+  if (errno !== undefined && TLS_TRUST_CODES.has(errno)) {
+    return new CscError({
+      endpoint,
+      retryable: false,
+      detail: `TLS: provider certificate not trusted (${errno})`,
+      cause: err,
+    });
+  }
+  const code = errno ? ` (${errno})` : '';
   return new CscError({ endpoint, retryable: true, detail: `network error${code}`, cause: err });
 }
 

@@ -10,9 +10,35 @@ export {
 export { CscError, type CscErrorFields, normaliseErrorCode, isServiceTokenRefusal } from './csc-error';
 export { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 export { type CscServiceAuth } from './service-auth';
-export { SadManager, type SadManagerOptions, type KeyFactors, type SadClock } from './sad-manager';
+export {
+  SadManager,
+  type SadManagerOptions,
+  type KeyFactors,
+  type SadClock,
+  type ApprovalSource,
+} from './sad-manager';
 export { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 export { BatchSigner, type BatchSignerOptions } from './batch-signer';
 export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './ecdsa-signature';
 export { totpCode, totpTimeStep, type TotpAlgorithm, type TotpOptions } from './totp';
 export type { Logger } from '../common/logger';
+export { ApprovalNeededError } from './approval-needed';
+export {
+  ParkedApprovals,
+  secretFingerprint,
+  type ApprovalKind,
+  type ApprovalStatus,
+  type Drawn,
+  type ParkApproval,
+} from './parked-approvals';
+export {
+  buildAuthorizationUrl,
+  startLoopbackRedirect,
+  exchangeCode,
+  hashListDigest,
+  type AuthorizationUrlRequest,
+  type LoopbackRedirect,
+  type LoopbackRedirectOptions,
+  type CodeExchangeRequest,
+  type CredentialToken,
+} from './authorization-code';

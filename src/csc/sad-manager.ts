@@ -19,6 +19,8 @@ import type { CredentialFacts } from './credential-facts';
 import type { CscClient } from './csc-client';
 import { CscError, isServiceTokenRefusal } from './csc-error';
 import { backoffFor } from './http';
+import { secretFingerprint } from '../common/fingerprint';
+import type { Drawn } from './parked-approvals';
 import { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 import { totpCode, totpSettingsProblem, totpTimeStep, type TotpAlgorithm } from './totp';
 
@@ -34,11 +36,26 @@ export interface KeyFactors {
   totpAlgorithm?: TotpAlgorithm;
 }
 
+/** Draws signatures from an approval a tenant granted beforehand (see ParkedApprovals). */
+export interface ApprovalSource {
+  /** Up to `wanted` signatures; throws ApprovalNeededError when none can be had now. */
+  draw(wanted: number, marginMs: number): Promise<Drawn>;
+  /** The provider refused the approval with this fingerprint: hand it out no more. */
+  retire(fingerprint: string): Promise<void>;
+}
+
 export interface SadManagerOptions {
   client: CscClient;
   credential: CredentialFacts;
-  /** Read only when authorising; the values are not kept. */
+  /** Read only when authorising; the values are not kept. Unused with `approvals`. */
   factors: () => Promise<KeyFactors>;
+  /**
+   * The tenant keeps its factors and approves quotas: every SAD comes from this source and the manager
+   * never calls credentials/authorize itself. A reservation may then cover fewer hashes than asked.
+   */
+  approvals?: ApprovalSource;
+  /** Told of every authorisation made (for the audit trail); `sad` is for fingerprinting only. */
+  onAuthorised?: (a: { numSignatures: number; expiresAt: number; sad: string; scal: 1 | 2 }) => void;
   /** Signatures asked for per SCAL1 authorisation; default and ceiling: credential.multisign. */
   maxSignaturesPerAuthorisation?: number;
   /** A SAD this close to expiry is not handed out again; default 60000. */
@@ -81,6 +98,8 @@ export class SadManager {
   private readonly marginMs: number;
   private readonly logger: Logger;
   private readonly clock: SadClock;
+  private readonly approvals?: ApprovalSource;
+  private readonly onAuthorised?: SadManagerOptions['onAuthorised'];
   private current?: CurrentSad;
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
@@ -97,6 +116,15 @@ export class SadManager {
     this.marginMs = o.expiryMarginMs ?? 60_000;
     this.logger = o.logger ?? pino({ level: 'silent' });
     this.clock = o.clock ?? REAL_CLOCK;
+    this.approvals = o.approvals;
+    this.onAuthorised = o.onAuthorised;
+    if (o.approvals && o.credential.scal === 2) {
+      throw new CscError({
+        endpoint: AUTHORIZE,
+        retryable: false,
+        detail: `credential ${o.credential.credentialId}: SCAL2 under an approval needs the run's hashes approved beforehand, which is not supported yet`,
+      });
+    }
     const max = o.maxSignaturesPerAuthorisation ?? o.credential.multisign;
     if (!Number.isInteger(max) || max < 1) {
       throw new CscError({
@@ -108,7 +136,12 @@ export class SadManager {
     this.maxPerAuthorisation = Math.min(max, o.credential.multisign);
   }
 
-  /** Authorisations made so far. */
+  /** True when SADs come from a tenant's approval rather than from credentials/authorize. */
+  get approvalBased(): boolean {
+    return this.approvals !== undefined;
+  }
+
+  /** Authorisations made so far (by this manager; approvals are counted where they were granted). */
   get authorisations(): number {
     return this.count;
   }
@@ -135,6 +168,11 @@ export class SadManager {
         retryable: false,
         detail: `credential ${id}: a batch of ${n} exceeds the ${this.maxPerAuthorisation} signatures one authorisation may cover`,
       });
+    }
+    if (this.approvals) {
+      // The draw takes 1..n signatures, or throws ApprovalNeededError.
+      const drawn = await this.approvals.draw(n, this.marginMs);
+      return new Scal1Reservation(drawn.value, drawn.expiresAt, drawn.count, drawn.kind);
     }
     this.throwIfRefused();
     if (this.credential.scal === 2) {
@@ -164,6 +202,11 @@ export class SadManager {
       // A just-issued SAD is handed out even when its whole life is shorter than the margin.
       return new Scal1Reservation(fresh.sad, fresh.expiresAt, n);
     }
+  }
+
+  /** An approval-based SAD or token the provider refused: no worker process hands it out again. */
+  async retireApproval(value: string): Promise<void> {
+    await this.approvals?.retire(secretFingerprint(value));
   }
 
   /** Stop handing out the reservation's SAD (the provider refused it, or a batch failed under it). */
@@ -208,39 +251,11 @@ export class SadManager {
     hashes?: Buffer[],
   ): Promise<{ sad: string; expiresAt: number }> {
     const c = this.credential;
-    if (c.authMode !== 'explicit') {
-      throw new CscError({
-        endpoint: AUTHORIZE,
-        retryable: false,
-        detail: `credential ${c.credentialId}: auth mode ${c.authMode} cannot be authorised with stored factors`,
-      });
-    }
-    const f = await this.factors();
-    const pin = c.factors.includes('PIN') ? f.pin : undefined;
-    const totpSecret = c.factors.includes('OTP') ? f.totpSecret : undefined;
-    if (totpSecret !== undefined) {
-      const problem =
-        c.otpGenerator === 'other'
-          ? 'its OTP is not a TOTP the application can compute'
-          : totpSettingsProblem({ digits: f.totpDigits, period: f.totpPeriod, algorithm: f.totpAlgorithm });
-      if (problem) {
-        throw new CscError({
-          endpoint: AUTHORIZE,
-          retryable: false,
-          detail: `credential ${c.credentialId}: ${problem}`,
-        });
-      }
-    }
-    const eitherWillDo = /\b(X?OR)\b/i.test(c.authExpression ?? '');
-    const missing = c.factors.filter((x) => (x === 'PIN' ? pin === undefined : totpSecret === undefined));
-    if (missing.length > 0 && !(eitherWillDo && missing.length < c.factors.length)) {
-      throw new CscError({
-        endpoint: AUTHORIZE,
-        retryable: false,
-        detail: `credential ${c.credentialId}: needs ${missing.join(' and ')} but none is configured`,
-      });
-    }
-
+    // An implicit credential is authorised by the service authentication alone: no factors are sent.
+    const { pin, totpSecret, f } =
+      c.authMode === 'implicit'
+        ? { pin: undefined, totpSecret: undefined, f: {} }
+        : await this.explicitFactors();
     let otpRetries = 1;
     let tokenRetries = 1;
     let busyAttempts = 0;
@@ -256,6 +271,7 @@ export class SadManager {
           hashes,
         });
         this.count++;
+        this.onAuthorised?.({ numSignatures, expiresAt: got.expiresAt, sad: got.sad, scal: c.scal });
         if (got.expiresAt - started <= this.marginMs && c.scal === 1) {
           this.logger.warn(
             { credentialId: c.credentialId, lifetimeMs: got.expiresAt - started, marginMs: this.marginMs },
@@ -295,6 +311,43 @@ export class SadManager {
         throw err;
       }
     }
+  }
+
+  private async explicitFactors(): Promise<{ pin?: string; totpSecret?: string; f: KeyFactors }> {
+    const c = this.credential;
+    if (c.authMode !== 'explicit') {
+      throw new CscError({
+        endpoint: AUTHORIZE,
+        retryable: false,
+        detail: `credential ${c.credentialId}: auth mode ${c.authMode} cannot be authorised with stored factors`,
+      });
+    }
+    const f = await this.factors();
+    const pin = c.factors.includes('PIN') ? f.pin : undefined;
+    const totpSecret = c.factors.includes('OTP') ? f.totpSecret : undefined;
+    if (totpSecret !== undefined) {
+      const problem =
+        c.otpGenerator === 'other'
+          ? 'its OTP is not a TOTP the application can compute'
+          : totpSettingsProblem({ digits: f.totpDigits, period: f.totpPeriod, algorithm: f.totpAlgorithm });
+      if (problem) {
+        throw new CscError({
+          endpoint: AUTHORIZE,
+          retryable: false,
+          detail: `credential ${c.credentialId}: ${problem}`,
+        });
+      }
+    }
+    const eitherWillDo = /\b(X?OR)\b/i.test(c.authExpression ?? '');
+    const missing = c.factors.filter((x) => (x === 'PIN' ? pin === undefined : totpSecret === undefined));
+    if (missing.length > 0 && !(eitherWillDo && missing.length < c.factors.length)) {
+      throw new CscError({
+        endpoint: AUTHORIZE,
+        retryable: false,
+        detail: `credential ${c.credentialId}: needs ${missing.join(' and ')} but none is configured`,
+      });
+    }
+    return { pin, totpSecret, f };
   }
 
   /** A TOTP code of a time step never sent before for this credential, waiting for one if need be. */

@@ -13,6 +13,8 @@ export class Scal1Reservation {
     readonly expiresAt: number,
     /** Signatures reserved on the SAD: the batch must hold exactly this many hashes. */
     readonly count: number,
+    /** `credential-token`: a credential-scope OAuth2 token standing in for the SAD (sent as the Bearer). */
+    readonly kind: 'sad' | 'credential-token' = 'sad',
   ) {}
 
   /** The SAD for a batch of `hashes`; refuses a batch of another size than was reserved. */
@@ -28,7 +30,7 @@ export class Scal1Reservation {
   }
 
   toJSON(): Record<string, unknown> {
-    return { scal: 1, expiresAt: this.expiresAt, count: this.count };
+    return { scal: 1, kind: this.kind, expiresAt: this.expiresAt, count: this.count };
   }
 }
 

@@ -7,9 +7,13 @@ import pino from 'pino';
 import { startSandbox, type SandboxHandle } from '../sandbox';
 import { createLogger } from '../common/logger';
 import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis';
-import { loadJobs } from '../jobs';
-import { openSealQueue, produceRun, runNight, type NightResult } from '../queue';
-import { MANIFEST_NAME } from '../outbox';
+import crypto from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../common/logger';
+import { FactorVault, loadJobs, loadKek, type JobDefinition } from '../jobs';
+import { approveOnProviderPage, openSealQueue, produceRun, runNight, type NightResult } from '../queue';
+import { auditDir, MANIFEST_NAME } from '../outbox';
+import { playApprover } from './play-approver';
 import { ProgressLine } from './progress-line';
 
 export interface DemoOptions {
@@ -24,6 +28,83 @@ async function copyInbox(home: string, tenants: string[]): Promise<void> {
     const to = path.join(home, 'var', 'inbox', tenant);
     await fs.rm(to, { recursive: true, force: true });
     await fs.cp(from, to, { recursive: true });
+  }
+}
+
+/** The demo's key-encryption key (var/kek, made once, mode 0600): what production keeps in a vault. */
+async function ensureKek(varDir: string): Promise<string> {
+  const file = path.join(varDir, 'kek');
+  try {
+    await fs.writeFile(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    return `made a key-encryption key in ${file}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return `key-encryption key ${file}`;
+  }
+}
+
+async function readSecret(file: string): Promise<string> {
+  return (await fs.readFile(file, 'utf8')).trim();
+}
+
+/**
+ * Each tenant's custody, set up as its people would: a delegating tenant's factors go into the vault;
+ * an approving tenant's approver approves tonight's seals on the provider's page (played by the demo).
+ */
+async function setUpCustody(
+  jobs: JobDefinition[],
+  sandbox: SandboxHandle,
+  ctx: { redis: Redis; prefix: string; logger: Logger; home: string; say: (line: string) => void },
+): Promise<void> {
+  const secretsOf = (tenant: string) =>
+    path.join(path.dirname(sandbox.rootCertPath), '..', 'secrets', tenant);
+  for (const job of jobs) {
+    const { credentialId, custody } = job.signing;
+    const dir = secretsOf(job.tenant);
+    if (custody.mode === 'provider-held') {
+      const vault = new FactorVault(job.factorVaultDir!, await loadKek(custody.kek, job.baseDir));
+      const stored = await vault.store(job.tenant, credentialId, {
+        pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
+        totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
+        totp: job.signing.totp,
+      });
+      ctx.say(
+        `custody ${job.tenant}: provider-held; the tenant's PIN and TOTP secret are stored encrypted in ${path.relative(ctx.home, stored.file)} (as \`sealer factors set --tenant ${job.tenant}\` does)`,
+      );
+    } else if (custody.mode === 'approval') {
+      const count = 40;
+      let played: Promise<void> | undefined;
+      const approval = await approveOnProviderPage({
+        job,
+        count,
+        redis: ctx.redis,
+        prefix: ctx.prefix,
+        logger: ctx.logger,
+        defaultProviderUrl: sandbox.url,
+        approvedBy: `${job.tenant} approver (played by the demo)`,
+        timeoutMs: 60_000,
+        showUrl: (url) => {
+          ctx.say(
+            `custody ${job.tenant}: approval; \`sealer approve --tenant ${job.tenant} --count ${count}\` opened the provider's page ${new URL(url).origin}/oauth2/authorize?...`,
+          );
+          ctx.say(
+            `  the demo plays ${job.tenant}'s approver: PIN and one-time code typed on the sandbox's page, never given to the application`,
+          );
+          played = (async () => {
+            await playApprover(url, {
+              pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
+              totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
+            });
+          })();
+        },
+      });
+      await played;
+      ctx.say(
+        `  approved ${approval.numSignatures} seals until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
+      );
+    } else {
+      ctx.say(`custody ${job.tenant}: ${custody.mode}`);
+    }
   }
 }
 
@@ -63,10 +144,18 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     } else {
       say(`provider: ${providerUrl}`);
     }
+    say(await ensureKek(varDir));
     const jobs = await loadJobs(path.join(home, 'jobs'));
     const tenants = [...new Set(jobs.map((j) => j.tenant))];
     await fs.rm(path.join(varDir, 'outbox'), { recursive: true, force: true });
     await copyInbox(home, tenants);
+    if (sandbox) {
+      await setUpCustody(jobs, sandbox, { redis, prefix, logger, home, say });
+    } else {
+      say(
+        'custody: an external provider is set, so the demo neither stores factors nor approves: do it with `sealer factors set` and `sealer approve` first',
+      );
+    }
 
     const progress = new ProgressLine('sealing');
     const night = await runNight({
@@ -78,6 +167,9 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
       concurrency: o.concurrency,
       defaultProviderUrl: providerUrl,
       onProgress: (done, total) => progress.update(done, total),
+      // With an external provider nobody may have approved: report the waiting invoices, don't hang.
+      stopWhenOnlyAwaiting: true,
+      approvalPollMs: 2_000,
     });
     progress.done();
 
@@ -118,11 +210,23 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     }
     say('');
     for (const c of night.credentials) {
+      const job = jobs.find((j) => j.tenant === c.tenant && j.signing.credentialId === c.credentialId);
+      const approval = c.custody === 'approval';
       say(
-        `credential ${c.credentialId} (tenant ${c.tenant}): ${c.signatures} signatures in ${c.signHashCalls} signHash calls, ` +
-          `${c.authorisations} authorisation(s), ${c.unusedSignatures} unused on the last SAD`,
+        `tenant ${c.tenant}, credential ${c.credentialId}, custody ${c.custody}: ${c.signatures} signatures in ${c.signHashCalls} signHash calls, ` +
+          (approval
+            ? `under 1 approval on the provider's page (the worker authorised nothing), ${c.unusedSignatures} approved seals unused`
+            : `${c.authorisations} authorisation(s), ${c.unusedSignatures} unused on the last SAD`) +
+          (c.oneDocumentPerAuthorisation ? '; one document per authorisation' : ''),
       );
+      if (job)
+        say(
+          `  audit log: ${path.relative(home, auditDir(job.outboxRoot, c.tenant))}/*.jsonl (check: npx sealer audit verify --tenant ${c.tenant})`,
+        );
     }
+    const awaiting = night.runs.reduce((n, r) => n + (r.counts.awaitingApproval ?? 0), 0);
+    if (awaiting > 0)
+      say(`awaiting approval: ${awaiting} invoices (they seal once \`sealer approve\` is run)`);
     say(
       `re-run of the same exports: ${again} enqueued, ${duplicates} recognised as already queued or sealed`,
     );

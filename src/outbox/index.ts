@@ -1,3 +1,8 @@
 export * from './outbox';
 export * from './manifest';
 export * from './sealed-index';
+// the per-tenant audit trail
+export * from './audit-entry';
+export { auditDir, listAuditFiles, readAuditHead, type AuditHead } from './audit-files';
+export * from './audit-log';
+export * from './audit-verify';

@@ -5,3 +5,4 @@ export * from './scheduler';
 export * from './seal-worker';
 export * from './run-record';
 export * from './run-night';
+export * from './approve';

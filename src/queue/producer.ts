@@ -62,7 +62,19 @@ function sha256File(file: string): Promise<{ sha256: string; length: number }> {
   });
 }
 
+/** The job's export files, oldest first. A missing export folder is an error (a wrong path or an
+ * unmounted share must not pass for a quiet night); an existing but empty folder is zero files. */
 export async function findExports(job: JobDefinition): Promise<string[]> {
+  let folder: fs.Stats;
+  try {
+    folder = await fsp.stat(job.exportFolder);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read';
+    throw new ProducerError(`job ${job.name}: export folder ${job.exportFolder} ${reason}`, { cause: err });
+  }
+  if (!folder.isDirectory()) {
+    throw new ProducerError(`job ${job.name}: export folder ${job.exportFolder} is not a folder`);
+  }
   const files = await glob(job.export.glob, {
     cwd: job.exportFolder,
     absolute: true,
@@ -144,7 +156,17 @@ async function produceFile(
   };
   let pending: InvoiceRecord[] = [];
   const flush = async () => {
-    const r = await enqueueChunk(pending, base, opts);
+    let r: Awaited<ReturnType<typeof enqueueChunk>>;
+    try {
+      r = await enqueueChunk(pending, base, opts);
+    } catch (err) {
+      // The file stays where it is; a re-run skips what this run did enqueue.
+      throw new ProducerError(
+        `${file}: enqueueing failed after ${result.enqueued + result.duplicates} row(s) were queued; ` +
+          `the export stays in place and a re-run skips those: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
     result.enqueued += r.enqueued;
     result.duplicates += r.duplicates;
     result.requeued += r.requeued;
@@ -176,6 +198,8 @@ async function produceFile(
     }
     if (pending.length) await flush();
   } finally {
+    // Closes the export when a failure stopped the read early (a no-op once the reader is done).
+    await rows.return(undefined as never);
     await rejects.close();
   }
   if (result.rejected) result.rejectsFile = rejectsFile;

@@ -5,6 +5,7 @@ import type { ConnectionOptions, JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
+import { ParkedApprovals } from '../csc';
 import { produceRun, type ProduceResult } from './producer';
 import { openSealQueue } from './seal-queue';
 import { SealWorker } from './seal-worker';
@@ -20,6 +21,8 @@ export interface NightOptions {
   threads?: number;
   defaultProviderUrl?: string;
   batchMaxWaitMs?: number;
+  /** ...and at the latest this long after a partial batch's oldest hash arrived (ms) */
+  batchMaxDelayMs?: number;
   /** called as invoices settle */
   onProgress?: (settled: number, total: number) => void;
   /** the producer's clock: names the run and its outbox folder; default now */
@@ -28,6 +31,12 @@ export interface NightOptions {
   jobOptions?: JobsOptions;
   /** give up waiting after this long (ms); default 30 minutes */
   timeoutMs?: number;
+  /** return once every invoice not yet settled is waiting for a tenant's approval (default false:
+   * wait for the approvals, as a night does) */
+  stopWhenOnlyAwaiting?: boolean;
+  /** how often an invoice awaiting approval looks again (ms) */
+  approvalPollMs?: number;
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface NightRun {
@@ -41,6 +50,9 @@ export interface NightRun {
 export interface CredentialReport {
   tenant: string;
   credentialId: string;
+  /** who holds the factors: secret-refs, provider-held, approval, implicit */
+  custody: string;
+  oneDocumentPerAuthorisation: boolean;
   signHashCalls: number;
   authorisations: number;
   signatures: number;
@@ -67,6 +79,9 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
     threads: options.threads,
     defaultProviderUrl: options.defaultProviderUrl,
     batchMaxWaitMs: options.batchMaxWaitMs,
+    batchMaxDelayMs: options.batchMaxDelayMs,
+    approvalPollMs: options.approvalPollMs,
+    env: options.env,
   });
   const running = worker.run();
   try {
@@ -83,8 +98,10 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
       counts = await Promise.all(produced.map((p) => readRun(redis, prefix, p.result.runId)));
       const total = counts.reduce((n, c) => n + c.enqueued, 0);
       const settled = counts.reduce((n, c) => n + c.sealed + c.alreadySealed + c.failed, 0);
+      const awaiting = counts.reduce((n, c) => n + (c.awaitingApproval ?? 0), 0);
       options.onProgress?.(Math.min(settled, total), total);
       if (counts.every(runSettled)) break;
+      if (options.stopWhenOnlyAwaiting && awaiting > 0 && settled + awaiting >= total) break;
       if (Date.now() > deadline)
         throw new Error(`night did not settle: ${settled} of ${total} invoices done`);
       await new Promise((r) => setTimeout(r, 100));
@@ -100,17 +117,30 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
         ),
       })),
     );
-    const credentials = (await worker.contexts.all()).map((ctx) => {
-      const stats = ctx.signer.stats();
-      return {
-        tenant: ctx.tenant,
-        credentialId: ctx.credentialId,
-        signHashCalls: ctx.client.calls.signHash,
-        authorisations: ctx.client.calls.authorize,
-        signatures: stats.signatures,
-        unusedSignatures: ctx.sadManager.unusedSignatures(),
-      };
-    });
+    const approvals = new ParkedApprovals(redis, prefix);
+    const credentials = await Promise.all(
+      (await worker.contexts.all()).map(async (ctx) => {
+        const stats = ctx.signer.stats();
+        const parked = ctx.sadManager.approvalBased
+          ? await approvals.status(ctx.tenant, ctx.credentialId)
+          : undefined;
+        return {
+          tenant: ctx.tenant,
+          credentialId: ctx.credentialId,
+          custody: ctx.custody,
+          oneDocumentPerAuthorisation: ctx.oneDocumentPerAuthorisation,
+          signHashCalls: ctx.client.calls.signHash,
+          authorisations: ctx.client.calls.authorize,
+          signatures: stats.signatures,
+          // Under an approval, what is left on it; otherwise what is left on the last SAD.
+          unusedSignatures: parked
+            ? parked.expiresAt > Date.now()
+              ? parked.remaining
+              : 0
+            : ctx.sadManager.unusedSignatures(),
+        };
+      }),
+    );
     return { runs, credentials, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } finally {
     await worker.close();

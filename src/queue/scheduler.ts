@@ -24,20 +24,26 @@ export interface SchedulerOptions {
 const RELEASE_LUA = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 export class Scheduler {
-  private readonly tasks: ScheduledTask[] = [];
+  private readonly tasks = new Map<string, ScheduledTask>();
   private readonly producing = new Set<string>();
 
   constructor(private readonly options: SchedulerOptions) {}
 
   start(): void {
     for (const job of this.options.jobs) {
-      const task = cron.schedule(job.cron, () => this.trigger(job), {
+      // trigger() has logged a failed run and reported it through onRun; the task keeps its schedule.
+      const task = cron.schedule(job.cron, () => this.trigger(job).catch(() => undefined), {
         timezone: job.timeZone,
         name: job.name,
       });
-      this.tasks.push(task);
+      this.tasks.set(job.name, task);
       this.options.logger.info({ job: job.name, cron: job.cron, timeZone: job.timeZone }, 'scheduled');
     }
+  }
+
+  /** When the started trigger of `jobName` fires next, as node-cron computed it in the job's time zone. */
+  nextRun(jobName: string): Date | null {
+    return this.tasks.get(jobName)?.getNextRun() ?? null;
   }
 
   /** Runs one production of `job` unless one is already in progress. */
@@ -73,6 +79,6 @@ export class Scheduler {
   }
 
   async stop(): Promise<void> {
-    for (const task of this.tasks) await task.stop();
+    for (const task of this.tasks.values()) await task.stop();
   }
 }

@@ -3,13 +3,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { embedCms } from '../pdf';
 import { verifyCms, verifySealedPdf } from '../pades';
-import { CscError } from '../csc';
+import { ApprovalNeededError, CscError, ParkedApprovals } from '../csc';
 import { JobConfigError } from '../jobs';
 import {
+  AuditLog,
+  type AuditEntryInput,
   appendManifestRow,
   checkExistingSeal,
   findSealed,
@@ -24,9 +26,14 @@ import { SealerError } from '../common/errors';
 import { PreparePool } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
-import { addRunCounts, runKey, settleRun } from './run-record';
+import { addRunCounts, markAwaiting, runKey, settleRun } from './run-record';
 
 export class SealError extends SealerError {}
+
+function isInside(folder: string, file: string): boolean {
+  const rel = path.relative(folder, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
 
 /**
  * What a failure means for the job: a provider refusal that will not change by waiting (wrong PIN,
@@ -56,8 +63,12 @@ export interface SealWorkerOptions {
   /** flush a partial signHash batch when no hash arrived for this long (ms). Default 200: a night is
    * not latency-bound, and fuller batches mean fewer provider calls. */
   batchMaxWaitMs?: number;
+  /** ...and at the latest this long after a partial batch's oldest hash arrived. Default 500. */
+  batchMaxDelayMs?: number;
   /** bytes reserved for the CMS in each placeholder. Default: the credential's largest CMS, rounded up. */
   signatureBytes?: number;
+  /** how long an invoice waits before it looks again for a tenant's approval (ms). Default 30000. */
+  approvalPollMs?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -79,14 +90,20 @@ export class SealWorker {
       logger: options.logger,
       defaultProviderUrl: options.defaultProviderUrl,
       batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
+      batchMaxDelayMs: options.batchMaxDelayMs,
+      approvals: new ParkedApprovals(options.redis, options.prefix),
       env: options.env,
     });
-    this.worker = new Worker<SealJobData, SealJobResult>(SEAL_QUEUE, (job) => this.process(job), {
-      connection: options.connection,
-      prefix: options.prefix,
-      concurrency: options.concurrency ?? 64,
-      autorun: false,
-    });
+    this.worker = new Worker<SealJobData, SealJobResult>(
+      SEAL_QUEUE,
+      (job, token) => this.process(job, token),
+      {
+        connection: options.connection,
+        prefix: options.prefix,
+        concurrency: options.concurrency ?? 64,
+        autorun: false,
+      },
+    );
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -101,6 +118,16 @@ export class SealWorker {
         'seal failed',
       );
       if (final) {
+        const def = this.jobsByName.get(job.data.jobName);
+        if (def?.tenant === job.data.tenant) {
+          void this.audit(def, {
+            type: 'refusal',
+            invoice: job.data.invoiceNumber,
+            credentialId: def.signing.credentialId,
+            reason: err.message,
+          });
+        }
+        void markAwaiting(this.options.redis, this.options.prefix, job.data.runId, job.id ?? '', false);
         void this.options.redis
           .rpush(
             `${runKey(this.options.prefix, job.data.runId)}:failures`,
@@ -122,6 +149,18 @@ export class SealWorker {
     }
   }
 
+  /** Appends to the tenant's audit trail; a failure to write is logged, never thrown. */
+  private async audit(def: JobDefinition, entry: AuditEntryInput): Promise<void> {
+    try {
+      await AuditLog.forTenant(def.outboxRoot, def.tenant).append(entry);
+    } catch (err) {
+      this.options.logger.error(
+        { tenant: def.tenant, type: entry.type, err: (err as Error).message },
+        'audit entry not written',
+      );
+    }
+  }
+
   /** Starts taking jobs; resolves when the worker is closed. */
   run(): Promise<void> {
     return this.worker.run();
@@ -131,17 +170,46 @@ export class SealWorker {
     const def = this.jobsByName.get(data.jobName);
     if (!def)
       throw new UnrecoverableError(`invoice ${data.invoiceNumber}: no job definition named ${data.jobName}`);
-    // Tenant isolation: a job is sealed only with its own tenant's profile.
+    // Tenant isolation, checked before any provider call: a job is sealed only with its own tenant's
+    // profile, and only from its own tenant's export folder.
     if (def.tenant !== data.tenant) {
       throw new UnrecoverableError(
         `invoice ${data.invoiceNumber}: job names tenant ${data.tenant} but job definition ${def.name} belongs to ${def.tenant}`,
       );
     }
+    const source = path.resolve(data.sourcePath);
+    for (const other of this.jobsByName.values()) {
+      const foreign =
+        (other.tenant !== def.tenant && isInside(other.exportFolder, source)) ||
+        isInside(other.outboxRoot, source);
+      if (foreign) {
+        throw new UnrecoverableError(
+          `invoice ${data.invoiceNumber}: source ${data.sourcePath} lies in ${other.tenant !== def.tenant ? `tenant ${other.tenant}'s export folder or outbox` : 'an outbox'}; tenant ${def.tenant} may not seal it`,
+        );
+      }
+    }
     return def;
   }
 
-  async process(job: Job<SealJobData, SealJobResult>): Promise<SealJobResult> {
-    const result = await this.deliver(job.data);
+  async process(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
+    let result: SealJobResult;
+    try {
+      result = await this.deliver(job.data);
+    } catch (err) {
+      if (!(err instanceof ApprovalNeededError)) throw err;
+      // Not a failure: the invoice waits (delayed, no attempt spent) until the tenant approves more.
+      const { redis, prefix, logger } = this.options;
+      const first = await markAwaiting(redis, prefix, job.data.runId, job.id ?? '', true);
+      if (first) {
+        logger.info(
+          { tenant: job.data.tenant, invoice: job.data.invoiceNumber, reason: err.reason },
+          'awaiting approval',
+        );
+      }
+      await job.moveToDelayed(Date.now() + (this.options.approvalPollMs ?? 30_000), token);
+      throw new DelayedError();
+    }
+    await markAwaiting(this.options.redis, this.options.prefix, job.data.runId, job.id ?? '', false);
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles
     // (a crash after this line re-runs the job, which then counts as already sealed: over, not under).
     await this.count(job.data.runId, result.status === 'sealed' ? { sealed: 1 } : { alreadySealed: 1 });
@@ -240,6 +308,7 @@ export class SealWorker {
     try {
       signature = await ctx.signer.sign(Buffer.from(prepared.hashToSign));
     } catch (err) {
+      if (err instanceof ApprovalNeededError) throw err;
       throw fateOf(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
     const cms = ctx.template.assemble(Buffer.from(prepared.signedAttributes), signature);
@@ -275,6 +344,15 @@ export class SealWorker {
       runId: data.runId,
     });
     await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
+    await this.audit(def, {
+      type: 'seal',
+      invoice: data.invoiceNumber,
+      credentialId: ctx.credentialId,
+      sourceSha256: data.sourceSha256,
+      sealedSha256,
+      certificateSerial: ctx.template.certificateSerialHex,
+      file: path.relative(path.join(def.outboxRoot, data.tenant), target),
+    });
     return { status: 'sealed', file: target, sealedSha256 };
   }
 

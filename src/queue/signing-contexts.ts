@@ -1,15 +1,36 @@
 // One signing context per credential (provider URL + client + credential): the CSC client, the
 // credential's facts, the CMS template built once, the SAD manager and the batch signer. Contexts are
 // created on first use and shared by every concurrent job of that credential.
-import { BatchSigner, CscClient, SadManager, type CredentialFacts } from '../csc';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import {
+  BatchSigner,
+  CscClient,
+  SadManager,
+  type ApprovalSource,
+  type CredentialFacts,
+  type CscServiceAuth,
+  type KeyFactors,
+  type ParkedApprovals,
+} from '../csc';
 import { CmsTemplate } from '../pades';
-import { resolveSecret, JobConfigError, type JobDefinition } from '../jobs';
+import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
+import {
+  keyFactorsOf,
+  loadKek,
+  openFactorVault,
+  resolveSecret,
+  JobConfigError,
+  type JobDefinition,
+} from '../jobs';
 import type { Logger } from '../common/logger';
 
 export interface SigningContext {
   key: string;
   tenant: string;
   credentialId: string;
+  custody: string;
+  oneDocumentPerAuthorisation: boolean;
   client: CscClient;
   facts: CredentialFacts;
   template: CmsTemplate;
@@ -23,7 +44,10 @@ export interface SigningContextOptions {
   /** used when a job definition names no providerUrl (SEALER_PROVIDER_URL, or the demo's sandbox) */
   defaultProviderUrl?: string;
   batchMaxWaitMs?: number;
+  batchMaxDelayMs?: number;
   maxInFlight?: number;
+  /** where approvals of tenants under custody `approval` are parked */
+  approvals?: ParkedApprovals;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -44,7 +68,8 @@ export class SigningContexts {
 
   /**
    * Local checks of every job's signing profile, for a worker to run before it takes jobs: the provider
-   * URL is known and every secret reference resolves. Returns one message per problem.
+   * URL is known, every secret reference resolves (service auth and key factors) and the extra CA
+   * file, if any, holds certificates. Returns one message per problem.
    */
   async preflight(jobs: JobDefinition[]): Promise<string[]> {
     const env = this.options.env ?? process.env;
@@ -52,12 +77,15 @@ export class SigningContexts {
     for (const job of jobs) {
       try {
         this.providerUrl(job);
-        const { clientSecret, pin, totpSecret } = job.signing;
-        if (job.signing.serviceAuth.method !== 'client_credentials') {
-          problems.push(`job ${job.name}: serviceAuth ${job.signing.serviceAuth.method} is not wired yet`);
+        await serviceAuthOf(job, env);
+        await providerCaOf(job);
+        const { pin, totpSecret, custody } = job.signing;
+        for (const ref of [pin, totpSecret]) if (ref) await resolveSecret(ref, job.baseDir, env);
+        if (custody.mode === 'approval') await loadKek(custody.kek, job.baseDir, env);
+        // Decrypting once proves the key and the file match; the values are dropped at once.
+        if (custody.mode === 'provider-held') {
+          await (await openFactorVault(job, env)).read(job.tenant, job.signing.credentialId);
         }
-        for (const ref of [clientSecret, pin, totpSecret])
-          if (ref) await resolveSecret(ref, job.baseDir, env);
       } catch (err) {
         problems.push(`job ${job.name}: ${(err as Error).message}`);
       }
@@ -82,48 +110,115 @@ export class SigningContexts {
     const logger = this.options.logger.child({ tenant: job.tenant, credentialId: job.signing.credentialId });
     const client = new CscClient({
       baseUrl: this.providerUrl(job),
-      auth: {
-        kind: 'client_credentials',
-        clientId: job.signing.clientId,
-        clientSecret: await resolveSecret(job.signing.clientSecret ?? 'env:', job.baseDir, env),
-      },
+      auth: await serviceAuthOf(job, env),
+      caPem: await providerCaOf(job),
       logger,
     });
     const facts = await client.credentialInfo(job.signing.credentialId);
-    const { pin, totpSecret } = job.signing;
+    const oneDocument = job.signing.oneDocumentPerAuthorisation;
+    const audit = AuditLog.forTenant(job.outboxRoot, job.tenant);
+    // An audit entry that cannot be written is logged loudly; the seal itself goes on.
+    const record = (entry: AuditEntryInput) =>
+      void audit.append(entry).catch((err: unknown) => {
+        logger.error({ err: (err as Error).message, type: entry.type }, 'audit entry not written');
+      });
     const sadManager = new SadManager({
       client,
       credential: facts,
-      // Factors are read from their references only when authorising, and not kept.
-      factors: async () => ({
-        pin: pin ? await resolveSecret(pin, job.baseDir, env) : undefined,
-        totpSecret: totpSecret ? await resolveSecret(totpSecret, job.baseDir, env) : undefined,
-        totpDigits: job.signing.totp.digits,
-        totpPeriod: job.signing.totp.periodSec,
-        totpAlgorithm: job.signing.totp.algorithm,
-      }),
-      maxSignaturesPerAuthorisation: job.signing.maxSignaturesPerAuthorisation,
+      // Factors are read only when authorising, and not kept.
+      factors: () => this.keyFactors(job, env),
+      approvals: await this.approvalSource(job, env, record),
+      onAuthorised: (a) =>
+        record({
+          type: 'authorisation',
+          custody: job.signing.custody.mode,
+          credentialId: job.signing.credentialId,
+          numSignatures: a.numSignatures,
+          expiresAt: new Date(a.expiresAt).toISOString(),
+          sadFingerprint: sadFingerprint(a.sad),
+          scal: a.scal === 2 ? 'SCAL2' : 'SCAL1',
+        }),
+      maxSignaturesPerAuthorisation: oneDocument ? 1 : job.signing.maxSignaturesPerAuthorisation,
+      expiryMarginMs: job.signing.sadExpiryMarginSec * 1000,
       logger,
     });
     const signer = new BatchSigner({
       client,
       credential: facts,
       sadManager,
-      batchSize: job.signing.batchSize,
+      batchSize: oneDocument ? 1 : job.signing.batchSize,
       maxWaitMs: this.options.batchMaxWaitMs,
+      maxDelayMs: this.options.batchMaxDelayMs,
       maxInFlight: this.options.maxInFlight,
       logger,
+      tenant: job.tenant,
     });
     return {
       key,
       tenant: job.tenant,
       credentialId: job.signing.credentialId,
+      custody: job.signing.custody.mode,
+      oneDocumentPerAuthorisation: oneDocument,
       client,
       facts,
       chain: facts.certificates,
       template: CmsTemplate.fromCertificates(facts.certificates),
       sadManager,
       signer,
+    };
+  }
+
+  /** The key factors, by custody: from secret references, or decrypted from the vault in memory. */
+  private async keyFactors(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<KeyFactors> {
+    const { custody, pin, totpSecret, totp } = job.signing;
+    const settings = { totpDigits: totp.digits, totpPeriod: totp.periodSec, totpAlgorithm: totp.algorithm };
+    switch (custody.mode) {
+      case 'secret-refs':
+        return {
+          pin: pin ? await resolveSecret(pin, job.baseDir, env) : undefined,
+          totpSecret: totpSecret ? await resolveSecret(totpSecret, job.baseDir, env) : undefined,
+          ...settings,
+        };
+      case 'provider-held': {
+        const vault = await openFactorVault(job, env);
+        return keyFactorsOf(await vault.read(job.tenant, job.signing.credentialId));
+      }
+      case 'implicit':
+        return settings;
+      case 'approval':
+        throw new JobConfigError(
+          `job ${job.name}: tenant ${job.tenant} keeps its factors (custody approval); the worker never authorises with them`,
+        );
+    }
+  }
+
+  private async approvalSource(
+    job: JobDefinition,
+    env: NodeJS.ProcessEnv,
+    record: (entry: AuditEntryInput) => void,
+  ): Promise<ApprovalSource | undefined> {
+    const custody = job.signing.custody;
+    if (custody.mode !== 'approval') return undefined;
+    const parked = this.options.approvals;
+    if (!parked) throw new JobConfigError(`job ${job.name}: custody approval needs the approvals store`);
+    const kek = await loadKek(custody.kek, job.baseDir, env);
+    const { tenant } = job;
+    const { credentialId } = job.signing;
+    return {
+      draw: async (wanted, marginMs) => {
+        const drawn = await parked.draw(tenant, credentialId, wanted, kek, marginMs);
+        record({
+          type: 'approval-drawn',
+          credentialId,
+          sadFingerprint: drawn.fingerprint,
+          count: drawn.count,
+          remaining: drawn.remaining,
+        });
+        return drawn;
+      },
+      retire: async (fingerprint) => {
+        await parked.retire(tenant, credentialId, fingerprint);
+      },
     };
   }
 
@@ -135,4 +230,58 @@ export class SigningContexts {
   async close(): Promise<void> {
     for (const context of await this.all()) await context.signer.close();
   }
+}
+
+/** The job's service authentication with its secret resolved (kept by the client, never logged). */
+export async function serviceAuthOf(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<CscServiceAuth> {
+  const auth = job.signing.serviceAuth;
+  switch (auth.method) {
+    case 'client_credentials': {
+      // The schema demands it; checked again so a hand-built definition fails clearly, not with "env:".
+      const ref = job.signing.clientSecret;
+      if (ref === undefined) {
+        throw new JobConfigError(`job ${job.name}: signing.clientSecret is required for client_credentials`);
+      }
+      return {
+        kind: 'client_credentials',
+        clientId: job.signing.clientId,
+        clientSecret: await resolveSecret(ref, job.baseDir, env),
+        scope: auth.scope,
+      };
+    }
+    case 'basic':
+      return {
+        kind: 'basic',
+        username: auth.username,
+        password: await resolveSecret(auth.password, job.baseDir, env),
+      };
+    case 'bearer':
+      return { kind: 'bearer', token: await resolveSecret(auth.token, job.baseDir, env) };
+  }
+}
+
+/** signing.caFile's certificates (PEM), checked here so a bad file is named before any connection. */
+export async function providerCaOf(job: JobDefinition): Promise<string | undefined> {
+  const file = job.caFilePath;
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new JobConfigError(`job ${job.name}: signing.caFile: cannot read ${file}`, { cause: err });
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new JobConfigError(`job ${job.name}: signing.caFile ${file} holds no PEM certificate`);
+  }
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new JobConfigError(`job ${job.name}: signing.caFile ${file} holds an unreadable certificate`, {
+        cause: err,
+      });
+    }
+  }
+  return pem;
 }

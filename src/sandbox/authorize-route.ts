@@ -1,7 +1,9 @@
 // `credentials/authorize`: checks the request, then PIN and TOTP (RFC 6238, 6 digits, SHA-1, the
 // sandbox's period, one step either side, never the same time step twice), counts failures towards a
 // lockout, and issues a SAD for `numSignatures` signatures; under SCAL2 (or whenever hashes are sent)
-// the SAD is bound to those hashes.
+// the SAD is bound to those hashes. An implicit credential (auth mode "implicit") is authorised by the
+// service token alone: CSC defines `authData` for explicit credentials only, so the sandbox refuses any
+// sent to an implicit one (a client that sends factors where none are asked has them in the wrong place).
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { sameSecret } from './constant-time';
@@ -32,6 +34,15 @@ export function handleAuthorize(r: RouteRequest): RouteResult {
       );
     }
   }
+  if (cred.public.authMode === 'implicit') {
+    if (isPresent(params, 'authData')) {
+      throw cscErrors.invalidParam(
+        'authData',
+        `credential ${credentialId} uses implicit authorisation and takes no authentication data`,
+      );
+    }
+    return issueSad(r, credentialId, numSignatures, hashes);
+  }
   const factors = readAuthData(params);
 
   ctx.lock.assertUnlocked(credentialId);
@@ -50,10 +61,18 @@ export function handleAuthorize(r: RouteRequest): RouteResult {
   }
   ctx.lock.recordSuccess(credentialId);
   ctx.totp.accept(credentialId, otp.step);
+  return issueSad(r, credentialId, numSignatures, hashes);
+}
 
-  const { sad, expiresInSec } = ctx.sads.issue({
+function issueSad(
+  r: RouteRequest,
+  credentialId: string,
+  numSignatures: number,
+  hashes: Buffer[] | undefined,
+): RouteResult {
+  const { sad, expiresInSec } = r.ctx.sads.issue({
     credentialId,
-    clientId: grant.clientId,
+    clientId: requireGrant(r).clientId,
     numSignatures,
     hashes,
   });

@@ -1,5 +1,6 @@
 // `credentials/list` and `credentials/info`: the caller's tenant's credentials, their keys, certificates
-// (leaf first, then the root) and the explicit "PIN AND OTP" authorisation they require.
+// (leaf first, then the root) and the authorisation they require: explicit "PIN AND OTP", or implicit
+// (no authentication objects: CSC returns `expression` and `objects` only for mode "explicit").
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { optionalBoolean, optionalString, requireString, type Params } from './http-io';
@@ -72,13 +73,18 @@ export function credentialInfo(
   }
   if (wanted.certInfo) Object.assign(cert, certFacts(cred));
 
+  const implicit = pub.authMode === 'implicit';
   return {
-    description: `e-seal of tenant ${pub.tenant} (${pub.keyType}, SCAL${pub.scal})`,
+    description: `e-seal of tenant ${pub.tenant} (${pub.keyType}, SCAL${pub.scal}${implicit ? ', implicit authorisation' : ''})`,
     key,
     cert,
     // CSC v1 spelling, kept for clients written against 1.0.4; v2 clients read `auth`.
-    authMode: 'explicit',
-    auth: wanted.authInfo ? authExplicitPinAndOtp(totpPeriodSec) : { mode: 'explicit' },
+    authMode: pub.authMode,
+    auth: implicit
+      ? { mode: 'implicit' }
+      : wanted.authInfo
+        ? authExplicitPinAndOtp(totpPeriodSec)
+        : { mode: 'explicit' },
     SCAL: String(pub.scal),
     multisign: pub.multisign,
     lang: 'en-US',

@@ -1,5 +1,5 @@
 // HTTP plumbing for the sandbox: reading bounded bodies, parsing JSON and form requests, writing JSON
-// responses, and typed parameter readers that refuse with the CSC spec's "Missing (or invalid type)"
+// responses (HTML pages and redirects for the approval page), and typed parameter readers that refuse with the CSC spec's "Missing (or invalid type)"
 // and "Invalid parameter" errors. No route logic here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cscErrors } from './csc-errors';
@@ -81,6 +81,40 @@ export function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/** What a route answers: a JSON body, an HTML page, or a 302 redirect to `location`. */
+export function sendRouteResult(
+  res: ServerResponse,
+  status: number,
+  result: { body?: unknown; html?: string; location?: string },
+  headers: Record<string, string> = {},
+): void {
+  if (result.location !== undefined) {
+    // The Location carries an authorization code: never cached, never sent on as a Referer.
+    res.writeHead(302, {
+      Location: result.location,
+      'Cache-Control': 'no-store',
+      'Referrer-Policy': 'no-referrer',
+      'Content-Length': 0,
+      ...headers,
+    });
+    res.end();
+  } else if (result.html !== undefined) {
+    res.writeHead(status, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': Buffer.byteLength(result.html),
+      'Cache-Control': 'no-store',
+      // No script, no framing (an approval page must not be clickjacked), no leaking of the request URL.
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+      ...headers,
+    });
+    res.end(result.html);
+  } else {
+    sendJson(res, status, result.body, headers);
+  }
 }
 
 // Parameter readers. CSC section 7: a null value means the optional parameter is absent.

@@ -5,6 +5,7 @@ import { optionalString } from './http-io';
 import { OID } from './oids';
 
 export const IMPLEMENTED_METHODS = [
+  'auth/login',
   'oauth2/token',
   'credentials/list',
   'credentials/info',
@@ -22,7 +23,8 @@ export function handleInfo({ ctx, params }: RouteRequest): RouteResult {
       region: 'JP',
       lang: 'en-US',
       description: 'Local CSC API v2 stand-in for remote e-seal tests and demos; test keys only',
-      authType: ['oauth2client'],
+      // "basic": auth/login with HTTP Basic; a tenant's static API token needs no advertising.
+      authType: ['basic', 'oauth2client'],
       oauth2: ctx.oauth2Url,
       asynchronousOperationMode: false,
       methods: IMPLEMENTED_METHODS,

@@ -1,6 +1,8 @@
-// The OAuth2 token endpoint (`POST /oauth2/token`), client-credentials grant only: the client
-// authenticates with HTTP Basic or client_id/client_secret in the body (never both, RFC 6749 2.3.1),
-// and gets a service-scope Bearer token bound to it and its tenant.
+// The OAuth2 token endpoint (`POST /oauth2/token`): the client authenticates with HTTP Basic or
+// client_id/client_secret in the body (never both, RFC 6749 2.3.1). `client_credentials` gives a
+// service-scope Bearer token bound to the client and its tenant; `authorization_code` trades a code from
+// the approval page for a credential-scope token (authorization-code-grant.ts).
+import { grantAuthorizationCode } from './authorization-code-grant';
 import { sameSecret } from './constant-time';
 import { CscProtocolError, cscErrors } from './csc-errors';
 import type { RouteRequest, RouteResult } from './context';
@@ -29,11 +31,12 @@ export function handleToken({ ctx, req, params }: RouteRequest): RouteResult {
   const grantType = optionalString(params, 'grant_type');
   if (grantType === undefined)
     throw new CscProtocolError(400, 'invalid_request', 'Missing parameter grant_type');
+  if (grantType === 'authorization_code') return grantAuthorizationCode(ctx, tenant, params);
   if (grantType !== 'client_credentials') {
     throw new CscProtocolError(
       400,
       'unsupported_grant_type',
-      `Invalid parameter grant_type: only client_credentials is supported, got ${JSON.stringify(grantType)}`,
+      `Invalid parameter grant_type: only client_credentials and authorization_code are supported, got ${JSON.stringify(grantType)}`,
     );
   }
   const scope = optionalString(params, 'scope');

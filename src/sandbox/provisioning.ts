@@ -1,17 +1,33 @@
 // The sandbox's persistent state in dataDir: provisions tenants, keys, certificates and secrets on first
 // start and loads them on every later one, so a restart keeps the same certificates and secrets.
-// Layout: state.json (no secrets), ca/, credentials/<id>/{key,cert}.pem, secrets/<tenant>/... (0600).
+// Layout: state.json (no secrets), ca/, credentials/<id>/{key,cert}.pem, secrets/<tenant>/... (0600),
+// tls/server.pem (only once the sandbox has served HTTPS). A credential added to DEFAULT_TENANTS after a
+// dataDir was made is provisioned into it on its next load.
 import 'reflect-metadata';
 import { X509Certificate } from '@peculiar/x509';
-import { createPrivateKey, randomBytes, randomInt, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import {
+  createPrivateKey,
+  randomBytes,
+  randomInt,
+  X509Certificate as NodeX509Certificate,
+  type KeyObject,
+} from 'node:crypto';
+import { chmod, link, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { generateSecret } from 'otplib';
 import { z } from 'zod';
 import { SIGN_ALGOS, type SandboxKeyType } from './oids';
 import { SandboxError } from './sandbox-error';
-import { createRootCa, generalizedTime, issueESealCertificate, toRfc4514, type CaMaterial } from './test-ca';
-import type { SandboxCredential } from './types';
+import {
+  createRootCa,
+  generalizedTime,
+  issueESealCertificate,
+  issueTlsServerCertificate,
+  toRfc4514,
+  type CaMaterial,
+} from './test-ca';
+import type { SandboxAuthMode, SandboxCredential } from './types';
 
 const STATE_VERSION = 1;
 
@@ -20,6 +36,8 @@ interface CredentialPlan {
   keyType: SandboxKeyType;
   scal: 1 | 2;
   multisign: number;
+  /** CSC auth mode: `explicit` (PIN AND OTP in authData) unless given; `implicit` has no factors at all. */
+  authMode?: SandboxAuthMode;
 }
 
 interface TenantPlan {
@@ -37,7 +55,17 @@ export const DEFAULT_TENANTS: readonly TenantPlan[] = [
     clientId: 'sakura-app',
     organization: 'Sakura Shoji K.K.',
     organizationIdentifier: 'NTRJP-1234567890123',
-    credentials: [{ credentialId: 'sakura-eseal-rsa', keyType: 'rsa-2048', scal: 1, multisign: 500 }],
+    credentials: [
+      { credentialId: 'sakura-eseal-rsa', keyType: 'rsa-2048', scal: 1, multisign: 500 },
+      // Authorised by the service authentication alone (CSC auth mode "implicit"): no PIN, no OTP.
+      {
+        credentialId: 'sakura-eseal-implicit',
+        keyType: 'rsa-2048',
+        scal: 1,
+        multisign: 500,
+        authMode: 'implicit',
+      },
+    ],
   },
   {
     tenant: 'fuji',
@@ -68,6 +96,8 @@ const stateSchema = z.object({
       keyType: z.enum(['rsa-2048', 'ecdsa-p256']),
       scal: z.union([z.literal(1), z.literal(2)]),
       multisign: z.number().int().positive(),
+      /** Absent in state files written before implicit credentials existed: explicit. */
+      authMode: z.enum(['explicit', 'implicit']).optional(),
     }),
   ),
 });
@@ -77,6 +107,11 @@ export interface LoadedTenant {
   tenant: string;
   clientId: string;
   clientSecret: string;
+  /** CSC auth/login (HTTP Basic) user of the tenant's application. */
+  loginUser: string;
+  loginPassword: string;
+  /** A long-lived API token accepted as a Bearer token, as providers issue for unattended use. */
+  apiToken: string;
 }
 
 /** Everything the HTTP side needs about one credential; secrets stay in memory only. */
@@ -86,6 +121,11 @@ export interface LoadedCredential {
   privateKey: KeyObject;
   /** Raw P-256 private scalar for prehash-less ECDSA; undefined for RSA keys. */
   ecPrivateScalar?: Uint8Array;
+  /**
+   * The factors of an explicit credential. An implicit one has none: these are then random values made
+   * at load, kept in memory only and known to nobody (not its files' values either), so no PIN or OTP
+   * can ever match them, on the approval page or anywhere else.
+   */
   pin: string;
   totpSecret: string;
   certificateDer: Buffer;
@@ -102,6 +142,7 @@ export interface SandboxState {
   rootCertPath: string;
   rootCertPem: string;
   tenantsByClientId: Map<string, LoadedTenant>;
+  tenantsByLoginUser: Map<string, LoadedTenant>;
   credentials: Map<string, LoadedCredential>;
   provisioned: boolean;
 }
@@ -121,7 +162,7 @@ export async function loadOrProvision(
     state = await provision(dataDir, DEFAULT_TENANTS);
     provisioned = true;
   } else {
-    state = parseState(statePath, raw);
+    state = await provisionMissing(dataDir, parseState(statePath, raw), DEFAULT_TENANTS);
   }
   return load(dataDir, state, multisignOverride, provisioned);
 }
@@ -160,21 +201,108 @@ async function provision(dataDir: string, plan: readonly TenantPlan[]): Promise<
     });
     for (const cred of tenant.credentials) {
       await provisionCredential(dataDir, root, tenant, cred);
-      state.credentials.push({ tenant: tenant.tenant, ...cred });
+      state.credentials.push(stateEntry(tenant, cred));
     }
   }
   // state.json is written last and atomically: its presence means provisioning finished.
-  const statePath = path.join(dataDir, 'state.json');
-  await writeFile(`${statePath}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
-  await rename(`${statePath}.tmp`, statePath);
+  await writeState(dataDir, state);
   return state;
 }
 
+/**
+ * Adds to an existing dataDir the default credentials it lacks (those added to DEFAULT_TENANTS after it
+ * was made), of tenants it already has; its own tenants, credentials and secrets are left as they are.
+ * A credential's key and certificate are made in a temp folder and renamed into place, so when two
+ * sandboxes upgrade one dataDir at once, one pair wins whole and both record the same state.
+ */
+async function provisionMissing(
+  dataDir: string,
+  state: StateFile,
+  plan: readonly TenantPlan[],
+): Promise<StateFile> {
+  const missing = plan.flatMap((tenant) =>
+    state.tenants.some((t) => t.tenant === tenant.tenant)
+      ? tenant.credentials
+          .filter((c) => !state.credentials.some((s) => s.credentialId === c.credentialId))
+          .map((cred) => ({ tenant, cred }))
+      : [],
+  );
+  if (missing.length === 0) return state;
+  const p = paths(dataDir);
+  const root: CaMaterial = { certPem: await readRequired(p.rootCert), keyPem: await readRequired(p.rootKey) };
+  const credentials = [...state.credentials];
+  for (const { tenant, cred } of missing) {
+    // Organisation names as this dataDir recorded them, so the new certificate names the same company.
+    const recorded = state.tenants.find((t) => t.tenant === tenant.tenant);
+    const owner: TenantPlan = { ...tenant, ...recorded, credentials: [] };
+    await provisionCredentialOnce(dataDir, root, owner, cred);
+    credentials.push(stateEntry(owner, cred));
+  }
+  const upgraded: StateFile = { ...state, credentials };
+  await writeState(dataDir, upgraded);
+  return upgraded;
+}
+
+async function provisionCredentialOnce(
+  dataDir: string,
+  root: CaMaterial,
+  tenant: TenantPlan,
+  cred: CredentialPlan,
+): Promise<void> {
+  const final = path.dirname(paths(dataDir).credentialCert(cred.credentialId));
+  if (await exists(paths(dataDir).credentialCert(cred.credentialId))) return;
+  await mkdir(path.dirname(final), { recursive: true });
+  const staging = await mkdtemp(path.join(path.dirname(final), `.${cred.credentialId}.`));
+  try {
+    await provisionCredential(dataDir, root, tenant, cred, { credentialDir: staging });
+    try {
+      await rename(staging, final);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Another sandbox on this dataDir provisioned it first: its key and certificate stand.
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function stateEntry(tenant: TenantPlan, cred: CredentialPlan): StateFile['credentials'][number] {
+  return {
+    tenant: tenant.tenant,
+    credentialId: cred.credentialId,
+    keyType: cred.keyType,
+    scal: cred.scal,
+    multisign: cred.multisign,
+    ...(cred.authMode === 'implicit' ? { authMode: 'implicit' as const } : {}),
+  };
+}
+
+async function writeState(dataDir: string, state: StateFile): Promise<void> {
+  const statePath = path.join(dataDir, 'state.json');
+  const tmp = `${statePath}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(tmp, statePath);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return readFile(file).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw new SandboxError(`sandbox file ${file} is unreadable`, { cause: err });
+    },
+  );
+}
+
+/** Key, certificate, PIN and TOTP secret files; `credentialDir` overrides where the key and certificate
+ * go (a staging folder, see provisionCredentialOnce). */
 async function provisionCredential(
   dataDir: string,
   root: CaMaterial,
   tenant: TenantPlan,
   cred: CredentialPlan,
+  where: { credentialDir?: string } = {},
 ): Promise<void> {
   const p = paths(dataDir);
   const issued = await issueESealCertificate(root, cred.keyType, {
@@ -182,14 +310,24 @@ async function provisionCredential(
     organizationIdentifier: tenant.organizationIdentifier,
     commonName: `${tenant.organization} e-Seal`,
   });
-  await mkdir(path.dirname(p.credentialCert(cred.credentialId)), { recursive: true });
-  await writeFile(p.credentialCert(cred.credentialId), issued.certPem);
-  await writePrivate(p.credentialKey(cred.credentialId), issued.keyPem);
-  await writePrivate(
-    p.pin(tenant.tenant, cred.credentialId),
+  const dir = where.credentialDir ?? path.dirname(p.credentialCert(cred.credentialId));
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'cert.pem'), issued.certPem);
+  await writePrivate(path.join(dir, 'key.pem'), issued.keyPem);
+  // ensureSecret: when two sandboxes upgrade one dataDir at once, the first PIN and secret stand.
+  if (cred.authMode === 'implicit') {
+    // Nothing to know: the service token is the authorisation. The files exist all the same, as for
+    // every credential (readers of SandboxCredential expect them), holding random values that are no
+    // PIN and no TOTP secret and that the sandbox never accepts (see LoadedCredential.pin).
+    for (const file of [p.pin(tenant.tenant, cred.credentialId), p.totp(tenant.tenant, cred.credentialId)]) {
+      await ensureSecret(file, () => `not-a-factor-${randomBytes(18).toString('base64url')}`);
+    }
+    return;
+  }
+  await ensureSecret(p.pin(tenant.tenant, cred.credentialId), () =>
     String(randomInt(0, 1_000_000)).padStart(6, '0'),
   );
-  await writePrivate(p.totp(tenant.tenant, cred.credentialId), generateSecret());
+  await ensureSecret(p.totp(tenant.tenant, cred.credentialId), () => generateSecret());
 }
 
 async function load(
@@ -200,10 +338,26 @@ async function load(
 ): Promise<SandboxState> {
   const p = paths(dataDir);
   const tenantsByClientId = new Map<string, LoadedTenant>();
+  const tenantsByLoginUser = new Map<string, LoadedTenant>();
   const clientIdByTenant = new Map<string, string>();
   for (const t of state.tenants) {
     const clientSecret = await readSecret(p.clientSecret(t.tenant));
-    tenantsByClientId.set(t.clientId, { tenant: t.tenant, clientId: t.clientId, clientSecret });
+    // Created here rather than in provision() so that a dataDir made before these existed gets them.
+    const loaded: LoadedTenant = {
+      tenant: t.tenant,
+      clientId: t.clientId,
+      clientSecret,
+      loginUser: await ensureSecret(p.loginUser(t.tenant), () => `${t.tenant}-sealer`),
+      loginPassword: await ensureSecret(p.loginPassword(t.tenant), () =>
+        randomBytes(24).toString('base64url'),
+      ),
+      apiToken: await ensureSecret(p.apiToken(t.tenant), () => randomBytes(32).toString('base64url')),
+    };
+    if (loaded.loginUser.includes(':') || tenantsByLoginUser.has(loaded.loginUser)) {
+      throw new SandboxError(`sandbox login user of tenant ${t.tenant} contains ":" or is not unique`);
+    }
+    tenantsByClientId.set(t.clientId, loaded);
+    tenantsByLoginUser.set(loaded.loginUser, loaded);
     clientIdByTenant.set(t.tenant, t.clientId);
   }
   for (const id of Object.keys(multisignOverride)) {
@@ -229,6 +383,7 @@ async function load(
     const certPem = await readRequired(p.credentialCert(c.credentialId));
     const cert = new X509Certificate(certPem);
     const privateKey = createPrivateKey(await readRequired(p.credentialKey(c.credentialId)));
+    const authMode = c.authMode ?? 'explicit';
     const pub: LoadedCredential['public'] = {
       tenant: c.tenant,
       clientId,
@@ -236,8 +391,12 @@ async function load(
       keyType: c.keyType,
       scal: c.scal,
       multisign: multisignOverride[c.credentialId] ?? c.multisign,
+      authMode,
       certificateSerialHex: cert.serialNumber.toUpperCase(),
       clientSecretFile: p.clientSecret(c.tenant),
+      loginUserFile: p.loginUser(c.tenant),
+      loginPasswordFile: p.loginPassword(c.tenant),
+      apiTokenFile: p.apiToken(c.tenant),
       pinFile: p.pin(c.tenant, c.credentialId),
       totpSecretFile: p.totp(c.tenant, c.credentialId),
     };
@@ -246,8 +405,9 @@ async function load(
       public: pub,
       privateKey,
       ecPrivateScalar: c.keyType === 'ecdsa-p256' ? ecScalar(privateKey) : undefined,
-      pin: await readSecret(pub.pinFile),
-      totpSecret: await readSecret(pub.totpSecretFile),
+      ...(authMode === 'implicit'
+        ? { pin: randomBytes(32).toString('base64url'), totpSecret: randomBytes(32).toString('base64url') }
+        : { pin: await readSecret(pub.pinFile), totpSecret: await readSecret(pub.totpSecretFile) }),
       certificateDer,
       chainDer: [certificateDer, rootDer],
       signAlgos: SIGN_ALGOS[c.keyType],
@@ -258,7 +418,83 @@ async function load(
       notAfter: cert.notAfter,
     });
   }
-  return { rootCertPath: p.rootCert, rootCertPem, tenantsByClientId, credentials, provisioned };
+  return {
+    rootCertPath: p.rootCert,
+    rootCertPem,
+    tenantsByClientId,
+    tenantsByLoginUser,
+    credentials,
+    provisioned,
+  };
+}
+
+/** Names a TLS server certificate must carry: loopback always, plus where clients are told to dial. */
+export function tlsServerNames(
+  host: string,
+  publicUrl?: string,
+): { dnsNames: string[]; ipAddresses: string[] } {
+  const dnsNames = new Set(['localhost']);
+  const ipAddresses = new Set(['127.0.0.1', '::1']);
+  const add = (name: string) => {
+    const bare = name.replace(/^\[|\]$/g, '');
+    if (bare === '' || bare === '0.0.0.0' || bare === '::') return; // wildcards are not dialled
+    (isIP(bare) ? ipAddresses : dnsNames).add(bare.toLowerCase());
+  };
+  add(host);
+  if (publicUrl !== undefined) add(new URL(publicUrl).hostname);
+  return { dnsNames: [...dnsNames], ipAddresses: [...ipAddresses] };
+}
+
+/** Re-issue a server certificate this close to its end, so a long-lived dataDir keeps serving. */
+const TLS_RENEW_BEFORE_MS = 30 * 86_400_000;
+
+/**
+ * The sandbox's TLS server key and certificate, in `tls/server.pem` (key then certificate, 0600: one
+ * file, replaced atomically, so concurrent starts never pair one's key with another's certificate).
+ * Issued by the dataDir's root on first HTTPS start, and again when the stored one is near its end,
+ * not issued by this root, or does not name every host in `names`.
+ */
+export async function loadOrProvisionTls(
+  dataDir: string,
+  names: { dnsNames: string[]; ipAddresses: string[] },
+): Promise<{ certPem: string; keyPem: string; path: string }> {
+  const p = paths(dataDir);
+  const root: CaMaterial = { certPem: await readRequired(p.rootCert), keyPem: await readRequired(p.rootKey) };
+  const stored = await readFile(p.tlsServer, 'utf8').catch(() => undefined);
+  if (stored !== undefined) {
+    const key = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(stored)?.[0];
+    const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(stored)?.[0];
+    if (key && cert && (await stillServes(cert, root.certPem, names))) {
+      return { certPem: cert, keyPem: key, path: p.tlsServer };
+    }
+  }
+  const issued = await issueTlsServerCertificate(root, names);
+  await mkdir(path.dirname(p.tlsServer), { recursive: true, mode: 0o700 });
+  const tmp = `${p.tlsServer}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writePrivate(tmp, `${issued.keyPem.trim()}\n${issued.certPem.trim()}\n`);
+  await rename(tmp, p.tlsServer);
+  return { certPem: issued.certPem, keyPem: issued.keyPem, path: p.tlsServer };
+}
+
+async function stillServes(
+  certPem: string,
+  rootPem: string,
+  names: { dnsNames: string[]; ipAddresses: string[] },
+): Promise<boolean> {
+  try {
+    const cert = new X509Certificate(certPem);
+    const root = new X509Certificate(rootPem);
+    if (cert.notAfter.getTime() - Date.now() < TLS_RENEW_BEFORE_MS) return false;
+    if (!(await cert.verify({ publicKey: root.publicKey, signatureOnly: true }))) return false;
+    // Node's own name checks, the ones its TLS clients apply.
+    const nodeCert = new NodeX509Certificate(certPem);
+    return (
+      names.dnsNames.every((n) => nodeCert.checkHost(n, { subject: 'never' }) !== undefined) &&
+      names.ipAddresses.every((ip) => nodeCert.checkIP(ip) !== undefined)
+    );
+  } catch {
+    return false;
+  }
 }
 
 export function certValidity(cred: LoadedCredential, now = new Date()): 'valid' | 'expired' {
@@ -289,6 +525,10 @@ function paths(dataDir: string) {
     credentialCert: (id: string) => path.join(dataDir, 'credentials', id, 'cert.pem'),
     credentialKey: (id: string) => path.join(dataDir, 'credentials', id, 'key.pem'),
     clientSecret: (tenant: string) => path.join(secrets, tenant, 'client-secret'),
+    loginUser: (tenant: string) => path.join(secrets, tenant, 'login-user'),
+    loginPassword: (tenant: string) => path.join(secrets, tenant, 'login-password'),
+    apiToken: (tenant: string) => path.join(secrets, tenant, 'api-token'),
+    tlsServer: path.join(dataDir, 'tls', 'server.pem'),
     pin: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.pin`),
     totp: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.totp`),
   };
@@ -300,6 +540,28 @@ async function writePrivate(file: string, value: string): Promise<void> {
   const text = value.endsWith('\n') ? value : `${value}\n`;
   await writeFile(file, text, { mode: 0o600 });
   await chmod(file, 0o600); // writeFile's mode only applies when it creates the file
+}
+
+/**
+ * The secret in `file`, created with `generate()` when missing. Created by hard-linking a finished
+ * temp file, which fails if another sandbox on the same dataDir got there first: then its value wins.
+ */
+async function ensureSecret(file: string, generate: () => string): Promise<string> {
+  const existing = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new SandboxError(`sandbox file ${file} is unreadable`, { cause: err });
+  });
+  if (existing !== undefined) return readSecret(file);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writePrivate(tmp, generate());
+  try {
+    await link(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(tmp);
+  }
+  return readSecret(file);
 }
 
 async function readRequired(file: string): Promise<string> {

@@ -1,19 +1,24 @@
 // startSandbox: loads or provisions dataDir, then serves the CSC v2 API and the OAuth2 token endpoint
-// over node:http. This module owns routing, Bearer checks, latency, counters and request logging
+// over node:http (node:https with `tls`, under a server certificate from the sandbox's own root). This module owns routing, Bearer checks, latency, counters and request logging
 // (method, path, status, client and credential IDs only: never bodies, tokens or SADs).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../common/logger';
+import { handleAuthLogin } from './auth-login-route';
+import { handleAuthorizePage } from './authorize-page-route';
 import { handleAuthorize } from './authorize-route';
-import type { RouteHandler, SandboxContext } from './context';
+import { AuthorizationCodeStore, PendingApprovals } from './code-store';
+import { authenticateBearer, type RouteHandler, type RouteResult, type SandboxContext } from './context';
 import { CredentialLock } from './credential-lock';
+import { CredentialTokenStore } from './credential-token-store';
 import { handleCredentialsInfo, handleCredentialsList } from './credentials-routes';
 import { CscProtocolError, cscErrors } from './csc-errors';
-import { parseFormOrJsonParams, parseJsonParams, readBody, sendJson } from './http-io';
+import { parseFormOrJsonParams, parseJsonParams, readBody, sendRouteResult } from './http-io';
 import { handleInfo } from './info-route';
 import { handleToken } from './oauth2-route';
-import { loadOrProvision } from './provisioning';
+import { loadOrProvision, loadOrProvisionTls, tlsServerNames } from './provisioning';
 import { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
 import { handleSignHash } from './sign-hash-route';
@@ -25,6 +30,8 @@ interface Route {
   methods: readonly string[];
   /** true: needs `Authorization: Bearer <token>`. */
   bearer: boolean;
+  /** With `bearer`: a credential-scope token (from the approval page's code) is accepted too. */
+  credentialScope?: boolean;
   form: boolean;
   stat?: keyof SandboxStats;
   handler: RouteHandler;
@@ -33,6 +40,15 @@ interface Route {
 const CSC = '/csc/v2';
 const ROUTES: Record<string, Route> = {
   '/oauth2/token': { methods: ['POST'], bearer: false, form: true, stat: 'token', handler: handleToken },
+  // The provider's approval page (HTML form; answers with pages and redirects, not JSON).
+  '/oauth2/authorize': { methods: ['GET', 'POST'], bearer: false, form: true, handler: handleAuthorizePage },
+  [`${CSC}/auth/login`]: {
+    methods: ['POST'],
+    bearer: false,
+    form: false,
+    stat: 'token',
+    handler: handleAuthLogin,
+  },
   [`${CSC}/info`]: {
     methods: ['POST', 'GET'],
     bearer: false,
@@ -63,6 +79,7 @@ const ROUTES: Record<string, Route> = {
   [`${CSC}/signatures/signHash`]: {
     methods: ['POST'],
     bearer: true,
+    credentialScope: true,
     form: false,
     stat: 'signHash',
     handler: handleSignHash,
@@ -82,6 +99,7 @@ const DEFAULTS: Defaulted = {
   lockAfterFailures: 5,
   lockSeconds: 300,
   totpPeriodSec: 30,
+  tls: false,
 };
 
 function zeroStats(): SandboxStats {
@@ -99,6 +117,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     state,
     tokens: new TokenStore(o.tokenLifetimeSec * 1000),
     sads: new SadStore(o.sadLifetimeSec * 1000),
+    codes: new AuthorizationCodeStore(),
+    approvals: new PendingApprovals(),
+    // A credential-scope token stands in for a SAD, so it lives as long as one.
+    credentialTokens: new CredentialTokenStore(o.sadLifetimeSec * 1000),
     lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000),
     totp: new TotpVerifier(o.totpPeriodSec, options.totpNow),
     stats: zeroStats(),
@@ -107,13 +129,19 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     maxHashesPerCall: o.maxHashesPerCall,
     oauth2Url: '', // known once listening
   };
+  // Each tenant's API token works as a Bearer token for its OAuth client, like an issued one.
+  for (const t of state.tenantsByClientId.values()) ctx.tokens.allowStatic(t.apiToken, t.clientId, t.tenant);
 
-  const server = createServer((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     handle(ctx, o.latencyMs, req, res).catch((err: unknown) => {
       logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
       res.destroy();
     });
-  });
+  };
+  const tls = o.tls
+    ? await loadOrProvisionTls(options.dataDir, tlsServerNames(o.host, options.publicUrl))
+    : undefined;
+  const server = tls ? createHttpsServer({ key: tls.keyPem, cert: tls.certPem }, serve) : createServer(serve);
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
@@ -123,7 +151,8 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   });
   const { port } = server.address() as AddressInfo;
   const hostPart = o.host.includes(':') ? `[${o.host}]` : o.host;
-  ctx.oauth2Url = options.publicUrl?.replace(/\/+$/, '') ?? `http://${hostPart}:${port}`;
+  const scheme = tls ? 'https' : 'http';
+  ctx.oauth2Url = options.publicUrl?.replace(/\/+$/, '') ?? `${scheme}://${hostPart}:${port}`;
   const url = `${ctx.oauth2Url}${CSC}`;
   logger.info({ url, credentials: state.credentials.size }, 'sandbox: listening');
 
@@ -133,6 +162,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     oauth2Url: ctx.oauth2Url,
     rootCertPath: state.rootCertPath,
     rootCertPem: state.rootCertPem,
+    tlsServerPath: tls?.path,
     credentials: [...state.credentials.values()].map((c) => ({
       ...c.public,
       totpPeriodSec: o.totpPeriodSec,
@@ -141,7 +171,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     resetStats: () => {
       ctx.stats = zeroStats();
     },
-    issuedSecrets: () => [...ctx.tokens.issuedValues(), ...ctx.sads.issuedValues()],
+    issuedSecrets: () => [
+      ...ctx.tokens.issuedValues(),
+      ...ctx.sads.issuedValues(),
+      ...ctx.credentialTokens.issuedValues(),
+      ...ctx.codes.issuedValues(),
+    ],
     close: () => {
       closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) =>
@@ -161,6 +196,7 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
   const log: Record<string, unknown> = { method, path: pathname };
   let status: number;
   let responseBody: unknown;
+  let page: RouteResult | undefined;
   let headers: Record<string, string> = {};
   try {
     const body = await readBody(req);
@@ -169,13 +205,17 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
     if (route === undefined) throw cscErrors.notFound(pathname);
     if (route.stat !== undefined) ctx.stats[route.stat] += 1;
     if (!route.methods.includes(method)) throw cscErrors.methodNotAllowed(method, route.methods.join(', '));
-    const grant = route.bearer ? ctx.tokens.authenticate(req.headers.authorization) : undefined;
+    const bearer = route.bearer
+      ? authenticateBearer(ctx, req.headers.authorization, route.credentialScope === true)
+      : undefined;
+    const grant = bearer?.grant;
     if (grant) log.clientId = grant.clientId;
     const params = route.form ? parseFormOrJsonParams(req, body) : parseJsonParams(req, body);
     if (typeof params.credentialID === 'string') log.credentialID = params.credentialID.slice(0, 100);
-    const result = route.handler({ ctx, req, params, grant });
+    const result = route.handler({ ctx, req, params, grant, credentialToken: bearer?.credentialToken });
     status = result.status ?? 200;
     responseBody = result.body;
+    page = result;
   } catch (err) {
     const protocolError =
       err instanceof CscProtocolError
@@ -193,7 +233,7 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
     ctx.stats.errors += 1;
     log.error = protocolError.error;
   }
-  sendJson(res, status, responseBody, headers);
+  sendRouteResult(res, status, page ?? { body: responseBody }, headers);
   ctx.logger.debug({ ...log, status, ms: Date.now() - started }, 'sandbox: request');
 }
 

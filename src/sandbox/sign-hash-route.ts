@@ -1,9 +1,13 @@
 // `signatures/signHash`: validates the request against the credential's key, spends the SAD for all
 // hashes at once (never a partial batch), and returns one raw signature per hash in request order.
+// CSC API v2 (signatures/signHash, SAD): the SAD is "not needed if the signing application has passed
+// an access token in the Authorization HTTP header with scope credential, which is also good for the
+// credential identified by credentialID"; and "for backward compatibility, signing applications MAY pass
+// access tokens with scope credential in this parameter". Such a token is spent like a SAD.
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { signDigestEcdsa, signDigestRsa } from './hash-signer';
-import { optionalString, requireHashArray, requireString } from './http-io';
+import { isPresent, optionalString, requireHashArray, requireString } from './http-io';
 import { HASH_IMPLIED_BY_SIGN_ALGO, OID, SHA256_LENGTH } from './oids';
 import { certValidity } from './provisioning';
 
@@ -11,7 +15,12 @@ export function handleSignHash(r: RouteRequest): RouteResult {
   const { ctx, params } = r;
   const grant = requireGrant(r);
   const cred = ownedCredential(ctx, grant, requireString(params, 'credentialID'));
-  const sad = requireString(params, 'SAD');
+  const { credentialToken } = r;
+  if (credentialToken !== undefined && isPresent(params, 'SAD')) {
+    // Two authorisations for one call: refuse rather than guess which one to spend.
+    throw cscErrors.invalidParam('SAD', 'not expected with a credential-scope access token');
+  }
+  const sad = credentialToken === undefined ? requireString(params, 'SAD') : undefined;
 
   const signAlgo = requireString(params, 'signAlgo');
   if (!cred.signAlgos.includes(signAlgo)) {
@@ -43,7 +52,11 @@ export function handleSignHash(r: RouteRequest): RouteResult {
   }
   if (certValidity(cred) !== 'valid') throw cscErrors.badRequest('Signing certificate is expired');
 
-  ctx.sads.spend(sad, { credentialId: cred.public.credentialId, clientId: grant.clientId, hashes });
+  const use = { credentialId: cred.public.credentialId, clientId: grant.clientId, hashes };
+  if (credentialToken !== undefined) ctx.credentialTokens.spend(credentialToken, use);
+  else if (sad !== undefined && ctx.credentialTokens.knows(sad))
+    ctx.credentialTokens.spend(sad, use, { asSad: true });
+  else ctx.sads.spend(sad ?? '', use);
 
   const signatures = hashes.map((digest) =>
     cred.ecPrivateScalar !== undefined

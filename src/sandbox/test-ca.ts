@@ -1,6 +1,7 @@
 // The sandbox's test CA: a self-signed P-256 root and the organisation e-seal certificates it issues
 // for each credential (C, O, organizationIdentifier 2.5.4.97, CN; keyUsage digitalSignature +
-// nonRepudiation). Keys travel as PKCS#8 PEM; WebCrypto is only used inside @peculiar/x509.
+// nonRepudiation), plus the TLS server certificate the sandbox serves HTTPS with. Keys travel as
+// PKCS#8 PEM; WebCrypto is only used inside @peculiar/x509.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
@@ -14,6 +15,8 @@ const ROOT_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as cons
 const ROOT_SUBJECT = 'C=JP, O=Sealer Sandbox, CN=Sealer Sandbox Root CA';
 const ROOT_YEARS = 20;
 const ESEAL_YEARS = 5;
+// Short enough to look like a real server certificate; a dataDir outliving it gets a new one on load.
+const TLS_SERVER_DAYS = 397;
 // Back-date notBefore so a verifier whose clock is slightly behind still accepts a fresh certificate.
 const BACKDATE_MS = 5 * 60 * 1000;
 
@@ -88,6 +91,43 @@ export async function issueESealCertificate(
         x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
         true,
       ),
+      await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
+      await x509.AuthorityKeyIdentifierExtension.create(rootCert),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem, serialHex: serialHex.toUpperCase() };
+}
+
+/**
+ * A TLS server certificate for the sandbox, issued by the root: P-256, serverAuth, SAN naming every
+ * `dnsNames` and `ipAddresses` entry (clients check the name they dialled against the SAN only).
+ */
+export async function issueTlsServerCertificate(
+  root: CaMaterial,
+  names: { dnsNames: string[]; ipAddresses: string[] },
+): Promise<IssuedCertificate> {
+  const keyPem = await generateKeyPem('ecdsa-p256');
+  const publicKeyDer = spkiDer(keyPem);
+  const rootCert = new x509.X509Certificate(root.certPem);
+  const now = Date.now();
+  const serialHex = randomSerialHex();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialHex,
+    subject: `C=JP, O=Sealer Sandbox, CN=${names.dnsNames[0] ?? names.ipAddresses[0] ?? 'sandbox'}`,
+    issuer: rootCert.subjectName,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + TLS_SERVER_DAYS * 86_400_000),
+    signingAlgorithm: ROOT_ALG,
+    publicKey: publicKeyDer,
+    signingKey: await importSigningKey(root.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        ...names.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...names.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
       await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
       await x509.AuthorityKeyIdentifierExtension.create(rootCert),
     ],

@@ -1,6 +1,7 @@
-// OAuth2 access tokens issued by the sandbox's client-credentials grant: opaque random strings bound
-// to the OAuth client (and so to its tenant), with an expiry. In memory only; a restart logs clients out.
-import { randomBytes } from 'node:crypto';
+// Service access tokens: those issued by the client-credentials grant and by auth/login (opaque random
+// strings bound to the tenant's OAuth client, with an expiry; in memory only, so a restart logs clients
+// out), and each tenant's static API token from dataDir (never expires, survives restarts).
+import { createHash, randomBytes } from 'node:crypto';
 import { cscErrors } from './csc-errors';
 
 const EXPIRED_MEMORY_MS = 3600_000;
@@ -15,6 +16,8 @@ export class TokenStore {
   /** issued values, kept (bounded) after they lapse so tests can check none leaked */
   private readonly issued: string[] = [];
   private readonly tokens = new Map<string, TokenGrant>();
+  /** Static tokens by SHA-256, so looking one up compares digests rather than the secrets themselves. */
+  private readonly staticTokens = new Map<string, Omit<TokenGrant, 'expiresAt'>>();
 
   constructor(
     private readonly lifetimeMs: number,
@@ -38,13 +41,22 @@ export class TokenStore {
     return { accessToken, expiresInSec: Math.max(1, Math.ceil(this.lifetimeMs / 1000)) };
   }
 
+  /** Accept `token` as a Bearer token of the client (and tenant) until the sandbox stops. */
+  allowStatic(token: string, clientId: string, tenant: string): void {
+    this.staticTokens.set(digest(token), { clientId, tenant });
+  }
+
   /** Resolves an `Authorization` header to its grant, or throws the CSC error a provider would send. */
   authenticate(authorization: string | undefined): TokenGrant {
     if (authorization === undefined || authorization.trim() === '') throw cscErrors.missingToken();
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1]) throw cscErrors.malformedAuthHeader();
     const grant = this.tokens.get(match[1]);
-    if (grant === undefined) throw cscErrors.invalidToken();
+    if (grant === undefined) {
+      const fixed = this.staticTokens.get(digest(match[1]));
+      if (fixed !== undefined) return { ...fixed, expiresAt: Number.POSITIVE_INFINITY };
+      throw cscErrors.invalidToken();
+    }
     if (this.now() >= grant.expiresAt) throw cscErrors.expiredToken();
     return grant;
   }
@@ -54,4 +66,8 @@ export class TokenStore {
     const forgetBefore = this.now() - EXPIRED_MEMORY_MS;
     for (const [token, grant] of this.tokens) if (grant.expiresAt < forgetBefore) this.tokens.delete(token);
   }
+}
+
+function digest(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
 }

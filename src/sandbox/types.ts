@@ -36,9 +36,17 @@ export interface SandboxOptions {
   /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */
   logger?: Logger;
   /** The origin clients reach the sandbox at (e.g. `http://sandbox:8700` behind Docker), advertised as
-   * the `oauth2` base in `/info`. Default: `http://<host>:<port>`. */
+   * the `oauth2` base in `/info`. Default: `http://<host>:<port>` (`https://` with `tls`). */
   publicUrl?: string;
+  /** Serve HTTPS with a server certificate issued by the sandbox's own root CA (SAN: localhost,
+   * 127.0.0.1, ::1, `host` and the `publicUrl` host), kept in `tls/server.pem`; clients must trust
+   * `rootCertPath`. Default `false` (plain HTTP). */
+  tls?: boolean;
 }
+
+/** CSC `auth/mode` of a credential: `explicit` asks for PIN AND OTP in `authData`; `implicit` asks for
+ * nothing (the service token alone authorises, and `authData` is refused). */
+export type SandboxAuthMode = 'explicit' | 'implicit';
 
 export interface SandboxCredential {
   tenant: string;
@@ -47,10 +55,18 @@ export interface SandboxCredential {
   keyType: 'rsa-2048' | 'ecdsa-p256';
   scal: 1 | 2;
   multisign: number;
+  authMode: SandboxAuthMode;
   /** Certificate serial as upper-case hex, 32 digits, first digit 1-7 (same as `cert/serialNumber`). */
   certificateSerialHex: string;
   /** Files holding the secrets, mode 0600, one value followed by a newline: readers should trim. */
   clientSecretFile: string;
+  /** The tenant's CSC `auth/login` (HTTP Basic) username and password. */
+  loginUserFile: string;
+  loginPasswordFile: string;
+  /** The tenant's long-lived API token, accepted as a Bearer token on every CSC method. */
+  apiTokenFile: string;
+  /** An implicit credential has no PIN or TOTP secret: its files hold random values that are neither
+   * (they exist so that every credential has the same files) and that the sandbox never accepts. */
   pinFile: string;
   totpSecretFile: string;
   /** The TOTP time step in seconds this sandbox runs with (`SandboxOptions.totpPeriodSec`); codes are
@@ -59,6 +75,7 @@ export interface SandboxCredential {
 }
 
 export interface SandboxStats {
+  /** Service-token requests: `oauth2/token` and `auth/login`. */
   token: number;
   info: number;
   credentialsInfo: number;
@@ -71,12 +88,15 @@ export interface SandboxStats {
 }
 
 export interface SandboxHandle {
-  /** CSC base URL, e.g. `http://127.0.0.1:PORT/csc/v2`. */
+  /** CSC base URL, e.g. `http://127.0.0.1:PORT/csc/v2` (`https://` when started with `tls`). */
   url: string;
   /** OAuth2 base URL, e.g. `http://127.0.0.1:PORT` (token endpoint at `${oauth2Url}/oauth2/token`). */
   oauth2Url: string;
+  /** The test root CA: issuer of the e-seal certificates and, with `tls`, of the server certificate. */
   rootCertPath: string;
   rootCertPem: string;
+  /** With `tls`: the file holding the server's key and certificate (`<dataDir>/tls/server.pem`). */
+  tlsServerPath?: string;
   credentials: SandboxCredential[];
   stats(): SandboxStats;
   resetStats(): void;

@@ -103,3 +103,135 @@ test('a job file that is not JSON is named with the line, and its text is not ec
     return true;
   });
 });
+
+/** The loader's refusal of `body`, which must name the file and match every pattern. */
+async function assertRefused(dir: string, body: unknown, ...patterns: RegExp[]): Promise<void> {
+  const file = await write(dir, 'refused.json', body);
+  await assert.rejects(loadJobFile(file), (err: Error) => {
+    assert.ok(err instanceof JobConfigError, String(err));
+    assert.ok(err.message.includes(file), err.message);
+    for (const pattern of patterns) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+const { pin: _pin, ...signingWithoutFactors } = valid.signing;
+const withCustody = (custody: unknown, extra: Record<string, unknown> = {}) => ({
+  ...valid,
+  signing: { ...signingWithoutFactors, custody, ...extra },
+});
+
+test('an OTP sent to a person (sendOTP, oob) is refused unless the tenant approves, and says why', async () => {
+  const dir = await tempDir();
+  for (const otpDelivery of ['sendOTP', 'oob'] as const) {
+    for (const [custody, extra] of [
+      [{ mode: 'secret-refs' }, { pin: 'file:pin.txt' }],
+      [{ mode: 'provider-held', vault: 'vault' }, {}],
+      [{ mode: 'implicit' }, {}],
+    ] as const) {
+      await assertRefused(
+        dir,
+        withCustody(custody, { ...extra, otpDelivery }),
+        new RegExp(
+          `signing\\.otpDelivery: an OTP sent to a person \\(${otpDelivery}\\) cannot be answered at night; use custody approval`,
+        ),
+      );
+    }
+    // Under approval a person answers it, on the provider's page or at the prompt.
+    for (const via of ['oauth2code', 'prompt'] as const) {
+      const job = await loadJobFile(
+        await write(dir, 'approval.json', withCustody({ mode: 'approval', via }, { otpDelivery })),
+      );
+      assert.equal(job.signing.otpDelivery, otpDelivery);
+      assert.equal(job.signing.custody.mode, 'approval');
+    }
+  }
+  // TOTP is the default and needs no approval.
+  const job = await loadJobFile(await write(dir, 'totp.json', valid));
+  assert.equal(job.signing.otpDelivery, 'totp');
+});
+
+test('pin and totpSecret are refused when the factors are not kept in the job (provider-held, approval, implicit)', async () => {
+  const dir = await tempDir();
+  for (const custody of [
+    { mode: 'provider-held', vault: 'vault' },
+    { mode: 'approval', via: 'prompt' },
+    { mode: 'implicit' },
+  ]) {
+    for (const field of ['pin', 'totpSecret'] as const) {
+      await assertRefused(
+        dir,
+        withCustody(custody, { [field]: 'file:factor.txt' }),
+        new RegExp(
+          `signing\\.${field}: not allowed with custody ${custody.mode}: the factors are not kept here`,
+        ),
+      );
+    }
+    // Without them the same definition loads.
+    const job = await loadJobFile(await write(dir, 'ok.json', withCustody(custody)));
+    assert.equal(job.signing.custody.mode, custody.mode);
+  }
+  const vaulted = await loadJobFile(
+    await write(dir, 'vaulted.json', withCustody({ mode: 'provider-held', vault: 'vault' })),
+  );
+  assert.equal(vaulted.factorVaultDir, path.join(dir, 'vault'));
+  // secret-refs (the default) takes them.
+  const refs = await loadJobFile(
+    await write(dir, 'refs.json', { ...valid, signing: { ...valid.signing, totpSecret: 'env:ACME_TOTP' } }),
+  );
+  assert.equal(refs.signing.custody.mode, 'secret-refs');
+});
+
+test('one credential used by two tenants is refused, naming both files', async () => {
+  const dir = await tempDir();
+  const a = await write(dir, 'a.json', valid);
+  const b = await write(dir, 'b.json', { ...valid, name: 'globex-nightly', tenant: 'globex' });
+  await assert.rejects(loadJobs(dir), (err: Error) => {
+    assert.ok(err instanceof JobConfigError);
+    assert.ok(
+      err.message.includes(
+        `credential acme-cred is used by tenant acme (${a}) and tenant globex (${b}); a credential belongs to one tenant`,
+      ),
+      err.message,
+    );
+    return true;
+  });
+  // Two jobs of one tenant may share a credential, with the same custody ...
+  await write(dir, 'b.json', { ...valid, name: 'acme-weekly' });
+  assert.deepEqual((await loadJobs(dir)).map((j) => j.name).sort(), ['acme-nightly', 'acme-weekly']);
+  // ... but not with two custodies: they would share its SADs.
+  await write(dir, 'b.json', { ...withCustody({ mode: 'implicit' }), name: 'acme-weekly' });
+  await assert.rejects(
+    loadJobs(dir),
+    /jobs acme-nightly and acme-weekly use credential acme-cred with different signing\.custody/,
+  );
+});
+
+test('clientSecret is required for client_credentials service auth, and only there', async () => {
+  const dir = await tempDir();
+  const { clientSecret: _secret, ...noSecret } = valid.signing;
+  await assertRefused(
+    dir,
+    { ...valid, signing: noSecret },
+    /signing\.clientSecret: required for serviceAuth client_credentials/,
+  );
+  await assertRefused(
+    dir,
+    { ...valid, signing: { ...noSecret, serviceAuth: { method: 'client_credentials', scope: 'service' } } },
+    /signing\.clientSecret: required for serviceAuth client_credentials/,
+  );
+  const bearer = await loadJobFile(
+    await write(dir, 'bearer.json', {
+      ...valid,
+      signing: { ...noSecret, serviceAuth: { method: 'bearer', token: 'env:ACME_API_TOKEN' } },
+    }),
+  );
+  assert.equal(bearer.signing.serviceAuth.method, 'bearer');
+  const basic = await loadJobFile(
+    await write(dir, 'basic.json', {
+      ...valid,
+      signing: { ...noSecret, serviceAuth: { method: 'basic', username: 'acme', password: 'env:ACME_PW' } },
+    }),
+  );
+  assert.equal(basic.signing.clientSecret, undefined);
+});

@@ -107,7 +107,10 @@ test('a two-tenant night seals every good invoice, verifiably, in ceil(n/N) sign
     prefix,
     logger,
     concurrency: 4 * BATCH,
-    batchMaxWaitMs: 200,
+    // All jobs are queued at once: with long waits (since the last hash and since a partial batch's
+    // oldest), gaps between slow prepares on a loaded machine do not split a batch: signHash = ceil(n/N).
+    batchMaxWaitMs: 5_000,
+    batchMaxDelayMs: 10_000,
   });
 
   const byJob = Object.fromEntries(night.runs.map((r) => [r.tenant, r]));

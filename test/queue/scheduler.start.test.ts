@@ -63,3 +63,58 @@ test('start() fires each job on its cron in its time zone and names the run by t
   assert.equal(runs[0]!.runDate, expected);
   assert.equal(await queue.count(), 3);
 });
+
+test("start() computes each trigger's next fire time in the job's own time zone", async () => {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  const zones = {
+    // 02:00 local is 17:00 UTC the day before in Tokyo (UTC+9), 12:00 UTC the day before in Kiritimati
+    // (UTC+14), 02:00 UTC in UTC; none of them has daylight saving time. Were the zone ignored, all
+    // three would fire at the same instant (02:00 in this process's zone), so at least two would fail.
+    'Asia/Tokyo': 17,
+    'Pacific/Kiritimati': 12,
+    UTC: 2,
+  } as const;
+  const jobs: JobDefinition[] = [];
+  for (const [i, timeZone] of Object.keys(zones).entries()) {
+    const jobFile = path.join(dir, `job-${i}.json`);
+    await fs.writeFile(
+      jobFile,
+      JSON.stringify({
+        name: `nightly-${i}`,
+        cron: '0 2 * * *',
+        timeZone,
+        tenant: 'acme',
+        export: { folder: 'inbox', columns: SAMPLE_COLUMNS },
+        signing: { clientId: 'acme-app', clientSecret: 'env:NOPE', credentialId: 'acme-cred' },
+        outbox: 'outbox',
+      }),
+    );
+    jobs.push(await loadJobFile(jobFile));
+  }
+  const queue = openSealQueue(connection, prefix);
+  after(() => queue.close());
+  const scheduler = new Scheduler({ jobs, queue, redis, prefix, logger: pino({ level: 'silent' }) });
+  const before = Date.now();
+  scheduler.start();
+  try {
+    const next = jobs.map((job) => scheduler.nextRun(job.name));
+    for (const [i, job] of jobs.entries()) {
+      const at = next[i];
+      assert.ok(at, `${job.name}: node-cron computed a next run`);
+      const local = new Intl.DateTimeFormat('en-GB', {
+        timeZone: job.timeZone,
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        hourCycle: 'h23',
+      }).format(at);
+      assert.equal(local, '02:00:00', `${job.name} fires at 02:00 in ${job.timeZone}`);
+      assert.equal(at.getUTCHours(), zones[job.timeZone as keyof typeof zones], job.timeZone);
+      assert.ok(at.getTime() > before - 1000 && at.getTime() <= before + 24 * 3600_000 + 1000);
+    }
+    assert.equal(new Set(next.map((d) => d!.getTime())).size, 3, 'three zones, three different instants');
+  } finally {
+    await scheduler.stop();
+  }
+});

@@ -141,7 +141,7 @@ test('credentials/list returns only the caller tenant credentials, with infos on
     ],
   );
   const sakura = await csc(fx.sandbox, 'credentials/list', sakuraToken, {});
-  assert.deepEqual(sakura.body, { credentialIDs: ['sakura-eseal-rsa'] });
+  assert.deepEqual(sakura.body, { credentialIDs: ['sakura-eseal-rsa', 'sakura-eseal-implicit'] });
 });
 
 test("another tenant's credential is refused as an invalid credentialID by info, authorize and signHash", async () => {

@@ -54,7 +54,7 @@ test('restart with the same dataDir keeps the certificates, secrets and factors'
     try {
       assert.deepEqual(
         third.credentials.map((c) => c.totpPeriodSec),
-        [30, 30, 30],
+        [30, 30, 30, 30],
       );
       const token3 = await getToken(third, 'fuji-app');
       const info3 = await csc(third, 'credentials/info', token3, {
@@ -93,11 +93,13 @@ test('provisioning writes the documented files, secrets with mode 0600 and one t
         c.keyType,
         c.scal,
         c.multisign,
+        c.authMode,
       ]),
       [
-        ['sakura', 'sakura-app', 'sakura-eseal-rsa', 'rsa-2048', 1, 500],
-        ['fuji', 'fuji-app', 'fuji-eseal-ec', 'ecdsa-p256', 1, 500],
-        ['fuji', 'fuji-app', 'fuji-eseal-ec-scal2', 'ecdsa-p256', 2, 500],
+        ['sakura', 'sakura-app', 'sakura-eseal-rsa', 'rsa-2048', 1, 500, 'explicit'],
+        ['sakura', 'sakura-app', 'sakura-eseal-implicit', 'rsa-2048', 1, 500, 'implicit'],
+        ['fuji', 'fuji-app', 'fuji-eseal-ec', 'ecdsa-p256', 1, 500, 'explicit'],
+        ['fuji', 'fuji-app', 'fuji-eseal-ec-scal2', 'ecdsa-p256', 2, 500, 'explicit'],
       ],
     );
   } finally {

@@ -16,10 +16,10 @@ before(async () => {
 });
 after(async () => fx.close());
 
-test('info answers POST and GET without a token, naming oauth2client and the OAuth2 base URL', async () => {
+test('info answers POST and GET without a token, naming basic and oauth2client and the OAuth2 base URL', async () => {
   const post = await csc(fx.sandbox, 'info', undefined, {});
   assert.equal(post.status, 200);
-  assert.deepEqual(post.body.authType, ['oauth2client']);
+  assert.deepEqual(post.body.authType, ['basic', 'oauth2client']);
   assert.equal(post.body.oauth2, fx.sandbox.oauth2Url);
   assert.ok((post.body.methods as string[]).includes('signatures/signHash'));
   const get = await fetch(`${fx.sandbox.url}/info`);

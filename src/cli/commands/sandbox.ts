@@ -10,6 +10,7 @@ export async function sandboxCommand(opts: {
   ecdsaFormat: string;
   publicUrl?: string;
   totpPeriod: number;
+  tls?: boolean;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
@@ -22,10 +23,16 @@ export async function sandboxCommand(opts: {
     ecdsaSignatureFormat: opts.ecdsaFormat,
     publicUrl: opts.publicUrl,
     totpPeriodSec: opts.totpPeriod,
+    tls: opts.tls === true,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);
   console.error(`root certificate: ${sandbox.rootCertPath}`);
+  if (sandbox.tlsServerPath !== undefined) {
+    // Clients verify TLS; the root is not a public CA, so they must be told to trust it.
+    console.error(`HTTPS: server certificate in ${sandbox.tlsServerPath}; clients trust the root above`);
+    console.error(`  (job definitions: "caFile": "${sandbox.rootCertPath}")`);
+  }
   for (const c of sandbox.credentials) {
     console.error(
       `  tenant ${c.tenant}: client ${c.clientId}, credential ${c.credentialId} (${c.keyType}, SCAL${c.scal}, multisign ${c.multisign}); secrets in ${path.dirname(c.pinFile)}`,

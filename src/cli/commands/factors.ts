@@ -1,0 +1,186 @@
+// `sealer factors set | rotate-key | list`: the provider-held custody model's factor vault. The PIN and
+// TOTP secret come from a hidden prompt or stdin, never from argv (which other users can read in `ps`),
+// and are never printed.
+import path from 'node:path';
+import {
+  kekIdOf,
+  listFactorFiles,
+  loadJobs,
+  loadKek,
+  openFactorVault,
+  rotateKey,
+  type JobDefinition,
+} from '../../jobs';
+import { promptHidden, secretReader } from '../secret-input';
+
+type ProviderHeldJob = JobDefinition & {
+  factorVaultDir: string;
+  signing: { custody: { mode: 'provider-held'; kek: string } };
+};
+
+function isProviderHeld(job: JobDefinition): job is ProviderHeldJob {
+  return job.signing.custody.mode === 'provider-held' && job.factorVaultDir !== undefined;
+}
+
+/** The tenant's provider-held jobs; an error names the tenant when it has none. */
+async function tenantJobs(jobsDir: string, tenant: string): Promise<ProviderHeldJob[]> {
+  const dir = path.resolve(jobsDir);
+  const all = (await loadJobs(dir)).filter((j) => j.tenant === tenant);
+  const held = all.filter(isProviderHeld);
+  if (held.length === 0) {
+    const others = all.map((j) => `${j.name} (custody ${j.signing.custody.mode})`).join(', ');
+    throw new Error(
+      `tenant ${tenant} has no job with signing.custody provider-held in ${dir}` +
+        (others ? `; its jobs: ${others}` : '; it has no job there at all'),
+    );
+  }
+  return held;
+}
+
+export async function factorsSetCommand(opts: {
+  tenant: string;
+  credential?: string;
+  jobs: string;
+}): Promise<void> {
+  const held = await tenantJobs(opts.jobs, opts.tenant);
+  const credentials = [...new Set(held.map((j) => j.signing.credentialId))].sort();
+  const credentialId = opts.credential ?? (credentials.length === 1 ? credentials[0] : undefined);
+  if (credentialId === undefined) {
+    throw new Error(
+      `tenant ${opts.tenant} has several provider-held credentials (${credentials.join(', ')}); choose one with --credential`,
+    );
+  }
+  const jobs = held.filter((j) => j.signing.credentialId === credentialId);
+  const job = jobs[0];
+  if (!job) {
+    throw new Error(
+      `tenant ${opts.tenant} has no provider-held job for credential ${credentialId}; its credentials: ${credentials.join(', ')}`,
+    );
+  }
+  // The stored TOTP settings are the ones every job of this credential must compute codes with.
+  const differing = jobs.find((j) => JSON.stringify(j.signing.totp) !== JSON.stringify(job.signing.totp));
+  if (differing) {
+    throw new Error(
+      `jobs ${job.name} and ${differing.name} give credential ${credentialId} different signing.totp`,
+    );
+  }
+  // Load the key before asking for anything, so a missing KEK is found before the user types a PIN.
+  const vault = await openFactorVault(job);
+
+  const [pin, totpSecret] = await readFactors();
+  const stored = await vault.store(opts.tenant, credentialId, {
+    ...(pin ? { pin } : {}),
+    ...(totpSecret ? { totpSecret } : {}),
+    totp: job.signing.totp,
+  });
+  console.log(
+    `factors of tenant ${opts.tenant}, credential ${credentialId} stored in ${stored.file} under key ${stored.kekId}`,
+  );
+}
+
+export async function factorsRotateKeyCommand(opts: {
+  tenant?: string;
+  jobs: string;
+  vault?: string;
+  oldKek?: string;
+  newKek: string;
+}): Promise<void> {
+  const cwd = process.cwd();
+  const newKek = await loadKek(opts.newKek, cwd);
+  // Either from the tenant's jobs (the configured key is the old one) or all spelled out.
+  const targets: { vaultDir: string; oldKek: Buffer; oldRef: string; jobFiles: string[] }[] = [];
+  if (opts.vault !== undefined || opts.oldKek !== undefined) {
+    if (opts.vault === undefined || opts.oldKek === undefined) {
+      throw new Error('--vault and --old-kek go together (or use --tenant with the job definitions)');
+    }
+    targets.push({
+      vaultDir: path.resolve(opts.vault),
+      oldKek: await loadKek(opts.oldKek, cwd),
+      oldRef: opts.oldKek,
+      jobFiles: [],
+    });
+  } else {
+    if (opts.tenant === undefined) throw new Error('give --tenant, or --vault with --old-kek');
+    const byVault = new Map<string, ProviderHeldJob[]>();
+    for (const job of await tenantJobs(opts.jobs, opts.tenant)) {
+      byVault.set(job.factorVaultDir, [...(byVault.get(job.factorVaultDir) ?? []), job]);
+    }
+    for (const [vaultDir, jobs] of byVault) {
+      const first = jobs[0]!;
+      const other = jobs.find((j) => j.signing.custody.kek !== first.signing.custody.kek);
+      if (other) {
+        throw new Error(
+          `jobs ${first.name} and ${other.name} keep tenant ${opts.tenant}'s factors in ${vaultDir} under different keys; rotate with --vault and --old-kek`,
+        );
+      }
+      targets.push({
+        vaultDir,
+        oldKek: await loadKek(first.signing.custody.kek, first.baseDir),
+        oldRef: first.signing.custody.kek,
+        jobFiles: jobs.map((j) => j.file),
+      });
+    }
+  }
+  const newId = kekIdOf(newKek);
+  for (const t of targets) {
+    const r = await rotateKey(t.vaultDir, t.oldKek, newKek, opts.tenant ? { tenant: opts.tenant } : {});
+    const whose = opts.tenant ? `of tenant ${opts.tenant} ` : '';
+    console.log(
+      `re-encrypted ${r.files} factor file(s) ${whose}in ${t.vaultDir} from key ${kekIdOf(t.oldKek)} to key ${newId}` +
+        (r.skipped ? ` (${r.skipped} already under it)` : ''),
+    );
+    // Until the configuration names the new key, the worker cannot decrypt these files (it says which
+    // key it was given and which one it needs).
+    const where = t.jobFiles.length ? ` in ${t.jobFiles.join(', ')}` : '';
+    console.log(
+      `now switch the configured key: set signing.custody.kek${where} to ${opts.newKek}, or put the new key where ${t.oldRef} points`,
+    );
+  }
+}
+
+export async function factorsListCommand(opts: { jobs: string; vault?: string }): Promise<void> {
+  const vaults = new Map<string, { configured?: string }>();
+  if (opts.vault !== undefined) {
+    vaults.set(path.resolve(opts.vault), {});
+  } else {
+    for (const job of (await loadJobs(path.resolve(opts.jobs))).filter(isProviderHeld)) {
+      if (vaults.has(job.factorVaultDir)) continue;
+      // The configured key's fingerprint helps spot files left under another key; without the key, skip it.
+      const configured = await loadKek(job.signing.custody.kek, job.baseDir).then(kekIdOf, () => undefined);
+      vaults.set(job.factorVaultDir, configured ? { configured } : {});
+    }
+    if (vaults.size === 0) console.log('no job uses custody provider-held');
+  }
+  for (const [dir, { configured }] of vaults) {
+    console.log(`vault ${dir}${configured ? ` (configured key ${configured})` : ''}`);
+    const files = await listFactorFiles(dir);
+    if (files.length === 0) console.log('  no factors stored');
+    for (const f of files) {
+      const mark = configured && f.kekId !== configured && !f.problem ? ' NOT under the configured key' : '';
+      console.log(
+        `  tenant ${f.tenant}  credential ${f.credentialId}  key ${f.kekId}  stored ${f.storedAt}${mark}` +
+          (f.problem ? `  PROBLEM: ${f.problem}` : ''),
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading the factors
+
+/** PIN, then TOTP secret: hidden prompts on a terminal (the PIN twice), else two stdin lines. */
+async function readFactors(): Promise<[string, string]> {
+  const reader = secretReader();
+  try {
+    const pin = await reader.ask('PIN');
+    // A mistyped PIN would only show at night, as a refusal by the provider: confirm it when typed.
+    if (pin && process.stdin.isTTY && (await promptHidden('PIN again')) !== pin) {
+      throw new Error('the two PINs differ');
+    }
+    return [pin, await reader.ask('TOTP secret (Base32)')];
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; nothing was stored`, { cause: err });
+  } finally {
+    reader.close();
+  }
+}

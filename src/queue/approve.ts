@@ -1,0 +1,210 @@
+// A tenant that keeps its own factors approves a number of seals before the night: on the provider's
+// page (OAuth2 authorization code, scope `credential`) or at a prompt (credentials/authorize with the
+// PIN and OTP typed in, then forgotten). Either way the SAD or credential-scope token is parked in
+// Redis, encrypted, for every worker process to draw on, and the approval goes into the audit trail.
+import type { Redis } from 'ioredis';
+import {
+  buildAuthorizationUrl,
+  CscClient,
+  exchangeCode,
+  ParkedApprovals,
+  secretFingerprint,
+  startLoopbackRedirect,
+  type ApprovalKind,
+} from '../csc';
+import { JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
+import { AuditLog } from '../outbox';
+import type { Logger } from '../common/logger';
+import { providerCaOf, serviceAuthOf } from './signing-contexts';
+
+export interface ApproveOptions {
+  job: JobDefinition;
+  /** signatures to approve */
+  count: number;
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  defaultProviderUrl?: string;
+  /** who approves, for the audit trail (e.g. the approver's name or e-mail) */
+  approvedBy?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ApprovalResult {
+  tenant: string;
+  credentialId: string;
+  via: 'oauth2code' | 'prompt';
+  numSignatures: number;
+  expiresAt: number;
+  fingerprint: string;
+  /** signatures the approval it replaced had left unused */
+  replacedUnused: number;
+}
+
+/** The one job definition that names how `tenant`'s approvals are given (or a clear error). */
+export function approvalJobOf(jobs: JobDefinition[], tenant: string, credentialId?: string): JobDefinition {
+  const mine = jobs.filter(
+    (j) =>
+      j.tenant === tenant &&
+      j.signing.custody.mode === 'approval' &&
+      (credentialId === undefined || j.signing.credentialId === credentialId),
+  );
+  const credentials = [...new Set(mine.map((j) => j.signing.credentialId))];
+  if (credentials.length === 0) {
+    throw new JobConfigError(
+      `no job definition of tenant ${tenant}${credentialId ? ` with credential ${credentialId}` : ''} uses custody approval`,
+    );
+  }
+  if (credentials.length > 1) {
+    throw new JobConfigError(
+      `tenant ${tenant} approves for several credentials (${credentials.join(', ')}): name one with --credential`,
+    );
+  }
+  return mine[0]!;
+}
+
+async function clientFor(o: ApproveOptions): Promise<CscClient> {
+  const env = o.env ?? process.env;
+  const baseUrl = o.job.signing.providerUrl ?? o.defaultProviderUrl;
+  if (!baseUrl) {
+    throw new JobConfigError(
+      `job ${o.job.name}: signing.providerUrl is not set and neither is SEALER_PROVIDER_URL`,
+    );
+  }
+  return new CscClient({
+    baseUrl,
+    auth: await serviceAuthOf(o.job, env),
+    caPem: await providerCaOf(o.job),
+    logger: o.logger,
+  });
+}
+
+function checkCount(o: ApproveOptions, multisign: number): void {
+  if (!Number.isInteger(o.count) || o.count < 1)
+    throw new JobConfigError(`--count ${o.count} is not a count`);
+  if (o.count > multisign) {
+    throw new JobConfigError(
+      `credential ${o.job.signing.credentialId} allows at most ${multisign} signatures per authorisation (multisign); asked for ${o.count}`,
+    );
+  }
+}
+
+/**
+ * Approval at a prompt: `ask` is called for the PIN and the OTP (whichever the credential needs); they
+ * go to credentials/authorize once and are not kept.
+ */
+export async function approveAtPrompt(
+  o: ApproveOptions & { ask: (factor: 'PIN' | 'OTP') => Promise<string> },
+): Promise<ApprovalResult> {
+  const client = await clientFor(o);
+  const credentialId = o.job.signing.credentialId;
+  const facts = await client.credentialInfo(credentialId);
+  checkCount(o, facts.multisign);
+  if (facts.scal === 2) {
+    throw new JobConfigError(
+      `credential ${credentialId} is SCAL2: its SAD binds hashes known only at sealing time; approving a quota for it is not supported yet`,
+    );
+  }
+  let pin = facts.factors.includes('PIN') ? await o.ask('PIN') : undefined;
+  let otp = facts.factors.includes('OTP') ? await o.ask('OTP') : undefined;
+  const got = await client.authorize({ credentialId, numSignatures: o.count, pin, otp }).finally(() => {
+    pin = otp = undefined;
+  });
+  return park(o, 'sad', got.sad, got.expiresAt, 'prompt');
+}
+
+/**
+ * Approval on the provider's page: `showUrl` gets the URL the approver must open; resolves once the
+ * browser came back to a loopback listener and the code was exchanged for a credential-scope token.
+ */
+export async function approveOnProviderPage(
+  o: ApproveOptions & { showUrl: (url: string) => void; timeoutMs?: number },
+): Promise<ApprovalResult> {
+  const env = o.env ?? process.env;
+  const client = await clientFor(o);
+  const credentialId = o.job.signing.credentialId;
+  const facts = await client.credentialInfo(credentialId);
+  checkCount(o, facts.multisign);
+  if (facts.scal === 2) {
+    throw new JobConfigError(
+      `credential ${credentialId} is SCAL2: approving a quota without the run's hashes is not supported yet`,
+    );
+  }
+  const ref = o.job.signing.clientSecret;
+  if (ref === undefined) {
+    throw new JobConfigError(`job ${o.job.name}: the authorization code flow needs signing.clientSecret`);
+  }
+  const info = await client.info();
+  const oauth2Base = info.oauth2 ?? new URL(client.baseUrl).origin;
+  const redirect = await startLoopbackRedirect({ timeoutMs: o.timeoutMs });
+  try {
+    o.showUrl(
+      buildAuthorizationUrl({
+        oauth2Base,
+        clientId: o.job.signing.clientId,
+        redirectUri: redirect.redirectUri,
+        credentialId,
+        numSignatures: o.count,
+        state: redirect.state,
+      }),
+    );
+    const code = await redirect.code;
+    const token = await exchangeCode({
+      tokenUrl: await client.tokenUrl(),
+      clientId: o.job.signing.clientId,
+      clientSecret: await resolveSecret(ref, o.job.baseDir, env),
+      code,
+      redirectUri: redirect.redirectUri,
+      caPem: await providerCaOf(o.job),
+      numSignatures: o.count,
+      credentialId,
+    });
+    return park(o, 'credential-token', token.token, token.expiresAt, 'oauth2code', token.numSignatures);
+  } finally {
+    await redirect.close();
+  }
+}
+
+async function park(
+  o: ApproveOptions,
+  kind: ApprovalKind,
+  value: string,
+  expiresAt: number,
+  via: 'oauth2code' | 'prompt',
+  granted = o.count,
+): Promise<ApprovalResult> {
+  const custody = o.job.signing.custody;
+  if (custody.mode !== 'approval')
+    throw new JobConfigError(`job ${o.job.name} does not use custody approval`);
+  const kek = await loadKek(custody.kek, o.job.baseDir, o.env ?? process.env);
+  const { tenant } = o.job;
+  const { credentialId } = o.job.signing;
+  const parked = new ParkedApprovals(o.redis, o.prefix);
+  const { replacedUnused } = await parked.park(
+    { tenant, credentialId, kind, value, numSignatures: granted, expiresAt, via, approvedBy: o.approvedBy },
+    kek,
+  );
+  const fingerprint = secretFingerprint(value);
+  await AuditLog.forTenant(o.job.outboxRoot, tenant).append({
+    type: 'authorisation',
+    custody: `approval (${via})`,
+    ...(o.approvedBy ? { approvedBy: o.approvedBy } : {}),
+    credentialId,
+    numSignatures: granted,
+    expiresAt: new Date(expiresAt).toISOString(),
+    sadFingerprint: fingerprint,
+    scal: 'SCAL1',
+  });
+  o.logger.info(
+    {
+      tenant,
+      credentialId,
+      via,
+      numSignatures: granted,
+      expiresAt: new Date(expiresAt).toISOString(),
+      fingerprint,
+    },
+    'approval parked',
+  );
+  return { tenant, credentialId, via, numSignatures: granted, expiresAt, fingerprint, replacedUnused };
+}

@@ -1,0 +1,163 @@
+// `sealer approve` as an approver runs it: at a prompt (PIN and OTP piped in, never on argv), and on
+// the provider's page in headless Chromium (the URL the command prints, a real redirect back to the
+// command's loopback listener). `sealer runs` then shows the parked approvals; the audit trail has them.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { chromium } from 'playwright-core';
+import { startSandbox } from '../../src/sandbox';
+import { totpCode } from '../../src/csc';
+import { auditDir, listAuditFiles } from '../../src/outbox';
+import { SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { tempDir } from '../helpers/temp-dir';
+import { dumpPrefix, testRedis } from '../helpers/test-redis';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const CHROMIUM = '/usr/bin/chromium';
+const execFileP = promisify(execFile);
+
+test('approve at a prompt, then on the provider page in Chromium; runs shows the approval', async () => {
+  const dir = await tempDir();
+  const { url, redis, prefix } = await testRedis();
+  const sandbox = await startSandbox({
+    totpPeriodSec: 1,
+    dataDir: path.join(dir, 'sandbox'),
+    logger: pino({ level: 'silent' }),
+  });
+  after(() => sandbox.close());
+  const secrets = path.join(dir, 'sandbox', 'secrets', 'sakura');
+  await fs.mkdir(path.join(dir, 'jobs'));
+  await fs.writeFile(
+    path.join(dir, 'jobs', 'sakura.json'),
+    JSON.stringify({
+      name: 'sakura-nightly',
+      cron: '0 2 * * *',
+      tenant: 'sakura',
+      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
+      signing: {
+        providerUrl: sandbox.url,
+        clientId: 'sakura-app',
+        clientSecret: `file:${secrets}/client-secret`,
+        credentialId: 'sakura-eseal-rsa',
+        custody: { mode: 'approval', via: 'oauth2code', kek: 'env:TEST_KEK' },
+      },
+      outbox: '../outbox',
+    }),
+  );
+  const env = {
+    ...process.env,
+    REDIS_URL: url,
+    SEALER_PREFIX: prefix,
+    TEST_KEK: crypto.randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'warn',
+  };
+  const pin = (await fs.readFile(path.join(secrets, 'sakura-eseal-rsa.pin'), 'utf8')).trim();
+  const totp = (await fs.readFile(path.join(secrets, 'sakura-eseal-rsa.totp'), 'utf8')).trim();
+  const jobsFlag = ['--jobs', path.join(dir, 'jobs')];
+
+  // 1. At a prompt: the answers come on stdin, one per line.
+  const prompt = spawn(
+    process.execPath,
+    [CLI, 'approve', '--tenant', 'sakura', '--count', '5', '--prompt', '--approver', 'keiko', ...jobsFlag],
+    { env, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  prompt.stdout.on('data', (d) => (out += d));
+  prompt.stderr.on('data', (d) => (err += d));
+  prompt.stdin.end(`${pin}\n${totpCode(totp, { period: 1 })}\n`);
+  const code = await new Promise<number | null>((resolve) => prompt.once('exit', resolve));
+  assert.equal(code, 0, err);
+  assert.match(
+    out,
+    /^approved: 5 seals for tenant sakura, credential sakura-eseal-rsa, via prompt, until \S+Z \(approval [0-9a-f]{16}\)$/m,
+  );
+
+  const runs = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
+  assert.match(runs.stdout, /approval sakura\/sakura-eseal-rsa via prompt by keiko: 5 of 5 left, until /);
+  assert.match(runs.stdout, /runs: 0 shown, 1 approval\(s\) parked/);
+
+  // 2. On the provider's page, in a real browser.
+  if (!existsSync(CHROMIUM)) {
+    process.stderr.write(`# ${CHROMIUM} absent: the browser half of this test did not run\n`);
+    return;
+  }
+  await new Promise((r) => setTimeout(r, 1100)); // the next TOTP step: a code is accepted once
+  const page = spawn(process.execPath, [CLI, 'approve', '--tenant', 'sakura', '--count', '7', ...jobsFlag], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let pageOut = '';
+  let pageErr = '';
+  page.stderr.on('data', (d) => (pageErr += d));
+  const approvalUrl = await new Promise<string>((resolve, reject) => {
+    page.stdout.on('data', (d) => {
+      pageOut += d;
+      const m = /^(http\S+oauth2\/authorize\S+)$/m.exec(pageOut);
+      if (m) resolve(m[1]!);
+    });
+    page.once('exit', (c) => reject(new Error(`approve exited ${c} before printing a URL: ${pageErr}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => page.once('exit', resolve));
+  after(() => page.kill('SIGKILL'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const tab = await (await browser.newContext()).newPage();
+    await tab.goto(approvalUrl);
+    assert.equal(await tab.textContent('#num-signatures'), '7');
+    await tab.fill('#pin', pin);
+    await tab.fill('#otp', totpCode(totp, { period: 1 }));
+    await Promise.all([tab.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback/), tab.click('#approve')]);
+  } finally {
+    await browser.close();
+  }
+  assert.equal(await exited, 0, pageErr);
+  assert.match(
+    pageOut,
+    /^approved: 7 seals for tenant sakura, credential sakura-eseal-rsa, via oauth2code, until \S+ \(approval [0-9a-f]{16}\); the earlier approval's 5 unused seals are dropped$/m,
+  );
+  const after2 = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
+  assert.match(after2.stdout, /approval sakura\/sakura-eseal-rsa via oauth2code by \S+: 7 of 7 left/);
+
+  // Both approvals are in the audit trail; no secret is in Redis or in what the commands printed.
+  const files = await listAuditFiles(auditDir(path.join(dir, 'outbox'), 'sakura'));
+  const audit = (await Promise.all(files.map((f) => fs.readFile(f, 'utf8')))).join('');
+  assert.deepEqual(
+    audit
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { custody: string }).custody),
+    ['approval (prompt)', 'approval (oauth2code)'],
+  );
+  const seen = [
+    out,
+    err,
+    pageOut,
+    pageErr,
+    runs.stdout,
+    after2.stdout,
+    audit,
+    await dumpPrefix(redis, prefix),
+  ].join('\n');
+  for (const secret of [pin, totp, env.TEST_KEK, ...sandbox.issuedSecrets()]) {
+    assert.ok(!seen.includes(secret), 'a secret was printed, logged or stored in the clear');
+  }
+});

@@ -1,0 +1,238 @@
+// One night for two tenants with different custody (DESIGN.md, "The problem", question 3): sakura keeps
+// its factors and approves quotas at a prompt; fuji delegated its factors, kept encrypted in a vault.
+// The approval runs out mid-run: sakura's invoices wait (not fail) and resume after a new approval.
+// Real Redis, the sandbox; every log line, Redis value and audit entry is searched for secrets.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { startSandbox } from '../../src/sandbox';
+import { createLogger } from '../../src/common/logger';
+import { totpCode } from '../../src/csc';
+import { FactorVault, loadJobs } from '../../src/jobs';
+import { approveAtPrompt, readRun, runNight, type NightResult } from '../../src/queue';
+import { auditDir, listAuditFiles, readManifest, verifyTenantAudit } from '../../src/outbox';
+import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { tempDir } from '../helpers/temp-dir';
+import { dumpPrefix, testRedis } from '../helpers/test-redis';
+
+test('sakura under approval and fuji with provider-held factors seal side by side; approvals run out and resume', async () => {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  const sandboxLog = path.join(dir, 'sandbox.log');
+  const sandbox = await startSandbox({
+    totpPeriodSec: 1,
+    dataDir: path.join(dir, 'sandbox'),
+    logger: pino({ level: 'trace' }, pino.destination({ dest: sandboxLog, sync: true })),
+  });
+  after(() => sandbox.close());
+  const kekHex = crypto.randomBytes(32).toString('hex');
+  const env = { ...process.env, TEST_KEK: kekHex };
+
+  await writeSampleExport({
+    dir: path.join(dir, 'inbox', 'sakura'),
+    tenantName: 'Sakura Shoji K.K.',
+    invoicePrefix: 'SKR',
+    count: 10,
+    encoding: 'cp932',
+  });
+  await writeSampleExport({
+    dir: path.join(dir, 'inbox', 'fuji'),
+    tenantName: 'Fuji Denki K.K.',
+    invoicePrefix: 'FJD',
+    count: 8,
+    encoding: 'utf8',
+  });
+  const secretsOf = (tenant: string) => path.join(dir, 'sandbox', 'secrets', tenant);
+  const common = (tenant: string) => ({
+    name: `${tenant}-nightly`,
+    cron: '0 2 * * *',
+    tenant,
+    export: { folder: `../inbox/${tenant}`, columns: SAMPLE_COLUMNS },
+    outbox: '../outbox',
+  });
+  const jobsDir = path.join(dir, 'jobs');
+  await fs.mkdir(jobsDir);
+  await fs.writeFile(
+    path.join(jobsDir, 'sakura.json'),
+    JSON.stringify({
+      ...common('sakura'),
+      signing: {
+        providerUrl: sandbox.url,
+        clientId: 'sakura-app',
+        clientSecret: `file:${secretsOf('sakura')}/client-secret`,
+        credentialId: 'sakura-eseal-rsa',
+        custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' },
+        totp: { periodSec: 1 },
+        batchSize: 10,
+      },
+    }),
+  );
+  await fs.writeFile(
+    path.join(jobsDir, 'fuji.json'),
+    JSON.stringify({
+      ...common('fuji'),
+      signing: {
+        providerUrl: sandbox.url,
+        clientId: 'fuji-app',
+        clientSecret: `file:${secretsOf('fuji')}/client-secret`,
+        credentialId: 'fuji-eseal-ec',
+        custody: { mode: 'provider-held', vault: '../vault', kek: 'env:TEST_KEK' },
+        totp: { periodSec: 1 },
+        batchSize: 4,
+      },
+    }),
+  );
+  const jobs = await loadJobs(jobsDir);
+  const read = (file: string) => fs.readFile(file, 'utf8').then((s) => s.trim());
+  const secrets = {
+    sakuraPin: await read(`${secretsOf('sakura')}/sakura-eseal-rsa.pin`),
+    sakuraTotp: await read(`${secretsOf('sakura')}/sakura-eseal-rsa.totp`),
+    fujiPin: await read(`${secretsOf('fuji')}/fuji-eseal-ec.pin`),
+    fujiTotp: await read(`${secretsOf('fuji')}/fuji-eseal-ec.totp`),
+    sakuraClient: await read(`${secretsOf('sakura')}/client-secret`),
+    fujiClient: await read(`${secretsOf('fuji')}/client-secret`),
+  };
+
+  // fuji hands its factors to the application provider, who keeps them encrypted.
+  await new FactorVault(path.join(dir, 'vault'), Buffer.from(kekHex, 'hex')).store('fuji', 'fuji-eseal-ec', {
+    pin: secrets.fujiPin,
+    totpSecret: secrets.fujiTotp,
+    totp: { digits: 6, periodSec: 1, algorithm: 'SHA1' },
+  });
+
+  const logFile = path.join(dir, 'night.log');
+  const logger = createLogger({
+    level: 'trace',
+    destination: pino.destination({ dest: logFile, sync: true }),
+  });
+  const sakuraJob = jobs.find((j) => j.tenant === 'sakura')!;
+  // sakura's approver approves 6 seals at the prompt (typing PIN and a current OTP).
+  const approve = (count: number) =>
+    approveAtPrompt({
+      job: sakuraJob,
+      count,
+      redis,
+      prefix,
+      logger,
+      env,
+      approvedBy: 'keiko.approver',
+      ask: async (factor) =>
+        factor === 'PIN' ? secrets.sakuraPin : totpCode(secrets.sakuraTotp, { period: 1 }),
+    });
+  const first = await approve(6);
+  assert.equal(first.numSignatures, 6);
+
+  const nightDone: Promise<NightResult> = runNight({
+    jobs,
+    connection,
+    redis,
+    prefix,
+    logger,
+    env,
+    concurrency: 20,
+    approvalPollMs: 300,
+    batchMaxWaitMs: 300,
+  });
+  // Wait until sakura's six are sealed and its other four wait for an approval.
+  const deadline = Date.now() + 60_000;
+  let sakuraRun: Awaited<ReturnType<typeof readRun>> | undefined;
+  for (;;) {
+    const runIds = await redis.smembers(`${prefix}:runs`);
+    const runs = await Promise.all(runIds.map((id) => readRun(redis, prefix, id)));
+    sakuraRun = runs.find(
+      (r) => String(r.job) === 'sakura-nightly' || String(r.runId ?? '').startsWith('sakura'),
+    );
+    sakuraRun ??= runs.find((_, i) => runIds[i]!.startsWith('sakura'));
+    if (sakuraRun && sakuraRun.sealed === 6 && sakuraRun.awaitingApproval === 4) break;
+    assert.ok(
+      Date.now() < deadline,
+      `sakura never reached 6 sealed + 4 awaiting: ${JSON.stringify(sakuraRun)}`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(sakuraRun.failed, 0, 'waiting for an approval is not a failure');
+  // Still waiting a moment later: nothing seals without an approval.
+  await new Promise((r) => setTimeout(r, 800));
+  const runIds = await redis.smembers(`${prefix}:runs`);
+  const sakuraId = runIds.find((id) => id.startsWith('sakura'))!;
+  assert.equal((await readRun(redis, prefix, sakuraId)).sealed, 6);
+
+  const second = await approve(10);
+  assert.equal(second.replacedUnused, 0);
+  const night = await nightDone;
+
+  const byTenant = Object.fromEntries(night.runs.map((r) => [r.tenant, r]));
+  assert.equal(byTenant.sakura!.counts.sealed, 10);
+  assert.equal(byTenant.sakura!.counts.failed, 0);
+  assert.equal(byTenant.sakura!.counts.awaitingApproval, 0);
+  assert.equal(byTenant.fuji!.counts.sealed, 8);
+  const creds = Object.fromEntries(night.credentials.map((c) => [c.tenant, c]));
+  assert.equal(creds.sakura!.custody, 'approval');
+  assert.equal(
+    creds.sakura!.authorisations,
+    0,
+    'the worker never authorises a tenant that keeps its factors',
+  );
+  assert.equal(creds.sakura!.signatures, 10);
+  assert.equal(creds.sakura!.unusedSignatures, 6, 'the second approval of 10 sealed the last 4');
+  assert.equal(creds.fuji!.custody, 'provider-held');
+  assert.equal(creds.fuji!.authorisations, 1);
+  // Batches of 4 (exact batch counts are the end-to-end test's business; here prepares trickle in).
+  assert.ok(creds.fuji!.signHashCalls >= 2 && creds.fuji!.signHashCalls <= 8);
+  assert.equal(creds.fuji!.signatures, 8);
+  assert.equal(sandbox.stats().authorize, 3, 'two approvals at the prompt and one for fuji');
+
+  for (const tenant of ['sakura', 'fuji']) {
+    const day = (await fs.readdir(path.join(dir, 'outbox', tenant))).find((d) => /^\d{4}-/.test(d))!;
+    const rows = await readManifest(path.join(dir, 'outbox', tenant, day, 'manifest.csv'));
+    assert.equal(rows.length, tenant === 'sakura' ? 10 : 8);
+    const audit = await verifyTenantAudit(path.join(dir, 'outbox'), tenant);
+    assert.ok(audit.ok, JSON.stringify(audit));
+  }
+  const entries = async (tenant: string) => {
+    const files = await listAuditFiles(auditDir(path.join(dir, 'outbox'), tenant));
+    const lines = (await Promise.all(files.map((f) => fs.readFile(f, 'utf8')))).join('').trim().split('\n');
+    return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  const sakuraAudit = await entries('sakura');
+  const auths = sakuraAudit.filter((e) => e.type === 'authorisation');
+  assert.deepEqual(
+    auths.map((e) => [e.custody, e.approvedBy, e.numSignatures]),
+    [
+      ['approval (prompt)', 'keiko.approver', 6],
+      ['approval (prompt)', 'keiko.approver', 10],
+    ],
+  );
+  assert.equal(sakuraAudit.filter((e) => e.type === 'seal').length, 10);
+  const drawn = sakuraAudit.filter((e) => e.type === 'approval-drawn');
+  assert.equal(
+    drawn.reduce((n, e) => n + Number(e.count), 0),
+    10,
+  );
+  const fujiAudit = await entries('fuji');
+  assert.deepEqual(
+    fujiAudit.filter((e) => e.type === 'authorisation').map((e) => e.custody),
+    ['provider-held'],
+  );
+  assert.equal(fujiAudit.filter((e) => e.type === 'seal').length, 8);
+
+  // No secret anywhere: logs, Redis, audit trail, vault file.
+  const haystack = [
+    await fs.readFile(logFile, 'utf8'),
+    await fs.readFile(sandboxLog, 'utf8'),
+    await dumpPrefix(redis, prefix),
+    JSON.stringify(sakuraAudit),
+    JSON.stringify(fujiAudit),
+    await fs.readFile(path.join(dir, 'vault', 'fuji', 'fuji-eseal-ec.factors.json'), 'utf8'),
+  ].join('\n');
+  assert.ok(haystack.includes('CSC batch signed'), 'the logs were captured');
+  for (const [name, value] of Object.entries({ ...secrets, kek: kekHex })) {
+    assert.ok(!haystack.includes(value), `${name} leaked`);
+  }
+  const issued = sandbox.issuedSecrets();
+  assert.ok(issued.length >= 5);
+  for (const value of issued) assert.ok(!haystack.includes(value), 'a token or SAD leaked');
+});

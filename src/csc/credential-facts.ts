@@ -1,6 +1,7 @@
 // Credential facts: what the rest of the worker needs to know about one CSC credential (certificate
 // chain, key algorithm, the signAlgo to send, multisign, SCAL, which factors authorise it), read once
-// from a credentials/info answer. Tolerates v1-style fields (authMode, PIN/OTP presence) next to v2's.
+// from a credentials/info answer: CSC v2's (`auth` mode, expression and objects) or v1.0.4.0's (`authMode`,
+// PIN/OTP groups with `presence`), or a mix of both.
 import { X509Certificate } from 'node:crypto';
 import { CscError } from './csc-error';
 
@@ -138,7 +139,9 @@ function readFactors(
       add('PIN', id || 'PIN');
     }
   }
-  // CSC v1 shape: PIN/OTP objects with a presence flag.
+  // CSC v1.0.4.0 shape (section 11.5, with authInfo): PIN and OTP groups whose `presence` is "true",
+  // "false" or "optional"; only "true" makes a factor required. A v1 client sends them as top-level
+  // `PIN` and `OTP` strings (section 11.6), so the ids kept here (OTP/ID, the OTP device) go unused there.
   const pin = record(body.PIN);
   if (isPresent(pin.presence)) add('PIN', 'PIN');
   const otp = record(body.OTP);

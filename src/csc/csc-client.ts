@@ -1,6 +1,8 @@
-// The typed CSC API v2 client: /info, credentials/info, credentials/authorize and signatures/signHash,
+// The typed CSC API client: /info, credentials/info, credentials/authorize and signatures/signHash,
 // each call carrying the service token (refreshed once when the provider refuses it). It checks what
 // the provider sends back (counts, encodings) and nothing here knows about PDFs, batches or SAD reuse.
+// It speaks CSC API v2 (`hashes`, `hashAlgorithmOID`, `authData`) or v1.0.4.0 (`hash`, `hashAlgo`,
+// `PIN`/`OTP`), as the provider profile says; service authentication is the same in both.
 import pino from 'pino';
 import type { Logger } from '../common/logger';
 import { CscError, isServiceTokenRefusal } from './csc-error';
@@ -10,9 +12,14 @@ import { extraCaAgent, postJson, type PostOptions, type RetryPolicy } from './ht
 import type { SadReservation } from './sad-reservation';
 import { ServiceTokenSource, type CscServiceAuth } from './service-auth';
 
+/** The CSC API generation a provider speaks: v1.0.4.0 (`/csc/v1`) or v2 (`/csc/v2`). */
+export type CscApiVersion = 'v1' | 'v2';
+
 export interface CscClientOptions {
-  /** The provider's CSC base URL, ending with `/csc/v2`. */
+  /** The provider's CSC base URL, e.g. ending with `/csc/v2` (or `/csc/v1` for a v1 provider). */
   baseUrl: string;
+  /** Which CSC API the provider speaks: request field names follow it. Default `'v2'`. */
+  apiVersion?: CscApiVersion;
   /** How the application authenticates itself: OAuth2 client credentials, auth/login, or a static token. */
   auth: CscServiceAuth;
   /** Extra CA certificate(s), PEM, trusted for the provider's TLS besides the platform's roots. */
@@ -85,6 +92,7 @@ export class CscClient {
   /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
   readonly retry: Readonly<RetryPolicy>;
   readonly baseUrl: string;
+  readonly apiVersion: CscApiVersion;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly tokens: ServiceTokenSource;
@@ -95,6 +103,7 @@ export class CscClient {
 
   constructor(options: CscClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.apiVersion = options.apiVersion ?? 'v2';
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = { maxRetries: options.maxRetries ?? 3, maxDelayMs: options.maxRetryDelayMs ?? 10_000 };
     this.logger = options.logger ?? pino({ level: 'silent' });
@@ -120,6 +129,12 @@ export class CscClient {
     return this.infoPromise;
   }
 
+  /**
+   * credentials/info with the whole chain, the certificate details and the authorisation details. The
+   * request's names are the same in v1.0.4.0 (section 11.5: `certificates` none/single/chain,
+   * `certInfo`, `authInfo`, the PIN and OTP groups) and v2 (where authInfo gives the `auth` object);
+   * parseCredentialInfo reads either answer.
+   */
   async credentialInfo(credentialId: string): Promise<CredentialFacts> {
     const body = await this.call('credentials/info', () => this.calls.credentialsInfo++, {
       credentialID: credentialId,
@@ -154,26 +169,15 @@ export class CscClient {
         detail: `numSignatures ${req.numSignatures} differs from the ${req.hashes.length} hashes to bind`,
       });
     }
-    const ids = this.authDataIds.get(req.credentialId) ?? {};
-    const authData: Array<{ id: string; value: string }> = [];
-    if (req.pin !== undefined) authData.push({ id: ids.PIN ?? 'PIN', value: req.pin });
-    if (req.otp !== undefined) authData.push({ id: ids.OTP ?? 'OTP', value: req.otp });
     const started = Date.now();
-    const body = await this.call(
-      endpoint,
-      () => this.calls.authorize++,
-      {
-        credentialID: req.credentialId,
-        numSignatures: req.numSignatures,
-        ...(req.hashes ? { hashes: req.hashes.map(b64), hashAlgorithmOID: OID.sha256 } : {}),
-        ...(authData.length > 0 ? { authData } : {}),
-      },
-      { resend: false },
-    );
+    const body = await this.call(endpoint, () => this.calls.authorize++, this.authorizeBody(req), {
+      resend: false,
+    });
     const sad = body.SAD ?? body.sad;
     if (typeof sad !== 'string' || sad === '') {
       throw new CscError({ endpoint, retryable: false, detail: 'answer has no SAD' });
     }
+    // expiresIn is OPTIONAL in both v1.0.4.0 (section 11.6) and v2; absent, the spec's 3600 s apply.
     const expiresIn = Number(body.expiresIn ?? DEFAULT_SAD_LIFETIME_SEC);
     if (!Number.isFinite(expiresIn) || expiresIn <= 0) {
       throw new CscError({ endpoint, retryable: false, detail: 'answer has an unusable expiresIn' });
@@ -182,10 +186,46 @@ export class CscClient {
     return { sad, expiresAt: started + expiresIn * 1000 };
   }
 
+  /**
+   * The credentials/authorize body. v2: factors as `authData` objects (ids from credentials/info's
+   * auth/objects), SCAL2 hashes as `hashes` + `hashAlgorithmOID`. v1.0.4.0 section 11.6: `PIN` and `OTP`
+   * are top-level strings ("used only when authMode is explicit and PIN/presence [OTP/presence] is not
+   * false"), and under SCAL2 the SAD is bound to the `hash` array (no hash algorithm parameter there).
+   */
+  private authorizeBody(req: AuthorizeRequest): Record<string, unknown> {
+    const head = { credentialID: req.credentialId, numSignatures: req.numSignatures };
+    if (this.apiVersion === 'v1') {
+      return {
+        ...head,
+        ...(req.hashes ? { hash: req.hashes.map(b64) } : {}),
+        ...(req.pin !== undefined ? { PIN: req.pin } : {}),
+        ...(req.otp !== undefined ? { OTP: req.otp } : {}),
+      };
+    }
+    const ids = this.authDataIds.get(req.credentialId) ?? {};
+    const authData: Array<{ id: string; value: string }> = [];
+    if (req.pin !== undefined) authData.push({ id: ids.PIN ?? 'PIN', value: req.pin });
+    if (req.otp !== undefined) authData.push({ id: ids.OTP ?? 'OTP', value: req.otp });
+    return {
+      ...head,
+      ...(req.hashes ? { hashes: req.hashes.map(b64), hashAlgorithmOID: OID.sha256 } : {}),
+      ...(authData.length > 0 ? { authData } : {}),
+    };
+  }
+
   /** Sign SHA-256 hashes; the result is in the hashes' order, ECDSA values as DER. */
   async signHash(req: SignHashRequest): Promise<Buffer[]> {
     const endpoint = 'signatures/signHash';
     const { credential, hashes } = req;
+    if (req.credentialToken !== undefined && this.apiVersion === 'v1') {
+      // CSC v1.0.4.0 section 11.9 makes SAD REQUIRED: there is no credential-scope token in place of it.
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail:
+          'a credential-scope access token (approval on the provider page) is a CSC v2 authorisation; this provider speaks CSC v1.0.4, whose signatures/signHash needs a SAD from credentials/authorize',
+      });
+    }
     if (hashes.length === 0) throw new CscError({ endpoint, retryable: false, detail: 'no hashes to sign' });
     const bad = hashes.findIndex((h) => h.length !== 32);
     if (bad >= 0) {
@@ -196,12 +236,22 @@ export class CscClient {
       });
     }
     const count = () => this.calls.signHash++;
-    const request = {
-      credentialID: credential.credentialId,
-      hashes: hashes.map(b64),
-      hashAlgorithmOID: OID.sha256,
-      signAlgo: credential.signAlgoOid,
-    };
+    // v1.0.4.0 section 11.9 names them `hash` and `hashAlgo`; v2 `hashes` and `hashAlgorithmOID`. The hash
+    // algorithm is sent even where signAlgo implies it: both specs say it is then "omitted or ignored".
+    const request =
+      this.apiVersion === 'v1'
+        ? {
+            credentialID: credential.credentialId,
+            hash: hashes.map(b64),
+            hashAlgo: OID.sha256,
+            signAlgo: credential.signAlgoOid,
+          }
+        : {
+            credentialID: credential.credentialId,
+            hashes: hashes.map(b64),
+            hashAlgorithmOID: OID.sha256,
+            signAlgo: credential.signAlgoOid,
+          };
     let body: Record<string, unknown>;
     if (req.credentialToken !== undefined) {
       body = await this.callWithCredentialToken(endpoint, count, req.credentialToken, request);

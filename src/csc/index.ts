@@ -3,6 +3,7 @@
 export {
   CscClient,
   type CscClientOptions,
+  type CscApiVersion,
   type CscInfo,
   type AuthorizeRequest,
   type SignHashRequest,

@@ -141,6 +141,7 @@ export interface JobDefinition extends JobDefinitionFields {
   factorVaultDir?: string;
   /** signing.caFile, resolved */
   caFilePath?: string;
-  /** signing.apiVersion, or what the provider URL says */
+  /** signing.apiVersion, or what signing.providerUrl says (a job that leaves the URL to
+   * SEALER_PROVIDER_URL gets its version from that URL when the client is made: apiVersionOf) */
   apiVersion: 'v1' | 'v2';
 }

@@ -43,8 +43,16 @@ export async function loadJobFile(file: string): Promise<JobDefinition> {
       ? { factorVaultDir: path.resolve(baseDir, signing.custody.vault) }
       : {}),
     ...(signing.caFile ? { caFilePath: path.resolve(baseDir, signing.caFile) } : {}),
-    apiVersion: signing.apiVersion ?? (/\/v1\/?$/.test(signing.providerUrl ?? '') ? 'v1' : 'v2'),
+    apiVersion: apiVersionOf(signing.apiVersion, signing.providerUrl),
   };
+}
+
+/** The CSC API version: as configured, else v1 for a base URL ending in /v1, else v2. */
+export function apiVersionOf(
+  configured: 'v1' | 'v2' | undefined,
+  providerUrl: string | undefined,
+): 'v1' | 'v2' {
+  return configured ?? (/\/v1\/?$/.test(providerUrl ?? '') ? 'v1' : 'v2');
 }
 
 export async function loadJobs(dir: string): Promise<JobDefinition[]> {
@@ -77,7 +85,9 @@ export function findJob(jobs: JobDefinition[], name: string): JobDefinition {
 function checkTenantsAgree(jobs: JobDefinition[]): void {
   const byCredential = new Map<string, JobDefinition>();
   for (const job of jobs) {
-    const key = `${job.signing.providerUrl ?? ''}|${job.signing.credentialId}`;
+    // By credential ID alone: a job may leave the provider URL to SEALER_PROVIDER_URL, so URLs cannot
+    // tell two providers apart here; two tenants with one credential ID is refused either way.
+    const key = job.signing.credentialId;
     const other = byCredential.get(key);
     if (!other) {
       byCredential.set(key, job);

@@ -12,7 +12,7 @@ import {
   startLoopbackRedirect,
   type ApprovalKind,
 } from '../csc';
-import { JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
+import { apiVersionOf, JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
 import type { Logger } from '../common/logger';
 import { providerCaOf, serviceAuthOf } from './signing-contexts';
@@ -73,6 +73,7 @@ async function clientFor(o: ApproveOptions): Promise<CscClient> {
   }
   return new CscClient({
     baseUrl,
+    apiVersion: apiVersionOf(o.job.signing.apiVersion, baseUrl),
     auth: await serviceAuthOf(o.job, env),
     caPem: await providerCaOf(o.job),
     logger: o.logger,
@@ -123,6 +124,11 @@ export async function approveOnProviderPage(
   const env = o.env ?? process.env;
   const client = await clientFor(o);
   const credentialId = o.job.signing.credentialId;
+  if (client.apiVersion === 'v1') {
+    throw new JobConfigError(
+      `job ${o.job.name}: the provider speaks CSC v1, whose signHash takes no credential-scope token; approve with --prompt`,
+    );
+  }
   const facts = await client.credentialInfo(credentialId);
   checkCount(o, facts.multisign);
   if (facts.scal === 2) {

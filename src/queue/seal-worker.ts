@@ -118,12 +118,16 @@ export class SealWorker {
         'seal failed',
       );
       if (final) {
+        // The refusal goes into the audit trail of the credential's tenant and, for a job naming
+        // another tenant (a forgery or a mix-up), into that tenant's too.
         const def = this.jobsByName.get(job.data.jobName);
-        if (def?.tenant === job.data.tenant) {
-          void this.audit(def, {
+        const named = [...this.jobsByName.values()].find((j) => j.tenant === job.data.tenant);
+        for (const owner of new Set([def, named])) {
+          if (!owner) continue;
+          void this.audit(owner, {
             type: 'refusal',
             invoice: job.data.invoiceNumber,
-            credentialId: def.signing.credentialId,
+            credentialId: def?.signing.credentialId,
             reason: err.message,
           });
         }
@@ -166,22 +170,26 @@ export class SealWorker {
     return this.worker.run();
   }
 
-  private jobDefinition(data: SealJobData): JobDefinition {
+  private jobDefinition(data: SealJobData, realSource?: string): JobDefinition {
     const def = this.jobsByName.get(data.jobName);
     if (!def)
       throw new UnrecoverableError(`invoice ${data.invoiceNumber}: no job definition named ${data.jobName}`);
     // Tenant isolation, checked before any provider call: a job is sealed only with its own tenant's
-    // profile, and only from its own tenant's export folder.
+    // profile, never from another tenant's export folder or from any outbox. (A source elsewhere is
+    // allowed: `sealer enqueue --file` reads exports from any folder.) Symbolic links are resolved by
+    // the caller (see deliver) so a link cannot smuggle another tenant's file in.
     if (def.tenant !== data.tenant) {
       throw new UnrecoverableError(
         `invoice ${data.invoiceNumber}: job names tenant ${data.tenant} but job definition ${def.name} belongs to ${def.tenant}`,
       );
     }
-    const source = path.resolve(data.sourcePath);
+    const sources = [path.resolve(data.sourcePath), ...(realSource ? [realSource] : [])];
     for (const other of this.jobsByName.values()) {
-      const foreign =
-        (other.tenant !== def.tenant && isInside(other.exportFolder, source)) ||
-        isInside(other.outboxRoot, source);
+      const foreign = sources.some(
+        (source) =>
+          (other.tenant !== def.tenant && isInside(other.exportFolder, source)) ||
+          isInside(other.outboxRoot, source),
+      );
       if (foreign) {
         throw new UnrecoverableError(
           `invoice ${data.invoiceNumber}: source ${data.sourcePath} lies in ${other.tenant !== def.tenant ? `tenant ${other.tenant}'s export folder or outbox` : 'an outbox'}; tenant ${def.tenant} may not seal it`,
@@ -217,7 +225,9 @@ export class SealWorker {
   }
 
   private async deliver(data: SealJobData): Promise<SealJobResult> {
-    const def = this.jobDefinition(data);
+    // Where the source really is, through any symbolic link; a missing file fails later, in prepare.
+    const real = await fs.realpath(data.sourcePath).catch(() => undefined);
+    const def = this.jobDefinition(data, real);
     const root = def.outboxRoot;
     let target: string;
     try {

@@ -16,6 +16,7 @@ import {
 import { CmsTemplate } from '../pades';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
 import {
+  apiVersionOf,
   keyFactorsOf,
   loadKek,
   openFactorVault,
@@ -110,6 +111,7 @@ export class SigningContexts {
     const logger = this.options.logger.child({ tenant: job.tenant, credentialId: job.signing.credentialId });
     const client = new CscClient({
       baseUrl: this.providerUrl(job),
+      apiVersion: apiVersionOf(job.signing.apiVersion, this.providerUrl(job)),
       auth: await serviceAuthOf(job, env),
       caPem: await providerCaOf(job),
       logger,

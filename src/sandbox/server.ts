@@ -1,4 +1,5 @@
-// startSandbox: loads or provisions dataDir, then serves the CSC v2 API and the OAuth2 token endpoint
+// startSandbox: loads or provisions dataDir, then serves the CSC v2 API (and v1.0.4 under /csc/v1, see
+// v1-routes.ts, on the same state) and the OAuth2 token endpoint
 // over node:http (node:https with `tls`, under a server certificate from the sandbox's own root). This module owns routing, Bearer checks, latency, counters and request logging
 // (method, path, status, client and credential IDs only: never bodies, tokens or SADs).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -25,6 +26,13 @@ import { handleSignHash } from './sign-hash-route';
 import { TokenStore } from './token-store';
 import { TotpVerifier } from './totp-verifier';
 import type { SandboxHandle, SandboxOptions, SandboxStats } from './types';
+import {
+  handleAuthorizeV1,
+  handleCredentialsInfoV1,
+  handleCredentialsListV1,
+  handleInfoV1,
+  handleSignHashV1,
+} from './v1-routes';
 
 interface Route {
   methods: readonly string[];
@@ -38,6 +46,7 @@ interface Route {
 }
 
 const CSC = '/csc/v2';
+const CSC_V1 = '/csc/v1';
 const ROUTES: Record<string, Route> = {
   '/oauth2/token': { methods: ['POST'], bearer: false, form: true, stat: 'token', handler: handleToken },
   // The provider's approval page (HTML form; answers with pages and redirects, not JSON).
@@ -83,6 +92,48 @@ const ROUTES: Record<string, Route> = {
     form: false,
     stat: 'signHash',
     handler: handleSignHash,
+  },
+  // CSC v1.0.4.0: the same methods in v1's request and answer shapes; no credential-scope tokens.
+  [`${CSC_V1}/auth/login`]: {
+    methods: ['POST'],
+    bearer: false,
+    form: false,
+    stat: 'token',
+    handler: handleAuthLogin,
+  },
+  [`${CSC_V1}/info`]: {
+    methods: ['POST', 'GET'],
+    bearer: false,
+    form: false,
+    stat: 'info',
+    handler: handleInfoV1,
+  },
+  [`${CSC_V1}/credentials/list`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    handler: handleCredentialsListV1,
+  },
+  [`${CSC_V1}/credentials/info`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'credentialsInfo',
+    handler: handleCredentialsInfoV1,
+  },
+  [`${CSC_V1}/credentials/authorize`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'authorize',
+    handler: handleAuthorizeV1,
+  },
+  [`${CSC_V1}/signatures/signHash`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'signHash',
+    handler: handleSignHashV1,
   },
 };
 

@@ -29,8 +29,22 @@ async function sealer(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 test('every command has --help that says what it does', async () => {
-  for (const command of ['demo', 'enqueue', 'work', 'schedule', 'sandbox', 'verify', 'bench']) {
-    const r = await sealer([command, '--help']);
+  for (const command of [
+    'demo',
+    'enqueue',
+    'work',
+    'schedule',
+    'sandbox',
+    'verify',
+    'bench',
+    'approve',
+    'runs',
+    'factors set',
+    'factors rotate-key',
+    'factors list',
+    'audit verify',
+  ]) {
+    const r = await sealer([...command.split(' '), '--help']);
     assert.equal(r.code, 0, command);
     assert.match(r.stdout, new RegExp(`Usage: sealer ${command}`));
     assert.ok(r.stdout.split('\n')[2]!.length > 20, `${command} has a description`);
@@ -43,6 +57,8 @@ test('a wrong flag or a missing argument is a one-line error and a non-zero exit
     ['enqueue'],
     ['verify'],
     ['bench', '--invoices', 'many'],
+    ['approve', '--tenant', 'sakura'],
+    ['approve', '--tenant', 'sakura', '--count', '0'],
     ['nosuch'],
   ]) {
     const r = await sealer(args);

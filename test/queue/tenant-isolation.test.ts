@@ -182,28 +182,37 @@ test('forged jobs crossing tenants fail at once, before any provider call, and w
   });
   assert.deepEqual(sandbox.issuedSecrets(), [], 'no access token and no SAD was issued');
 
-  // Nothing was written under either outbox but sakura's audit trail of refusals (its log and head
-  // files; the job naming fuji's definition leaves no entry in either tenant's log: neither owns it).
+  // Nothing was written under either outbox but the audit trails' refusals: the job naming fuji's
+  // definition is recorded in both tenants' logs (fuji's credential was targeted, sakura was named).
   const written = (await filesUnder(outbox)).filter((f) => !outboxBefore.includes(f));
-  const sakuraAudit = path.relative(outbox, auditDir(outbox, 'sakura'));
+  const auditFolders = ['sakura', 'fuji'].map((t) => path.relative(outbox, auditDir(outbox, t)) + path.sep);
   assert.ok(
-    written.length > 0 && written.every((f) => f.startsWith(`${sakuraAudit}${path.sep}`)),
+    written.length > 0 && written.every((f) => auditFolders.some((a) => f.startsWith(a))),
     JSON.stringify(written),
   );
-  assert.deepEqual(await listAuditFiles(auditDir(outbox, 'fuji')).catch(() => []), []);
-  const entries = (
-    await Promise.all((await listAuditFiles(auditDir(outbox, 'sakura'))).map((f) => fs.readFile(f, 'utf8')))
-  )
-    .join('')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const entriesOf = async (tenant: string) =>
+    (await Promise.all((await listAuditFiles(auditDir(outbox, tenant))).map((f) => fs.readFile(f, 'utf8'))))
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const sakuraEntries = await entriesOf('sakura');
+  assert.ok(sakuraEntries.every((e) => e.type === 'refusal'));
+  assert.deepEqual(sakuraEntries.map((e) => String(e.invoice)).sort(), [
+    '../fuji/x',
+    'SKR-000001',
+    'SKR-000002',
+    'SKR-000003',
+  ]);
+  const fujiEntries = await entriesOf('fuji');
   assert.deepEqual(
-    entries.map((e) => e.type),
-    ['refusal', 'refusal', 'refusal'],
+    fujiEntries.map((e) => [e.type, e.invoice, e.credentialId]),
+    [['refusal', 'SKR-000001', 'fuji-eseal-ec']],
   );
-  assert.deepEqual(entries.map((e) => String(e.invoice)).sort(), ['../fuji/x', 'SKR-000002', 'SKR-000003']);
-  for (const e of entries) assert.equal(e.credentialId, 'sakura-eseal-rsa');
+  assert.match(
+    String(fujiEntries[0]!.reason),
+    /job names tenant sakura but job definition fuji-nightly belongs to fuji/,
+  );
 
   // The run record counts the four as failed, with their reasons.
   const reasons = (await redis.lrange(`${runKey(prefix, 'forged-run')}:failures`, 0, -1)).map(

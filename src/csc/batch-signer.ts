@@ -196,14 +196,19 @@ export class BatchSigner {
       reservation = await this.sadManager.reserve(all.map((w) => w.hash));
       if (reservation.count < all.length) {
         // An approval covered part of the batch: sign that part; the rest waits for the next approval.
-        const waiting = new ApprovalNeededError(this.tenant, credentialId, 'spent');
-        for (const w of all.slice(reservation.count)) w.reject(waiting);
-        batch = all.slice(0, reservation.count);
+        const { covered, rest } = split(all, reservation);
+        const waiting = new ApprovalNeededError(
+          this.tenant,
+          credentialId,
+          reservation.scal === 2 ? 'unbound' : 'spent',
+        );
+        for (const w of rest) w.reject(waiting);
+        batch = covered;
       }
       const hashes = batch.map((w) => w.hash);
       this.checkBinding(reservation, hashes);
       const signatures =
-        reservation.scal === 1 && reservation.kind === 'credential-token'
+        reservation.kind === 'credential-token'
           ? await this.client.signHash({
               credential: this.credential,
               hashes,
@@ -223,10 +228,12 @@ export class BatchSigner {
         return;
       }
       const cause = err instanceof CscError ? err : undefined;
-      if (this.sadManager.approvalBased && reservation?.scal === 1 && cause && isApprovalRefusal(cause)) {
+      if (this.sadManager.approvalBased && reservation && cause && isApprovalRefusal(cause)) {
         // The provider says the approval is spent or expired (its count may differ from ours, e.g.
         // after a lost answer): retire it everywhere; these invoices wait for a new approval.
-        await this.sadManager.retireApproval(reservation.sad).catch(() => undefined);
+        const value =
+          reservation.scal === 1 ? reservation.sad : reservation.sadFor(reservation.boundTo, credentialId);
+        await this.sadManager.retireApproval(value).catch(() => undefined);
         this.logger.warn(
           { credentialId, size: batch.length, status: cause.status, error: cause.error },
           'CSC refused the approval; invoices wait for a new one',
@@ -261,6 +268,28 @@ export class BatchSigner {
       for (const w of batch) w.reject(failure);
     }
   }
+}
+
+/** The waiting callers a reservation covers (a SCAL1 prefix, or the SCAL2 bound hashes), and the rest. */
+function split(all: Waiting[], reservation: SadReservation): { covered: Waiting[]; rest: Waiting[] } {
+  if (reservation.scal === 1) {
+    return { covered: all.slice(0, reservation.count), rest: all.slice(reservation.count) };
+  }
+  const bound = new Map<string, number>();
+  for (const h of reservation.boundTo) bound.set(h.toString('hex'), (bound.get(h.toString('hex')) ?? 0) + 1);
+  const covered: Waiting[] = [];
+  const rest: Waiting[] = [];
+  for (const w of all) {
+    const key = w.hash.toString('hex');
+    const left = bound.get(key) ?? 0;
+    if (left > 0) {
+      bound.set(key, left - 1);
+      covered.push(w);
+    } else {
+      rest.push(w);
+    }
+  }
+  return { covered, rest };
 }
 
 /** A refusal that means the approval's SAD or credential token is no longer good (CSC/OAuth2 codes). */

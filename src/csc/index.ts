@@ -23,7 +23,7 @@ export { BatchSigner, type BatchSignerOptions } from './batch-signer';
 export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './ecdsa-signature';
 export { totpCode, totpTimeStep, type TotpAlgorithm, type TotpOptions } from './totp';
 export type { Logger } from '../common/logger';
-export { ApprovalNeededError } from './approval-needed';
+export { ApprovalNeededError, AwaitingBoundApproval } from './approval-needed';
 export {
   ParkedApprovals,
   secretFingerprint,
@@ -31,6 +31,7 @@ export {
   type ApprovalStatus,
   type Drawn,
   type ParkApproval,
+  type PendingHash,
 } from './parked-approvals';
 export {
   buildAuthorizationUrl,

@@ -21,6 +21,15 @@ export interface ParkApproval {
   /** how it was approved: `oauth2code` or `prompt` */
   via: string;
   approvedBy?: string;
+  /** SCAL2: the document hashes the approval is bound to (numSignatures must equal their count) */
+  hashes?: readonly Buffer[];
+}
+
+/** A SCAL2 document waiting for an approval that binds its hash. */
+export interface PendingHash {
+  hash: Buffer;
+  jobId: string;
+  invoice: string;
 }
 
 export interface ApprovalStatus {
@@ -46,6 +55,8 @@ export interface Drawn {
   fingerprint: string;
   /** signatures left on the approval after this draw */
   remaining: number;
+  /** SCAL2: the hashes this draw may sign (a subset of those asked for) */
+  hashes?: Buffer[];
 }
 
 export { secretFingerprint };
@@ -64,6 +75,28 @@ redis.call('HINCRBY', KEYS[1], 'drawn', take)
 return {'ok', take, v[3], v[4], v[2], v[5], remaining - take}
 `;
 
+// KEYS[1] the approval, KEYS[2] its bound hashes; ARGV: now (ms), margin (ms), hex hashes...
+// Each bound hash is taken once (SREM), so no hash is signed twice under one approval.
+const DRAW_BOUND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'none'} end
+local v = redis.call('HMGET', KEYS[1], 'remaining', 'expiresAt', 'box', 'kind', 'fingerprint')
+local remaining = tonumber(v[1])
+if tonumber(v[2]) - tonumber(ARGV[2]) <= tonumber(ARGV[1]) then return {'expired'} end
+if remaining <= 0 then return {'spent'} end
+local granted = {}
+for i = 3, #ARGV do
+  if #granted < remaining and redis.call('SREM', KEYS[2], ARGV[i]) == 1 then
+    granted[#granted + 1] = ARGV[i]
+  end
+end
+if #granted == 0 then return {'unbound'} end
+redis.call('HINCRBY', KEYS[1], 'remaining', -#granted)
+redis.call('HINCRBY', KEYS[1], 'drawn', #granted)
+local out = {'ok', v[3], v[4], v[2], v[5], remaining - #granted}
+for _, h in ipairs(granted) do out[#out + 1] = h end
+return out
+`;
+
 /** Records outlive their approval by a day, so a morning report can still say what was left unused. */
 const KEEP_AFTER_EXPIRY_MS = 24 * 3600_000;
 
@@ -75,6 +108,14 @@ export class ParkedApprovals {
 
   private key(tenant: string, credentialId: string): string {
     return `${this.prefix}:approval:${tenant}:${credentialId}`;
+  }
+
+  private boundKey(tenant: string, credentialId: string): string {
+    return `${this.prefix}:approval-hashes:${tenant}:${credentialId}`;
+  }
+
+  private pendingKey(tenant: string, credentialId: string): string {
+    return `${this.prefix}:approval-pending:${tenant}:${credentialId}`;
   }
 
   private static aad(tenant: string, credentialId: string): string {
@@ -100,13 +141,23 @@ export class ParkedApprovals {
       fingerprint: secretFingerprint(a.value),
       box: JSON.stringify(box),
       ...(a.approvedBy ? { approvedBy: a.approvedBy } : {}),
+      ...(a.hashes ? { bound: String(a.hashes.length) } : {}),
     };
-    await this.redis
+    if (a.hashes && a.hashes.length !== a.numSignatures) {
+      throw new RangeError(
+        `numSignatures ${a.numSignatures} differs from the ${a.hashes.length} bound hashes`,
+      );
+    }
+    const bound = this.boundKey(a.tenant, a.credentialId);
+    const multi = this.redis
       .multi()
-      .del(key)
+      .del(key, bound)
       .hset(key, fields)
-      .pexpireat(key, a.expiresAt + KEEP_AFTER_EXPIRY_MS)
-      .exec();
+      .pexpireat(key, a.expiresAt + KEEP_AFTER_EXPIRY_MS);
+    if (a.hashes && a.hashes.length > 0) {
+      multi.sadd(bound, ...a.hashes.map((h) => h.toString('hex'))).pexpireat(bound, a.expiresAt);
+    }
+    await multi.exec();
     const stillUsable = earlier && earlier.expiresAt > Date.now();
     return { replacedUnused: stillUsable ? earlier.remaining : 0 };
   }
@@ -146,6 +197,70 @@ export class ParkedApprovals {
       fingerprint: fingerprint!,
       remaining: Number(remaining),
     };
+  }
+
+  /**
+   * SCAL2: takes the signatures of those of `hashes` the approval is bound to (each at most once);
+   * throws ApprovalNeededError when it binds none of them, or is spent or expired.
+   */
+  async drawBound(
+    tenant: string,
+    credentialId: string,
+    hashes: readonly Buffer[],
+    kek: Buffer,
+    marginMs = 0,
+  ): Promise<Drawn> {
+    const reply = (await this.redis.eval(
+      DRAW_BOUND,
+      2,
+      this.key(tenant, credentialId),
+      this.boundKey(tenant, credentialId),
+      String(Date.now()),
+      String(marginMs),
+      ...hashes.map((h) => h.toString('hex')),
+    )) as string[];
+    const [status, box, kind, expiresAt, fingerprint, remaining, ...granted] = reply;
+    if (status !== 'ok') throw new ApprovalNeededError(tenant, credentialId, status as 'none');
+    const value = openBox(
+      kek,
+      JSON.parse(box!) as SealedBox,
+      ParkedApprovals.aad(tenant, credentialId),
+      `the parked approval of tenant ${tenant}, credential ${credentialId}`,
+    ).toString('utf8');
+    return {
+      kind: kind as ApprovalKind,
+      value,
+      count: granted.length,
+      expiresAt: Number(expiresAt),
+      fingerprint: fingerprint!,
+      remaining: Number(remaining),
+      hashes: granted.map((h) => Buffer.from(h, 'hex')),
+    };
+  }
+
+  /** SCAL2: remember a document that waits for an approval binding its hash (for `sealer approve`). */
+  async addPending(tenant: string, credentialId: string, p: PendingHash): Promise<void> {
+    await this.redis.hset(
+      this.pendingKey(tenant, credentialId),
+      p.hash.toString('hex'),
+      JSON.stringify({ jobId: p.jobId, invoice: p.invoice }),
+    );
+  }
+
+  /** The document is sealed, failed, or waits with another hash: forget this one. */
+  async removePending(tenant: string, credentialId: string, hash: Buffer): Promise<void> {
+    await this.redis.hdel(this.pendingKey(tenant, credentialId), hash.toString('hex'));
+  }
+
+  /** SCAL2 documents waiting for an approval, in a stable order (by hash). */
+  async pending(tenant: string, credentialId: string): Promise<PendingHash[]> {
+    const raw = await this.redis.hgetall(this.pendingKey(tenant, credentialId));
+    return Object.keys(raw)
+      .sort()
+      .map((hex) => {
+        const { jobId, invoice } = JSON.parse(raw[hex]!) as { jobId: string; invoice: string };
+        return { hash: Buffer.from(hex, 'hex'), jobId, invoice };
+      });
   }
 
   /**

@@ -40,6 +40,8 @@ export interface KeyFactors {
 export interface ApprovalSource {
   /** Up to `wanted` signatures; throws ApprovalNeededError when none can be had now. */
   draw(wanted: number, marginMs: number): Promise<Drawn>;
+  /** SCAL2: the signatures of those `hashes` the approval binds; ApprovalNeededError when none. */
+  drawBound(hashes: readonly Buffer[], marginMs: number): Promise<Drawn>;
   /** The provider refused the approval with this fingerprint: hand it out no more. */
   retire(fingerprint: string): Promise<void>;
 }
@@ -118,13 +120,6 @@ export class SadManager {
     this.clock = o.clock ?? REAL_CLOCK;
     this.approvals = o.approvals;
     this.onAuthorised = o.onAuthorised;
-    if (o.approvals && o.credential.scal === 2) {
-      throw new CscError({
-        endpoint: AUTHORIZE,
-        retryable: false,
-        detail: `credential ${o.credential.credentialId}: SCAL2 under an approval needs the run's hashes approved beforehand, which is not supported yet`,
-      });
-    }
     const max = o.maxSignaturesPerAuthorisation ?? o.credential.multisign;
     if (!Number.isInteger(max) || max < 1) {
       throw new CscError({
@@ -170,6 +165,11 @@ export class SadManager {
       });
     }
     if (this.approvals) {
+      if (this.credential.scal === 2) {
+        // Only hashes the approver approved; the others wait (ApprovalNeededError from the source).
+        const drawn = await this.approvals.drawBound(hashes, this.marginMs);
+        return new Scal2Reservation(drawn.value, drawn.expiresAt, drawn.hashes ?? [], drawn.kind);
+      }
       // The draw takes 1..n signatures, or throws ApprovalNeededError.
       const drawn = await this.approvals.draw(n, this.marginMs);
       return new Scal1Reservation(drawn.value, drawn.expiresAt, drawn.count, drawn.kind);

@@ -45,6 +45,8 @@ export class Scal2Reservation {
     sad: string,
     readonly expiresAt: number,
     boundTo: readonly Buffer[],
+    /** `credential-token`: a credential-scope OAuth2 token standing in for the SAD (sent as the Bearer). */
+    readonly kind: 'sad' | 'credential-token' = 'sad',
   ) {
     this.#sad = sad;
     this.boundTo = Object.freeze(boundTo.map((h) => Buffer.from(h)));
@@ -73,7 +75,7 @@ export class Scal2Reservation {
   }
 
   toJSON(): Record<string, unknown> {
-    return { scal: 2, expiresAt: this.expiresAt, count: this.count };
+    return { scal: 2, kind: this.kind, expiresAt: this.expiresAt, count: this.count };
   }
 }
 

@@ -3,7 +3,10 @@
 // back to `sealer approve`'s loopback listener. Only for the built-in sandbox, whose page it knows.
 import { totpCode } from '../csc';
 
-export async function playApprover(url: string, factors: { pin: string; totpSecret: string }): Promise<void> {
+export async function playApprover(
+  url: string,
+  factors: { pin: string; totpSecret: string; totpPeriodSec?: number },
+): Promise<void> {
   const page = await fetch(url);
   const html = await page.text();
   if (!page.ok) throw new Error(`approval page answered HTTP ${page.status}`);
@@ -13,7 +16,7 @@ export async function playApprover(url: string, factors: { pin: string; totpSecr
   const form = new URLSearchParams({
     transaction: transaction.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c))),
     PIN: factors.pin,
-    OTP: totpCode(factors.totpSecret),
+    OTP: totpCode(factors.totpSecret, { period: factors.totpPeriodSec }),
     decision: 'approve',
   });
   const answer = await fetch(new URL(action, url), {

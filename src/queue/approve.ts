@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import {
   buildAuthorizationUrl,
   CscClient,
+  hashListDigest,
   exchangeCode,
   ParkedApprovals,
   secretFingerprint,
@@ -27,6 +28,8 @@ export interface ApproveOptions {
   defaultProviderUrl?: string;
   /** who approves, for the audit trail (e.g. the approver's name or e-mail) */
   approvedBy?: string;
+  /** SCAL2: told how many waiting documents the approval binds, their digest, and how many wait */
+  onDocuments?: (count: number, digest: string, waiting: number) => void;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -39,6 +42,30 @@ export interface ApprovalResult {
   fingerprint: string;
   /** signatures the approval it replaced had left unused */
   replacedUnused: number;
+  /** SCAL2: SHA-256 over the approved document hashes, in order (what the approver was shown) */
+  documentsDigest?: string;
+}
+
+/** Hashes per approval on the provider's page: each is ~60 characters of the URL. */
+const MAX_HASHES_IN_URL = 150;
+
+/**
+ * SCAL2: the approval binds the hashes of the documents waiting for it (prepared by the night's
+ * workers, which then wait): up to --count of them, in a stable order. The caller is told the count and
+ * the digest of the list before anything is signed, as the approver sees them on the provider's page.
+ */
+async function waitingHashes(o: ApproveOptions): Promise<Buffer[]> {
+  const { tenant } = o.job;
+  const { credentialId } = o.job.signing;
+  const pending = await new ParkedApprovals(o.redis, o.prefix).pending(tenant, credentialId);
+  if (pending.length === 0) {
+    throw new JobConfigError(
+      `credential ${credentialId} is SCAL2: an approval binds the documents' hashes, and none waits yet; run the night first (its invoices wait for approval), then approve`,
+    );
+  }
+  const hashes = pending.slice(0, o.count).map((p) => p.hash);
+  o.onDocuments?.(hashes.length, hashListDigest(hashes), pending.length);
+  return hashes;
 }
 
 /** The one job definition that names how `tenant`'s approvals are given (or a clear error). */
@@ -101,17 +128,14 @@ export async function approveAtPrompt(
   const credentialId = o.job.signing.credentialId;
   const facts = await client.credentialInfo(credentialId);
   checkCount(o, facts.multisign);
-  if (facts.scal === 2) {
-    throw new JobConfigError(
-      `credential ${credentialId} is SCAL2: its SAD binds hashes known only at sealing time; approving a quota for it is not supported yet`,
-    );
-  }
+  const hashes = facts.scal === 2 ? await waitingHashes(o) : undefined;
+  const numSignatures = hashes?.length ?? o.count;
   let pin = facts.factors.includes('PIN') ? await o.ask('PIN') : undefined;
   let otp = facts.factors.includes('OTP') ? await o.ask('OTP') : undefined;
-  const got = await client.authorize({ credentialId, numSignatures: o.count, pin, otp }).finally(() => {
+  const got = await client.authorize({ credentialId, numSignatures, pin, otp, hashes }).finally(() => {
     pin = otp = undefined;
   });
-  return park(o, 'sad', got.sad, got.expiresAt, 'prompt');
+  return park(o, 'sad', got.sad, got.expiresAt, 'prompt', numSignatures, hashes);
 }
 
 /**
@@ -131,9 +155,11 @@ export async function approveOnProviderPage(
   }
   const facts = await client.credentialInfo(credentialId);
   checkCount(o, facts.multisign);
-  if (facts.scal === 2) {
+  const hashes = facts.scal === 2 ? await waitingHashes(o) : undefined;
+  // Every hash travels in the page's URL (as base64 in authorization_details): keep it a sane size.
+  if (hashes && hashes.length > MAX_HASHES_IN_URL) {
     throw new JobConfigError(
-      `credential ${credentialId} is SCAL2: approving a quota without the run's hashes is not supported yet`,
+      `${hashes.length} documents would be approved at once; the provider page takes at most ${MAX_HASHES_IN_URL} per approval: run with --count ${MAX_HASHES_IN_URL} several times, or --prompt`,
     );
   }
   const ref = o.job.signing.clientSecret;
@@ -150,7 +176,8 @@ export async function approveOnProviderPage(
         clientId: o.job.signing.clientId,
         redirectUri: redirect.redirectUri,
         credentialId,
-        numSignatures: o.count,
+        numSignatures: hashes?.length ?? o.count,
+        hashes,
         state: redirect.state,
       }),
     );
@@ -162,10 +189,18 @@ export async function approveOnProviderPage(
       code,
       redirectUri: redirect.redirectUri,
       caPem: await providerCaOf(o.job),
-      numSignatures: o.count,
+      numSignatures: hashes?.length ?? o.count,
       credentialId,
     });
-    return park(o, 'credential-token', token.token, token.expiresAt, 'oauth2code', token.numSignatures);
+    return park(
+      o,
+      'credential-token',
+      token.token,
+      token.expiresAt,
+      'oauth2code',
+      token.numSignatures,
+      hashes,
+    );
   } finally {
     await redirect.close();
   }
@@ -178,6 +213,7 @@ async function park(
   expiresAt: number,
   via: 'oauth2code' | 'prompt',
   granted = o.count,
+  hashes?: Buffer[],
 ): Promise<ApprovalResult> {
   const custody = o.job.signing.custody;
   if (custody.mode !== 'approval')
@@ -187,7 +223,17 @@ async function park(
   const { credentialId } = o.job.signing;
   const parked = new ParkedApprovals(o.redis, o.prefix);
   const { replacedUnused } = await parked.park(
-    { tenant, credentialId, kind, value, numSignatures: granted, expiresAt, via, approvedBy: o.approvedBy },
+    {
+      tenant,
+      credentialId,
+      kind,
+      value,
+      numSignatures: granted,
+      expiresAt,
+      via,
+      approvedBy: o.approvedBy,
+      hashes,
+    },
     kek,
   );
   const fingerprint = secretFingerprint(value);
@@ -199,7 +245,7 @@ async function park(
     numSignatures: granted,
     expiresAt: new Date(expiresAt).toISOString(),
     sadFingerprint: fingerprint,
-    scal: 'SCAL1',
+    scal: hashes ? 'SCAL2' : 'SCAL1',
   });
   o.logger.info(
     {
@@ -212,5 +258,14 @@ async function park(
     },
     'approval parked',
   );
-  return { tenant, credentialId, via, numSignatures: granted, expiresAt, fingerprint, replacedUnused };
+  return {
+    tenant,
+    credentialId,
+    via,
+    numSignatures: granted,
+    expiresAt,
+    fingerprint,
+    replacedUnused,
+    ...(hashes ? { documentsDigest: hashListDigest(hashes) } : {}),
+  };
 }

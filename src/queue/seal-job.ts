@@ -16,6 +16,11 @@ export interface SealJobData {
   sourceLength: number;
   exportFile: string;
   line: number;
+  /** SCAL2 under an approval: the signing time of the prepared document whose hash waits for an
+   * approval, so that preparing it again gives the same hash (ISO) */
+  signingTime?: string;
+  /** ...and that hash (hex), to forget once the invoice is sealed or failed */
+  pendingHash?: string;
 }
 
 export interface SealJobResult {

@@ -7,7 +7,7 @@ import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type 
 import type { Redis } from 'ioredis';
 import { embedCms } from '../pdf';
 import { verifyCms, verifySealedPdf } from '../pades';
-import { ApprovalNeededError, CscError, ParkedApprovals } from '../csc';
+import { ApprovalNeededError, AwaitingBoundApproval, CscError, ParkedApprovals } from '../csc';
 import { JobConfigError } from '../jobs';
 import {
   AuditLog,
@@ -81,17 +81,19 @@ export class SealWorker {
   readonly worker: Worker<SealJobData, SealJobResult>;
   readonly contexts: SigningContexts;
   private readonly pool: PreparePool;
+  private readonly approvals: ParkedApprovals;
   private readonly jobsByName: Map<string, JobDefinition>;
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
     this.pool = new PreparePool({ threads: options.threads });
+    this.approvals = new ParkedApprovals(options.redis, options.prefix);
     this.contexts = new SigningContexts({
       logger: options.logger,
       defaultProviderUrl: options.defaultProviderUrl,
       batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
       batchMaxDelayMs: options.batchMaxDelayMs,
-      approvals: new ParkedApprovals(options.redis, options.prefix),
+      approvals: this.approvals,
       env: options.env,
     });
     this.worker = new Worker<SealJobData, SealJobResult>(
@@ -132,6 +134,13 @@ export class SealWorker {
           });
         }
         void markAwaiting(this.options.redis, this.options.prefix, job.data.runId, job.id ?? '', false);
+        if (job.data.pendingHash && def) {
+          void this.approvals.removePending(
+            job.data.tenant,
+            def.signing.credentialId,
+            Buffer.from(job.data.pendingHash, 'hex'),
+          );
+        }
         void this.options.redis
           .rpush(
             `${runKey(this.options.prefix, job.data.runId)}:failures`,
@@ -207,6 +216,19 @@ export class SealWorker {
       if (!(err instanceof ApprovalNeededError)) throw err;
       // Not a failure: the invoice waits (delayed, no attempt spent) until the tenant approves more.
       const { redis, prefix, logger } = this.options;
+      if (err instanceof AwaitingBoundApproval) {
+        // SCAL2: the approver must see this hash; keep what makes the next preparation identical.
+        await job.updateData({
+          ...job.data,
+          signingTime: err.signingTime,
+          pendingHash: err.hash.toString('hex'),
+        });
+        await this.approvals.addPending(err.tenant, err.credentialId, {
+          hash: err.hash,
+          jobId: job.id ?? '',
+          invoice: job.data.invoiceNumber,
+        });
+      }
       const first = await markAwaiting(redis, prefix, job.data.runId, job.id ?? '', true);
       if (first) {
         logger.info(
@@ -293,7 +315,8 @@ export class SealWorker {
     ctx: SigningContext,
     target: string,
   ): Promise<SealJobResult> {
-    const signingTime = new Date();
+    // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
+    const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
     let prepared;
     try {
       prepared = await this.pool.run({
@@ -315,10 +338,19 @@ export class SealWorker {
       );
     }
     let signature: Buffer;
+    const hashToSign = Buffer.from(prepared.hashToSign);
+    if (data.pendingHash && data.pendingHash !== hashToSign.toString('hex')) {
+      throw new UnrecoverableError(
+        `invoice ${data.invoiceNumber}: prepared again, the document no longer has the hash its approval waited for`,
+      );
+    }
     try {
-      signature = await ctx.signer.sign(Buffer.from(prepared.hashToSign));
+      signature = await ctx.signer.sign(hashToSign);
     } catch (err) {
-      if (err instanceof ApprovalNeededError) throw err;
+      if (err instanceof ApprovalNeededError) {
+        const bound = ctx.facts.scal === 2 && ctx.sadManager.approvalBased;
+        throw bound ? new AwaitingBoundApproval(err, hashToSign, signingTime.toISOString()) : err;
+      }
       throw fateOf(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
     const cms = ctx.template.assemble(Buffer.from(prepared.signedAttributes), signature);
@@ -354,6 +386,7 @@ export class SealWorker {
       runId: data.runId,
     });
     await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
+    if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
     await this.audit(def, {
       type: 'seal',
       invoice: data.invoiceNumber,

@@ -218,6 +218,17 @@ export class SigningContexts {
         });
         return drawn;
       },
+      drawBound: async (hashes, marginMs) => {
+        const drawn = await parked.drawBound(tenant, credentialId, hashes, kek, marginMs);
+        record({
+          type: 'approval-drawn',
+          credentialId,
+          sadFingerprint: drawn.fingerprint,
+          count: drawn.count,
+          remaining: drawn.remaining,
+        });
+        return drawn;
+      },
       retire: async (fingerprint) => {
         await parked.retire(tenant, credentialId, fingerprint);
       },

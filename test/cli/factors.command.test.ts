@@ -1,5 +1,6 @@
 // `sealer factors` as an operator runs it: factors go in through stdin (never argv), come back out of the
 // vault only in memory, and never show in any output; rotate-key and list work from the job definitions.
+// Storing and re-keying are recorded in the tenant's audit trail by key fingerprint, never by key or factor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -7,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { FactorVault, kekIdOf } from '../../src/jobs';
+import { auditDir, listAuditFiles } from '../../src/outbox';
 import { tempDir } from '../helpers/temp-dir';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -71,6 +73,24 @@ function job(name: string, tenant: string, credentialId: string, custody: unknow
   };
 }
 
+/** The raw text of tenant bco's audit trail in `<dir>/outbox`, and its entries. */
+async function bcoAudit(dir: string): Promise<{ text: string; entries: Record<string, unknown>[] }> {
+  const files = await listAuditFiles(auditDir(path.join(dir, 'outbox'), 'bco'));
+  const text = (await Promise.all(files.map((f) => fs.readFile(f, 'utf8')))).join('');
+  const entries = text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { text, entries };
+}
+
+/** `sealer audit verify --tenant bco` exits 0 and finds `entries` entries. */
+async function assertAuditIntact(jobs: string, entries: number): Promise<void> {
+  const run = await sealer(['audit', 'verify', '--tenant', 'bco', '--jobs', jobs], {});
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, new RegExp(`audit bco: 1 file\\(s\\), ${entries} entries, chain intact`));
+}
+
 /** A jobs folder with tenant bco (provider-held, vault ../vault) and tenant aco (secret references). */
 async function setup(extra: ReturnType<typeof job>[] = []) {
   const dir = await tempDir();
@@ -87,7 +107,7 @@ async function setup(extra: ReturnType<typeof job>[] = []) {
 }
 
 test('factors set reads PIN and TOTP secret from stdin and stores them for the worker to read back', async () => {
-  const { jobs, vaultDir, kek, env } = await setup();
+  const { dir, jobs, vaultDir, kek, env } = await setup();
   const run = await sealer(
     ['factors', 'set', '--tenant', 'bco', '--jobs', jobs],
     env,
@@ -95,11 +115,25 @@ test('factors set reads PIN and TOTP secret from stdin and stores them for the w
   );
   assert.equal(run.code, 0, run.stderr);
   const file = path.join(vaultDir, 'bco', 'bco-eseal.factors.json');
-  assert.equal(
-    run.stdout.trim(),
+  const trail = auditDir(path.join(dir, 'outbox'), 'bco');
+  assert.deepEqual(run.stdout.trim().split('\n'), [
     `factors of tenant bco, credential bco-eseal stored in ${file} under key ${kekIdOf(kek)}`,
-  );
+    `audit entry factors-stored appended to ${trail} (seq 1)`,
+  ]);
   assertNoSecret(run);
+
+  // The audit trail records the storing by credential and key fingerprint, and holds no secret.
+  await assertAuditIntact(jobs, 1);
+  const audit = await bcoAudit(dir);
+  assert.equal(audit.entries.length, 1);
+  const [stored] = audit.entries;
+  assert.equal(stored?.type, 'factors-stored');
+  assert.equal(stored?.tenant, 'bco');
+  assert.equal(stored?.credentialId, 'bco-eseal');
+  assert.equal(stored?.kekFingerprint, kekIdOf(kek));
+  for (const secret of [PIN, TOTP_SECRET, kek.toString('hex'), kek.toString('base64')]) {
+    assert.ok(!audit.text.includes(secret), 'the audit trail holds a secret');
+  }
 
   const back = await new FactorVault(vaultDir, kek).read('bco', 'bco-eseal');
   assert.equal(back.pin, PIN);
@@ -113,6 +147,11 @@ test('factors set reads PIN and TOTP secret from stdin and stores them for the w
   const pinOnly = await sealer(['factors', 'set', '--tenant', 'bco', '--jobs', jobs], env, `${PIN}\n\n`);
   assert.equal(pinOnly.code, 0, pinOnly.stderr);
   assert.equal((await new FactorVault(vaultDir, kek).read('bco', 'bco-eseal')).totpSecret, undefined);
+  await assertAuditIntact(jobs, 2);
+  assert.deepEqual(
+    (await bcoAudit(dir)).entries.map((e) => e.type),
+    ['factors-stored', 'factors-stored'],
+  );
 });
 
 test('factors set takes no factor from argv, and refuses short input, wrong tenants and ambiguity', async () => {
@@ -165,6 +204,7 @@ test('factors set takes no factor from argv, and refuses short input, wrong tena
   assert.match(noKek.stderr, /key-encryption key env:SEALER_KEK: .*32 bytes/);
   assert.ok(!noKek.stderr.includes('short'));
   await assert.rejects(() => fs.access(path.join(vaultDir, 'bco')), 'nothing was stored');
+  await assert.rejects(() => fs.access(path.join(path.dirname(vaultDir), 'outbox')), 'nothing was audited');
 
   const ok = await set(['--tenant', 'bco', '--credential', 'bco-eseal-2']);
   assert.equal(ok.code, 0, ok.stderr);
@@ -185,9 +225,10 @@ test('factors list shows tenant, credential, key and date but no secret', async 
 });
 
 test('factors rotate-key re-encrypts from the configured key and reminds to switch it; --vault works without jobs', async () => {
-  const { jobs, vaultDir, kek, env } = await setup();
+  const { dir, jobs, vaultDir, kek, env } = await setup();
   await sealer(['factors', 'set', '--tenant', 'bco', '--jobs', jobs], env, `${PIN}\n${TOTP_SECRET}\n`);
   const next = crypto.randomBytes(32);
+  const secrets = [PIN, TOTP_SECRET, kek.toString('hex'), kek.toString('base64'), next.toString('hex')];
   const run = await sealer(
     ['factors', 'rotate-key', '--tenant', 'bco', '--new-kek', 'env:NEXT_KEK', '--jobs', jobs],
     {
@@ -199,14 +240,42 @@ test('factors rotate-key re-encrypts from the configured key and reminds to swit
   assert.match(run.stdout, new RegExp(`re-encrypted 1 factor file\\(s\\) of tenant bco in ${vaultDir}`));
   assert.match(run.stdout, /set signing\.custody\.kek in .*bco-nightly\.json to env:NEXT_KEK/);
   assertNoSecret(run, [PIN, TOTP_SECRET, kek.toString('hex'), next.toString('base64')]);
+  const trail = auditDir(path.join(dir, 'outbox'), 'bco');
+  assert.match(run.stdout, new RegExp(`audit entry key-rotated appended to ${trail} \\(seq 2\\)`));
+
+  // One key-rotated entry, after the factors-stored one, naming both keys by fingerprint.
+  await assertAuditIntact(jobs, 2);
+  let audit = await bcoAudit(dir);
+  assert.deepEqual(
+    audit.entries.map((e) => e.type),
+    ['factors-stored', 'key-rotated'],
+  );
+  const rotated = audit.entries[1]!;
+  assert.equal(rotated.tenant, 'bco');
+  assert.equal(rotated.fromKekFingerprint, kekIdOf(kek));
+  assert.equal(rotated.toKekFingerprint, kekIdOf(next));
+  assert.deepEqual(rotated.credentialIds, ['bco-eseal']);
+  for (const secret of [...secrets, next.toString('base64')]) {
+    assert.ok(!audit.text.includes(secret), 'the audit trail holds a secret');
+  }
+
+  // Nothing left under the old key: nothing re-encrypted, nothing audited.
+  const again = await sealer(
+    ['factors', 'rotate-key', '--tenant', 'bco', '--new-kek', 'env:NEXT_KEK', '--jobs', jobs],
+    { ...env, NEXT_KEK: next.toString('base64') },
+  );
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /re-encrypted 0 factor file\(s\) .*\(1 already under it\)/);
+  assert.doesNotMatch(again.stdout, /audit entry/);
+  assert.equal((await bcoAudit(dir)).entries.length, 2);
 
   assert.equal((await new FactorVault(vaultDir, next).read('bco', 'bco-eseal')).pin, PIN);
   await assert.rejects(() => new FactorVault(vaultDir, kek).read('bco', 'bco-eseal'), /encrypted under key/);
   const listed = await sealer(['factors', 'list', '--jobs', jobs], env);
   assert.match(listed.stdout, /NOT under the configured key/);
 
-  // Back again with an explicit folder and keys from files, relative to where the command runs.
-  const dir = path.dirname(vaultDir);
+  // Back again with an explicit folder and keys from files, relative to where the command runs; the
+  // job definitions there (the default --jobs) name the vault, so the tenant's trail records it.
   await fs.writeFile(path.join(dir, 'next.kek'), next.toString('hex'));
   await fs.writeFile(path.join(dir, 'first.kek'), kek.toString('base64'));
   const back = await sealer(
@@ -230,4 +299,51 @@ test('factors rotate-key re-encrypts from the configured key and reminds to swit
     new RegExp(`re-encrypted 1 factor file\\(s\\) in ${vaultDir} .*to key ${kekIdOf(kek)}`),
   );
   assert.equal((await new FactorVault(vaultDir, kek).read('bco', 'bco-eseal')).totpSecret, TOTP_SECRET);
+  assert.match(back.stdout, new RegExp(`audit entry key-rotated appended to ${trail} \\(seq 3\\)`));
+  await assertAuditIntact(jobs, 3);
+  audit = await bcoAudit(dir);
+  assert.deepEqual(
+    { ...audit.entries[2], seq: 0, time: '', prev: '', hash: '' },
+    {
+      seq: 0,
+      time: '',
+      tenant: 'bco',
+      type: 'key-rotated',
+      fromKekFingerprint: kekIdOf(next),
+      toKekFingerprint: kekIdOf(kek),
+      credentialIds: ['bco-eseal'],
+      prev: '',
+      hash: '',
+    },
+  );
+  for (const secret of secrets) assert.ok(!audit.text.includes(secret), 'the audit trail holds a secret');
+
+  // With --vault and no job definitions there is no outbox to record it in: the command says so.
+  for (const jobsArg of ['no-such-folder', 'empty-jobs']) {
+    await fs.mkdir(path.join(dir, 'empty-jobs'), { recursive: true });
+    const [from, to] = jobsArg === 'no-such-folder' ? ['first', 'next'] : ['next', 'first'];
+    const bare = await sealer(
+      [
+        'factors',
+        'rotate-key',
+        '--vault',
+        'vault',
+        '--old-kek',
+        `file:${from}.kek`,
+        '--new-kek',
+        `file:${to}.kek`,
+        '--jobs',
+        jobsArg,
+      ],
+      {},
+      '',
+      dir,
+    );
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.match(bare.stdout, /re-encrypted 1 factor file\(s\)/);
+    assert.match(bare.stdout, /no audit entry: no job definition names this vault for tenant bco/);
+    assert.doesNotMatch(bare.stdout, /appended/);
+    assert.equal((await bcoAudit(dir)).entries.length, 3);
+  }
+  await assertAuditIntact(jobs, 3);
 });

@@ -26,6 +26,10 @@ export async function approveCommand(
       logger: ctx.logger,
       defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
       approvedBy: opts.approver ?? os.userInfo().username,
+      onDocuments: (count: number, digest: string, waiting: number) =>
+        console.log(
+          `SCAL2: approving ${count} of the ${waiting} documents waiting, list digest ${digest} (the provider's page shows the same)`,
+        ),
     };
     const viaPrompt =
       opts.prompt ?? (job.signing.custody.mode === 'approval' && job.signing.custody.via === 'prompt');

@@ -1,6 +1,8 @@
 // `sealer factors set | rotate-key | list`: the provider-held custody model's factor vault. The PIN and
 // TOTP secret come from a hidden prompt or stdin, never from argv (which other users can read in `ps`),
-// and are never printed.
+// and are never printed. Storing and re-keying are recorded in the tenant's audit trail, by key
+// fingerprint (the vault's key ID), never by key or factor.
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   kekIdOf,
@@ -11,6 +13,7 @@ import {
   rotateKey,
   type JobDefinition,
 } from '../../jobs';
+import { AuditLog, type AuditEntryInput } from '../../outbox';
 import { promptHidden, secretReader } from '../secret-input';
 
 type ProviderHeldJob = JobDefinition & {
@@ -35,6 +38,41 @@ async function tenantJobs(jobsDir: string, tenant: string): Promise<ProviderHeld
     );
   }
   return held;
+}
+
+/**
+ * Appends `entry` to the tenant's audit trail in each of `outboxRoots` and says where it went. `done`
+ * names what already happened, for the error when the entry cannot be written.
+ */
+async function appendAudit(
+  tenant: string,
+  outboxRoots: string[],
+  entry: AuditEntryInput,
+  done: string,
+): Promise<void> {
+  for (const root of [...new Set(outboxRoots)].sort()) {
+    const log = AuditLog.forTenant(root, tenant);
+    try {
+      const record = await log.append(entry);
+      console.log(`audit entry ${entry.type} appended to ${log.dir} (seq ${record.seq})`);
+    } catch (err) {
+      throw new Error(
+        `${done}, but the ${entry.type} entry could not be appended to tenant ${tenant}'s audit trail in ${log.dir}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+}
+
+/** The job definitions in `dir`, or none when the folder does not exist. */
+async function jobsIfAny(dir: string): Promise<JobDefinition[]> {
+  try {
+    await fs.stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return loadJobs(dir);
 }
 
 export async function factorsSetCommand(opts: {
@@ -76,6 +114,12 @@ export async function factorsSetCommand(opts: {
   console.log(
     `factors of tenant ${opts.tenant}, credential ${credentialId} stored in ${stored.file} under key ${stored.kekId}`,
   );
+  await appendAudit(
+    opts.tenant,
+    jobs.map((j) => j.outboxRoot),
+    { type: 'factors-stored', credentialId, kekFingerprint: stored.kekId },
+    `the factors were stored in ${stored.file}`,
+  );
 }
 
 export async function factorsRotateKeyCommand(opts: {
@@ -88,16 +132,30 @@ export async function factorsRotateKeyCommand(opts: {
   const cwd = process.cwd();
   const newKek = await loadKek(opts.newKek, cwd);
   // Either from the tenant's jobs (the configured key is the old one) or all spelled out.
-  const targets: { vaultDir: string; oldKek: Buffer; oldRef: string; jobFiles: string[] }[] = [];
+  // `jobs`: the job definitions naming the vault, whose outboxes hold the audit trails of its tenants.
+  const targets: {
+    vaultDir: string;
+    oldKek: Buffer;
+    oldRef: string;
+    jobFiles: string[];
+    jobs: ProviderHeldJob[];
+  }[] = [];
+  const jobsDir = path.resolve(opts.jobs);
   if (opts.vault !== undefined || opts.oldKek !== undefined) {
     if (opts.vault === undefined || opts.oldKek === undefined) {
       throw new Error('--vault and --old-kek go together (or use --tenant with the job definitions)');
     }
+    const vaultDir = path.resolve(opts.vault);
+    // Read before anything is re-encrypted, so a broken job definition changes nothing.
+    const naming = (await jobsIfAny(jobsDir))
+      .filter(isProviderHeld)
+      .filter((j) => j.factorVaultDir === vaultDir);
     targets.push({
-      vaultDir: path.resolve(opts.vault),
+      vaultDir,
       oldKek: await loadKek(opts.oldKek, cwd),
       oldRef: opts.oldKek,
       jobFiles: [],
+      jobs: naming,
     });
   } else {
     if (opts.tenant === undefined) throw new Error('give --tenant, or --vault with --old-kek');
@@ -118,23 +176,80 @@ export async function factorsRotateKeyCommand(opts: {
         oldKek: await loadKek(first.signing.custody.kek, first.baseDir),
         oldRef: first.signing.custody.kek,
         jobFiles: jobs.map((j) => j.file),
+        jobs,
       });
     }
   }
   const newId = kekIdOf(newKek);
+  const scope = opts.tenant ? { tenant: opts.tenant } : {};
+  const fileKey = (f: { tenant: string; credentialId: string }) => `${f.tenant}\u0000${f.credentialId}`;
   for (const t of targets) {
-    const r = await rotateKey(t.vaultDir, t.oldKek, newKek, opts.tenant ? { tenant: opts.tenant } : {});
-    const whose = opts.tenant ? `of tenant ${opts.tenant} ` : '';
-    console.log(
-      `re-encrypted ${r.files} factor file(s) ${whose}in ${t.vaultDir} from key ${kekIdOf(t.oldKek)} to key ${newId}` +
-        (r.skipped ? ` (${r.skipped} already under it)` : ''),
+    const oldId = kekIdOf(t.oldKek);
+    // Which files this run re-encrypts: under the old key before, under the new one after. Worked out
+    // from the files themselves, so a rotation that stops halfway still records what it did.
+    const underOld = new Set(
+      (await listFactorFiles(t.vaultDir, scope.tenant))
+        .filter((f) => !f.problem && f.kekId === oldId)
+        .map(fileKey),
     );
-    // Until the configuration names the new key, the worker cannot decrypt these files (it says which
-    // key it was given and which one it needs).
-    const where = t.jobFiles.length ? ` in ${t.jobFiles.join(', ')}` : '';
-    console.log(
-      `now switch the configured key: set signing.custody.kek${where} to ${opts.newKek}, or put the new key where ${t.oldRef} points`,
-    );
+    let failure: unknown;
+    try {
+      const r = await rotateKey(t.vaultDir, t.oldKek, newKek, scope);
+      const whose = opts.tenant ? `of tenant ${opts.tenant} ` : '';
+      console.log(
+        `re-encrypted ${r.files} factor file(s) ${whose}in ${t.vaultDir} from key ${oldId} to key ${newId}` +
+          (r.skipped ? ` (${r.skipped} already under it)` : ''),
+      );
+      // Until the configuration names the new key, the worker cannot decrypt these files (it says which
+      // key it was given and which one it needs).
+      const where = t.jobFiles.length ? ` in ${t.jobFiles.join(', ')}` : '';
+      console.log(
+        `now switch the configured key: set signing.custody.kek${where} to ${opts.newKek}, or put the new key where ${t.oldRef} points`,
+      );
+    } catch (err) {
+      failure = err;
+    }
+    const moved = new Map<string, string[]>();
+    if (underOld.size > 0) {
+      for (const f of await listFactorFiles(t.vaultDir, scope.tenant)) {
+        if (f.problem || f.kekId !== newId || !underOld.has(fileKey(f))) continue;
+        moved.set(f.tenant, [...(moved.get(f.tenant) ?? []), f.credentialId]);
+      }
+    }
+    // One tenant's trail failing does not keep the others from theirs; the rotation's own error comes first.
+    const auditFailures: Error[] = [];
+    for (const [tenant, credentialIds] of moved) {
+      const roots = t.jobs.filter((j) => j.tenant === tenant).map((j) => j.outboxRoot);
+      if (roots.length === 0) {
+        console.log(
+          `no audit entry: no job definition names this vault for tenant ${tenant} (job definitions: ${jobsDir})`,
+        );
+        continue;
+      }
+      try {
+        await appendAudit(
+          tenant,
+          roots,
+          {
+            type: 'key-rotated',
+            fromKekFingerprint: oldId,
+            toKekFingerprint: newId,
+            credentialIds: [...new Set(credentialIds)].sort(),
+          },
+          `tenant ${tenant}'s factors in ${t.vaultDir} were re-encrypted to key ${newId}`,
+        );
+      } catch (err) {
+        auditFailures.push(err as Error);
+      }
+    }
+    if (failure !== undefined) {
+      for (const err of auditFailures) console.error(err.message);
+      throw failure;
+    }
+    if (auditFailures.length > 0) {
+      for (const err of auditFailures.slice(1)) console.error(err.message);
+      throw auditFailures[0];
+    }
   }
 }
 

@@ -228,7 +228,12 @@ export class BatchSigner {
         return;
       }
       const cause = err instanceof CscError ? err : undefined;
-      if (this.sadManager.approvalBased && reservation && cause && isApprovalRefusal(cause)) {
+      if (
+        this.sadManager.approvalBased &&
+        reservation &&
+        cause &&
+        isApprovalRefusal(cause, reservation.kind)
+      ) {
         // The provider says the approval is spent or expired (its count may differ from ours, e.g.
         // after a lost answer): retire it everywhere; these invoices wait for a new approval.
         const value =
@@ -293,9 +298,12 @@ function split(all: Waiting[], reservation: SadReservation): { covered: Waiting[
 }
 
 /** A refusal that means the approval's SAD or credential token is no longer good (CSC/OAuth2 codes). */
-function isApprovalRefusal(err: CscError): boolean {
-  if (err.status === 401) return true;
-  return err.status === 400 && /SAD|expired|spent/i.test(`${err.errorDescription ?? ''} ${err.error ?? ''}`);
+function isApprovalRefusal(err: CscError, kind: 'sad' | 'credential-token'): boolean {
+  // A credential-scope token is the Bearer itself: the provider refuses it as an OAuth2 token (RFC 6750).
+  if (kind === 'credential-token') return err.status === 401;
+  // With a SAD the Bearer is the service token (a 401 is about that, and fails the batch); CSC refuses a
+  // spent or expired SAD as 400 naming the SAD parameter ("Invalid parameter SAD", "SAD expired").
+  return err.status === 400 && /\bSAD\b/.test(err.errorDescription ?? '');
 }
 
 /** The part of a CscError message after "CSC <endpoint> failed: ". */

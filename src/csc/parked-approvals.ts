@@ -122,6 +122,16 @@ export class ParkedApprovals {
     return `sealer-approval/v1/${tenant}/${credentialId}`;
   }
 
+  /** The SAD or token of a parked approval, decrypted in memory only. */
+  private static open(kek: Buffer, box: string, tenant: string, credentialId: string): string {
+    return openBox(
+      kek,
+      JSON.parse(box) as SealedBox,
+      ParkedApprovals.aad(tenant, credentialId),
+      `the parked approval of tenant ${tenant}, credential ${credentialId}`,
+    ).toString('utf8');
+  }
+
   /** Parks a new approval in place of any earlier one; returns what the earlier one left unused. */
   async park(a: ParkApproval, kek: Buffer): Promise<{ replacedUnused: number }> {
     if (!Number.isInteger(a.numSignatures) || a.numSignatures < 1) {
@@ -183,12 +193,7 @@ export class ParkedApprovals {
     )) as [string, number?, string?, string?, string?, string?, number?];
     const [status, count, box, kind, expiresAt, fingerprint, remaining] = reply;
     if (status !== 'ok') throw new ApprovalNeededError(tenant, credentialId, status as 'none');
-    const value = openBox(
-      kek,
-      JSON.parse(box!) as SealedBox,
-      ParkedApprovals.aad(tenant, credentialId),
-      `the parked approval of tenant ${tenant}, credential ${credentialId}`,
-    ).toString('utf8');
+    const value = ParkedApprovals.open(kek, box!, tenant, credentialId);
     return {
       kind: kind as ApprovalKind,
       value,
@@ -221,12 +226,7 @@ export class ParkedApprovals {
     )) as string[];
     const [status, box, kind, expiresAt, fingerprint, remaining, ...granted] = reply;
     if (status !== 'ok') throw new ApprovalNeededError(tenant, credentialId, status as 'none');
-    const value = openBox(
-      kek,
-      JSON.parse(box!) as SealedBox,
-      ParkedApprovals.aad(tenant, credentialId),
-      `the parked approval of tenant ${tenant}, credential ${credentialId}`,
-    ).toString('utf8');
+    const value = ParkedApprovals.open(kek, box!, tenant, credentialId);
     return {
       kind: kind as ApprovalKind,
       value,

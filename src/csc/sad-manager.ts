@@ -106,6 +106,8 @@ export class SadManager {
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
   private count = 0;
+  /** Signatures left on SADs replaced before they were spent. */
+  private abandoned = 0;
   /** A refusal of our factors (wrong PIN/OTP): sending them again would only lock the key. */
   private refusal?: CscError;
   /** Earliest time (ms) a TOTP code of an unused time step can be computed for this credential. */
@@ -143,7 +145,9 @@ export class SadManager {
 
   /** Signatures left on the current SCAL1 SAD (0 when there is none or it is too close to expiry). */
   unusedSignatures(): number {
-    return this.current && this.usable(this.current) ? this.current.remaining : 0;
+    // Left on the current SAD (usable or not: the provider bills them either way) and on SADs given up
+    // because a batch needed more than they had left.
+    return (this.current?.remaining ?? 0) + this.abandoned;
   }
 
   /** Reserve hashes.length signatures and get the SAD to send them with. */
@@ -196,6 +200,7 @@ export class SadManager {
       const fresh = await this.serialised(async () => {
         const got = await this.authorise(this.maxPerAuthorisation);
         const next = { ...got, remaining: this.maxPerAuthorisation - n };
+        this.abandoned += this.current?.remaining ?? 0;
         this.current = next;
         return next;
       });

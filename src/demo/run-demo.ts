@@ -55,7 +55,8 @@ async function setUpCustody(
   jobs: JobDefinition[],
   sandbox: SandboxHandle,
   ctx: { redis: Redis; prefix: string; logger: Logger; home: string; say: (line: string) => void },
-): Promise<void> {
+): Promise<number> {
+  let approvals = 0;
   const secretsOf = (tenant: string) =>
     path.join(path.dirname(sandbox.rootCertPath), '..', 'secrets', tenant);
   for (const job of jobs) {
@@ -99,6 +100,7 @@ async function setUpCustody(
         },
       });
       await played;
+      approvals++;
       ctx.say(
         `  approved ${approval.numSignatures} seals until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
       );
@@ -106,6 +108,7 @@ async function setUpCustody(
       ctx.say(`custody ${job.tenant}: ${custody.mode}`);
     }
   }
+  return approvals;
 }
 
 export async function runDemo(o: DemoOptions): Promise<NightResult> {
@@ -149,8 +152,9 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     const tenants = [...new Set(jobs.map((j) => j.tenant))];
     await fs.rm(path.join(varDir, 'outbox'), { recursive: true, force: true });
     await copyInbox(home, tenants);
+    let approvals = 0;
     if (sandbox) {
-      await setUpCustody(jobs, sandbox, { redis, prefix, logger, home, say });
+      approvals = await setUpCustody(jobs, sandbox, { redis, prefix, logger, home, say });
     } else {
       say(
         'custody: an external provider is set, so the demo neither stores factors nor approves: do it with `sealer factors set` and `sealer approve` first',
@@ -211,12 +215,18 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     say('');
     for (const c of night.credentials) {
       const job = jobs.find((j) => j.tenant === c.tenant && j.signing.credentialId === c.credentialId);
-      const approval = c.custody === 'approval';
+      const custody = job?.signing.custody;
+      const via =
+        custody?.mode === 'approval'
+          ? custody.via === 'oauth2code'
+            ? "the provider's page"
+            : 'a prompt'
+          : '';
       say(
         `tenant ${c.tenant}, credential ${c.credentialId}, custody ${c.custody}: ${c.signatures} signatures in ${c.signHashCalls} signHash calls, ` +
-          (approval
-            ? `under 1 approval on the provider's page (the worker authorised nothing), ${c.unusedSignatures} approved seals unused`
-            : `${c.authorisations} authorisation(s), ${c.unusedSignatures} unused on the last SAD`) +
+          (via
+            ? `under the tenant's approval on ${via} (the worker authorised nothing), ${c.unusedSignatures} approved seals unused`
+            : `${c.authorisations} authorisation(s), ${c.unusedSignatures} signatures left unused on SADs`) +
           (c.oneDocumentPerAuthorisation ? '; one document per authorisation' : ''),
       );
       if (job)
@@ -238,7 +248,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     const auths = night.credentials.reduce((n, c) => n + c.authorisations, 0);
     say(
       `\ndemo: ${sum('sealed')} invoices sealed, ${sum('rejected')} rows rejected, ${sum('failed')} failed, ` +
-        `in ${night.seconds.toFixed(1)} s; ${calls} signHash calls, ${auths} authorisations`,
+        `in ${night.seconds.toFixed(1)} s; ${calls} signHash calls, ${auths} authorisation(s) by the worker, ${approvals} approval(s) by a tenant`,
     );
     if (sum('failed') > 0) process.exitCode = 1;
     return night;

@@ -71,7 +71,7 @@ export const signingProfileSchema = z
     /** the TOTP parameters the provider set up the credential with (RFC 6238) */
     totp: z
       .strictObject({
-        digits: z.int().min(6).max(10).default(6),
+        digits: z.int().min(6).max(8).default(6),
         periodSec: z.int().min(1).max(300).default(30),
         algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
       })
@@ -96,6 +96,12 @@ export const signingProfileSchema = z
       for (const f of ['pin', 'totpSecret'] as const) {
         if (s[f] !== undefined) issue([f], `not allowed with custody ${mode}: the factors are not kept here`);
       }
+    }
+    if (s.oneDocumentPerAuthorisation && mode === 'approval') {
+      issue(
+        ['oneDocumentPerAuthorisation'],
+        'an approval covers many documents; one document per authorisation needs factors the worker may use (secret-refs, provider-held or implicit)',
+      );
     }
     if (s.otpDelivery !== 'totp' && mode !== 'approval') {
       issue(

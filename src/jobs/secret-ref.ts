@@ -16,6 +16,12 @@ export async function resolveSecret(
   baseDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string> {
+  // A value typed where a reference belongs (a raw key on a command line, say) must not be echoed.
+  if (!secretRefSchema.safeParse(ref).success) {
+    throw new JobConfigError(
+      'a secret reference must be env:NAME or file:PATH (the value given is not shown)',
+    );
+  }
   if (ref.startsWith('env:')) {
     const name = ref.slice(4);
     const value = env[name];

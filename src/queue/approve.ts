@@ -115,6 +115,12 @@ function checkCount(o: ApproveOptions, multisign: number): void {
       `credential ${o.job.signing.credentialId} allows at most ${multisign} signatures per authorisation (multisign); asked for ${o.count}`,
     );
   }
+  const cap = o.job.signing.maxSignaturesPerAuthorisation;
+  if (cap !== undefined && o.count > cap) {
+    throw new JobConfigError(
+      `job ${o.job.name} caps an authorisation at ${cap} signatures (maxSignaturesPerAuthorisation); asked for ${o.count}`,
+    );
+  }
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   type ApprovalSource,
   type CredentialFacts,
   type CscServiceAuth,
+  type Drawn,
   type KeyFactors,
   type ParkedApprovals,
 } from '../csc';
@@ -206,31 +207,30 @@ export class SigningContexts {
     const kek = await loadKek(custody.kek, job.baseDir, env);
     const { tenant } = job;
     const { credentialId } = job.signing;
+    // Every draw goes into the audit trail (fingerprint only).
+    const recorded = (drawn: Drawn): Drawn => {
+      record({
+        type: 'approval-drawn',
+        credentialId,
+        sadFingerprint: drawn.fingerprint,
+        count: drawn.count,
+        remaining: drawn.remaining,
+      });
+      return drawn;
+    };
     return {
-      draw: async (wanted, marginMs) => {
-        const drawn = await parked.draw(tenant, credentialId, wanted, kek, marginMs);
-        record({
-          type: 'approval-drawn',
-          credentialId,
-          sadFingerprint: drawn.fingerprint,
-          count: drawn.count,
-          remaining: drawn.remaining,
-        });
-        return drawn;
-      },
-      drawBound: async (hashes, marginMs) => {
-        const drawn = await parked.drawBound(tenant, credentialId, hashes, kek, marginMs);
-        record({
-          type: 'approval-drawn',
-          credentialId,
-          sadFingerprint: drawn.fingerprint,
-          count: drawn.count,
-          remaining: drawn.remaining,
-        });
-        return drawn;
-      },
+      draw: async (wanted, marginMs) =>
+        recorded(await parked.draw(tenant, credentialId, wanted, kek, marginMs)),
+      drawBound: async (hashes, marginMs) =>
+        recorded(await parked.drawBound(tenant, credentialId, hashes, kek, marginMs)),
       retire: async (fingerprint) => {
-        await parked.retire(tenant, credentialId, fingerprint);
+        if (await parked.retire(tenant, credentialId, fingerprint)) {
+          record({
+            type: 'refusal',
+            credentialId,
+            reason: `the provider refused the parked approval ${fingerprint} (spent or expired on its side); invoices wait for a new approval`,
+          });
+        }
       },
     };
   }

@@ -9,15 +9,14 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pino from 'pino';
 import { chromium } from 'playwright-core';
-import { startSandbox } from '../../src/sandbox';
 import { totpCode } from '../../src/csc';
 import { auditDir, listAuditFiles } from '../../src/outbox';
-import { SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { addRunCounts, markAwaiting } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { leaks } from '../helpers/secrets';
+import { sandboxSecret, sandboxSecretsDir, startTestSandbox, writeJobFile } from '../helpers/night-fixture';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const CHROMIUM = '/usr/bin/chromium';
@@ -26,31 +25,15 @@ const execFileP = promisify(execFile);
 test('approve at a prompt, then on the provider page in Chromium; runs shows the approval', async () => {
   const dir = await tempDir();
   const { url, redis, prefix } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
+  const sandbox = await startTestSandbox(dir);
+  await writeJobFile(path.join(dir, 'jobs'), {
+    tenant: 'sakura',
+    credentialId: 'sakura-eseal-rsa',
+    providerUrl: sandbox.url,
+    secretsDir: sandboxSecretsDir(dir, 'sakura'),
+    export: { folder: '../inbox' },
+    signing: { custody: { mode: 'approval', via: 'oauth2code', kek: 'env:TEST_KEK' } },
   });
-  after(() => sandbox.close());
-  const secrets = path.join(dir, 'sandbox', 'secrets', 'sakura');
-  await fs.mkdir(path.join(dir, 'jobs'));
-  await fs.writeFile(
-    path.join(dir, 'jobs', 'sakura.json'),
-    JSON.stringify({
-      name: 'sakura-nightly',
-      cron: '0 2 * * *',
-      tenant: 'sakura',
-      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'sakura-app',
-        clientSecret: `file:${secrets}/client-secret`,
-        credentialId: 'sakura-eseal-rsa',
-        custody: { mode: 'approval', via: 'oauth2code', kek: 'env:TEST_KEK' },
-      },
-      outbox: '../outbox',
-    }),
-  );
   const env = {
     ...process.env,
     REDIS_URL: url,
@@ -58,8 +41,8 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
     TEST_KEK: crypto.randomBytes(32).toString('hex'),
     LOG_LEVEL: 'warn',
   };
-  const pin = (await fs.readFile(path.join(secrets, 'sakura-eseal-rsa.pin'), 'utf8')).trim();
-  const totp = (await fs.readFile(path.join(secrets, 'sakura-eseal-rsa.totp'), 'utf8')).trim();
+  const pin = await sandboxSecret(dir, 'sakura', 'sakura-eseal-rsa.pin');
+  const totp = await sandboxSecret(dir, 'sakura', 'sakura-eseal-rsa.totp');
   const jobsFlag = ['--jobs', path.join(dir, 'jobs')];
 
   // 1. At a prompt: the answers come on stdin, one per line.
@@ -161,4 +144,31 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
   for (const secret of [pin, totp, env.TEST_KEK, ...sandbox.issuedSecrets()]) {
     assert.ok(!leaks(seen, secret), 'a secret was printed, logged or stored in the clear');
   }
+});
+
+test('runs shows the invoices awaiting approval per run and in its summary line', async () => {
+  const { url, redis, prefix } = await testRedis();
+  const dir = await tempDir();
+  await fs.mkdir(path.join(dir, 'jobs'));
+  await addRunCounts(
+    redis,
+    prefix,
+    'sakura-nightly-20261130-020000-000',
+    { rows: 5, enqueued: 5, sealed: 2 },
+    {
+      state: 'produced',
+      startedAt: '2026-11-30T02:00:00.000Z',
+    },
+  );
+  for (const id of ['a', 'b', 'c'])
+    await markAwaiting(redis, prefix, 'sakura-nightly-20261130-020000-000', id, true);
+  await markAwaiting(redis, prefix, 'sakura-nightly-20261130-020000-000', 'c', false);
+  const r = await execFileP(process.execPath, [CLI, 'runs', '--jobs', path.join(dir, 'jobs')], {
+    env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' },
+  });
+  assert.match(
+    r.stdout,
+    /^sakura-nightly-20261130-020000-000 \(sealing\): 5 enqueued, 2 sealed, 0 already sealed, 0 failed, 0 rejected; awaiting approval: 2 invoices$/m,
+  );
+  assert.match(r.stdout, /^runs: 1 shown, 0 approval\(s\) parked, awaiting approval: 2 invoices$/m);
 });

@@ -235,3 +235,13 @@ test('clientSecret is required for client_credentials service auth, and only the
   );
   assert.equal(basic.signing.clientSecret, undefined);
 });
+
+test('a value given where a secret reference belongs is refused without being shown', async () => {
+  const raw = 'a'.repeat(64);
+  await assert.rejects(resolveSecret(raw, '/tmp'), (err: Error) => {
+    assert.ok(err instanceof JobConfigError);
+    assert.match(err.message, /must be env:NAME or file:PATH/);
+    assert.ok(!err.message.includes(raw));
+    return true;
+  });
+});

@@ -1,63 +1,45 @@
 // A parked approval that the provider no longer honours (its count ran out on the provider's side, e.g.
 // after an answer was lost) must not fail the tenant's invoices: the approval is retired for every
 // worker process and the invoices wait for the next approval.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { startSandbox } from '../../src/sandbox';
 import { createLogger } from '../../src/common/logger';
 import { CscClient, ParkedApprovals, totpCode } from '../../src/csc';
 import { loadJobs } from '../../src/jobs';
 import { runNight } from '../../src/queue';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import {
+  sandboxSecret,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
 
 test('an approval the provider refuses is retired and the invoices wait instead of failing', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
-  });
-  after(() => sandbox.close());
+  const sandbox = await startTestSandbox(dir);
   const kek = crypto.randomBytes(32);
   const env = { ...process.env, TEST_KEK: kek.toString('hex') };
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox'),
-    tenantName: 'Sakura Shoji K.K.',
-    invoicePrefix: 'SKR',
-    count: 3,
-    encoding: 'utf8',
+  await writeTenantExport(path.join(dir, 'inbox'), 'sakura', 3);
+  await writeJobFile(path.join(dir, 'jobs'), {
+    tenant: 'sakura',
+    credentialId: 'sakura-eseal-rsa',
+    providerUrl: sandbox.url,
+    secretsDir: sandboxSecretsDir(dir, 'sakura'),
+    export: { folder: '../inbox' },
+    signing: { custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' }, batchSize: 3 },
   });
-  const secrets = path.join(dir, 'sandbox', 'secrets', 'sakura');
-  await fs.mkdir(path.join(dir, 'jobs'));
-  await fs.writeFile(
-    path.join(dir, 'jobs', 'sakura.json'),
-    JSON.stringify({
-      name: 'sakura-nightly',
-      cron: '0 2 * * *',
-      tenant: 'sakura',
-      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'sakura-app',
-        clientSecret: `file:${secrets}/client-secret`,
-        credentialId: 'sakura-eseal-rsa',
-        custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' },
-        batchSize: 3,
-      },
-      outbox: '../outbox',
-    }),
-  );
   const jobs = await loadJobs(path.join(dir, 'jobs'));
 
   // The provider granted 2 signatures, but the parked record believes 10 (its count and ours differ).
-  const read = (f: string) => fs.readFile(path.join(secrets, f), 'utf8').then((s) => s.trim());
+  const read = (f: string) => sandboxSecret(dir, 'sakura', f);
   const client = new CscClient({
     baseUrl: sandbox.url,
     auth: { kind: 'client_credentials', clientId: 'sakura-app', clientSecret: await read('client-secret') },

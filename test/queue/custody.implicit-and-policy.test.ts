@@ -3,20 +3,26 @@
 // gives every invoice its own authorisation and signHash call; maxSignaturesPerAuthorisation caps each
 // SAD and the unused rest is reported; an expiry margin longer than the SAD's life re-authorises for
 // every batch. Counts are asserted exactly, from the sandbox's own statistics and the NightResult.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { startSandbox, type SandboxHandle, type SandboxOptions } from '../../src/sandbox';
+import type { SandboxHandle, SandboxOptions } from '../../src/sandbox';
 import { createLogger } from '../../src/common/logger';
 import { loadJobs } from '../../src/jobs';
 import { runNight, type NightResult } from '../../src/queue';
 import { auditDir, listAuditFiles, readManifest, verifyTenantAudit } from '../../src/outbox';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
+import {
+  factorFileRefs,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
 
 interface Night {
   dir: string;
@@ -38,38 +44,17 @@ async function sealNight(o: {
 }): Promise<Night> {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
-    ...o.sandbox,
-  });
-  after(() => sandbox.close());
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox', 'sakura'),
-    tenantName: 'Sakura Shoji K.K.',
-    invoicePrefix: 'SKR',
-    count: o.count,
-    encoding: 'utf8',
-  });
+  const sandbox = await startTestSandbox(dir, o.sandbox);
+  await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', o.count);
   const jobsDir = path.join(dir, 'jobs');
-  await fs.mkdir(jobsDir);
-  await fs.writeFile(
-    path.join(jobsDir, 'sakura.json'),
-    JSON.stringify({
-      name: 'sakura-nightly',
-      cron: '0 2 * * *',
-      tenant: 'sakura',
-      export: { folder: '../inbox/sakura', columns: SAMPLE_COLUMNS },
-      outbox: '../outbox',
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'sakura-app',
-        clientSecret: `file:${path.join(dir, 'sandbox', 'secrets', 'sakura')}/client-secret`,
-        ...o.signing,
-      },
-    }),
-  );
+  const { credentialId, ...signing } = o.signing;
+  await writeJobFile(jobsDir, {
+    tenant: 'sakura',
+    credentialId: credentialId as string,
+    providerUrl: sandbox.url,
+    secretsDir: sandboxSecretsDir(dir, 'sakura'),
+    signing,
+  });
   const jobs = await loadJobs(jobsDir);
   const logFile = path.join(dir, 'night.log');
   const logger = createLogger({
@@ -235,8 +220,9 @@ test('an expiry margin longer than the SAD lifetime makes every batch authorise 
   const cred = only(night.credentials);
   assert.equal(cred.signHashCalls, N / BATCH);
   assert.equal(cred.authorisations, cred.signHashCalls, 'one authorisation per batch');
-  // Whatever is left on the last SAD is inside the margin: nothing usable is left over.
-  assert.equal(cred.unusedSignatures, 0);
+  // Each SAD (multisign 500) is given up after one batch: what it had left is reported as unused,
+  // since the provider authorised it all the same.
+  assert.equal(cred.unusedSignatures, (N / BATCH) * (500 - BATCH));
   const stats = sandbox.stats();
   assert.equal(stats.authorize, stats.signHash);
   assert.equal(stats.signHash, N / BATCH);
@@ -249,8 +235,7 @@ async function secretRefsSigning(extra: Record<string, unknown>): Promise<Record
     credentialId: 'sakura-eseal-rsa',
     custody: { mode: 'secret-refs' },
     // Relative to the job file (jobs/), like every path in a job definition.
-    pin: 'file:../sandbox/secrets/sakura/sakura-eseal-rsa.pin',
-    totpSecret: 'file:../sandbox/secrets/sakura/sakura-eseal-rsa.totp',
+    ...factorFileRefs('../sandbox/secrets/sakura', 'sakura-eseal-rsa'),
     totp: { periodSec: 1 },
     ...extra,
   };

@@ -1,13 +1,12 @@
 // SCAL2 under a tenant's approval: the approval must bind the documents' hashes, so the night prepares
 // them first and they wait; the approver approves the waiting list (count and digest shown), at the
 // prompt and then on the provider's page; each document is prepared again identically and sealed.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { startSandbox } from '../../src/sandbox';
 import { createLogger } from '../../src/common/logger';
 import { hashListDigest, ParkedApprovals, totpCode } from '../../src/csc';
 import { loadJobs } from '../../src/jobs';
@@ -15,9 +14,15 @@ import { approveAtPrompt, approveOnProviderPage, readRun, runNight, type NightRe
 import { verifySealedPdf } from '../../src/pades';
 import { readManifest } from '../../src/outbox';
 import { playApprover } from '../../src/demo/play-approver';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import {
+  sandboxSecret,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
 
 async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -30,45 +35,25 @@ async function until(what: string, check: () => Promise<boolean>, ms = 60_000): 
 test('SCAL2 approvals bind the waiting documents: prompt for 3, the provider page for the other 2', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
-  });
-  after(() => sandbox.close());
+  const sandbox = await startTestSandbox(dir);
   const env = { ...process.env, TEST_KEK: crypto.randomBytes(32).toString('hex') };
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox'),
-    tenantName: 'Fuji Denki K.K.',
-    invoicePrefix: 'FJD',
-    count: 5,
-    encoding: 'utf8',
-  });
-  const secrets = path.join(dir, 'sandbox', 'secrets', 'fuji');
+  await writeTenantExport(path.join(dir, 'inbox'), 'fuji', 5);
   const credentialId = 'fuji-eseal-ec-scal2';
-  await fs.mkdir(path.join(dir, 'jobs'));
-  await fs.writeFile(
-    path.join(dir, 'jobs', 'fuji.json'),
-    JSON.stringify({
-      name: 'fuji-nightly',
-      cron: '0 2 * * *',
-      tenant: 'fuji',
-      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'fuji-app',
-        clientSecret: `file:${secrets}/client-secret`,
-        credentialId,
-        custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' },
-        totp: { periodSec: 1 },
-        batchSize: 5,
-      },
-      outbox: '../outbox',
-    }),
-  );
+  await writeJobFile(path.join(dir, 'jobs'), {
+    tenant: 'fuji',
+    credentialId,
+    providerUrl: sandbox.url,
+    secretsDir: sandboxSecretsDir(dir, 'fuji'),
+    export: { folder: '../inbox' },
+    signing: {
+      custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' },
+      totp: { periodSec: 1 },
+      batchSize: 5,
+    },
+  });
   const [job] = await loadJobs(path.join(dir, 'jobs'));
-  const pin = (await fs.readFile(path.join(secrets, `${credentialId}.pin`), 'utf8')).trim();
-  const totp = (await fs.readFile(path.join(secrets, `${credentialId}.totp`), 'utf8')).trim();
+  const pin = await sandboxSecret(dir, 'fuji', `${credentialId}.pin`);
+  const totp = await sandboxSecret(dir, 'fuji', `${credentialId}.totp`);
   const logger = createLogger({
     level: 'warn',
     destination: pino.destination({ dest: path.join(dir, 'log'), sync: true }),

@@ -2,99 +2,57 @@
 // its factors and approves quotas at a prompt; fuji delegated its factors, kept encrypted in a vault.
 // The approval runs out mid-run: sakura's invoices wait (not fail) and resume after a new approval.
 // Real Redis, the sandbox; every log line, Redis value and audit entry is searched for secrets.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { startSandbox } from '../../src/sandbox';
 import { createLogger } from '../../src/common/logger';
 import { totpCode } from '../../src/csc';
 import { FactorVault, loadJobs } from '../../src/jobs';
 import { approveAtPrompt, readRun, runNight, type NightResult } from '../../src/queue';
 import { auditDir, listAuditFiles, readManifest, verifyTenantAudit } from '../../src/outbox';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { leaks } from '../helpers/secrets';
+import {
+  sandboxSecret,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
 
 test('sakura under approval and fuji with provider-held factors seal side by side; approvals run out and resume', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
   const sandboxLog = path.join(dir, 'sandbox.log');
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'trace' }, pino.destination({ dest: sandboxLog, sync: true })),
-  });
-  after(() => sandbox.close());
+  const sandbox = await startTestSandbox(dir, { logFile: sandboxLog });
   const kekHex = crypto.randomBytes(32).toString('hex');
   const env = { ...process.env, TEST_KEK: kekHex };
 
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox', 'sakura'),
-    tenantName: 'Sakura Shoji K.K.',
-    invoicePrefix: 'SKR',
-    count: 10,
-    encoding: 'cp932',
-  });
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox', 'fuji'),
-    tenantName: 'Fuji Denki K.K.',
-    invoicePrefix: 'FJD',
-    count: 8,
-    encoding: 'utf8',
-  });
-  const secretsOf = (tenant: string) => path.join(dir, 'sandbox', 'secrets', tenant);
-  const common = (tenant: string) => ({
-    name: `${tenant}-nightly`,
-    cron: '0 2 * * *',
-    tenant,
-    export: { folder: `../inbox/${tenant}`, columns: SAMPLE_COLUMNS },
-    outbox: '../outbox',
-  });
+  await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 10, 'cp932');
+  await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', 8, 'utf8');
   const jobsDir = path.join(dir, 'jobs');
-  await fs.mkdir(jobsDir);
-  await fs.writeFile(
-    path.join(jobsDir, 'sakura.json'),
-    JSON.stringify({
-      ...common('sakura'),
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'sakura-app',
-        clientSecret: `file:${secretsOf('sakura')}/client-secret`,
-        credentialId: 'sakura-eseal-rsa',
-        custody: { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' },
-        totp: { periodSec: 1 },
-        batchSize: 10,
-      },
-    }),
-  );
-  await fs.writeFile(
-    path.join(jobsDir, 'fuji.json'),
-    JSON.stringify({
-      ...common('fuji'),
-      signing: {
-        providerUrl: sandbox.url,
-        clientId: 'fuji-app',
-        clientSecret: `file:${secretsOf('fuji')}/client-secret`,
-        credentialId: 'fuji-eseal-ec',
-        custody: { mode: 'provider-held', vault: '../vault', kek: 'env:TEST_KEK' },
-        totp: { periodSec: 1 },
-        batchSize: 4,
-      },
-    }),
-  );
+  const job = (tenant: string, credentialId: string, custody: Record<string, unknown>, batchSize: number) =>
+    writeJobFile(jobsDir, {
+      tenant,
+      credentialId,
+      providerUrl: sandbox.url,
+      secretsDir: sandboxSecretsDir(dir, tenant),
+      signing: { custody, totp: { periodSec: 1 }, batchSize },
+    });
+  await job('sakura', 'sakura-eseal-rsa', { mode: 'approval', via: 'prompt', kek: 'env:TEST_KEK' }, 10);
+  await job('fuji', 'fuji-eseal-ec', { mode: 'provider-held', vault: '../vault', kek: 'env:TEST_KEK' }, 4);
   const jobs = await loadJobs(jobsDir);
-  const read = (file: string) => fs.readFile(file, 'utf8').then((s) => s.trim());
   const secrets = {
-    sakuraPin: await read(`${secretsOf('sakura')}/sakura-eseal-rsa.pin`),
-    sakuraTotp: await read(`${secretsOf('sakura')}/sakura-eseal-rsa.totp`),
-    fujiPin: await read(`${secretsOf('fuji')}/fuji-eseal-ec.pin`),
-    fujiTotp: await read(`${secretsOf('fuji')}/fuji-eseal-ec.totp`),
-    sakuraClient: await read(`${secretsOf('sakura')}/client-secret`),
-    fujiClient: await read(`${secretsOf('fuji')}/client-secret`),
+    sakuraPin: await sandboxSecret(dir, 'sakura', 'sakura-eseal-rsa.pin'),
+    sakuraTotp: await sandboxSecret(dir, 'sakura', 'sakura-eseal-rsa.totp'),
+    fujiPin: await sandboxSecret(dir, 'fuji', 'fuji-eseal-ec.pin'),
+    fujiTotp: await sandboxSecret(dir, 'fuji', 'fuji-eseal-ec.totp'),
+    sakuraClient: await sandboxSecret(dir, 'sakura', 'client-secret'),
+    fujiClient: await sandboxSecret(dir, 'fuji', 'client-secret'),
   };
 
   // fuji hands its factors to the application provider, who keeps them encrypted.

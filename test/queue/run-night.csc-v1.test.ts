@@ -2,83 +2,62 @@
 // worker's clients speak v1 (PIN/OTP, hash, hashAlgo); sakura authenticates with OAuth2 client
 // credentials, fuji with v1's auth/login. Real Redis and the sandbox; every sealed file is checked by
 // pdfsig, and the sandbox's stats and request log show the calls, all of them under /csc/v1.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { startSandbox } from '../../src/sandbox';
 import { createLogger } from '../../src/common/logger';
 import { loadJobs } from '../../src/jobs';
 import { runNight } from '../../src/queue';
 import { readManifest } from '../../src/outbox';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
+import {
+  factorFileRefs,
+  sandboxSecret,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
 
 test('a two-tenant night against a CSC v1.0.4 provider seals every invoice, with the calls in the stats', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
   const sandboxLog = path.join(dir, 'sandbox.log');
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'trace' }, pino.destination({ dest: sandboxLog, sync: true })),
-  });
-  after(() => sandbox.close());
+  const sandbox = await startTestSandbox(dir, { logFile: sandboxLog });
   const v1Url = sandbox.url.replace(/\/csc\/v2$/, '/csc/v1');
   assert.match(v1Url, /\/csc\/v1$/);
 
   const counts = { sakura: 5, fuji: 4 } as const;
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox', 'sakura'),
-    tenantName: 'Sakura Shoji K.K.',
-    invoicePrefix: 'SKR',
-    count: counts.sakura,
-    encoding: 'cp932',
-  });
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox', 'fuji'),
-    tenantName: 'Fuji Denki K.K.',
-    invoicePrefix: 'FJD',
-    count: counts.fuji,
-    encoding: 'utf8',
-  });
+  await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', counts.sakura, 'cp932');
+  await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', counts.fuji, 'utf8');
 
-  const secretsOf = (tenant: string) => path.join(dir, 'sandbox', 'secrets', tenant);
   const jobsDir = path.join(dir, 'jobs');
-  await fs.mkdir(jobsDir);
   const job = (tenant: string, credentialId: string, signing: Record<string, unknown>) =>
-    fs.writeFile(
-      path.join(jobsDir, `${tenant}.json`),
-      JSON.stringify({
-        name: `${tenant}-nightly`,
-        cron: '0 2 * * *',
-        tenant,
-        export: { folder: `../inbox/${tenant}`, encoding: 'auto', columns: SAMPLE_COLUMNS },
-        signing: {
-          providerUrl: v1Url,
-          clientId: `${tenant}-app`,
-          credentialId,
-          pin: `file:${secretsOf(tenant)}/${credentialId}.pin`,
-          totpSecret: `file:${secretsOf(tenant)}/${credentialId}.totp`,
-          totp: { periodSec: 1 },
-          ...signing,
-        },
-        outbox: '../outbox',
-      }),
-    );
+    writeJobFile(jobsDir, {
+      tenant,
+      credentialId,
+      providerUrl: v1Url,
+      export: { encoding: 'auto' },
+      signing: {
+        ...factorFileRefs(sandboxSecretsDir(dir, tenant), credentialId),
+        totp: { periodSec: 1 },
+        ...signing,
+      },
+    });
   await job('sakura', 'sakura-eseal-rsa', {
-    clientSecret: `file:${secretsOf('sakura')}/client-secret`,
+    clientSecret: `file:${sandboxSecretsDir(dir, 'sakura')}/client-secret`,
     batchSize: 5,
   });
-  const fujiUser = (await fs.readFile(`${secretsOf('fuji')}/login-user`, 'utf8')).trim();
+  const fujiUser = await sandboxSecret(dir, 'fuji', 'login-user');
   await job('fuji', 'fuji-eseal-ec', {
     serviceAuth: {
       method: 'basic',
       username: fujiUser,
-      password: `file:${secretsOf('fuji')}/login-password`,
+      password: `file:${sandboxSecretsDir(dir, 'fuji')}/login-password`,
     },
     batchSize: 2,
   });

@@ -9,13 +9,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { UnrecoverableError } from 'bullmq';
-import { startSandbox } from '../../src/sandbox';
 import { loadJobs } from '../../src/jobs';
 import { openSealQueue, runKey, SealWorker, sealJobId, type SealJobData } from '../../src/queue';
 import { auditDir, listAuditFiles } from '../../src/outbox';
-import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import { factorFileRefs, startTestSandbox, writeJobFile, writeTenantExport } from '../helpers/night-fixture';
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
@@ -28,51 +27,23 @@ async function filesUnder(dir: string): Promise<string[]> {
 test('forged jobs crossing tenants fail at once, before any provider call, and write nothing but refusals', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
-  });
-  after(() => sandbox.close());
+  const sandbox = await startTestSandbox(dir);
 
-  for (const [tenant, name, invoicePrefix] of [
-    ['sakura', 'Sakura Shoji K.K.', 'SKR'],
-    ['fuji', 'Fuji Denki K.K.', 'FJD'],
-  ] as const) {
-    await writeSampleExport({
-      dir: path.join(dir, 'inbox', tenant),
-      tenantName: name,
-      invoicePrefix,
-      count: 2,
-      encoding: 'utf8',
-    });
-  }
+  await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 2);
+  await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', 2);
   const jobsDir = path.join(dir, 'jobs');
-  await fs.mkdir(jobsDir);
   for (const [tenant, credentialId] of [
     ['sakura', 'sakura-eseal-rsa'],
     ['fuji', 'fuji-eseal-ec'],
   ] as const) {
-    const secrets = `../sandbox/secrets/${tenant}`;
-    await fs.writeFile(
-      path.join(jobsDir, `${tenant}.json`),
-      JSON.stringify({
-        name: `${tenant}-nightly`,
-        cron: '0 2 * * *',
-        tenant,
-        export: { folder: `../inbox/${tenant}`, columns: SAMPLE_COLUMNS },
-        outbox: '../outbox',
-        signing: {
-          providerUrl: sandbox.url,
-          clientId: `${tenant}-app`,
-          clientSecret: `file:${secrets}/client-secret`,
-          credentialId,
-          pin: `file:${secrets}/${credentialId}.pin`,
-          totpSecret: `file:${secrets}/${credentialId}.totp`,
-          totp: { periodSec: 1 },
-        },
-      }),
-    );
+    const secretsDir = `../sandbox/secrets/${tenant}`;
+    await writeJobFile(jobsDir, {
+      tenant,
+      credentialId,
+      providerUrl: sandbox.url,
+      secretsDir,
+      signing: { ...factorFileRefs(secretsDir, credentialId), totp: { periodSec: 1 } },
+    });
   }
   const jobs = await loadJobs(jobsDir);
   assert.deepEqual(jobs.map((j) => j.tenant).sort(), ['fuji', 'sakura']);

@@ -33,6 +33,25 @@ export async function workCommand(
     await worker.run();
   } finally {
     await worker.close();
+    // What this process drew from the provider; unused signatures are billed all the same.
+    for (const c of await worker.contexts.all()) {
+      const line = {
+        tenant: c.tenant,
+        credentialId: c.credentialId,
+        custody: c.custody,
+        signHashCalls: c.client.calls.signHash,
+        authorisations: c.client.calls.authorize,
+        signatures: c.signer.stats().signatures,
+        unusedSignatures: c.sadManager.approvalBased ? undefined : c.sadManager.unusedSignatures(),
+      };
+      ctx.logger.info(line, 'credential used');
+      console.error(
+        `credential ${c.credentialId} (tenant ${c.tenant}, custody ${c.custody}): ${line.signatures} signatures in ${line.signHashCalls} signHash calls, ${line.authorisations} authorisation(s)` +
+          (line.unusedSignatures === undefined
+            ? ' (approval: see `sealer runs` for what is left)'
+            : `, ${line.unusedSignatures} signatures left unused on SADs`),
+      );
+    }
     ctx.logger.info({ completed: sealed, failedAttempts: failed }, 'worker stopped');
     console.error(`worker stopped: ${sealed} jobs completed, ${failed} failed attempts`);
     await ctx.release();

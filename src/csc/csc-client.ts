@@ -1,6 +1,7 @@
-// The typed CSC API client: /info, credentials/info, credentials/authorize and signatures/signHash,
-// each call carrying the service token (refreshed once when the provider refuses it). It checks what
-// the provider sends back (counts, encodings) and nothing here knows about PDFs, batches or SAD reuse.
+// The typed CSC API client: /info, credentials/info, credentials/authorize, credentials/sendOTP and
+// signatures/signHash, each call carrying the service token (refreshed once when the provider refuses
+// it; sendOTP is never re-sent). It checks what the provider sends back (counts, encodings) and
+// nothing here knows about PDFs, batches or SAD reuse.
 // It speaks CSC API v2 (`hashes`, `hashAlgorithmOID`, `authData`) or v1.0.4.0 (`hash`, `hashAlgo`,
 // `PIN`/`OTP`), as the provider profile says; service authentication is the same in both.
 import pino from 'pino';
@@ -88,7 +89,7 @@ const CURVE_COORDINATE_BYTES: Record<string, number> = {
 
 export class CscClient {
   /** HTTP requests sent per kind, re-sends included. */
-  readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0 };
+  readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0, sendOtp: 0 };
   /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
   readonly retry: Readonly<RetryPolicy>;
   readonly baseUrl: string;
@@ -184,6 +185,29 @@ export class CscClient {
     }
     // Counted from when we asked, so our idea of expiry is never later than the provider's.
     return { sad, expiresAt: started + expiresIn * 1000 };
+  }
+
+  /**
+   * credentials/sendOTP: asks the provider to generate an online OTP for the credential and send it to
+   * its holder (CSC v1.0.4.0 and v2: `credentialID`, optional `clientData`; the same body under both),
+   * for credentials whose credentials/info says the OTP is online (v1 `OTP/type: "online"`; v2 an OTP
+   * auth object whose `generator` is not a TOTP: facts.otpGenerator `'other'`). The answer carries
+   * nothing: v2 says 204 No Content, and an empty 200 (or one with a JSON body) is taken as success too.
+   * Sent once and never re-sent, not after a 429/503 nor with a fresh service token: each call texts a
+   * person. Any refusal is a CscError.
+   */
+  async sendOtp(credentialId: string, clientData?: string): Promise<void> {
+    const endpoint = 'credentials/sendOTP';
+    const body = { credentialID: credentialId, ...(clientData !== undefined ? { clientData } : {}) };
+    try {
+      await this.call(endpoint, () => this.calls.sendOtp++, body, { resend: false });
+    } catch (err) {
+      // A 2xx whose body is empty (or not JSON) still means "sent": this method has no output values.
+      if (err instanceof CscError && err.status !== undefined && err.status >= 200 && err.status < 300) {
+        return;
+      }
+      throw err;
+    }
   }
 
   /**

@@ -30,6 +30,8 @@ export interface ApproveOptions {
   approvedBy?: string;
   /** SCAL2: told how many waiting documents the approval binds, their digest, and how many wait */
   onDocuments?: (count: number, digest: string, waiting: number) => void;
+  /** At a prompt, for an online OTP: told once the provider was asked to send the code (sendOTP) */
+  onOtpSent?: () => void;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -125,7 +127,8 @@ function checkCount(o: ApproveOptions, multisign: number): void {
 
 /**
  * Approval at a prompt: `ask` is called for the PIN and the OTP (whichever the credential needs); they
- * go to credentials/authorize once and are not kept.
+ * go to credentials/authorize once and are not kept. An online OTP (not a TOTP) is first sent to the
+ * approver by the provider (credentials/sendOTP, once), then asked for.
  */
 export async function approveAtPrompt(
   o: ApproveOptions & { ask: (factor: 'PIN' | 'OTP') => Promise<string> },
@@ -137,6 +140,10 @@ export async function approveAtPrompt(
   const hashes = facts.scal === 2 ? await waitingHashes(o) : undefined;
   const numSignatures = hashes?.length ?? o.count;
   let pin = facts.factors.includes('PIN') ? await o.ask('PIN') : undefined;
+  if (facts.factors.includes('OTP') && facts.otpGenerator === 'other') {
+    await client.sendOtp(credentialId);
+    o.onOtpSent?.();
+  }
   let otp = facts.factors.includes('OTP') ? await o.ask('OTP') : undefined;
   const got = await client.authorize({ credentialId, numSignatures, pin, otp, hashes }).finally(() => {
     pin = otp = undefined;

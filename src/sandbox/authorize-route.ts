@@ -1,5 +1,6 @@
 // `credentials/authorize`: checks the request, then PIN and TOTP (RFC 6238, 6 digits, SHA-1, the
-// sandbox's period, one step either side, never the same time step twice), counts failures towards a
+// sandbox's period, one step either side, never the same time step twice; or, for a credential with an
+// online OTP, the code credentials/sendOTP sent, once: factor-check.ts), counts failures towards a
 // lockout, and issues a SAD for `numSignatures` signatures; under SCAL2 (or whenever hashes are sent)
 // the SAD is bound to those hashes. An implicit credential (auth mode "implicit") is authorised by the
 // service token alone: CSC defines `authData` for explicit credentials only, so the sandbox refuses any
@@ -7,6 +8,7 @@
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { sameSecret } from './constant-time';
+import { checkOtp, otpRefusal } from './factor-check';
 import { isPresent, requireHashArray, requireInteger, requireString, type Params } from './http-io';
 import { OID, SHA256_LENGTH } from './oids';
 
@@ -47,7 +49,7 @@ export function handleAuthorize(r: RouteRequest): RouteResult {
 
   ctx.lock.assertUnlocked(credentialId);
   const pinOk = sameSecret(factors.PIN, cred.pin);
-  const otp = ctx.totp.check(credentialId, cred.totpSecret, factors.OTP);
+  const otp = checkOtp(ctx, cred, factors.OTP);
   if (!pinOk || !otp.ok) {
     // A replayed code is a failed authentication too (RFC 6238 section 5.2), so it counts to the lock.
     const lockedNow = ctx.lock.recordFailure(credentialId);
@@ -57,10 +59,10 @@ export function handleAuthorize(r: RouteRequest): RouteResult {
       'sandbox: credential authorisation failed',
     );
     if (!pinOk) throw cscErrors.invalidPin();
-    throw !otp.ok && otp.replayed ? cscErrors.otpAlreadyUsed() : cscErrors.invalidOtp();
+    throw otpRefusal(otp);
   }
   ctx.lock.recordSuccess(credentialId);
-  ctx.totp.accept(credentialId, otp.step);
+  otp.spend();
   return issueSad(r, credentialId, numSignatures, hashes);
 }
 

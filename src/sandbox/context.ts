@@ -1,8 +1,13 @@
 // What every sandbox route handler receives: the loaded state, the token / SAD / lock stores, the
 // resolved options and the counters. Also the tenant-scoped credential lookup all CSC routes share, and
-// the Bearer check that lets signatures/signHash take a credential-scope token instead of a SAD.
+// the Bearer check that lets signatures/signHash take a credential-scope token instead of a SAD, and the
+// store of online OTPs (codes credentials/sendOTP made and "sent" to the approver's phone, a file).
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
 import type { Logger } from 'pino';
+import { sameSecret } from './constant-time';
 import { cscErrors } from './csc-errors';
 import type { EcdsaSignatureFormat } from './hash-signer';
 import type { Params } from './http-io';
@@ -11,6 +16,7 @@ import type { CredentialLock } from './credential-lock';
 import type { CredentialTokenStore } from './credential-token-store';
 import type { LoadedCredential, SandboxState } from './provisioning';
 import type { SadStore } from './sad-store';
+import { SandboxError } from './sandbox-error';
 import type { TokenGrant, TokenStore } from './token-store';
 import type { TotpVerifier } from './totp-verifier';
 import type { SandboxStats } from './types';
@@ -27,6 +33,8 @@ export interface SandboxContext {
   lock: CredentialLock;
   /** TOTP checks and the last accepted time step per credential. */
   totp: TotpVerifier;
+  /** Credentials whose OTP is online (sent by credentials/sendOTP), and the codes sent. */
+  onlineOtp: OnlineOtpStore;
   stats: SandboxStats;
   logger: Logger;
   ecdsaSignatureFormat: EcdsaSignatureFormat;
@@ -92,4 +100,73 @@ export function ownedCredential(
   const cred = ctx.state.credentials.get(credentialId);
   if (cred === undefined || cred.public.tenant !== grant.tenant) throw cscErrors.invalidParam('credentialID');
   return cred;
+}
+
+export type OnlineOtpVerdict = { ok: true } | { ok: false; replayed: boolean };
+
+/**
+ * Online OTPs (SandboxOptions.onlineOtp, for tests): for those credentials credentials/sendOTP makes a
+ * fresh 6-digit code, valid for `lifetimeMs` (5 minutes) and once, replacing any earlier one, and
+ * "delivers" it by writing `<outboxDir>/<credentialID>.txt` (mode 0600): that file is the approver's
+ * phone. credentials/authorize then accepts that code only (never the credential's TOTP). In memory: a
+ * restart forgets the codes sent.
+ */
+export class OnlineOtpStore {
+  private readonly online: ReadonlySet<string>;
+  private readonly sent = new Map<string, { code: string; expiresAt: number }>();
+  /** The last code accepted per credential, to tell a reuse from a wrong code. */
+  private readonly used = new Map<string, string>();
+
+  constructor(
+    credentialIds: readonly string[],
+    known: ReadonlyMap<string, LoadedCredential>,
+    readonly outboxDir: string,
+    private readonly lifetimeMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
+  ) {
+    for (const id of credentialIds) {
+      const authMode = known.get(id)?.public.authMode;
+      if (authMode === undefined) {
+        throw new SandboxError(`sandbox option onlineOtp names unknown credential ${id}`);
+      }
+      if (authMode === 'implicit') {
+        throw new SandboxError(`sandbox option onlineOtp names ${id}, an implicit credential: it has no OTP`);
+      }
+    }
+    this.online = new Set(credentialIds);
+  }
+
+  isOnline(credentialId: string): boolean {
+    return this.online.has(credentialId);
+  }
+
+  /** Makes a new code for the credential and writes it to its file on the "phone"; returns the file. */
+  send(credentialId: string): string {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    fs.mkdirSync(this.outboxDir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.outboxDir, `${credentialId}.txt`);
+    const tmp = `${file}.${process.pid}.${randomInt(0, 2 ** 32)}.tmp`;
+    fs.writeFileSync(tmp, `${code}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    this.sent.set(credentialId, { code, expiresAt: this.now() + this.lifetimeMs });
+    return file;
+  }
+
+  /** Whether `code` is the credential's current, unexpired, unused code; spend() records a success. */
+  check(credentialId: string, code: string): OnlineOtpVerdict {
+    const current = this.sent.get(credentialId);
+    if (current !== undefined && this.now() >= current.expiresAt) this.sent.delete(credentialId);
+    const live = this.sent.get(credentialId);
+    if (live !== undefined && sameSecret(code, live.code)) return { ok: true };
+    const last = this.used.get(credentialId);
+    return { ok: false, replayed: last !== undefined && sameSecret(code, last) };
+  }
+
+  /** Called only once the whole authorisation succeeded: the code then works no more. */
+  spend(credentialId: string): void {
+    const live = this.sent.get(credentialId);
+    if (live === undefined) return;
+    this.used.set(credentialId, live.code);
+    this.sent.delete(credentialId);
+  }
 }

@@ -1,6 +1,7 @@
 // `credentials/list` and `credentials/info`: the caller's tenant's credentials, their keys, certificates
-// (leaf first, then the root) and the authorisation they require: explicit "PIN AND OTP", or implicit
-// (no authentication objects: CSC returns `expression` and `objects` only for mode "explicit").
+// (leaf first, then the root) and the authorisation they require: explicit "PIN AND OTP" (the OTP a
+// TOTP, or online: sent by credentials/sendOTP), or implicit (no authentication objects: CSC returns
+// `expression` and `objects` only for mode "explicit").
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
 import { optionalBoolean, optionalString, requireString, type Params } from './http-io';
@@ -8,6 +9,10 @@ import { OID } from './oids';
 import { certFacts, certValidity, type LoadedCredential } from './provisioning';
 
 type CertificatesChoice = 'none' | 'single' | 'chain';
+
+/** What credentials/info (v2 and v1) tells people about an online OTP. */
+export const ONLINE_OTP_DESCRIPTION =
+  'The 6-digit code sent to your device after credentials/sendOTP; valid 5 minutes, accepted once';
 
 interface InfoWanted {
   certificates: CertificatesChoice;
@@ -31,7 +36,7 @@ export function handleCredentialsList(r: RouteRequest): RouteResult {
   if (withInfo) {
     body.credentialInfos = owned.map((c) => ({
       credentialID: c.public.credentialId,
-      ...credentialInfo(c, wanted, r.ctx.totp.periodSec),
+      ...credentialInfo(c, wanted, r.ctx.totp.periodSec, r.ctx.onlineOtp.isOnline(c.public.credentialId)),
     }));
   }
   if (onlyValid) body.onlyValid = true;
@@ -42,7 +47,8 @@ export function handleCredentialsInfo(r: RouteRequest): RouteResult {
   const grant = requireGrant(r);
   const cred = ownedCredential(r.ctx, grant, requireString(r.params, 'credentialID'));
   optionalString(r.params, 'lang');
-  return { body: credentialInfo(cred, infoWanted(r.params), r.ctx.totp.periodSec) };
+  const online = r.ctx.onlineOtp.isOnline(cred.public.credentialId);
+  return { body: credentialInfo(cred, infoWanted(r.params), r.ctx.totp.periodSec, online) };
 }
 
 function infoWanted(params: Params): InfoWanted {
@@ -61,6 +67,7 @@ export function credentialInfo(
   cred: LoadedCredential,
   wanted: InfoWanted,
   totpPeriodSec: number,
+  onlineOtp = false,
 ): Record<string, unknown> {
   const pub = cred.public;
   const key: Record<string, unknown> = { status: 'enabled', algo: [...cred.signAlgos], len: cred.keyLength };
@@ -83,7 +90,7 @@ export function credentialInfo(
     auth: implicit
       ? { mode: 'implicit' }
       : wanted.authInfo
-        ? authExplicitPinAndOtp(totpPeriodSec)
+        ? authExplicitPinAndOtp(totpPeriodSec, onlineOtp)
         : { mode: 'explicit' },
     SCAL: String(pub.scal),
     multisign: pub.multisign,
@@ -93,9 +100,11 @@ export function credentialInfo(
 
 /**
  * CSC v2 auth objects have no field for a TOTP's period, digits or algorithm (only `generator`), so
- * the description says them for people; clients take them from their own configuration.
+ * the description says them for people; clients take them from their own configuration. An online OTP
+ * (SandboxOptions.onlineOtp) names another generator: the provider makes it and sends it to the
+ * holder when a client calls credentials/sendOTP.
  */
-function authExplicitPinAndOtp(totpPeriodSec: number) {
+function authExplicitPinAndOtp(totpPeriodSec: number, onlineOtp: boolean) {
   return {
     mode: 'explicit',
     expression: 'PIN AND OTP',
@@ -107,14 +116,23 @@ function authExplicitPinAndOtp(totpPeriodSec: number) {
         label: 'PIN',
         description: 'The 6-digit e-seal PIN',
       },
-      {
-        type: 'Password',
-        id: 'OTP',
-        format: 'N',
-        generator: 'totp',
-        label: 'OTP',
-        description: `The 6-digit TOTP code (RFC 6238, SHA-1, ${totpPeriodSec} s); each code is accepted once`,
-      },
+      onlineOtp
+        ? {
+            type: 'Password',
+            id: 'OTP',
+            format: 'N',
+            generator: 'sms',
+            label: 'OTP',
+            description: ONLINE_OTP_DESCRIPTION,
+          }
+        : {
+            type: 'Password',
+            id: 'OTP',
+            format: 'N',
+            generator: 'totp',
+            label: 'OTP',
+            description: `The 6-digit TOTP code (RFC 6238, SHA-1, ${totpPeriodSec} s); each code is accepted once`,
+          },
     ],
   };
 }

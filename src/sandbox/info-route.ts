@@ -10,6 +10,8 @@ export const IMPLEMENTED_METHODS = [
   'credentials/list',
   'credentials/info',
   'credentials/authorize',
+  'credentials/sendOTP',
+  'oauth2/authorize',
   'signatures/signHash',
 ];
 

@@ -5,13 +5,20 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../common/logger';
 import { handleAuthLogin } from './auth-login-route';
 import { handleAuthorizePage } from './authorize-page-route';
 import { handleAuthorize } from './authorize-route';
 import { AuthorizationCodeStore, PendingApprovals } from './code-store';
-import { authenticateBearer, type RouteHandler, type RouteResult, type SandboxContext } from './context';
+import {
+  authenticateBearer,
+  OnlineOtpStore,
+  type RouteHandler,
+  type RouteResult,
+  type SandboxContext,
+} from './context';
 import { CredentialLock } from './credential-lock';
 import { CredentialTokenStore } from './credential-token-store';
 import { handleCredentialsInfo, handleCredentialsList } from './credentials-routes';
@@ -22,6 +29,7 @@ import { handleToken } from './oauth2-route';
 import { loadOrProvision, loadOrProvisionTls, tlsServerNames } from './provisioning';
 import { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
+import { handleSendOtp, handleSendOtpV1 } from './send-otp-route';
 import { handleSignHash } from './sign-hash-route';
 import { TokenStore } from './token-store';
 import { TotpVerifier } from './totp-verifier';
@@ -85,6 +93,7 @@ const ROUTES: Record<string, Route> = {
     stat: 'authorize',
     handler: handleAuthorize,
   },
+  [`${CSC}/credentials/sendOTP`]: { methods: ['POST'], bearer: true, form: false, handler: handleSendOtp },
   [`${CSC}/signatures/signHash`]: {
     methods: ['POST'],
     bearer: true,
@@ -128,6 +137,12 @@ const ROUTES: Record<string, Route> = {
     stat: 'authorize',
     handler: handleAuthorizeV1,
   },
+  [`${CSC_V1}/credentials/sendOTP`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    handler: handleSendOtpV1,
+  },
   [`${CSC_V1}/signatures/signHash`]: {
     methods: ['POST'],
     bearer: true,
@@ -137,7 +152,9 @@ const ROUTES: Record<string, Route> = {
   },
 };
 
-type Defaulted = Required<Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow'>>;
+type Defaulted = Required<
+  Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow' | 'onlineOtp'>
+>;
 
 const DEFAULTS: Defaulted = {
   host: '127.0.0.1',
@@ -174,6 +191,11 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     credentialTokens: new CredentialTokenStore(o.sadLifetimeSec * 1000),
     lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000),
     totp: new TotpVerifier(o.totpPeriodSec, options.totpNow),
+    onlineOtp: new OnlineOtpStore(
+      options.onlineOtp ?? [],
+      state.credentials,
+      path.join(options.dataDir, 'outbox-otp'),
+    ),
     stats: zeroStats(),
     logger,
     ecdsaSignatureFormat: o.ecdsaSignatureFormat,

@@ -31,6 +31,12 @@ export interface SandboxOptions {
   /** Clock (ms since the epoch) for TOTP checks only, for tests that move time forward instead of
    * waiting out time steps; SAD, token and lockout times always follow the real clock. Default `Date.now`. */
   totpNow?: () => number;
+  /** Tests only: credential IDs whose OTP is online, sent to the holder by `credentials/sendOTP` instead
+   * of computed from the TOTP secret. credentials/info describes it so (v2: OTP object with `generator`
+   * `"sms"`; v1: `OTP/type: "online"`); each sendOTP makes a fresh 6-digit code, valid 5 minutes and
+   * once (a newer one replaces it), written to `<dataDir>/outbox-otp/<credentialID>.txt` (mode 0600: the
+   * approver's phone); credentials/authorize then accepts that code only, never the TOTP. Default none. */
+  onlineOtp?: string[];
   /** Per-credentialID override of `multisign` (not persisted), for tests. */
   multisign?: Record<string, number>;
   /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */

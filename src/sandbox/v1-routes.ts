@@ -13,7 +13,7 @@ import {
   type RouteRequest,
   type RouteResult,
 } from './context';
-import { handleCredentialsInfo, handleCredentialsList } from './credentials-routes';
+import { handleCredentialsInfo, handleCredentialsList, ONLINE_OTP_DESCRIPTION } from './credentials-routes';
 import { CscProtocolError, cscErrors } from './csc-errors';
 import { isPresent, optionalBoolean, optionalString, requireString, type Params } from './http-io';
 import { IMPLEMENTED_METHODS, handleInfo } from './info-route';
@@ -96,7 +96,9 @@ export const handleCredentialsListV1: RouteHandler = asV1((r) => {
 /**
  * 11.5 credentials/info: `certificates`, `certInfo`, `authInfo` as in v2; the answer has `authMode` and,
  * for an explicit credential asked with `authInfo`, the PIN and OTP groups (presence "true" both: the
- * sandbox's credentials need PIN AND OTP). An offline OTP is one the client computes itself (TOTP).
+ * sandbox's credentials need PIN AND OTP). An offline OTP is one the client computes itself (TOTP); an
+ * online one (SandboxOptions.onlineOtp) "is generated online by the remote service when the client
+ * invokes the credentials/sendOTP method" (send-otp-route.ts).
  */
 export const handleCredentialsInfoV1: RouteHandler = asV1((r) => {
   const grant = requireGrant(r);
@@ -115,15 +117,25 @@ export const handleCredentialsInfoV1: RouteHandler = asV1((r) => {
   };
   if (explicit && authInfo) {
     body.PIN = { presence: 'true', format: 'N', label: 'PIN', description: 'The 6-digit e-seal PIN' };
-    body.OTP = {
-      presence: 'true',
-      type: 'offline',
-      ID: `${cred.public.credentialId}-totp`,
-      provider: 'totp',
-      format: 'N',
-      label: 'OTP',
-      description: `The 6-digit TOTP code (RFC 6238, SHA-1, ${r.ctx.totp.periodSec} s); each code is accepted once`,
-    };
+    body.OTP = r.ctx.onlineOtp.isOnline(cred.public.credentialId)
+      ? {
+          presence: 'true',
+          type: 'online',
+          ID: `${cred.public.credentialId}-sms`,
+          provider: 'sms',
+          format: 'N',
+          label: 'OTP',
+          description: ONLINE_OTP_DESCRIPTION,
+        }
+      : {
+          presence: 'true',
+          type: 'offline',
+          ID: `${cred.public.credentialId}-totp`,
+          provider: 'totp',
+          format: 'N',
+          label: 'OTP',
+          description: `The 6-digit TOTP code (RFC 6238, SHA-1, ${r.ctx.totp.periodSec} s); each code is accepted once`,
+        };
   }
   body.multisign = cred.public.multisign;
   body.lang = v2.lang ?? 'en-US';

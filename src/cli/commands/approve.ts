@@ -40,6 +40,7 @@ export async function approveCommand(
         result = await approveAtPrompt({
           ...base,
           ask: (factor) => reader.ask(factor === 'PIN' ? 'PIN' : 'one-time code (OTP)'),
+          onOtpSent: () => console.log("a one-time code was sent to the approver's device"),
         });
       } finally {
         reader.close();

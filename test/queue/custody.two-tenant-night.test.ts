@@ -2,7 +2,7 @@
 // its factors and approves quotas at a prompt; fuji delegated its factors, kept encrypted in a vault.
 // The approval runs out mid-run: sakura's invoices wait (not fail) and resume after a new approval.
 // Real Redis, the sandbox; every log line, Redis value and audit entry is searched for secrets.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -27,6 +27,14 @@ import {
 test('sakura under approval and fuji with provider-held factors seal side by side; approvals run out and resume', async () => {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
+  // Every command any client sends to Redis during the night (MONITOR): values written and later
+  // deleted are searched too, not only what is left at the end.
+  const monitor = await redis.monitor();
+  const written: string[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((a) => a.includes(prefix))) written.push(args.join(' '));
+  });
+  after(() => monitor.disconnect());
   const sandboxLog = path.join(dir, 'sandbox.log');
   const sandbox = await startTestSandbox(dir, { logFile: sandboxLog });
   const kekHex = crypto.randomBytes(32).toString('hex');
@@ -183,11 +191,16 @@ test('sakura under approval and fuji with provider-held factors seal side by sid
     await fs.readFile(logFile, 'utf8'),
     await fs.readFile(sandboxLog, 'utf8'),
     await dumpPrefix(redis, prefix),
+    written.join('\n'),
     JSON.stringify(sakuraAudit),
     JSON.stringify(fujiAudit),
     await fs.readFile(path.join(dir, 'vault', 'fuji', 'fuji-eseal-ec.factors.json'), 'utf8'),
   ].join('\n');
   assert.ok(haystack.includes('CSC batch signed'), 'the logs were captured');
+  assert.ok(
+    written.some((c) => /^eval /i.test(c) && c.includes(':approval:sakura:')),
+    'Redis commands were captured',
+  );
   for (const [name, value] of Object.entries({ ...secrets, kek: kekHex })) {
     assert.ok(!leaks(haystack, value), `${name} leaked`);
   }

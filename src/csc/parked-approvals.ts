@@ -238,6 +238,30 @@ export class ParkedApprovals {
     };
   }
 
+  /**
+   * Why no signature could be drawn now (undefined when one could), without drawing: lets a waiting
+   * document skip its preparation until an approval can cover it. `hash`: SCAL2, is it bound?
+   */
+  async unavailable(
+    tenant: string,
+    credentialId: string,
+    marginMs: number,
+    hash?: Buffer,
+  ): Promise<ApprovalNeededError['reason'] | undefined> {
+    const [remaining, expiresAt] = await this.redis.hmget(
+      this.key(tenant, credentialId),
+      'remaining',
+      'expiresAt',
+    );
+    if (remaining === null || expiresAt === null) return 'none';
+    if (Number(expiresAt) - marginMs <= Date.now()) return 'expired';
+    if (Number(remaining) <= 0) return 'spent';
+    if (hash && !(await this.redis.sismember(this.boundKey(tenant, credentialId), hash.toString('hex')))) {
+      return 'unbound';
+    }
+    return undefined;
+  }
+
   /** SCAL2: remember a document that waits for an approval binding its hash (for `sealer approve`). */
   async addPending(tenant: string, credentialId: string, p: PendingHash): Promise<void> {
     await this.redis.hset(

@@ -315,6 +315,17 @@ export class SealWorker {
     ctx: SigningContext,
     target: string,
   ): Promise<SealJobResult> {
+    // Waiting for an approval: look before preparing (a night may hold thousands of waiting invoices,
+    // each looking again every poll). A SCAL2 document is prepared once to learn its hash.
+    if (ctx.sadManager.approvalBased && (ctx.facts.scal === 1 || data.pendingHash)) {
+      const reason = await this.approvals.unavailable(
+        data.tenant,
+        ctx.credentialId,
+        def.signing.sadExpiryMarginSec * 1000,
+        data.pendingHash ? Buffer.from(data.pendingHash, 'hex') : undefined,
+      );
+      if (reason) throw new ApprovalNeededError(data.tenant, ctx.credentialId, reason);
+    }
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
     let prepared;

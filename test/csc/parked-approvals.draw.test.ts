@@ -107,3 +107,18 @@ test('a parked value moved to another tenant, or read with another key, does not
     (e: Error) => /does not decrypt/.test(e.message) && !e.message.includes('secret-sad'),
   );
 });
+
+test('unavailable says why nothing could be drawn, without drawing', async () => {
+  const { redis, prefix } = await testRedis();
+  const parked = new ParkedApprovals(redis, prefix);
+  assert.equal(await parked.unavailable('fuji', 'c', 0), 'none');
+  const bound = crypto.randomBytes(32);
+  const base = { tenant: 'fuji', credentialId: 'c', kind: 'sad' as const, value: 'v', via: 'prompt' };
+  await parked.park({ ...base, numSignatures: 1, expiresAt: Date.now() + 30_000, hashes: [bound] }, kek);
+  assert.equal(await parked.unavailable('fuji', 'c', 60_000), 'expired');
+  assert.equal(await parked.unavailable('fuji', 'c', 0, crypto.randomBytes(32)), 'unbound');
+  assert.equal(await parked.unavailable('fuji', 'c', 0, bound), undefined);
+  assert.equal((await parked.status('fuji', 'c'))?.remaining, 1, 'looking drew nothing');
+  await parked.drawBound('fuji', 'c', [bound], kek);
+  assert.equal(await parked.unavailable('fuji', 'c', 0), 'spent');
+});

@@ -140,21 +140,22 @@ export interface AuditTail {
 
 const TAIL_CHUNK = 64 * 1024;
 
-/** The last complete line of a file, read backwards from its end. */
-export async function readAuditTail(file: string): Promise<AuditTail> {
+/**
+ * Reads a file backwards from its end in chunks until `done` has what it needs from the bytes read so
+ * far (`buf` holds the file from offset `pos` to its end) or the whole file is read.
+ */
+async function readBackwards<T>(
+  file: string,
+  done: (buf: Buffer, pos: number, size: number) => T | undefined,
+): Promise<T> {
   const handle = await fs.open(file, 'r');
   try {
     const { size } = await handle.stat();
     let pos = size;
-    let buf = Buffer.alloc(0); // the file's bytes from offset `pos` to its end
+    let buf = Buffer.alloc(0);
     for (;;) {
-      const lastNl = buf.lastIndexOf(0x0a);
-      // lastIndexOf takes a negative offset from the end, so never pass -1.
-      const prevNl = lastNl > 0 ? buf.lastIndexOf(0x0a, lastNl - 1) : -1;
-      if (prevNl !== -1 || pos === 0) {
-        if (lastNl === -1) return { size, completeEnd: 0 };
-        return { size, completeEnd: pos + lastNl + 1, lastLine: buf.subarray(prevNl + 1, lastNl) };
-      }
+      const result = done(buf, pos, size);
+      if (result !== undefined) return result;
       const len = Math.min(TAIL_CHUNK, pos);
       pos -= len;
       const chunk = Buffer.alloc(len);
@@ -166,39 +167,42 @@ export async function readAuditTail(file: string): Promise<AuditTail> {
   }
 }
 
+/** The offsets of up to `max` newlines in `buf`, from its end. */
+function newlinesFromEnd(buf: Buffer, max: number): number[] {
+  const found: number[] = [];
+  let i = buf.lastIndexOf(0x0a);
+  while (i !== -1 && found.length < max) {
+    found.push(i);
+    // lastIndexOf takes a negative offset from the end, so never pass -1.
+    i = i > 0 ? buf.lastIndexOf(0x0a, i - 1) : -1;
+  }
+  return found;
+}
+
+/** The last complete line of a file, read backwards from its end. */
+export function readAuditTail(file: string): Promise<AuditTail> {
+  return readBackwards(file, (buf, pos, size): AuditTail | undefined => {
+    const [lastNl = -1, prevNl = -1] = newlinesFromEnd(buf, 2);
+    if (prevNl === -1 && pos > 0) return undefined;
+    if (lastNl === -1) return { size, completeEnd: 0 };
+    return { size, completeEnd: pos + lastNl + 1, lastLine: buf.subarray(prevNl + 1, lastNl) };
+  });
+}
+
 /**
  * The last `count` newline-terminated lines of a file (fewer if it has fewer), in file order, read
  * backwards from its end. An unterminated final line is not one of them.
  */
-export async function readAuditLastLines(file: string, count: number): Promise<Buffer[]> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    let pos = size;
-    let buf = Buffer.alloc(0); // the file's bytes from offset `pos` to its end
-    for (;;) {
-      // The newlines in buf from the end: count + 1 of them bound `count` lines.
-      const newlines: number[] = [];
-      for (let i = buf.lastIndexOf(0x0a); i !== -1 && newlines.length <= count;) {
-        newlines.push(i);
-        // lastIndexOf takes a negative offset from the end, so never pass -1.
-        i = i > 0 ? buf.lastIndexOf(0x0a, i - 1) : -1;
-      }
-      if (newlines.length > count || pos === 0) {
-        const lines: Buffer[] = [];
-        for (let k = Math.min(count, newlines.length) - 1; k >= 0; k--) {
-          const start = k + 1 < newlines.length ? newlines[k + 1]! + 1 : 0;
-          lines.push(buf.subarray(start, newlines[k]));
-        }
-        return lines;
-      }
-      const len = Math.min(TAIL_CHUNK, pos);
-      pos -= len;
-      const chunk = Buffer.alloc(len);
-      await handle.read(chunk, 0, len, pos);
-      buf = Buffer.concat([chunk, buf]);
+export function readAuditLastLines(file: string, count: number): Promise<Buffer[]> {
+  return readBackwards(file, (buf, pos): Buffer[] | undefined => {
+    // count + 1 newlines from the end bound `count` lines.
+    const newlines = newlinesFromEnd(buf, count + 1);
+    if (newlines.length <= count && pos > 0) return undefined;
+    const lines: Buffer[] = [];
+    for (let k = Math.min(count, newlines.length) - 1; k >= 0; k--) {
+      const start = k + 1 < newlines.length ? newlines[k + 1]! + 1 : 0;
+      lines.push(buf.subarray(start, newlines[k]));
     }
-  } finally {
-    await handle.close();
-  }
+    return lines;
+  });
 }

@@ -5,6 +5,7 @@
 // token with no SAD; `spend` checks everything before it consumes anything. In memory only.
 import { randomBytes } from 'node:crypto';
 import { CscProtocolError, cscErrors } from './csc-errors';
+import { countHashes, spendQuota } from './signature-quota';
 
 // Spent, expired and revoked tokens are remembered this long so callers get a precise refusal.
 const TOMBSTONE_MS = 3600_000;
@@ -46,14 +47,7 @@ export class CredentialTokenStore {
 
   issue(req: CredentialTokenRequest): { accessToken: string; expiresInSec: number } {
     this.sweep();
-    let boundHashes: Map<string, number> | undefined;
-    if (req.hashes !== undefined) {
-      boundHashes = new Map();
-      for (const h of req.hashes) {
-        const key = h.toString('hex');
-        boundHashes.set(key, (boundHashes.get(key) ?? 0) + 1);
-      }
-    }
+    const boundHashes = countHashes(req.hashes);
     const accessToken = randomBytes(32).toString('base64url');
     this.issued.push(accessToken);
     if (this.issued.length > 10_000) this.issued.shift();
@@ -127,24 +121,7 @@ export class CredentialTokenStore {
         'WWW-Authenticate': 'Bearer realm="csc", error="invalid_token"',
       });
     }
-    if (use.hashes.length > grant.remaining) {
-      throw cscErrors.invalidParam(
-        'hashes',
-        `${use.hashes.length} hashes exceed the ${grant.remaining} signatures left on the access token`,
-      );
-    }
-    let nextBound: Map<string, number> | undefined;
-    if (grant.boundHashes !== undefined) {
-      nextBound = new Map(grant.boundHashes);
-      use.hashes.forEach((h, i) => {
-        const key = h.toString('hex');
-        const left = nextBound?.get(key) ?? 0;
-        if (left === 0) throw cscErrors.hashNotAuthorized(i);
-        nextBound?.set(key, left - 1);
-      });
-    }
-    grant.remaining -= use.hashes.length;
-    if (nextBound !== undefined) grant.boundHashes = nextBound;
+    spendQuota(grant, use.hashes, 'the access token');
   }
 
   private sweep(): void {

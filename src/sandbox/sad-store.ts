@@ -3,6 +3,7 @@
 // SCAL2), the multiset of hashes they may sign. `spend` checks everything before it consumes anything.
 import { randomBytes } from 'node:crypto';
 import { cscErrors } from './csc-errors';
+import { countHashes, spendQuota } from './signature-quota';
 
 // Spent and expired SADs are remembered this long so callers get a precise refusal, then forgotten.
 const TOMBSTONE_MS = 3600_000;
@@ -45,14 +46,7 @@ export class SadStore {
 
   issue(req: SadRequest): { sad: string; expiresInSec: number } {
     this.sweep();
-    let boundHashes: Map<string, number> | undefined;
-    if (req.hashes !== undefined) {
-      boundHashes = new Map();
-      for (const h of req.hashes) {
-        const key = h.toString('hex');
-        boundHashes.set(key, (boundHashes.get(key) ?? 0) + 1);
-      }
-    }
+    const boundHashes = countHashes(req.hashes);
     const sad = randomBytes(32).toString('base64url');
     this.remember(sad);
     this.sads.set(sad, {
@@ -77,24 +71,7 @@ export class SadStore {
     if (grant.remaining === 0) {
       throw cscErrors.invalidParam('SAD', `all ${grant.total} authorised signatures have been used`);
     }
-    if (use.hashes.length > grant.remaining) {
-      throw cscErrors.invalidParam(
-        'hashes',
-        `${use.hashes.length} hashes exceed the ${grant.remaining} signatures left on the SAD`,
-      );
-    }
-    let nextBound: Map<string, number> | undefined;
-    if (grant.boundHashes !== undefined) {
-      nextBound = new Map(grant.boundHashes);
-      use.hashes.forEach((h, i) => {
-        const key = h.toString('hex');
-        const left = nextBound?.get(key) ?? 0;
-        if (left === 0) throw cscErrors.hashNotAuthorized(i);
-        nextBound?.set(key, left - 1);
-      });
-    }
-    grant.remaining -= use.hashes.length;
-    if (nextBound !== undefined) grant.boundHashes = nextBound;
+    spendQuota(grant, use.hashes, 'the SAD');
   }
 
   private sweep(): void {

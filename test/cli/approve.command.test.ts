@@ -9,17 +9,16 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
 import { totpCode } from '../../src/csc';
 import { auditDir, listAuditFiles } from '../../src/outbox';
 import { addRunCounts, markAwaiting } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { leaks } from '../helpers/secrets';
+import { CHROMIUM, launchChromium } from '../helpers/chromium';
 import { sandboxSecret, sandboxSecretsDir, startTestSandbox, writeJobFile } from '../helpers/night-fixture';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const CHROMIUM = '/usr/bin/chromium';
 const execFileP = promisify(execFile);
 
 test('approve at a prompt, then on the provider page in Chromium; runs shows the approval', async () => {
@@ -90,19 +89,7 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
   });
   const exited = new Promise<number | null>((resolve) => page.once('exit', resolve));
   after(() => page.kill('SIGKILL'));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const tab = await (await browser.newContext()).newPage();
     await tab.goto(approvalUrl);

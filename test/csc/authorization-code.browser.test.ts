@@ -6,17 +6,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { buildAuthorizationUrl, exchangeCode, hashListDigest, startLoopbackRedirect } from '../../src/csc';
 import { clientSecretOf, freshOtp, pinOf } from './approval-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
+import { chromiumSkip, launchChromium } from '../helpers/chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser test`;
+const skip = chromiumSkip;
 
 let dataDir: string;
 let fx: Fixture;
@@ -25,19 +22,7 @@ before(async () => {
   if (skip) return;
   dataDir = await makeDataDir();
   fx = await startFixture(dataDir);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   if (skip) return;

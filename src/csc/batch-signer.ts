@@ -250,13 +250,17 @@ export class BatchSigner {
       }
       this.counts.failedBatches++;
       // A refused signHash may mean the provider no longer honours this SAD: never offer it again.
-      if (reservation !== undefined && !cause?.retryable) this.sadManager.invalidate(reservation);
+      // (an expired SAD is transient for the invoices, which a new SAD will seal, but this one is done)
+      const answered4xx = cause?.status !== undefined && cause.status >= 400 && cause.status < 500;
+      if (reservation !== undefined && (!cause?.retryable || (answered4xx && cause.kind !== 'throttled'))) {
+        this.sadManager.invalidate(reservation);
+      }
       const failure = new CscError({
         endpoint: cause?.endpoint ?? SIGN_HASH,
         status: cause?.status,
         error: cause?.error,
         errorDescription: cause?.errorDescription,
-        retryable: cause?.retryable ?? false,
+        kind: cause?.kind ?? 'refused',
         retryAfterMs: cause?.retryAfterMs,
         detail: `credential ${credentialId}, batch of ${batch.length}: ${cause ? afterPrefix(cause) : 'unexpected failure'}`,
         cause: err,

@@ -3,6 +3,17 @@
 // bodies carry PINs, OTPs and SADs, so no message is ever built from one.
 import { SealerError } from '../common/errors';
 
+/**
+ * What a provider error means for the work that met it, decided once here (see `kindOf`):
+ * - `refused`: the provider looked and said no (bad request, wrong factors, unknown or disabled
+ *   credential, not implemented); the same request will be refused again;
+ * - `throttled`: 429, come back later (honour `retryAfterMs`);
+ * - `transient`: no answer, a timeout, a 5xx other than 501, an expired SAD, a reply that cannot be
+ *   used (wrong number of signatures): another attempt may succeed;
+ * - `approval-needed`: the tenant's approval is spent, expired or refused; wait for a new one.
+ */
+export type CscErrorKind = 'refused' | 'throttled' | 'transient' | 'approval-needed';
+
 export interface CscErrorFields {
   endpoint: string;
   status?: number;
@@ -10,7 +21,9 @@ export interface CscErrorFields {
   errorDescription?: string;
   /** The `error` of a `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3), when the answer had one. */
   challengeError?: string;
-  /** A later attempt may succeed (rate limits, outages, timeouts); false for refusals and protocol faults. */
+  /** What the error means (see CscErrorKind); default: decided by `kindOf` from status and code. */
+  kind?: CscErrorKind;
+  /** Older spelling of `kind`: true is `transient`, false is `refused`. `kind` wins when both are given. */
   retryable?: boolean;
   /** Milliseconds the provider asked us to wait (Retry-After), when it said. */
   retryAfterMs?: number;
@@ -29,7 +42,7 @@ export class CscError extends SealerError {
   readonly challengeError?: string;
   /** `error` in one spelling: lower case, snake_case (`invalidRequest`, `INVALID-REQUEST` → `invalid_request`). */
   readonly code?: string;
-  readonly retryable: boolean;
+  readonly kind: CscErrorKind;
   readonly retryAfterMs?: number;
 
   constructor(fields: CscErrorFields) {
@@ -40,9 +53,43 @@ export class CscError extends SealerError {
     this.errorDescription = fields.errorDescription;
     this.challengeError = fields.challengeError;
     this.code = fields.error === undefined ? undefined : normaliseErrorCode(fields.error);
-    this.retryable = fields.retryable ?? isRetryableStatus(fields.status);
+    this.kind =
+      fields.kind ??
+      (fields.retryable === undefined
+        ? kindOf(fields.status, this.code, fields.errorDescription)
+        : fields.retryable
+          ? fields.status === 429
+            ? 'throttled'
+            : 'transient'
+          : 'refused');
     this.retryAfterMs = fields.retryAfterMs;
   }
+
+  /** A later attempt may succeed: throttled or transient. */
+  get retryable(): boolean {
+    return this.kind === 'throttled' || this.kind === 'transient';
+  }
+}
+
+/**
+ * The one mapper from an HTTP status and CSC `error` code to a kind. Permanent: 400, 401 (the client
+ * has already refreshed its token once), 403, 404, 501 and any other 4xx; transient: no status
+ * (network, timeout), 408, 5xx other than 501, and a 400 that says the SAD expired (authorising again
+ * gets a new one); throttled: 429.
+ */
+export function kindOf(status: number | undefined, code?: string, description?: string): CscErrorKind {
+  if (status === undefined) return 'transient';
+  if (status === 429) return 'throttled';
+  if (status === 501) return 'refused';
+  if (status >= 500 || status === 408) return 'transient';
+  if (status === 400 && isExpiredSad(code, description)) return 'transient';
+  return 'refused';
+}
+
+/** CSC answers a spent-by-time SAD with 400 invalid_request "SAD expired" (or a code saying so). */
+function isExpiredSad(code: string | undefined, description: string | undefined): boolean {
+  if (code === 'expired_sad' || code === 'sad_expired') return true;
+  return /\bSAD\b.*\bexpired\b|\bexpired\b.*\bSAD\b/i.test(description ?? '');
 }
 
 function describe(f: CscErrorFields): string {
@@ -52,9 +99,10 @@ function describe(f: CscErrorFields): string {
   return `${head}${code}${text}`;
 }
 
-/** 429 and 5xx are worth another try later; any other refusal will be refused again. */
+/** 429 and 5xx other than 501 are worth another try later; any other refusal will be refused again. */
 export function isRetryableStatus(status: number | undefined): boolean {
-  return status === 429 || (status !== undefined && status >= 500);
+  const kind = kindOf(status);
+  return status !== undefined && (kind === 'throttled' || kind === 'transient');
 }
 
 export function normaliseErrorCode(error: string): string {

@@ -1,11 +1,11 @@
 // Where a tenant's audit trail lives and how its files are read: month files
 // <outbox>/<tenant>/audit/YYYY-MM.jsonl chained in name order, the HEAD file that records the last
 // entry, reading lines with their exact bytes, and reading only a file's tail (month files grow large).
-import crypto from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AuditError } from './audit-entry';
+import { tempPathFor } from './outbox';
 
 export const AUDIT_DIR = 'audit';
 export const AUDIT_HEAD = 'HEAD';
@@ -92,7 +92,7 @@ export async function fsyncPath(p: string): Promise<void> {
 /** Replaces HEAD atomically (temp, fsync, rename, fsync folder): a crash leaves the old or the new one. */
 export async function writeAuditHead(dir: string, head: AuditHead): Promise<void> {
   const file = path.join(dir, AUDIT_HEAD);
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx');
   try {
     await handle.writeFile(JSON.stringify(head) + '\n');

@@ -21,6 +21,7 @@ import {
   listAuditFiles,
   readAuditHead,
   readAuditLastLines,
+  readAuditLines,
   readAuditTail,
   writeAuditHead,
   type AuditHead,
@@ -130,6 +131,26 @@ export class AuditLog {
     );
     enqueue(this.dir, items);
     return Promise.all(records);
+  }
+
+  /**
+   * Whether the trail already has a seal entry for this invoice and sealed file, looking through the
+   * newest `months` month files (a repair completes a delivery of days ago, not of years ago).
+   */
+  async hasSeal(invoice: string, sealedSha256: string, months = 3): Promise<boolean> {
+    const files = (await listAuditFiles(this.dir)).slice(-months).reverse();
+    const needle = Buffer.from(sealedSha256);
+    for (const file of files) {
+      for await (const line of readAuditLines(file)) {
+        // Cheap test first; most lines are other seals.
+        if (!line.terminated || line.bytes.indexOf(needle) === -1) continue;
+        const parsed = parseAuditLine(line.bytes);
+        if (!('record' in parsed)) continue;
+        const r = parsed.record;
+        if (r.type === 'seal' && r.invoice === invoice && r.sealedSha256 === sealedSha256) return true;
+      }
+    }
+    return false;
   }
 }
 

@@ -74,11 +74,20 @@ export async function manifestHasRow(
   invoiceNumber: string,
   sealedSha256: string,
 ): Promise<boolean> {
+  return (await findManifestRow(dir, invoiceNumber, sealedSha256)) !== undefined;
+}
+
+/** The manifest row in `dir` for `invoiceNumber` with this sealed file digest, if there is one. */
+export async function findManifestRow(
+  dir: string,
+  invoiceNumber: string,
+  sealedSha256: string,
+): Promise<ManifestRow | undefined> {
   try {
     const rows = await readManifest(path.join(dir, MANIFEST_NAME));
-    return rows.some((r) => r.invoiceNumber === invoiceNumber && r.sealedSha256 === sealedSha256);
+    return rows.find((r) => r.invoiceNumber === invoiceNumber && r.sealedSha256 === sealedSha256);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }

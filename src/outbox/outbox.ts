@@ -2,6 +2,7 @@
 // never overwriting an existing file, plus a manifest finance can open in Excel.
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { SealerError } from '../common/errors';
 
@@ -67,6 +68,61 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+// Temp files name their host and process, so a sweep can tell a dead writer's leftovers from a live
+// writer's file: `.<name>.<host>~<pid>.<random>.tmp`.
+const HOST =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9-]/g, '_')
+    .slice(0, 40) || 'host';
+const TEMP = /^\.(.+)\.([A-Za-z0-9_-]+)~(\d+)\.[0-9a-f]+\.tmp$/;
+
+/** A temp file's name beside `file`, to be renamed or linked into place. */
+export function tempPathFor(file: string): string {
+  const name = `.${path.basename(file)}.${HOST}~${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  return path.join(path.dirname(file), name);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files a crashed writer left in `dir`: those of this host whose process is gone, and
+ * any older than `maxAgeMs` (another host's writer takes milliseconds, not an hour). Returns the count.
+ */
+export async function sweepTempFiles(dir: string, maxAgeMs = 3_600_000): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new OutboxError(`cannot list ${dir} for leftover temp files`, { cause: err });
+  }
+  let removed = 0;
+  for (const name of names) {
+    const m = TEMP.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const pid = Number(m[3]);
+    let stale = m[2] === HOST && pid !== process.pid && !processAlive(pid);
+    if (!stale) {
+      const st = await fs.stat(file).catch(() => undefined);
+      stale = st !== undefined && Date.now() - st.mtimeMs > maxAgeMs;
+    }
+    if (stale) {
+      await fs.rm(file, { force: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
 /**
  * Writes `bytes` to `file` durably (temp file, fsync, link, fsync dir). The final name is created with
  * link(), which fails if it exists, so a sealed file is never silently replaced.
@@ -74,10 +130,7 @@ async function fsyncDir(dir: string): Promise<void> {
 export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(
-    dir,
-    `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`,
-  );
+  const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx', 0o644);
   try {
     await handle.writeFile(bytes);
@@ -96,4 +149,26 @@ export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
     await fs.rm(tmp, { force: true });
   }
   await fsyncDir(dir);
+}
+
+/**
+ * Sweeps a tenant's outbox for temp files left by crashed writers: the sealed index, the audit folder
+ * and the run-date folders of the last `days` days (a crash leaves them where a night was writing).
+ */
+export async function sweepTenantOutbox(root: string, tenant: string, days = 31): Promise<number> {
+  const tenantDir = path.join(root, tenant);
+  let names: string[];
+  try {
+    names = await fs.readdir(tenantDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new OutboxError(`cannot list outbox folder ${tenantDir}`, { cause: err });
+  }
+  const since = new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10);
+  const folders = names.filter(
+    (n) => n === '.sealed' || n === 'audit' || (/^\d{4}-\d{2}-\d{2}$/.test(n) && n >= since),
+  );
+  let removed = await sweepTempFiles(tenantDir);
+  for (const f of folders) removed += await sweepTempFiles(path.join(tenantDir, f));
+  return removed;
 }

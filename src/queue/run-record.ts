@@ -1,5 +1,7 @@
 // Run records in Redis: one hash per run with its counts, so any process can tell how a run stands.
-// The counts must add up: enqueued = sealed + alreadySealed + failed + still waiting.
+// The counts must add up: enqueued = sealed + alreadySealed + failed + still waiting. An invoice's
+// outcome is counted once however often its job runs (a crash or a lost completion re-runs it): the
+// run keeps the set of job IDs already settled, and one script adds to the set and the count together.
 import type { Redis } from 'ioredis';
 
 export interface RunCounts {
@@ -39,8 +41,85 @@ export async function addRunCounts(
   const key = runKey(prefix, runId);
   for (const [field, n] of Object.entries(counts)) if (n) multi.hincrby(key, field, n);
   if (Object.keys(meta).length) multi.hset(key, meta);
+  if (meta.job !== undefined) multi.sadd(openRunsKey(prefix, meta.job), runId);
   multi.sadd(`${prefix}:runs`, runId);
   await multi.exec();
+}
+
+export type Outcome = 'sealed' | 'alreadySealed' | 'failed';
+
+/** A failed invoice as the run lists it (and `sealer runs` / run reports show it). */
+export interface RunFailure {
+  invoice: string;
+  line: number;
+  reason: string;
+  /** what kind of failure decided its fate: refused, transient (retries spent), unsealable, ... */
+  kind?: string;
+  jobId?: string;
+  attempts?: number;
+  exportFile?: string;
+}
+
+// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] awaiting set
+// ARGV[1] job ID, ARGV[2] count field, ARGV[3] failure JSON ('' for none)
+const SETTLE_SCRIPT = `
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1`;
+
+/**
+ * Counts one invoice's outcome in its run, once: returns false (and counts nothing) when this job was
+ * already counted, e.g. sealed before a crash and found sealed on the re-run.
+ */
+export async function recordOutcome(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  jobId: string,
+  outcome: Outcome,
+  failure?: RunFailure,
+): Promise<boolean> {
+  const key = runKey(prefix, runId);
+  const fresh = await redis.eval(
+    SETTLE_SCRIPT,
+    4,
+    key,
+    `${key}:settled`,
+    `${key}:failures`,
+    `${key}:awaiting`,
+    jobId,
+    outcome,
+    failure ? JSON.stringify(failure) : '',
+  );
+  return fresh === 1;
+}
+
+export async function readFailures(redis: Redis, prefix: string, runId: string): Promise<RunFailure[]> {
+  const raw = await redis.lrange(`${runKey(prefix, runId)}:failures`, 0, -1);
+  return raw.map((s) => JSON.parse(s) as RunFailure);
+}
+
+/**
+ * Invoices still to settle in the given job's open runs (enqueued, not yet sealed or failed): what a
+ * credential's next authorisation should cover. Runs settle and leave the open set.
+ */
+export async function pendingInvoices(redis: Redis, prefix: string, jobNames: string[]): Promise<number> {
+  let pending = 0;
+  for (const job of jobNames) {
+    const runs = await redis.smembers(openRunsKey(prefix, job));
+    for (const runId of runs) {
+      const c = await readRun(redis, prefix, runId);
+      if (c.settledAt !== undefined) continue;
+      pending += Math.max(0, c.enqueued - c.sealed - c.alreadySealed - c.failed);
+    }
+  }
+  return pending;
+}
+
+function openRunsKey(prefix: string, job: string): string {
+  return `${prefix}:open-runs:${job}`;
 }
 
 export async function readRun(
@@ -68,6 +147,7 @@ export async function settleRun(redis: Redis, prefix: string, runId: string): Pr
   const run = await readRun(redis, prefix, runId);
   if (run.state !== 'produced' || !runSettled(run)) return undefined;
   const first = await redis.hsetnx(runKey(prefix, runId), 'settledAt', new Date().toISOString());
+  if (typeof run.job === 'string') await redis.srem(openRunsKey(prefix, run.job), runId);
   return first ? run : undefined;
 }
 

@@ -7,17 +7,17 @@ import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type 
 import type { Redis } from 'ioredis';
 import { embedCms } from '../pdf';
 import { verifyCms, verifySealedPdf } from '../pades';
-import { ApprovalNeededError, AwaitingBoundApproval, CscError, ParkedApprovals } from '../csc';
-import { JobConfigError } from '../jobs';
+import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
 import {
   AuditLog,
   type AuditEntryInput,
   appendManifestRow,
   checkExistingSeal,
+  findManifestRow,
   findSealed,
-  manifestHasRow,
   recordSealed,
   sealedFilePath,
+  sweepTenantOutbox,
   writeNew,
 } from '../outbox';
 import type { JobDefinition } from '../jobs';
@@ -26,26 +26,14 @@ import { SealerError } from '../common/errors';
 import { PreparePool } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
-import { addRunCounts, markAwaiting, runKey, settleRun } from './run-record';
+import { markAwaiting, recordOutcome, settleRun, type Outcome } from './run-record';
+import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export class SealError extends SealerError {}
 
 function isInside(folder: string, file: string): boolean {
   const rel = path.relative(folder, file);
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-}
-
-/**
- * What a failure means for the job: a provider refusal that will not change by waiting (wrong PIN,
- * bad request, unknown credential) or a configuration error fails it at once; anything else
- * (timeouts, 429, 5xx, network) is retried with BullMQ's backoff.
- */
-function fateOf(err: unknown, context: string): Error {
-  const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
-  if ((err instanceof CscError && !err.retryable) || err instanceof JobConfigError) {
-    return new UnrecoverableError(message);
-  }
-  return new SealError(message, { cause: err });
 }
 
 export interface SealWorkerOptions {
@@ -69,6 +57,18 @@ export interface SealWorkerOptions {
   signatureBytes?: number;
   /** how long an invoice waits before it looks again for a tenant's approval (ms). Default 30000. */
   approvalPollMs?: number;
+  /** job definitions that could not be loaded, by name, with the reason: their invoices wait (delayed,
+   * not failed) until a worker that has them takes them */
+  unavailableJobs?: Map<string, string>;
+  /** how long such an invoice waits before it is looked at again (ms). Default 300000. */
+  unavailablePollMs?: number;
+  /** times a job may be found stalled (its worker died holding it) before BullMQ fails it. Default 20:
+   * a crash loop must not fail invoices for good; each stall is logged. */
+  maxStalledCount?: number;
+  /** how often stalled jobs are looked for (ms); BullMQ's default 30000 */
+  stalledIntervalMs?: number;
+  /** how long a job's lock lasts without renewal (ms); BullMQ's default 30000 */
+  lockDurationMs?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -104,61 +104,85 @@ export class SealWorker {
         prefix: options.prefix,
         concurrency: options.concurrency ?? 64,
         autorun: false,
+        maxStalledCount: options.maxStalledCount ?? 20,
+        ...(options.stalledIntervalMs === undefined ? {} : { stalledInterval: options.stalledIntervalMs }),
+        ...(options.lockDurationMs === undefined ? {} : { lockDuration: options.lockDurationMs }),
       },
     );
+    // The processor records every failure itself, awaited, before BullMQ learns the fate. A job that
+    // BullMQ fails without running it to the end (stalled too often) is recorded here; recording is
+    // idempotent, so a failure already recorded by the processor is not counted twice.
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-      this.options.logger.warn(
-        {
-          tenant: job.data.tenant,
-          invoice: job.data.invoiceNumber,
-          attempt: job.attemptsMade,
-          final,
-          reason: err.message,
-        },
-        'seal failed',
-      );
-      if (final) {
-        // The refusal goes into the audit trail of the credential's tenant and, for a job naming
-        // another tenant (a forgery or a mix-up), into that tenant's too.
-        const def = this.jobsByName.get(job.data.jobName);
-        const named = [...this.jobsByName.values()].find((j) => j.tenant === job.data.tenant);
-        for (const owner of new Set([def, named])) {
-          if (!owner) continue;
-          void this.audit(owner, {
-            type: 'refusal',
-            invoice: job.data.invoiceNumber,
-            credentialId: def?.signing.credentialId,
-            reason: err.message,
-          });
-        }
-        void markAwaiting(this.options.redis, this.options.prefix, job.data.runId, job.id ?? '', false);
-        if (job.data.pendingHash && def) {
-          void this.approvals.removePending(
-            job.data.tenant,
-            def.signing.credentialId,
-            Buffer.from(job.data.pendingHash, 'hex'),
-          );
-        }
-        void this.options.redis
-          .rpush(
-            `${runKey(this.options.prefix, job.data.runId)}:failures`,
-            JSON.stringify({ invoice: job.data.invoiceNumber, line: job.data.line, reason: err.message }),
-          )
-          .then(() => this.count(job.data.runId, { failed: 1 }));
+      if (!final || this.recorded.has(job.id ?? '')) {
+        this.recorded.delete(job.id ?? '');
+        return;
       }
+      this.recordFailure(job, { action: 'fail', kind: 'transient', reason: err.message }).catch(
+        (e: unknown) =>
+          this.options.logger.error(
+            { invoice: job.data.invoiceNumber, err: (e as Error).message },
+            'cannot record a failed invoice',
+          ),
+      );
     });
-    this.worker.on('error', (err) => this.options.logger.error({ err }, 'worker error'));
+    this.worker.on('stalled', (jobId) => this.options.logger.warn({ jobId }, 'job stalled; it runs again'));
+    this.worker.on('error', (err) => this.options.logger.error({ err: err.message }, 'worker error'));
   }
 
-  private async count(runId: string, counts: Parameters<typeof addRunCounts>[3]): Promise<void> {
-    try {
-      await addRunCounts(this.options.redis, this.options.prefix, runId, counts);
-      const settled = await settleRun(this.options.redis, this.options.prefix, runId);
-      if (settled) this.options.logger.info({ runId, ...settled }, 'run settled');
-    } catch (err) {
-      this.options.logger.error({ err, runId }, 'cannot update run record');
+  /** Jobs whose failure the processor recorded (the 'failed' listener skips them). */
+  private readonly recorded = new Set<string>();
+
+  /** Counts the outcome once per job, and settles the run when it was the last. */
+  private async settle(job: Job<SealJobData>, outcome: Outcome, fate?: Fate): Promise<boolean> {
+    const { redis, prefix } = this.options;
+    const data = job.data;
+    const fresh = await recordOutcome(
+      redis,
+      prefix,
+      data.runId,
+      job.id ?? '',
+      outcome,
+      fate && {
+        invoice: data.invoiceNumber,
+        line: data.line,
+        reason: fate.reason,
+        kind: fate.kind,
+        jobId: job.id,
+        attempts: job.attemptsMade + 1,
+        exportFile: data.exportFile,
+      },
+    );
+    const settled = await settleRun(redis, prefix, data.runId);
+    if (settled) this.options.logger.info({ runId: data.runId, ...settled }, 'run settled');
+    return fresh;
+  }
+
+  /** Everything a final failure records, awaited: run counts, failures list, audit refusal, cleanup. */
+  private async recordFailure(job: Job<SealJobData>, fate: Fate): Promise<void> {
+    const data = job.data;
+    const fresh = await this.settle(job, 'failed', fate);
+    const def = this.jobsByName.get(data.jobName);
+    if (data.pendingHash && def) {
+      await this.approvals.removePending(
+        data.tenant,
+        def.signing.credentialId,
+        Buffer.from(data.pendingHash, 'hex'),
+      );
+    }
+    if (!fresh) return;
+    // The refusal goes into the audit trail of the credential's tenant and, for a job naming
+    // another tenant (a forgery or a mix-up), into that tenant's too.
+    const named = [...this.jobsByName.values()].find((j) => j.tenant === data.tenant);
+    for (const owner of new Set([def, named])) {
+      if (!owner) continue;
+      await this.audit(owner, {
+        type: 'refusal',
+        invoice: data.invoiceNumber,
+        credentialId: def?.signing.credentialId,
+        reason: fate.reason,
+      });
     }
   }
 
@@ -174,21 +198,42 @@ export class SealWorker {
     }
   }
 
-  /** Starts taking jobs; resolves when the worker is closed. */
-  run(): Promise<void> {
+  /** Starts taking jobs (after sweeping what crashed writers left); resolves when the worker is closed. */
+  async run(): Promise<void> {
+    const swept = new Set<string>();
+    for (const def of this.jobsByName.values()) {
+      const key = `${def.outboxRoot}|${def.tenant}`;
+      if (swept.has(key)) continue;
+      swept.add(key);
+      try {
+        const removed = await sweepTenantOutbox(def.outboxRoot, def.tenant);
+        if (removed)
+          this.options.logger.info({ tenant: def.tenant, removed }, 'removed temp files of crashed writers');
+      } catch (err) {
+        this.options.logger.warn({ tenant: def.tenant, err: (err as Error).message }, 'cannot sweep outbox');
+      }
+    }
+    if (this.closing) return;
     return this.worker.run();
   }
 
   private jobDefinition(data: SealJobData, realSource?: string): JobDefinition {
     const def = this.jobsByName.get(data.jobName);
-    if (!def)
-      throw new UnrecoverableError(`invoice ${data.invoiceNumber}: no job definition named ${data.jobName}`);
+    if (!def) {
+      const why = this.options.unavailableJobs?.get(data.jobName);
+      if (why !== undefined) {
+        throw new JobDefinitionUnavailable(
+          `invoice ${data.invoiceNumber}: job definition ${data.jobName} is not loaded (${why}); waiting`,
+        );
+      }
+      throw new UnsealableError(`invoice ${data.invoiceNumber}: no job definition named ${data.jobName}`);
+    }
     // Tenant isolation, checked before any provider call: a job is sealed only with its own tenant's
     // profile, never from another tenant's export folder or from any outbox. (A source elsewhere is
     // allowed: `sealer enqueue --file` reads exports from any folder.) Symbolic links are resolved by
     // the caller (see deliver) so a link cannot smuggle another tenant's file in.
     if (def.tenant !== data.tenant) {
-      throw new UnrecoverableError(
+      throw new UnsealableError(
         `invoice ${data.invoiceNumber}: job names tenant ${data.tenant} but job definition ${def.name} belongs to ${def.tenant}`,
       );
     }
@@ -200,7 +245,7 @@ export class SealWorker {
           isInside(other.outboxRoot, source),
       );
       if (foreign) {
-        throw new UnrecoverableError(
+        throw new UnsealableError(
           `invoice ${data.invoiceNumber}: source ${data.sourcePath} lies in ${other.tenant !== def.tenant ? `tenant ${other.tenant}'s export folder or outbox` : 'an outbox'}; tenant ${def.tenant} may not seal it`,
         );
       }
@@ -213,22 +258,57 @@ export class SealWorker {
     try {
       result = await this.deliver(job.data);
     } catch (err) {
-      if (!(err instanceof ApprovalNeededError)) throw err;
-      // Not a failure: the invoice waits (delayed, no attempt spent) until the tenant approves more.
-      const { redis, prefix, logger } = this.options;
-      if (err instanceof AwaitingBoundApproval) {
-        // SCAL2: the approver must see this hash; keep what makes the next preparation identical.
-        await job.updateData({
-          ...job.data,
-          signingTime: err.signingTime,
-          pendingHash: err.hash.toString('hex'),
-        });
-        await this.approvals.addPending(err.tenant, err.credentialId, {
-          hash: err.hash,
-          jobId: job.id ?? '',
+      const fate = fateOf(err);
+      if (fate.action === 'wait') await this.wait(job, token, err, fate);
+      const attempts = job.opts.attempts ?? 1;
+      const final = fate.action === 'fail' || job.attemptsMade + 1 >= attempts;
+      this.options.logger.warn(
+        {
+          tenant: job.data.tenant,
           invoice: job.data.invoiceNumber,
-        });
-      }
+          attempt: job.attemptsMade + 1,
+          kind: fate.kind,
+          final,
+          reason: fate.reason,
+        },
+        final ? 'seal failed' : 'seal failed; retrying',
+      );
+      if (!final) throw new SealError(fate.reason, { cause: err });
+      // Recorded before BullMQ hears of it: a crash here re-runs the job, which records it once.
+      await this.recordFailure(job, fate);
+      this.recorded.add(job.id ?? '');
+      throw new UnrecoverableError(fate.reason);
+    }
+    // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
+    // re-run after a crash finds the invoice sealed, and the run counts it once.
+    await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed');
+    return result;
+  }
+
+  /** Not a failure: the invoice waits (delayed, no attempt spent) for an approval or its definition. */
+  private async wait(
+    job: Job<SealJobData, SealJobResult>,
+    token: string | undefined,
+    err: unknown,
+    fate: Fate,
+  ): Promise<never> {
+    const { redis, prefix, logger } = this.options;
+    if (err instanceof AwaitingBoundApproval) {
+      // SCAL2: the approver must see this hash; keep what makes the next preparation identical.
+      await job.updateData({
+        ...job.data,
+        signingTime: err.signingTime,
+        pendingHash: err.hash.toString('hex'),
+      });
+      await this.approvals.addPending(err.tenant, err.credentialId, {
+        hash: err.hash,
+        jobId: job.id ?? '',
+        invoice: job.data.invoiceNumber,
+      });
+    }
+    let pollMs = this.options.unavailablePollMs ?? 300_000;
+    if (err instanceof ApprovalNeededError) {
+      pollMs = this.options.approvalPollMs ?? 30_000;
       const first = await markAwaiting(redis, prefix, job.data.runId, job.id ?? '', true);
       if (first) {
         logger.info(
@@ -236,14 +316,14 @@ export class SealWorker {
           'awaiting approval',
         );
       }
-      await job.moveToDelayed(Date.now() + (this.options.approvalPollMs ?? 30_000), token);
-      throw new DelayedError();
+    } else {
+      logger.warn(
+        { tenant: job.data.tenant, invoice: job.data.invoiceNumber, reason: fate.reason },
+        'waiting',
+      );
     }
-    await markAwaiting(this.options.redis, this.options.prefix, job.data.runId, job.id ?? '', false);
-    // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles
-    // (a crash after this line re-runs the job, which then counts as already sealed: over, not under).
-    await this.count(job.data.runId, result.status === 'sealed' ? { sealed: 1 } : { alreadySealed: 1 });
-    return result;
+    await job.moveToDelayed(Date.now() + pollMs, token);
+    throw new DelayedError();
   }
 
   private async deliver(data: SealJobData): Promise<SealJobResult> {
@@ -255,15 +335,19 @@ export class SealWorker {
     try {
       target = sealedFilePath(root, data.tenant, data.runDate, data.invoiceNumber);
     } catch (err) {
-      throw new UnrecoverableError((err as Error).message);
+      throw new UnsealableError((err as Error).message, { cause: err });
     }
     // Sealed before, on any run date: deliver nothing new and spend no signature.
     const earlier = await findSealed(root, data.tenant, data.invoiceNumber, data.sourceSha256);
-    if (earlier) return { status: 'already-sealed', file: earlier };
+    if (earlier) {
+      // This run's own earlier attempt sealed it and then stopped before the job completed: sealed, once.
+      const status = earlier.runId === data.runId ? 'sealed' : 'already-sealed';
+      return { status, file: earlier.file };
+    }
     const existing = await checkExistingSeal(target, data.sourceSha256, data.sourceLength);
     if (existing === 'same-source') return this.completeEarlierDelivery(data, target);
     if (existing === 'different') {
-      throw new UnrecoverableError(
+      throw new UnsealableError(
         `invoice ${data.invoiceNumber}: ${target} already holds a different sealed document; not overwriting`,
       );
     }
@@ -271,25 +355,30 @@ export class SealWorker {
     try {
       context = await this.contexts.get(def);
     } catch (err) {
-      throw fateOf(err, `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`);
+      throw withContext(
+        err,
+        `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`,
+      );
     }
     return this.seal(data, def, context, target);
   }
 
-  /** A crash between writing the sealed file and recording it left the manifest row or the index
-   * missing: check the file and add what is missing, without sealing again. */
+  /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
+   * or the index missing: check the file and add what is missing, without sealing again. */
   private async completeEarlierDelivery(data: SealJobData, target: string): Promise<SealJobResult> {
     const def = this.jobDefinition(data);
     const sealed = await fs.readFile(target);
     const checks = await verifySealedPdf(sealed);
     const last = checks[checks.length - 1];
     if (!last?.valid || !last.coversWholeDocument) {
-      throw new UnrecoverableError(
+      throw new UnsealableError(
         `invoice ${data.invoiceNumber}: ${target} exists but is not a valid seal of this source; not overwriting`,
       );
     }
     const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
-    if (!(await manifestHasRow(path.dirname(target), data.invoiceNumber, sealedSha256))) {
+    const restored: string[] = [];
+    const row = await findManifestRow(path.dirname(target), data.invoiceNumber, sealedSha256);
+    if (!row) {
       await appendManifestRow(path.dirname(target), {
         invoiceNumber: data.invoiceNumber,
         file: path.basename(target),
@@ -300,13 +389,40 @@ export class SealWorker {
         job: data.jobName,
         runId: data.runId,
       });
-      this.options.logger.warn(
-        { invoice: data.invoiceNumber, file: target },
-        'manifest row restored after an interrupted delivery',
-      );
+      restored.push('manifest row');
     }
-    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
-    return { status: 'already-sealed', file: target, sealedSha256 };
+    const audit = AuditLog.forTenant(def.outboxRoot, def.tenant);
+    if (!(await audit.hasSeal(data.invoiceNumber, sealedSha256))) {
+      await audit.append(this.sealEntry(data, def, target, sealedSha256, last.certificateSerialHex ?? ''));
+      restored.push('audit seal entry');
+    }
+    const sealedBy = row?.runId;
+    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target, sealedBy);
+    this.options.logger.warn(
+      { invoice: data.invoiceNumber, file: target, restored },
+      'interrupted delivery completed without sealing again',
+    );
+    // Sealed by this run when its manifest row says so; a file whose row was missing counts as
+    // already sealed (which run wrote it cannot be told).
+    return { status: sealedBy === data.runId ? 'sealed' : 'already-sealed', file: target, sealedSha256 };
+  }
+
+  private sealEntry(
+    data: SealJobData,
+    def: JobDefinition,
+    target: string,
+    sealedSha256: string,
+    certificateSerial: string,
+  ): AuditEntryInput {
+    return {
+      type: 'seal',
+      invoice: data.invoiceNumber,
+      credentialId: def.signing.credentialId,
+      sourceSha256: data.sourceSha256,
+      sealedSha256,
+      certificateSerial,
+      file: path.relative(path.join(def.outboxRoot, data.tenant), target),
+    };
   }
 
   private async seal(
@@ -343,15 +459,18 @@ export class SealWorker {
           this.options.signatureBytes ?? Math.ceil((ctx.template.maxCmsLength + 64) / 256) * 256,
       });
     } catch (err) {
-      // The input cannot be sealed as it is (unreadable, changed, not a PDF we can update): retrying won't help.
-      throw new UnrecoverableError(
-        `invoice ${data.invoiceNumber} (${data.sourcePath}): ${(err as Error).message}`,
-      );
+      // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
+      // a transient error (a file briefly unreadable) says so with its kind and is retried.
+      const context = `invoice ${data.invoiceNumber} (${data.sourcePath})`;
+      const transient = (err as { kind?: unknown } | null)?.kind === 'transient';
+      throw transient
+        ? withContext(err, context)
+        : new UnsealableError(`${context}: ${(err as Error).message}`, { cause: err });
     }
     let signature: Buffer;
     const hashToSign = Buffer.from(prepared.hashToSign);
     if (data.pendingHash && data.pendingHash !== hashToSign.toString('hex')) {
-      throw new UnrecoverableError(
+      throw new UnsealableError(
         `invoice ${data.invoiceNumber}: prepared again, the document no longer has the hash its approval waited for`,
       );
     }
@@ -362,7 +481,7 @@ export class SealWorker {
         const bound = ctx.facts.scal === 2 && ctx.sadManager.approvalBased;
         throw bound ? new AwaitingBoundApproval(err, hashToSign, signingTime.toISOString()) : err;
       }
-      throw fateOf(err, `invoice ${data.invoiceNumber}: signing failed`);
+      throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
     const cms = ctx.template.assemble(Buffer.from(prepared.signedAttributes), signature);
     const sealed = embedCms(
@@ -384,6 +503,8 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: sealed PDF did not verify: ${check.problems.join('; ')}`,
       );
     }
+    // Delivery order: file, manifest row, audit entry, then the index entry that says all three exist.
+    // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
     await writeNew(target, sealed);
     const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
     await appendManifestRow(path.dirname(target), {
@@ -396,17 +517,19 @@ export class SealWorker {
       job: data.jobName,
       runId: data.runId,
     });
-    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target);
+    // Thrown, not only logged: a seal must have its audit entry; the retry adds it without sealing again.
+    await AuditLog.forTenant(def.outboxRoot, def.tenant).append(
+      this.sealEntry(data, def, target, sealedSha256, ctx.template.certificateSerialHex),
+    );
+    await recordSealed(
+      def.outboxRoot,
+      data.tenant,
+      data.invoiceNumber,
+      data.sourceSha256,
+      target,
+      data.runId,
+    );
     if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
-    await this.audit(def, {
-      type: 'seal',
-      invoice: data.invoiceNumber,
-      credentialId: ctx.credentialId,
-      sourceSha256: data.sourceSha256,
-      sealedSha256,
-      certificateSerial: ctx.template.certificateSerialHex,
-      file: path.relative(path.join(def.outboxRoot, data.tenant), target),
-    });
     return { status: 'sealed', file: target, sealedSha256 };
   }
 

@@ -55,6 +55,7 @@ export interface SigningContextOptions {
 
 export class SigningContexts {
   private readonly contexts = new Map<string, Promise<SigningContext>>();
+  private readonly auditWrites = new Set<Promise<void>>();
 
   constructor(private readonly options: SigningContextOptions) {}
 
@@ -120,11 +121,18 @@ export class SigningContexts {
     const facts = await client.credentialInfo(job.signing.credentialId);
     const oneDocument = job.signing.oneDocumentPerAuthorisation;
     const audit = AuditLog.forTenant(job.outboxRoot, job.tenant);
-    // An audit entry that cannot be written is logged loudly; the seal itself goes on.
-    const record = (entry: AuditEntryInput) =>
-      void audit.append(entry).catch((err: unknown) => {
-        logger.error({ err: (err as Error).message, type: entry.type }, 'audit entry not written');
-      });
+    // An audit entry that cannot be written is logged loudly; the seal itself goes on. Writes in
+    // flight are awaited by close(), so nothing writes into an outbox after the worker has stopped.
+    const record = (entry: AuditEntryInput): void => {
+      const write = audit.append(entry).then(
+        () => undefined,
+        (err: unknown) => {
+          logger.error({ err: (err as Error).message, type: entry.type }, 'audit entry not written');
+        },
+      );
+      this.auditWrites.add(write);
+      write.finally(() => this.auditWrites.delete(write)).catch(() => undefined);
+    };
     const sadManager = new SadManager({
       client,
       credential: facts,
@@ -242,6 +250,7 @@ export class SigningContexts {
 
   async close(): Promise<void> {
     for (const context of await this.all()) await context.signer.close();
+    while (this.auditWrites.size > 0) await Promise.all([...this.auditWrites]);
   }
 }
 

@@ -57,6 +57,22 @@ program
   .option('--concurrency <n>', 'invoices processed at once', positiveInt, 64)
   .option('--threads <n>', 'prepare threads (default: one per core)', positiveInt)
   .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+  .option(
+    '--grace <seconds>',
+    'on SIGTERM/SIGINT, wait this long for the jobs in hand, then exit',
+    positiveInt,
+    30,
+  )
+  .option(
+    '--lock-duration <ms>',
+    "a job's lock lasts this long without renewal (BullMQ lockDuration)",
+    positiveInt,
+  )
+  .option(
+    '--stalled-interval <ms>',
+    'look for jobs of crashed workers this often (BullMQ stalledInterval)',
+    positiveInt,
+  )
   .action(workCommand);
 
 program

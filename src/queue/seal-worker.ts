@@ -22,6 +22,7 @@ import {
 } from '../outbox';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
+import type { RedisHealth } from '../common/redis-health';
 import { SealerError } from '../common/errors';
 import { PreparePool } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
@@ -69,6 +70,8 @@ export interface SealWorkerOptions {
   stalledIntervalMs?: number;
   /** how long a job's lock lasts without renewal (ms); BullMQ's default 30000 */
   lockDurationMs?: number;
+  /** folds Redis connection errors into one line per outage */
+  health?: RedisHealth;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -128,7 +131,17 @@ export class SealWorker {
       );
     });
     this.worker.on('stalled', (jobId) => this.options.logger.warn({ jobId }, 'job stalled; it runs again'));
-    this.worker.on('error', (err) => this.options.logger.error({ err: err.message }, 'worker error'));
+    this.worker.on('error', (err) => {
+      if (this.options.health) this.options.health.error(err, 'worker');
+      else this.options.logger.error({ err: err.message }, 'worker error');
+    });
+  }
+
+  /** Invoices being processed now, by job ID (what a forced stop leaves to another worker). */
+  private readonly inHand = new Map<string, string>();
+
+  inFlight(): { jobId: string; invoice: string }[] {
+    return [...this.inHand].map(([jobId, invoice]) => ({ jobId, invoice }));
   }
 
   /** Jobs whose failure the processor recorded (the 'failed' listener skips them). */
@@ -254,6 +267,16 @@ export class SealWorker {
   }
 
   async process(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
+    const id = job.id ?? '';
+    this.inHand.set(id, job.data.invoiceNumber);
+    try {
+      return await this.processInHand(job, token);
+    } finally {
+      this.inHand.delete(id);
+    }
+  }
+
+  private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
     let result: SealJobResult;
     try {
       result = await this.deliver(job.data);

@@ -1,10 +1,23 @@
 import { SealWorker } from '../../queue';
+import { RedisHealth } from '../../common/redis-health';
 import { openContext, type CommonOptions } from '../context';
 
-export async function workCommand(
-  opts: CommonOptions & { concurrency: number; threads?: number; providerUrl?: string },
-): Promise<void> {
+export interface WorkOptions extends CommonOptions {
+  concurrency: number;
+  threads?: number;
+  providerUrl?: string;
+  /** how long a job's lock lasts without renewal (ms) */
+  lockDuration?: number;
+  /** how often stalled jobs are looked for (ms) */
+  stalledInterval?: number;
+  /** seconds SIGTERM/SIGINT waits for the jobs in hand before the process exits anyway */
+  grace: number;
+}
+
+export async function workCommand(opts: WorkOptions): Promise<void> {
   const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 });
+  const health = new RedisHealth(ctx.logger);
+  health.watch(ctx.redis);
   const worker = new SealWorker({
     connection: ctx.connection,
     redis: ctx.redis,
@@ -14,6 +27,9 @@ export async function workCommand(
     concurrency: opts.concurrency,
     threads: opts.threads,
     defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
+    lockDurationMs: opts.lockDuration,
+    stalledIntervalMs: opts.stalledInterval,
+    health,
   });
   const problems = await worker.contexts.preflight(ctx.jobs);
   if (problems.length) {
@@ -25,9 +41,42 @@ export async function workCommand(
   let failed = 0;
   worker.worker.on('completed', () => sealed++);
   worker.worker.on('failed', () => failed++);
-  const stop = () => void worker.close();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    ctx.logger.info({ signal, inFlight: worker.inFlight().length, graceSec: opts.grace }, 'stopping');
+    // Jobs in hand normally finish in seconds; with Redis down they cannot finish at all. After the
+    // grace period the process exits and says what it left: those jobs' locks expire and another
+    // worker (or this one, restarted) seals them, once.
+    const timer = setTimeout(() => {
+      const left = worker.inFlight();
+      ctx.logger.error(
+        {
+          unfinished: left.length,
+          invoices: left.slice(0, 20).map((l) => l.invoice),
+          redisDown: health.down,
+        },
+        'grace period over; exiting with jobs unfinished (they run again after their lock expires)',
+      );
+      console.error(
+        `worker stopped after ${opts.grace} s grace: ${left.length} invoice(s) unfinished` +
+          `${health.down ? ' (Redis unreachable)' : ''}; they run again once their lock expires` +
+          (left.length
+            ? `: ${left
+                .slice(0, 10)
+                .map((l) => l.invoice)
+                .join(', ')}${left.length > 10 ? ', ...' : ''}`
+            : ''),
+      );
+      ctx.logger.flush();
+      process.exit(3);
+    }, opts.grace * 1000);
+    timer.unref();
+    worker.close().catch((err: unknown) => ctx.logger.error({ err: (err as Error).message }, 'close failed'));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   ctx.logger.info({ jobs: ctx.jobs.map((j) => j.name), concurrency: opts.concurrency }, 'worker started');
   try {
     await worker.run();

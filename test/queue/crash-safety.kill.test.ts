@@ -1,0 +1,217 @@
+// kill -9 at random moments loses nothing and duplicates nothing. Two `sealer work` processes seal a
+// few hundred invoices; one of them is killed 20 times at random points (preparing, with a signHash
+// call in flight, between writing a sealed file and completing its job) and started again. Then every
+// invoice must be sealed exactly once: one valid PDF, one manifest row, one index entry, one seal entry
+// in a verifying audit chain, no refusal, no temp file, and run counts that equal the invoices.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { loadJobs } from '../../src/jobs';
+import { openSealQueue, produceRun, readRun } from '../../src/queue';
+import { readManifest, verifyTenantAudit, auditDir, listAuditFiles } from '../../src/outbox';
+import { verifySealedPdf } from '../../src/pades';
+import { tempDir } from '../helpers/temp-dir';
+import { testRedis } from '../helpers/test-redis';
+import {
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+  sandboxSecretsDir,
+} from '../helpers/night-fixture';
+
+const INVOICES = 240;
+const KILLS = 20;
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+/** Resolves when `check` holds, polling; rejects with `what` after `ms`. */
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+test(
+  '20 kill -9 of one of two workers during a night: every invoice sealed exactly once',
+  { timeout: 600_000 },
+  async (t) => {
+    const dir = await tempDir();
+    const { redis, prefix, connection, url } = await testRedis();
+    const sandbox = await startTestSandbox(dir);
+    await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', INVOICES);
+    const jobsDir = path.join(dir, 'jobs');
+    await writeJobFile(jobsDir, {
+      tenant: 'sakura',
+      credentialId: 'sakura-eseal-implicit',
+      providerUrl: sandbox.url,
+      secretsDir: sandboxSecretsDir(dir, 'sakura'),
+      signing: { custody: { mode: 'implicit' }, batchSize: 8 },
+    });
+    const [job] = await loadJobs(jobsDir);
+    const queue = openSealQueue(connection, prefix, {
+      attempts: 6,
+      backoff: { type: 'fixed', delay: 200 },
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
+    t.after(() => queue.close());
+    const produced = await produceRun(job!, { queue, redis, prefix, logger: pino({ level: 'silent' }) });
+    assert.equal(produced.totals.enqueued, INVOICES);
+    const runId = produced.runId;
+
+    const logs = path.join(dir, 'logs');
+    await fs.mkdir(logs);
+    let started = 0;
+    const spawnWorker = async (): Promise<ChildProcess> => {
+      const log = await fs.open(path.join(logs, `worker-${started++}.log`), 'w');
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'work',
+          '--jobs',
+          jobsDir,
+          '--concurrency',
+          '16',
+          '--threads',
+          '1',
+          '--lock-duration',
+          '10000',
+          '--stalled-interval',
+          '2000',
+        ],
+        {
+          env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'info' },
+          stdio: ['ignore', log.fd, log.fd],
+        },
+      );
+      child.once('exit', () => void log.close());
+      return child;
+    };
+    const exited = (c: ChildProcess) =>
+      new Promise<void>((r) =>
+        c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r()),
+      );
+    const steady = await spawnWorker();
+    let victim = await spawnWorker();
+    t.after(async () => {
+      for (const c of [steady, victim]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+    const done = async () => {
+      const c = await readRun(redis, prefix, runId);
+      return c.sealed + c.alreadySealed + c.failed;
+    };
+
+    // Kill the victim after a random amount of progress each time: its jobs are then mid-prepare, in a
+    // signHash call, or between the outbox write and the job's completion.
+    let kills = 0;
+    while (kills < KILLS) {
+      const before = await done();
+      if (before >= INVOICES) break;
+      const step = 1 + Math.floor(Math.random() * 6);
+      await until(
+        `progress past ${before + step}`,
+        120_000,
+        async () => (await done()) >= Math.min(INVOICES, before + step),
+      );
+      // Sometimes mid-batch: a few ms more.
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 40)));
+      victim.kill('SIGKILL');
+      await exited(victim);
+      kills++;
+      victim = await spawnWorker();
+    }
+    await until(
+      'the run to settle',
+      300_000,
+      async () => (await readRun(redis, prefix, runId)).settledAt !== undefined,
+    );
+    for (const c of [steady, victim]) c.kill('SIGTERM');
+    await Promise.all([exited(steady), exited(victim)]);
+
+    const counts = await readRun(redis, prefix, runId);
+    const tenantDir = path.join(dir, 'outbox', 'sakura');
+    const files = await walk(tenantDir);
+    const temps = files.filter((f) => f.endsWith('.tmp'));
+    const pdfs = files.filter((f) => f.endsWith('.pdf'));
+    const manifest = await readManifest(path.join(tenantDir, produced.runDate, 'manifest.csv'));
+    const index = await fs.readdir(path.join(tenantDir, '.sealed'));
+    const entries: { type: string; invoice?: string }[] = [];
+    for (const f of await listAuditFiles(auditDir(path.join(dir, 'outbox'), 'sakura'))) {
+      for (const line of (await fs.readFile(f, 'utf8')).split('\n').filter(Boolean))
+        entries.push(JSON.parse(line));
+    }
+    const jobs = await queue.getJobs(['completed', 'failed']);
+    const retries = jobs.reduce((n, j) => n + Math.max(0, j.attemptsMade - 1), 0);
+    const stalls = jobs.reduce((n, j) => n + (j.stalledCounter ?? 0), 0);
+    const summary = {
+      kills,
+      workerStarts: started,
+      invoices: INVOICES,
+      sealed: counts.sealed,
+      alreadySealed: counts.alreadySealed,
+      failed: counts.failed,
+      pdfs: pdfs.length,
+      manifestRows: manifest.length,
+      indexEntries: index.length,
+      sealEntries: entries.filter((e) => e.type === 'seal').length,
+      refusals: entries.filter((e) => e.type === 'refusal').length,
+      temps: temps.length,
+      retries,
+      stalls,
+      signaturesSpent: sandbox.stats().signatures,
+    };
+    t.diagnostic(`kill test: ${JSON.stringify(summary)}`);
+
+    assert.equal(kills, KILLS, 'the victim was killed 20 times before the night ended');
+    assert.equal(counts.failed, 0, 'no invoice failed');
+    assert.equal(counts.sealed + counts.alreadySealed, INVOICES, 'the counts equal the invoices');
+    assert.equal(counts.enqueued, INVOICES);
+    assert.deepEqual(temps, [], 'no temp file is left behind');
+    assert.equal(pdfs.length, INVOICES, 'one sealed PDF per invoice');
+    assert.equal(index.length, INVOICES, 'one index entry per invoice');
+    const byInvoice = new Map<string, number>();
+    for (const r of manifest) byInvoice.set(r.invoiceNumber, (byInvoice.get(r.invoiceNumber) ?? 0) + 1);
+    assert.equal(manifest.length, INVOICES, 'one manifest row per invoice');
+    assert.ok(
+      [...byInvoice.values()].every((n) => n === 1),
+      'no invoice has two manifest rows',
+    );
+    const seals = new Map<string, number>();
+    for (const e of entries.filter((x) => x.type === 'seal'))
+      seals.set(e.invoice!, (seals.get(e.invoice!) ?? 0) + 1);
+    assert.equal(seals.size, INVOICES, 'every invoice has a seal entry');
+    assert.ok(
+      [...seals.values()].every((n) => n === 1),
+      'no invoice has two seal entries',
+    );
+    assert.equal(summary.refusals, 0, 'no refusal entry');
+    assert.equal(
+      (await verifyTenantAudit(path.join(dir, 'outbox'), 'sakura')).ok,
+      true,
+      'the audit chain verifies',
+    );
+    // File by file: each PDF is a valid seal covering the whole document, and its manifest row matches it.
+    const rows = new Map(manifest.map((r) => [r.file, r]));
+    for (const pdf of pdfs) {
+      const checks = await verifySealedPdf(await fs.readFile(pdf));
+      assert.equal(checks.length, 1, `${pdf} carries one seal`);
+      assert.ok(checks[0]!.valid && checks[0]!.coversWholeDocument, `${pdf} is a valid seal`);
+      assert.ok(rows.has(path.basename(pdf)), `${pdf} has a manifest row`);
+    }
+  },
+);

@@ -1,0 +1,163 @@
+// Redis restarts and outages during a night: a worker logs once that Redis is gone and once that it is
+// back (no client stack traces), in-flight invoices are sealed exactly once afterwards, and SIGTERM
+// during an outage exits within the grace period, saying what it left unfinished.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { connectRedis } from '../../src/common/redis';
+import { loadJobs } from '../../src/jobs';
+import { openSealQueue, produceRun, readRun } from '../../src/queue';
+import { tempDir } from '../helpers/temp-dir';
+import { privateRedis } from '../helpers/private-redis';
+import { assertSealedExactlyOnce } from '../helpers/outbox-invariants';
+import {
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+  sandboxSecretsDir,
+} from '../helpers/night-fixture';
+
+const INVOICES = 160;
+const GRACE_SEC = 3;
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const PREFIX = 'outage';
+
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test(
+  'a worker survives a Redis crash and restart, and SIGTERM during an outage exits within the grace period',
+  { timeout: 300_000 },
+  async (t) => {
+    const dir = await tempDir();
+    const redisDir = path.join(dir, 'redis');
+    await fs.mkdir(redisDir);
+    const server = await privateRedis(redisDir);
+    const redis = connectRedis(server.url, { maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    t.after(() => redis.disconnect());
+    const sandbox = await startTestSandbox(dir);
+    await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', INVOICES);
+    const jobsDir = path.join(dir, 'jobs');
+    await writeJobFile(jobsDir, {
+      tenant: 'sakura',
+      credentialId: 'sakura-eseal-implicit',
+      providerUrl: sandbox.url,
+      secretsDir: sandboxSecretsDir(dir, 'sakura'),
+      signing: { custody: { mode: 'implicit' }, batchSize: 8 },
+    });
+    const [job] = await loadJobs(jobsDir);
+    const queue = openSealQueue({ url: server.url, maxRetriesPerRequest: null }, PREFIX, {
+      attempts: 6,
+      backoff: { type: 'fixed', delay: 200 },
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
+    queue.on('error', () => undefined);
+    const produced = await produceRun(job!, {
+      queue,
+      redis,
+      prefix: PREFIX,
+      logger: pino({ level: 'silent' }),
+    });
+    await queue.close();
+    const runId = produced.runId;
+    const settled = async () => {
+      const c = await readRun(redis, PREFIX, runId);
+      return c.sealed + c.alreadySealed + c.failed;
+    };
+
+    const spawnWorker = async (name: string) => {
+      const out = path.join(dir, `${name}.log`);
+      const log = await fs.open(out, 'w');
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'work',
+          '--jobs',
+          jobsDir,
+          '--concurrency',
+          '16',
+          '--threads',
+          '1',
+          '--grace',
+          String(GRACE_SEC),
+          '--lock-duration',
+          '5000',
+          '--stalled-interval',
+          '2000',
+        ],
+        {
+          env: { ...process.env, REDIS_URL: server.url, SEALER_PREFIX: PREFIX, LOG_LEVEL: 'info' },
+          stdio: ['ignore', log.fd, log.fd],
+        },
+      );
+      const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+        child.once('exit', (code) => {
+          void log.close();
+          resolve({ code, at: Date.now() });
+        }),
+      );
+      t.after(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      return { child, exited, out };
+    };
+
+    const a = await spawnWorker('worker-a');
+    await until('progress before the first outage', 120_000, async () => (await settled()) >= 30);
+    // A crash of Redis, a few seconds down, then back on the same data (AOF).
+    await server.kill();
+    await new Promise((r) => setTimeout(r, 4000));
+    await server.start();
+    await until('progress after Redis came back', 120_000, async () => (await settled()) >= 60);
+    // Down again, and the worker is told to stop while it cannot finish its jobs.
+    await server.kill();
+    await new Promise((r) => setTimeout(r, 500));
+    const termAt = Date.now();
+    (a.child as ChildProcess).kill('SIGTERM');
+    const end = await a.exited;
+    const exitMs = end.at - termAt;
+    const aLog = await fs.readFile(a.out, 'utf8');
+    t.diagnostic(
+      `SIGTERM to exit during a Redis outage: ${exitMs} ms (grace ${GRACE_SEC} s), exit code ${end.code}`,
+    );
+    assert.ok(exitMs < (GRACE_SEC + 5) * 1000, `exited ${exitMs} ms after SIGTERM`);
+    assert.match(aLog, /worker stopped after 3 s grace: \d+ invoice\(s\) unfinished \(Redis unreachable\)/);
+    assert.equal((aLog.match(/Redis is unreachable/g) ?? []).length, 2, 'one "gone" line per outage');
+    assert.equal((aLog.match(/Redis is back/g) ?? []).length, 1, 'one "back" line for the outage that ended');
+    assert.doesNotMatch(aLog, /Unhandled error event|^\s+at /m, 'no client stack traces');
+
+    // Redis back, a new worker finishes the night: every invoice sealed exactly once.
+    await server.start();
+    const b = await spawnWorker('worker-b');
+    await until(
+      'the run to settle',
+      180_000,
+      async () => (await readRun(redis, PREFIX, runId)).settledAt !== undefined,
+    );
+    b.child.kill('SIGTERM');
+    await b.exited;
+    const counts = await readRun(redis, PREFIX, runId);
+    assert.equal(counts.failed, 0);
+    assert.equal(counts.sealed + counts.alreadySealed, INVOICES, 'the counts equal the invoices');
+    const figures = await assertSealedExactlyOnce(
+      path.join(dir, 'outbox'),
+      'sakura',
+      produced.runDate,
+      INVOICES,
+    );
+    t.diagnostic(
+      `redis outage: ${JSON.stringify({ invoices: INVOICES, ...counts, ...figures, signatures: sandbox.stats().signatures })}`,
+    );
+  },
+);

@@ -61,10 +61,18 @@ async function post(url: string, payload: string, contentType: string, o: PostOp
  * Wait before the next attempt after a 429/503, or undefined when this error must not be retried.
  * Also used by the SAD manager, which re-sends credentials/authorize itself with a fresh OTP.
  */
-export function backoffFor(err: CscError, attempt: number, policy: RetryPolicy): number | undefined {
+export function backoffFor(
+  err: CscError,
+  attempt: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): number | undefined {
   if ((err.status !== 429 && err.status !== 503) || attempt >= policy.maxRetries) return undefined;
-  // Without Retry-After, grow the wait so a struggling provider is not hammered.
-  const wait = err.retryAfterMs ?? 250 * 2 ** attempt;
+  // Retry-After is the provider's word: honoured as said. Without it, the wait grows and is jittered
+  // ("equal jitter": half fixed, half random) so that many workers pushed back at once do not all
+  // come back in the same instant.
+  const base = 250 * 2 ** attempt;
+  const wait = err.retryAfterMs ?? Math.round(base / 2 + random() * (base / 2));
   return wait > policy.maxDelayMs ? undefined : wait;
 }
 

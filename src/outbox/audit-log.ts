@@ -163,7 +163,8 @@ function enqueue(dir: string, items: Pending[]): void {
   }
   const fresh = [...items];
   queues.set(dir, fresh);
-  void drain(dir, fresh);
+  // drain settles every append itself and never rejects; the catch only keeps that true.
+  drain(dir, fresh).catch(() => undefined);
 }
 
 /** Writes a folder's queue group by group until it is empty, then forgets it (in the same tick). */

@@ -88,7 +88,7 @@ test(
           stdio: ['ignore', log.fd, log.fd],
         },
       );
-      child.once('exit', () => void log.close());
+      child.once('exit', () => log.close().catch(() => undefined));
       return child;
     };
     const exited = (c: ChildProcess) =>

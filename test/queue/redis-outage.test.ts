@@ -103,7 +103,7 @@ test(
       );
       const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
         child.once('exit', (code) => {
-          void log.close();
+          log.close().catch(() => undefined);
           resolve({ code, at: Date.now() });
         }),
       );

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { setTimeout as delay } from 'node:timers/promises';
 import { glob } from 'tinyglobby';
 import {
+  ExportError,
   exportReadiness,
   exportSnapshot,
   invoiceNumberFold,
@@ -369,6 +370,11 @@ async function moveProcessed(
   }
 }
 
+/** An export that could not be opened because it is not there (ENOENT). */
+function isGone(err: unknown): boolean {
+  return err instanceof ExportError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
 async function exists(file: string): Promise<boolean> {
   return fsp.access(file).then(
     () => true,
@@ -437,6 +443,15 @@ export async function produceRun(
       });
       opts.logger.info({ job: job.name, runId: ids.runId, ...fr }, 'export enqueued');
     } catch (err) {
+      // Listed a moment ago and gone before any row was read: another producer of this export took
+      // it. (A given --file that does not exist stays an error.)
+      if (!opts.file && isGone(err) && !(await exists(file))) {
+        opts.logger.info(
+          { file, job: job.name, runId: ids.runId },
+          'export gone before it was read: taken by another producer',
+        );
+        continue;
+      }
       // A file-level failure (unreadable, wrong encoding, missing column) stops that file only; it stays
       // in place for a fix and a re-run, and what was enqueued from it is deduplicated then.
       const message = err instanceof Error ? err.message : String(err);

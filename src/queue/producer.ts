@@ -36,6 +36,7 @@ export interface ProduceOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
+  /** the run's clock: its ID and date, and what an export's quiet period is measured against */
   now?: Date;
   /** jobs per addBulk call */
   chunkSize?: number;
@@ -212,7 +213,7 @@ async function enqueueChunk(
     for (const id of ids) pipeline.exists(opts.queue.toKey(id)).zscore(failedKey, id);
     const replies = (await pipeline.exec()) ?? [];
     const fresh: SealJobData[] = [];
-    const failed: string[] = [];
+    let requeued = 0;
     const reply = (at: number): unknown => {
       const [err, value] = replies[at] ?? [new ProducerError(`no reply ${at} from Redis`), undefined];
       if (err) throw err;
@@ -223,12 +224,13 @@ async function enqueueChunk(
       const score = reply(2 * i + 1);
       if (exists !== 1) {
         fresh.push(data);
-      } else if (score !== null) {
-        failed.push(ids[i]!);
+      } else if (score !== null && (await opts.queue.remove(ids[i]!)) === 1) {
+        // Failed for good earlier: a re-run is how ops retries it. (A job that cannot be removed,
+        // e.g. locked, stays and counts as a duplicate.)
+        requeued++;
         fresh.push(data);
       }
     }
-    for (const id of failed) await opts.queue.remove(id);
     if (fresh.length) {
       await opts.queue.addBulk(
         fresh.map((data) => ({ name: data.jobName, data, opts: { jobId: sealJobId(data) } })),
@@ -237,7 +239,7 @@ async function enqueueChunk(
     return {
       enqueued: fresh.length,
       duplicates: candidates.length - fresh.length,
-      requeued: failed.length,
+      requeued,
       caseClashes,
     };
   });

@@ -28,6 +28,11 @@ async function copyInbox(home: string, tenants: string[]): Promise<void> {
     const to = path.join(home, 'var', 'inbox', tenant);
     await fs.rm(to, { recursive: true, force: true });
     await fs.cp(from, to, { recursive: true });
+    // What the core system does once an export is written: the sample jobs take an export only
+    // when its marker (`export.ready.marker`, `.done`) stands beside it.
+    for (const name of await fs.readdir(to)) {
+      if (name.endsWith('.csv')) await fs.writeFile(path.join(to, `${name}.done`), '');
+    }
   }
 }
 

@@ -13,3 +13,13 @@ export { ExportError } from './export-error';
 export { readExport } from './read-export';
 export { RejectsWriter } from './rejects-writer';
 export { writeExportCsv } from './csv-write';
+export { invoiceNumberFold, invoiceNumberProblem, INVOICE_NUMBER_MAX_LENGTH } from './invoice-number';
+export {
+  exportReadiness,
+  exportSnapshot,
+  markerFileOf,
+  sameSnapshot,
+  type ExportReadiness,
+  type ExportReadyRule,
+  type ExportSnapshot,
+} from './ready';

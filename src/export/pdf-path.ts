@@ -1,5 +1,6 @@
 // Resolving a row's PDF path against the export's folder. The export is data from another system, so
-// a path may only name a file inside that folder: no absolute paths, no `..`, no symlink that leads out.
+// a path may only name a file inside that folder: no absolute paths, no `..`, no symlink that leads out,
+// no hard link (a second name of a file that may live elsewhere).
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -56,6 +57,14 @@ export class PdfPathResolver {
         stat = await fs.promises.stat(real);
       }
       if (!stat.isFile()) return { ok: false, problem: `PDF is not a file: ${relative}` };
+      // A second name for the same bytes may lie anywhere on the volume (a hard link to a file from
+      // outside the export folder): the lexical and symlink checks cannot see where, so refuse it.
+      if (stat.nlink > 1) {
+        return {
+          ok: false,
+          problem: `PDF is a hard link (${stat.nlink} names for one file; one may be outside the export folder): ${relative}`,
+        };
+      }
       return { ok: true, absolute: real, relative };
     } catch (err) {
       const code = errorCode(err);

@@ -117,6 +117,41 @@ function fileFailure(err: unknown, file: string, lastRecordLine: number): Export
   return unreadable(file, err);
 }
 
+/**
+ * The export's size, once its last byte is known to be a line break. A file that ends inside a line
+ * was cut (a writer still at it, a copy interrupted): its last row may look valid with a truncated
+ * value, so the whole file is refused before any row is read, and stays in place.
+ */
+async function lineCompleteSize(file: string): Promise<number> {
+  let size: number;
+  let last: number | undefined;
+  try {
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      size = (await handle.stat()).size;
+      if (size > 0) {
+        const byte = Buffer.alloc(1);
+        await handle.read(byte, 0, 1, size - 1);
+        last = byte[0];
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw unreadable(file, err);
+  }
+  if (size === 0) throw new ExportError(`export ${file} is empty: it has no header row`, { file });
+  // LF and CR are single bytes in UTF-8 and CP932 alike (no CP932 trail byte is below 0x40).
+  if (last !== 0x0a && last !== 0x0d) {
+    throw new ExportError(
+      `export ${file}: the last line is cut (the file does not end with a line break after ${size} bytes); ` +
+        `it may still be being written, so nothing of it is taken`,
+      { file },
+    );
+  }
+  return size;
+}
+
 class RowChecker {
   private readonly firstSeen = new Map<string, { line: number; invoiceNumber: string }>();
   private readonly pdfPaths: PdfPathResolver;
@@ -210,7 +245,7 @@ class RowChecker {
 /**
  * Streams `file` row by row. Yields every data row as accepted or rejected, in file order, and
  * returns the summary. Throws ExportError for file-level failures: before the first row (unreadable,
- * wrong encoding, missing or ambiguous column) or part-way (a quote never closed, a row over 1 MB,
+ * last line cut, wrong encoding, missing or ambiguous column) or part-way (a quote never closed, a row over 1 MB,
  * the file changed to invalid UTF-8 during the read); part-way, exactly the rows before the broken
  * one have been yielded (bar a file changed under the read), and the caller decides what stands.
  */
@@ -220,6 +255,7 @@ export async function* readExport(
 ): AsyncGenerator<ExportRow, ExportSummary> {
   const absFile = path.resolve(file);
   const mapping = checkMapping(options.mapping, absFile);
+  const size = await lineCompleteSize(absFile);
   const encoding = await resolveEncoding(absFile, options.encoding ?? 'auto');
   let exportDirReal: string;
   try {
@@ -228,7 +264,8 @@ export async function* readExport(
     throw unreadable(absFile, err);
   }
 
-  const source = fs.createReadStream(absFile, { highWaterMark: 64 * 1024 });
+  // Only the bytes that ended on a line break when we looked: what a writer appends meanwhile is not read.
+  const source = fs.createReadStream(absFile, { highWaterMark: 64 * 1024, end: size - 1 });
   const decoder = new ExportDecoder(absFile, encoding);
   // A malformed CSV (a quote never closed) is a file failure, but it must come after exactly the
   // rows before it, not after however many the parser had buffered: so the parser does not error,
@@ -323,5 +360,5 @@ export async function* readExport(
       { file: absFile },
     );
   }
-  return { file: absFile, encoding, rows, accepted, rejected };
+  return { file: absFile, encoding, rows, accepted, rejected, bytes: size };
 }

@@ -1,8 +1,9 @@
 // What a valid export row is, as a zod schema over the row's trimmed cells: the invoice number is
 // used as a file name, amounts come in the shapes Japanese exports write them, dates are normalised.
 import { z } from 'zod';
+import { invoiceNumberProblem } from './invoice-number';
 
-export const INVOICE_NUMBER_MAX_LENGTH = 64;
+export { INVOICE_NUMBER_MAX_LENGTH } from './invoice-number';
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
@@ -36,13 +37,10 @@ export function parseIsoDate(cell: string): string | undefined {
 const nonEmpty = () => z.string().min(1, { error: 'is empty', abort: true });
 
 export const rowSchema = z.object({
-  invoiceNumber: nonEmpty()
-    .max(INVOICE_NUMBER_MAX_LENGTH, { error: `is longer than ${INVOICE_NUMBER_MAX_LENGTH} characters` })
-    .regex(/^[A-Za-z0-9._-]+$/, {
-      error: (iss) =>
-        `${quote(String(iss.input))} may hold only letters, digits, "-", "_" and "." (it becomes a file name)`,
-    })
-    .refine((v) => v !== '.' && v !== '..', { error: 'cannot be "." or ".." (it becomes a file name)' }),
+  invoiceNumber: nonEmpty().superRefine((value, ctx) => {
+    const problem = invoiceNumberProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', input: value, message: problem });
+  }),
   customerName: nonEmpty(),
   amount: nonEmpty().transform((cell, ctx) => {
     const yen = parseYen(cell);

@@ -51,4 +51,6 @@ export interface ExportSummary {
   rows: number;
   accepted: number;
   rejected: number;
+  /** Bytes read: the file's size when the read began (a writer's later appends are not read). */
+  bytes: number;
 }

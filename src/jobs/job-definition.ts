@@ -121,6 +121,21 @@ export const jobDefinitionSchema = z.strictObject({
     folder: z.string().min(1),
     glob: z.string().min(1).default('*.csv'),
     encoding: z.enum(['auto', 'utf8', 'cp932']).default('auto'),
+    /** when an export is complete and may be taken: `{ quietSec }` unchanged (mtime) for that long before
+     * the run, or `{ marker }` a file of the export's name plus this suffix beside it (`invoices.csv.done`) */
+    ready: z
+      .union([
+        z.strictObject({ quietSec: z.int().min(0).max(86_400) }),
+        z.strictObject({
+          marker: z
+            .string()
+            .regex(
+              /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/,
+              'a suffix such as ".done" (a dot, then letters or digits)',
+            ),
+        }),
+      ])
+      .default({ quietSec: 60 }),
     columns: z.strictObject({
       invoiceNumber: z.string().min(1),
       customerName: z.string().min(1),

@@ -1,14 +1,27 @@
 // The producer: reads one core-system export and enqueues one BullMQ job per invoice, in addBulk chunks,
-// with deterministic job IDs so a re-run enqueues nothing twice. The export moves to processed/ only
-// after every row is either enqueued or rejected.
+// with deterministic job IDs so a re-run enqueues nothing twice. It takes an export only once the job's
+// rule says it is complete, and moves it to processed/ only after every row is enqueued or rejected.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { setTimeout as delay } from 'node:timers/promises';
 import { glob } from 'tinyglobby';
-import { readExport, RejectsWriter, type ExportSummary, type InvoiceRecord } from '../export';
+import {
+  ExportError,
+  exportReadiness,
+  exportSnapshot,
+  invoiceNumberFold,
+  readExport,
+  RejectsWriter,
+  sameSnapshot,
+  type ExportSnapshot,
+  type ExportSummary,
+  type InvoiceRecord,
+  type RejectedRow,
+} from '../export';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
@@ -23,6 +36,7 @@ export interface ProduceOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
+  /** the run's clock: its ID and date, and what an export's quiet period is measured against */
   now?: Date;
   /** jobs per addBulk call */
   chunkSize?: number;
@@ -38,6 +52,16 @@ export interface FileResult extends Pick<RunCounts, 'rows' | 'enqueued' | 'dupli
   encoding: ExportSummary['encoding'];
   rejectsFile?: string;
   processedTo?: string;
+  /** the export was gone when this run moved it: another producer of the same file moved it first */
+  movedByAnotherProducer?: true;
+  /** set when the export changed while it was read: it stays in place (what was read is queued) */
+  leftInPlace?: string;
+}
+
+/** An export the job's rule does not yet call complete: left in place for the next run. */
+export interface NotReadyFile {
+  file: string;
+  reason: string;
 }
 
 export interface ProduceResult {
@@ -46,6 +70,8 @@ export interface ProduceResult {
   files: FileResult[];
   totals: Pick<RunCounts, 'rows' | 'enqueued' | 'duplicates' | 'rejected'>;
   failedFiles: { file: string; error: string }[];
+  /** exports left in place because they are not yet complete (or changed while read) */
+  notReady: NotReadyFile[];
 }
 
 function sha256File(file: string): Promise<{ sha256: string; length: number }> {
@@ -75,21 +101,77 @@ export async function findExports(job: JobDefinition): Promise<string[]> {
   if (!folder.isDirectory()) {
     throw new ProducerError(`job ${job.name}: export folder ${job.exportFolder} is not a folder`);
   }
-  const files = await glob(job.export.glob, {
-    cwd: job.exportFolder,
-    absolute: true,
-    onlyFiles: true,
-    deep: 1,
-  });
+  const marker = 'marker' in job.export.ready ? job.export.ready.marker : undefined;
+  const files = (
+    await glob(job.export.glob, {
+      cwd: job.exportFolder,
+      absolute: true,
+      onlyFiles: true,
+      deep: 1,
+    })
+  ).filter((f) => marker === undefined || !f.endsWith(marker));
   const stats = await Promise.all(files.map(async (f) => ({ f, t: (await fsp.stat(f)).mtimeMs })));
   return stats.sort((a, b) => a.t - b.t || a.f.localeCompare(b.f)).map((s) => s.f);
+}
+
+/** How long a chunk may hold its tenant's enqueue lock if its producer dies holding it. */
+const ENQUEUE_LOCK_TTL_MS = 30_000;
+const RELEASE_LUA = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+/**
+ * Records each (folded, as given) invoice number for the tenant unless its folded form is recorded
+ * already; returns what is recorded for each, so a caller sees a number that differs only in case.
+ */
+const CLAIM_CASE_LUA = `
+local out = {}
+for i = 1, #ARGV, 2 do
+  redis.call('hsetnx', KEYS[1], ARGV[i], ARGV[i + 1])
+  out[#out + 1] = redis.call('hget', KEYS[1], ARGV[i])
+end
+return out`;
+
+/** The tenant's record of invoice numbers enqueued, folded: one outbox folder and one sealed index hold them. */
+export function invoiceCaseKey(prefix: string, tenant: string): string {
+  return `${prefix}:invoice-case:${tenant}`;
+}
+
+/**
+ * Chunks of one tenant are checked and added one at a time (across processes), so that two producers
+ * of one export count each job once: as enqueued by one, as a duplicate by the other. Held for one
+ * chunk's few Redis round trips, not for the file.
+ */
+async function withEnqueueLock<T>(opts: ProduceOptions, tenant: string, fn: () => Promise<T>): Promise<T> {
+  const key = `${opts.prefix}:enqueue-lock:${tenant}`;
+  const token = crypto.randomUUID();
+  const giveUpAt = Date.now() + 2 * ENQUEUE_LOCK_TTL_MS;
+  while ((await opts.redis.set(key, token, 'PX', ENQUEUE_LOCK_TTL_MS, 'NX')) !== 'OK') {
+    if (Date.now() > giveUpAt) {
+      throw new ProducerError(
+        `tenant ${tenant}: the enqueue lock ${key} stayed held for ${2 * ENQUEUE_LOCK_TTL_MS} ms`,
+      );
+    }
+    await delay(5 + Math.random() * 20);
+  }
+  try {
+    return await fn();
+  } finally {
+    await opts.redis.eval(RELEASE_LUA, 1, key, token).catch(() => undefined);
+  }
+}
+
+interface ChunkResult {
+  enqueued: number;
+  duplicates: number;
+  requeued: number;
+  /** rows whose invoice number differs only in case from one the tenant already enqueued */
+  caseClashes: RejectedRow[];
 }
 
 async function enqueueChunk(
   records: InvoiceRecord[],
   base: Omit<SealJobData, 'invoiceNumber' | 'sourcePath' | 'sourceSha256' | 'sourceLength' | 'line'>,
   opts: ProduceOptions,
-): Promise<{ enqueued: number; duplicates: number; requeued: number }> {
+): Promise<ChunkResult> {
   const datas: SealJobData[] = await Promise.all(
     records.map(async (r) => {
       const { sha256, length } = await sha256File(r.pdfPath);
@@ -103,29 +185,64 @@ async function enqueueChunk(
       };
     }),
   );
-  const ids = datas.map(sealJobId);
-  // BullMQ skips an existing jobId on its own; asking first lets the run report duplicates, and
-  // re-queue invoices whose earlier job failed for good (a re-run is how ops retries a night).
-  const pipeline = opts.redis.pipeline();
-  for (const id of ids) pipeline.exists(`${opts.prefix}:${opts.queue.name}:${id}`);
-  const exists = ((await pipeline.exec()) ?? []).map(([, n]) => n === 1);
-  let requeued = 0;
-  const fresh: SealJobData[] = [];
-  for (const [i, data] of datas.entries()) {
-    if (!exists[i]) {
-      fresh.push(data);
-    } else if ((await opts.queue.getJobState(ids[i]!)) === 'failed') {
-      await (await opts.queue.getJob(ids[i]!))?.remove();
-      fresh.push(data);
-      requeued++;
+  return withEnqueueLock(opts, base.tenant, async () => {
+    const recorded = (await opts.redis.eval(
+      CLAIM_CASE_LUA,
+      1,
+      invoiceCaseKey(opts.prefix, base.tenant),
+      ...datas.flatMap((d) => [invoiceNumberFold(d.invoiceNumber), d.invoiceNumber]),
+    )) as string[];
+    const caseClashes: RejectedRow[] = [];
+    const candidates = datas.filter((d, i) => {
+      if (recorded[i] === d.invoiceNumber) return true;
+      caseClashes.push({
+        line: d.line,
+        invoiceNumber: d.invoiceNumber,
+        reason:
+          `invoice number ${d.invoiceNumber} differs only in letter case from ${recorded[i]}, which tenant ` +
+          `${base.tenant} already enqueued from an earlier export (the two would clash on a case-insensitive share)`,
+      });
+      return false;
+    });
+    const ids = candidates.map(sealJobId);
+    // BullMQ skips an existing jobId on its own; asking first lets the run report duplicates, and
+    // re-queue invoices whose earlier job failed for good (a re-run is how ops retries a night).
+    // One round trip per chunk: does the job hash exist, and is its ID in the failed sorted set.
+    const pipeline = opts.redis.pipeline();
+    const failedKey = opts.queue.toKey('failed');
+    for (const id of ids) pipeline.exists(opts.queue.toKey(id)).zscore(failedKey, id);
+    const replies = (await pipeline.exec()) ?? [];
+    const fresh: SealJobData[] = [];
+    let requeued = 0;
+    const reply = (at: number): unknown => {
+      const [err, value] = replies[at] ?? [new ProducerError(`no reply ${at} from Redis`), undefined];
+      if (err) throw err;
+      return value;
+    };
+    for (const [i, data] of candidates.entries()) {
+      const exists = reply(2 * i);
+      const score = reply(2 * i + 1);
+      if (exists !== 1) {
+        fresh.push(data);
+      } else if (score !== null && (await opts.queue.remove(ids[i]!)) === 1) {
+        // Failed for good earlier: a re-run is how ops retries it. (A job that cannot be removed,
+        // e.g. locked, stays and counts as a duplicate.)
+        requeued++;
+        fresh.push(data);
+      }
     }
-  }
-  if (fresh.length) {
-    await opts.queue.addBulk(
-      fresh.map((data) => ({ name: data.jobName, data, opts: { jobId: sealJobId(data) } })),
-    );
-  }
-  return { enqueued: fresh.length, duplicates: datas.length - fresh.length, requeued };
+    if (fresh.length) {
+      await opts.queue.addBulk(
+        fresh.map((data) => ({ name: data.jobName, data, opts: { jobId: sealJobId(data) } })),
+      );
+    }
+    return {
+      enqueued: fresh.length,
+      duplicates: candidates.length - fresh.length,
+      requeued,
+      caseClashes,
+    };
+  });
 }
 
 async function produceFile(
@@ -133,7 +250,8 @@ async function produceFile(
   job: JobDefinition,
   ids: { runId: string; runDate: string },
   opts: ProduceOptions,
-) {
+  ready: { snapshot: ExportSnapshot; markerFile?: string },
+): Promise<FileResult> {
   const chunkSize = opts.chunkSize ?? 200;
   const base = {
     tenant: job.tenant,
@@ -155,8 +273,13 @@ async function produceFile(
     requeued: 0,
   };
   let pending: InvoiceRecord[] = [];
+  const reject = async (row: RejectedRow) => {
+    result.rejected++;
+    await rejects.add(row);
+    opts.logger.warn({ file, ...row }, 'row rejected');
+  };
   const flush = async () => {
-    let r: Awaited<ReturnType<typeof enqueueChunk>>;
+    let r: ChunkResult;
     try {
       r = await enqueueChunk(pending, base, opts);
     } catch (err) {
@@ -170,6 +293,7 @@ async function produceFile(
     result.enqueued += r.enqueued;
     result.duplicates += r.duplicates;
     result.requeued += r.requeued;
+    for (const row of r.caseClashes) await reject(row);
     pending = [];
     opts.onProgress?.({ file, rows: result.rows });
   };
@@ -191,9 +315,7 @@ async function produceFile(
         pending.push(next.value.invoice);
         if (pending.length >= chunkSize) await flush();
       } else {
-        result.rejected++;
-        await rejects.add(next.value.rejected);
-        opts.logger.warn({ file, ...next.value.rejected }, 'row rejected');
+        await reject(next.value.rejected);
       }
     }
     if (pending.length) await flush();
@@ -208,13 +330,58 @@ async function produceFile(
       `${file}: ${result.rows} rows but ${result.enqueued} enqueued + ${result.duplicates} duplicates + ${result.rejected} rejected`,
     );
   }
-  if (opts.moveProcessed ?? true) {
-    const dir = path.join(path.dirname(file), 'processed');
-    await fsp.mkdir(dir, { recursive: true });
-    result.processedTo = path.join(dir, `${ids.runId}-${path.basename(file)}`);
-    await fsp.rename(file, result.processedTo);
+  // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
+  // up to the size seen at the start) stays queued, the file stays for a run that sees it complete.
+  const after = await exportSnapshot(file).catch(() => undefined);
+  if (after !== undefined && !sameSnapshot(after, ready.snapshot)) {
+    result.leftInPlace =
+      `changed while it was read (${ready.snapshot.size} → ${after.size} bytes): ` +
+      `the ${result.rows} row(s) read are counted, the file stays for the next run`;
+    return result;
   }
+  if (opts.moveProcessed ?? true) await moveProcessed(file, ids.runId, ready.markerFile, result);
   return result;
+}
+
+/**
+ * Moves a finished export to processed/. Its marker goes first: a marker left behind would vouch for
+ * the next export of that name before it is complete. The export already gone means another producer
+ * of the same file moved it; every row here was enqueued, a duplicate or rejected, so that is success.
+ */
+async function moveProcessed(
+  file: string,
+  runId: string,
+  markerFile: string | undefined,
+  result: FileResult,
+): Promise<void> {
+  if (markerFile !== undefined) {
+    await fsp.rm(markerFile, { force: true }).catch((err: unknown) => {
+      throw new ProducerError(`${file}: cannot remove its marker ${markerFile}`, { cause: err });
+    });
+  }
+  const dir = path.join(path.dirname(file), 'processed');
+  await fsp.mkdir(dir, { recursive: true });
+  const to = path.join(dir, `${runId}-${path.basename(file)}`);
+  try {
+    await fsp.rename(file, to);
+    result.processedTo = to;
+  } catch (err) {
+    const gone = (err as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(file));
+    if (!gone) throw new ProducerError(`${file}: cannot move it to ${dir}`, { cause: err });
+    result.movedByAnotherProducer = true;
+  }
+}
+
+/** An export that could not be opened because it is not there (ENOENT). */
+function isGone(err: unknown): boolean {
+  return err instanceof ExportError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fsp.access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Produces one run of `job`: every export file found (or the one given) is read and enqueued. */
@@ -230,6 +397,7 @@ export async function produceRun(
     files: [],
     totals: { rows: 0, enqueued: 0, duplicates: 0, rejected: 0 },
     failedFiles: [],
+    notReady: [],
   };
   await addRunCounts(
     opts.redis,
@@ -244,9 +412,29 @@ export async function produceRun(
       state: 'producing',
     },
   );
+  const leaveInPlace = async (file: string, reason: string) => {
+    result.notReady.push({ file, reason });
+    opts.logger.warn(
+      { file, job: job.name, runId: ids.runId, reason },
+      'export not complete: left for the next run',
+    );
+    await addRunCounts(
+      opts.redis,
+      opts.prefix,
+      ids.runId,
+      {},
+      { [`notReady:${path.basename(file)}`]: reason },
+    );
+  };
   for (const file of files) {
     try {
-      const fr = await produceFile(file, job, ids, opts);
+      const ready = await exportReadiness(file, job.export.ready, now);
+      if (!ready.ready) {
+        await leaveInPlace(file, ready.reason);
+        continue;
+      }
+      const fr = await produceFile(file, job, ids, opts, ready);
+      if (fr.leftInPlace !== undefined) await leaveInPlace(file, fr.leftInPlace);
       result.files.push(fr);
       for (const k of ['rows', 'enqueued', 'duplicates', 'rejected'] as const) result.totals[k] += fr[k];
       await addRunCounts(opts.redis, opts.prefix, ids.runId, {
@@ -257,6 +445,15 @@ export async function produceRun(
       });
       opts.logger.info({ job: job.name, runId: ids.runId, ...fr }, 'export enqueued');
     } catch (err) {
+      // Listed a moment ago and gone before any row was read: another producer of this export took
+      // it. (A given --file that does not exist stays an error.)
+      if (!opts.file && isGone(err) && !(await exists(file))) {
+        opts.logger.info(
+          { file, job: job.name, runId: ids.runId },
+          'export gone before it was read: taken by another producer',
+        );
+        continue;
+      }
       // A file-level failure (unreadable, wrong encoding, missing column) stops that file only; it stays
       // in place for a fix and a re-run, and what was enqueued from it is deduplicated then.
       const message = err instanceof Error ? err.message : String(err);

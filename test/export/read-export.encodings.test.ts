@@ -99,7 +99,14 @@ test('UTF-8, UTF-8 with BOM and CP932 exports read to the same records', async (
         accepted.map((a) => [a.pdfRelativePath, a.pdfPath]),
         ROWS.map((r) => [r[3], path.join(realDir, r[3]!)]),
       );
-      assert.deepEqual(summary, { file, encoding: expected, rows: 5, accepted: 5, rejected: 0 });
+      assert.deepEqual(summary, {
+        file,
+        encoding: expected,
+        rows: 5,
+        accepted: 5,
+        rejected: 0,
+        bytes: (await fs.promises.stat(file)).size,
+      });
     }
   });
 });

@@ -2,6 +2,7 @@
 // No timing assertion: speed is the benchmark's business.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { readExport, writeExportCsv, type ExportSummary } from '../../src/export';
 import { HEADERS, MAPPING, removeDir, tempDir, writePdfs } from './export-fixture';
@@ -48,7 +49,14 @@ test('a 20,000-row export streams through with counts that add up', async () => 
       rejectedLines,
       Array.from({ length: 20 }, (_, k) => (k + 1) * 1000 + 1),
     );
-    assert.deepEqual(summary, { file, encoding: 'cp932', rows: ROWS, accepted: ROWS - 20, rejected: 20 });
+    assert.deepEqual(summary, {
+      file,
+      encoding: 'cp932',
+      rows: ROWS,
+      accepted: ROWS - 20,
+      rejected: 20,
+      bytes: (await fs.promises.stat(file)).size,
+    });
     assert.equal(accepted, summary.accepted);
   } finally {
     await removeDir(dir);

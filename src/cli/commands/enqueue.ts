@@ -28,6 +28,7 @@ export async function enqueueCommand(
       );
     }
     for (const f of result.failedFiles) console.log(`${f.file}: FAILED: ${f.error}`);
+    for (const f of result.notReady) console.log(`${f.file}: not complete, left in place: ${f.reason}`);
     const t = result.totals;
     console.log(
       `run ${result.runId}: ${result.files.length + result.failedFiles.length} file(s), ${t.rows} rows: ` +

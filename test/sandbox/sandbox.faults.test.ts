@@ -548,11 +548,11 @@ test(
 );
 
 test(
-  'the sandbox closes cleanly while a request hangs, and the client sees the connection go',
+  'the sandbox closes cleanly while a request hangs and another waits out a long latency',
   TIMEOUT,
   async () => {
     // A second sandbox on the same (provisioned) dataDir: its own rules, its own connections.
-    const other = await startFixture({ faults: 'signHash:hang' }, dataDir);
+    const other = await startFixture({ faults: 'signHash:hang,info:latency:600s' }, dataDir);
     try {
       const token = await getToken(other.sandbox, 'sakura-app');
       const res = await authorize(other.sandbox, token, credential(other.sandbox, 'sakura-eseal-rsa'));
@@ -562,11 +562,20 @@ test(
         { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
         JSON.stringify({ ...signHashBody(res.body.SAD as string, ['shutdown']) }),
       );
-      await waitFor('the request to hang', async () => (await faultState(other.sandbox)).hanging === 1);
+      const slow = rawPost(`${other.sandbox.url}/info`, {}, '');
+      await waitFor('one request hanging, one delayed', async () => {
+        const state = await faultState(other.sandbox);
+        return state.hanging === 1 && state.injected.info?.latency === 1;
+      });
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const timersBefore = timers();
       await other.close();
-      const seen = await pending;
-      assert.equal(seen.status, undefined);
-      assert.ok(seen.error, 'the client is told the connection closed');
+      for (const seen of [await pending, await slow]) {
+        assert.equal(seen.status, undefined);
+        assert.ok(seen.error, 'the client is told the connection closed');
+      }
+      // The 600 s delay was cancelled, not left to keep the process alive.
+      assert.ok(timers() < timersBefore, `timers before ${timersBefore}, after ${timers()}`);
     } finally {
       await other.close();
     }

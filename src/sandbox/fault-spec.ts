@@ -46,10 +46,10 @@ export function ruleMatches(rule: FaultRule, endpoint: FaultEndpoint): boolean {
   return rule.endpoint === endpoint || (rule.endpoint === 'csc' && endpoint !== 'oauth2/token');
 }
 
-const nonNegative = z.number().finite().min(0, 'must be >= 0');
+const nonNegative = z.number().min(0, 'must be >= 0');
 const base = {
   endpoint: z.string(),
-  rate: z.number().finite().min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(1),
+  rate: z.number().min(0, 'must be from 0 to 1').max(1, 'must be from 0 to 1').default(1),
   max: z.number().int('must be a whole number').min(1, 'must be >= 1').optional(),
 };
 const ruleSchemas = {
@@ -82,7 +82,7 @@ const ruleSchemas = {
   'sad-expiry': z.strictObject({
     ...base,
     fault: z.literal('sad-expiry'),
-    afterSec: z.number().finite().gt(0, 'must be > 0').optional(),
+    afterSec: z.number().gt(0, 'must be > 0').optional(),
     afterUses: z.number().int('must be a whole number').min(0, 'must be >= 0').optional(),
   }),
 };

@@ -9,7 +9,7 @@ export interface SandboxOptions {
   host?: string;
   /** TCP port. Default `0` (a free port; read the real one from `SandboxHandle.url`). */
   port?: number;
-  /** Artificial delay added to every HTTP call, in milliseconds. Default `0`. */
+  /** Artificial delay added to every HTTP call (but `/sandbox/faults`), in milliseconds. Default `0`. */
   latencyMs?: number;
   /** How `signatures/signHash` returns ECDSA signatures: DER `ECDSA-Sig-Value` or raw r||s. Default `'der'`. */
   ecdsaSignatureFormat?: 'der' | 'raw';

@@ -152,6 +152,10 @@ program
   )
   .option('--totp-period <sec>', 'TOTP time step in seconds (tests and the bench use 1)', positiveInt, 30)
   .option('--tls', 'serve HTTPS with a certificate from the sandbox root CA (clients trust ca/root.pem)')
+  .option(
+    '--faults <spec>',
+    'inject faults: a spec such as "seed=1,signHash:503:2s=0.1,csc:latency:50-200ms" or a .json plan (see src/sandbox/README.md)',
+  )
   .action(sandboxCommand);
 
 const audit = program

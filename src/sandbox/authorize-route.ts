@@ -72,12 +72,11 @@ function issueSad(
   numSignatures: number,
   hashes: Buffer[] | undefined,
 ): RouteResult {
-  const { sad, expiresInSec } = r.ctx.sads.issue({
-    credentialId,
-    clientId: requireGrant(r).clientId,
-    numSignatures,
-    hashes,
-  });
+  // A sad-expiry fault (r.faults) ends the SAD earlier than the expiresIn it is answered with.
+  const { sad, expiresInSec } = r.ctx.sads.issue(
+    { credentialId, clientId: requireGrant(r).clientId, numSignatures, hashes },
+    r.faults?.sadExpiry,
+  );
   return { body: { SAD: sad, expiresIn: expiresInSec } };
 }
 

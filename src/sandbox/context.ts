@@ -14,12 +14,13 @@ import type { Params } from './http-io';
 import type { AuthorizationCodeStore, PendingApprovals } from './code-store';
 import type { CredentialLock } from './credential-lock';
 import type { CredentialTokenStore } from './credential-token-store';
+import type { FaultInjector } from './fault-injector';
 import type { LoadedCredential, SandboxState } from './provisioning';
 import type { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
 import type { TokenGrant, TokenStore } from './token-store';
 import type { TotpVerifier } from './totp-verifier';
-import type { SandboxStats } from './types';
+import type { SandboxStats, SignaturesFaultRule } from './types';
 
 export interface SandboxContext {
   state: SandboxState;
@@ -36,6 +37,8 @@ export interface SandboxContext {
   /** Credentials whose OTP is online (sent by credentials/sendOTP), and the codes sent. */
   onlineOtp: OnlineOtpStore;
   stats: SandboxStats;
+  /** Fault injection: the rules in force, the draws, the counts. */
+  faults: FaultInjector;
   logger: Logger;
   ecdsaSignatureFormat: EcdsaSignatureFormat;
   maxHashesPerCall: number;
@@ -50,6 +53,16 @@ export interface RouteRequest {
   grant?: TokenGrant;
   /** The Bearer token when it was a credential-scope one (routes that accept those only). */
   credentialToken?: string;
+  /** Injected faults the route carries out itself (the dispatcher handles the others). */
+  faults?: RouteFaults;
+}
+
+/** Faults the dispatcher chose for a request that only its route can carry out. */
+export interface RouteFaults {
+  /** signatures/signHash: answer with one signature too few, one too many, or one that does not verify. */
+  signatures?: { mode: SignaturesFaultRule['mode']; draw: () => number };
+  /** credentials/authorize: the SAD issued is refused as expired after this long or this many uses. */
+  sadExpiry?: { afterMs?: number; afterUses?: number };
 }
 
 /** A JSON `body`, or an HTML page, or a redirect (302 to `location`). */

@@ -36,6 +36,25 @@ export const cscErrors = {
   payloadTooLarge: (limit: number) =>
     new CscProtocolError(413, 'invalid_request', `Request body exceeds ${limit} bytes`),
 
+  // The provider's own trouble (what fault injection answers): RFC 6749's server_error and
+  // temporarily_unavailable codes; 429 (RFC 6585) with the Retry-After a rate limiter sends.
+  serverError: () =>
+    new CscProtocolError(500, 'server_error', 'The server encountered an unexpected condition'),
+  unavailable: (retryAfterSec?: number) =>
+    new CscProtocolError(
+      503,
+      'temporarily_unavailable',
+      'The service is temporarily unavailable; try again later',
+      retryAfterSec === undefined ? {} : { 'Retry-After': String(retryAfterSec) },
+    ),
+  tooManyRequests: (retryAfterSec: number) =>
+    new CscProtocolError(
+      429,
+      'too_many_requests',
+      `Request rate limit exceeded; retry after ${retryAfterSec} s`,
+      { 'Retry-After': String(retryAfterSec) },
+    ),
+
   // Service authorisation (RFC 6750): a 401 carries a WWW-Authenticate challenge.
   missingToken: () =>
     new CscProtocolError(401, 'invalid_request', 'Missing Authorization header with a Bearer access token', {

@@ -1,5 +1,5 @@
-// HTTP plumbing for the sandbox: reading bounded bodies, parsing JSON and form requests, writing JSON
-// responses (HTML pages and redirects for the approval page), and typed parameter readers that refuse with the CSC spec's "Missing (or invalid type)"
+// HTTP plumbing for the sandbox: reading bounded bodies, parsing JSON and form requests, rendering and
+// writing JSON responses (HTML pages and redirects for the approval page), and typed parameter readers that refuse with the CSC spec's "Missing (or invalid type)"
 // and "Invalid parameter" errors. No route logic here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cscErrors } from './csc-errors';
@@ -67,54 +67,88 @@ function parseJsonObject(body: Buffer): Params {
   return value as Params;
 }
 
+/** An answer ready for the wire: what sendRouteResult writes, and what a `drop:mid` fault cuts short. */
+export interface RenderedAnswer {
+  status: number;
+  headers: Record<string, string | number>;
+  body: Buffer;
+}
+
+function renderJson(status: number, body: unknown, headers: Record<string, string>): RenderedAnswer {
+  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  return {
+    status,
+    headers: {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': bytes.length,
+      'Cache-Control': 'no-store',
+      ...headers,
+    },
+    body: bytes,
+  };
+}
+
 export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
+  writeAnswer(res, renderJson(status, body, headers));
 }
 
 /** What a route answers: a JSON body, an HTML page, or a 302 redirect to `location`. */
+export function renderRouteResult(
+  status: number,
+  result: { body?: unknown; html?: string; location?: string },
+  headers: Record<string, string> = {},
+): RenderedAnswer {
+  if (result.location !== undefined) {
+    // The Location carries an authorization code: never cached, never sent on as a Referer.
+    return {
+      status: 302,
+      headers: {
+        Location: result.location,
+        'Cache-Control': 'no-store',
+        'Referrer-Policy': 'no-referrer',
+        'Content-Length': 0,
+        ...headers,
+      },
+      body: Buffer.alloc(0),
+    };
+  }
+  if (result.html !== undefined) {
+    const bytes = Buffer.from(result.html, 'utf8');
+    return {
+      status,
+      headers: {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Content-Length': bytes.length,
+        'Cache-Control': 'no-store',
+        // No script, no framing (an approval page must not be clickjacked), no leaking of the request URL.
+        'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        'X-Frame-Options': 'DENY',
+        'Referrer-Policy': 'no-referrer',
+        ...headers,
+      },
+      body: bytes,
+    };
+  }
+  return renderJson(status, result.body, headers);
+}
+
+export function writeAnswer(res: ServerResponse, answer: RenderedAnswer): void {
+  res.writeHead(answer.status, answer.headers);
+  res.end(answer.body);
+}
+
 export function sendRouteResult(
   res: ServerResponse,
   status: number,
   result: { body?: unknown; html?: string; location?: string },
   headers: Record<string, string> = {},
 ): void {
-  if (result.location !== undefined) {
-    // The Location carries an authorization code: never cached, never sent on as a Referer.
-    res.writeHead(302, {
-      Location: result.location,
-      'Cache-Control': 'no-store',
-      'Referrer-Policy': 'no-referrer',
-      'Content-Length': 0,
-      ...headers,
-    });
-    res.end();
-  } else if (result.html !== undefined) {
-    res.writeHead(status, {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Content-Length': Buffer.byteLength(result.html),
-      'Cache-Control': 'no-store',
-      // No script, no framing (an approval page must not be clickjacked), no leaking of the request URL.
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-      'X-Frame-Options': 'DENY',
-      'Referrer-Policy': 'no-referrer',
-      ...headers,
-    });
-    res.end(result.html);
-  } else {
-    sendJson(res, status, result.body, headers);
-  }
+  writeAnswer(res, renderRouteResult(status, result, headers));
 }
 
 // Parameter readers. CSC section 7: a null value means the optional parameter is absent.

@@ -2,4 +2,15 @@
 // Other parts import only from here; the worker itself talks to it over HTTP like any provider.
 export { startSandbox } from './server';
 export { SandboxError } from './sandbox-error';
-export type { SandboxCredential, SandboxHandle, SandboxOptions, SandboxStats } from './types';
+export { loadFaultsArgument, parseFaultPlan, parseFaultSpec } from './fault-spec';
+export type {
+  FaultEndpoint,
+  FaultPlan,
+  FaultRule,
+  FaultState,
+  SandboxCredential,
+  SandboxFaults,
+  SandboxHandle,
+  SandboxOptions,
+  SandboxStats,
+} from './types';

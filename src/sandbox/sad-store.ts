@@ -16,6 +16,16 @@ interface SadGrant {
   expiresAt: number;
   /** hex digest -> how many signatures of it are still authorised; undefined = not hash-bound. */
   boundHashes?: Map<string, number>;
+  /** Fault injection: refused as expired from this time on, though `expiresIn` said later. */
+  earlyExpiresAt?: number;
+  /** Fault injection: signHash calls it still serves before it is refused as expired. */
+  usesLeft?: number;
+}
+
+/** A SAD's real end when a fault cuts it short; the answer still advertises the full lifetime. */
+export interface EarlyExpiry {
+  afterMs?: number;
+  afterUses?: number;
 }
 
 export interface SadRequest {
@@ -33,6 +43,8 @@ export class SadStore {
   constructor(
     private readonly lifetimeMs: number,
     private readonly now: () => number = Date.now,
+    /** Told when a SAD is refused because of an EarlyExpiry (fault counting). */
+    private readonly onEarlyExpiry: () => void = () => {},
   ) {}
 
   issuedValues(): string[] {
@@ -44,18 +56,21 @@ export class SadStore {
     if (this.issued.length > 10_000) this.issued.shift();
   }
 
-  issue(req: SadRequest): { sad: string; expiresInSec: number } {
+  issue(req: SadRequest, early?: EarlyExpiry): { sad: string; expiresInSec: number } {
     this.sweep();
     const boundHashes = countHashes(req.hashes);
     const sad = randomBytes(32).toString('base64url');
     this.remember(sad);
+    const now = this.now();
     this.sads.set(sad, {
       credentialId: req.credentialId,
       clientId: req.clientId,
       total: req.numSignatures,
       remaining: req.numSignatures,
-      expiresAt: this.now() + this.lifetimeMs,
+      expiresAt: now + this.lifetimeMs,
       boundHashes,
+      ...(early?.afterMs === undefined ? {} : { earlyExpiresAt: now + early.afterMs }),
+      ...(early?.afterUses === undefined ? {} : { usesLeft: early.afterUses }),
     });
     return { sad, expiresInSec: Math.max(1, Math.ceil(this.lifetimeMs / 1000)) };
   }
@@ -71,7 +86,13 @@ export class SadStore {
     if (grant.remaining === 0) {
       throw cscErrors.invalidParam('SAD', `all ${grant.total} authorised signatures have been used`);
     }
+    const earlyEnd = grant.earlyExpiresAt !== undefined && this.now() >= grant.earlyExpiresAt;
+    if (earlyEnd || grant.usesLeft === 0) {
+      this.onEarlyExpiry();
+      throw cscErrors.sadExpired();
+    }
     spendQuota(grant, use.hashes, 'the SAD');
+    if (grant.usesLeft !== undefined) grant.usesLeft -= 1;
   }
 
   private sweep(): void {

@@ -1,12 +1,13 @@
 // startSandbox: loads or provisions dataDir, then serves the CSC v2 API (and v1.0.4 under /csc/v1, see
 // v1-routes.ts, on the same state) and the OAuth2 token endpoint
 // over node:http (node:https with `tls`, under a server certificate from the sandbox's own root). This module owns routing, Bearer checks, latency, counters and request logging
-// (method, path, status, client and credential IDs only: never bodies, tokens or SADs).
+// (method, path, status, client and credential IDs only: never bodies, tokens or SADs), and carries out
+// the injected faults that happen around a route (status answers, latency, hangs, dropped connections;
+// fault-injector.ts decides them, fault-control-route.ts serves GET/POST /sandbox/faults).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../common/logger';
 import { handleAuthLogin } from './auth-login-route';
 import { handleAuthorizePage } from './authorize-page-route';
@@ -15,6 +16,7 @@ import { AuthorizationCodeStore, PendingApprovals } from './code-store';
 import {
   authenticateBearer,
   OnlineOtpStore,
+  type RouteFaults,
   type RouteHandler,
   type RouteResult,
   type SandboxContext,
@@ -23,7 +25,10 @@ import { CredentialLock } from './credential-lock';
 import { CredentialTokenStore } from './credential-token-store';
 import { handleCredentialsInfo, handleCredentialsList } from './credentials-routes';
 import { CscProtocolError, cscErrors } from './csc-errors';
-import { parseFormOrJsonParams, parseJsonParams, readBody, sendRouteResult } from './http-io';
+import { FAULTS_PATH, handleFaultControl } from './fault-control-route';
+import { delayUnlessClosed, dropConnection, hangUntilClosed, statusRefusal } from './fault-effects';
+import { FaultInjector, type FaultDecision, type FaultSite } from './fault-injector';
+import { parseFormOrJsonParams, parseJsonParams, readBody, renderRouteResult, writeAnswer } from './http-io';
 import { handleInfo } from './info-route';
 import { handleToken } from './oauth2-route';
 import { loadOrProvision, loadOrProvisionTls, tlsServerNames } from './provisioning';
@@ -33,7 +38,7 @@ import { handleSendOtp, handleSendOtpV1 } from './send-otp-route';
 import { handleSignHash } from './sign-hash-route';
 import { TokenStore } from './token-store';
 import { TotpVerifier } from './totp-verifier';
-import type { SandboxHandle, SandboxOptions, SandboxStats } from './types';
+import type { FaultEndpoint, SandboxHandle, SandboxOptions, SandboxStats } from './types';
 import {
   handleAuthorizeV1,
   handleCredentialsInfoV1,
@@ -50,13 +55,24 @@ interface Route {
   credentialScope?: boolean;
   form: boolean;
   stat?: keyof SandboxStats;
+  /** What fault rules call this endpoint; absent: never gets faults. */
+  endpoint?: FaultEndpoint;
+  /** The fault control endpoint: not slowed by `latencyMs` either. */
+  control?: boolean;
   handler: RouteHandler;
 }
 
 const CSC = '/csc/v2';
 const CSC_V1 = '/csc/v1';
 const ROUTES: Record<string, Route> = {
-  '/oauth2/token': { methods: ['POST'], bearer: false, form: true, stat: 'token', handler: handleToken },
+  '/oauth2/token': {
+    methods: ['POST'],
+    bearer: false,
+    form: true,
+    stat: 'token',
+    endpoint: 'oauth2/token',
+    handler: handleToken,
+  },
   // The provider's approval page (HTML form; answers with pages and redirects, not JSON).
   '/oauth2/authorize': { methods: ['GET', 'POST'], bearer: false, form: true, handler: handleAuthorizePage },
   [`${CSC}/auth/login`]: {
@@ -64,6 +80,7 @@ const ROUTES: Record<string, Route> = {
     bearer: false,
     form: false,
     stat: 'token',
+    endpoint: 'auth/login',
     handler: handleAuthLogin,
   },
   [`${CSC}/info`]: {
@@ -71,12 +88,14 @@ const ROUTES: Record<string, Route> = {
     bearer: false,
     form: false,
     stat: 'info',
+    endpoint: 'info',
     handler: handleInfo,
   },
   [`${CSC}/credentials/list`]: {
     methods: ['POST'],
     bearer: true,
     form: false,
+    endpoint: 'credentials/list',
     handler: handleCredentialsList,
   },
   [`${CSC}/credentials/info`]: {
@@ -84,6 +103,7 @@ const ROUTES: Record<string, Route> = {
     bearer: true,
     form: false,
     stat: 'credentialsInfo',
+    endpoint: 'credentials/info',
     handler: handleCredentialsInfo,
   },
   [`${CSC}/credentials/authorize`]: {
@@ -91,15 +111,23 @@ const ROUTES: Record<string, Route> = {
     bearer: true,
     form: false,
     stat: 'authorize',
+    endpoint: 'credentials/authorize',
     handler: handleAuthorize,
   },
-  [`${CSC}/credentials/sendOTP`]: { methods: ['POST'], bearer: true, form: false, handler: handleSendOtp },
+  [`${CSC}/credentials/sendOTP`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    endpoint: 'credentials/sendOTP',
+    handler: handleSendOtp,
+  },
   [`${CSC}/signatures/signHash`]: {
     methods: ['POST'],
     bearer: true,
     credentialScope: true,
     form: false,
     stat: 'signHash',
+    endpoint: 'signatures/signHash',
     handler: handleSignHash,
   },
   // CSC v1.0.4.0: the same methods in v1's request and answer shapes; no credential-scope tokens.
@@ -108,6 +136,7 @@ const ROUTES: Record<string, Route> = {
     bearer: false,
     form: false,
     stat: 'token',
+    endpoint: 'auth/login',
     handler: handleAuthLogin,
   },
   [`${CSC_V1}/info`]: {
@@ -115,12 +144,14 @@ const ROUTES: Record<string, Route> = {
     bearer: false,
     form: false,
     stat: 'info',
+    endpoint: 'info',
     handler: handleInfoV1,
   },
   [`${CSC_V1}/credentials/list`]: {
     methods: ['POST'],
     bearer: true,
     form: false,
+    endpoint: 'credentials/list',
     handler: handleCredentialsListV1,
   },
   [`${CSC_V1}/credentials/info`]: {
@@ -128,6 +159,7 @@ const ROUTES: Record<string, Route> = {
     bearer: true,
     form: false,
     stat: 'credentialsInfo',
+    endpoint: 'credentials/info',
     handler: handleCredentialsInfoV1,
   },
   [`${CSC_V1}/credentials/authorize`]: {
@@ -135,12 +167,14 @@ const ROUTES: Record<string, Route> = {
     bearer: true,
     form: false,
     stat: 'authorize',
+    endpoint: 'credentials/authorize',
     handler: handleAuthorizeV1,
   },
   [`${CSC_V1}/credentials/sendOTP`]: {
     methods: ['POST'],
     bearer: true,
     form: false,
+    endpoint: 'credentials/sendOTP',
     handler: handleSendOtpV1,
   },
   [`${CSC_V1}/signatures/signHash`]: {
@@ -148,12 +182,20 @@ const ROUTES: Record<string, Route> = {
     bearer: true,
     form: false,
     stat: 'signHash',
+    endpoint: 'signatures/signHash',
     handler: handleSignHashV1,
+  },
+  [FAULTS_PATH]: {
+    methods: ['GET', 'POST'],
+    bearer: false,
+    form: false,
+    control: true,
+    handler: handleFaultControl,
   },
 };
 
 type Defaulted = Required<
-  Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow' | 'onlineOtp'>
+  Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow' | 'onlineOtp' | 'faults'>
 >;
 
 const DEFAULTS: Defaulted = {
@@ -180,11 +222,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   const logger = options.logger ?? createLogger({ name: 'sandbox' });
   const state = await loadOrProvision(options.dataDir, options.multisign);
   if (state.provisioned) logger.info({ dataDir: options.dataDir }, 'sandbox: provisioned a new dataDir');
+  const faults = new FaultInjector(logger, options.faults);
 
   const ctx: SandboxContext = {
     state,
     tokens: new TokenStore(o.tokenLifetimeSec * 1000),
-    sads: new SadStore(o.sadLifetimeSec * 1000),
+    sads: new SadStore(o.sadLifetimeSec * 1000, Date.now, () => faults.sadExpiredEarly()),
     codes: new AuthorizationCodeStore(),
     approvals: new PendingApprovals(),
     // A credential-scope token stands in for a SAD, so it lives as long as one.
@@ -197,6 +240,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       path.join(options.dataDir, 'outbox-otp'),
     ),
     stats: zeroStats(),
+    faults,
     logger,
     ecdsaSignatureFormat: o.ecdsaSignatureFormat,
     maxHashesPerCall: o.maxHashesPerCall,
@@ -250,6 +294,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       ...ctx.credentialTokens.issuedValues(),
       ...ctx.codes.issuedValues(),
     ],
+    faults: {
+      replace: (plan, opts) => faults.replace(plan, opts),
+      state: () => faults.state(),
+    },
     close: () => {
       closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) =>
@@ -266,17 +314,47 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
   const started = Date.now();
   const method = req.method ?? 'GET';
   const pathname = new URL(req.url ?? '/', 'http://sandbox').pathname;
+  const site: FaultSite = { method, path: pathname };
   const log: Record<string, unknown> = { method, path: pathname };
   let status: number;
   let responseBody: unknown;
   let page: RouteResult | undefined;
   let headers: Record<string, string> = {};
+  let decision: FaultDecision | undefined;
   try {
     const body = await readBody(req);
-    if (latencyMs > 0) await sleep(latencyMs);
     const route = ROUTES[pathname];
+    decision = route?.endpoint === undefined ? undefined : ctx.faults.decide(route.endpoint, site);
+    const delayMs = (route?.control === true ? 0 : latencyMs) + (decision?.latencyMs ?? 0);
+    if (delayMs > 0 && !(await delayUnlessClosed(res, delayMs))) {
+      // The client left while we waited: nothing to answer, and no other fault was carried out.
+      ctx.faults.released(decision?.answer);
+      ctx.faults.released(decision?.sadExpiry);
+      return;
+    }
     if (route === undefined) throw cscErrors.notFound(pathname);
     if (route.stat !== undefined) ctx.stats[route.stat] += 1;
+    const answer = decision?.answer;
+    // Faults that come before the provider looks at the request (a busy front end, a dead backend).
+    if (decision !== undefined && answer !== undefined) {
+      const rule = answer.rule;
+      if (rule.fault === 'status') {
+        ctx.faults.applied(decision.endpoint, answer, site);
+        throw statusRefusal(rule);
+      }
+      if (rule.fault === 'hang') {
+        ctx.faults.applied(decision.endpoint, answer, site);
+        ctx.faults.hangStarted();
+        await hangUntilClosed(res);
+        ctx.faults.hangEnded();
+        return;
+      }
+      if (rule.fault === 'drop' && rule.when === 'before') {
+        ctx.faults.applied(decision.endpoint, answer, site);
+        dropConnection(res);
+        return;
+      }
+    }
     if (!route.methods.includes(method)) throw cscErrors.methodNotAllowed(method, route.methods.join(', '));
     const bearer = route.bearer
       ? authenticateBearer(ctx, req.headers.authorization, route.credentialScope === true)
@@ -285,7 +363,14 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
     if (grant) log.clientId = grant.clientId;
     const params = route.form ? parseFormOrJsonParams(req, body) : parseJsonParams(req, body);
     if (typeof params.credentialID === 'string') log.credentialID = params.credentialID.slice(0, 100);
-    const result = route.handler({ ctx, req, params, grant, credentialToken: bearer?.credentialToken });
+    const result = route.handler({
+      ctx,
+      req,
+      params,
+      grant,
+      credentialToken: bearer?.credentialToken,
+      faults: routeFaults(decision),
+    });
     status = result.status ?? 200;
     responseBody = result.body;
     page = result;
@@ -306,8 +391,51 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
     ctx.stats.errors += 1;
     log.error = protocolError.error;
   }
-  sendRouteResult(res, status, page ?? { body: responseBody }, headers);
+  const rendered = renderRouteResult(status, page ?? { body: responseBody }, headers);
+  if (decision !== undefined) {
+    settleRouteFaults(ctx, decision, status, site);
+    const rule = decision.answer?.rule;
+    if (decision.answer !== undefined && rule?.fault === 'drop' && rule.when !== 'before') {
+      // The provider did the work (a SAD may be spent) and the answer is lost on the way.
+      ctx.faults.applied(decision.endpoint, decision.answer, site);
+      dropConnection(res, rule.when === 'mid' ? rendered : undefined);
+      return;
+    }
+  }
+  writeAnswer(res, rendered);
   ctx.logger.debug({ ...log, status, ms: Date.now() - started }, 'sandbox: request');
+}
+
+/** The faults of a decision that a route carries out itself. */
+function routeFaults(decision: FaultDecision | undefined): RouteFaults | undefined {
+  if (decision === undefined) return undefined;
+  const answer = decision.answer?.rule;
+  const sad = decision.sadExpiry?.rule;
+  return {
+    signatures: answer?.fault === 'signatures' ? { mode: answer.mode, draw: decision.draw } : undefined,
+    sadExpiry:
+      sad === undefined
+        ? undefined
+        : { afterMs: sad.afterSec === undefined ? undefined : sad.afterSec * 1000, afterUses: sad.afterUses },
+  };
+}
+
+/** Route-side faults count only when the route succeeded (a refused signHash has no signatures to spoil). */
+function settleRouteFaults(
+  ctx: SandboxContext,
+  decision: FaultDecision,
+  status: number,
+  site: FaultSite,
+): void {
+  const routeSide = [
+    decision.answer?.rule.fault === 'signatures' ? decision.answer : undefined,
+    decision.sadExpiry,
+  ];
+  for (const chosen of routeSide) {
+    if (chosen === undefined) continue;
+    if (status < 400) ctx.faults.applied(decision.endpoint, chosen, site);
+    else ctx.faults.released(chosen);
+  }
 }
 
 function definedOnly<T extends object>(obj: T): Partial<T> {

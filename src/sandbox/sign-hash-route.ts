@@ -4,8 +4,10 @@
 // an access token in the Authorization HTTP header with scope credential, which is also good for the
 // credential identified by credentialID"; and "for backward compatibility, signing applications MAY pass
 // access tokens with scope credential in this parameter". Such a token is spent like a SAD.
+// A signatures fault (r.faults) tampers with the answer after the SAD was spent, as a faulty HSM would.
 import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } from './context';
 import { cscErrors } from './csc-errors';
+import { tamperSignatures } from './fault-effects';
 import { signDigestEcdsa, signDigestRsa } from './hash-signer';
 import { isPresent, optionalString, requireHashArray, requireString } from './http-io';
 import { HASH_IMPLIED_BY_SIGN_ALGO, OID, SHA256_LENGTH } from './oids';
@@ -58,11 +60,13 @@ export function handleSignHash(r: RouteRequest): RouteResult {
     ctx.credentialTokens.spend(sad, use, { asSad: true });
   else ctx.sads.spend(sad ?? '', use);
 
-  const signatures = hashes.map((digest) =>
+  const sign = (digest: Buffer) =>
     cred.ecPrivateScalar !== undefined
       ? signDigestEcdsa(cred.ecPrivateScalar, digest, ctx.ecdsaSignatureFormat)
-      : signDigestRsa(cred.privateKey, digest),
-  );
+      : signDigestRsa(cred.privateKey, digest);
+  const signatures = hashes.map(sign);
   ctx.stats.signatures += signatures.length;
-  return { body: { signatures: signatures.map((s) => s.toString('base64')) } };
+  const fault = r.faults?.signatures;
+  const answered = fault ? tamperSignatures(signatures, hashes, fault.mode, fault.draw, sign) : signatures;
+  return { body: { signatures: answered.map((s) => s.toString('base64')) } };
 }

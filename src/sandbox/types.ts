@@ -9,7 +9,7 @@ export interface SandboxOptions {
   host?: string;
   /** TCP port. Default `0` (a free port; read the real one from `SandboxHandle.url`). */
   port?: number;
-  /** Artificial delay added to every HTTP call, in milliseconds. Default `0`. */
+  /** Artificial delay added to every HTTP call (but `/sandbox/faults`), in milliseconds. Default `0`. */
   latencyMs?: number;
   /** How `signatures/signHash` returns ECDSA signatures: DER `ECDSA-Sig-Value` or raw r||s. Default `'der'`. */
   ecdsaSignatureFormat?: 'der' | 'raw';
@@ -48,6 +48,105 @@ export interface SandboxOptions {
    * 127.0.0.1, ::1, `host` and the `publicUrl` host), kept in `tls/server.pem`; clients must trust
    * `rootCertPath`. Default `false` (plain HTTP). */
   tls?: boolean;
+  /** Fault injection: a plan, or the compact spec string `sealer sandbox --faults` takes (see README,
+   * "Fault injection"). Rules can be replaced while running (`POST /sandbox/faults`,
+   * `SandboxHandle.faults.replace`). Default: no faults. */
+  faults?: FaultPlan | string;
+}
+
+/** CSC method names (as under `/csc/v2/`), plus `oauth2/token`: what a fault rule can name. */
+export type FaultEndpoint =
+  | 'info'
+  | 'auth/login'
+  | 'credentials/list'
+  | 'credentials/info'
+  | 'credentials/authorize'
+  | 'credentials/sendOTP'
+  | 'signatures/signHash'
+  | 'oauth2/token';
+
+interface FaultRuleBase {
+  /** One endpoint (v1 and v2 alike), or `csc`: every CSC method (never `oauth2/token`). */
+  endpoint: FaultEndpoint | 'csc';
+  /** Share of the endpoint's requests this rule hits, 0..1. */
+  rate: number;
+  /** At most this many injections by this rule; absent = no limit. */
+  max?: number;
+}
+
+/** An error answer with a CSC body; 429 always, 503 optionally, carries `Retry-After` (seconds). */
+export interface StatusFaultRule extends FaultRuleBase {
+  fault: 'status';
+  status: 500 | 503 | 429;
+  retryAfterSec?: number;
+}
+/** Added delay before the request is handled: `minMs` = `maxMs` for a fixed one, else uniform. */
+export interface LatencyFaultRule extends FaultRuleBase {
+  fault: 'latency';
+  minMs: number;
+  maxMs: number;
+}
+/** Never answers: the connection stays open until the client gives up (or the sandbox closes). */
+export interface HangFaultRule extends FaultRuleBase {
+  fault: 'hang';
+}
+/** Destroys the connection: `before` the request is handled (nothing spent), `after` it was handled
+ * (e.g. a SAD spent) with no byte of the answer sent, or `mid`way through the answer's body. */
+export interface DropFaultRule extends FaultRuleBase {
+  fault: 'drop';
+  when: 'before' | 'after' | 'mid';
+}
+/** signatures/signHash only: one signature `missing` or one `extra`, or one that does not verify
+ * (`wrong-hash`: a real signature over another hash; `corrupt`: a flipped byte). */
+export interface SignaturesFaultRule extends FaultRuleBase {
+  fault: 'signatures';
+  mode: 'missing' | 'extra' | 'wrong-hash' | 'corrupt';
+}
+/** credentials/authorize only: the SAD still says its full `expiresIn`, but is refused as expired
+ * after `afterSec` seconds, or after `afterUses` signHash calls, whichever comes first. */
+export interface SadExpiryFaultRule extends FaultRuleBase {
+  fault: 'sad-expiry';
+  afterSec?: number;
+  afterUses?: number;
+}
+
+export type FaultRule =
+  | StatusFaultRule
+  | LatencyFaultRule
+  | HangFaultRule
+  | DropFaultRule
+  | SignaturesFaultRule
+  | SadExpiryFaultRule;
+
+/** Fault rules and the seed of their pseudo-random draws (same seed + same requests = same faults). */
+export interface FaultPlan {
+  /** Any string or integer; default: a random one, reported by `GET /sandbox/faults`. */
+  seed?: string | number;
+  rules: FaultRule[];
+}
+
+/** What `GET /sandbox/faults` answers. */
+export interface FaultState {
+  seed: string;
+  /** The rules in force, normalised, each with how many faults it injected. */
+  rules: (FaultRule & { injected: number })[];
+  /** Faults injected per endpoint and kind (`status:503`, `latency`, `hang`, `drop:mid`,
+   * `signatures:missing`, `sad-expiry`, ...), plus `sad-expired-early` at signatures/signHash: SADs
+   * refused because of a `sad-expiry` fault. */
+  injected: Partial<Record<FaultEndpoint, Record<string, number>>>;
+  /** Sum of `injected` (not counting `sad-expired-early`, an effect rather than an injection). */
+  total: number;
+  /** Requests per endpoint that rules were drawn for since the rules were set. */
+  requests: Partial<Record<FaultEndpoint, number>>;
+  /** Requests hanging right now (a `hang` fault, the client has not given up yet). */
+  hanging: number;
+}
+
+export interface SandboxFaults {
+  /** Replaces the rules (and the seed, when the plan gives one), restarting the draws; counts are
+   * kept unless `resetCounts`. Throws SandboxError naming the bad rule and field. */
+  replace(plan: FaultPlan | string, options?: { resetCounts?: boolean }): FaultState;
+  state(): FaultState;
 }
 
 /** CSC `auth/mode` of a credential: `explicit` asks for PIN AND OTP in `authData`; `implicit` asks for
@@ -108,5 +207,7 @@ export interface SandboxHandle {
   resetStats(): void;
   /** Every access token and SAD issued so far (the last 10,000): what a test greps logs and stores for. */
   issuedSecrets(): string[];
+  /** Fault injection (the same as `GET`/`POST /sandbox/faults`). */
+  faults: SandboxFaults;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { startSandbox } from '../../sandbox';
+import { loadFaultsArgument, startSandbox } from '../../sandbox';
 import { createLogger } from '../../common/logger';
 
 export async function sandboxCommand(opts: {
@@ -11,10 +11,13 @@ export async function sandboxCommand(opts: {
   publicUrl?: string;
   totpPeriod: number;
   tls?: boolean;
+  faults?: string;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
   }
+  // Checked before anything starts, so a typo in a spec is an error, not a night without faults.
+  const faults = opts.faults === undefined ? undefined : await loadFaultsArgument(opts.faults);
   const sandbox = await startSandbox({
     dataDir: path.resolve(opts.dataDir),
     host: opts.host,
@@ -24,10 +27,17 @@ export async function sandboxCommand(opts: {
     publicUrl: opts.publicUrl,
     totpPeriodSec: opts.totpPeriod,
     tls: opts.tls === true,
+    faults,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);
   console.error(`root certificate: ${sandbox.rootCertPath}`);
+  if (faults !== undefined) {
+    const { seed, rules } = sandbox.faults.state();
+    console.error(
+      `faults: ${rules.length} rules, seed ${seed}; GET/POST ${sandbox.oauth2Url}/sandbox/faults`,
+    );
+  }
   if (sandbox.tlsServerPath !== undefined) {
     // Clients verify TLS; the root is not a public CA, so they must be told to trust it.
     console.error(`HTTPS: server certificate in ${sandbox.tlsServerPath}; clients trust the root above`);

@@ -13,7 +13,7 @@ export { ExportError } from './export-error';
 export { readExport } from './read-export';
 export { RejectsWriter } from './rejects-writer';
 export { writeExportCsv } from './csv-write';
-export { invoiceNumberFold, invoiceNumberProblem, INVOICE_NUMBER_MAX_LENGTH } from './invoice-number';
+export { invoiceNumberFold, invoiceNumberProblem, INVOICE_NUMBER_MAX_LENGTH } from '../common/invoice-number';
 export {
   exportReadiness,
   exportSnapshot,

@@ -1,9 +1,9 @@
 // What a valid export row is, as a zod schema over the row's trimmed cells: the invoice number is
 // used as a file name, amounts come in the shapes Japanese exports write them, dates are normalised.
 import { z } from 'zod';
-import { invoiceNumberProblem } from './invoice-number';
+import { invoiceNumberProblem } from '../common/invoice-number';
 
-export { INVOICE_NUMBER_MAX_LENGTH } from './invoice-number';
+export { INVOICE_NUMBER_MAX_LENGTH } from '../common/invoice-number';
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);

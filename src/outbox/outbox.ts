@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SealerError } from '../common/errors';
+import { invoiceNumberProblem } from '../common/invoice-number';
 
 export class OutboxError extends SealerError {}
 
@@ -17,12 +18,14 @@ export function sealedFilePath(root: string, tenant: string, runDate: string, in
   for (const [what, value] of [
     ['tenant', tenant],
     ['run date', runDate],
-    ['invoice number', invoiceNumber],
   ] as const) {
     if (!SAFE_SEGMENT.test(value) || value === '.' || value === '..') {
       throw new OutboxError(`unsafe ${what} for an outbox path: ${JSON.stringify(value)}`);
     }
   }
+  // The export reader applies the same rule to each row; checked again so no path can bypass it.
+  const problem = invoiceNumberProblem(invoiceNumber);
+  if (problem) throw new OutboxError(`unsafe invoice number for an outbox path: ${problem}`);
   const tenantDir = path.resolve(root, tenant);
   const file = path.resolve(tenantDir, runDate, `${invoiceNumber}.pdf`);
   if (path.relative(tenantDir, file).startsWith('..')) {

@@ -15,6 +15,11 @@
 // a SCAL1 approval has no digests to count). The token answer has access_token, token_type "Bearer" and
 // expires_in, which "if omitted, the default expiration time is 3600 (1 hour)". Codes, tokens, PINs and
 // OTPs are never logged or put into an error.
+//
+// PKCE (RFC 7636, which RFC 8252 section 6 asks of a native app's loopback client): each listener makes
+// a fresh code_verifier; the authorization request carries its S256 code_challenge and the token
+// request the verifier, so a code intercepted on the way back to the loopback port is worth nothing to
+// whoever caught it. Done with node:crypto (SHA-256 and base64url), no library.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,6 +43,28 @@ export interface AuthorizationUrlRequest {
   hashes?: readonly Buffer[];
   /** An unguessable value the listener checks on the way back (RFC 6749 section 10.12). */
   state: string;
+  /** RFC 7636: `pkceChallenge(codeVerifier)` of the listener's codeVerifier; sent with method S256. */
+  codeChallenge: string;
+}
+
+/** RFC 7636 section 4.1: 43 to 128 characters of [A-Za-z0-9-._~]. */
+const PKCE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
+
+/** A fresh code_verifier: 32 random octets, base64url (43 characters), as RFC 7636 section 4.1 advises. */
+export function newCodeVerifier(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** The S256 code_challenge of a verifier: BASE64URL(SHA256(ASCII(code_verifier))), RFC 7636 section 4.2. */
+export function pkceChallenge(codeVerifier: string): string {
+  if (!PKCE_VERIFIER.test(codeVerifier)) {
+    throw new CscError({
+      endpoint: 'oauth2/authorize',
+      retryable: false,
+      detail: 'the PKCE code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)',
+    });
+  }
+  return createHash('sha256').update(codeVerifier, 'ascii').digest('base64url');
 }
 
 /** The URL of the provider's approval page for this request. */
@@ -54,6 +81,14 @@ export function buildAuthorizationUrl(r: AuthorizationUrlRequest): string {
       endpoint: 'oauth2/authorize',
       retryable: false,
       detail: `numSignatures ${r.numSignatures} differs from the ${r.hashes.length} hashes to bind`,
+    });
+  }
+  // An S256 challenge is the base64url of a SHA-256: exactly 43 characters.
+  if (!/^[A-Za-z0-9_-]{43}$/.test(r.codeChallenge)) {
+    throw new CscError({
+      endpoint: 'oauth2/authorize',
+      retryable: false,
+      detail: 'codeChallenge is not an S256 PKCE challenge (use pkceChallenge(codeVerifier))',
     });
   }
   const detail = {
@@ -74,6 +109,8 @@ export function buildAuthorizationUrl(r: AuthorizationUrlRequest): string {
   url.searchParams.set('scope', 'credential');
   url.searchParams.set('authorization_details', JSON.stringify([detail]));
   url.searchParams.set('state', r.state);
+  url.searchParams.set('code_challenge', r.codeChallenge);
+  url.searchParams.set('code_challenge_method', 'S256');
   return url.toString();
 }
 
@@ -106,6 +143,9 @@ export interface LoopbackRedirect {
   /** `http://127.0.0.1:<port>/callback`: give it to buildAuthorizationUrl and exchangeCode. */
   redirectUri: string;
   state: string;
+  /** This approval's PKCE code_verifier: its `pkceChallenge` goes to buildAuthorizationUrl, itself to
+   * exchangeCode. A secret like the code: never logged. */
+  codeVerifier: string;
   /** The authorization code, once the browser comes back with the right state; rejects with a
    * CscError on an OAuth2 error answer (e.g. `access_denied`) or when nothing came back in time. */
   code: Promise<string>;
@@ -182,7 +222,13 @@ export async function startLoopbackRedirect(
     });
     return closed;
   }
-  return { redirectUri: `http://127.0.0.1:${port}/callback`, state, code, close };
+  return {
+    redirectUri: `http://127.0.0.1:${port}/callback`,
+    state,
+    codeVerifier: newCodeVerifier(),
+    code,
+    close,
+  };
 }
 
 type CallbackOutcome =
@@ -244,6 +290,8 @@ export interface CodeExchangeRequest {
   clientId: string;
   clientSecret: string;
   code: string;
+  /** The PKCE code_verifier whose challenge the authorization request carried (RFC 7636 section 4.5). */
+  codeVerifier: string;
   /** Exactly the redirect_uri of the authorization request (RFC 6749 section 4.1.3). */
   redirectUri: string;
   /** Extra CA certificate(s), PEM, trusted for the provider's TLS besides the platform's roots. */
@@ -273,6 +321,7 @@ export async function exchangeCode(r: CodeExchangeRequest): Promise<CredentialTo
   const form = new URLSearchParams({
     grant_type: 'authorization_code',
     code: r.code,
+    code_verifier: r.codeVerifier,
     redirect_uri: r.redirectUri,
     client_id: r.clientId,
     client_secret: r.clientSecret,

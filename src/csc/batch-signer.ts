@@ -1,14 +1,16 @@
 // The batch coordinator: gathers SHA-256 hashes of one credential from many concurrent jobs into
 // signatures/signHash calls of up to batchSize hashes, under SADs from the SAD manager, with a few
 // calls in flight. Each caller gets its own hash's signature; a failed batch fails only its callers.
+// batchSize is a ceiling: a provider that refuses a call as carrying too many hashes gets it again in
+// parts, and every later batch stays within the limit it stated (providers cap hashes per call).
 import pino from 'pino';
 import type { Logger } from '../common/logger';
 import type { CredentialFacts } from './credential-facts';
-import type { CscClient } from './csc-client';
+import { CscBadReplyError, type CscClient } from './csc-client';
 import { ApprovalNeededError } from './approval-needed';
 import { CscError } from './csc-error';
 import type { SadManager } from './sad-manager';
-import type { SadReservation } from './sad-reservation';
+import { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 
 export interface BatchSignerOptions {
   client: CscClient;
@@ -40,7 +42,10 @@ export class BatchSigner {
   private readonly client: CscClient;
   private readonly credential: CredentialFacts;
   private readonly sadManager: SadManager;
+  /** The job's batchSize, capped at what one authorisation covers: a ceiling, see sizeNow(). */
   private readonly batchSize: number;
+  /** Hashes per call the provider accepts, once it refused more (lowest seen; never raised again). */
+  private providerLimit?: number;
   private readonly maxWaitMs: number;
   private readonly maxDelayMs: number;
   private readonly maxInFlight: number;
@@ -137,11 +142,17 @@ export class BatchSigner {
     return Math.min(this.lastArrival + this.maxWaitMs, oldest.at + this.maxDelayMs);
   }
 
+  /** Hashes per signHash call now: batchSize, or the provider's stated limit once it is known. */
+  private sizeNow(): number {
+    return Math.min(this.batchSize, this.providerLimit ?? Infinity);
+  }
+
   private pump(): void {
     while (this.running.size < this.maxInFlight && this.pending.length > 0) {
-      const due = this.pending.length >= this.batchSize || this.closing || Date.now() >= this.deadline();
+      const size = this.sizeNow();
+      const due = this.pending.length >= size || this.closing || Date.now() >= this.deadline();
       if (!due) break;
-      this.dispatch(this.pending.splice(0, this.batchSize));
+      this.dispatch(this.pending.splice(0, size));
     }
     this.schedule();
   }
@@ -189,22 +200,34 @@ export class BatchSigner {
   private async runBatch(all: Waiting[]): Promise<void> {
     const credentialId = this.credential.credentialId;
     const started = performance.now();
-    let batch = all;
-    let reservation: SadReservation | undefined;
-    this.counts.batches++;
+    let reservation: SadReservation;
     try {
       reservation = await this.sadManager.reserve(all.map((w) => w.hash));
-      if (reservation.count < all.length) {
-        // An approval covered part of the batch: sign that part; the rest waits for the next approval.
-        const { covered, rest } = split(all, reservation);
-        const waiting = new ApprovalNeededError(
-          this.tenant,
-          credentialId,
-          reservation.scal === 2 ? 'unbound' : 'spent',
-        );
-        for (const w of rest) w.reject(waiting);
-        batch = covered;
-      }
+    } catch (err) {
+      this.counts.batches++;
+      await this.fail(all, undefined, err, started);
+      return;
+    }
+    let batch = all;
+    if (reservation.count < all.length) {
+      // An approval covered part of the batch: sign that part; the rest waits for the next approval.
+      const { covered, rest } = split(all, reservation);
+      const waiting = new ApprovalNeededError(
+        this.tenant,
+        credentialId,
+        reservation.scal === 2 ? 'unbound' : 'spent',
+      );
+      for (const w of rest) w.reject(waiting);
+      batch = covered;
+    }
+    await this.signPart(batch, reservation, started);
+  }
+
+  /** One signHash call for `batch` under `reservation`; settles every caller of the batch, never throws. */
+  private async signPart(batch: Waiting[], reservation: SadReservation, started: number): Promise<void> {
+    const credentialId = this.credential.credentialId;
+    this.counts.batches++;
+    try {
       const hashes = batch.map((w) => w.hash);
       this.checkBinding(reservation, hashes);
       const signatures =
@@ -222,61 +245,166 @@ export class BatchSigner {
         'CSC batch signed',
       );
     } catch (err) {
-      if (err instanceof ApprovalNeededError) {
-        this.counts.batches--;
-        for (const w of batch) w.reject(err);
+      const limit = err instanceof CscError ? statedHashLimit(err, batch.length) : undefined;
+      if (limit === undefined) {
+        await this.fail(batch, reservation, err, started);
         return;
       }
-      const cause = err instanceof CscError ? err : undefined;
-      if (
-        this.sadManager.approvalBased &&
-        reservation &&
-        cause &&
-        isApprovalRefusal(cause, reservation.kind)
-      ) {
-        // The provider says the approval is spent or expired (its count may differ from ours, e.g.
-        // after a lost answer): retire it everywhere; these invoices wait for a new approval.
-        const value =
-          reservation.scal === 1 ? reservation.sad : reservation.sadFor(reservation.boundTo, credentialId);
-        await this.sadManager.retireApproval(value).catch(() => undefined);
-        this.logger.warn(
-          { credentialId, size: batch.length, status: cause.status, error: cause.error },
-          'CSC refused the approval; invoices wait for a new one',
-        );
-        this.counts.batches--;
-        const waiting = new ApprovalNeededError(this.tenant, credentialId, 'expired');
-        for (const w of batch) w.reject(waiting);
-        return;
-      }
-      this.counts.failedBatches++;
-      // A refused signHash may mean the provider no longer honours this SAD: never offer it again.
-      // (an expired SAD is transient for the invoices, which a new SAD will seal, but this one is done)
-      const answered4xx = cause?.status !== undefined && cause.status >= 400 && cause.status < 500;
-      if (reservation !== undefined && (!cause?.retryable || (answered4xx && cause.kind !== 'throttled'))) {
-        this.sadManager.invalidate(reservation);
-      }
-      const failure = new CscError({
-        endpoint: cause?.endpoint ?? SIGN_HASH,
-        status: cause?.status,
-        error: cause?.error,
-        errorDescription: cause?.errorDescription,
-        kind: cause?.kind ?? 'refused',
-        retryAfterMs: cause?.retryAfterMs,
-        detail: `credential ${credentialId}, batch of ${batch.length}: ${cause ? afterPrefix(cause) : 'unexpected failure'}`,
-        cause: err,
-      });
-      this.logger.warn(
-        {
-          credentialId,
-          size: batch.length,
-          ms: Math.round(performance.now() - started),
-          error: failure.message,
-        },
-        'CSC batch failed',
-      );
-      for (const w of batch) w.reject(failure);
+      // Not a batch that failed: the provider refused its size before signing anything.
+      this.counts.batches--;
+      this.learnLimit(limit, err as CscError);
+      await this.signInParts(batch, reservation, started);
     }
   }
+
+  private learnLimit(limit: number, err: CscError): void {
+    const known = this.providerLimit;
+    if (known !== undefined && known <= limit) return;
+    this.providerLimit = limit;
+    const log = {
+      credentialId: this.credential.credentialId,
+      batchSize: this.batchSize,
+      providerLimit: limit,
+      status: err.status,
+      error: err.error,
+      errorDescription: err.errorDescription,
+    };
+    if (known === undefined) {
+      this.logger.warn(
+        log,
+        "the provider's limit of hashes per signHash call is lower than batchSize; batches are split to it",
+      );
+    } else {
+      this.logger.info(log, 'the provider refused a smaller batch too; splitting further');
+    }
+  }
+
+  /**
+   * Sign a batch the provider found too large in parts of at most its limit. A tenant's approval was
+   * drawn (and under SCAL2 its bound hashes taken) for the whole batch, and the refused call spent none
+   * of it, so each part gets its share of that reservation: drawing again would spend the approval
+   * twice. Otherwise each part is reserved anew at its own size: under SCAL1 from the SAD manager's
+   * current SAD, under SCAL2 with an authorisation bound to exactly the part's hashes.
+   */
+  private async signInParts(batch: Waiting[], whole: SadReservation, started: number): Promise<void> {
+    const size = this.sizeNow();
+    for (let at = 0; at < batch.length; at += size) {
+      const part = batch.slice(at, at + size);
+      let reservation: SadReservation;
+      try {
+        reservation = this.sadManager.approvalBased
+          ? share(
+              whole,
+              part.map((w) => w.hash),
+              this.credential.credentialId,
+            )
+          : await this.sadManager.reserve(part.map((w) => w.hash));
+      } catch (err) {
+        this.counts.batches++;
+        await this.fail(part, undefined, err, started);
+        continue;
+      }
+      await this.signPart(part, reservation, started);
+    }
+  }
+
+  /** Rejects every caller of a batch that failed, having first retired or invalidated what it used. */
+  private async fail(
+    batch: Waiting[],
+    reservation: SadReservation | undefined,
+    err: unknown,
+    started: number,
+  ): Promise<void> {
+    const credentialId = this.credential.credentialId;
+    if (err instanceof ApprovalNeededError) {
+      this.counts.batches--;
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    const cause = err instanceof CscError ? err : undefined;
+    if (this.sadManager.approvalBased && reservation && cause && isApprovalRefusal(cause, reservation.kind)) {
+      // The provider says the approval is spent or expired (its count may differ from ours, e.g.
+      // after a lost answer): retire it everywhere; these invoices wait for a new approval.
+      const value =
+        reservation.scal === 1 ? reservation.sad : reservation.sadFor(reservation.boundTo, credentialId);
+      await this.sadManager.retireApproval(value).catch(() => undefined);
+      this.logger.warn(
+        { credentialId, size: batch.length, status: cause.status, error: cause.error },
+        'CSC refused the approval; invoices wait for a new one',
+      );
+      this.counts.batches--;
+      const waiting = new ApprovalNeededError(this.tenant, credentialId, 'expired');
+      for (const w of batch) w.reject(waiting);
+      return;
+    }
+    this.counts.failedBatches++;
+    // A refused signHash may mean the provider no longer honours this SAD, and an unusable answer may
+    // have spent its count: never offer it again. (An expired SAD is transient for the invoices, which
+    // a new SAD will seal, but this one is done.)
+    const answered4xx = cause?.status !== undefined && cause.status >= 400 && cause.status < 500;
+    if (
+      reservation !== undefined &&
+      (cause instanceof CscBadReplyError || !cause?.retryable || (answered4xx && cause.kind !== 'throttled'))
+    ) {
+      this.sadManager.invalidate(reservation);
+    }
+    const failure = new CscError({
+      endpoint: cause?.endpoint ?? SIGN_HASH,
+      status: cause?.status,
+      error: cause?.error,
+      errorDescription: cause?.errorDescription,
+      kind: cause?.kind ?? 'refused',
+      retryAfterMs: cause?.retryAfterMs,
+      detail: `credential ${credentialId}, batch of ${batch.length}: ${cause ? afterPrefix(cause) : 'unexpected failure'}`,
+      cause: err,
+    });
+    this.logger.warn(
+      {
+        credentialId,
+        size: batch.length,
+        ms: Math.round(performance.now() - started),
+        error: failure.message,
+      },
+      'CSC batch failed',
+    );
+    for (const w of batch) w.reject(failure);
+  }
+}
+
+/**
+ * The part of an approval-drawn reservation that covers `hashes` (a part of the batch it was drawn
+ * for): the same SAD or credential token, for that many signatures (SCAL1) or those hashes (SCAL2).
+ */
+function share(whole: SadReservation, hashes: Buffer[], credentialId: string): SadReservation {
+  if (whole.scal === 1) return new Scal1Reservation(whole.sad, whole.expiresAt, hashes.length, whole.kind);
+  return new Scal2Reservation(whole.sadFor(whole.boundTo, credentialId), whole.expiresAt, hashes, whole.kind);
+}
+
+/**
+ * When `err` refuses a signHash call for carrying too many hashes, how many to send per call from now
+ * on; undefined for any other error. CSC (v1.0.4 section 11.9, v2 signatures/signHash) sets no limit
+ * and no error code for it: providers answer 400 `invalid_request` (sometimes 413 or 422) with a
+ * description such as "Invalid parameter hashes: 128 hashes exceed the limit of 100 per call", "too
+ * many hashes", "maximum number of hashes is 100". A number the description states below what was sent
+ * is taken as the limit; without one, half. A refusal about the SAD's remaining count ("hashes exceed
+ * the 3 signatures left on the SAD") is not about the call's size and is not split.
+ */
+export function statedHashLimit(err: CscError, sent: number): number | undefined {
+  if (sent < 2 || err.kind !== 'refused') return undefined;
+  if (err.status !== 400 && err.status !== 413 && err.status !== 422) return undefined;
+  const text = `${err.error ?? ''} ${err.errorDescription ?? ''}`.replace(/_/g, ' ');
+  if (/\bSAD\b|access token|\bleft\b|remaining|multisign/i.test(text)) return undefined;
+  const tooMany = /too many|too large|exceed|maximum|\bmax\b|limit|at most|more than|allowed/i.test(text);
+  const aboutHashes = /hash|digest|signatures?\b|documents?\b|items?\b|batch|array/i.test(text);
+  // A 413 is about the body's size: split it whatever its text says, but its numbers are bytes.
+  if (err.status !== 413 && !(tooMany && aboutHashes)) return undefined;
+  const half = Math.ceil(sent / 2);
+  if (err.status === 413) return half;
+  const after = /(?:limit|maximum|\bmax\b|at most|up to|no more than|allowed)\D{0,40}?(\d+)/i.exec(text);
+  const stated = [after?.[1], ...(text.match(/\d+/g) ?? [])]
+    .map((n) => (n === undefined ? NaN : Number(n)))
+    .find((n) => Number.isInteger(n) && n >= 1 && n < sent);
+  return stated ?? half;
 }
 
 /** The waiting callers a reservation covers (a SCAL1 prefix, or the SCAL2 bound hashes), and the rest. */

@@ -75,6 +75,18 @@ export type SignHashRequest = {
   | { credentialToken: string; reservation?: never; sad?: never }
 );
 
+/**
+ * A 2xx answer that cannot be used: no signature list, the wrong number of signatures, an ECDSA value
+ * that is neither DER nor raw r||s. One bad answer is the provider's fault, not the invoices', so it is
+ * transient (the job's retries send them again later); and the provider may have spent the SAD's count
+ * on it, so whoever holds that SAD stops offering it (BatchSigner invalidates it).
+ */
+export class CscBadReplyError extends CscError {
+  constructor(endpoint: string, detail: string, cause?: unknown) {
+    super({ endpoint, kind: 'transient', detail, cause });
+  }
+}
+
 /** The spec's default when credentials/authorize leaves out expiresIn. */
 const DEFAULT_SAD_LIFETIME_SEC = 3600;
 
@@ -131,16 +143,16 @@ export class CscClient {
   }
 
   /**
-   * credentials/info with the whole chain, the certificate details and the authorisation details. The
-   * request's names are the same in v1.0.4.0 (section 11.5: `certificates` none/single/chain,
-   * `certInfo`, `authInfo`, the PIN and OTP groups) and v2 (where authInfo gives the `auth` object);
-   * parseCredentialInfo reads either answer.
+   * credentials/info asking only for what parseCredentialInfo reads: the whole chain and the
+   * authorisation details. The request's names are the same in v1.0.4.0 (section 11.5: `certificates`
+   * none/single/chain, default single; `authInfo` gives the PIN and OTP groups) and v2 (`authInfo` gives
+   * the `auth` object). `certInfo` (OPTIONAL in both, default false) is never sent: some providers
+   * answer it with 501, and what it would give (serial, validity, DNs) is read from the certificate.
    */
   async credentialInfo(credentialId: string): Promise<CredentialFacts> {
     const body = await this.call('credentials/info', () => this.calls.credentialsInfo++, {
       credentialID: credentialId,
       certificates: 'chain',
-      certInfo: true,
       authInfo: true,
     });
     const facts = parseCredentialInfo(credentialId, body);
@@ -285,14 +297,13 @@ export class CscClient {
     }
     const list = body.signatures;
     if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s === '')) {
-      throw new CscError({ endpoint, retryable: false, detail: 'answer has no list of base64 signatures' });
+      throw new CscBadReplyError(endpoint, 'answer has no list of base64 signatures');
     }
     if (list.length !== hashes.length) {
-      throw new CscError({
+      throw new CscBadReplyError(
         endpoint,
-        retryable: false,
-        detail: `provider returned ${list.length} signatures for ${hashes.length} hashes`,
-      });
+        `provider returned ${list.length} signatures for ${hashes.length} hashes`,
+      );
     }
     const raw = (list as string[]).map((s) => Buffer.from(s, 'base64'));
     if (credential.keyAlgorithm !== 'ecdsa') return raw;
@@ -301,12 +312,7 @@ export class CscClient {
       try {
         return normaliseEcdsaSignature(sig, coordinateBytes);
       } catch (err) {
-        throw new CscError({
-          endpoint,
-          retryable: false,
-          detail: `signature ${i}: ${(err as Error).message}`,
-          cause: err,
-        });
+        throw new CscBadReplyError(endpoint, `signature ${i}: ${(err as Error).message}`, err);
       }
     });
   }

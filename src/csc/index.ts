@@ -2,6 +2,7 @@
 // signer. Other parts import from here only; nothing in this folder knows about PDFs or queues.
 export {
   CscClient,
+  CscBadReplyError,
   type CscClientOptions,
   type CscApiVersion,
   type CscInfo,
@@ -38,6 +39,8 @@ export {
   startLoopbackRedirect,
   exchangeCode,
   hashListDigest,
+  newCodeVerifier,
+  pkceChallenge,
   type AuthorizationUrlRequest,
   type LoopbackRedirect,
   type LoopbackRedirectOptions,

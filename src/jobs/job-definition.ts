@@ -57,8 +57,9 @@ export const signingProfileSchema = z
     apiVersion: z.enum(['v1', 'v2']).optional(),
     /** extra CA certificate (PEM) to trust for the provider's TLS, relative to the job file */
     caFile: z.string().min(1).optional(),
-    /** the application's OAuth2 client ID at the provider */
-    clientId: z.string().min(1),
+    /** the application's OAuth2 client ID at the provider: needed by serviceAuth client_credentials and
+     * by custody approval via oauth2code (the approval page's authorization code flow), by nothing else */
+    clientId: z.string().min(1).optional(),
     clientSecret: secretRefSchema.optional(),
     serviceAuth: serviceAuthSchema.default({ method: 'client_credentials' }),
     credentialId: z.string().min(1),
@@ -90,6 +91,17 @@ export const signingProfileSchema = z
     const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     if (s.serviceAuth.method === 'client_credentials' && s.clientSecret === undefined) {
       issue(['clientSecret'], 'required for serviceAuth client_credentials');
+    }
+    if (s.clientId === undefined) {
+      if (s.serviceAuth.method === 'client_credentials') {
+        issue(['clientId'], 'required for serviceAuth client_credentials (the OAuth2 client ID)');
+      }
+      if (s.custody.mode === 'approval' && s.custody.via === 'oauth2code') {
+        issue(
+          ['clientId'],
+          "required for custody approval via oauth2code (the provider page's authorization code flow)",
+        );
+      }
     }
     const mode = s.custody.mode;
     if (mode !== 'secret-refs') {

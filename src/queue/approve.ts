@@ -8,6 +8,7 @@ import {
   CscClient,
   hashListDigest,
   exchangeCode,
+  pkceChallenge,
   ParkedApprovals,
   secretFingerprint,
   startLoopbackRedirect,
@@ -179,6 +180,10 @@ export async function approveOnProviderPage(
   if (ref === undefined) {
     throw new JobConfigError(`job ${o.job.name}: the authorization code flow needs signing.clientSecret`);
   }
+  const clientId = o.job.signing.clientId;
+  if (clientId === undefined) {
+    throw new JobConfigError(`job ${o.job.name}: the authorization code flow needs signing.clientId`);
+  }
   const info = await client.info();
   const oauth2Base = info.oauth2 ?? new URL(client.baseUrl).origin;
   const redirect = await startLoopbackRedirect({ timeoutMs: o.timeoutMs });
@@ -186,20 +191,22 @@ export async function approveOnProviderPage(
     o.showUrl(
       buildAuthorizationUrl({
         oauth2Base,
-        clientId: o.job.signing.clientId,
+        clientId,
         redirectUri: redirect.redirectUri,
         credentialId,
         numSignatures: hashes?.length ?? o.count,
         hashes,
         state: redirect.state,
+        codeChallenge: pkceChallenge(redirect.codeVerifier),
       }),
     );
     const code = await redirect.code;
     const token = await exchangeCode({
       tokenUrl: await client.tokenUrl(),
-      clientId: o.job.signing.clientId,
+      clientId,
       clientSecret: await resolveSecret(ref, o.job.baseDir, env),
       code,
+      codeVerifier: redirect.codeVerifier,
       redirectUri: redirect.redirectUri,
       caPem: await providerCaOf(o.job),
       numSignatures: hashes?.length ?? o.count,

@@ -97,7 +97,13 @@ export class SigningContexts {
   }
 
   get(job: JobDefinition): Promise<SigningContext> {
-    const key = `${this.providerUrl(job)}|${job.tenant}|${job.signing.clientId}|${job.signing.credentialId}`;
+    // JSON keeps an absent clientId (bearer or auth/login service auth) apart from any real one.
+    const key = JSON.stringify([
+      this.providerUrl(job),
+      job.tenant,
+      job.signing.clientId ?? null,
+      job.signing.credentialId,
+    ]);
     let context = this.contexts.get(key);
     if (!context) {
       context = this.create(key, job);
@@ -264,9 +270,13 @@ export async function serviceAuthOf(job: JobDefinition, env: NodeJS.ProcessEnv):
       if (ref === undefined) {
         throw new JobConfigError(`job ${job.name}: signing.clientSecret is required for client_credentials`);
       }
+      const clientId = job.signing.clientId;
+      if (clientId === undefined) {
+        throw new JobConfigError(`job ${job.name}: signing.clientId is required for client_credentials`);
+      }
       return {
         kind: 'client_credentials',
-        clientId: job.signing.clientId,
+        clientId,
         clientSecret: await resolveSecret(ref, job.baseDir, env),
         scope: auth.scope,
       };

@@ -1,5 +1,6 @@
 // The token endpoint's `grant_type=authorization_code` (RFC 6749 section 4.1.3, CSC API v2 oauth2/token):
-// an authenticated client trades a code from the approval page, with the same redirect_uri, for a
+// an authenticated client trades a code from the approval page, with the same redirect_uri and the PKCE
+// code_verifier of its request (RFC 7636 section 4.5), for a
 // credential-scope access token bound to the approved credential, count, expiry and (SCAL2) hashes.
 // The answer repeats what was granted as RFC 9396 `authorization_details`.
 import type { RouteResult, SandboxContext } from './context';
@@ -29,8 +30,11 @@ export function grantAuthorizationCode(
       'Invalid parameter scope: the code grants scope "credential"',
     );
   }
-  const { approval, bind } = ctx.codes.redeem(code, { clientId: client.clientId, redirectUri }, (token) =>
-    ctx.credentialTokens.revoke(token),
+  const codeVerifier = optionalString(params, 'code_verifier');
+  const { approval, bind } = ctx.codes.redeem(
+    code,
+    { clientId: client.clientId, redirectUri, codeVerifier },
+    (token) => ctx.credentialTokens.revoke(token),
   );
   const { accessToken, expiresInSec } = ctx.credentialTokens.issue(approval);
   bind(accessToken);

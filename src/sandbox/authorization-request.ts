@@ -7,6 +7,10 @@
 // entry of type "credential" names credentialID and documentDigests [{hash, label}] with
 // hashAlgorithmOID; numSignatures is accepted there too (the count the approver sees). Both are read.
 //
+// PKCE (RFC 7636) is required, as a strict provider requires it of a native app's loopback client (RFC
+// 8252 section 8.1): code_challenge with code_challenge_method S256; a request without it, or with
+// "plain" (the default when the method is left out), is refused with invalid_request (section 4.4.1).
+//
 // RFC 6749 section 4.1.2.1: a missing, unknown or invalid client_id or redirect_uri is shown to the
 // user and never redirected (that would make the provider an open redirector); everything else is
 // sent back to the redirect_uri as `error`, `error_description`, `state`.
@@ -92,6 +96,7 @@ export function readCredentialApproval(
       'Invalid parameter scope: this page authorises credentials, scope must be "credential"',
     );
   }
+  const codeChallenge = readCodeChallenge(query);
   const details = single(query, 'authorization_details', redirectable);
   const asked = details !== undefined ? fromAuthorizationDetails(details, query) : fromQueryParameters(query);
   return {
@@ -99,8 +104,29 @@ export function readCredentialApproval(
     tenant: tenant.tenant,
     redirectUri,
     state,
+    codeChallenge,
     ...checked(ctx, tenant, asked),
   };
+}
+
+/** RFC 7636 section 4.3-4.4: the S256 code_challenge, or invalid_request. */
+function readCodeChallenge(query: URLSearchParams): string {
+  const fail = (d: string) => cscErrors.badRequest(d);
+  const challenge = single(query, 'code_challenge', fail);
+  if (challenge === undefined || challenge === '') {
+    throw fail('Missing parameter code_challenge: PKCE (RFC 7636) with S256 is required');
+  }
+  const method = single(query, 'code_challenge_method', fail) ?? 'plain';
+  if (method !== 'S256') {
+    throw fail(
+      `Invalid parameter code_challenge_method: transform algorithm ${JSON.stringify(method)} not supported, only S256`,
+    );
+  }
+  // BASE64URL of a SHA-256 digest, no padding: exactly 43 characters.
+  if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
+    throw fail('Invalid parameter code_challenge: not the base64url of a SHA-256 digest');
+  }
+  return challenge;
 }
 
 interface Asked {

@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
-import { buildAuthorizationUrl, exchangeCode, hashListDigest, startLoopbackRedirect } from '../../src/csc';
+import {
+  buildAuthorizationUrl,
+  exchangeCode,
+  hashListDigest,
+  pkceChallenge,
+  startLoopbackRedirect,
+} from '../../src/csc';
 import { clientSecretOf, freshOtp, pinOf } from './approval-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 import { chromiumSkip, launchChromium } from '../helpers/chromium';
@@ -45,6 +51,7 @@ async function approvalRequest(credentialId: string, numSignatures: number, boun
     numSignatures,
     hashes: bound,
     state: loop.state,
+    codeChallenge: pkceChallenge(loop.codeVerifier),
   });
   return { loop, url };
 }
@@ -86,6 +93,7 @@ test(
         clientId: fx.credential(id).clientId,
         clientSecret: await clientSecretOf(fx, id),
         code,
+        codeVerifier: loop.codeVerifier,
         redirectUri: loop.redirectUri,
       });
       assert.equal(token.numSignatures, 5);
@@ -124,6 +132,7 @@ test(
         clientId: fx.credential(id).clientId,
         clientSecret: await clientSecretOf(fx, id),
         code: await loop.code,
+        codeVerifier: loop.codeVerifier,
         redirectUri: loop.redirectUri,
       });
       const client = await fx.clientFor(id);

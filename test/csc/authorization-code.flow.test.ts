@@ -3,7 +3,9 @@
 // loopback listener), the code exchanged for a credential-scope token, and signatures/signHash with
 // that token as the only Bearer and no SAD. Then every way the flow must refuse: a spent, expired or
 // revoked token, a token for another credential, a wrong redirect_uri, a reused code, wrong factors,
-// a redirect_uri that is not loopback, a request above multisign, a denial.
+// a redirect_uri that is not loopback, a request above multisign, a denial; and PKCE (RFC 7636 S256):
+// an authorization request without a code_challenge, or with "plain", and a token request with a wrong
+// or missing code_verifier.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -14,6 +16,7 @@ import {
   CscError,
   exchangeCode,
   hashListDigest,
+  pkceChallenge,
   startLoopbackRedirect,
   type CredentialToken,
 } from '../../src/csc';
@@ -64,6 +67,7 @@ async function request(f: Fixture, credentialId: string, numSignatures: number, 
     numSignatures,
     hashes,
     state: loop.state,
+    codeChallenge: pkceChallenge(loop.codeVerifier),
   });
   return { loop, url };
 }
@@ -73,12 +77,14 @@ async function exchange(
   credentialId: string,
   code: string,
   redirectUri: string,
+  codeVerifier: string,
 ): Promise<CredentialToken> {
   return exchangeCode({
     tokenUrl: `${f.sandbox.oauth2Url}/oauth2/token`,
     clientId: f.credential(credentialId).clientId,
     clientSecret: await clientSecretOf(f, credentialId),
     code,
+    codeVerifier,
     redirectUri,
     credentialId,
   });
@@ -88,7 +94,7 @@ async function exchange(
 async function approved(f: Fixture, credentialId: string, numSignatures: number, hashes?: Buffer[]) {
   const { loop, url } = await request(f, credentialId, numSignatures, hashes);
   await approveOverHttp(f, credentialId, url);
-  const token = await exchange(f, credentialId, await loop.code, loop.redirectUri);
+  const token = await exchange(f, credentialId, await loop.code, loop.redirectUri, loop.codeVerifier);
   const client = await f.clientFor(credentialId);
   const credential = await client.credentialInfo(credentialId);
   return { token, client, credential };
@@ -124,7 +130,7 @@ test('an approval on the provider page buys a credential-scope token that signs 
   assert.equal(landing.status, 200);
   assert.match(landing.html, /Approval received/);
 
-  const token = await exchange(fx, RSA, await loop.code, loop.redirectUri);
+  const token = await exchange(fx, RSA, await loop.code, loop.redirectUri, loop.codeVerifier);
   assert.equal(token.numSignatures, 3);
   assert.ok(token.expiresAt > Date.now() + 3000_000, 'the sandbox grants an hour, like a SAD');
 
@@ -229,12 +235,12 @@ test('the token endpoint refuses a wrong redirect_uri and a reused code, which r
   await approveOverHttp(fx, RSA, url);
   const code = await loop.code;
 
-  const wrongUri = await refusal(exchange(fx, RSA, code, 'http://127.0.0.1:9/elsewhere'));
+  const wrongUri = await refusal(exchange(fx, RSA, code, 'http://127.0.0.1:9/elsewhere', loop.codeVerifier));
   assert.equal(wrongUri.status, 400);
   assert.equal(wrongUri.error, 'invalid_grant');
 
-  const token = await exchange(fx, RSA, code, loop.redirectUri);
-  const reused = await refusal(exchange(fx, RSA, code, loop.redirectUri));
+  const token = await exchange(fx, RSA, code, loop.redirectUri, loop.codeVerifier);
+  const reused = await refusal(exchange(fx, RSA, code, loop.redirectUri, loop.codeVerifier));
   assert.equal(reused.status, 400);
   assert.equal(reused.error, 'invalid_grant');
 
@@ -253,6 +259,7 @@ test('the token endpoint refuses a wrong redirect_uri and a reused code, which r
       clientId: fx.credential(EC).clientId,
       clientSecret: await clientSecretOf(fx, EC),
       code,
+      codeVerifier: loop.codeVerifier,
       redirectUri: loop.redirectUri,
     }),
   );
@@ -330,7 +337,7 @@ test('under SCAL2 the page shows the count and digest of the hash list, and the 
     otp: await freshOtp(fx, EC_SCAL2),
   });
   await followRedirect(answer.location!);
-  const token = await exchange(fx, EC_SCAL2, await loop.code, loop.redirectUri);
+  const token = await exchange(fx, EC_SCAL2, await loop.code, loop.redirectUri, loop.codeVerifier);
   assert.equal(token.numSignatures, 2);
 
   const client = await fx.clientFor(EC_SCAL2);
@@ -370,6 +377,7 @@ test('a redirect_uri that is not loopback, or an unknown client, gets an error p
       credentialId: RSA,
       numSignatures: 1,
       state: 'x',
+      codeChallenge: pkceChallenge('v'.repeat(43)),
     }),
   );
   const external = await getPage(url.toString());
@@ -408,4 +416,78 @@ test('a service token without a SAD is still refused by signHash', async () => {
   );
   assert.equal(refused.status, 400);
   assert.match(refused.errorDescription ?? '', /SAD/);
+});
+
+test('PKCE: the URL carries the S256 challenge of the listener verifier, and the right verifier buys the token', async () => {
+  const { loop, url } = await request(fx, RSA, 1);
+  const q = new URL(url).searchParams;
+  assert.equal(q.get('code_challenge_method'), 'S256');
+  // RFC 7636 appendix B: BASE64URL(SHA256(verifier)), computed here independently of the client.
+  const expected = crypto.createHash('sha256').update(loop.codeVerifier).digest('base64url');
+  assert.equal(q.get('code_challenge'), expected);
+  assert.match(loop.codeVerifier, /^[A-Za-z0-9_-]{43}$/);
+  assert.ok(!url.includes(loop.codeVerifier), 'the verifier never travels in the authorization request');
+  // RFC 7636 appendix B's own example pair.
+  assert.equal(
+    pkceChallenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'),
+    'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+  );
+  await approveOverHttp(fx, RSA, url);
+  const token = await exchange(fx, RSA, await loop.code, loop.redirectUri, loop.codeVerifier);
+  assert.equal(token.numSignatures, 1);
+});
+
+test('PKCE: a wrong or missing code_verifier is refused with invalid_grant, and does not use the code up', async () => {
+  const { loop, url } = await request(fx, RSA, 1);
+  await approveOverHttp(fx, RSA, url);
+  const code = await loop.code;
+
+  // Well formed, but another verifier's: the challenge does not match.
+  const otherVerifier = crypto.randomBytes(32).toString('base64url');
+  const wrong = await refusal(exchange(fx, RSA, code, loop.redirectUri, otherVerifier));
+  assert.equal(wrong.status, 400);
+  assert.equal(wrong.error, 'invalid_grant');
+  assert.match(wrong.errorDescription ?? '', /code_verifier does not match/);
+
+  // No code_verifier at all: a token request sent by hand, as a client without PKCE would.
+  const res = await fetch(`${fx.sandbox.oauth2Url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: loop.redirectUri,
+      client_id: fx.credential(RSA).clientId,
+      client_secret: await clientSecretOf(fx, RSA),
+    }),
+  });
+  assert.equal(res.status, 400);
+  const body = (await res.json()) as { error: string; error_description: string; access_token?: string };
+  assert.equal(body.error, 'invalid_grant');
+  assert.match(body.error_description, /Missing parameter code_verifier/);
+  assert.equal(body.access_token, undefined);
+
+  // The rightful client, holding the verifier, still redeems the code.
+  const token = await exchange(fx, RSA, code, loop.redirectUri, loop.codeVerifier);
+  assert.equal(token.numSignatures, 1);
+});
+
+test('PKCE: an authorization request without a code_challenge, or with method plain, comes back as invalid_request', async () => {
+  const cases: Array<[string, (u: URL) => void, RegExp]> = [
+    ['missing', (u) => u.searchParams.delete('code_challenge'), /Missing parameter code_challenge/],
+    ['plain', (u) => u.searchParams.set('code_challenge_method', 'plain'), /not supported, only S256/],
+    ['no method', (u) => u.searchParams.delete('code_challenge_method'), /"plain" not supported/],
+  ];
+  for (const [name, edit, description] of cases) {
+    const { loop, url } = await request(fx, RSA, 1);
+    const u = new URL(url);
+    edit(u);
+    const page = await getPage(u.toString());
+    assert.equal(page.status, 302, name);
+    assert.equal(new URL(page.location!).searchParams.get('state'), loop.state, name);
+    await followRedirect(page.location!);
+    const err = await refusal(loop.code);
+    assert.equal(err.error, 'invalid_request', name);
+    assert.match(err.errorDescription ?? '', description, name);
+  }
 });

@@ -7,7 +7,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { BatchSigner, CscError, SadManager, type CscClient } from '../../src/csc';
+import {
+  BatchSigner,
+  CscClient as CscClientClass,
+  CscError,
+  SadManager,
+  type CscClient,
+  type CscClientOptions,
+  type SignHashRequest,
+} from '../../src/csc';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 const ID = 'fuji-eseal-ec';
@@ -88,11 +96,39 @@ test('25 concurrent sign() calls with batchSize 10 make exactly 3 signHash calls
   }
 });
 
+/** A client whose signHash calls of `size` hashes name a signAlgo the key lacks: the sandbox refuses them. */
+class BadAlgoForSize extends CscClientClass {
+  constructor(
+    options: CscClientOptions,
+    private readonly size: number,
+  ) {
+    super(options);
+  }
+
+  override signHash(req: SignHashRequest): Promise<Buffer[]> {
+    if (req.hashes.length !== this.size) return super.signHash(req);
+    return super.signHash({ ...req, credential: { ...req.credential, signAlgoOid: '1.2.840.10045.4.3.4' } });
+  }
+}
+
 test('a batch the provider rejects fails only its own callers, with the CscError chained', async () => {
-  // The provider takes at most 8 hashes per call: the two full batches of 10 are refused, the last 5 pass.
-  const fx = await startFixture(dataDir, { maxHashesPerCall: 8 });
+  // The two full batches of 10 name a signAlgo the key lacks and are refused; the last 5 pass.
+  const fx = await startFixture(dataDir);
   try {
-    const { batch, publicKey } = await signer(fx, { batchSize: 10 });
+    const plain = await fx.clientFor(ID);
+    const client = new BadAlgoForSize(
+      {
+        baseUrl: plain.baseUrl,
+        auth: {
+          kind: 'client_credentials',
+          clientId: fx.credential(ID).clientId,
+          clientSecret: (await fs.readFile(fx.credential(ID).clientSecretFile, 'utf8')).trim(),
+        },
+        timeoutMs: 5000,
+      },
+      10,
+    );
+    const { batch, publicKey } = await signer(fx, { batchSize: 10, client });
     const items = messages(25);
     const results = await Promise.allSettled(items.map((it) => batch.sign(it.hash)));
     const rejected = results.filter((r) => r.status === 'rejected');
@@ -111,7 +147,7 @@ test('a batch the provider rejects fails only its own callers, with the CscError
       assert.equal(err.retryable, false);
       assert.match(
         err.message,
-        /^CSC signatures\/signHash failed: credential fuji-eseal-ec, batch of 10: HTTP 400 invalid_request: .*exceed the limit of 8/,
+        /^CSC signatures\/signHash failed: credential fuji-eseal-ec, batch of 10: HTTP 400 invalid_request: Invalid parameter signAlgo/,
       );
       assert.ok(err.cause instanceof CscError);
     }

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CscClient, CscError, OID, type CredentialFacts } from '../../src/csc';
+import { CscBadReplyError, CscClient, CscError, OID, type CredentialFacts } from '../../src/csc';
 
 type Reply = {
   status?: number;
@@ -82,11 +82,57 @@ async function failure(p: Promise<unknown>): Promise<CscError> {
   return err;
 }
 
-test('fewer signatures than hashes is a protocol fault, not a result', async () => {
+test('fewer signatures than hashes is a provider fault, not a result: transient, a CscBadReplyError', async () => {
   const client = provider({ '/csc/v2/signatures/signHash': () => ({ body: { signatures: ['AAAA'] } }) });
   const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
   assert.equal(err.message, 'CSC signatures/signHash failed: provider returned 1 signatures for 2 hashes');
-  assert.equal(err.retryable, false);
+  assert.ok(err instanceof CscBadReplyError);
+  assert.equal(err.kind, 'transient');
+  assert.equal(err.retryable, true);
+  assert.equal(client.calls.signHash, 1, 'not re-sent by the client: the SAD may have been spent');
+});
+
+test('an ECDSA signature that is neither DER nor raw r||s, or no signature list, is a transient provider fault', async () => {
+  const ec: CredentialFacts = {
+    ...credential,
+    keyAlgorithm: 'ecdsa',
+    signAlgoOid: OID.ecdsaWithSHA256,
+    ecCurve: 'prime256v1',
+  };
+  const odd = provider({
+    '/csc/v2/signatures/signHash': () => ({
+      body: { signatures: [Buffer.alloc(64, 7).toString('base64'), Buffer.alloc(63, 7).toString('base64')] },
+    }),
+  });
+  const err = await failure(odd.signHash({ credential: ec, sad: SAD, hashes }));
+  assert.ok(err instanceof CscBadReplyError);
+  assert.equal(err.kind, 'transient');
+  assert.match(err.message, /signature 1: ECDSA signature of 63 bytes is neither DER nor raw r\|\|s/);
+
+  const none = provider({ '/csc/v2/signatures/signHash': () => ({ body: { result: 'ok' } }) });
+  const noList = await failure(none.signHash({ credential, sad: SAD, hashes }));
+  assert.ok(noList instanceof CscBadReplyError);
+  assert.equal(noList.kind, 'transient');
+});
+
+test('501 Not Implemented from any endpoint is a permanent refusal', async () => {
+  const notImplemented = () => ({ status: 501, body: { error: 'not_implemented' } });
+  const client = provider({
+    '/csc/v2/credentials/info': notImplemented,
+    '/csc/v2/credentials/authorize': notImplemented,
+    '/csc/v2/signatures/signHash': notImplemented,
+  });
+  for (const call of [
+    () => client.credentialInfo('cred-1'),
+    () => client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }),
+    () => client.signHash({ credential, sad: SAD, hashes }),
+  ]) {
+    const err = await failure(call());
+    assert.equal(err.status, 501);
+    assert.equal(err.kind, 'refused');
+    assert.equal(err.retryable, false);
+  }
+  assert.equal(client.calls.signHash, 1, 'a 501 is not re-sent');
 });
 
 test('429 with Retry-After is waited out and the call re-sent', async () => {

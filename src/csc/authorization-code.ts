@@ -189,7 +189,7 @@ export async function startLoopbackRedirect(
       );
       settle.reject(outcome.error);
     }
-    void close();
+    close().catch(() => undefined);
   });
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
@@ -208,7 +208,7 @@ export async function startLoopbackRedirect(
         detail: `no approval came back within ${Math.round(timeoutMs / 1000)} s`,
       }),
     );
-    void close();
+    close().catch(() => undefined);
   }, timeoutMs);
   timer.unref();
 

@@ -77,6 +77,8 @@ export const signingProfileSchema = z
         algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
       })
       .default({ digits: 6, periodSec: 30, algorithm: 'SHA1' }),
+    /** how long one request to the provider may take before it is given up (and retried) */
+    requestTimeoutSec: z.int().min(1).max(600).default(30),
     /** hashes per signatures/signHash call */
     batchSize: z.int().min(1).max(1000).default(20),
     /** cap on numSignatures per credentials/authorize; never above the credential's multisign */

@@ -122,6 +122,7 @@ export class SigningContexts {
       apiVersion: apiVersionOf(job.signing.apiVersion, this.providerUrl(job)),
       auth: await serviceAuthOf(job, env),
       caPem: await providerCaOf(job),
+      timeoutMs: job.signing.requestTimeoutSec * 1000,
       logger,
     });
     const facts = await client.credentialInfo(job.signing.credentialId);

@@ -348,7 +348,7 @@ export class SadManager {
       } catch (err) {
         if (!(err instanceof CscError)) throw err;
         const log = { credentialId: c.credentialId, status: err.status, error: err.error };
-        if (otp !== undefined && err.code === 'invalid_otp' && isOtpReplayRefusal(err)) {
+        if (otp !== undefined && isOtpReplayRefusal(err)) {
           if (replayRetries-- > 0) {
             this.logger.warn(log, 'CSC refused the OTP as already used; retrying on the next time step');
             continue;

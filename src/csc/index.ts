@@ -19,10 +19,16 @@ export {
   type SadClock,
   type ApprovalSource,
 } from './sad-manager';
+export {
+  InMemoryAuthorisationGuard,
+  type AuthorisationGuard,
+  type CredentialLatch,
+  type StepClaim,
+} from './authorisation-guard';
 export { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 export { BatchSigner, type BatchSignerOptions } from './batch-signer';
 export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './ecdsa-signature';
-export { totpCode, totpTimeStep, type TotpAlgorithm, type TotpOptions } from './totp';
+export { totpCode, totpTimeStep, isOtpReplayRefusal, type TotpAlgorithm, type TotpOptions } from './totp';
 export type { Logger } from '../common/logger';
 export { ApprovalNeededError, AwaitingBoundApproval } from './approval-needed';
 export {

@@ -3,26 +3,33 @@
 // out; under SCAL2 every batch gets a SAD bound to exactly its hashes. Key factors are read only while
 // authorising and never kept.
 //
-// TOTP replay (RFC 6238 section 5.2: a verifier accepts an OTP only once): the manager never sends a
-// code of a time step it already used for this credential; it waits for the next step instead. So a
-// credential is authorised at most once per TOTP period (30 s by default). Under SCAL1 one authorisation
-// covers up to multisign signatures, so this rarely shows; under SCAL2, where every batch needs its own
-// authorisation, it means one batch per period per credential, the others queueing behind it. That is
-// accepted: the alternative is a provider refusing the replayed code, and SCAL2 throughput comes from
-// large batches. For the same reason credentials/authorize is never re-sent as it was (see
-// CscClient.authorize): the retries after a 429/503, a refused service token and one refused OTP happen
-// here, each with the code of a new step.
+// Several worker processes may share a credential, so what must hold across them goes through an
+// AuthorisationGuard (Redis in src/custody, in memory by default): one authorisation at a time per
+// credential (a lease), a TOTP time step never sent twice (RFC 6238 section 5.2: a verifier accepts a
+// step once; a step is claimed before its code is sent, and a taken step means waiting for the next),
+// and a latch that stops every process once the provider refused our factors (sending them again would
+// only lock the key) until new factors, a new approval or ops clear it.
+//
+// So a credential is authorised at most once per TOTP period (30 s by default). Under SCAL1 one
+// authorisation covers many signatures, so this rarely shows; under SCAL2, where every batch needs its
+// own authorisation, it means one batch per period per credential. credentials/authorize is never
+// re-sent as it was (see CscClient.authorize): the retries after a 429/503, a refused service token and
+// a refused OTP happen here, each with the code of a new step.
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Logger } from '../common/logger';
 import type { CredentialFacts } from './credential-facts';
 import type { CscClient } from './csc-client';
 import { CscError, isServiceTokenRefusal } from './csc-error';
-import { backoffFor } from './http';
 import { secretFingerprint } from '../common/fingerprint';
+import {
+  InMemoryAuthorisationGuard,
+  type AuthorisationGuard,
+  type CredentialLatch,
+} from './authorisation-guard';
 import type { Drawn } from './parked-approvals';
 import { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
-import { totpCode, totpSettingsProblem, totpTimeStep, type TotpAlgorithm } from './totp';
+import { isOtpReplayRefusal, totpCode, totpSettingsProblem, totpTimeStep, type TotpAlgorithm } from './totp';
 
 export interface KeyFactors {
   pin?: string;
@@ -58,8 +65,21 @@ export interface SadManagerOptions {
   approvals?: ApprovalSource;
   /** Told of every authorisation made (for the audit trail); `sad` is for fingerprinting only. */
   onAuthorised?: (a: { numSignatures: number; expiresAt: number; sad: string; scal: 1 | 2 }) => void;
-  /** Signatures asked for per SCAL1 authorisation; default and ceiling: credential.multisign. */
+  /** Signatures asked for per SCAL1 authorisation at most; default and ceiling: credential.multisign. */
   maxSignaturesPerAuthorisation?: number;
+  /**
+   * Signatures still wanted from this credential (e.g. the invoices queued for it, the batch in hand
+   * included). A SCAL1 authorisation asks for that many, at least the batch in hand and at most
+   * maxSignaturesPerAuthorisation, since providers may bill what is authorised. Default: always the most.
+   */
+  demand?: () => Promise<number>;
+  /**
+   * Coordinates authorisations with the other processes of this credential (lease, TOTP steps, latch).
+   * Default: an in-memory guard, which is right for a single process only.
+   */
+  guard?: AuthorisationGuard;
+  /** Random numbers in [0, 1) for the jitter of busy waits; default Math.random. Tests fix it. */
+  random?: () => number;
   /** A SAD this close to expiry is not handed out again; default 60000. */
   expiryMarginMs?: number;
   logger?: Logger;
@@ -102,16 +122,17 @@ export class SadManager {
   private readonly clock: SadClock;
   private readonly approvals?: ApprovalSource;
   private readonly onAuthorised?: SadManagerOptions['onAuthorised'];
+  private readonly guard: AuthorisationGuard;
+  private readonly demand?: () => Promise<number>;
+  private readonly random: () => number;
   private current?: CurrentSad;
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
   private count = 0;
   /** Signatures left on SADs replaced before they were spent. */
   private abandoned = 0;
-  /** A refusal of our factors (wrong PIN/OTP): sending them again would only lock the key. */
-  private refusal?: CscError;
-  /** Earliest time (ms) a TOTP code of an unused time step can be computed for this credential. */
-  private nextOtpAt = 0;
+  /** First TOTP step this process may try to claim: the ones before it are known to be used. */
+  private nextStep = -Infinity;
 
   constructor(o: SadManagerOptions) {
     this.client = o.client;
@@ -122,6 +143,9 @@ export class SadManager {
     this.clock = o.clock ?? REAL_CLOCK;
     this.approvals = o.approvals;
     this.onAuthorised = o.onAuthorised;
+    this.guard = o.guard ?? new InMemoryAuthorisationGuard();
+    this.demand = o.demand;
+    this.random = o.random ?? Math.random;
     const max = o.maxSignaturesPerAuthorisation ?? o.credential.multisign;
     if (!Number.isInteger(max) || max < 1) {
       throw new CscError({
@@ -178,14 +202,12 @@ export class SadManager {
       const drawn = await this.approvals.draw(n, this.marginMs);
       return new Scal1Reservation(drawn.value, drawn.expiresAt, drawn.count, drawn.kind);
     }
-    this.throwIfRefused();
     if (this.credential.scal === 2) {
       const bound = [...hashes];
       const { sad, expiresAt } = await this.serialised(() => this.authorise(n, bound));
       return new Scal2Reservation(sad, expiresAt, bound);
     }
     for (;;) {
-      this.throwIfRefused();
       const cur = this.current;
       if (cur && cur.remaining >= n && this.usable(cur)) {
         cur.remaining -= n;
@@ -198,8 +220,9 @@ export class SadManager {
         continue;
       }
       const fresh = await this.serialised(async () => {
-        const got = await this.authorise(this.maxPerAuthorisation);
-        const next = { ...got, remaining: this.maxPerAuthorisation - n };
+        const numSignatures = await this.sized(n);
+        const got = await this.authorise(numSignatures);
+        const next = { ...got, remaining: numSignatures - n };
         this.abandoned += this.current?.remaining ?? 0;
         this.current = next;
         return next;
@@ -221,19 +244,36 @@ export class SadManager {
     if (sad !== undefined && this.current?.sad === sad) this.current = undefined;
   }
 
-  private throwIfRefused(): void {
-    const r = this.refusal;
-    if (!r) return;
-    const said = `HTTP ${r.status}${r.error ? ` ${r.error}` : ''}${r.errorDescription ? `: ${r.errorDescription}` : ''}`;
+  /** Refuses to authorise while any process has latched this credential (the provider refused our factors). */
+  private async throwIfLatched(): Promise<void> {
+    const latch = await this.guard.latched();
+    if (!latch) return;
     throw new CscError({
       endpoint: AUTHORIZE,
-      status: r.status,
-      error: r.error,
-      errorDescription: r.errorDescription,
-      retryable: false,
-      detail: `credential ${this.credential.credentialId}: refused earlier with ${said}; not sending the factors again, so as not to lock the key`,
-      cause: r,
+      status: latch.status,
+      error: latch.error,
+      errorDescription: latch.errorDescription,
+      kind: 'refused',
+      detail: `credential ${this.credential.credentialId}: refused earlier with ${latch.reason} (at ${new Date(latch.at).toISOString()}); not sending the factors again, so as not to lock the key, until new factors, a new approval or a retry by ops`,
     });
+  }
+
+  /** Signatures to ask for: the demand, at least the batch in hand, at most one authorisation's worth. */
+  private async sized(batch: number): Promise<number> {
+    if (!this.demand) return this.maxPerAuthorisation;
+    let wanted: number;
+    try {
+      wanted = await this.demand();
+    } catch (err) {
+      // Sizing is an economy, not a condition of sealing: without a count, ask for the most.
+      this.logger.warn(
+        { credentialId: this.credential.credentialId, err: (err as Error).message },
+        'demand unknown; authorising the most signatures allowed',
+      );
+      return this.maxPerAuthorisation;
+    }
+    const whole = Number.isFinite(wanted) ? Math.ceil(wanted) : this.maxPerAuthorisation;
+    return Math.min(this.maxPerAuthorisation, Math.max(batch, whole));
   }
 
   private usable(cur: CurrentSad): boolean {
@@ -255,13 +295,30 @@ export class SadManager {
     numSignatures: number,
     hashes?: Buffer[],
   ): Promise<{ sad: string; expiresAt: number }> {
+    // Checked before queueing for the lease (fail fast) and again once holding it: the holder before
+    // us may have latched the credential while we waited.
+    await this.throwIfLatched();
+    return this.guard.withLease(async () => {
+      await this.throwIfLatched();
+      return this.authoriseHoldingLease(numSignatures, hashes);
+    });
+  }
+
+  private async authoriseHoldingLease(
+    numSignatures: number,
+    hashes?: Buffer[],
+  ): Promise<{ sad: string; expiresAt: number }> {
     const c = this.credential;
     // An implicit credential is authorised by the service authentication alone: no factors are sent.
     const { pin, totpSecret, f } =
       c.authMode === 'implicit'
         ? { pin: undefined, totpSecret: undefined, f: {} }
         : await this.explicitFactors();
+    // A code refused without saying it was used may be clock skew: one more try on a fresh step.
     let otpRetries = 1;
+    // A code refused as already used is someone else's step (a client outside the lease): not our
+    // factors, so never a latch; a few fresh steps, each of which the provider counts as a failure.
+    let replayRetries = 2;
     let tokenRetries = 1;
     let busyAttempts = 0;
     for (;;) {
@@ -291,8 +348,21 @@ export class SadManager {
       } catch (err) {
         if (!(err instanceof CscError)) throw err;
         const log = { credentialId: c.credentialId, status: err.status, error: err.error };
-        // A code refused as invalid or replayed may be clock skew or another process of this
-        // credential that used the step first: one more try, on the next step, before giving up.
+        if (otp !== undefined && isOtpReplayRefusal(err)) {
+          if (replayRetries-- > 0) {
+            this.logger.warn(log, 'CSC refused the OTP as already used; retrying on the next time step');
+            continue;
+          }
+          throw new CscError({
+            endpoint: AUTHORIZE,
+            status: err.status,
+            error: err.error,
+            errorDescription: err.errorDescription,
+            kind: 'transient',
+            detail: `credential ${c.credentialId}: the provider refused the OTP of several time steps as already used; another client uses this credential's steps outside the authorisation lease`,
+            cause: err,
+          });
+        }
         if (otp !== undefined && err.code === 'invalid_otp' && otpRetries-- > 0) {
           this.logger.warn(log, 'CSC refused the OTP; retrying once with the next time step');
           continue;
@@ -302,7 +372,7 @@ export class SadManager {
           this.logger.info(log, 'CSC service token refused while authorising; retrying with a new one');
           continue;
         }
-        const waitMs = backoffFor(err, busyAttempts, this.client.retry);
+        const waitMs = this.busyWait(err, busyAttempts);
         if (waitMs !== undefined) {
           busyAttempts++;
           this.logger.warn(
@@ -312,10 +382,26 @@ export class SadManager {
           await this.clock.sleep(waitMs);
           continue;
         }
-        if (isRefusal(err)) this.refusal = err;
+        // The provider looked at the factors we sent and said no: stop every process of this credential.
+        if ((pin !== undefined || otp !== undefined) && isRefusal(err)) await this.guard.latch(latchOf(err));
         throw err;
       }
     }
+  }
+
+  /**
+   * Wait before re-sending after a 429/503, or undefined when giving up: at most `maxRetries` times,
+   * never less than Retry-After, and never a Retry-After above `maxDelayMs` (the job retries later).
+   * Without Retry-After, exponential from 250 ms with equal jitter (half fixed, half random), so the
+   * processes that met the same answer do not come back in step.
+   */
+  private busyWait(err: CscError, attempt: number): number | undefined {
+    const policy = this.client.retry;
+    if ((err.status !== 429 && err.status !== 503) || attempt >= policy.maxRetries) return undefined;
+    if (err.retryAfterMs !== undefined && err.retryAfterMs > policy.maxDelayMs) return undefined;
+    const cap = Math.min(policy.maxDelayMs, 250 * 2 ** attempt);
+    const jittered = Math.round(cap / 2 + this.random() * (cap / 2));
+    return Math.max(err.retryAfterMs ?? 0, jittered);
   }
 
   private async explicitFactors(): Promise<{ pin?: string; totpSecret?: string; f: KeyFactors }> {
@@ -355,18 +441,25 @@ export class SadManager {
     return { pin, totpSecret, f };
   }
 
-  /** A TOTP code of a time step never sent before for this credential, waiting for one if need be. */
+  /**
+   * A TOTP code of a time step no process has sent for this credential, waiting for the next step when
+   * the current one is taken. The step is claimed before the request leaves: even a failed request may
+   * have spent it.
+   */
   private async freshOtp(secret: string, f: KeyFactors): Promise<string> {
     const period = f.totpPeriod ?? 30;
     for (;;) {
       const now = this.clock.now();
-      if (now >= this.nextOtpAt) {
-        const step = totpTimeStep(now, period);
-        // Marked used before the request leaves: even a failed request may have spent the step.
-        this.nextOtpAt = (step + 1) * period * 1000;
-        return totpCode(secret, { digits: f.totpDigits, period, algorithm: f.totpAlgorithm, now });
+      const step = totpTimeStep(now, period);
+      if (step >= this.nextStep) {
+        const claim = await this.guard.claimStep(step, period);
+        if (claim.claimed) {
+          this.nextStep = step + 1;
+          return totpCode(secret, { digits: f.totpDigits, period, algorithm: f.totpAlgorithm, now });
+        }
+        this.nextStep = claim.lastUsed + 1;
       }
-      const waitMs = this.nextOtpAt - now;
+      const waitMs = Math.max(1, this.nextStep * period * 1000 - now);
       this.logger.debug(
         { credentialId: this.credential.credentialId, waitMs },
         'TOTP code of this time step already used; waiting for the next step',
@@ -389,4 +482,16 @@ function isRefusal(err: CscError): boolean {
     err.status !== 408 &&
     !isServiceTokenRefusal(err)
   );
+}
+
+/** The latch of a refusal: what the provider said, never what we sent. */
+function latchOf(err: CscError): CredentialLatch {
+  const said = `HTTP ${err.status}${err.error ? ` ${err.error}` : ''}${err.errorDescription ? `: ${err.errorDescription}` : ''}`;
+  return {
+    reason: said,
+    status: err.status,
+    error: err.error,
+    errorDescription: err.errorDescription,
+    at: Date.now(),
+  };
 }

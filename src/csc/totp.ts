@@ -57,3 +57,18 @@ export function totpCode(secret: string, options: TotpOptions = {}): string {
     guardrails,
   });
 }
+
+/**
+ * True when an `invalid_otp` refusal says the code was already used (RFC 6238 section 5.2: a verifier
+ * accepts a step once), by its code or its wording: the sandbox says "The OTP was already used ...",
+ * other providers "OTP replayed", "code has been used before" or an `otp_already_used` code. A bare
+ * `invalid_otp` is not taken for a replay: that one may be a wrong secret.
+ */
+export function isOtpReplayRefusal(err: CscError): boolean {
+  if (err.code !== undefined && /replay|already_used|reused|used_before/.test(err.code)) return true;
+  if (err.code !== 'invalid_otp') return false;
+  return REPLAY_WORDING.test(err.errorDescription ?? '');
+}
+
+const REPLAY_WORDING =
+  /\b(already|previously)\s+(been\s+)?(used|consumed|redeemed|spent)\b|\breplay(ed)?\b|\bre-?used\b|\bused\s+(before|twice)\b/i;

@@ -16,6 +16,7 @@ import {
 } from '../csc';
 import { apiVersionOf, JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
+import { clearCredentialLatch } from '../custody';
 import type { Logger } from '../common/logger';
 import { providerCaOf, serviceAuthOf } from './signing-contexts';
 
@@ -256,6 +257,8 @@ async function park(
     },
     kek,
   );
+  // A new approval is a person's fresh word on this credential: workers stopped by a refusal go on.
+  await clearCredentialLatch(o.redis, o.prefix, { tenant, credentialId });
   const fingerprint = secretFingerprint(value);
   await AuditLog.forTenant(o.job.outboxRoot, tenant).append({
     type: 'authorisation',

@@ -27,7 +27,8 @@ import { SealerError } from '../common/errors';
 import { PreparePool } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
-import { markAwaiting, recordOutcome, settleRun, type Outcome } from './run-record';
+import { markAwaiting, pendingInvoices, recordOutcome, settleRun, type Outcome } from './run-record';
+import { RedisAuthorisationGuards } from '../custody';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export class SealError extends SealerError {}
@@ -97,6 +98,22 @@ export class SealWorker {
       batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
       batchMaxDelayMs: options.batchMaxDelayMs,
       approvals: this.approvals,
+      // One authorisation at a time per credential across every worker process, a TOTP step never
+      // used twice, and a refused factor stopping the credential everywhere.
+      guards: new RedisAuthorisationGuards({
+        redis: options.redis,
+        prefix: options.prefix,
+        logger: options.logger,
+      }),
+      // Ask the provider for what is queued, not for multisign: providers may bill what is authorised.
+      demandFor: (tenant, credentialId) =>
+        pendingInvoices(
+          options.redis,
+          options.prefix,
+          options.jobs
+            .filter((j) => j.tenant === tenant && j.signing.credentialId === credentialId)
+            .map((j) => j.name),
+        ),
       env: options.env,
     });
     this.worker = new Worker<SealJobData, SealJobResult>(

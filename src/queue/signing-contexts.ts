@@ -26,6 +26,7 @@ import {
   type JobDefinition,
 } from '../jobs';
 import type { Logger } from '../common/logger';
+import type { RedisAuthorisationGuards } from '../custody';
 
 export interface SigningContext {
   key: string;
@@ -50,6 +51,10 @@ export interface SigningContextOptions {
   maxInFlight?: number;
   /** where approvals of tenants under custody `approval` are parked */
   approvals?: ParkedApprovals;
+  /** one authorisation at a time, TOTP steps and latches across worker processes; default in memory */
+  guards?: RedisAuthorisationGuards;
+  /** signatures still wanted from a credential (queued invoices), to size numSignatures; default the most */
+  demandFor?: (tenant: string, credentialId: string) => Promise<number>;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -140,6 +145,7 @@ export class SigningContexts {
       this.auditWrites.add(write);
       write.finally(() => this.auditWrites.delete(write)).catch(() => undefined);
     };
+    const { demandFor } = this.options;
     const sadManager = new SadManager({
       client,
       credential: facts,
@@ -158,6 +164,11 @@ export class SigningContexts {
         }),
       maxSignaturesPerAuthorisation: oneDocument ? 1 : job.signing.maxSignaturesPerAuthorisation,
       expiryMarginMs: job.signing.sadExpiryMarginSec * 1000,
+      guard: this.options.guards?.for(
+        { providerUrl: this.providerUrl(job), tenant: job.tenant, credentialId: job.signing.credentialId },
+        logger,
+      ),
+      demand: demandFor && (() => demandFor(job.tenant, job.signing.credentialId)),
       logger,
     });
     const signer = new BatchSigner({

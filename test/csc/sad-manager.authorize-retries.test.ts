@@ -7,7 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { generateSecret, generateSync } from 'otplib';
+import pino from 'pino';
 import { CscClient, CscError, OID, SadManager, type CredentialFacts, type KeyFactors } from '../../src/csc';
 import { TestClock } from '../sandbox/sandbox-fixture';
 
@@ -212,4 +214,143 @@ test('unusable TOTP settings are refused before any request', async () => {
   );
   await assert.rejects(manager(client, { totpPeriod: 0.5 }).reserve([Buffer.alloc(32, 1)]), /totpPeriod 0.5/);
   assert.equal(client.calls.authorize, 0);
+});
+
+/** The waits the manager took for the provider (429/503), read from its log: TOTP waits are apart. */
+function busyLog(): { logger: pino.Logger; waits: () => number[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  return {
+    logger,
+    waits: () =>
+      lines.filter((l) => l.msg === 'CSC provider asked to slow down; waiting').map((l) => Number(l.waitMs)),
+  };
+}
+
+test('429 without Retry-After: exponential waits with equal jitter, bounded by maxRetries, no latch', async () => {
+  for (const [random, expected] of [
+    [() => 0, [125, 250, 500]],
+    [() => 0.999999, [250, 500, 1000]],
+  ] as const) {
+    let busy = true;
+    const client = provider(() => (busy ? { status: 429, body: { error: 'too_many_requests' } } : OK), 3);
+    const log = busyLog();
+    const sadManager = new SadManager({
+      client,
+      credential,
+      factors: async () => ({ pin: '123456', totpSecret: SECRET, totpPeriod: 1 }),
+      clock,
+      random,
+      logger: log.logger,
+    });
+    const err = await sadManager.reserve([Buffer.alloc(32, 1)]).then(
+      () => assert.fail('expected a failure'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof CscError);
+    assert.equal(err.kind, 'throttled', 'the job is retried later');
+    assert.equal(authorizeRequests().length, 4, 'the first try and three re-sends');
+    // Each wait lies in [cap/2, cap] of a cap doubling from 250 ms; the random draw decides where.
+    assert.deepEqual(log.waits(), expected);
+    busy = false;
+    await sadManager.reserve([Buffer.alloc(32, 1)]);
+    assert.equal(sadManager.authorisations, 1, 'throttling latched nothing');
+  }
+});
+
+test('Retry-After is honoured as a floor; one beyond maxRetryDelayMs gives up at once', async () => {
+  const client = provider((n) => (n === 1 ? { status: 503, headers: { 'retry-after': '2' } } : OK), 3);
+  // maxRetryDelayMs is 1000 in provider(): a Retry-After of 2 s is beyond it.
+  const log = busyLog();
+  const sadManager = new SadManager({
+    client,
+    credential,
+    factors: async () => ({ pin: '123456', totpSecret: SECRET, totpPeriod: 1 }),
+    clock,
+    logger: log.logger,
+  });
+  await assert.rejects(sadManager.reserve([Buffer.alloc(32, 1)]), (e: unknown) => {
+    assert.ok(e instanceof CscError);
+    assert.equal(e.status, 503);
+    assert.equal(e.retryable, true);
+    return true;
+  });
+  assert.equal(authorizeRequests().length, 1);
+  assert.deepEqual(log.waits(), []);
+
+  const patient = provider((n) => (n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : OK), 3);
+  const second = busyLog();
+  await new SadManager({
+    client: patient,
+    credential,
+    factors: async () => ({ pin: '123456', totpSecret: SECRET, totpPeriod: 1 }),
+    clock,
+    random: () => 0,
+    logger: second.logger,
+  }).reserve([Buffer.alloc(32, 1)]);
+  assert.equal(authorizeRequests().length, 2);
+  assert.deepEqual(second.waits(), [1000], 'Retry-After (1000 ms) rather than the jittered 125 ms');
+});
+
+for (const [name, body] of [
+  [
+    'the sandbox wording',
+    { error: 'invalid_otp', error_description: 'The OTP was already used (a code is accepted once)' },
+  ],
+  ['"OTP replayed"', { error: 'invalid_otp', error_description: 'OTP replayed' }],
+  ['a code of its own', { error: 'otp_already_used', error_description: 'Rejected' }],
+] as const) {
+  test(`a replay refusal (${name}) is retried on the next step and latches nothing`, async () => {
+    const client = provider((n) => (n === 1 ? { status: 400, body } : OK));
+    const sadManager = manager(client);
+    await sadManager.reserve([Buffer.alloc(32, 1)]);
+    const sent = authorizeRequests();
+    assert.equal(sent.length, 2);
+    assert.ok(stepOf(sent[1]!) > stepOf(sent[0]!));
+    assert.equal(sadManager.authorisations, 1);
+  });
+}
+
+test('replays on every step: a transient error after two retries, and no latch', async () => {
+  let replaying = true;
+  const client = provider(() =>
+    replaying
+      ? { status: 400, body: { error: 'invalid_otp', error_description: 'The OTP has already been used' } }
+      : OK,
+  );
+  const sadManager = manager(client);
+  const err = await sadManager.reserve([Buffer.alloc(32, 1)]).then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof CscError);
+  assert.equal(err.kind, 'transient', 'the job is retried, not failed');
+  assert.match(err.message, /refused the OTP of several time steps as already used/);
+  assert.equal(authorizeRequests().length, 3);
+  replaying = false;
+  await sadManager.reserve([Buffer.alloc(32, 1)]);
+  assert.equal(authorizeRequests().length, 4, 'the provider is asked again: nothing was latched');
+});
+
+test('a bare invalid_otp twice is a wrong factor: latched after one retry on a fresh step', async () => {
+  const client = provider(() => ({ status: 400, body: { error: 'invalid_otp' } }));
+  const sadManager = manager(client);
+  await assert.rejects(
+    sadManager.reserve([Buffer.alloc(32, 1)]),
+    (e: unknown) => e instanceof CscError && e.code === 'invalid_otp',
+  );
+  assert.equal(authorizeRequests().length, 2);
+  await assert.rejects(
+    sadManager.reserve([Buffer.alloc(32, 1)]),
+    /refused earlier with HTTP 400 invalid_otp/,
+  );
+  assert.equal(authorizeRequests().length, 2, 'not sent again');
 });

@@ -1,7 +1,8 @@
 // The SAD manager against a sandbox that accepts each TOTP time step once (RFC 6238 section 5.2,
 // 1-second steps here): it never sends a code of a step it already used, waiting for the next step
-// (and says so at debug level, without the code); a code another process used first is retried once
-// on the next step; a code refused twice makes the refusal sticky.
+// (and says so at debug level, without the code); a code another client used first is refused as a
+// replay, which is retried on the next step and is no factor refusal; a code refused twice without
+// saying it was used (a wrong TOTP secret) latches the credential.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -86,7 +87,7 @@ test('SCAL2 batches in one TOTP step: the second authorisation waits for the nex
   for (const secret of [...codes, f.pin!, f.totpSecret!]) assert.ok(!log.text().includes(secret));
 });
 
-test('an OTP step another process used first is retried once on the next step', async () => {
+test('an OTP step another client used first is refused as a replay and retried on the next step', async () => {
   const client = await fx.clientFor(SCAL1);
   const credential = await client.credentialInfo(SCAL1);
   const log = capture();
@@ -104,12 +105,14 @@ test('an OTP step another process used first is retried once on the next step', 
   assert.equal(stats.authorize, 3, 'first, second refused as a replay, second again on the next step');
   assert.equal(stats.errors, 1);
   assert.equal(second.authorisations, 1);
-  const retried = log.lines().filter((l) => /retrying once with the next time step/.test(String(l.msg)));
+  const retried = log
+    .lines()
+    .filter((l) => /already used; retrying on the next time step/.test(String(l.msg)));
   assert.equal(retried.length, 1);
   assert.equal(retried[0]!.error, 'invalid_otp');
 });
 
-test('an OTP refused twice (a wrong TOTP secret) becomes a sticky refusal', async () => {
+test('an OTP refused twice (a wrong TOTP secret) latches the credential', async () => {
   const client = await fx.clientFor(SCAL1);
   const credential = await client.credentialInfo(SCAL1);
   const good = await fx.factorsFor(SCAL1)();
@@ -130,7 +133,7 @@ test('an OTP refused twice (a wrong TOTP secret) becomes a sticky refusal', asyn
     assert.ok(e instanceof CscError);
     assert.match(
       e.message,
-      /refused earlier with HTTP 400 invalid_otp: The OTP is invalid; not sending the factors again/,
+      /refused earlier with HTTP 400 invalid_otp: The OTP is invalid \(at [0-9T:.Z-]+\); not sending the factors again/,
     );
     return true;
   });

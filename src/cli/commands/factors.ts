@@ -14,6 +14,9 @@ import {
   type JobDefinition,
 } from '../../jobs';
 import { AuditLog, type AuditEntryInput } from '../../outbox';
+import { clearCredentialLatch } from '../../custody';
+import { connectRedis, resolveRedis } from '../../common/redis';
+import { DEFAULT_PREFIX } from '../../queue';
 import { promptHidden, secretReader } from '../secret-input';
 
 type ProviderHeldJob = JobDefinition & {
@@ -120,6 +123,35 @@ export async function factorsSetCommand(opts: {
     { type: 'factors-stored', credentialId, kekFingerprint: stored.kekId },
     `the factors were stored in ${stored.file}`,
   );
+  await clearLatches(opts.tenant, [credentialId]);
+}
+
+/**
+ * New factors may put right what the provider refused: every worker process may authorise these
+ * credentials again (see src/custody). Without a Redis there is no worker to tell; say so and go on.
+ */
+async function clearLatches(tenant: string, credentialIds: string[]): Promise<void> {
+  let endpoint;
+  try {
+    endpoint = await resolveRedis();
+  } catch (err) {
+    console.error(`workers not told (${(err as Error).message}): a credential they stopped stays stopped`);
+    return;
+  }
+  const redis = connectRedis(endpoint.url);
+  try {
+    const prefix = process.env.SEALER_PREFIX ?? DEFAULT_PREFIX;
+    for (const credentialId of credentialIds) {
+      for (const latch of await clearCredentialLatch(redis, prefix, { tenant, credentialId })) {
+        console.log(
+          `credential ${credentialId} of tenant ${tenant} at ${latch.providerUrl} may be authorised again (stopped after ${latch.reason})`,
+        );
+      }
+    }
+  } finally {
+    await redis.quit();
+    await endpoint.release();
+  }
 }
 
 export async function factorsRotateKeyCommand(opts: {
@@ -219,6 +251,7 @@ export async function factorsRotateKeyCommand(opts: {
     // One tenant's trail failing does not keep the others from theirs; the rotation's own error comes first.
     const auditFailures: Error[] = [];
     for (const [tenant, credentialIds] of moved) {
+      await clearLatches(tenant, [...new Set(credentialIds)]);
       const roots = t.jobs.filter((j) => j.tenant === tenant).map((j) => j.outboxRoot);
       if (roots.length === 0) {
         console.log(

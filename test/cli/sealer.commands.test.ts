@@ -1,5 +1,6 @@
-// The `sealer` command as a user runs it: help, flag errors, verify on a tampered file, and enqueue + work
-// as separate processes against real Redis and the sandbox.
+// The `sealer` command as a user runs it: help and flag errors (in-process, through run(argv, io): the
+// same parser, without a process start per command), verify on a tampered file, and enqueue + work as
+// separate processes against real Redis and the sandbox.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -7,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
+import { run } from '../../src/cli/main';
 import { startSandbox } from '../../src/sandbox';
 import { readManifest } from '../../src/outbox';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
@@ -28,7 +30,20 @@ async function sealer(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
-test('every command has --help that says what it does', async () => {
+/** One command line run in this process: its exit code and what it wrote. */
+async function sealerInProcess(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(['node', 'sealer', ...args], {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+  });
+  return { code, stdout, stderr };
+}
+
+const TIMEOUT = { timeout: 120_000 };
+
+test('every command has --help that says what it does', TIMEOUT, async () => {
   for (const command of [
     'demo',
     'enqueue',
@@ -44,14 +59,14 @@ test('every command has --help that says what it does', async () => {
     'factors list',
     'audit verify',
   ]) {
-    const r = await sealer([...command.split(' '), '--help']);
+    const r = await sealerInProcess([...command.split(' '), '--help']);
     assert.equal(r.code, 0, command);
     assert.match(r.stdout, new RegExp(`Usage: sealer ${command}`));
     assert.ok(r.stdout.split('\n')[2]!.length > 20, `${command} has a description`);
   }
 });
 
-test('a wrong flag or a missing argument is a one-line error and a non-zero exit', async () => {
+test('a wrong flag or a missing argument is a one-line error and a non-zero exit', TIMEOUT, async () => {
   for (const args of [
     ['work', '--bogus'],
     ['enqueue'],
@@ -61,103 +76,116 @@ test('a wrong flag or a missing argument is a one-line error and a non-zero exit
     ['approve', '--tenant', 'sakura', '--count', '0'],
     ['nosuch'],
   ]) {
-    const r = await sealer(args);
+    const r = await sealerInProcess(args);
     assert.notEqual(r.code, 0, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /error/);
   }
 });
 
-test('enqueue and work as separate processes seal an export; verify accepts it and refuses a flipped byte', async () => {
-  const dir = await tempDir();
-  const { url, prefix } = await testRedis();
-  const sandbox = await startSandbox({
-    totpPeriodSec: 1,
-    dataDir: path.join(dir, 'sandbox'),
-    logger: pino({ level: 'silent' }),
-  });
-  after(() => sandbox.close());
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox'),
-    tenantName: 'Fuji Denki K.K.',
-    invoicePrefix: 'FJ',
-    count: 12,
-    encoding: 'utf8',
-  });
-  const secrets = path.join(dir, 'sandbox', 'secrets', 'fuji');
-  await fs.mkdir(path.join(dir, 'jobs'));
-  await fs.writeFile(
-    path.join(dir, 'jobs', 'fuji.json'),
-    JSON.stringify({
-      name: 'fuji-nightly',
-      cron: '30 2 * * *',
-      tenant: 'fuji',
-      export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
-      signing: {
-        clientId: 'fuji-app',
-        clientSecret: `file:${secrets}/client-secret`,
-        credentialId: 'fuji-eseal-ec',
-        pin: `file:${secrets}/fuji-eseal-ec.pin`,
-        totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
-        totp: { periodSec: 1 },
-        batchSize: 5,
+test(
+  'enqueue and work as separate processes seal an export; verify accepts it and refuses a flipped byte',
+  TIMEOUT,
+  async () => {
+    const dir = await tempDir();
+    const { url, prefix } = await testRedis();
+    const sandbox = await startSandbox({
+      totpPeriodSec: 1,
+      dataDir: path.join(dir, 'sandbox'),
+      logger: pino({ level: 'silent' }),
+    });
+    after(() => sandbox.close());
+    await writeSampleExport({
+      dir: path.join(dir, 'inbox'),
+      tenantName: 'Fuji Denki K.K.',
+      invoicePrefix: 'FJ',
+      count: 12,
+      encoding: 'utf8',
+    });
+    const secrets = path.join(dir, 'sandbox', 'secrets', 'fuji');
+    await fs.mkdir(path.join(dir, 'jobs'));
+    await fs.writeFile(
+      path.join(dir, 'jobs', 'fuji.json'),
+      JSON.stringify({
+        name: 'fuji-nightly',
+        cron: '30 2 * * *',
+        tenant: 'fuji',
+        export: { folder: '../inbox', columns: SAMPLE_COLUMNS },
+        signing: {
+          clientId: 'fuji-app',
+          clientSecret: `file:${secrets}/client-secret`,
+          credentialId: 'fuji-eseal-ec',
+          pin: `file:${secrets}/fuji-eseal-ec.pin`,
+          totpSecret: `file:${secrets}/fuji-eseal-ec.totp`,
+          totp: { periodSec: 1 },
+          batchSize: 5,
+        },
+        outbox: '../outbox',
+      }),
+    );
+    const env = {
+      REDIS_URL: url,
+      SEALER_PREFIX: prefix,
+      SEALER_PROVIDER_URL: sandbox.url,
+      LOG_LEVEL: 'warn',
+    };
+    const enqueued = await sealer(['enqueue', 'fuji-nightly', '--jobs', path.join(dir, 'jobs')], env);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 duplicates, 0 rejected/);
+
+    const worker = spawn(
+      process.execPath,
+      [CLI, 'work', '--jobs', path.join(dir, 'jobs'), '--concurrency', '10'],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 'pipe'],
       },
-      outbox: '../outbox',
-    }),
-  );
-  const env = { REDIS_URL: url, SEALER_PREFIX: prefix, SEALER_PROVIDER_URL: sandbox.url, LOG_LEVEL: 'warn' };
-  const enqueued = await sealer(['enqueue', 'fuji-nightly', '--jobs', path.join(dir, 'jobs')], env);
-  assert.equal(enqueued.code, 0, enqueued.stderr);
-  assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 duplicates, 0 rejected/);
+    );
+    let stderr = '';
+    worker.stderr.on('data', (d) => (stderr += d));
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) =>
+      worker.once('exit', (code) => resolve((exitCode = code))),
+    );
+    after(() => worker.kill('SIGKILL'));
+    const outDir = path.join(dir, 'outbox', 'fuji');
+    // Polled until all 12 are sealed, however slow the machine: the test's timeout bounds it, and a
+    // worker that died is reported at once.
+    let manifestFile: string;
+    for (;;) {
+      const days = (await fs.readdir(outDir).catch(() => [] as string[])).filter((d) => !d.startsWith('.'));
+      manifestFile = days[0] ? path.join(outDir, days[0], 'manifest.csv') : '';
+      const rows = manifestFile ? await readManifest(manifestFile).catch(() => []) : [];
+      if (rows.length === 12) break;
+      assert.equal(exitCode, undefined, `worker exited after sealing ${rows.length} of 12: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /worker stopped: 12 jobs completed/);
 
-  const worker = spawn(
-    process.execPath,
-    [CLI, 'work', '--jobs', path.join(dir, 'jobs'), '--concurrency', '10'],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  worker.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => worker.once('exit', resolve));
-  after(() => worker.kill('SIGKILL'));
-  const outDir = path.join(dir, 'outbox', 'fuji');
-  const deadline = Date.now() + 30_000;
-  let manifestFile: string;
-  for (;;) {
-    const days = (await fs.readdir(outDir).catch(() => [] as string[])).filter((d) => !d.startsWith('.'));
-    manifestFile = days[0] ? path.join(outDir, days[0], 'manifest.csv') : '';
-    const rows = manifestFile ? await readManifest(manifestFile).catch(() => []) : [];
-    if (rows.length === 12) break;
-    assert.ok(Date.now() < deadline, `worker sealed ${rows.length} of 12 in time: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  worker.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
-  assert.match(stderr, /worker stopped: 12 jobs completed/);
+    const sealedDir = path.dirname(manifestFile);
+    const files = (await fs.readdir(sealedDir))
+      .filter((f) => f.endsWith('.pdf'))
+      .map((f) => path.join(sealedDir, f));
+    const ok = await sealer(['verify', '--root', sandbox.rootCertPath, ...files]);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.match(ok.stdout, /12 file\(s\) checked, all valid/);
 
-  const sealedDir = path.dirname(manifestFile);
-  const files = (await fs.readdir(sealedDir))
-    .filter((f) => f.endsWith('.pdf'))
-    .map((f) => path.join(sealedDir, f));
-  const ok = await sealer(['verify', '--root', sandbox.rootCertPath, ...files]);
-  assert.equal(ok.code, 0, ok.stdout);
-  assert.match(ok.stdout, /12 file\(s\) checked, all valid/);
+    // One flipped byte inside the signed range (in the original content) breaks the seal.
+    const victim = files[0]!;
+    const bytes = await fs.readFile(victim);
+    const at = bytes.indexOf('Invoice');
+    assert.ok(at > 0);
+    bytes[at] = bytes[at]! ^ 0x01;
+    await fs.writeFile(victim, bytes);
+    const bad = await sealer(['verify', '--root', sandbox.rootCertPath, victim]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /INVALID/);
+  },
+);
 
-  // One flipped byte inside the signed range (in the original content) breaks the seal.
-  const victim = files[0]!;
-  const bytes = await fs.readFile(victim);
-  const at = bytes.indexOf('Invoice');
-  assert.ok(at > 0);
-  bytes[at] = bytes[at]! ^ 0x01;
-  await fs.writeFile(victim, bytes);
-  const bad = await sealer(['verify', '--root', sandbox.rootCertPath, victim]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stdout, /INVALID/);
-});
-
-test('bench seals a small run through a sandbox process and prints the floor ratio', async () => {
+test('bench seals a small run through a sandbox process and prints the floor ratio', TIMEOUT, async () => {
   const { url } = await testRedis();
   const r = await sealer(['bench', '--invoices', '30', '--batch-size', '7'], { REDIS_URL: url });
   assert.equal(r.code, 0, r.stderr);

@@ -152,67 +152,63 @@ test('a missing export folder is an error naming the folder and the job; an empt
   assert.doesNotMatch(cli.stdout, /0 file\(s\)/);
 });
 
-test(
-  'a scheduled trigger on a missing export folder logs the error and the schedule keeps firing',
-  { timeout: 120_000 },
-  async () => {
-    const { dir, job, queue, redis, prefix } = await setup(0);
-    const folder = path.join(dir, 'late-inbox');
-    const lines: string[] = [];
-    const captured = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          lines.push(chunk.toString());
-          done();
-        },
-      }),
-    );
-    const outcomes: (ProduceResult | 'skipped' | Error)[] = [];
-    let produced!: (r: ProduceResult) => void;
-    const firstGoodRun = new Promise<ProduceResult>((resolve) => (produced = resolve));
-    let sawError!: () => void;
-    const firstError = new Promise<void>((resolve) => (sawError = resolve));
-    const everySecond: JobDefinition = { ...job, cron: '* * * * * *', exportFolder: folder };
-    const scheduler = new Scheduler({
-      jobs: [everySecond],
-      queue,
-      redis,
-      prefix,
-      logger: captured,
-      onRun: (_j, r) => {
-        outcomes.push(r);
-        if (r instanceof Error) sawError();
-        else if (r !== 'skipped') produced(r);
+test('a scheduled trigger on a missing export folder logs the error and the schedule keeps firing', async () => {
+  const { dir, job, queue, redis, prefix } = await setup(0);
+  const folder = path.join(dir, 'late-inbox');
+  const lines: string[] = [];
+  const captured = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
       },
+    }),
+  );
+  const outcomes: (ProduceResult | 'skipped' | Error)[] = [];
+  let produced!: (r: ProduceResult) => void;
+  const firstGoodRun = new Promise<ProduceResult>((resolve) => (produced = resolve));
+  let sawError!: () => void;
+  const firstError = new Promise<void>((resolve) => (sawError = resolve));
+  const everySecond: JobDefinition = { ...job, cron: '* * * * * *', exportFolder: folder };
+  const scheduler = new Scheduler({
+    jobs: [everySecond],
+    queue,
+    redis,
+    prefix,
+    logger: captured,
+    onRun: (_j, r) => {
+      outcomes.push(r);
+      if (r instanceof Error) sawError();
+      else if (r !== 'skipped') produced(r);
+    },
+  });
+  scheduler.start();
+  try {
+    // The triggers fire every second, however slow the machine: the run's --test-timeout bounds the waits.
+    await firstError;
+    const failed = outcomes.find((o): o is Error => o instanceof Error)!;
+    assert.match(failed.message, /job acme-nightly: export folder .*late-inbox does not exist/);
+    const logged = lines.map(
+      (l) => JSON.parse(l) as { msg: string; job?: string; err?: { message: string } },
+    );
+    const entry = logged.find((l) => l.msg === 'scheduled run failed');
+    assert.equal(entry?.job, 'acme-nightly');
+    assert.match(entry?.err?.message ?? '', /late-inbox does not exist/);
+    // The folder appears (a share mounted late): a later trigger of the same schedule produces.
+    await writeSampleExport({
+      dir: folder,
+      tenantName: 'Acme K.K.',
+      invoicePrefix: 'ACM',
+      count: 3,
+      encoding: 'utf8',
     });
-    scheduler.start();
-    try {
-      // The triggers fire every second, however slow the machine: the test's timeout bounds the waits.
-      await firstError;
-      const failed = outcomes.find((o): o is Error => o instanceof Error)!;
-      assert.match(failed.message, /job acme-nightly: export folder .*late-inbox does not exist/);
-      const logged = lines.map(
-        (l) => JSON.parse(l) as { msg: string; job?: string; err?: { message: string } },
-      );
-      const entry = logged.find((l) => l.msg === 'scheduled run failed');
-      assert.equal(entry?.job, 'acme-nightly');
-      assert.match(entry?.err?.message ?? '', /late-inbox does not exist/);
-      // The folder appears (a share mounted late): a later trigger of the same schedule produces.
-      await writeSampleExport({
-        dir: folder,
-        tenantName: 'Acme K.K.',
-        invoicePrefix: 'ACM',
-        count: 3,
-        encoding: 'utf8',
-      });
-      const run = await firstGoodRun;
-      assert.equal(run.totals.enqueued, 3);
-    } finally {
-      await scheduler.stop();
-    }
-  },
-);
+    const run = await firstGoodRun;
+    assert.equal(run.totals.enqueued, 3);
+  } finally {
+    await scheduler.stop();
+  }
+});
 
 test('an enqueue failure midway leaves the export in place, names it, and a re-run completes it', async () => {
   const { dir, job, queue, redis, prefix } = await setup(30);

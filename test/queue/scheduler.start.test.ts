@@ -9,63 +9,59 @@ import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 
-test(
-  'start() fires each job on its cron in its time zone and names the run by that zone',
-  { timeout: 120_000 },
-  async () => {
-    const dir = await tempDir();
-    const { redis, prefix, connection } = await testRedis();
-    await writeSampleExport({
-      dir: path.join(dir, 'inbox'),
-      tenantName: 'Acme K.K.',
-      invoicePrefix: 'ACM',
-      count: 3,
-      encoding: 'utf8',
-    });
-    const jobFile = path.join(dir, 'acme.json');
-    await fs.writeFile(
-      jobFile,
-      JSON.stringify({
-        name: 'acme-every-second',
-        cron: '* * * * * *',
-        timeZone: 'Pacific/Kiritimati',
-        tenant: 'acme',
-        export: { folder: 'inbox', columns: SAMPLE_COLUMNS },
-        signing: { clientId: 'acme-app', clientSecret: 'env:NOPE', credentialId: 'acme-cred' },
-        outbox: 'outbox',
-      }),
-    );
-    const job = await loadJobFile(jobFile);
-    const queue = openSealQueue(connection, prefix);
-    after(() => queue.close());
-    const runs: ProduceResult[] = [];
-    let fired!: () => void;
-    const firstRun = new Promise<void>((resolve) => (fired = resolve));
-    const scheduler = new Scheduler({
-      jobs: [job],
-      queue,
-      redis,
-      prefix,
-      logger: pino({ level: 'silent' }),
-      onRun: (_j: JobDefinition, result) => {
-        if (typeof result === 'object' && 'runId' in result) {
-          runs.push(result);
-          fired();
-        }
-      },
-    });
-    // Kiritimati is UTC+14: its date is the UTC date of 14 hours later, on one side of the run or the other.
-    const kiritimatiDate = () => new Date(Date.now() + 14 * 3600_000).toISOString().slice(0, 10);
-    const dateBefore = kiritimatiDate();
-    scheduler.start();
-    // Every second, however slow the machine: the test's timeout bounds the wait, not a guess.
-    await firstRun;
-    await scheduler.stop();
-    assert.equal(runs[0]!.totals.enqueued, 3);
-    assert.ok([dateBefore, kiritimatiDate()].includes(runs[0]!.runDate), runs[0]!.runDate);
-    assert.equal(await queue.count(), 3);
-  },
-);
+test('start() fires each job on its cron in its time zone and names the run by that zone', async () => {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  await writeSampleExport({
+    dir: path.join(dir, 'inbox'),
+    tenantName: 'Acme K.K.',
+    invoicePrefix: 'ACM',
+    count: 3,
+    encoding: 'utf8',
+  });
+  const jobFile = path.join(dir, 'acme.json');
+  await fs.writeFile(
+    jobFile,
+    JSON.stringify({
+      name: 'acme-every-second',
+      cron: '* * * * * *',
+      timeZone: 'Pacific/Kiritimati',
+      tenant: 'acme',
+      export: { folder: 'inbox', columns: SAMPLE_COLUMNS },
+      signing: { clientId: 'acme-app', clientSecret: 'env:NOPE', credentialId: 'acme-cred' },
+      outbox: 'outbox',
+    }),
+  );
+  const job = await loadJobFile(jobFile);
+  const queue = openSealQueue(connection, prefix);
+  after(() => queue.close());
+  const runs: ProduceResult[] = [];
+  let fired!: () => void;
+  const firstRun = new Promise<void>((resolve) => (fired = resolve));
+  const scheduler = new Scheduler({
+    jobs: [job],
+    queue,
+    redis,
+    prefix,
+    logger: pino({ level: 'silent' }),
+    onRun: (_j: JobDefinition, result) => {
+      if (typeof result === 'object' && 'runId' in result) {
+        runs.push(result);
+        fired();
+      }
+    },
+  });
+  // Kiritimati is UTC+14: its date is the UTC date of 14 hours later, on one side of the run or the other.
+  const kiritimatiDate = () => new Date(Date.now() + 14 * 3600_000).toISOString().slice(0, 10);
+  const dateBefore = kiritimatiDate();
+  scheduler.start();
+  // Every second, however slow the machine: the run's --test-timeout bounds the wait, not a guess.
+  await firstRun;
+  await scheduler.stop();
+  assert.equal(runs[0]!.totals.enqueued, 3);
+  assert.ok([dateBefore, kiritimatiDate()].includes(runs[0]!.runDate), runs[0]!.runDate);
+  assert.equal(await queue.count(), 3);
+});
 
 test("start() computes each trigger's next fire time in the job's own time zone", async () => {
   const dir = await tempDir();

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// The `sealer` command: parses flags and delegates; no sealing logic lives here.
-import { Command, InvalidArgumentError } from 'commander';
+// The `sealer` command: parses flags and delegates; no sealing logic lives here. `run(argv, io)` runs one
+// command and resolves to its exit code, so tests can run a command in-process instead of paying for a
+// child process (and racing its start-up against a clock).
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { enqueueCommand } from './commands/enqueue';
 import { workCommand } from './commands/work';
 import { scheduleCommand } from './commands/schedule';
@@ -11,6 +13,7 @@ import { demoCommand } from './commands/demo';
 import { benchCommand } from './commands/bench';
 import { approveCommand } from './commands/approve';
 import { runsCommand } from './commands/runs';
+import { processIo, type CliIo } from './context';
 import { factorsListCommand, factorsRotateKeyCommand, factorsSetCommand } from './commands/factors';
 
 function positiveInt(value: string): number {
@@ -25,172 +28,217 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
-const program = new Command('sealer')
-  .description(
-    'Nightly batch remote e-seal worker: seals core-system invoice exports through a CSC API provider',
-  )
-  .showSuggestionAfterError(true)
-  .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
+function buildProgram(io: CliIo): Command {
+  const program = new Command('sealer')
+    .description(
+      'Nightly batch remote e-seal worker: seals core-system invoice exports through a CSC API provider',
+    )
+    .showSuggestionAfterError(true)
+    // Set before the subcommands are added, which inherit both.
+    .exitOverride()
+    .configureOutput({
+      writeOut: (str) => void io.stdout.write(str),
+      writeErr: (str) => void io.stderr.write(str),
+      outputError: (str, write) => write(str.split('\n')[0] + '\n'),
+    });
 
-const jobsOption = ['--jobs <dir>', 'folder of job definitions (*.json)', 'jobs'] as const;
+  const jobsOption = ['--jobs <dir>', 'folder of job definitions (*.json)', 'jobs'] as const;
 
-program
-  .command('demo')
-  .description(
-    'seal the sample exports in fixtures/ end to end (local Redis or a private one, built-in sandbox provider)',
-  )
-  .option('--concurrency <n>', 'worker concurrency', positiveInt, 64)
-  .action(demoCommand);
+  program
+    .command('demo')
+    .description(
+      'seal the sample exports in fixtures/ end to end (local Redis or a private one, built-in sandbox provider)',
+    )
+    .option('--concurrency <n>', 'worker concurrency', positiveInt, 64)
+    .action(demoCommand);
 
-program
-  .command('enqueue')
-  .description("run one producer now: read the job's exports and enqueue one seal job per invoice")
-  .argument('<job>', 'job name (from the job definitions)')
-  .option('--file <file>', "read this export file instead of the job's export folder")
-  .option(...jobsOption)
-  .action(enqueueCommand);
+  program
+    .command('enqueue')
+    .description("run one producer now: read the job's exports and enqueue one seal job per invoice")
+    .argument('[job]', 'job name (from the job definitions)')
+    .option('--all', 'every job whose definition loads (the broken ones are named and the exit code is 1)')
+    .option('--file <file>', "read this export file instead of the job's export folder")
+    .option(...jobsOption)
+    .action((job: string | undefined, opts: { all?: boolean }, cmd: Command) => {
+      if ((job === undefined) === !opts.all) {
+        cmd.error(
+          job ? 'error: give a job name or --all, not both' : "error: missing argument 'job' (or --all)",
+        );
+      }
+      return enqueueCommand(job, cmd.opts(), io);
+    });
 
-program
-  .command('work')
-  .description('seal queued invoices until stopped (SIGINT/SIGTERM finish the jobs in hand)')
-  .option(...jobsOption)
-  .option('--concurrency <n>', 'invoices processed at once', positiveInt, 64)
-  .option('--threads <n>', 'prepare threads (default: one per core)', positiveInt)
-  .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
-  .option(
-    '--grace <seconds>',
-    'on SIGTERM/SIGINT, wait this long for the jobs in hand, then exit',
-    positiveInt,
-    30,
-  )
-  .option(
-    '--lock-duration <ms>',
-    "a job's lock lasts this long without renewal (BullMQ lockDuration)",
-    positiveInt,
-  )
-  .option(
-    '--stalled-interval <ms>',
-    'look for jobs of crashed workers this often (BullMQ stalledInterval)',
-    positiveInt,
-  )
-  .action(workCommand);
+  program
+    .command('work')
+    .description('seal queued invoices until stopped (SIGINT/SIGTERM finish the jobs in hand)')
+    .option(...jobsOption)
+    .option('--concurrency <n>', 'invoices processed at once', positiveInt, 64)
+    .option('--threads <n>', 'prepare threads (default: one per core)', positiveInt)
+    .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+    .option(
+      '--grace <seconds>',
+      'on SIGTERM/SIGINT, wait this long for the jobs in hand, then exit',
+      positiveInt,
+      30,
+    )
+    .option(
+      '--lock-duration <ms>',
+      "a job's lock lasts this long without renewal (BullMQ lockDuration)",
+      positiveInt,
+    )
+    .option(
+      '--stalled-interval <ms>',
+      'look for jobs of crashed workers this often (BullMQ stalledInterval)',
+      positiveInt,
+    )
+    .action(workCommand);
 
-program
-  .command('schedule')
-  .description(
-    "run one cron trigger per job definition, in its time zone; each trigger enqueues that job's exports",
-  )
-  .option(...jobsOption)
-  .action(scheduleCommand);
+  program
+    .command('schedule')
+    .description(
+      "run one cron trigger per job definition, in its time zone; each trigger enqueues that job's exports",
+    )
+    .option(...jobsOption)
+    .action((opts: { jobs: string }) => scheduleCommand(opts, io));
 
-const factors = program
-  .command('factors')
-  .description(
-    'provider-held custody: store, list and re-key the PIN and TOTP secret a tenant delegates (encrypted at rest)',
-  );
+  const factors = program
+    .command('factors')
+    .description(
+      'provider-held custody: store, list and re-key the PIN and TOTP secret a tenant delegates (encrypted at rest)',
+    );
 
-factors
-  .command('set')
-  .description(
-    "store a tenant's PIN and TOTP secret, read from a hidden prompt or two stdin lines, empty for none (never from arguments)",
-  )
-  .requiredOption('--tenant <tenant>', 'tenant whose factors these are')
-  .option('--credential <id>', 'credential ID (needed only when the tenant has several)')
-  .option(...jobsOption)
-  .action(factorsSetCommand);
+  factors
+    .command('set')
+    .description(
+      "store a tenant's PIN and TOTP secret, read from a hidden prompt or two stdin lines, empty for none (never from arguments)",
+    )
+    .requiredOption('--tenant <tenant>', 'tenant whose factors these are')
+    .option('--credential <id>', 'credential ID (needed only when the tenant has several)')
+    .option(...jobsOption)
+    .action(factorsSetCommand);
 
-factors
-  .command('rotate-key')
-  .description('re-encrypt stored factors under a new key-encryption key')
-  .requiredOption('--new-kek <ref>', 'the new key: env:NAME or file:PATH (32 bytes, hex or base64)')
-  .option('--tenant <tenant>', "the tenant's factors; the old key is its jobs' signing.custody.kek")
-  .option(...jobsOption)
-  .option('--vault <dir>', 'a vault folder, instead of the one the jobs name')
-  .option('--old-kek <ref>', 'the current key, with --vault')
-  .action(factorsRotateKeyCommand);
+  factors
+    .command('rotate-key')
+    .description('re-encrypt stored factors under a new key-encryption key')
+    .requiredOption('--new-kek <ref>', 'the new key: env:NAME or file:PATH (32 bytes, hex or base64)')
+    .option('--tenant <tenant>', "the tenant's factors; the old key is its jobs' signing.custody.kek")
+    .option(...jobsOption)
+    .option('--vault <dir>', 'a vault folder, instead of the one the jobs name')
+    .option('--old-kek <ref>', 'the current key, with --vault')
+    .action(factorsRotateKeyCommand);
 
-factors
-  .command('list')
-  .description('list stored factors: tenant, credential, key and date, never the values')
-  .option(...jobsOption)
-  .option('--vault <dir>', 'a vault folder, instead of the ones the jobs name')
-  .action(factorsListCommand);
+  factors
+    .command('list')
+    .description('list stored factors: tenant, credential, key and date, never the values')
+    .option(...jobsOption)
+    .option('--vault <dir>', 'a vault folder, instead of the ones the jobs name')
+    .action(factorsListCommand);
 
-program
-  .command('approve')
-  .description(
-    "approve N seals for a tenant that keeps its own factors: on the provider's page (default) or at a prompt",
-  )
-  .requiredOption('--tenant <tenant>', 'tenant whose credential is approved')
-  .requiredOption('--count <n>', 'number of seals to approve', positiveInt)
-  .option('--credential <id>', 'credential, when the tenant has several')
-  .option('--prompt', 'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page')
-  .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
-  .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
-  .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
-  .option(...jobsOption)
-  .action(approveCommand);
+  program
+    .command('approve')
+    .description(
+      "approve N seals for a tenant that keeps its own factors: on the provider's page (default) or at a prompt",
+    )
+    .requiredOption('--tenant <tenant>', 'tenant whose credential is approved')
+    .requiredOption('--count <n>', 'number of seals to approve', positiveInt)
+    .option('--credential <id>', 'credential, when the tenant has several')
+    .option(
+      '--prompt',
+      'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page',
+    )
+    .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
+    .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+    .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
+    .option(...jobsOption)
+    .action(approveCommand);
 
-program
-  .command('runs')
-  .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
-  .option('--limit <n>', 'runs to show', positiveInt, 20)
-  .option(...jobsOption)
-  .action(runsCommand);
+  program
+    .command('runs')
+    .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
+    .option('--limit <n>', 'runs to show', positiveInt, 20)
+    .option(...jobsOption)
+    .action(runsCommand);
 
-program
-  .command('sandbox')
-  .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
-  .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--port <port>', 'port to listen on (0 = any free port)', nonNegativeInt, 8700)
-  .option('--data-dir <dir>', 'where keys, certificates and secrets are kept', 'var/sandbox')
-  .option('--latency-ms <ms>', 'added latency per call', nonNegativeInt, 0)
-  .option('--ecdsa-format <format>', 'ECDSA signatures as der or raw (r||s)', 'der')
-  .option(
-    '--public-url <origin>',
-    'origin clients reach it at, advertised in /info (default http://host:port)',
-  )
-  .option('--totp-period <sec>', 'TOTP time step in seconds (tests and the bench use 1)', positiveInt, 30)
-  .option('--tls', 'serve HTTPS with a certificate from the sandbox root CA (clients trust ca/root.pem)')
-  .option(
-    '--faults <spec>',
-    'inject faults: a spec such as "seed=1,signHash:503:2s=0.1,csc:latency:50-200ms" or a .json plan (see src/sandbox/README.md)',
-  )
-  .action(sandboxCommand);
+  program
+    .command('sandbox')
+    .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 = any free port)', nonNegativeInt, 8700)
+    .option('--data-dir <dir>', 'where keys, certificates and secrets are kept', 'var/sandbox')
+    .option('--latency-ms <ms>', 'added latency per call', nonNegativeInt, 0)
+    .option('--ecdsa-format <format>', 'ECDSA signatures as der or raw (r||s)', 'der')
+    .option(
+      '--public-url <origin>',
+      'origin clients reach it at, advertised in /info (default http://host:port)',
+    )
+    .option('--totp-period <sec>', 'TOTP time step in seconds (tests and the bench use 1)', positiveInt, 30)
+    .option('--tls', 'serve HTTPS with a certificate from the sandbox root CA (clients trust ca/root.pem)')
+    .option(
+      '--faults <spec>',
+      'inject faults: a spec such as "seed=1,signHash:503:2s=0.1,csc:latency:50-200ms" or a .json plan (see src/sandbox/README.md)',
+    )
+    .action(sandboxCommand);
 
-const audit = program
-  .command('audit')
-  .description("check a tenant's hash-chained audit trail (authorisations, seals, refusals)");
+  const audit = program
+    .command('audit')
+    .description("check a tenant's hash-chained audit trail (authorisations, seals, refusals)");
 
-audit
-  .command('verify')
-  .description(
-    "verify a tenant's audit trail (--tenant) or one log file (--file); names the first bad line, exits non-zero on any",
-  )
-  .option('--tenant <tenant>', "tenant whose audit trail to check, in its job definitions' outboxes")
-  .option('--file <file>', 'one audit log file alone (its first entry is taken as given)')
-  .option(...jobsOption)
-  .action(auditVerifyCommand);
+  audit
+    .command('verify')
+    .description(
+      "verify a tenant's audit trail (--tenant) or one log file (--file); names the first bad line, exits non-zero on any",
+    )
+    .option('--tenant <tenant>', "tenant whose audit trail to check, in its job definitions' outboxes")
+    .option('--file <file>', 'one audit log file alone (its first entry is taken as given)')
+    .option(...jobsOption)
+    .action(auditVerifyCommand);
 
-program
-  .command('verify')
-  .description(
-    'check every signature in sealed PDFs: byte range, message digest, signature, and chain when --root is given',
-  )
-  .argument('<pdf...>', 'sealed PDF files')
-  .option('--root <pem>', 'trusted root certificate (PEM), e.g. var/sandbox/ca/root.pem')
-  .action(verifyCommand);
+  program
+    .command('verify')
+    .description(
+      'check every signature in sealed PDFs: byte range, message digest, signature, and chain when --root is given',
+    )
+    .argument('<pdf...>', 'sealed PDF files')
+    .option('--root <pem>', 'trusted root certificate (PEM), e.g. var/sandbox/ca/root.pem')
+    .action(verifyCommand);
 
-program
-  .command('bench')
-  .description('seal N generated invoices through the whole path and compare with a read+hash+write floor')
-  .option('--invoices <n>', 'invoices to generate', positiveInt, 2000)
-  .option('--concurrency <n>', 'worker concurrency', positiveInt, 128)
-  .option('--batch-size <n>', 'hashes per signHash call', positiveInt, 100)
-  .option('--latency-ms <ms>', 'sandbox latency per call', nonNegativeInt, 0)
-  .action(benchCommand);
+  program
+    .command('bench')
+    .description('seal N generated invoices through the whole path and compare with a read+hash+write floor')
+    .option('--invoices <n>', 'invoices to generate', positiveInt, 2000)
+    .option('--concurrency <n>', 'worker concurrency', positiveInt, 128)
+    .option('--batch-size <n>', 'hashes per signHash call', positiveInt, 100)
+    .option('--latency-ms <ms>', 'sandbox latency per call', nonNegativeInt, 0)
+    .action(benchCommand);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`sealer: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+  return program;
+}
+
+/**
+ * Runs one `sealer` command line (`argv` as process.argv: node, script, arguments) and resolves to its
+ * exit code. Errors are one line on `io.stderr`; nothing here calls process.exit.
+ */
+export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  // Some commands report failure through process.exitCode after printing; it is taken and restored so
+  // an in-process run does not leave it set on its host.
+  const before = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    // Commander has already written its one-line error or the help text.
+    if (err instanceof CommanderError) return err.exitCode;
+    io.stderr.write(`sealer: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  } finally {
+    process.exitCode = before;
+  }
+}
+
+if (require.main === module) {
+  void run(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -92,13 +92,19 @@ export function parseKek(text: string): Buffer {
   );
 }
 
-/** Reads a KEK from an `env:` or `file:` reference (a file path relative to `baseDir`). */
+/**
+ * Reads a KEK from an `env:` or `file:` reference (a file path relative to `baseDir`). A key file that
+ * its group or others may read or write is refused, as ssh refuses such a private key: whoever reads
+ * the KEK reads every tenant's delegated factors and parked approvals.
+ */
 export async function loadKek(
   ref: SecretRef,
   baseDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Buffer> {
-  const text = await resolveSecret(ref, baseDir, env);
+  const text = await resolveSecret(ref, baseDir, env, {
+    ownerOnly: { what: `key-encryption key ${ref}` },
+  });
   try {
     return parseKek(text);
   } catch (err) {

@@ -24,7 +24,10 @@ const execFileP = promisify(execFile);
 test('approve at a prompt, then on the provider page in Chromium; runs shows the approval', async () => {
   const dir = await tempDir();
   const { url, redis, prefix } = await testRedis();
-  const sandbox = await startTestSandbox(dir);
+  // The sandbox checks TOTP codes on a clock this test moves, so a code cannot go stale while a CLI
+  // child starts (2 s under load, twice the 1-second step); the test steps it on between approvals.
+  let totpTime = Date.now();
+  const sandbox = await startTestSandbox(dir, { totpNow: () => totpTime });
   await writeJobFile(path.join(dir, 'jobs'), {
     tenant: 'sakura',
     credentialId: 'sakura-eseal-rsa',
@@ -54,7 +57,7 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
   let err = '';
   prompt.stdout.on('data', (d) => (out += d));
   prompt.stderr.on('data', (d) => (err += d));
-  prompt.stdin.end(`${pin}\n${totpCode(totp, { period: 1 })}\n`);
+  prompt.stdin.end(`${pin}\n${totpCode(totp, { period: 1, now: totpTime })}\n`);
   const code = await new Promise<number | null>((resolve) => prompt.once('exit', resolve));
   assert.equal(code, 0, err);
   assert.match(
@@ -71,7 +74,7 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
     process.stderr.write(`# ${CHROMIUM} absent: the browser half of this test did not run\n`);
     return;
   }
-  await new Promise((r) => setTimeout(r, 1100)); // the next TOTP step: a code is accepted once
+  totpTime += 1000; // the next TOTP step: a code is accepted once
   const page = spawn(process.execPath, [CLI, 'approve', '--tenant', 'sakura', '--count', '7', ...jobsFlag], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,7 +98,7 @@ test('approve at a prompt, then on the provider page in Chromium; runs shows the
     await tab.goto(approvalUrl);
     assert.equal(await tab.textContent('#num-signatures'), '7');
     await tab.fill('#pin', pin);
-    await tab.fill('#otp', totpCode(totp, { period: 1 }));
+    await tab.fill('#otp', totpCode(totp, { period: 1, now: totpTime }));
     await Promise.all([tab.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback/), tab.click('#approve')]);
   } finally {
     await browser.close();

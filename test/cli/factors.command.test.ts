@@ -276,8 +276,9 @@ test('factors rotate-key re-encrypts from the configured key and reminds to swit
 
   // Back again with an explicit folder and keys from files, relative to where the command runs; the
   // job definitions there (the default --jobs) name the vault, so the tenant's trail records it.
-  await fs.writeFile(path.join(dir, 'next.kek'), next.toString('hex'));
-  await fs.writeFile(path.join(dir, 'first.kek'), kek.toString('base64'));
+  // Key files readable by their owner only, or loadKek refuses them.
+  await fs.writeFile(path.join(dir, 'next.kek'), next.toString('hex'), { mode: 0o600 });
+  await fs.writeFile(path.join(dir, 'first.kek'), kek.toString('base64'), { mode: 0o600 });
   const back = await sealer(
     [
       'factors',

@@ -7,7 +7,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { generateSecret } from 'otplib';
@@ -16,11 +15,25 @@ import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 const SCAL2 = 'fuji-eseal-ec-scal2';
 const SCAL1 = 'sakura-eseal-rsa';
+/**
+ * TOTP time for the sandbox and the managers alike, standing still unless a manager waits for the next
+ * step: which step a request falls in never depends on how fast this machine is. It starts early in a
+ * step two ahead of real time, a step no request has used.
+ */
+const clock = (() => {
+  let t = (Math.floor(Date.now() / 1000) + 2) * 1000 + 100;
+  return {
+    now: (): number => t,
+    sleep: async (ms: number): Promise<void> => {
+      t += Math.max(0, ms);
+    },
+  };
+})();
 let dataDir: string;
 let fx: Fixture;
 before(async () => {
   dataDir = await makeDataDir();
-  fx = await startFixture(dataDir);
+  fx = await startFixture(dataDir, { totpNow: clock.now });
 });
 after(async () => {
   await fx.close();
@@ -47,10 +60,9 @@ function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[
   };
 }
 
-/** Start early in a 1-second step, so that two requests surely fall in the same one. */
+/** Early in a 1-second step of the test clock, so that two requests surely fall in the same one. */
 async function earlyInAStep(): Promise<void> {
-  const into = Date.now() % 1000;
-  if (into > 300) await sleep(1000 - into + 20);
+  await clock.sleep(1000 - (clock.now() % 1000) + 100);
 }
 
 test('SCAL2 batches in one TOTP step: the second authorisation waits for the next step, and both are accepted', async () => {
@@ -62,14 +74,15 @@ test('SCAL2 batches in one TOTP step: the second authorisation waits for the nex
     credential,
     factors: fx.factorsFor(SCAL2),
     logger: log.logger,
+    clock,
   });
   fx.sandbox.resetStats();
   await earlyInAStep();
-  const started = Date.now();
+  const started = clock.now();
   const a = await sadManager.reserve([randomHash()]);
   const b = await sadManager.reserve([randomHash(), randomHash()]);
   assert.ok(a instanceof Scal2Reservation && b instanceof Scal2Reservation);
-  assert.ok(Date.now() - started >= 500, 'the second authorisation waited for the next step');
+  assert.ok(clock.now() - started >= 500, 'the second authorisation waited for the next step');
   assert.equal(sadManager.authorisations, 2);
   const stats = fx.sandbox.stats();
   assert.equal(stats.authorize, 2);
@@ -82,7 +95,7 @@ test('SCAL2 batches in one TOTP step: the second authorisation waits for the nex
   assert.equal(typeof waits[0]!.waitMs, 'number');
   // No TOTP code (of any step around now) and no factor is in the log.
   const f = await fx.factorsFor(SCAL2)();
-  const now = Date.now();
+  const now = clock.now();
   const codes = [-3, -2, -1, 0, 1].map((d) => totpCode(f.totpSecret!, { period: 1, now: now + d * 1000 }));
   for (const secret of [...codes, f.pin!, f.totpSecret!]) assert.ok(!log.text().includes(secret));
 });
@@ -92,8 +105,14 @@ test('an OTP step another client used first is refused as a replay and retried o
   const credential = await client.credentialInfo(SCAL1);
   const log = capture();
   // Two managers of one credential know nothing of each other, like two worker processes.
-  const first = new SadManager({ client, credential, factors: fx.factorsFor(SCAL1) });
-  const second = new SadManager({ client, credential, factors: fx.factorsFor(SCAL1), logger: log.logger });
+  const first = new SadManager({ client, credential, factors: fx.factorsFor(SCAL1), clock });
+  const second = new SadManager({
+    client,
+    credential,
+    factors: fx.factorsFor(SCAL1),
+    logger: log.logger,
+    clock,
+  });
   fx.sandbox.resetStats();
   await earlyInAStep();
   await first.reserve([randomHash()]);
@@ -120,6 +139,7 @@ test('an OTP refused twice (a wrong TOTP secret) latches the credential', async 
     client,
     credential,
     factors: async () => ({ ...good, totpSecret: generateSecret() }),
+    clock,
   });
   fx.sandbox.resetStats();
   const first = await sadManager.reserve([randomHash()]).then(

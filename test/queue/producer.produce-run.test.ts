@@ -185,7 +185,8 @@ test('a scheduled trigger on a missing export folder logs the error and the sche
   });
   scheduler.start();
   try {
-    await withTimeout(firstError, 5000, 'no failed trigger in 5 s');
+    // The triggers fire every second, however slow the machine: the run's --test-timeout bounds the waits.
+    await firstError;
     const failed = outcomes.find((o): o is Error => o instanceof Error)!;
     assert.match(failed.message, /job acme-nightly: export folder .*late-inbox does not exist/);
     const logged = lines.map(
@@ -202,11 +203,7 @@ test('a scheduled trigger on a missing export folder logs the error and the sche
       count: 3,
       encoding: 'utf8',
     });
-    const run = await withTimeout(
-      firstGoodRun,
-      5000,
-      'no successful trigger in 5 s after the folder appeared',
-    );
+    const run = await firstGoodRun;
     assert.equal(run.totals.enqueued, 3);
   } finally {
     await scheduler.stop();
@@ -242,15 +239,3 @@ test('an enqueue failure midway leaves the export in place, names it, and a re-r
   await assert.rejects(fs.access(exportFile));
   await fs.access(again.files[0]!.processedTo!);
 });
-
-async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

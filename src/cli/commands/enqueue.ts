@@ -1,42 +1,66 @@
-import { findJob } from '../../jobs';
-import { openSealQueue, produceRun } from '../../queue';
-import { openContext, type CommonOptions } from '../context';
+// `sealer enqueue <job>` / `--all`: run producers now. A job whose definition was left out at load is
+// named with its reason; with --all the good jobs run all the same and the exit code says one was not.
+import { findJob, type JobDefinition } from '../../jobs';
+import { openSealQueue, produceRun, type ProduceResult } from '../../queue';
+import {
+  describeProblem,
+  loggerFor,
+  openContext,
+  processIo,
+  type CliIo,
+  type CommonOptions,
+} from '../context';
 
 export async function enqueueCommand(
-  jobName: string,
-  opts: CommonOptions & { file?: string },
+  jobName: string | undefined,
+  opts: CommonOptions & { file?: string; all?: boolean },
+  io: CliIo = processIo,
 ): Promise<void> {
-  const ctx = await openContext(opts);
+  if ((jobName === undefined) === !opts.all) {
+    throw new Error(jobName ? 'give a job name or --all, not both' : 'give a job name, or --all');
+  }
+  if (opts.all && opts.file) throw new Error('--file reads one export for one job: name the job');
+  const ctx = await openContext(opts, loggerFor(io));
   const queue = openSealQueue(ctx.connection, ctx.prefix);
   try {
-    const job = findJob(ctx.jobs, jobName);
-    const result = await produceRun(job, {
-      queue,
-      redis: ctx.redis,
-      prefix: ctx.prefix,
-      logger: ctx.logger,
-      file: opts.file,
-      onProgress: (p) => process.stderr.write(`\r${p.file}: ${p.rows} rows read`),
-    });
-    process.stderr.write('\n');
-    for (const f of result.files) {
-      console.log(
-        `${f.file}: ${f.rows} rows, ${f.enqueued} enqueued` +
-          (f.requeued ? ` (${f.requeued} of them failed before and are queued again)` : '') +
-          `, ${f.duplicates} already queued or sealed, ${f.rejected} rejected` +
-          (f.rejectsFile ? ` (see ${f.rejectsFile})` : ''),
-      );
+    const jobs: JobDefinition[] = jobName ? [findJob(ctx.jobs, jobName, ctx.problems)] : ctx.jobs;
+    if (opts.all) for (const p of ctx.problems) io.stderr.write(`${describeProblem(p)}\n`);
+    let failed = opts.all && ctx.problems.length > 0;
+    for (const job of jobs) {
+      const result = await produceRun(job, {
+        queue,
+        redis: ctx.redis,
+        prefix: ctx.prefix,
+        logger: ctx.logger,
+        file: opts.file,
+        onProgress: (p) => io.stderr.write(`\r${p.file}: ${p.rows} rows read`),
+      });
+      io.stderr.write('\n');
+      report(io, opts.all ? `${job.name}: ` : '', result);
+      if (result.failedFiles.length) failed = true;
     }
-    for (const f of result.failedFiles) console.log(`${f.file}: FAILED: ${f.error}`);
-    for (const f of result.notReady) console.log(`${f.file}: not complete, left in place: ${f.reason}`);
-    const t = result.totals;
-    console.log(
-      `run ${result.runId}: ${result.files.length + result.failedFiles.length} file(s), ${t.rows} rows: ` +
-        `${t.enqueued} enqueued, ${t.duplicates} duplicates, ${t.rejected} rejected, ${result.failedFiles.length} file(s) failed`,
-    );
-    if (result.failedFiles.length) process.exitCode = 1;
+    if (failed) process.exitCode = 1;
   } finally {
     await queue.close();
     await ctx.release();
   }
+}
+
+function report(io: CliIo, label: string, result: ProduceResult): void {
+  const line = (text: string) => io.stdout.write(`${label}${text}\n`);
+  for (const f of result.files) {
+    line(
+      `${f.file}: ${f.rows} rows, ${f.enqueued} enqueued` +
+        (f.requeued ? ` (${f.requeued} of them failed before and are queued again)` : '') +
+        `, ${f.duplicates} already queued or sealed, ${f.rejected} rejected` +
+        (f.rejectsFile ? ` (see ${f.rejectsFile})` : ''),
+    );
+  }
+  for (const f of result.failedFiles) line(`${f.file}: FAILED: ${f.error}`);
+  for (const f of result.notReady) line(`${f.file}: not complete, left in place: ${f.reason}`);
+  const t = result.totals;
+  line(
+    `run ${result.runId}: ${result.files.length + result.failedFiles.length} file(s), ${t.rows} rows: ` +
+      `${t.enqueued} enqueued, ${t.duplicates} duplicates, ${t.rejected} rejected, ${result.failedFiles.length} file(s) failed`,
+  );
 }

@@ -1,8 +1,17 @@
+// `sealer schedule`: one cron trigger per good job definition. A definition left out at load is logged
+// at error level (by the context) and named on stderr; the other jobs are scheduled all the same.
 import { openSealQueue, Scheduler } from '../../queue';
-import { openContext, type CommonOptions } from '../context';
+import {
+  describeProblem,
+  loggerFor,
+  openContext,
+  processIo,
+  type CliIo,
+  type CommonOptions,
+} from '../context';
 
-export async function scheduleCommand(opts: CommonOptions): Promise<void> {
-  const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 });
+export async function scheduleCommand(opts: CommonOptions, io: CliIo = processIo): Promise<void> {
+  const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 }, loggerFor(io));
   const queue = openSealQueue(ctx.connection, ctx.prefix);
   let runs = 0;
   const scheduler = new Scheduler({
@@ -14,22 +23,35 @@ export async function scheduleCommand(opts: CommonOptions): Promise<void> {
     onRun: (job, result) => {
       if (typeof result === 'object' && 'runId' in result) {
         runs++;
-        console.error(
-          `${job.name}: run ${result.runId}: ${result.totals.enqueued} enqueued, ${result.totals.rejected} rejected`,
+        io.stderr.write(
+          `${job.name}: run ${result.runId}: ${result.totals.enqueued} enqueued, ${result.totals.rejected} rejected\n`,
         );
       }
     },
   });
+  // Listeners go on before anything is announced, so a stop sent on seeing the first line is heard.
+  let stop = (): void => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = () => resolve()));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (io.signal?.aborted) stop();
+  io.signal?.addEventListener('abort', stop, { once: true });
   scheduler.start();
-  console.error(
-    `scheduling ${ctx.jobs.length} job(s): ${ctx.jobs.map((j) => `${j.name} "${j.cron}" ${j.timeZone}`).join(', ')}`,
+  for (const p of ctx.problems) io.stderr.write(`${describeProblem(p)}\n`);
+  io.stderr.write(
+    `scheduling ${ctx.jobs.length} job(s): ${ctx.jobs.map((j) => `${j.name} "${j.cron}" ${j.timeZone}`).join(', ')}` +
+      (ctx.problems.length ? `; ${ctx.problems.length} skipped (see above)` : '') +
+      '\n',
   );
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await scheduler.stop();
-  await queue.close();
-  await ctx.release();
-  console.error(`scheduler stopped after ${runs} run(s)`);
+  try {
+    await stopped;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    io.signal?.removeEventListener('abort', stop);
+    await scheduler.stop();
+    await queue.close();
+    await ctx.release();
+  }
+  io.stderr.write(`scheduler stopped after ${runs} run(s)\n`);
 }

@@ -6,3 +6,4 @@ export * from './seal-worker';
 export * from './run-record';
 export * from './run-night';
 export * from './approve';
+export { SigningContexts } from './signing-contexts';

@@ -79,9 +79,9 @@ export class SigningContexts {
    * URL is known, every secret reference resolves (service auth and key factors) and the extra CA
    * file, if any, holds certificates. Returns one message per problem.
    */
-  async preflight(jobs: JobDefinition[]): Promise<string[]> {
+  async preflight(jobs: JobDefinition[]): Promise<{ job: JobDefinition; reason: string }[]> {
     const env = this.options.env ?? process.env;
-    const problems: string[] = [];
+    const problems: { job: JobDefinition; reason: string }[] = [];
     for (const job of jobs) {
       try {
         this.providerUrl(job);
@@ -95,7 +95,7 @@ export class SigningContexts {
           await (await openFactorVault(job, env)).read(job.tenant, job.signing.credentialId);
         }
       } catch (err) {
-        problems.push(`job ${job.name}: ${(err as Error).message}`);
+        problems.push({ job, reason: `job ${job.name}: ${(err as Error).message}` });
       }
     }
     return problems;

@@ -300,7 +300,7 @@ test('job definitions: each serviceAuth method is wired into the signing context
       // A reference that does not resolve is named by preflight, its value never shown.
       const broken = new SigningContexts({ logger: logger(), env: {} });
       const problems = await broken.preflight([job]);
-      if (method === 'bearer') assert.match(problems.join('\n'), /env:SAKURA_API_TOKEN/);
+      if (method === 'bearer') assert.match(problems.map((p) => p.reason).join('\n'), /env:SAKURA_API_TOKEN/);
       else assert.deepEqual(problems, []);
     }
   } finally {

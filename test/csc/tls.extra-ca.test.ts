@@ -203,11 +203,14 @@ test("a job definition's caFile is read, checked by preflight and trusted by the
     await fs.writeFile(path.join(jobsDir, 'not-a-cert.pem'), 'hello\n');
     const bad = await writeJob('not-a-cert.pem');
     assert.match(
-      (await contexts.preflight([bad])).join('\n'),
+      (await contexts.preflight([bad])).map((p) => p.reason).join('\n'),
       /caFile .*not-a-cert\.pem holds no PEM certificate/,
     );
     const missing = await writeJob('nowhere.pem');
-    assert.match((await contexts.preflight([missing])).join('\n'), /caFile: cannot read .*nowhere\.pem/);
+    assert.match(
+      (await contexts.preflight([missing])).map((p) => p.reason).join('\n'),
+      /caFile: cannot read .*nowhere\.pem/,
+    );
   } finally {
     await contexts.close();
   }

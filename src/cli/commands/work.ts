@@ -1,6 +1,6 @@
-import { SealWorker } from '../../queue';
+import { SealWorker, SigningContexts } from '../../queue';
 import { RedisHealth } from '../../common/redis-health';
-import { openContext, type CommonOptions } from '../context';
+import { describeProblem, openContext, type CommonOptions } from '../context';
 
 export interface WorkOptions extends CommonOptions {
   concurrency: number;
@@ -18,25 +18,38 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
   const ctx = await openContext({ ...opts, waitForRedisMs: 30_000 });
   const health = new RedisHealth(ctx.logger);
   health.watch(ctx.redis);
+  const defaultProviderUrl = opts.providerUrl ?? process.env.SEALER_PROVIDER_URL;
+  // A job whose definition did not load, or whose secrets, factors or CA file cannot be read, is
+  // named and left out; its queued invoices wait (delayed, not failed) for a worker that has it.
+  const preflight = await new SigningContexts({ logger: ctx.logger, defaultProviderUrl }).preflight(ctx.jobs);
+  const unavailable = new Map<string, string>(ctx.problems.map((p) => [p.job, p.reason]));
+  for (const p of preflight) {
+    unavailable.set(p.job.name, p.reason);
+    ctx.logger.error({ job: p.job.name, reason: p.reason }, 'job skipped: cannot seal with it');
+    console.error(`job ${p.job.name} skipped: ${p.reason}`);
+  }
+  for (const p of ctx.problems) console.error(describeProblem(p));
+  const jobs = ctx.jobs.filter((j) => !unavailable.has(j.name));
+  if (jobs.length === 0) {
+    await ctx.release();
+    throw new Error(
+      `cannot start: no job definition can be used${unavailable.size ? ` (${unavailable.size} skipped, named above)` : ''}`,
+    );
+  }
   const worker = new SealWorker({
     connection: ctx.connection,
     redis: ctx.redis,
     prefix: ctx.prefix,
-    jobs: ctx.jobs,
+    jobs,
+    unavailableJobs: unavailable,
     logger: ctx.logger,
     concurrency: opts.concurrency,
     threads: opts.threads,
-    defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
+    defaultProviderUrl,
     lockDurationMs: opts.lockDuration,
     stalledIntervalMs: opts.stalledInterval,
     health,
   });
-  const problems = await worker.contexts.preflight(ctx.jobs);
-  if (problems.length) {
-    await worker.close();
-    await ctx.release();
-    throw new Error(`cannot start: ${problems.join('; ')}`);
-  }
   let sealed = 0;
   let failed = 0;
   worker.worker.on('completed', () => sealed++);

@@ -238,7 +238,13 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 }
 
 if (require.main === module) {
-  void run(process.argv).then((code) => {
-    process.exitCode = code;
-  });
+  run(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`sealer: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

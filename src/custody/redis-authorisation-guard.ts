@@ -76,7 +76,10 @@ export class RedisAuthorisationGuard implements AuthorisationGuard {
     const token = crypto.randomBytes(16).toString('hex');
     await this.acquire(key, token);
     // Renewed at a third of its life, so two missed renewals still leave it held.
-    const renewal = setInterval(() => void this.renew(key, token, renewal), Math.floor(this.leaseMs / 3));
+    const renewal = setInterval(
+      () => this.renew(key, token, renewal).catch(() => undefined),
+      Math.floor(this.leaseMs / 3),
+    );
     renewal.unref();
     try {
       return await work();

@@ -1,0 +1,101 @@
+// Six `sealer work` processes on one TOTP credential: they take turns to authorise (a lease in Redis),
+// never send a code of a time step another used (the last step kept in Redis), so the provider sees no
+// replay and no failed authorisation, and every invoice is sealed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { loadJobs } from '../../src/jobs';
+import { openSealQueue, produceRun, readRun } from '../../src/queue';
+import { tempDir } from '../helpers/temp-dir';
+import { testRedis } from '../helpers/test-redis';
+import { assertSealedExactlyOnce } from '../helpers/outbox-invariants';
+import {
+  factorFileRefs,
+  sandboxSecretsDir,
+  startTestSandbox,
+  writeJobFile,
+  writeTenantExport,
+} from '../helpers/night-fixture';
+
+const WORKERS = 6;
+const INVOICES = 120;
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+test(
+  'six worker processes on one TOTP credential seal every invoice with no replayed code',
+  { timeout: 300_000 },
+  async (t) => {
+    const dir = await tempDir();
+    const { redis, prefix, connection, url } = await testRedis();
+    const sandboxLog = path.join(dir, 'sandbox.log');
+    const sandbox = await startTestSandbox(dir, { logFile: sandboxLog });
+    await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', INVOICES);
+    const jobsDir = path.join(dir, 'jobs');
+    const secrets = sandboxSecretsDir(dir, 'fuji');
+    await writeJobFile(jobsDir, {
+      tenant: 'fuji',
+      credentialId: 'fuji-eseal-ec',
+      providerUrl: sandbox.url,
+      secretsDir: secrets,
+      // Small SADs, so that the processes authorise again and again during the night.
+      signing: {
+        ...factorFileRefs(secrets, 'fuji-eseal-ec'),
+        totp: { periodSec: 1 },
+        batchSize: 5,
+        maxSignaturesPerAuthorisation: 10,
+      },
+    });
+    const [job] = await loadJobs(jobsDir);
+    const queue = openSealQueue(connection, prefix);
+    t.after(() => queue.close());
+    const produced = await produceRun(job!, { queue, redis, prefix, logger: pino({ level: 'silent' }) });
+    const workers: ChildProcess[] = [];
+    const logs: string[] = [];
+    for (let i = 0; i < WORKERS; i++) {
+      const file = path.join(dir, `worker-${i}.log`);
+      logs.push(file);
+      const out = await fs.open(file, 'w');
+      const child = spawn(
+        process.execPath,
+        [CLI, 'work', '--jobs', jobsDir, '--concurrency', '10', '--threads', '1'],
+        {
+          env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'info' },
+          stdio: ['ignore', out.fd, out.fd],
+        },
+      );
+      child.once('exit', () => out.close().catch(() => undefined));
+      workers.push(child);
+    }
+    t.after(() => {
+      for (const c of workers) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+    const deadline = Date.now() + 240_000;
+    while ((await readRun(redis, prefix, produced.runId)).settledAt === undefined) {
+      assert.ok(Date.now() < deadline, 'the run settles');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await Promise.all(
+      workers.map((c) => {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGTERM');
+        return exited;
+      }),
+    );
+    const counts = await readRun(redis, prefix, produced.runId);
+    const refusals = ((await fs.readFile(sandboxLog, 'utf8')).match(/credential authorisation failed/g) ?? [])
+      .length;
+    const workerLogs = (await Promise.all(logs.map((f) => fs.readFile(f, 'utf8')))).join('\n');
+    const authorisedBy = workerLogs.match(/"msg":"credential used"/g)?.length ?? 0;
+    t.diagnostic(
+      `multi-worker: ${JSON.stringify({ workers: WORKERS, invoices: INVOICES, sealed: counts.sealed, failed: counts.failed, authorizeCalls: sandbox.stats().authorize, providerErrors: sandbox.stats().errors, providerRefusals: refusals, workersReporting: authorisedBy })}`,
+    );
+    assert.equal(counts.failed, 0, 'no invoice failed');
+    assert.equal(counts.sealed, INVOICES);
+    assert.equal(refusals, 0, 'the provider refused no authorisation (no replayed code)');
+    assert.doesNotMatch(workerLogs, /invalid_otp|refused earlier/);
+    await assertSealedExactlyOnce(path.join(dir, 'outbox'), 'fuji', produced.runDate, INVOICES);
+  },
+);

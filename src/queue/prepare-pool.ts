@@ -45,9 +45,21 @@ export const DEFAULT_PREPARE_LIMITS: Readonly<PrepareLimits> = {
   maxInflatedBytes: DEFAULT_MAX_INFLATED_BYTES,
 };
 
+/**
+ * Starts a task's deadline when its thread begins it and calls `expire` when it is over; returns a
+ * cancel function. The default is a timer of `ms`; tests inject their own clock.
+ */
+export type DeadlineTimer = (ms: number, expire: () => void, sourcePath: string) => () => void;
+
+const realTimer: DeadlineTimer = (ms, expire) => {
+  const timer = setTimeout(expire, ms);
+  return () => clearTimeout(timer);
+};
+
 export interface PreparePoolOptions extends Partial<PrepareLimits> {
   /** threads; default one per core */
   threads?: number;
+  deadlineTimer?: DeadlineTimer;
 }
 
 /** A pool option that is not a positive integer. */
@@ -56,7 +68,7 @@ export class PrepareConfigError extends SealerError {}
 interface Running {
   sourcePath: string;
   controller: AbortController;
-  timer?: NodeJS.Timeout;
+  cancelDeadline?: () => void;
   deadlineHit: boolean;
 }
 
@@ -71,6 +83,7 @@ export class PreparePool {
   readonly limits: Readonly<PrepareLimits>;
   private readonly pool: Piscina;
   private readonly running = new Map<number, Running>();
+  private readonly deadlineTimer: DeadlineTimer;
   private nextTaskId = 0;
 
   constructor(options: PreparePoolOptions = {}) {
@@ -80,6 +93,7 @@ export class PreparePool {
       limits[key] = checkLimit(key, options[key] ?? DEFAULT_PREPARE_LIMITS[key]);
     }
     this.limits = Object.freeze(limits);
+    this.deadlineTimer = options.deadlineTimer ?? realTimer;
     this.pool = new Piscina({
       filename: path.join(__dirname, 'prepare-task.js'),
       name: 'prepareInThread',
@@ -124,7 +138,7 @@ export class PreparePool {
     } catch (err) {
       throw this.failure(err, entry);
     } finally {
-      clearTimeout(entry.timer);
+      entry.cancelDeadline?.();
       this.running.delete(taskId);
       options.signal?.removeEventListener('abort', onAbort);
     }
@@ -135,7 +149,7 @@ export class PreparePool {
   }
 
   async close(): Promise<void> {
-    for (const entry of this.running.values()) clearTimeout(entry.timer);
+    for (const entry of this.running.values()) entry.cancelDeadline?.();
     await this.pool.destroy();
   }
 
@@ -143,11 +157,15 @@ export class PreparePool {
   private started(message: unknown): void {
     if (typeof message !== 'object' || message === null || !(PREPARE_STARTED in message)) return;
     const entry = this.running.get((message as Record<string, number>)[PREPARE_STARTED] ?? -1);
-    if (!entry || entry.timer) return;
-    entry.timer = setTimeout(() => {
-      entry.deadlineHit = true;
-      entry.controller.abort(new Error(`prepare deadline of ${this.limits.deadlineMs} ms`));
-    }, this.limits.deadlineMs);
+    if (!entry || entry.cancelDeadline) return;
+    entry.cancelDeadline = this.deadlineTimer(
+      this.limits.deadlineMs,
+      () => {
+        entry.deadlineHit = true;
+        entry.controller.abort(new Error(`prepare deadline of ${this.limits.deadlineMs} ms`));
+      },
+      entry.sourcePath,
+    );
   }
 
   /** What a rejection from piscina means for the task's invoice. */

@@ -53,8 +53,14 @@ function repeatedZlib(piece: Buffer, times: number, tail: Buffer): Buffer {
   ]);
 }
 
-/** A one-page PDF (classic xref) whose object 4 is a Flate stream with the given dictionary entries. */
-export function pdfWithStream(streamEntries: string, compressed: Buffer): Buffer {
+/** An object of `buildPdf`: a dictionary or other direct object, or a stream. */
+export type PdfObject = string | { dict: string; data: Buffer };
+
+/**
+ * A PDF with objects 1..n as given (classic xref, /Root `root` 0 R). A stream's dictionary gets its
+ * /Length; other entries, /Filter included, are the caller's.
+ */
+export function buildPdf(objects: PdfObject[], root = 1): Buffer {
   const parts: Buffer[] = [Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
   const offsets: number[] = [];
   let length = parts[0]!.length;
@@ -62,33 +68,55 @@ export function pdfWithStream(streamEntries: string, compressed: Buffer): Buffer
     parts.push(bytes);
     length += bytes.length;
   };
-  const objects = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>',
-  ];
-  objects.forEach((body, i) => {
+  objects.forEach((object, i) => {
     offsets.push(length);
-    add(Buffer.from(`${i + 1} 0 obj\n${body}\nendobj\n`, 'latin1'));
+    if (typeof object === 'string') {
+      add(Buffer.from(`${i + 1} 0 obj\n${object}\nendobj\n`, 'latin1'));
+    } else {
+      add(
+        Buffer.from(`${i + 1} 0 obj\n<< ${object.dict} /Length ${object.data.length} >>\nstream\n`, 'latin1'),
+      );
+      add(object.data);
+      add(Buffer.from('\nendstream\nendobj\n', 'latin1'));
+    }
   });
-  offsets.push(length);
-  add(
-    Buffer.from(
-      `4 0 obj\n<< ${streamEntries} /Filter /FlateDecode /Length ${compressed.length} >>\nstream\n`,
-      'latin1',
-    ),
-  );
-  add(compressed);
-  add(Buffer.from('\nendstream\nendobj\n', 'latin1'));
   const xrefAt = length;
   const rows = offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('');
+  const size = objects.length + 1;
   add(
     Buffer.from(
-      `xref\n0 5\n0000000000 65535 f \n${rows}trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n${xrefAt}\n%%EOF\n`,
+      `xref\n0 ${size}\n0000000000 65535 f \n${rows}trailer\n<< /Size ${size} /Root ${root} 0 R >>\nstartxref\n${xrefAt}\n%%EOF\n`,
       'latin1',
     ),
   );
   return Buffer.concat(parts);
+}
+
+/** The catalog, page tree and one page as objects 1-3, direct in the file. */
+export const ONE_PAGE: readonly string[] = [
+  '<< /Type /Catalog /Pages 2 0 R >>',
+  '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+  '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>',
+];
+
+/** A one-page PDF whose object 4 is a Flate stream with the given dictionary entries. */
+export function pdfWithStream(streamEntries: string, compressed: Buffer): Buffer {
+  return buildPdf([...ONE_PAGE, { dict: `${streamEntries} /Filter /FlateDecode`, data: compressed }]);
+}
+
+/** The contents of an object stream holding `objects` as objects `first`, `first + 1`, ... */
+export function objectStreamContents(first: number, objects: string[]): { data: Buffer; entries: string } {
+  const table: string[] = [];
+  let offset = 0;
+  for (const [i, body] of objects.entries()) {
+    table.push(`${first + i} ${offset}`);
+    offset += body.length + 1;
+  }
+  const head = `${table.join(' ')} `;
+  return {
+    data: Buffer.from(head + objects.map((o) => `${o} `).join(''), 'latin1'),
+    entries: `/Type /ObjStm /N ${objects.length} /First ${head.length}`,
+  };
 }
 
 /**
@@ -115,16 +143,7 @@ export function xrefStreamBomb(inflatedMiB: number): Buffer {
  * about 20 bytes each inflated.
  */
 export function manyObjectsPdf(count: number): Buffer {
-  const bodies: string[] = [];
-  const table: string[] = [];
-  let offset = 0;
-  for (let i = 0; i < count; i++) {
-    const body = `<< /K ${i} >> `;
-    table.push(`${10 + i} ${offset}`);
-    bodies.push(body);
-    offset += body.length;
-  }
-  const head = `${table.join(' ')} `;
-  const content = Buffer.from(head + bodies.join(''), 'latin1');
-  return pdfWithStream(`/Type /ObjStm /N ${count} /First ${head.length}`, zlib.deflateSync(content));
+  const objects = Array.from({ length: count }, (_, i) => `<< /K ${i} >>`);
+  const { data, entries } = objectStreamContents(10, objects);
+  return pdfWithStream(entries, zlib.deflateSync(data));
 }

@@ -60,7 +60,12 @@ export interface PreparePoolOptions extends Partial<PrepareLimits> {
   /** threads; default one per core */
   threads?: number;
   deadlineTimer?: DeadlineTimer;
+  /** Told of a thread that failed with no task on it (piscina replaces it); e.g. a logger's warn. */
+  onThreadError?: (err: Error) => void;
 }
+
+/** Below this a thread cannot load pdf-lib and pades, and every task would fail as "out of heap". */
+export const MIN_HEAP_MB = 64;
 
 /** A pool option that is not a positive integer. */
 export class PrepareConfigError extends SealerError {}
@@ -72,9 +77,11 @@ interface Running {
   deadlineHit: boolean;
 }
 
-function checkLimit(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new PrepareConfigError(`prepare pool option ${name} must be a positive integer, got ${value}`);
+function checkLimit(name: string, value: number, min = 1): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new PrepareConfigError(
+      `prepare pool option ${name} must be an integer of at least ${min}, got ${value}`,
+    );
   }
   return value;
 }
@@ -90,7 +97,11 @@ export class PreparePool {
     const threads = checkLimit('threads', options.threads ?? Math.max(1, os.availableParallelism()));
     const limits: PrepareLimits = { ...DEFAULT_PREPARE_LIMITS };
     for (const key of Object.keys(limits) as (keyof PrepareLimits)[]) {
-      limits[key] = checkLimit(key, options[key] ?? DEFAULT_PREPARE_LIMITS[key]);
+      limits[key] = checkLimit(
+        key,
+        options[key] ?? DEFAULT_PREPARE_LIMITS[key],
+        key === 'maxHeapMb' ? MIN_HEAP_MB : 1,
+      );
     }
     this.limits = Object.freeze(limits);
     this.deadlineTimer = options.deadlineTimer ?? realTimer;
@@ -104,8 +115,10 @@ export class PreparePool {
       resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb },
     });
     this.pool.on('message', (message: unknown) => this.started(message));
-    // A thread lost with no task on it is replaced by piscina; nothing failed, so nothing to do.
-    this.pool.on('error', () => undefined);
+    // A thread lost with no task on it is replaced by piscina and no invoice failed; without a
+    // listener the event would throw and take the process down.
+    const onThreadError = options.onThreadError ?? ((): void => undefined);
+    this.pool.on('error', (err: Error) => onThreadError(err));
   }
 
   /**

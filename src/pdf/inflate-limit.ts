@@ -98,8 +98,8 @@ function decodeStage(
   const dict = PDFDict.withContext(rawStream.dict.context);
   dict.set(FILTER, filter);
   if (parms instanceof PDFDict) dict.set(DECODE_PARMS, parms);
-  // Each readBlock of these decoders yields a bounded amount (at most a few KB), so checking between
-  // chunks keeps the output within one chunk of the cap.
+  // Unlike Flate, each readBlock of these decoders yields a bounded amount (LZW at most 512 codes of
+  // up to 4 KB, the others far less), so checking between chunks overshoots the cap by at most ~2 MB.
   const stream = decodePDFRawStream(PDFRawStream.of(dict, data));
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -167,7 +167,7 @@ function install(): void {
   const xrefStream = PDFXRefStreamParser.forStream;
   if (typeof objectStream !== 'function' || typeof xrefStream !== 'function') {
     // A pdf-lib that no longer has these factories would load unbounded: refuse to run at all.
-    throw new Error(
+    throw new PdfError(
       'pdf-lib has no PDFObjectStreamParser/PDFXRefStreamParser.forStream: inflate cap cannot apply',
     );
   }

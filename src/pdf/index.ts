@@ -9,6 +9,7 @@ export {
   type PrepareOptions,
   type PreparedPdf,
 } from './prepare';
+export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
 export { embedCms } from './embed';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { ParseSpeeds, PDFDocument } from 'pdf-lib';
 import { asBuffer, indexOfAscii, lastIndexOfAscii } from './bytes';
+import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
 import { PdfError } from './pdf-error';
 import { addSignatureField, BYTE_RANGE_PLACEHOLDER } from './signature-field';
 
@@ -22,6 +23,8 @@ export interface PrepareOptions {
   contactInfo?: string;
   /** Bytes reserved for the DER CMS (the placeholder holds twice as many hex digits). Default 8192. */
   signatureBytes?: number;
+  /** Most bytes loading the input may inflate (object and xref streams), against decompression bombs. */
+  maxInflatedBytes?: number;
 }
 
 export interface PreparedPdf {
@@ -82,12 +85,15 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
 
   let doc: PDFDocument;
   try {
-    doc = await PDFDocument.load(input, {
-      forIncrementalUpdate: true,
-      updateMetadata: false, // a new /ModDate or /Producer would make the update depend on the clock
-      parseSpeed: ParseSpeeds.Fastest,
-    });
+    doc = await withInflateBudget(options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES, () =>
+      PDFDocument.load(input, {
+        forIncrementalUpdate: true,
+        updateMetadata: false, // a new /ModDate or /Producer would make the update depend on the clock
+        parseSpeed: ParseSpeeds.Fastest,
+      }),
+    );
   } catch (cause) {
+    if (cause instanceof PdfError) throw cause; // over the inflate cap, or the cap itself invalid
     throw new PdfError(`input PDF could not be parsed: ${(cause as Error).message}`, { cause });
   }
   if (doc.isEncrypted) throw new PdfError('input PDF is encrypted; sealing encrypted PDFs is not supported');

@@ -1,24 +1,160 @@
 // The thread pool for the prepare step. One pool per process, sized to the cores.
+//
+// A hostile or broken input must cost only its own invoice: each thread has a heap cap
+// (resourceLimits), each task a deadline counted from when a thread starts it (not while it queues
+// behind others), and the thread checks input size and inflated bytes itself. A thread that runs out
+// of heap or past its deadline is stopped and replaced by piscina; only its own task fails, with a
+// PrepareError naming the limit.
 import os from 'node:os';
 import path from 'node:path';
 import Piscina from 'piscina';
-import type { PrepareTask, PrepareTaskResult } from './prepare-task';
+import { SealerError } from '../common/errors';
+import { DEFAULT_MAX_INFLATED_BYTES } from '../pdf';
+import {
+  PREPARE_STARTED,
+  PrepareError,
+  type PrepareInputLimits,
+  type PrepareOutcome,
+  type PrepareTask,
+  type PrepareTaskResult,
+  type PrepareThreadTask,
+} from './prepare-task';
+
+export {
+  PrepareError,
+  SourceChangedError,
+  TRANSIENT_IO_CODES,
+  type PrepareErrorKind,
+  type PrepareLimit,
+  type PrepareTask,
+  type PrepareTaskResult,
+} from './prepare-task';
+
+export interface PrepareLimits extends PrepareInputLimits {
+  /** Old-generation heap per thread, in MB (piscina resourceLimits.maxOldGenerationSizeMb). */
+  maxHeapMb: number;
+  /** Milliseconds one task may run in its thread before the thread is stopped. */
+  deadlineMs: number;
+}
+
+/** Defaults: ordinary invoices use a few MB of heap and a few ms; these leave two orders of margin. */
+export const DEFAULT_PREPARE_LIMITS: Readonly<PrepareLimits> = {
+  maxHeapMb: 512,
+  deadlineMs: 30_000,
+  maxInputBytes: 64 * 1024 * 1024,
+  maxInflatedBytes: DEFAULT_MAX_INFLATED_BYTES,
+};
+
+/**
+ * Starts a task's deadline when its thread begins it and calls `expire` when it is over; returns a
+ * cancel function. The default is a timer of `ms`; tests inject their own clock.
+ */
+export type DeadlineTimer = (ms: number, expire: () => void, sourcePath: string) => () => void;
+
+const realTimer: DeadlineTimer = (ms, expire) => {
+  const timer = setTimeout(expire, ms);
+  return () => clearTimeout(timer);
+};
+
+export interface PreparePoolOptions extends Partial<PrepareLimits> {
+  /** threads; default one per core */
+  threads?: number;
+  deadlineTimer?: DeadlineTimer;
+  /** Told of a thread that failed with no task on it (piscina replaces it); e.g. a logger's warn. */
+  onThreadError?: (err: Error) => void;
+}
+
+/** Below this a thread cannot load pdf-lib and pades, and every task would fail as "out of heap". */
+export const MIN_HEAP_MB = 64;
+
+/** A pool option that is not a positive integer. */
+export class PrepareConfigError extends SealerError {}
+
+interface Running {
+  sourcePath: string;
+  controller: AbortController;
+  cancelDeadline?: () => void;
+  deadlineHit: boolean;
+}
+
+function checkLimit(name: string, value: number, min = 1): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new PrepareConfigError(
+      `prepare pool option ${name} must be an integer of at least ${min}, got ${value}`,
+    );
+  }
+  return value;
+}
 
 export class PreparePool {
+  readonly limits: Readonly<PrepareLimits>;
   private readonly pool: Piscina;
+  private readonly running = new Map<number, Running>();
+  private readonly deadlineTimer: DeadlineTimer;
+  private nextTaskId = 0;
 
-  constructor(options: { threads?: number } = {}) {
-    const threads = options.threads ?? Math.max(1, os.availableParallelism());
+  constructor(options: PreparePoolOptions = {}) {
+    const threads = checkLimit('threads', options.threads ?? Math.max(1, os.availableParallelism()));
+    const limits: PrepareLimits = { ...DEFAULT_PREPARE_LIMITS };
+    for (const key of Object.keys(limits) as (keyof PrepareLimits)[]) {
+      limits[key] = checkLimit(
+        key,
+        options[key] ?? DEFAULT_PREPARE_LIMITS[key],
+        key === 'maxHeapMb' ? MIN_HEAP_MB : 1,
+      );
+    }
+    this.limits = Object.freeze(limits);
+    this.deadlineTimer = options.deadlineTimer ?? realTimer;
     this.pool = new Piscina({
       filename: path.join(__dirname, 'prepare-task.js'),
-      name: 'prepareTask',
+      name: 'prepareInThread',
       minThreads: threads,
       maxThreads: threads,
+      // One task per thread at a time, so a thread's heap and deadline are its task's.
+      concurrentTasksPerWorker: 1,
+      resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb },
     });
+    this.pool.on('message', (message: unknown) => this.started(message));
+    // A thread lost with no task on it is replaced by piscina and no invoice failed; without a
+    // listener the event would throw and take the process down.
+    const onThreadError = options.onThreadError ?? ((): void => undefined);
+    this.pool.on('error', (err: Error) => onThreadError(err));
   }
 
-  run(task: PrepareTask): Promise<PrepareTaskResult> {
-    return this.pool.run(task);
+  /**
+   * Prepares one invoice in a thread. Rejects only with PrepareError: `unsealable` for an input that
+   * cannot be sealed as it is (including every limit), `transient` where another attempt may succeed.
+   * `signal` aborts the task from outside (e.g. shutdown); that is transient.
+   */
+  async run(task: PrepareTask, options: { signal?: AbortSignal } = {}): Promise<PrepareTaskResult> {
+    const taskId = ++this.nextTaskId;
+    const entry: Running = {
+      sourcePath: task.sourcePath,
+      controller: new AbortController(),
+      deadlineHit: false,
+    };
+    const onAbort = (): void => entry.controller.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    this.running.set(taskId, entry);
+    const threadTask: PrepareThreadTask = {
+      ...task,
+      taskId,
+      limits: { maxInputBytes: this.limits.maxInputBytes, maxInflatedBytes: this.limits.maxInflatedBytes },
+    };
+    try {
+      const outcome = (await this.pool.run(threadTask, {
+        signal: entry.controller.signal,
+      })) as PrepareOutcome;
+      if (!outcome.ok) throw PrepareError.fromFailure(outcome.failure);
+      return outcome.result;
+    } catch (err) {
+      throw this.failure(err, entry);
+    } finally {
+      entry.cancelDeadline?.();
+      this.running.delete(taskId);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   get threads(): number {
@@ -26,6 +162,54 @@ export class PreparePool {
   }
 
   async close(): Promise<void> {
+    for (const entry of this.running.values()) entry.cancelDeadline?.();
     await this.pool.destroy();
+  }
+
+  /** A thread announced it started a task: its deadline runs from now. */
+  private started(message: unknown): void {
+    if (typeof message !== 'object' || message === null || !(PREPARE_STARTED in message)) return;
+    const entry = this.running.get((message as Record<string, number>)[PREPARE_STARTED] ?? -1);
+    if (!entry || entry.cancelDeadline) return;
+    entry.cancelDeadline = this.deadlineTimer(
+      this.limits.deadlineMs,
+      () => {
+        entry.deadlineHit = true;
+        entry.controller.abort(new Error(`prepare deadline of ${this.limits.deadlineMs} ms`));
+      },
+      entry.sourcePath,
+    );
+  }
+
+  /** What a rejection from piscina means for the task's invoice. */
+  private failure(err: unknown, entry: Running): PrepareError {
+    if (err instanceof PrepareError) return err;
+    const { sourcePath } = entry;
+    if (entry.deadlineHit) {
+      return new PrepareError({
+        kind: 'unsealable',
+        sourcePath,
+        limit: 'deadline',
+        message: `${sourcePath}: prepare ran past its deadline of ${this.limits.deadlineMs} ms (deadlineMs); its thread was stopped`,
+        cause: err,
+      });
+    }
+    if ((err as NodeJS.ErrnoException)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      return new PrepareError({
+        kind: 'unsealable',
+        sourcePath,
+        limit: 'heap',
+        message: `${sourcePath}: prepare ran out of its thread's heap of ${this.limits.maxHeapMb} MB (maxHeapMb); its thread was replaced`,
+        cause: err,
+      });
+    }
+    // Aborted from outside, the pool closing, a thread that died of something else: not the input's
+    // fault as far as we know, so another attempt is allowed (BullMQ's attempts bound it).
+    return new PrepareError({
+      kind: 'transient',
+      sourcePath,
+      message: `${sourcePath}: prepare did not finish: ${(err as Error)?.message ?? String(err)}`,
+      cause: err,
+    });
   }
 }

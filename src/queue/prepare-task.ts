@@ -3,7 +3,10 @@
 // Input and output are plain serialisable values.
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { preparePdf } from '../pdf';
+import { constants as fsConstants } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { SealerError } from '../common/errors';
+import { PdfError, PdfLimitError, preparePdf } from '../pdf';
 import { CmsTemplate, digestToSign } from '../pades';
 
 export interface PrepareTask {
@@ -28,8 +31,174 @@ export interface PrepareTaskResult {
   hashToSign: Uint8Array;
 }
 
-/** Thrown when the source on disk is not the file that was enqueued. */
-export class SourceChangedError extends Error {}
+/** Limits checked inside the thread (the heap cap and the deadline are the pool's). */
+export interface PrepareInputLimits {
+  /** Most bytes the source file may have; checked by stat before anything is read. */
+  maxInputBytes: number;
+  /** Most bytes loading the PDF may inflate in total (see src/pdf/inflate-limit.ts). */
+  maxInflatedBytes: number;
+}
+
+/**
+ * What a failed prepare means for its invoice:
+ * - `unsealable`: the input cannot be sealed as it is (not a PDF we can update, over a limit, a
+ *   decompression bomb, changed or gone since enqueue, unreadable by permission): retrying won't help;
+ * - `transient`: the file was briefly unreadable (descriptors exhausted, a busy or flaky share) or
+ *   the attempt was cut short from outside (pool closing, thread lost): another attempt may succeed.
+ */
+export type PrepareErrorKind = 'unsealable' | 'transient';
+
+/** Which limit an input went over; each is configurable on the PreparePool. */
+export type PrepareLimit = 'inputBytes' | 'inflatedBytes' | 'heap' | 'deadline';
+
+/** A PrepareError as plain data: structured clone keeps only an Error's message (and cause), so the
+ * thread returns this and the pool rebuilds the error on the other side. */
+export interface PrepareFailure {
+  kind: PrepareErrorKind;
+  sourcePath: string;
+  message: string;
+  limit?: PrepareLimit;
+  /** errno code of an I/O failure (ENOENT, EMFILE, ...) */
+  code?: string;
+  sourceChanged?: boolean;
+}
+
+export class PrepareError extends SealerError {
+  readonly kind: PrepareErrorKind;
+  readonly sourcePath: string;
+  readonly limit?: PrepareLimit;
+  readonly code?: string;
+
+  constructor(fields: Omit<PrepareFailure, 'sourceChanged'> & { cause?: unknown }) {
+    super(fields.message, { cause: fields.cause });
+    this.kind = fields.kind;
+    this.sourcePath = fields.sourcePath;
+    this.limit = fields.limit;
+    this.code = fields.code;
+  }
+
+  get retryable(): boolean {
+    return this.kind === 'transient';
+  }
+
+  toFailure(): PrepareFailure {
+    return {
+      kind: this.kind,
+      sourcePath: this.sourcePath,
+      message: this.message,
+      ...(this.limit && { limit: this.limit }),
+      ...(this.code && { code: this.code }),
+      ...(this instanceof SourceChangedError && { sourceChanged: true }),
+    };
+  }
+
+  static fromFailure(failure: PrepareFailure): PrepareError {
+    if (failure.sourceChanged) return new SourceChangedError(failure.sourcePath, failure.message);
+    return new PrepareError(failure);
+  }
+}
+
+/** Thrown when the source on disk is not the file that was enqueued: never sealable as enqueued. */
+export class SourceChangedError extends PrepareError {
+  constructor(sourcePath: string, message: string) {
+    super({ kind: 'unsealable', sourcePath, message });
+  }
+}
+
+/**
+ * errno codes worth another attempt: descriptor exhaustion (EMFILE, ENFILE) passes as other work
+ * closes files; EAGAIN, EBUSY, EINTR are "try again" by definition; EIO, ETIMEDOUT and ESTALE are what
+ * network shares (where core-system exports often live) return while they recover. Anything else, such
+ * as ENOENT (the producer hashed the file at enqueue, so it was moved or deleted since: like a changed
+ * source), EACCES, EISDIR or ELOOP, stays wrong until someone acts, so it is unsealable; ops re-queues.
+ */
+export const TRANSIENT_IO_CODES: ReadonlySet<string> = new Set([
+  'EMFILE',
+  'ENFILE',
+  'EAGAIN',
+  'EBUSY',
+  'EINTR',
+  'EIO',
+  'ETIMEDOUT',
+  'ESTALE',
+]);
+
+/** The one place a prepare failure inside the thread gets its kind. */
+export function toPrepareError(err: unknown, sourcePath: string): PrepareError {
+  if (err instanceof PrepareError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  if (err instanceof PdfLimitError) {
+    return new PrepareError({
+      kind: 'unsealable',
+      sourcePath,
+      limit: err.limit,
+      message: `${sourcePath}: ${message}`,
+      cause: err,
+    });
+  }
+  if (err instanceof PdfError) {
+    return new PrepareError({
+      kind: 'unsealable',
+      sourcePath,
+      message: `${sourcePath}: ${message}`,
+      cause: err,
+    });
+  }
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+    return new PrepareError({
+      kind: TRANSIENT_IO_CODES.has(code) ? 'transient' : 'unsealable',
+      sourcePath,
+      code,
+      message: `${sourcePath}: cannot be read (${code}): ${message}`,
+      cause: err,
+    });
+  }
+  // Anything else (a bad certificate chain for the CMS template, a library bug) fails the same way on
+  // every attempt.
+  return new PrepareError({
+    kind: 'unsealable',
+    sourcePath,
+    message: `${sourcePath}: prepare failed: ${message}`,
+    cause: err,
+  });
+}
+
+/** Reads the source whole, refusing a non-file or one over the cap before reading a byte of it. */
+async function readSource(sourcePath: string, maxInputBytes: number): Promise<Buffer> {
+  // O_NONBLOCK: opening a FIFO placed where a PDF should be must not hang the thread.
+  const handle = await fs.open(sourcePath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      throw new PrepareError({
+        kind: 'unsealable',
+        sourcePath,
+        message: `${sourcePath}: not a regular file`,
+      });
+    }
+    if (stat.size > maxInputBytes) {
+      throw new PrepareError({
+        kind: 'unsealable',
+        sourcePath,
+        limit: 'inputBytes',
+        message: `${sourcePath}: ${stat.size} bytes is over the input cap maxInputBytes (${maxInputBytes} bytes)`,
+      });
+    }
+    // Exactly the size stat gave: a file growing meanwhile cannot make us read past the cap (and then
+    // fails the digest check as changed).
+    const buffer = Buffer.allocUnsafe(stat.size);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
 
 const templates = new Map<string, CmsTemplate>();
 
@@ -46,11 +215,13 @@ function templateFor(chain: Uint8Array[]): CmsTemplate {
   return template;
 }
 
-export async function prepareTask(task: PrepareTask): Promise<PrepareTaskResult> {
-  const input = await fs.readFile(task.sourcePath);
+/** Prepares one invoice; throws PrepareError (any other error is classified by toPrepareError). */
+export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits): Promise<PrepareTaskResult> {
+  const input = await readSource(task.sourcePath, limits.maxInputBytes);
   const actual = crypto.createHash('sha256').update(input).digest('hex');
   if (actual !== task.sourceSha256) {
     throw new SourceChangedError(
+      task.sourcePath,
       `${task.sourcePath} changed since it was enqueued (SHA-256 ${actual}, expected ${task.sourceSha256})`,
     );
   }
@@ -60,6 +231,7 @@ export async function prepareTask(task: PrepareTask): Promise<PrepareTaskResult>
     location: task.location,
     name: task.name,
     signatureBytes: task.signatureBytes,
+    maxInflatedBytes: limits.maxInflatedBytes,
   });
   const signedAttributes = templateFor(task.chain).signedAttributes(prepared.contentDigest);
   return {
@@ -71,4 +243,25 @@ export async function prepareTask(task: PrepareTask): Promise<PrepareTaskResult>
     signedAttributes,
     hashToSign: digestToSign(signedAttributes),
   };
+}
+
+/** What the pool sends a thread: the task, its limits, and an id to announce its start with. */
+export interface PrepareThreadTask extends PrepareTask {
+  taskId: number;
+  limits: PrepareInputLimits;
+}
+
+export type PrepareOutcome = { ok: true; result: PrepareTaskResult } | { ok: false; failure: PrepareFailure };
+
+/** Key of the message a thread posts when it starts a task: the pool's deadline runs from then. */
+export const PREPARE_STARTED = 'sealer.prepareStarted';
+
+/** The piscina entry point: never throws for a failed prepare, so the error's kind survives the trip. */
+export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareOutcome> {
+  parentPort?.postMessage({ [PREPARE_STARTED]: task.taskId });
+  try {
+    return { ok: true, result: await prepareTask(task, task.limits) };
+  } catch (err) {
+    return { ok: false, failure: toPrepareError(err, task.sourcePath).toFailure() };
+  }
 }

@@ -75,6 +75,14 @@ function buildProgram(io: CliIo): Command {
     .option('--concurrency <n>', 'invoices processed at once', positiveInt, 64)
     .option('--threads <n>', 'prepare threads (default: one per core)', positiveInt)
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+    .option('--max-input-mb <mb>', 'refuse a source PDF larger than this (default 64)', positiveInt)
+    .option(
+      '--max-inflated-mb <mb>',
+      'refuse a PDF whose streams inflate to more than this (default 16)',
+      positiveInt,
+    )
+    .option('--prepare-heap-mb <mb>', 'heap of each prepare thread (default 512)', positiveInt)
+    .option('--prepare-deadline-sec <s>', 'longest one PDF may take to prepare (default 30)', positiveInt)
     .option(
       '--grace <seconds>',
       'on SIGTERM/SIGINT, wait this long for the jobs in hand, then exit',

@@ -24,7 +24,7 @@ import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
 import { SealerError } from '../common/errors';
-import { PreparePool } from './prepare-pool';
+import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
 import { markAwaiting, pendingInvoices, recordOutcome, settleRun, type Outcome } from './run-record';
@@ -71,6 +71,9 @@ export interface SealWorkerOptions {
   stalledIntervalMs?: number;
   /** how long a job's lock lasts without renewal (ms); BullMQ's default 30000 */
   lockDurationMs?: number;
+  /** limits on each prepare task (heap per thread, deadline, input and inflated bytes); defaults:
+   * DEFAULT_PREPARE_LIMITS. A task over a limit fails its own invoice only. */
+  prepareLimits?: Partial<PrepareLimits>;
   /** folds Redis connection errors into one line per outage */
   health?: RedisHealth;
   env?: NodeJS.ProcessEnv;
@@ -90,7 +93,11 @@ export class SealWorker {
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
-    this.pool = new PreparePool({ threads: options.threads });
+    this.pool = new PreparePool({
+      threads: options.threads,
+      ...options.prepareLimits,
+      onThreadError: (err) => options.logger.warn({ err: err.message }, 'prepare thread failed'),
+    });
     this.approvals = new ParkedApprovals(options.redis, options.prefix);
     this.contexts = new SigningContexts({
       logger: options.logger,
@@ -501,7 +508,8 @@ export class SealWorker {
     } catch (err) {
       // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
       // a transient error (a file briefly unreadable) says so with its kind and is retried.
-      const context = `invoice ${data.invoiceNumber} (${data.sourcePath})`;
+      // A PrepareError names the file already.
+      const context = `invoice ${data.invoiceNumber}${err instanceof PrepareError ? '' : ` (${data.sourcePath})`}`;
       const transient = (err as { kind?: unknown } | null)?.kind === 'transient';
       throw transient
         ? withContext(err, context)

@@ -12,6 +12,10 @@ export interface WorkOptions extends CommonOptions {
   stalledInterval?: number;
   /** seconds SIGTERM/SIGINT waits for the jobs in hand before the process exits anyway */
   grace: number;
+  maxInputMb?: number;
+  maxInflatedMb?: number;
+  prepareHeapMb?: number;
+  prepareDeadlineSec?: number;
 }
 
 export async function workCommand(opts: WorkOptions): Promise<void> {
@@ -46,6 +50,12 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     concurrency: opts.concurrency,
     threads: opts.threads,
     defaultProviderUrl,
+    prepareLimits: {
+      ...(opts.maxInputMb === undefined ? {} : { maxInputBytes: opts.maxInputMb * 1024 * 1024 }),
+      ...(opts.maxInflatedMb === undefined ? {} : { maxInflatedBytes: opts.maxInflatedMb * 1024 * 1024 }),
+      ...(opts.prepareHeapMb === undefined ? {} : { maxHeapMb: opts.prepareHeapMb }),
+      ...(opts.prepareDeadlineSec === undefined ? {} : { deadlineMs: opts.prepareDeadlineSec * 1000 }),
+    },
     lockDurationMs: opts.lockDuration,
     stalledIntervalMs: opts.stalledInterval,
     health,

@@ -27,6 +27,7 @@ import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
 import { addRunCounts, settleRun, type RunCounts } from './run-record';
+import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
 
 export class ProducerError extends SealerError {}
@@ -293,6 +294,12 @@ async function produceFile(
     result.enqueued += r.enqueued;
     result.duplicates += r.duplicates;
     result.requeued += r.requeued;
+    // Counted per chunk, so that a file failing midway still counts the invoices it did queue (the
+    // workers will seal them) and the run settles on exact numbers.
+    await addRunCounts(opts.redis, opts.prefix, ids.runId, {
+      enqueued: r.enqueued,
+      duplicates: r.duplicates,
+    });
     for (const row of r.caseClashes) await reject(row);
     pending = [];
     opts.onProgress?.({ file, rows: result.rows });
@@ -437,12 +444,21 @@ export async function produceRun(
       if (fr.leftInPlace !== undefined) await leaveInPlace(file, fr.leftInPlace);
       result.files.push(fr);
       for (const k of ['rows', 'enqueued', 'duplicates', 'rejected'] as const) result.totals[k] += fr[k];
-      await addRunCounts(opts.redis, opts.prefix, ids.runId, {
-        rows: fr.rows,
-        enqueued: fr.enqueued,
-        duplicates: fr.duplicates,
-        rejected: fr.rejected,
-      });
+      await addRunCounts(opts.redis, opts.prefix, ids.runId, { rows: fr.rows, rejected: fr.rejected });
+      // Ops' way to retry is to run the export again: failed invoices queued again may meet a
+      // credential stopped by a refused factor, which that retry releases, for every worker.
+      if (fr.requeued > 0) {
+        const released = await clearCredentialLatch(opts.redis, opts.prefix, {
+          tenant: job.tenant,
+          credentialId: job.signing.credentialId,
+        });
+        if (released.length) {
+          opts.logger.info(
+            { job: job.name, credentialId: job.signing.credentialId },
+            'credential latch cleared by a retry',
+          );
+        }
+      }
       opts.logger.info({ job: job.name, runId: ids.runId, ...fr }, 'export enqueued');
     } catch (err) {
       // Listed a moment ago and gone before any row was read: another producer of this export took

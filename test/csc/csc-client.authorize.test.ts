@@ -109,7 +109,7 @@ test('after a refused PIN the SAD manager does not send the factors again', asyn
   assert.equal(second.error, 'invalid_pin');
   assert.equal(second.retryable, false);
   assert.match(second.message, /refused earlier with HTTP 400 invalid_pin: The PIN is invalid/);
-  assert.equal(second.cause, first);
+  assert.equal(second.status, first.status);
   assert.equal(fx.sandbox.stats().authorize, 1);
   assert.equal(sadManager.authorisations, 0);
 });

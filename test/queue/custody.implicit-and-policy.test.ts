@@ -121,11 +121,12 @@ test('custody implicit seals a night on sakura-eseal-implicit with authorisation
       credentialId: 'sakura-eseal-implicit',
       custody: 'implicit',
       oneDocumentPerAuthorisation: false,
-      // One SAD for multisign (500) signatures covers the night.
+      // One SAD covers the night, sized to the N invoices queued (not multisign's 500: providers
+      // may bill what is authorised).
       authorisations: 1,
       signHashCalls: Math.ceil(N / BATCH),
       signatures: N,
-      unusedSignatures: 500 - N,
+      unusedSignatures: 0,
     },
   );
   // The sandbox refuses authData for an implicit credential (400), so an authorisation it granted,
@@ -154,7 +155,7 @@ test('custody implicit seals a night on sakura-eseal-implicit with authorisation
   const audit = await auditEntries(path.join(dir, 'outbox'), 'sakura');
   assert.deepEqual(
     audit.filter((e) => e.type === 'authorisation').map((e) => [e.custody, e.numSignatures]),
-    [['implicit', 500]],
+    [['implicit', N]],
   );
   assert.equal(audit.filter((e) => e.type === 'seal').length, N);
   assert.ok((await verifyTenantAudit(path.join(dir, 'outbox'), 'sakura')).ok);
@@ -209,7 +210,7 @@ test('maxSignaturesPerAuthorisation 3 with batches of 3: 7 invoices take 3 autho
 test('an expiry margin longer than the SAD lifetime makes every batch authorise again', async () => {
   const N = 6;
   const BATCH = 2;
-  const { sandbox, night } = await sealNight({
+  const { dir, sandbox, night } = await sealNight({
     count: N,
     // The sandbox's SADs live 2 s; the job will not reuse one with less than 10 s left.
     sandbox: { sadLifetimeSec: 2 },
@@ -220,9 +221,17 @@ test('an expiry margin longer than the SAD lifetime makes every batch authorise 
   const cred = only(night.credentials);
   assert.equal(cred.signHashCalls, N / BATCH);
   assert.equal(cred.authorisations, cred.signHashCalls, 'one authorisation per batch');
-  // Each SAD (multisign 500) is given up after one batch: what it had left is reported as unused,
-  // since the provider authorised it all the same.
-  assert.equal(cred.unusedSignatures, (N / BATCH) * (500 - BATCH));
+  // Each SAD is given up after one batch: what it had left is reported as unused, since the provider
+  // authorised it all the same. Each asked for the invoices still queued then, never multisign's 500.
+  const asked = (await auditEntries(path.join(dir, 'outbox'), 'sakura'))
+    .filter((e) => e.type === 'authorisation')
+    .map((e) => e.numSignatures as number);
+  assert.equal(asked.length, N / BATCH);
+  assert.ok(
+    asked.every((n) => n >= BATCH && n <= N),
+    JSON.stringify(asked),
+  );
+  assert.equal(cred.unusedSignatures, asked.reduce((a, b) => a + b, 0) - N);
   const stats = sandbox.stats();
   assert.equal(stats.authorize, stats.signHash);
   assert.equal(stats.signHash, N / BATCH);

@@ -24,7 +24,8 @@ export function connectRedis(url: string, extra: RedisOptions = {}): Redis {
   return new IORedis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
 }
 
-async function answers(url: string): Promise<boolean> {
+/** Whether a Redis at `url` answers PING now (one short try, no retries). */
+export async function redisAnswers(url: string): Promise<boolean> {
   const probe = new IORedis(url, {
     lazyConnect: true,
     connectTimeout: 1000,
@@ -76,7 +77,7 @@ async function startPrivateRedis(env: NodeJS.ProcessEnv): Promise<RedisEndpoint>
   );
   const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
-  while (!(await answers(url))) {
+  while (!(await redisAnswers(url))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill();
       throw new RedisUnavailableError(`redis-server did not start on port ${port}`);
@@ -113,7 +114,7 @@ export async function resolveRedis(o: ResolveRedisOptions = {}): Promise<RedisEn
   const url = env.REDIS_URL || (o.defaultUrl ?? DEFAULT_URL);
   const deadline = Date.now() + (o.waitMs ?? 0);
   for (;;) {
-    if (await answers(url)) {
+    if (await redisAnswers(url)) {
       return { url, origin: env.REDIS_URL ? 'env' : 'local', release: async () => undefined };
     }
     if (Date.now() >= deadline) break;

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { AuditError } from './audit-entry';
+import { processAlive } from '../common/process-alive';
 
 export interface FileLockOptions {
   /**
@@ -23,15 +24,6 @@ interface Holder {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function parseHolder(text: string): Holder | undefined {
   try {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SealerError } from '../common/errors';
 import { invoiceNumberProblem } from '../common/invoice-number';
+import { processAlive } from '../common/process-alive';
 
 export class OutboxError extends SealerError {}
 
@@ -84,15 +85,6 @@ const TEMP = /^\.(.+)\.([A-Za-z0-9_-]+)~(\d+)\.[0-9a-f]+\.tmp$/;
 export function tempPathFor(file: string): string {
   const name = `.${path.basename(file)}.${HOST}~${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
   return path.join(path.dirname(file), name);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   factorFileRefs,
   sandboxSecretsDir,
   startTestSandbox,
+  writeImplicitSakuraJob,
   writeJobFile,
   writeTenantExport,
 } from '../helpers/night-fixture';
@@ -30,13 +31,7 @@ test(
     const jobsDir = path.join(dir, 'jobs');
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 6);
     await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', 4);
-    await writeJobFile(jobsDir, {
-      tenant: 'sakura',
-      credentialId: 'sakura-eseal-implicit',
-      providerUrl: sandbox.url,
-      secretsDir: sandboxSecretsDir(dir, 'sakura'),
-      signing: { custody: { mode: 'implicit' }, batchSize: 3 },
-    });
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 3 });
     const fujiSecrets = sandboxSecretsDir(dir, 'fuji');
     await writeJobFile(jobsDir, {
       tenant: 'fuji',

@@ -108,3 +108,19 @@ export async function writeJobFile(jobsDir: string, o: JobFileOptions): Promise<
   );
   return file;
 }
+
+/** `<jobsDir>/sakura.json` sealing with sakura's implicit credential (no PIN, no TOTP to wait for). */
+export async function writeImplicitSakuraJob(
+  dir: string,
+  jobsDir: string,
+  sandbox: SandboxHandle,
+  signing: Record<string, unknown> = {},
+): Promise<string> {
+  return writeJobFile(jobsDir, {
+    tenant: 'sakura',
+    credentialId: 'sakura-eseal-implicit',
+    providerUrl: sandbox.url,
+    secretsDir: sandboxSecretsDir(dir, 'sakura'),
+    signing: { custody: { mode: 'implicit' }, ...signing },
+  });
+}

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
-import IORedis from 'ioredis';
+import { redisAnswers } from '../../src/common/redis';
 
 export interface PrivateRedis {
   url: string;
@@ -22,19 +22,6 @@ async function freePort(): Promise<number> {
   const port = (srv.address() as net.AddressInfo).port;
   await new Promise((r) => srv.close(r));
   return port;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const probe = new IORedis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
 }
 
 export async function privateRedis(dir: string): Promise<PrivateRedis> {
@@ -66,7 +53,7 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
         { stdio: 'ignore', cwd: path.resolve(dir) },
       );
       const deadline = Date.now() + 20_000;
-      while (!(await answers(url))) {
+      while (!(await redisAnswers(url))) {
         if (child.exitCode !== null || Date.now() > deadline)
           throw new Error(`redis-server did not start on ${port}`);
         await new Promise((r) => setTimeout(r, 50));

@@ -10,12 +10,7 @@ import { runNight } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { objectStreamBomb } from '../helpers/bomb-pdf';
-import {
-  sandboxSecretsDir,
-  startTestSandbox,
-  writeJobFile,
-  writeTenantExport,
-} from '../helpers/night-fixture';
+import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
 
 test(
   'a PDF that inflates to 256 MiB fails alone; the invoices beside it are sealed',
@@ -29,13 +24,7 @@ test(
     // The core system exported a hostile file under an ordinary invoice's name.
     await fs.writeFile(path.join(inbox, 'pdf', 'SKR-000003.pdf'), objectStreamBomb(256));
     const jobsDir = path.join(dir, 'jobs');
-    await writeJobFile(jobsDir, {
-      tenant: 'sakura',
-      credentialId: 'sakura-eseal-implicit',
-      providerUrl: sandbox.url,
-      secretsDir: sandboxSecretsDir(dir, 'sakura'),
-      signing: { custody: { mode: 'implicit' }, batchSize: 4 },
-    });
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 4 });
     const night = await runNight({
       jobs: await loadJobs(jobsDir),
       connection,

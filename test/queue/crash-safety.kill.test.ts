@@ -5,7 +5,6 @@
 // in a verifying audit chain, no refusal, no temp file, and run counts that equal the invoices.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -14,25 +13,11 @@ import { openSealQueue, produceRun, readRun } from '../../src/queue';
 import { assertSealedExactlyOnce } from '../helpers/outbox-invariants';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
-import {
-  startTestSandbox,
-  writeJobFile,
-  writeTenantExport,
-  sandboxSecretsDir,
-} from '../helpers/night-fixture';
+import { spawnWorker, until, type WorkerProcess } from '../helpers/worker-process';
+import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
 
 const INVOICES = 240;
 const KILLS = 20;
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-
-/** Resolves when `check` holds, polling; rejects with `what` after `ms`. */
-async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test(
   '20 kill -9 of one of two workers during a night: every invoice sealed exactly once',
@@ -43,13 +28,7 @@ test(
     const sandbox = await startTestSandbox(dir);
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', INVOICES);
     const jobsDir = path.join(dir, 'jobs');
-    await writeJobFile(jobsDir, {
-      tenant: 'sakura',
-      credentialId: 'sakura-eseal-implicit',
-      providerUrl: sandbox.url,
-      secretsDir: sandboxSecretsDir(dir, 'sakura'),
-      signing: { custody: { mode: 'implicit' }, batchSize: 8 },
-    });
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 8 });
     const [job] = await loadJobs(jobsDir);
     const queue = openSealQueue(connection, prefix, {
       attempts: 6,
@@ -65,15 +44,14 @@ test(
     const logs = path.join(dir, 'logs');
     await fs.mkdir(logs);
     let started = 0;
-    const spawnWorker = async (): Promise<ChildProcess> => {
-      const log = await fs.open(path.join(logs, `worker-${started++}.log`), 'w');
-      const child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'work',
-          '--jobs',
-          jobsDir,
+    // Short locks and frequent stalled checks, so a killed worker's jobs come back within seconds.
+    const start = () =>
+      spawnWorker({
+        jobsDir,
+        redisUrl: url,
+        prefix,
+        logFile: path.join(logs, `worker-${started++}.log`),
+        args: [
           '--concurrency',
           '16',
           '--threads',
@@ -83,23 +61,9 @@ test(
           '--stalled-interval',
           '2000',
         ],
-        {
-          env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'info' },
-          stdio: ['ignore', log.fd, log.fd],
-        },
-      );
-      child.once('exit', () => log.close().catch(() => undefined));
-      return child;
-    };
-    const exited = (c: ChildProcess) =>
-      new Promise<void>((r) =>
-        c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r()),
-      );
-    const steady = await spawnWorker();
-    let victim = await spawnWorker();
-    t.after(async () => {
-      for (const c of [steady, victim]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    });
+      });
+    const steady = await start();
+    let victim: WorkerProcess = await start();
     const done = async () => {
       const c = await readRun(redis, prefix, runId);
       return c.sealed + c.alreadySealed + c.failed;
@@ -119,18 +83,18 @@ test(
       );
       // Sometimes mid-batch: a few ms more.
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 40)));
-      victim.kill('SIGKILL');
-      await exited(victim);
+      victim.child.kill('SIGKILL');
+      await victim.exited;
       kills++;
-      victim = await spawnWorker();
+      victim = await start();
     }
     await until(
       'the run to settle',
       300_000,
       async () => (await readRun(redis, prefix, runId)).settledAt !== undefined,
     );
-    for (const c of [steady, victim]) c.kill('SIGTERM');
-    await Promise.all([exited(steady), exited(victim)]);
+    for (const w of [steady, victim]) w.child.kill('SIGTERM');
+    await Promise.all([steady.exited, victim.exited]);
 
     const counts = await readRun(redis, prefix, runId);
     const jobs = await queue.getJobs(['completed', 'failed']);

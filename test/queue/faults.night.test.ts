@@ -17,6 +17,7 @@ import {
   factorFileRefs,
   sandboxSecretsDir,
   startTestSandbox,
+  writeImplicitSakuraJob,
   writeJobFile,
   writeTenantExport,
 } from '../helpers/night-fixture';
@@ -50,17 +51,10 @@ test(
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', PER_TENANT);
     await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', PER_TENANT);
     // requestTimeoutSec 2: a hung request is given up quickly, as a real night's 30 s would be.
-    await writeJobFile(jobsDir, {
-      tenant: 'sakura',
-      credentialId: 'sakura-eseal-implicit',
-      providerUrl: sandbox.url,
-      secretsDir: sandboxSecretsDir(dir, 'sakura'),
-      signing: {
-        custody: { mode: 'implicit' },
-        batchSize: 3,
-        maxSignaturesPerAuthorisation: 30,
-        requestTimeoutSec: 2,
-      },
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, {
+      batchSize: 3,
+      maxSignaturesPerAuthorisation: 30,
+      requestTimeoutSec: 2,
     });
     const fujiSecrets = sandboxSecretsDir(dir, 'fuji');
     await writeJobFile(jobsDir, {

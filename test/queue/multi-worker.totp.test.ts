@@ -3,7 +3,6 @@
 // replay and no failed authorisation, and every invoice is sealed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -12,6 +11,7 @@ import { openSealQueue, produceRun, readRun } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { assertSealedExactlyOnce } from '../helpers/outbox-invariants';
+import { spawnWorker, type WorkerProcess } from '../helpers/worker-process';
 import {
   factorFileRefs,
   sandboxSecretsDir,
@@ -22,7 +22,6 @@ import {
 
 const WORKERS = 6;
 const INVOICES = 120;
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 test(
   'six worker processes on one TOTP credential seal every invoice with no replayed code',
@@ -52,42 +51,29 @@ test(
     const queue = openSealQueue(connection, prefix);
     t.after(() => queue.close());
     const produced = await produceRun(job!, { queue, redis, prefix, logger: pino({ level: 'silent' }) });
-    const workers: ChildProcess[] = [];
-    const logs: string[] = [];
+    const workers: WorkerProcess[] = [];
     for (let i = 0; i < WORKERS; i++) {
-      const file = path.join(dir, `worker-${i}.log`);
-      logs.push(file);
-      const out = await fs.open(file, 'w');
-      const child = spawn(
-        process.execPath,
-        [CLI, 'work', '--jobs', jobsDir, '--concurrency', '10', '--threads', '1'],
-        {
-          env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'info' },
-          stdio: ['ignore', out.fd, out.fd],
-        },
+      workers.push(
+        await spawnWorker({
+          jobsDir,
+          redisUrl: url,
+          prefix,
+          logFile: path.join(dir, `worker-${i}.log`),
+          args: ['--concurrency', '10', '--threads', '1'],
+        }),
       );
-      child.once('exit', () => out.close().catch(() => undefined));
-      workers.push(child);
     }
-    t.after(() => {
-      for (const c of workers) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    });
     const deadline = Date.now() + 240_000;
     while ((await readRun(redis, prefix, produced.runId)).settledAt === undefined) {
       assert.ok(Date.now() < deadline, 'the run settles');
       await new Promise((r) => setTimeout(r, 100));
     }
-    await Promise.all(
-      workers.map((c) => {
-        const exited = new Promise((r) => c.once('exit', r));
-        c.kill('SIGTERM');
-        return exited;
-      }),
-    );
+    for (const w of workers) w.child.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.exited));
     const counts = await readRun(redis, prefix, produced.runId);
     const refusals = ((await fs.readFile(sandboxLog, 'utf8')).match(/credential authorisation failed/g) ?? [])
       .length;
-    const workerLogs = (await Promise.all(logs.map((f) => fs.readFile(f, 'utf8')))).join('\n');
+    const workerLogs = (await Promise.all(workers.map((w) => fs.readFile(w.logFile, 'utf8')))).join('\n');
     const authorisedBy = workerLogs.match(/"msg":"credential used"/g)?.length ?? 0;
     t.diagnostic(
       `multi-worker: ${JSON.stringify({ workers: WORKERS, invoices: INVOICES, sealed: counts.sealed, failed: counts.failed, authorizeCalls: sandbox.stats().authorize, providerErrors: sandbox.stats().errors, providerRefusals: refusals, workersReporting: authorisedBy })}`,

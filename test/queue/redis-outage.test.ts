@@ -3,7 +3,6 @@
 // during an outage exits within the grace period, saying what it left unfinished.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -13,25 +12,12 @@ import { openSealQueue, produceRun, readRun } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { privateRedis } from '../helpers/private-redis';
 import { assertSealedExactlyOnce } from '../helpers/outbox-invariants';
-import {
-  startTestSandbox,
-  writeJobFile,
-  writeTenantExport,
-  sandboxSecretsDir,
-} from '../helpers/night-fixture';
+import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
+import { spawnWorker, until } from '../helpers/worker-process';
 
 const INVOICES = 160;
 const GRACE_SEC = 3;
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const PREFIX = 'outage';
-
-async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test(
   'a worker survives a Redis crash and restart, and SIGTERM during an outage exits within the grace period',
@@ -47,13 +33,7 @@ test(
     const sandbox = await startTestSandbox(dir);
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', INVOICES);
     const jobsDir = path.join(dir, 'jobs');
-    await writeJobFile(jobsDir, {
-      tenant: 'sakura',
-      credentialId: 'sakura-eseal-implicit',
-      providerUrl: sandbox.url,
-      secretsDir: sandboxSecretsDir(dir, 'sakura'),
-      signing: { custody: { mode: 'implicit' }, batchSize: 8 },
-    });
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 8 });
     const [job] = await loadJobs(jobsDir);
     const queue = openSealQueue({ url: server.url, maxRetriesPerRequest: null }, PREFIX, {
       attempts: 6,
@@ -75,16 +55,13 @@ test(
       return c.sealed + c.alreadySealed + c.failed;
     };
 
-    const spawnWorker = async (name: string) => {
-      const out = path.join(dir, `${name}.log`);
-      const log = await fs.open(out, 'w');
-      const child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'work',
-          '--jobs',
-          jobsDir,
+    const start = (name: string) =>
+      spawnWorker({
+        jobsDir,
+        redisUrl: server.url,
+        prefix: PREFIX,
+        logFile: path.join(dir, `${name}.log`),
+        args: [
           '--concurrency',
           '16',
           '--threads',
@@ -96,24 +73,9 @@ test(
           '--stalled-interval',
           '2000',
         ],
-        {
-          env: { ...process.env, REDIS_URL: server.url, SEALER_PREFIX: PREFIX, LOG_LEVEL: 'info' },
-          stdio: ['ignore', log.fd, log.fd],
-        },
-      );
-      const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
-        child.once('exit', (code) => {
-          log.close().catch(() => undefined);
-          resolve({ code, at: Date.now() });
-        }),
-      );
-      t.after(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       });
-      return { child, exited, out };
-    };
 
-    const a = await spawnWorker('worker-a');
+    const a = await start('worker-a');
     await until('progress before the first outage', 120_000, async () => (await settled()) >= 30);
     // A crash of Redis, a few seconds down, then back on the same data (AOF).
     await server.kill();
@@ -124,10 +86,10 @@ test(
     await server.kill();
     await new Promise((r) => setTimeout(r, 500));
     const termAt = Date.now();
-    (a.child as ChildProcess).kill('SIGTERM');
+    a.child.kill('SIGTERM');
     const end = await a.exited;
     const exitMs = end.at - termAt;
-    const aLog = await fs.readFile(a.out, 'utf8');
+    const aLog = await fs.readFile(a.logFile, 'utf8');
     t.diagnostic(
       `SIGTERM to exit during a Redis outage: ${exitMs} ms (grace ${GRACE_SEC} s), exit code ${end.code}`,
     );
@@ -139,7 +101,7 @@ test(
 
     // Redis back, a new worker finishes the night: every invoice sealed exactly once.
     await server.start();
-    const b = await spawnWorker('worker-b');
+    const b = await start('worker-b');
     await until(
       'the run to settle',
       180_000,

@@ -5,6 +5,7 @@
 // in a verifying audit chain, no refusal, no temp file, and run counts that equal the invoices.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -62,6 +63,21 @@ test(
           '2000',
         ],
       });
+    // First, a power cut at the worst moment: both workers killed the instant a sealed file appears,
+    // i.e. between the outbox write and the manifest row, audit entry, index entry and job completion.
+    const outDir = path.join(dir, 'outbox', 'sakura', produced.runDate);
+    await fs.mkdir(outDir, { recursive: true });
+    let first = [await start(), await start()];
+    await new Promise<void>((resolve) => {
+      const watcher = fsSync.watch(outDir, (_event, name) => {
+        if (!name?.endsWith('.pdf')) return;
+        watcher.close();
+        for (const w of first) w.child.kill('SIGKILL');
+        resolve();
+      });
+    });
+    await Promise.all(first.map((w) => w.exited));
+    first = [];
     const steady = await start();
     let victim: WorkerProcess = await start();
     const done = async () => {
@@ -81,8 +97,8 @@ test(
         120_000,
         async () => (await done()) >= Math.min(INVOICES, before + step),
       );
-      // Sometimes mid-batch: a few ms more.
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 40)));
+      // A random moment within a batch's life (the batch signer waits up to 200 ms for a batch to fill).
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
       victim.child.kill('SIGKILL');
       await victim.exited;
       kills++;
@@ -100,7 +116,15 @@ test(
     const jobs = await queue.getJobs(['completed', 'failed']);
     const retries = jobs.reduce((n, j) => n + Math.max(0, j.attemptsMade - 1), 0);
     const stalls = jobs.reduce((n, j) => n + (j.stalledCounter ?? 0), 0);
+    // Where the kills landed, as the workers' logs tell: deliveries completed after a crash between
+    // the outbox write and the job's completion, and signatures spent on invoices sealed again.
+    let repaired = 0;
+    for (const f of await fs.readdir(logs)) {
+      const text = await fs.readFile(path.join(logs, f), 'utf8');
+      repaired += (text.match(/interrupted delivery completed/g) ?? []).length;
+    }
     assert.equal(kills, KILLS, 'the victim was killed 20 times before the night ended');
+    assert.ok(repaired >= 1, 'the power cut left a delivery to complete');
     assert.equal(counts.failed, 0, 'no invoice failed');
     assert.equal(counts.sealed + counts.alreadySealed, INVOICES, 'the counts equal the invoices');
     assert.equal(counts.enqueued, INVOICES);
@@ -111,7 +135,7 @@ test(
       INVOICES,
     );
     t.diagnostic(
-      `kill test: ${JSON.stringify({ kills, workerStarts: started, invoices: INVOICES, sealed: counts.sealed, alreadySealed: counts.alreadySealed, failed: counts.failed, ...figures, retries, stalls, signaturesSpent: sandbox.stats().signatures })}`,
+      `kill test: ${JSON.stringify({ powerCut: 1, kills, workerStarts: started, invoices: INVOICES, sealed: counts.sealed, alreadySealed: counts.alreadySealed, failed: counts.failed, ...figures, retries, stalls, repaired, signaturesSpent: sandbox.stats().signatures })}`,
     );
   },
 );

@@ -183,6 +183,8 @@ test('bench seals a small run through a sandbox process and prints the floor rat
   const { url } = await testRedis();
   const r = await sealer(['bench', '--invoices', '30', '--batch-size', '7'], { REDIS_URL: url });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /5 signHash calls/);
+  // At least ceil(30 / 7) calls; a loaded machine may flush a partial batch early and make more.
+  const calls = Number(/(\d+) signHash calls/.exec(r.stdout)?.[1]);
+  assert.ok(calls >= 5 && calls <= 30, `${calls} signHash calls`);
   assert.match(r.stdout, /^bench: 30 sealed, \d+ invoices\/s, [\d.]+ CPU ms\/invoice, floor ratio [\d.]+x$/m);
 });

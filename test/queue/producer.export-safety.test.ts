@@ -18,6 +18,7 @@ import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports
 import { renderSampleInvoice } from '../../src/pdf';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import { listCredentialLatches, RedisAuthorisationGuards } from '../../src/custody';
 
 const logger = pino({ level: 'silent' });
 const TIMEOUT = { timeout: 60_000 };
@@ -331,10 +332,23 @@ test(
     await worker.close();
     assert.equal(await queue.getFailedCount(), 1);
 
+    // A refused factor stopped the credential; ops' retry (the re-run) releases it for every worker.
+    const guards = new RedisAuthorisationGuards({ redis: opts.redis, prefix });
+    const ref = {
+      providerUrl: 'https://provider.example/csc/v2',
+      tenant: job.tenant,
+      credentialId: job.signing.credentialId,
+    };
+    await guards
+      .for(ref)
+      .latch({ reason: 'HTTP 400 invalid_pin: The PIN is invalid', status: 400, at: Date.now() });
+    assert.equal((await listCredentialLatches(opts.redis, prefix)).length, 1);
+
     await fs.rename(first.files[0]!.processedTo!, path.join(inbox, 'invoices.csv'));
     const again = await produceRun(job, { ...opts, chunkSize: 2 });
     assert.deepEqual(again.totals, { rows: 5, enqueued: 1, duplicates: 4, rejected: 0 });
     assert.equal(again.files[0]!.requeued, 1);
+    assert.deepEqual(await listCredentialLatches(opts.redis, prefix), [], 'the re-run cleared the latch');
     assert.equal(await queue.getFailedCount(), 0);
     const waiting = await queue.getJobs(['waiting']);
     assert.deepEqual(

@@ -121,7 +121,7 @@ test(
       INVOICES,
     );
     t.diagnostic(
-      `redis outage: ${JSON.stringify({ invoices: INVOICES, ...counts, ...figures, signatures: sandbox.stats().signatures })}`,
+      `redis outage: ${JSON.stringify({ outageSec: OUTAGE_SEC, invoices: INVOICES, ...counts, ...figures, signatures: sandbox.stats().signatures })}`,
     );
   },
 );

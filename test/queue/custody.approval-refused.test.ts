@@ -75,6 +75,9 @@ test('an approval the provider refuses is retired and the invoices wait instead 
     env,
     approvalPollMs: 200,
     stopWhenOnlyAwaiting: true,
+    // The three invoices go in one batch of 3 (more than the provider's 2), however loaded the machine.
+    batchMaxWaitMs: 10_000,
+    batchMaxDelayMs: 10_000,
   });
   const run = night.runs[0]!;
   assert.deepEqual(

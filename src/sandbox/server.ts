@@ -195,7 +195,10 @@ const ROUTES: Record<string, Route> = {
 };
 
 type Defaulted = Required<
-  Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'now' | 'totpNow' | 'onlineOtp' | 'faults'>
+  Omit<
+    SandboxOptions,
+    'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'now' | 'totpNow' | 'onlineOtp' | 'faults'
+  >
 >;
 
 const DEFAULTS: Defaulted = {

@@ -1,9 +1,9 @@
 // credentials/authorize: PIN and TOTP checks, a TOTP code accepted only once (RFC 6238 section 5.2),
 // lockout after repeated failures (and its end), numSignatures bounds, and the SCAL2 requirement to
-// bind hashes.
+// bind hashes. The sandbox runs on a ManualClock (TOTP and lockout alike): time steps and the end of a
+// lockout come when the test moves the clock, never because the machine was slow.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   authorize,
   b64,
@@ -13,6 +13,7 @@ import {
   errorOf,
   freshOtp,
   getToken,
+  ManualClock,
   noteAccepted,
   secret,
   SHA256_OID,
@@ -21,12 +22,21 @@ import {
   type Fixture,
 } from './sandbox-fixture';
 
+// Far longer than the clock moves while the test looks at a locked credential (a fresh TOTP step each
+// authorisation moves it up to 1 s), so the lock ends only when the test moves the clock to its end.
+const LOCK_MS = 300_000;
+const clock = new ManualClock();
 let fx: Fixture;
 let fujiToken: string;
 let sakuraToken: string;
 
 before(async () => {
-  fx = await startFixture({ lockAfterFailures: 4, lockSeconds: 0.4, multisign: { 'fuji-eseal-ec': 10 } });
+  fx = await startFixture({
+    lockAfterFailures: 4,
+    lockSeconds: LOCK_MS / 1000,
+    multisign: { 'fuji-eseal-ec': 10 },
+    clock,
+  });
   fujiToken = await getToken(fx.sandbox, 'fuji-app');
   sakuraToken = await getToken(fx.sandbox, 'sakura-app');
 });
@@ -119,10 +129,13 @@ test('N consecutive failures lock the credential, correct factors included, unti
     const res = await authorize(fx.sandbox, fujiToken, cred, {}, { otp });
     assert.equal(res.body.error, 'invalid_otp', `failure ${i + 1}`);
   }
+  const lockedUntil = clock.now() + LOCK_MS; // the clock stood still since the fourth failure
   const locked = await authorize(fx.sandbox, fujiToken, cred);
-  assert.equal(locked.status, 400);
-  assert.equal(locked.body.error, 'invalid_request');
-  assert.match(String(locked.body.error_description), /^Credential locked/);
+  assert.deepEqual(errorOf(locked), {
+    status: 400,
+    error: 'invalid_request',
+    description: `Credential locked after repeated authentication failures; retry in ${Math.ceil((lockedUntil - clock.now()) / 1000)} s`,
+  });
   // The other credential of the same tenant is unaffected.
   assert.equal(
     (
@@ -134,7 +147,17 @@ test('N consecutive failures lock the credential, correct factors included, unti
     200,
   );
 
-  await sleep(450); // lockSeconds is 0.4 in this file
+  // Its last millisecond: still locked (a code of the current step, so the clock stays where it is).
+  clock.advance(lockedUntil - 1 - clock.now());
+  const lastMs = await authorize(
+    fx.sandbox,
+    fujiToken,
+    cred,
+    {},
+    { otp: await currentOtp(cred, clock.now()) },
+  );
+  assert.match(errorOf(lastMs).description, /^Credential locked .*; retry in 1 s$/);
+  clock.advance(1);
   assert.equal((await authorize(fx.sandbox, fujiToken, cred)).status, 200);
 });
 

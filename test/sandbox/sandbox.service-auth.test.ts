@@ -1,15 +1,27 @@
 // Service authorisation and protocol hygiene: the OAuth2 client-credentials token endpoint, Bearer
-// checks on CSC methods, and the CSC error bodies for unknown paths and malformed requests.
+// checks on CSC methods, and the CSC error bodies for unknown paths and malformed requests. The
+// sandbox runs on a ManualClock: a token expires when the test moves the clock, never because the
+// machine was slow.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { csc, errorOf, getToken, secret, startFixture, tokenRequest, type Fixture } from './sandbox-fixture';
+import {
+  csc,
+  errorOf,
+  getToken,
+  ManualClock,
+  secret,
+  startFixture,
+  tokenRequest,
+  type Fixture,
+} from './sandbox-fixture';
 
+const TOKEN_LIFETIME_MS = 300;
+const clock = new ManualClock();
 let fx: Fixture;
 let sakuraSecret: string;
 
 before(async () => {
-  fx = await startFixture({ tokenLifetimeSec: 0.3 });
+  fx = await startFixture({ tokenLifetimeSec: TOKEN_LIFETIME_MS / 1000, clock });
   sakuraSecret = await secret(
     fx.sandbox.credentials.find((c) => c.clientId === 'sakura-app')!.clientSecretFile,
   );
@@ -101,7 +113,9 @@ test('CSC methods refuse a missing, unknown or expired Bearer token with 401 and
 
   const token = await getToken(fx.sandbox, 'sakura-app');
   assert.equal((await csc(fx.sandbox, 'credentials/list', token, {})).status, 200);
-  await sleep(350); // tokenLifetimeSec is 0.3 in this file
+  clock.advance(TOKEN_LIFETIME_MS - 1); // the last millisecond of its life
+  assert.equal((await csc(fx.sandbox, 'credentials/list', token, {})).status, 200);
+  clock.advance(1);
   const expired = await csc(fx.sandbox, 'credentials/list', token, {});
   assert.equal(expired.status, 401);
   assert.equal(expired.body.error, 'expired_token');

@@ -1,10 +1,12 @@
 // Service authorisation against the sandbox: a wrong client secret surfaces the provider's
 // invalid_client, the token is fetched once and reused, and a token the provider has let expire is
-// replaced once on its 401.
+// replaced once on its 401. Token lifetimes run on a ManualClock the tests move (the sandbox's, and the
+// client's where it decides to refresh), so nothing expires because the machine was slow.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { CscError } from '../../src/csc';
+import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture } from './sandbox-fixture';
 
 let dataDir: string;
@@ -60,13 +62,14 @@ test('the token comes from the oauth2 base that /info names, once, and is reused
 });
 
 test('a token refused with 401 (expired at the provider) is replaced once and the call succeeds', async () => {
-  const fx = await startFixture(dataDir, { tokenLifetimeSec: 0.3 });
+  const clock = new ManualClock();
+  const fx = await startFixture(dataDir, { tokenLifetimeSec: 0.3, clock });
   try {
-    // A clock that stands still: the client believes its token fresh, so only the 401 can tell it.
-    const frozen = Date.now();
+    // The client's clock stands still: it believes its token fresh, so only the 401 can tell it.
+    const frozen = clock.now();
     const client = await fx.clientFor('fuji-eseal-ec', { now: () => frozen });
     await client.credentialInfo('fuji-eseal-ec');
-    await new Promise((r) => setTimeout(r, 400));
+    clock.advance(300); // the sandbox's clock reaches the token's end
     const facts = await client.credentialInfo('fuji-eseal-ec');
     assert.equal(facts.credentialId, 'fuji-eseal-ec');
     const stats = fx.sandbox.stats();
@@ -80,11 +83,18 @@ test('a token refused with 401 (expired at the provider) is replaced once and th
 });
 
 test('a token near its stated expiry is refreshed before use, without a 401', async () => {
-  const fx = await startFixture(dataDir, { tokenLifetimeSec: 1 });
+  // Client and sandbox on one clock: expires_in 1 s, which the client refreshes a tenth early.
+  const clock = new ManualClock();
+  const fx = await startFixture(dataDir, { tokenLifetimeSec: 1, clock });
   try {
-    const client = await fx.clientFor('fuji-eseal-ec');
+    const client = await fx.clientFor('fuji-eseal-ec', { now: clock.now });
     await client.credentialInfo('fuji-eseal-ec');
-    await new Promise((r) => setTimeout(r, 1000));
+    clock.advance(899); // before the refresh point: the token is reused
+    await client.credentialInfo('fuji-eseal-ec');
+    assert.equal(fx.sandbox.stats().token, 1);
+    // Past the refresh point, still inside the token's life at the provider (which would accept it):
+    // a new token is fetched first, so no call meets a 401.
+    clock.advance(51);
     await client.credentialInfo('fuji-eseal-ec');
     const stats = fx.sandbox.stats();
     assert.equal(stats.token, 2);

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/common/logger';
 import { CscClient, CscError, totpCode, type CscServiceAuth } from '../../src/csc';
 import { loadJobFile } from '../../src/jobs';
 import { SigningContexts } from '../../src/queue/signing-contexts';
+import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 /** Every log line written by any logger made with `logger()`, for the secret search at the end. */
@@ -119,17 +120,20 @@ for (const method of ['client_credentials', 'basic', 'bearer'] as const) {
 
 for (const method of ['client_credentials', 'basic'] as const) {
   test(`service auth ${method}: the token is refreshed before it expires, without a 401`, async () => {
-    const fx = await start({ tokenLifetimeSec: 2 });
+    // Client and sandbox on one ManualClock: the token's life passes when the test moves it.
+    const clock = new ManualClock();
+    const fx = await start({ tokenLifetimeSec: 2, clock });
     try {
       const client = new CscClient({
         baseUrl: fx.sandbox.url,
         auth: await authFor(fx, method, 'fuji-eseal-ec'),
         logger: logger(),
+        now: clock.now,
       });
       await client.credentialInfo('fuji-eseal-ec');
-      // Past the refresh point (expires_in minus a tenth), still inside the sandbox's lifetime or not:
-      // either way the client must ask for a new token first, never wait for the 401.
-      await new Promise((r) => setTimeout(r, 1900));
+      // Past the refresh point (expires_in minus a tenth), still inside the sandbox's lifetime, where
+      // the old token would still be accepted: the client asks for a new token first, no 401.
+      clock.advance(1900);
       await client.credentialInfo('fuji-eseal-ec');
       assert.equal(client.calls.token, 2);
       assert.equal(fx.sandbox.stats().token, 2);
@@ -141,9 +145,10 @@ for (const method of ['client_credentials', 'basic'] as const) {
   });
 
   test(`service auth ${method}: a token refused with 401 is replaced once and the call succeeds`, async () => {
-    const fx = await start({ tokenLifetimeSec: 0.3 });
+    const clock = new ManualClock();
+    const fx = await start({ tokenLifetimeSec: 0.3, clock });
     try {
-      const frozen = Date.now(); // the client believes its token fresh: only the 401 can tell it
+      const frozen = clock.now(); // the client believes its token fresh: only the 401 can tell it
       const client = new CscClient({
         baseUrl: fx.sandbox.url,
         auth: await authFor(fx, method, 'fuji-eseal-ec'),
@@ -151,7 +156,7 @@ for (const method of ['client_credentials', 'basic'] as const) {
         now: () => frozen,
       });
       await client.credentialInfo('fuji-eseal-ec');
-      await new Promise((r) => setTimeout(r, 400));
+      clock.advance(300); // the sandbox's clock reaches the token's end
       await client.credentialInfo('fuji-eseal-ec');
       assert.equal(client.calls.token, 2);
       assert.equal(fx.sandbox.stats().credentialsInfo, 3); // ok, 401 expired_token, ok

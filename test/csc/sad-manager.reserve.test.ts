@@ -1,12 +1,21 @@
 // The SAD manager against the sandbox: one SCAL1 SAD serves signatures until its count runs out (never
 // more than multisign, even with concurrent callers), a SAD near expiry is replaced rather than used,
 // and the key factors are read only when authorising. The sandbox accepts each TOTP time step once
-// (period 1 s here), so every re-authorisation below also proves no code was replayed.
+// (period 1 s here), so every re-authorisation below also proves no code was replayed. Every sandbox
+// here runs on a ManualClock (SAD lifetimes and TOTP): time moves only when a manager waits for the
+// next step or a test moves it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { CscError, SadManager, Scal1Reservation, type KeyFactors } from '../../src/csc';
+import {
+  CscError,
+  InMemoryAuthorisationGuard,
+  SadManager,
+  Scal1Reservation,
+  type KeyFactors,
+} from '../../src/csc';
+import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture } from './sandbox-fixture';
 
 const ID = 'fuji-eseal-ec';
@@ -21,7 +30,7 @@ after(async () => {
 const randomHash = () => crypto.randomBytes(32);
 
 test('12 concurrent signatures with multisign 5 take 3 authorisations, none over-drawn', async () => {
-  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 } });
+  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 }, clock: new ManualClock() });
   try {
     const client = await fx.clientFor(ID);
     const credential = await client.credentialInfo(ID);
@@ -68,7 +77,7 @@ test('12 concurrent signatures with multisign 5 take 3 authorisations, none over
 });
 
 test('a smaller maxSignaturesPerAuthorisation is honoured; a batch above it is refused locally', async () => {
-  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 } });
+  const fx = await startFixture(dataDir, { multisign: { [ID]: 5 }, clock: new ManualClock() });
   try {
     const client = await fx.clientFor(ID);
     const credential = await client.credentialInfo(ID);
@@ -102,34 +111,43 @@ test('a smaller maxSignaturesPerAuthorisation is honoured; a batch above it is r
 });
 
 test('a SAD within the expiry margin is replaced, so no signature is asked for past expiry', async () => {
-  const fx = await startFixture(dataDir, { sadLifetimeSec: 2 });
+  // The sandbox's SAD lifetime and TOTP run on a ManualClock. The manager judges expiry by the real
+  // clock (SadManagerOptions.clock is for TOTP and waits only), so the margin is tried at its two
+  // ends instead of by waiting: far from expiry (margin 1 s of an hour) the SAD is reused; with a
+  // margin of the SAD's whole life it is inside the margin from the start and replaced at the next
+  // reservation. Neither depends on how fast the machine runs.
+  const clock = new ManualClock();
+  const fx = await startFixture(dataDir, { sadLifetimeSec: 3600, clock });
   try {
     const client = await fx.clientFor(ID);
     const credential = await client.credentialInfo(ID);
-    const sadManager = new SadManager({
-      client,
-      credential,
-      factors: fx.factorsFor(ID),
-      expiryMarginMs: 1000,
-      clock: fx.clock,
-    });
-    const first = await sadManager.reserve([randomHash()]);
-    const again = await sadManager.reserve([randomHash()]);
-    assert.ok(first instanceof Scal1Reservation && again instanceof Scal1Reservation);
-    assert.equal(again.sad, first.sad, 'a fresh SAD is reused');
-    await client.signHash({ credential, sad: first.sad, hashes: [randomHash()] });
+    // One guard, as a worker's managers of one credential share one: no TOTP step is sent twice.
+    const guard = new InMemoryAuthorisationGuard();
+    const manager = (expiryMarginMs: number) =>
+      new SadManager({ client, credential, factors: fx.factorsFor(ID), expiryMarginMs, clock, guard });
 
-    await new Promise((r) => setTimeout(r, 1100)); // now inside the last second of its life
+    const far = manager(1000);
+    const first = await far.reserve([randomHash()]);
+    const again = await far.reserve([randomHash()]);
+    assert.ok(first instanceof Scal1Reservation && again instanceof Scal1Reservation);
+    assert.equal(again.sad, first.sad, 'a SAD far from expiry is reused');
+    assert.equal(far.authorisations, 1);
+
+    const near = manager(3_600_000);
+    const issued = await near.reserve([randomHash()]);
     const hash = randomHash();
-    const later = await sadManager.reserve([hash]);
-    assert.ok(later instanceof Scal1Reservation);
-    assert.notEqual(later.sad, first.sad);
-    assert.equal(sadManager.authorisations, 2);
+    const later = await near.reserve([hash]);
+    assert.ok(issued instanceof Scal1Reservation && later instanceof Scal1Reservation);
+    assert.notEqual(issued.sad, first.sad);
+    assert.notEqual(later.sad, issued.sad, 'a SAD inside the margin is not handed out again');
+    assert.equal(near.authorisations, 2);
     await client.signHash({ credential, reservation: later, hashes: [hash] });
+    // The replaced SAD had not expired at the provider: the margin, not the provider, replaced it.
+    await client.signHash({ credential, sad: issued.sad, hashes: [randomHash()] });
     assert.equal(fx.sandbox.stats().errors, 0);
 
-    // The provider does enforce expiry: the replaced SAD, used anyway after its end, is refused.
-    await new Promise((r) => setTimeout(r, Math.max(0, first.expiresAt - Date.now()) + 50));
+    // The provider does enforce expiry: once its clock reaches the SAD's end, a SAD used anyway is refused.
+    clock.advance(3600_000);
     await assert.rejects(
       client.signHash({ credential, sad: first.sad, hashes: [randomHash()] }),
       (err: unknown) => err instanceof CscError && err.status === 400 && /SAD expired/.test(err.message),
@@ -140,7 +158,7 @@ test('a SAD within the expiry margin is replaced, so no signature is asked for p
 });
 
 test('an invalidated SAD is not handed out again', async () => {
-  const fx = await startFixture(dataDir);
+  const fx = await startFixture(dataDir, { clock: new ManualClock() });
   try {
     const client = await fx.clientFor(ID);
     const credential = await client.credentialInfo(ID);

@@ -180,25 +180,58 @@ test('a partial batch leaves after maxWaitMs, and close() flushes what is pendin
   }
 });
 
-test('hashes trickling in faster than maxWaitMs still leave by maxDelayMs', async () => {
+test('hashes trickling in faster than maxWaitMs still leave by maxDelayMs', async (t) => {
   const fx = await startFixture(dataDir);
   try {
-    const { batch } = await signer(fx, { batchSize: 100, maxWaitMs: 60, maxDelayMs: 150 });
+    const client = await fx.clientFor(ID);
+    const { batch, publicKey } = await signer(fx, { batchSize: 100, maxWaitMs: 60, maxDelayMs: 150, client });
+    await batch.sign(messages(1)[0]!.hash); // the SAD is authorised now, before time is mocked
+    // Each signHash call is noted (when, how many hashes) and held until the trickle is over, so that
+    // no request is on the wire while timers are mocked.
+    const sent: { at: number; size: number }[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const realSignHash = client.signHash.bind(client);
+    client.signHash = async (req) => {
+      sent.push({ at: Date.now(), size: req.hashes.length });
+      await released;
+      return realSignHash(req);
+    };
+    // The batch signer's clock (Date.now and setTimeout) is moved by the test: a hash every 20 ms, never
+    // the pause of maxWaitMs, however slow the machine is.
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+    // Millisecond by millisecond, letting the batch signer act after each, so `sent` says to the
+    // millisecond when each batch left.
+    const advance = async (ms: number) => {
+      for (let k = 0; k < ms; k++) {
+        t.mock.timers.tick(1);
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    const t0 = Date.now();
     const items = messages(12);
-    const started = Date.now();
-    const firstDone = batch.sign(items[0]!.hash).then(() => Date.now());
-    const rest: Promise<Buffer>[] = [];
-    for (const it of items.slice(1)) {
-      await new Promise((r) => setTimeout(r, 20));
-      rest.push(batch.sign(it.hash));
+    const results = [batch.sign(items[0]!.hash)];
+    for (const [i, it] of items.slice(1).entries()) {
+      await advance(20);
+      // Up to 140 ms nothing left: every pause was shorter than maxWaitMs and the oldest is younger
+      // than maxDelayMs; at 150 ms the 8 hashes that had come left, while hashes kept coming.
+      assert.equal(sent.length, (i + 1) * 20 < 150 ? 0 : 1, `at ${(i + 1) * 20} ms`);
+      results.push(batch.sign(it.hash));
     }
-    const lastSubmitted = Date.now();
-    const firstAt = await firstDone;
-    await Promise.all(rest);
-    // Never a pause of maxWaitMs, yet the oldest hash left at maxDelayMs, while others still came in.
-    assert.ok(firstAt - started >= 140, `first hash signed after ${firstAt - started} ms`);
-    assert.ok(firstAt < lastSubmitted, 'the first batch left before the trickle ended');
-    assert.ok(batch.stats().batches >= 2);
+    await advance(100);
+    // The last 4 (160..220 ms) left once no hash had come for maxWaitMs.
+    assert.deepEqual(sent, [
+      { at: t0 + 150, size: 8 },
+      { at: t0 + 220 + 60, size: 4 },
+    ]);
+    t.mock.timers.reset();
+    release();
+    const sigs = await Promise.all(results);
+    items.forEach((it, i) =>
+      assert.ok(crypto.verify('sha256', it.msg, publicKey, sigs[i]!), `signature ${i}`),
+    );
+    assert.equal(batch.stats().batches, 3);
+    await batch.close();
   } finally {
     await fx.close();
   }

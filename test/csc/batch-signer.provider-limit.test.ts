@@ -31,6 +31,9 @@ import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 import { ManualClock } from '../sandbox/sandbox-fixture';
 import { testRedis } from '../helpers/test-redis';
 
+/** Every test here runs in well under a second; the bound only stops a hang. */
+const TIMEOUT = { timeout: 30_000 };
+
 const EC = 'fuji-eseal-ec';
 const EC_SCAL2 = 'fuji-eseal-ec-scal2';
 const LIMIT = 16;
@@ -287,7 +290,7 @@ test(
   },
 );
 
-test('statedHashLimit reads the limit from how providers word the refusal, and nothing else', () => {
+test('statedHashLimit reads the limit from how providers word the refusal, and nothing else', TIMEOUT, () => {
   const refusal = (status: number, error: string, errorDescription: string) =>
     new CscError({ endpoint: 'signatures/signHash', status, error, errorDescription });
   const cases: Array<[CscError, number, number | undefined]> = [

@@ -195,7 +195,10 @@ const ROUTES: Record<string, Route> = {
 };
 
 type Defaulted = Required<
-  Omit<SandboxOptions, 'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'totpNow' | 'onlineOtp' | 'faults'>
+  Omit<
+    SandboxOptions,
+    'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'now' | 'totpNow' | 'onlineOtp' | 'faults'
+  >
 >;
 
 const DEFAULTS: Defaulted = {
@@ -224,20 +227,25 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   if (state.provisioned) logger.info({ dataDir: options.dataDir }, 'sandbox: provisioned a new dataDir');
   const faults = new FaultInjector(logger, options.faults);
 
+  // One clock for every lifetime (real time unless a test injects its own), so that expiry, lockout
+  // and the codes' lives all move together when a test moves time forward.
+  const now = options.now ?? Date.now;
   const ctx: SandboxContext = {
     state,
-    tokens: new TokenStore(o.tokenLifetimeSec * 1000),
-    sads: new SadStore(o.sadLifetimeSec * 1000, Date.now, () => faults.sadExpiredEarly()),
-    codes: new AuthorizationCodeStore(),
-    approvals: new PendingApprovals(),
+    tokens: new TokenStore(o.tokenLifetimeSec * 1000, now),
+    sads: new SadStore(o.sadLifetimeSec * 1000, now, () => faults.sadExpiredEarly()),
+    codes: new AuthorizationCodeStore(undefined, now),
+    approvals: new PendingApprovals(undefined, now),
     // A credential-scope token stands in for a SAD, so it lives as long as one.
-    credentialTokens: new CredentialTokenStore(o.sadLifetimeSec * 1000),
-    lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000),
-    totp: new TotpVerifier(o.totpPeriodSec, options.totpNow),
+    credentialTokens: new CredentialTokenStore(o.sadLifetimeSec * 1000, now),
+    lock: new CredentialLock(o.lockAfterFailures, o.lockSeconds * 1000, now),
+    totp: new TotpVerifier(o.totpPeriodSec, options.totpNow ?? now),
     onlineOtp: new OnlineOtpStore(
       options.onlineOtp ?? [],
       state.credentials,
       path.join(options.dataDir, 'outbox-otp'),
+      undefined,
+      now,
     ),
     stats: zeroStats(),
     faults,

@@ -28,8 +28,13 @@ export interface SandboxOptions {
    * The secret files stay RFC 6238 secrets; clients must be told the period (CSC's credentials/info has
    * no field for it, so it travels in the job definition's `totpPeriod`). */
   totpPeriodSec?: number;
-  /** Clock (ms since the epoch) for TOTP checks only, for tests that move time forward instead of
-   * waiting out time steps; SAD, token and lockout times always follow the real clock. Default `Date.now`. */
+  /** Clock (ms since the epoch) for every lifetime the sandbox keeps: service and credential-scope
+   * tokens, SADs (and `sad-expiry` faults), authorization codes, pending approvals, online OTPs and
+   * lockouts. Tests pass one they move forward, so that expiry is a step they take rather than a race
+   * with the machine's speed. TOTP checks follow it too unless `totpNow` is given. Default `Date.now`. */
+  now?: () => number;
+  /** Clock for TOTP checks only (ms since the epoch), for tests that move TOTP time forward instead of
+   * waiting out time steps. Default: `now`, else `Date.now`. */
   totpNow?: () => number;
   /** Tests only: credential IDs whose OTP is online, sent to the holder by `credentials/sendOTP` instead
    * of computed from the TOTP secret. credentials/info describes it so (v2: OTP object with `generator`

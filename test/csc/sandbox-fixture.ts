@@ -1,7 +1,7 @@
 // Test fixture for the CSC part: one provisioned sandbox data folder per test file, sandboxes started
 // on it with the options a test needs (TOTP period 1 s, on a clock that SAD managers given `clock`
-// move forward instead of waiting out steps), and clients, facts and key factors read from its secret
-// files.
+// move forward instead of waiting out steps; optionally all its lifetimes on a ManualClock), and
+// clients, facts and key factors read from its secret files.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,14 +13,15 @@ import {
   type SandboxOptions,
 } from '../../src/sandbox';
 import { CscClient, type CscClientOptions, type KeyFactors } from '../../src/csc';
-import { TestClock } from '../sandbox/sandbox-fixture';
+import { TestClock, type FixtureClock } from '../sandbox/sandbox-fixture';
 
 export const silent = pino({ level: 'silent' });
 
 export interface Fixture {
   sandbox: SandboxHandle;
-  /** The sandbox's TOTP clock: a SadManager given it as `clock` skips TOTP waits instead of sleeping. */
-  clock: TestClock;
+  /** The sandbox's TOTP clock (and its clock of lifetimes too, when one was given): a SadManager given
+   * it as `clock` skips TOTP waits instead of sleeping. */
+  clock: FixtureClock;
   credential(id: string): SandboxCredential;
   clientFor(credentialId: string, overrides?: Partial<CscClientOptions>): Promise<CscClient>;
   factorsFor(credentialId: string): () => Promise<KeyFactors>;
@@ -32,18 +33,21 @@ export function makeDataDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'csc-test-'));
 }
 
-export async function startFixture(
-  dataDir: string,
-  options: Omit<SandboxOptions, 'dataDir'> = {},
-): Promise<Fixture> {
-  const clock = new TestClock();
+/** The sandbox's options, and `clock`: given, it drives every clock of the sandbox (tokens, SADs,
+ * lockouts and TOTP; see ManualClock); absent, the sandbox keeps real time and a TestClock for TOTP. */
+export type FixtureOptions = Omit<SandboxOptions, 'dataDir'> & { clock?: FixtureClock };
+
+export async function startFixture(dataDir: string, options: FixtureOptions = {}): Promise<Fixture> {
+  const { clock: given, ...sandboxOptions } = options;
+  const clock = given ?? new TestClock();
   const sandbox = await startSandbox({
     dataDir,
     port: 0,
     logger: silent,
     totpPeriodSec: 1,
     totpNow: clock.now,
-    ...options,
+    ...(given === undefined ? {} : { now: given.now }),
+    ...sandboxOptions,
   });
   const credential = (id: string) => {
     const c = sandbox.credentials.find((x) => x.credentialId === id);

@@ -12,7 +12,11 @@ import { createLogger } from '../../src/common/logger';
 import { CscClient, CscError, totpCode, type CscServiceAuth } from '../../src/csc';
 import { loadJobFile } from '../../src/jobs';
 import { SigningContexts } from '../../src/queue/signing-contexts';
+import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
+
+/** Every test here runs in well under a second; the bound only stops a hang. */
+const TIMEOUT = { timeout: 30_000 };
 
 /** Every log line written by any logger made with `logger()`, for the secret search at the end. */
 const logLines: string[] = [];
@@ -95,73 +99,89 @@ async function sealOnce(fx: Fixture, client: CscClient, credentialId: string): P
 }
 
 for (const method of ['client_credentials', 'basic', 'bearer'] as const) {
-  test(`service auth ${method}: credentials/info, authorize and signHash work end to end`, async () => {
-    const fx = await start();
-    try {
-      for (const credentialId of ['sakura-eseal-rsa', 'fuji-eseal-ec']) {
-        const client = new CscClient({
-          baseUrl: fx.sandbox.url,
-          auth: await authFor(fx, method, credentialId),
-          logger: logger(),
-          timeoutMs: 5000,
-        });
-        await sealOnce(fx, client, credentialId);
-        // One token per client (none for a static token), reused for all three calls.
-        assert.equal(client.calls.token, method === 'bearer' ? 0 : 1);
+  test(
+    `service auth ${method}: credentials/info, authorize and signHash work end to end`,
+    TIMEOUT,
+    async () => {
+      const fx = await start();
+      try {
+        for (const credentialId of ['sakura-eseal-rsa', 'fuji-eseal-ec']) {
+          const client = new CscClient({
+            baseUrl: fx.sandbox.url,
+            auth: await authFor(fx, method, credentialId),
+            logger: logger(),
+            timeoutMs: 5000,
+          });
+          await sealOnce(fx, client, credentialId);
+          // One token per client (none for a static token), reused for all three calls.
+          assert.equal(client.calls.token, method === 'bearer' ? 0 : 1);
+        }
+        assert.equal(fx.sandbox.stats().errors, 0);
+        assert.equal(fx.sandbox.stats().signatures, 2);
+      } finally {
+        await fx.close();
       }
-      assert.equal(fx.sandbox.stats().errors, 0);
-      assert.equal(fx.sandbox.stats().signatures, 2);
-    } finally {
-      await fx.close();
-    }
-  });
+    },
+  );
 }
 
 for (const method of ['client_credentials', 'basic'] as const) {
-  test(`service auth ${method}: the token is refreshed before it expires, without a 401`, async () => {
-    const fx = await start({ tokenLifetimeSec: 2 });
-    try {
-      const client = new CscClient({
-        baseUrl: fx.sandbox.url,
-        auth: await authFor(fx, method, 'fuji-eseal-ec'),
-        logger: logger(),
-      });
-      await client.credentialInfo('fuji-eseal-ec');
-      // Past the refresh point (expires_in minus a tenth), still inside the sandbox's lifetime or not:
-      // either way the client must ask for a new token first, never wait for the 401.
-      await new Promise((r) => setTimeout(r, 1900));
-      await client.credentialInfo('fuji-eseal-ec');
-      assert.equal(client.calls.token, 2);
-      assert.equal(fx.sandbox.stats().token, 2);
-      assert.equal(fx.sandbox.stats().credentialsInfo, 2);
-      assert.equal(fx.sandbox.stats().errors, 0);
-    } finally {
-      await fx.close();
-    }
-  });
+  test(
+    `service auth ${method}: the token is refreshed before it expires, without a 401`,
+    TIMEOUT,
+    async () => {
+      // Client and sandbox on one ManualClock: the token's life passes when the test moves it.
+      const clock = new ManualClock();
+      const fx = await start({ tokenLifetimeSec: 2, clock });
+      try {
+        const client = new CscClient({
+          baseUrl: fx.sandbox.url,
+          auth: await authFor(fx, method, 'fuji-eseal-ec'),
+          logger: logger(),
+          now: clock.now,
+        });
+        await client.credentialInfo('fuji-eseal-ec');
+        // Past the refresh point (expires_in minus a tenth), still inside the sandbox's lifetime, where
+        // the old token would still be accepted: the client asks for a new token first, no 401.
+        clock.advance(1900);
+        await client.credentialInfo('fuji-eseal-ec');
+        assert.equal(client.calls.token, 2);
+        assert.equal(fx.sandbox.stats().token, 2);
+        assert.equal(fx.sandbox.stats().credentialsInfo, 2);
+        assert.equal(fx.sandbox.stats().errors, 0);
+      } finally {
+        await fx.close();
+      }
+    },
+  );
 
-  test(`service auth ${method}: a token refused with 401 is replaced once and the call succeeds`, async () => {
-    const fx = await start({ tokenLifetimeSec: 0.3 });
-    try {
-      const frozen = Date.now(); // the client believes its token fresh: only the 401 can tell it
-      const client = new CscClient({
-        baseUrl: fx.sandbox.url,
-        auth: await authFor(fx, method, 'fuji-eseal-ec'),
-        logger: logger(),
-        now: () => frozen,
-      });
-      await client.credentialInfo('fuji-eseal-ec');
-      await new Promise((r) => setTimeout(r, 400));
-      await client.credentialInfo('fuji-eseal-ec');
-      assert.equal(client.calls.token, 2);
-      assert.equal(fx.sandbox.stats().credentialsInfo, 3); // ok, 401 expired_token, ok
-      assert.equal(fx.sandbox.stats().errors, 1);
-    } finally {
-      await fx.close();
-    }
-  });
+  test(
+    `service auth ${method}: a token refused with 401 is replaced once and the call succeeds`,
+    TIMEOUT,
+    async () => {
+      const clock = new ManualClock();
+      const fx = await start({ tokenLifetimeSec: 0.3, clock });
+      try {
+        const frozen = clock.now(); // the client believes its token fresh: only the 401 can tell it
+        const client = new CscClient({
+          baseUrl: fx.sandbox.url,
+          auth: await authFor(fx, method, 'fuji-eseal-ec'),
+          logger: logger(),
+          now: () => frozen,
+        });
+        await client.credentialInfo('fuji-eseal-ec');
+        clock.advance(300); // the sandbox's clock reaches the token's end
+        await client.credentialInfo('fuji-eseal-ec');
+        assert.equal(client.calls.token, 2);
+        assert.equal(fx.sandbox.stats().credentialsInfo, 3); // ok, 401 expired_token, ok
+        assert.equal(fx.sandbox.stats().errors, 1);
+      } finally {
+        await fx.close();
+      }
+    },
+  );
 
-  test(`service auth ${method}: a second 401 fails with the provider's error`, async () => {
+  test(`service auth ${method}: a second 401 fails with the provider's error`, TIMEOUT, async () => {
     // Every token expires while the sandbox's latency holds the request: each one is refused.
     const fx = await start({ tokenLifetimeSec: 0.05, latencyMs: 150 });
     try {
@@ -187,155 +207,175 @@ for (const method of ['client_credentials', 'basic'] as const) {
   });
 }
 
-test('service auth basic: a wrong password is refused by auth/login with 401, not retried', async () => {
-  const fx = await start();
-  try {
-    const password = 'wrong-password-6c1e2f';
-    secretsSeen.add(password);
-    const client = new CscClient({
-      baseUrl: fx.sandbox.url,
-      auth: {
-        kind: 'basic',
-        username: await readPlain(fx.credential('sakura-eseal-rsa').loginUserFile),
-        password,
-      },
-      logger: logger(),
-    });
-    const err = await client.credentialInfo('sakura-eseal-rsa').then(
-      () => assert.fail('expected a refusal'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof CscError);
-    assert.equal(err.endpoint, 'auth/login');
-    assert.equal(err.status, 401);
-    assert.equal(err.error, 'access_denied');
-    assert.equal(err.retryable, false);
-    assert.match(err.message, /^CSC auth\/login failed: HTTP 401 access_denied: /);
-    assert.ok(!err.message.includes(password));
-    assert.equal(client.calls.token, 1);
-    assert.equal(fx.sandbox.stats().credentialsInfo, 0);
-  } finally {
-    await fx.close();
-  }
-});
-
-test('service auth bearer: a refused static token fails at once, saying the configured token was refused', async () => {
-  const fx = await start();
-  try {
-    const token = 'not-an-issued-token-93b1d0';
-    secretsSeen.add(token);
-    const client = new CscClient({
-      baseUrl: fx.sandbox.url,
-      auth: { kind: 'bearer', token },
-      logger: logger(),
-    });
-    const err = await client.credentialInfo('sakura-eseal-rsa').then(
-      () => assert.fail('expected a refusal'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof CscError);
-    assert.equal(err.status, 401);
-    assert.equal(err.error, 'invalid_token');
-    assert.equal(err.retryable, false);
-    assert.match(err.message, /HTTP 401 invalid_token: .*configured bearer token was refused/);
-    assert.ok(!err.message.includes(token));
-    assert.equal(client.calls.token, 0);
-    assert.equal(fx.sandbox.stats().credentialsInfo, 1); // sent once, never re-sent
-  } finally {
-    await fx.close();
-  }
-});
-
-test('job definitions: each serviceAuth method is wired into the signing context, secrets by reference', async () => {
-  const fx = await start();
-  const jobsDir = await fs.mkdtemp(path.join(dataDir, 'jobs-'));
-  try {
-    const c = fx.credential('sakura-eseal-rsa');
-    const methods = {
-      client_credentials: {},
-      basic: {
-        serviceAuth: {
-          method: 'basic',
-          username: await readPlain(c.loginUserFile),
-          password: `file:${c.loginPasswordFile}`,
+test(
+  'service auth basic: a wrong password is refused by auth/login with 401, not retried',
+  TIMEOUT,
+  async () => {
+    const fx = await start();
+    try {
+      const password = 'wrong-password-6c1e2f';
+      secretsSeen.add(password);
+      const client = new CscClient({
+        baseUrl: fx.sandbox.url,
+        auth: {
+          kind: 'basic',
+          username: await readPlain(fx.credential('sakura-eseal-rsa').loginUserFile),
+          password,
         },
-      },
-      bearer: { serviceAuth: { method: 'bearer', token: 'env:SAKURA_API_TOKEN' } },
-    };
-    const env = { SAKURA_API_TOKEN: await read(c.apiTokenFile) };
-    for (const [method, extra] of Object.entries(methods)) {
-      const file = path.join(jobsDir, `${method}.json`);
-      await fs.writeFile(
-        file,
-        JSON.stringify({
-          name: `sakura-${method.replace('_', '-')}`,
-          cron: '0 2 * * *',
-          tenant: 'sakura',
-          export: {
-            folder: 'inbox',
-            columns: { invoiceNumber: 'n', customerName: 'c', amount: 'a', pdfPath: 'p' },
-          },
-          signing: {
-            providerUrl: fx.sandbox.url,
-            clientId: c.clientId,
-            clientSecret: `file:${c.clientSecretFile}`,
-            credentialId: c.credentialId,
-            pin: `file:${c.pinFile}`,
-            totpSecret: `file:${c.totpSecretFile}`,
-            ...extra,
-          },
-          outbox: 'outbox',
-        }),
+        logger: logger(),
+      });
+      const err = await client.credentialInfo('sakura-eseal-rsa').then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e,
       );
-      const job = await loadJobFile(file);
-      const contexts = new SigningContexts({ logger: logger(), env });
-      try {
-        assert.deepEqual(await contexts.preflight([job]), [], method);
-        const context = await contexts.get(job);
-        assert.equal(context.facts.credentialId, 'sakura-eseal-rsa');
-        assert.equal(context.client.calls.token, method === 'bearer' ? 0 : 1, method);
-      } finally {
-        await contexts.close();
-      }
-      // A reference that does not resolve is named by preflight, its value never shown.
-      const broken = new SigningContexts({ logger: logger(), env: {} });
-      const problems = await broken.preflight([job]);
-      if (method === 'bearer') assert.match(problems.map((p) => p.reason).join('\n'), /env:SAKURA_API_TOKEN/);
-      else assert.deepEqual(problems, []);
+      assert.ok(err instanceof CscError);
+      assert.equal(err.endpoint, 'auth/login');
+      assert.equal(err.status, 401);
+      assert.equal(err.error, 'access_denied');
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /^CSC auth\/login failed: HTTP 401 access_denied: /);
+      assert.ok(!err.message.includes(password));
+      assert.equal(client.calls.token, 1);
+      assert.equal(fx.sandbox.stats().credentialsInfo, 0);
+    } finally {
+      await fx.close();
     }
-  } finally {
-    await fx.close();
-  }
-});
+  },
+);
 
-test('no log line of client or sandbox holds a password, client secret, token, PIN, TOTP secret or SAD', async () => {
-  const fx = await start();
-  try {
-    for (const c of fx.sandbox.credentials) {
-      for (const f of [
-        c.clientSecretFile,
-        c.loginPasswordFile,
-        c.apiTokenFile,
-        c.pinFile,
-        c.totpSecretFile,
-      ]) {
-        await read(f);
-      }
+test(
+  'service auth bearer: a refused static token fails at once, saying the configured token was refused',
+  TIMEOUT,
+  async () => {
+    const fx = await start();
+    try {
+      const token = 'not-an-issued-token-93b1d0';
+      secretsSeen.add(token);
+      const client = new CscClient({
+        baseUrl: fx.sandbox.url,
+        auth: { kind: 'bearer', token },
+        logger: logger(),
+      });
+      const err = await client.credentialInfo('sakura-eseal-rsa').then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof CscError);
+      assert.equal(err.status, 401);
+      assert.equal(err.error, 'invalid_token');
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /HTTP 401 invalid_token: .*configured bearer token was refused/);
+      assert.ok(!err.message.includes(token));
+      assert.equal(client.calls.token, 0);
+      assert.equal(fx.sandbox.stats().credentialsInfo, 1); // sent once, never re-sent
+    } finally {
+      await fx.close();
     }
-  } finally {
-    await fx.close();
-  }
-  assert.ok(logLines.length > 20, `expected the earlier tests to have logged, got ${logLines.length} lines`);
-  assert.ok(secretsSeen.size > 20);
-  // The capture saw both sides, refusals included.
-  assert.ok(logLines.some((l) => l.includes('"path":"/csc/v2/auth/login"')));
-  assert.ok(logLines.some((l) => l.includes('sandbox: auth/login failed')));
-  assert.ok(logLines.some((l) => l.includes('refused the configured bearer token')));
-  assert.ok(logLines.some((l) => l.includes('service token refused; fetching a new one')));
-  for (const secret of secretsSeen) {
-    // A 6-digit PIN may turn up inside a timestamp by chance; a leaked one would be a JSON string.
-    const needle = /^\d+$/.test(secret) ? `"${secret}"` : secret;
-    const leaked = logLines.find((line) => line.includes(needle));
-    assert.equal(leaked, undefined, `a log line holds a secret: ${leaked?.slice(0, 200)}`);
-  }
-});
+  },
+);
+
+test(
+  'job definitions: each serviceAuth method is wired into the signing context, secrets by reference',
+  TIMEOUT,
+  async () => {
+    const fx = await start();
+    const jobsDir = await fs.mkdtemp(path.join(dataDir, 'jobs-'));
+    try {
+      const c = fx.credential('sakura-eseal-rsa');
+      const methods = {
+        client_credentials: {},
+        basic: {
+          serviceAuth: {
+            method: 'basic',
+            username: await readPlain(c.loginUserFile),
+            password: `file:${c.loginPasswordFile}`,
+          },
+        },
+        bearer: { serviceAuth: { method: 'bearer', token: 'env:SAKURA_API_TOKEN' } },
+      };
+      const env = { SAKURA_API_TOKEN: await read(c.apiTokenFile) };
+      for (const [method, extra] of Object.entries(methods)) {
+        const file = path.join(jobsDir, `${method}.json`);
+        await fs.writeFile(
+          file,
+          JSON.stringify({
+            name: `sakura-${method.replace('_', '-')}`,
+            cron: '0 2 * * *',
+            tenant: 'sakura',
+            export: {
+              folder: 'inbox',
+              columns: { invoiceNumber: 'n', customerName: 'c', amount: 'a', pdfPath: 'p' },
+            },
+            signing: {
+              providerUrl: fx.sandbox.url,
+              clientId: c.clientId,
+              clientSecret: `file:${c.clientSecretFile}`,
+              credentialId: c.credentialId,
+              pin: `file:${c.pinFile}`,
+              totpSecret: `file:${c.totpSecretFile}`,
+              ...extra,
+            },
+            outbox: 'outbox',
+          }),
+        );
+        const job = await loadJobFile(file);
+        const contexts = new SigningContexts({ logger: logger(), env });
+        try {
+          assert.deepEqual(await contexts.preflight([job]), [], method);
+          const context = await contexts.get(job);
+          assert.equal(context.facts.credentialId, 'sakura-eseal-rsa');
+          assert.equal(context.client.calls.token, method === 'bearer' ? 0 : 1, method);
+        } finally {
+          await contexts.close();
+        }
+        // A reference that does not resolve is named by preflight, its value never shown.
+        const broken = new SigningContexts({ logger: logger(), env: {} });
+        const problems = await broken.preflight([job]);
+        if (method === 'bearer')
+          assert.match(problems.map((p) => p.reason).join('\n'), /env:SAKURA_API_TOKEN/);
+        else assert.deepEqual(problems, []);
+      }
+    } finally {
+      await fx.close();
+    }
+  },
+);
+
+test(
+  'no log line of client or sandbox holds a password, client secret, token, PIN, TOTP secret or SAD',
+  TIMEOUT,
+  async () => {
+    const fx = await start();
+    try {
+      for (const c of fx.sandbox.credentials) {
+        for (const f of [
+          c.clientSecretFile,
+          c.loginPasswordFile,
+          c.apiTokenFile,
+          c.pinFile,
+          c.totpSecretFile,
+        ]) {
+          await read(f);
+        }
+      }
+    } finally {
+      await fx.close();
+    }
+    assert.ok(
+      logLines.length > 20,
+      `expected the earlier tests to have logged, got ${logLines.length} lines`,
+    );
+    assert.ok(secretsSeen.size > 20);
+    // The capture saw both sides, refusals included.
+    assert.ok(logLines.some((l) => l.includes('"path":"/csc/v2/auth/login"')));
+    assert.ok(logLines.some((l) => l.includes('sandbox: auth/login failed')));
+    assert.ok(logLines.some((l) => l.includes('refused the configured bearer token')));
+    assert.ok(logLines.some((l) => l.includes('service token refused; fetching a new one')));
+    for (const secret of secretsSeen) {
+      // A 6-digit PIN may turn up inside a timestamp by chance; a leaked one would be a JSON string.
+      const needle = /^\d+$/.test(secret) ? `"${secret}"` : secret;
+      const leaked = logLines.find((line) => line.includes(needle));
+      assert.equal(leaked, undefined, `a log line holds a secret: ${leaked?.slice(0, 200)}`);
+    }
+  },
+);

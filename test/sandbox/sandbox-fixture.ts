@@ -1,5 +1,6 @@
 // Test fixture for the sandbox tests: a sandbox in a temp dataDir (TOTP period 1 s, on a clock the
-// tests move forward instead of waiting out time steps), and raw-fetch helpers that speak CSC v2 the
+// tests move forward instead of waiting out time steps; optionally every lifetime on a ManualClock the
+// test moves, so that nothing expires by the machine being slow), and raw-fetch helpers that speak CSC v2 the
 // way any client would (token, CSC call, authorize with PIN + TOTP, never reusing a time step the
 // sandbox accepted). No sandbox internals.
 import { createHash } from 'node:crypto';
@@ -21,16 +22,23 @@ export const RSA_OID = '1.2.840.113549.1.1.1';
 export const SHA256_RSA_OID = '1.2.840.113549.1.1.11';
 export const ECDSA_SHA256_OID = '1.2.840.10045.4.3.2';
 
+/** A clock tests hold: what the sandbox (and a SadManager given it) reads, and moves on by sleeping. */
+export interface FixtureClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
 export interface Fixture {
   sandbox: SandboxHandle;
   dataDir: string;
-  /** The sandbox's TOTP clock; pass it to a SadManager as its `clock`. */
-  clock: TestClock;
+  /** The sandbox's TOTP clock (and its clock of lifetimes too, when one was given); pass it to a
+   * SadManager as its `clock`. */
+  clock: FixtureClock;
   close(): Promise<void>;
 }
 
 /** A clock for TOTP only: real time plus the time tests skipped (sleep() moves it on, at once). */
-export class TestClock {
+export class TestClock implements FixtureClock {
   private skipped = 0;
   readonly now = (): number => Date.now() + this.skipped;
   readonly sleep = async (ms: number): Promise<void> => {
@@ -38,10 +46,34 @@ export class TestClock {
   };
 }
 
-/** The TOTP clock of each sandbox started by startFixture, by URL. */
-const clocks = new Map<string, TestClock>();
+/**
+ * A clock that stands still until the test moves it (advance, or a sleep of the code under test):
+ * tokens, SADs and lockouts on it expire exactly when the test says, however slow the machine is.
+ * It starts at the real time, so certificates and logs still look like today.
+ */
+export class ManualClock implements FixtureClock {
+  private at: number;
+  constructor(start = Date.now()) {
+    this.at = start;
+  }
+  readonly now = (): number => this.at;
+  readonly advance = (ms: number): void => {
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new Error(`cannot move a clock by ${ms} ms`);
+    this.at += ms;
+  };
+  readonly sleep = async (ms: number): Promise<void> => {
+    this.advance(Math.max(0, ms));
+  };
+}
 
-export function clockOf(sandbox: SandboxHandle): TestClock | undefined {
+/** startFixture's options: the sandbox's, and `clock`, which then drives the sandbox's every clock
+ * (lifetimes and TOTP); without it the sandbox keeps real time and a TestClock for TOTP. */
+export type FixtureOptions = Partial<SandboxOptions> & { clock?: FixtureClock };
+
+/** The TOTP clock of each sandbox started by startFixture, by URL. */
+const clocks = new Map<string, FixtureClock>();
+
+export function clockOf(sandbox: SandboxHandle): FixtureClock | undefined {
   return clocks.get(sandbox.url);
 }
 
@@ -49,17 +81,16 @@ export async function makeDataDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'sealer-sandbox-test-'));
 }
 
-export async function startFixture(
-  options: Partial<SandboxOptions> = {},
-  dataDir?: string,
-): Promise<Fixture> {
+export async function startFixture(options: FixtureOptions = {}, dataDir?: string): Promise<Fixture> {
   const dir = dataDir ?? (await makeDataDir());
-  const clock = new TestClock();
+  const { clock: given, ...sandboxOptions } = options;
+  const clock = given ?? new TestClock();
   const sandbox = await startSandbox({
     logger: pino({ level: 'silent' }),
     totpPeriodSec: 1,
     totpNow: clock.now,
-    ...options,
+    ...(given === undefined ? {} : { now: given.now }),
+    ...sandboxOptions,
     dataDir: dir,
   });
   clocks.set(sandbox.url, clock);

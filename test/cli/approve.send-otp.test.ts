@@ -15,6 +15,7 @@ import { approveAtPrompt } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { sandboxSecret, sandboxSecretsDir, startTestSandbox, writeJobFile } from '../helpers/night-fixture';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const CREDENTIAL = 'sakura-eseal-rsa';
@@ -41,68 +42,76 @@ async function setUp() {
   return { dir, url, redis, prefix, jobsDir, env, pin, phone };
 }
 
-test('approveAtPrompt sends the online OTP before asking for it and parks the approval', async () => {
-  const { redis, prefix, jobsDir, env, pin, phone } = await setUp();
-  const [job] = await loadJobs(jobsDir);
-  assert.equal(job!.signing.otpDelivery, 'sendOTP');
+test(
+  'approveAtPrompt sends the online OTP before asking for it and parks the approval',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const { redis, prefix, jobsDir, env, pin, phone } = await setUp();
+    const [job] = await loadJobs(jobsDir);
+    assert.equal(job!.signing.otpDelivery, 'sendOTP');
 
-  const events: string[] = [];
-  const result = await approveAtPrompt({
-    job: job!,
-    count: 4,
-    redis,
-    prefix,
-    logger: pino({ level: 'silent' }),
-    env,
-    approvedBy: 'keiko',
-    onOtpSent: () => events.push('sent'),
-    ask: async (factor) => {
-      events.push(`ask ${factor}`);
-      if (factor === 'PIN') return pin;
-      // The approver reads the code from the phone it was sent to.
-      return (await fs.readFile(phone, 'utf8')).trim();
-    },
-  });
-  assert.deepEqual(events, ['ask PIN', 'sent', 'ask OTP']);
-  assert.equal(result.via, 'prompt');
-  assert.equal(result.numSignatures, 4);
-
-  const status = await new ParkedApprovals(redis, prefix).status('sakura', CREDENTIAL);
-  assert.ok(status, 'no approval parked');
-  assert.equal(status.via, 'prompt');
-  assert.equal(status.approvedBy, 'keiko');
-  assert.equal(status.granted, 4);
-  assert.equal(status.remaining, 4);
-});
-
-test('sealer approve --prompt says the code was sent, then reads it from stdin', async () => {
-  const { url, redis, prefix, jobsDir, env, pin, phone } = await setUp();
-  const child = spawn(
-    process.execPath,
-    [CLI, 'approve', '--tenant', 'sakura', '--count', '3', '--prompt', '--jobs', jobsDir],
-    {
-      env: { ...env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.stdin.write(`${pin}\n`);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes("a one-time code was sent to the approver's device")) resolve();
+    const events: string[] = [];
+    const result = await approveAtPrompt({
+      job: job!,
+      count: 4,
+      redis,
+      prefix,
+      logger: pino({ level: 'silent' }),
+      env,
+      approvedBy: 'keiko',
+      onOtpSent: () => events.push('sent'),
+      ask: async (factor) => {
+        events.push(`ask ${factor}`);
+        if (factor === 'PIN') return pin;
+        // The approver reads the code from the phone it was sent to.
+        return (await fs.readFile(phone, 'utf8')).trim();
+      },
     });
-    child.once('exit', (c) => reject(new Error(`approve exited ${c} before sending a code: ${err}`)));
-  });
-  child.stdin.end(`${(await fs.readFile(phone, 'utf8')).trim()}\n`);
-  assert.equal(await exited, 0, err);
-  assert.match(
-    out,
-    /^a one-time code was sent to the approver's device\napproved: 3 seals for tenant sakura, credential sakura-eseal-rsa, via prompt, until \S+Z \(approval [0-9a-f]{16}\)$/m,
-  );
-  const status = await new ParkedApprovals(redis, prefix).status('sakura', CREDENTIAL);
-  assert.equal(status?.granted, 3);
-});
+    assert.deepEqual(events, ['ask PIN', 'sent', 'ask OTP']);
+    assert.equal(result.via, 'prompt');
+    assert.equal(result.numSignatures, 4);
+
+    const status = await new ParkedApprovals(redis, prefix).status('sakura', CREDENTIAL);
+    assert.ok(status, 'no approval parked');
+    assert.equal(status.via, 'prompt');
+    assert.equal(status.approvedBy, 'keiko');
+    assert.equal(status.granted, 4);
+    assert.equal(status.remaining, 4);
+  },
+);
+
+test(
+  'sealer approve --prompt says the code was sent, then reads it from stdin',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const { url, redis, prefix, jobsDir, env, pin, phone } = await setUp();
+    const child = spawn(
+      process.execPath,
+      [CLI, 'approve', '--tenant', 'sakura', '--count', '3', '--prompt', '--jobs', jobsDir],
+      {
+        env: { ...env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.stdin.write(`${pin}\n`);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes("a one-time code was sent to the approver's device")) resolve();
+      });
+      child.once('exit', (c) => reject(new Error(`approve exited ${c} before sending a code: ${err}`)));
+    });
+    child.stdin.end(`${(await fs.readFile(phone, 'utf8')).trim()}\n`);
+    assert.equal(await exited, 0, err);
+    assert.match(
+      out,
+      /^a one-time code was sent to the approver's device\napproved: 3 seals for tenant sakura, credential sakura-eseal-rsa, via prompt, until \S+Z \(approval [0-9a-f]{16}\)$/m,
+    );
+    const status = await new ParkedApprovals(redis, prefix).status('sakura', CREDENTIAL);
+    assert.equal(status?.granted, 3);
+  },
+);

@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { writeJobFile, writeTenantExport } from '../helpers/night-fixture';
 
-const TIMEOUT = { timeout: 60_000 };
+const TIMEOUT = { timeout: 180_000 };
 
 /** Output captured as text; `seen(pattern)` resolves once stderr matches (no clock involved). */
 function capture() {

@@ -93,7 +93,7 @@ const cases: Array<[string, CredentialFacts, (hashes: number) => unknown, RegExp
 for (const [name, credential, bad, said] of cases) {
   test(
     `${name}: the batch fails as transient, its SAD is dropped, the next batch is authorised afresh and signed`,
-    { timeout: 10_000 },
+    { timeout: 120_000 },
     async () => {
       sadsSent.length = 0;
       authorizations = 0;

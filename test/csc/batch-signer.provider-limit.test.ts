@@ -32,7 +32,7 @@ import { ManualClock } from '../sandbox/sandbox-fixture';
 import { testRedis } from '../helpers/test-redis';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 const EC = 'fuji-eseal-ec';
 const EC_SCAL2 = 'fuji-eseal-ec-scal2';
@@ -102,7 +102,7 @@ async function signAll(batch: BatchSigner, client: CscClient, credentialId: stri
 
 test(
   'batchSize 50 against a provider limit of 16: every hash signed, the signHash calls counted, no failure',
-  { timeout: 30_000 },
+  { timeout: 120_000 },
   async () => {
     const { logger, lines } = capture();
     const client = await fx.clientFor(EC);
@@ -143,7 +143,7 @@ test(
 
 test(
   'with several batches in flight the limit holds too: nothing fails, nothing is signed twice',
-  { timeout: 30_000 },
+  { timeout: 120_000 },
   async () => {
     const client = await fx.clientFor(EC);
     const credential = await client.credentialInfo(EC);
@@ -171,7 +171,7 @@ test(
   },
 );
 
-test('under SCAL2 each part is authorised bound to its own hashes', { timeout: 30_000 }, async () => {
+test('under SCAL2 each part is authorised bound to its own hashes', { timeout: 120_000 }, async () => {
   const client = await fx.clientFor(EC_SCAL2);
   const credential = await client.credentialInfo(EC_SCAL2);
   assert.equal(credential.scal, 2);
@@ -238,7 +238,7 @@ async function parkedSource(
 
 test(
   'under a SCAL1 approval for exactly 40, a batch of 40 refused for size is signed in parts of the one draw',
-  { timeout: 30_000 },
+  { timeout: 120_000 },
   async () => {
     const { source, parked, tenant } = await parkedSource(EC, 40);
     const client = await fx.clientFor(EC);
@@ -263,7 +263,7 @@ test(
 
 test(
   'under a SCAL2 approval bound to 40 hashes, the parts share the drawn hashes',
-  { timeout: 30_000 },
+  { timeout: 120_000 },
   async () => {
     const items = messages(40);
     const hashes = items.map((i) => i.hash);

@@ -19,7 +19,7 @@ import {
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 const ID = 'fuji-eseal-ec';
 let dataDir: string;

@@ -79,7 +79,7 @@ function client(apiVersion: CscApiVersion): CscClient {
 for (const apiVersion of ['v2', 'v1'] as const) {
   test(
     `${apiVersion}: credentials/info sends credentialID, certificates "chain" and authInfo only`,
-    { timeout: 10_000 },
+    { timeout: 120_000 },
     async () => {
       bodies.length = 0;
       const facts = await client(apiVersion).credentialInfo('cred-ec');

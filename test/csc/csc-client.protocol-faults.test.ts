@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CscBadReplyError, CscClient, CscError, OID, type CredentialFacts } from '../../src/csc';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 type Reply = {
   status?: number;
@@ -82,60 +83,74 @@ async function failure(p: Promise<unknown>): Promise<CscError> {
   return err;
 }
 
-test('fewer signatures than hashes is a provider fault, not a result: transient, a CscBadReplyError', async () => {
-  const client = provider({ '/csc/v2/signatures/signHash': () => ({ body: { signatures: ['AAAA'] } }) });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.message, 'CSC signatures/signHash failed: provider returned 1 signatures for 2 hashes');
-  assert.ok(err instanceof CscBadReplyError);
-  assert.equal(err.kind, 'transient');
-  assert.equal(err.retryable, true);
-  assert.equal(client.calls.signHash, 1, 'not re-sent by the client: the SAD may have been spent');
-});
+test(
+  'fewer signatures than hashes is a provider fault, not a result: transient, a CscBadReplyError',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({ '/csc/v2/signatures/signHash': () => ({ body: { signatures: ['AAAA'] } }) });
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.message, 'CSC signatures/signHash failed: provider returned 1 signatures for 2 hashes');
+    assert.ok(err instanceof CscBadReplyError);
+    assert.equal(err.kind, 'transient');
+    assert.equal(err.retryable, true);
+    assert.equal(client.calls.signHash, 1, 'not re-sent by the client: the SAD may have been spent');
+  },
+);
 
-test('an ECDSA signature that is neither DER nor raw r||s, or no signature list, is a transient provider fault', async () => {
-  const ec: CredentialFacts = {
-    ...credential,
-    keyAlgorithm: 'ecdsa',
-    signAlgoOid: OID.ecdsaWithSHA256,
-    ecCurve: 'prime256v1',
-  };
-  const odd = provider({
-    '/csc/v2/signatures/signHash': () => ({
-      body: { signatures: [Buffer.alloc(64, 7).toString('base64'), Buffer.alloc(63, 7).toString('base64')] },
-    }),
-  });
-  const err = await failure(odd.signHash({ credential: ec, sad: SAD, hashes }));
-  assert.ok(err instanceof CscBadReplyError);
-  assert.equal(err.kind, 'transient');
-  assert.match(err.message, /signature 1: ECDSA signature of 63 bytes is neither DER nor raw r\|\|s/);
+test(
+  'an ECDSA signature that is neither DER nor raw r||s, or no signature list, is a transient provider fault',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const ec: CredentialFacts = {
+      ...credential,
+      keyAlgorithm: 'ecdsa',
+      signAlgoOid: OID.ecdsaWithSHA256,
+      ecCurve: 'prime256v1',
+    };
+    const odd = provider({
+      '/csc/v2/signatures/signHash': () => ({
+        body: {
+          signatures: [Buffer.alloc(64, 7).toString('base64'), Buffer.alloc(63, 7).toString('base64')],
+        },
+      }),
+    });
+    const err = await failure(odd.signHash({ credential: ec, sad: SAD, hashes }));
+    assert.ok(err instanceof CscBadReplyError);
+    assert.equal(err.kind, 'transient');
+    assert.match(err.message, /signature 1: ECDSA signature of 63 bytes is neither DER nor raw r\|\|s/);
 
-  const none = provider({ '/csc/v2/signatures/signHash': () => ({ body: { result: 'ok' } }) });
-  const noList = await failure(none.signHash({ credential, sad: SAD, hashes }));
-  assert.ok(noList instanceof CscBadReplyError);
-  assert.equal(noList.kind, 'transient');
-});
+    const none = provider({ '/csc/v2/signatures/signHash': () => ({ body: { result: 'ok' } }) });
+    const noList = await failure(none.signHash({ credential, sad: SAD, hashes }));
+    assert.ok(noList instanceof CscBadReplyError);
+    assert.equal(noList.kind, 'transient');
+  },
+);
 
-test('501 Not Implemented from any endpoint is a permanent refusal', async () => {
-  const notImplemented = () => ({ status: 501, body: { error: 'not_implemented' } });
-  const client = provider({
-    '/csc/v2/credentials/info': notImplemented,
-    '/csc/v2/credentials/authorize': notImplemented,
-    '/csc/v2/signatures/signHash': notImplemented,
-  });
-  for (const call of [
-    () => client.credentialInfo('cred-1'),
-    () => client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }),
-    () => client.signHash({ credential, sad: SAD, hashes }),
-  ]) {
-    const err = await failure(call());
-    assert.equal(err.status, 501);
-    assert.equal(err.kind, 'refused');
-    assert.equal(err.retryable, false);
-  }
-  assert.equal(client.calls.signHash, 1, 'a 501 is not re-sent');
-});
+test(
+  '501 Not Implemented from any endpoint is a permanent refusal',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const notImplemented = () => ({ status: 501, body: { error: 'not_implemented' } });
+    const client = provider({
+      '/csc/v2/credentials/info': notImplemented,
+      '/csc/v2/credentials/authorize': notImplemented,
+      '/csc/v2/signatures/signHash': notImplemented,
+    });
+    for (const call of [
+      () => client.credentialInfo('cred-1'),
+      () => client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }),
+      () => client.signHash({ credential, sad: SAD, hashes }),
+    ]) {
+      const err = await failure(call());
+      assert.equal(err.status, 501);
+      assert.equal(err.kind, 'refused');
+      assert.equal(err.retryable, false);
+    }
+    assert.equal(client.calls.signHash, 1, 'a 501 is not re-sent');
+  },
+);
 
-test('429 with Retry-After is waited out and the call re-sent', async () => {
+test('429 with Retry-After is waited out and the call re-sent', { timeout: TEST_TIMEOUT_MS }, async () => {
   const client = provider({
     '/csc/v2/signatures/signHash': (n) =>
       n === 1
@@ -147,56 +162,72 @@ test('429 with Retry-After is waited out and the call re-sent', async () => {
   assert.equal(client.calls.signHash, 2);
 });
 
-test('503 on every try gives up after the bounded retries, as a retryable error', async () => {
-  const client = provider({
-    '/csc/v2/signatures/signHash': () => ({
-      status: 503,
-      headers: { 'retry-after': '0' },
-      body: { error: 'temporarily_unavailable' },
-    }),
-  });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.status, 503);
-  assert.equal(err.retryable, true);
-  assert.equal(client.calls.signHash, 4); // first try + 3 re-sends
-});
+test(
+  '503 on every try gives up after the bounded retries, as a retryable error',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({
+      '/csc/v2/signatures/signHash': () => ({
+        status: 503,
+        headers: { 'retry-after': '0' },
+        body: { error: 'temporarily_unavailable' },
+      }),
+    });
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.status, 503);
+    assert.equal(err.retryable, true);
+    assert.equal(client.calls.signHash, 4); // first try + 3 re-sends
+  },
+);
 
-test('a Retry-After longer than we accept fails at once, saying how long to wait', async () => {
-  const client = provider({
-    '/csc/v2/signatures/signHash': () => ({ status: 429, headers: { 'retry-after': '120' }, body: {} }),
-  });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.status, 429);
-  assert.equal(err.retryable, true);
-  assert.equal(err.retryAfterMs, 120_000);
-  assert.equal(client.calls.signHash, 1);
-});
+test(
+  'a Retry-After longer than we accept fails at once, saying how long to wait',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({
+      '/csc/v2/signatures/signHash': () => ({ status: 429, headers: { 'retry-after': '120' }, body: {} }),
+    });
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.status, 429);
+    assert.equal(err.retryable, true);
+    assert.equal(err.retryAfterMs, 120_000);
+    assert.equal(client.calls.signHash, 1);
+  },
+);
 
-test('no expiresIn means the spec default of 3600 s; no oauth2 in /info means the origin', async () => {
-  const client = provider({ '/csc/v2/credentials/authorize': () => ({ body: { SAD: 'abc' } }) });
-  const asked = Date.now();
-  const got = await client.authorize({ credentialId: 'cred-1', numSignatures: 2, pin: '1234' });
-  assert.equal(got.sad, 'abc');
-  assert.ok(got.expiresAt >= asked + 3600_000 && got.expiresAt <= Date.now() + 3600_000);
-  assert.deepEqual(seen, ['/csc/v2/info', '/oauth2/token', '/csc/v2/credentials/authorize']);
-});
+test(
+  'no expiresIn means the spec default of 3600 s; no oauth2 in /info means the origin',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({ '/csc/v2/credentials/authorize': () => ({ body: { SAD: 'abc' } }) });
+    const asked = Date.now();
+    const got = await client.authorize({ credentialId: 'cred-1', numSignatures: 2, pin: '1234' });
+    assert.equal(got.sad, 'abc');
+    assert.ok(got.expiresAt >= asked + 3600_000 && got.expiresAt <= Date.now() + 3600_000);
+    assert.deepEqual(seen, ['/csc/v2/info', '/oauth2/token', '/csc/v2/credentials/authorize']);
+  },
+);
 
-test('nested error objects and odd spellings are read and normalised', async () => {
-  const client = provider({
-    '/csc/v2/credentials/authorize': () => ({
-      status: 400,
-      body: { error: { code: 'InvalidPin', message: 'PIN\nwrong' } },
-    }),
-  });
-  const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '987654' }));
-  assert.equal(err.error, 'InvalidPin');
-  assert.equal(err.code, 'invalid_pin');
-  assert.equal(err.message, 'CSC credentials/authorize failed: HTTP 400 InvalidPin: PIN wrong');
-  assert.ok(!err.message.includes('987654'));
-  assert.equal(client.calls.authorize, 1);
-});
+test(
+  'nested error objects and odd spellings are read and normalised',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({
+      '/csc/v2/credentials/authorize': () => ({
+        status: 400,
+        body: { error: { code: 'InvalidPin', message: 'PIN\nwrong' } },
+      }),
+    });
+    const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '987654' }));
+    assert.equal(err.error, 'InvalidPin');
+    assert.equal(err.code, 'invalid_pin');
+    assert.equal(err.message, 'CSC credentials/authorize failed: HTTP 400 InvalidPin: PIN wrong');
+    assert.ok(!err.message.includes('987654'));
+    assert.equal(client.calls.authorize, 1);
+  },
+);
 
-test('a 401 about the PIN is not re-sent with a new token', async () => {
+test('a 401 about the PIN is not re-sent with a new token', { timeout: TEST_TIMEOUT_MS }, async () => {
   const client = provider({
     '/csc/v2/credentials/authorize': () => ({
       status: 401,
@@ -209,91 +240,115 @@ test('a 401 about the PIN is not re-sent with a new token', async () => {
   assert.equal(client.calls.token, 1);
 });
 
-test('a 401 is judged by its error code: expired_token is refreshed and re-sent, whatever its wording', async () => {
-  // The description names the PIN; only the code matters.
-  const client = provider({
-    '/csc/v2/signatures/signHash': (n) =>
-      n === 1
-        ? {
-            status: 401,
-            body: { error: 'expired_token', error_description: 'token of the PIN session expired' },
-          }
-        : { body: { signatures: ['AQ==', 'Ag=='] } },
-  });
-  const sigs = await client.signHash({ credential, sad: SAD, hashes });
-  assert.equal(sigs.length, 2);
-  assert.equal(client.calls.signHash, 2);
-  assert.equal(client.calls.token, 2);
-});
-
-test('a 401 with another code (access_denied) is not a token problem and is not re-sent', async () => {
-  const client = provider({
-    '/csc/v2/signatures/signHash': () => ({
-      status: 401,
-      body: { error: 'access_denied', error_description: 'The client may not use this credential' },
-    }),
-  });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.status, 401);
-  assert.equal(err.code, 'access_denied');
-  assert.equal(client.calls.signHash, 1);
-  assert.equal(client.calls.token, 1);
-});
-
-test('a bare 401, or one whose Bearer challenge says invalid_token, refreshes the token once', async () => {
-  for (const reply of [
-    { status: 401, raw: '' },
-    { status: 401, headers: { 'www-authenticate': 'Bearer realm="x", error="invalid_token"' }, raw: '' },
-    // The spec's own example body: a generic code, the challenge says what is wrong.
-    {
-      status: 401,
-      headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="expired"' },
-      body: { error: 'invalid_request', error_description: 'The access token is not valid' },
-    },
-  ]) {
+test(
+  'a 401 is judged by its error code: expired_token is refreshed and re-sent, whatever its wording',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    // The description names the PIN; only the code matters.
     const client = provider({
-      '/csc/v2/signatures/signHash': (n) => (n === 1 ? reply : { body: { signatures: ['AQ==', 'Ag=='] } }),
+      '/csc/v2/signatures/signHash': (n) =>
+        n === 1
+          ? {
+              status: 401,
+              body: { error: 'expired_token', error_description: 'token of the PIN session expired' },
+            }
+          : { body: { signatures: ['AQ==', 'Ag=='] } },
     });
-    await client.signHash({ credential, sad: SAD, hashes });
-    assert.equal(client.calls.signHash, 2, JSON.stringify(reply));
+    const sigs = await client.signHash({ credential, sad: SAD, hashes });
+    assert.equal(sigs.length, 2);
+    assert.equal(client.calls.signHash, 2);
     assert.equal(client.calls.token, 2);
-  }
-});
+  },
+);
 
-test('credentials/authorize is never re-sent by the client, even after a refused token or a 429', async () => {
-  for (const reply of [
-    { status: 401, body: { error: 'invalid_token' } },
-    { status: 429, headers: { 'retry-after': '0' }, body: {} },
-  ]) {
+test(
+  'a 401 with another code (access_denied) is not a token problem and is not re-sent',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
     const client = provider({
-      '/csc/v2/credentials/authorize': (n) => (n === 1 ? reply : { body: { SAD: 'abc' } }),
+      '/csc/v2/signatures/signHash': () => ({
+        status: 401,
+        body: { error: 'access_denied', error_description: 'The client may not use this credential' },
+      }),
     });
-    const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }));
-    assert.equal(err.status, reply.status);
-    assert.equal(client.calls.authorize, 1);
-    // The refused token is dropped: the next call (here the SAD manager's retry) fetches a new one.
-    await client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' });
-    assert.equal(client.calls.token, reply.status === 401 ? 2 : 1);
-  }
-});
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.status, 401);
+    assert.equal(err.code, 'access_denied');
+    assert.equal(client.calls.signHash, 1);
+    assert.equal(client.calls.token, 1);
+  },
+);
 
-test('an HTML error page gives the status and its text, retryable for a 502', async () => {
-  const client = provider({
-    '/csc/v2/signatures/signHash': () => ({
-      status: 502,
-      headers: { 'content-type': 'text/html' },
-      raw: '<html>oops</html>',
-    }),
-  });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.message, 'CSC signatures/signHash failed: HTTP 502: Bad Gateway');
-  assert.equal(err.retryable, true);
-});
+test(
+  'a bare 401, or one whose Bearer challenge says invalid_token, refreshes the token once',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    for (const reply of [
+      { status: 401, raw: '' },
+      { status: 401, headers: { 'www-authenticate': 'Bearer realm="x", error="invalid_token"' }, raw: '' },
+      // The spec's own example body: a generic code, the challenge says what is wrong.
+      {
+        status: 401,
+        headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="expired"' },
+        body: { error: 'invalid_request', error_description: 'The access token is not valid' },
+      },
+    ]) {
+      const client = provider({
+        '/csc/v2/signatures/signHash': (n) => (n === 1 ? reply : { body: { signatures: ['AQ==', 'Ag=='] } }),
+      });
+      await client.signHash({ credential, sad: SAD, hashes });
+      assert.equal(client.calls.signHash, 2, JSON.stringify(reply));
+      assert.equal(client.calls.token, 2);
+    }
+  },
+);
 
-test('a provider that never answers times out as a retryable error', async () => {
-  const client = provider({ '/csc/v2/signatures/signHash': () => ({ hang: true }) });
-  const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
-  assert.equal(err.message, 'CSC signatures/signHash failed: no answer within 300 ms');
-  assert.equal(err.retryable, true);
-  assert.equal(err.status, undefined);
-});
+test(
+  'credentials/authorize is never re-sent by the client, even after a refused token or a 429',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    for (const reply of [
+      { status: 401, body: { error: 'invalid_token' } },
+      { status: 429, headers: { 'retry-after': '0' }, body: {} },
+    ]) {
+      const client = provider({
+        '/csc/v2/credentials/authorize': (n) => (n === 1 ? reply : { body: { SAD: 'abc' } }),
+      });
+      const err = await failure(client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' }));
+      assert.equal(err.status, reply.status);
+      assert.equal(client.calls.authorize, 1);
+      // The refused token is dropped: the next call (here the SAD manager's retry) fetches a new one.
+      await client.authorize({ credentialId: 'cred-1', numSignatures: 1, pin: '1234' });
+      assert.equal(client.calls.token, reply.status === 401 ? 2 : 1);
+    }
+  },
+);
+
+test(
+  'an HTML error page gives the status and its text, retryable for a 502',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({
+      '/csc/v2/signatures/signHash': () => ({
+        status: 502,
+        headers: { 'content-type': 'text/html' },
+        raw: '<html>oops</html>',
+      }),
+    });
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.message, 'CSC signatures/signHash failed: HTTP 502: Bad Gateway');
+    assert.equal(err.retryable, true);
+  },
+);
+
+test(
+  'a provider that never answers times out as a retryable error',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = provider({ '/csc/v2/signatures/signHash': () => ({ hang: true }) });
+    const err = await failure(client.signHash({ credential, sad: SAD, hashes }));
+    assert.equal(err.message, 'CSC signatures/signHash failed: no answer within 300 ms');
+    assert.equal(err.retryable, true);
+    assert.equal(err.status, undefined);
+  },
+);

@@ -10,7 +10,7 @@ import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture } from './sandbox-fixture';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 let dataDir: string;
 before(async () => {

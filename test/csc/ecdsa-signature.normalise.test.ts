@@ -3,10 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { isDerEcdsaSignature, normaliseEcdsaSignature, rawEcdsaToDer } from '../../src/csc';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
-test('raw r||s from a P-256 key becomes DER that node:crypto verifies', () => {
+test('raw r||s from a P-256 key becomes DER that node:crypto verifies', { timeout: TEST_TIMEOUT_MS }, () => {
   for (let i = 0; i < 50; i++) {
     const msg = crypto.randomBytes(40);
     const raw = crypto.sign('sha256', msg, { key: privateKey, dsaEncoding: 'ieee-p1363' });
@@ -17,7 +18,7 @@ test('raw r||s from a P-256 key becomes DER that node:crypto verifies', () => {
   }
 });
 
-test('a DER signature is returned byte for byte', () => {
+test('a DER signature is returned byte for byte', { timeout: TEST_TIMEOUT_MS }, () => {
   for (let i = 0; i < 50; i++) {
     const der = crypto.sign('sha256', crypto.randomBytes(20), privateKey);
     assert.ok(isDerEcdsaSignature(der, 33));
@@ -25,16 +26,20 @@ test('a DER signature is returned byte for byte', () => {
   }
 });
 
-test('integers with the high bit set get a zero byte; leading zeros are dropped', () => {
-  const r = Buffer.alloc(32, 0);
-  r[31] = 0x05; // r = 5: one content byte
-  const s = Buffer.alloc(32, 0xff); // high bit set: 33 content bytes
-  const der = rawEcdsaToDer(Buffer.concat([r, s]));
-  assert.equal(der.toString('hex'), '3026' + '020105' + '022100' + 'ff'.repeat(32));
-  assert.ok(isDerEcdsaSignature(der));
-});
+test(
+  'integers with the high bit set get a zero byte; leading zeros are dropped',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    const r = Buffer.alloc(32, 0);
+    r[31] = 0x05; // r = 5: one content byte
+    const s = Buffer.alloc(32, 0xff); // high bit set: 33 content bytes
+    const der = rawEcdsaToDer(Buffer.concat([r, s]));
+    assert.equal(der.toString('hex'), '3026' + '020105' + '022100' + 'ff'.repeat(32));
+    assert.ok(isDerEcdsaSignature(der));
+  },
+);
 
-test('values that are neither DER nor raw are refused', () => {
+test('values that are neither DER nor raw are refused', { timeout: TEST_TIMEOUT_MS }, () => {
   assert.throws(() => normaliseEcdsaSignature(Buffer.alloc(63, 1), 32), /neither DER nor raw/);
   assert.throws(() => normaliseEcdsaSignature(Buffer.alloc(0)), /neither DER nor raw/);
   // Non-minimal INTEGER (00 before a byte without the high bit) is not DER.

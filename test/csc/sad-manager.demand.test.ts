@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import { CscError, SadManager, Scal1Reservation, type SadManagerOptions } from '../../src/csc';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
-const T = { timeout: 60_000 };
+const T = { timeout: 180_000 };
 const ID = 'fuji-eseal-ec';
 let dataDir: string;
 let fx: Fixture;

@@ -16,7 +16,7 @@ import { ManualClock } from '../sandbox/sandbox-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 /** Every log line written by any logger made with `logger()`, for the secret search at the end. */
 const logLines: string[] = [];

@@ -13,6 +13,7 @@ import { loadJobFile } from '../../src/jobs';
 import { SigningContexts } from '../../src/queue/signing-contexts';
 import { createRootCa, issueTlsServerCertificate } from '../../src/sandbox/test-ca';
 import { makeDataDir, silent, startFixture, type Fixture } from './sandbox-fixture';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 let dataDir: string;
 let fx: Fixture;
@@ -36,60 +37,76 @@ async function refusal(promise: Promise<unknown>): Promise<CscError> {
   return err;
 }
 
-test('the HTTPS sandbox is reached with its root as an extra CA: token, info, authorize, signHash', async () => {
-  assert.match(fx.sandbox.url, /^https:\/\/127\.0\.0\.1:\d+\/csc\/v2$/);
-  const client = await fx.clientFor('fuji-eseal-ec', { caPem: fx.sandbox.rootCertPem });
-  const info = await client.info();
-  assert.equal(info.oauth2, fx.sandbox.oauth2Url); // the token endpoint is HTTPS too
-  const facts = await client.credentialInfo('fuji-eseal-ec');
-  const c = fx.credential('fuji-eseal-ec');
-  await fx.clock.sleep(1000);
-  const { sad } = await client.authorize({
-    credentialId: c.credentialId,
-    numSignatures: 1,
-    pin: await read(c.pinFile),
-    otp: totpCode(await read(c.totpSecretFile), { period: c.totpPeriodSec, now: fx.clock.now() }),
-  });
-  const hash = createHash('sha256').update('over TLS').digest();
-  const signatures = await client.signHash({ credential: facts, hashes: [hash], sad });
-  assert.equal(signatures.length, 1);
-  assert.equal(client.calls.token, 1);
-});
+test(
+  'the HTTPS sandbox is reached with its root as an extra CA: token, info, authorize, signHash',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    assert.match(fx.sandbox.url, /^https:\/\/127\.0\.0\.1:\d+\/csc\/v2$/);
+    const client = await fx.clientFor('fuji-eseal-ec', { caPem: fx.sandbox.rootCertPem });
+    const info = await client.info();
+    assert.equal(info.oauth2, fx.sandbox.oauth2Url); // the token endpoint is HTTPS too
+    const facts = await client.credentialInfo('fuji-eseal-ec');
+    const c = fx.credential('fuji-eseal-ec');
+    await fx.clock.sleep(1000);
+    const { sad } = await client.authorize({
+      credentialId: c.credentialId,
+      numSignatures: 1,
+      pin: await read(c.pinFile),
+      otp: totpCode(await read(c.totpSecretFile), { period: c.totpPeriodSec, now: fx.clock.now() }),
+    });
+    const hash = createHash('sha256').update('over TLS').digest();
+    const signatures = await client.signHash({ credential: facts, hashes: [hash], sad });
+    assert.equal(signatures.length, 1);
+    assert.equal(client.calls.token, 1);
+  },
+);
 
-test('auth/login over HTTPS with the extra CA, and via the name localhost', async () => {
-  const c = fx.credential('sakura-eseal-rsa');
-  const client = new CscClient({
-    baseUrl: fx.sandbox.url.replace('127.0.0.1', 'localhost'),
-    auth: { kind: 'basic', username: await read(c.loginUserFile), password: await read(c.loginPasswordFile) },
-    caPem: Buffer.from(fx.sandbox.rootCertPem),
-    logger: silent,
-  });
-  assert.equal((await client.credentialInfo(c.credentialId)).credentialId, c.credentialId);
-});
+test(
+  'auth/login over HTTPS with the extra CA, and via the name localhost',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const c = fx.credential('sakura-eseal-rsa');
+    const client = new CscClient({
+      baseUrl: fx.sandbox.url.replace('127.0.0.1', 'localhost'),
+      auth: {
+        kind: 'basic',
+        username: await read(c.loginUserFile),
+        password: await read(c.loginPasswordFile),
+      },
+      caPem: Buffer.from(fx.sandbox.rootCertPem),
+      logger: silent,
+    });
+    assert.equal((await client.credentialInfo(c.credentialId)).credentialId, c.credentialId);
+  },
+);
 
-test('without the extra CA the provider certificate is refused: a clear TLS error, not retried', async () => {
-  const client = await fx.clientFor('fuji-eseal-ec');
-  const err = await refusal(client.credentialInfo('fuji-eseal-ec'));
-  assert.match(err.message, /^CSC info failed: TLS: provider certificate not trusted \([A-Z_]+\)$/);
-  assert.equal(err.retryable, false);
-  assert.equal(err.status, undefined);
-  assert.equal(client.calls.info, 1);
-  assert.equal(client.calls.token, 0);
+test(
+  'without the extra CA the provider certificate is refused: a clear TLS error, not retried',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const client = await fx.clientFor('fuji-eseal-ec');
+    const err = await refusal(client.credentialInfo('fuji-eseal-ec'));
+    assert.match(err.message, /^CSC info failed: TLS: provider certificate not trusted \([A-Z_]+\)$/);
+    assert.equal(err.retryable, false);
+    assert.equal(err.status, undefined);
+    assert.equal(client.calls.info, 1);
+    assert.equal(client.calls.token, 0);
 
-  // auth/login goes straight to the CSC base; refused the same way.
-  const c = fx.credential('sakura-eseal-rsa');
-  const basic = new CscClient({
-    baseUrl: fx.sandbox.url,
-    auth: { kind: 'basic', username: 'u', password: 'p' },
-    logger: silent,
-  });
-  const loginErr = await refusal(basic.credentialInfo(c.credentialId));
-  assert.match(loginErr.message, /^CSC auth\/login failed: TLS: provider certificate not trusted \(/);
-  assert.equal(loginErr.retryable, false);
-  assert.equal(basic.calls.token, 1);
-});
+    // auth/login goes straight to the CSC base; refused the same way.
+    const c = fx.credential('sakura-eseal-rsa');
+    const basic = new CscClient({
+      baseUrl: fx.sandbox.url,
+      auth: { kind: 'basic', username: 'u', password: 'p' },
+      logger: silent,
+    });
+    const loginErr = await refusal(basic.credentialInfo(c.credentialId));
+    assert.match(loginErr.message, /^CSC auth\/login failed: TLS: provider certificate not trusted \(/);
+    assert.equal(loginErr.retryable, false);
+    assert.equal(basic.calls.token, 1);
+  },
+);
 
-test('an unrelated CA is refused the same way', async () => {
+test('an unrelated CA is refused the same way', { timeout: TEST_TIMEOUT_MS }, async () => {
   const other = await createRootCa();
   const client = await fx.clientFor('fuji-eseal-ec', { caPem: other.certPem });
   const err = await refusal(client.credentialInfo('fuji-eseal-ec'));
@@ -98,120 +115,132 @@ test('an unrelated CA is refused the same way', async () => {
   assert.equal(client.calls.info, 1);
 });
 
-test('a certificate from the right CA but for another host name is refused', async () => {
-  // A server on 127.0.0.1 whose certificate, issued by the sandbox root, names only provider.example.
-  const root = {
-    certPem: fx.sandbox.rootCertPem,
-    keyPem: await read(path.join(dataDir, 'ca', 'root-key.pem')),
-  };
-  const issued = await issueTlsServerCertificate(root, { dnsNames: ['provider.example'], ipAddresses: [] });
-  const server = https.createServer({ key: issued.keyPem, cert: issued.certPem }, (_req, res) =>
-    res.end('{}'),
-  );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const { port } = server.address() as AddressInfo;
-    const client = await fx.clientFor('fuji-eseal-ec', {
-      baseUrl: `https://127.0.0.1:${port}/csc/v2`,
-      caPem: fx.sandbox.rootCertPem,
-    });
-    const err = await refusal(client.credentialInfo('fuji-eseal-ec'));
-    assert.match(err.message, /TLS: provider certificate not trusted \(ERR_TLS_CERT_ALTNAME_INVALID\)/);
-    assert.equal(err.retryable, false);
-  } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
-});
+test(
+  'a certificate from the right CA but for another host name is refused',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    // A server on 127.0.0.1 whose certificate, issued by the sandbox root, names only provider.example.
+    const root = {
+      certPem: fx.sandbox.rootCertPem,
+      keyPem: await read(path.join(dataDir, 'ca', 'root-key.pem')),
+    };
+    const issued = await issueTlsServerCertificate(root, { dnsNames: ['provider.example'], ipAddresses: [] });
+    const server = https.createServer({ key: issued.keyPem, cert: issued.certPem }, (_req, res) =>
+      res.end('{}'),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = await fx.clientFor('fuji-eseal-ec', {
+        baseUrl: `https://127.0.0.1:${port}/csc/v2`,
+        caPem: fx.sandbox.rootCertPem,
+      });
+      const err = await refusal(client.credentialInfo('fuji-eseal-ec'));
+      assert.match(err.message, /TLS: provider certificate not trusted \(ERR_TLS_CERT_ALTNAME_INVALID\)/);
+      assert.equal(err.retryable, false);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  },
+);
 
-test('over the extra-CA transport, refusals, challenges and timeouts map as they do over fetch', async () => {
-  const refused = new CscClient({
-    baseUrl: fx.sandbox.url,
-    auth: { kind: 'bearer', token: 'no-such-token-5d2a' },
-    caPem: fx.sandbox.rootCertPem,
-    logger: silent,
-  });
-  const err = await refusal(refused.credentialInfo('fuji-eseal-ec'));
-  assert.equal(err.status, 401);
-  assert.equal(err.error, 'invalid_token');
-  assert.equal(err.challengeError, 'invalid_token');
-  assert.match(err.message, /configured bearer token was refused/);
-
-  // A provider that accepts the connection and never answers.
-  const root = {
-    certPem: fx.sandbox.rootCertPem,
-    keyPem: await read(path.join(dataDir, 'ca', 'root-key.pem')),
-  };
-  const issued = await issueTlsServerCertificate(root, { dnsNames: [], ipAddresses: ['127.0.0.1'] });
-  const server = https.createServer({ key: issued.keyPem, cert: issued.certPem }, () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const { port } = server.address() as AddressInfo;
-    const silentProvider = new CscClient({
-      baseUrl: `https://127.0.0.1:${port}/csc/v2`,
-      auth: { kind: 'bearer', token: 't' },
+test(
+  'over the extra-CA transport, refusals, challenges and timeouts map as they do over fetch',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const refused = new CscClient({
+      baseUrl: fx.sandbox.url,
+      auth: { kind: 'bearer', token: 'no-such-token-5d2a' },
       caPem: fx.sandbox.rootCertPem,
-      timeoutMs: 300,
-      maxRetries: 0,
       logger: silent,
     });
-    const timeout = await refusal(silentProvider.credentialInfo('x'));
-    assert.equal(timeout.message, 'CSC credentials/info failed: no answer within 300 ms');
-    assert.equal(timeout.retryable, true);
-  } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
-});
+    const err = await refusal(refused.credentialInfo('fuji-eseal-ec'));
+    assert.equal(err.status, 401);
+    assert.equal(err.error, 'invalid_token');
+    assert.equal(err.challengeError, 'invalid_token');
+    assert.match(err.message, /configured bearer token was refused/);
 
-test("a job definition's caFile is read, checked by preflight and trusted by the signing context", async () => {
-  const c = fx.credential('sakura-eseal-rsa');
-  const jobsDir = await fs.mkdtemp(path.join(dataDir, 'jobs-'));
-  const writeJob = async (caFile: string) => {
-    const file = path.join(jobsDir, 'sakura.json');
-    await fs.writeFile(
-      file,
-      JSON.stringify({
-        name: 'sakura-tls',
-        cron: '0 2 * * *',
-        tenant: 'sakura',
-        export: {
-          folder: 'inbox',
-          columns: { invoiceNumber: 'n', customerName: 'c', amount: 'a', pdfPath: 'p' },
-        },
-        signing: {
-          providerUrl: fx.sandbox.url,
-          caFile,
-          clientId: c.clientId,
-          serviceAuth: { method: 'bearer', token: `file:${c.apiTokenFile}` },
-          credentialId: c.credentialId,
-          pin: `file:${c.pinFile}`,
-          totpSecret: `file:${c.totpSecretFile}`,
-        },
-        outbox: 'outbox',
-      }),
-    );
-    return loadJobFile(file);
-  };
-  const contexts = new SigningContexts({ logger: silent });
-  try {
-    const job = await writeJob(path.relative(jobsDir, fx.sandbox.rootCertPath));
-    assert.deepEqual(await contexts.preflight([job]), []);
-    const context = await contexts.get(job);
-    assert.equal(context.facts.credentialId, c.credentialId);
+    // A provider that accepts the connection and never answers.
+    const root = {
+      certPem: fx.sandbox.rootCertPem,
+      keyPem: await read(path.join(dataDir, 'ca', 'root-key.pem')),
+    };
+    const issued = await issueTlsServerCertificate(root, { dnsNames: [], ipAddresses: ['127.0.0.1'] });
+    const server = https.createServer({ key: issued.keyPem, cert: issued.certPem }, () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const silentProvider = new CscClient({
+        baseUrl: `https://127.0.0.1:${port}/csc/v2`,
+        auth: { kind: 'bearer', token: 't' },
+        caPem: fx.sandbox.rootCertPem,
+        timeoutMs: 300,
+        maxRetries: 0,
+        logger: silent,
+      });
+      const timeout = await refusal(silentProvider.credentialInfo('x'));
+      assert.equal(timeout.message, 'CSC credentials/info failed: no answer within 300 ms');
+      assert.equal(timeout.retryable, true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  },
+);
 
-    await fs.writeFile(path.join(jobsDir, 'not-a-cert.pem'), 'hello\n');
-    const bad = await writeJob('not-a-cert.pem');
-    assert.match(
-      (await contexts.preflight([bad])).map((p) => p.reason).join('\n'),
-      /caFile .*not-a-cert\.pem holds no PEM certificate/,
-    );
-    const missing = await writeJob('nowhere.pem');
-    assert.match(
-      (await contexts.preflight([missing])).map((p) => p.reason).join('\n'),
-      /caFile: cannot read .*nowhere\.pem/,
-    );
-  } finally {
-    await contexts.close();
-  }
-});
+test(
+  "a job definition's caFile is read, checked by preflight and trusted by the signing context",
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const c = fx.credential('sakura-eseal-rsa');
+    const jobsDir = await fs.mkdtemp(path.join(dataDir, 'jobs-'));
+    const writeJob = async (caFile: string) => {
+      const file = path.join(jobsDir, 'sakura.json');
+      await fs.writeFile(
+        file,
+        JSON.stringify({
+          name: 'sakura-tls',
+          cron: '0 2 * * *',
+          tenant: 'sakura',
+          export: {
+            folder: 'inbox',
+            columns: { invoiceNumber: 'n', customerName: 'c', amount: 'a', pdfPath: 'p' },
+          },
+          signing: {
+            providerUrl: fx.sandbox.url,
+            caFile,
+            clientId: c.clientId,
+            serviceAuth: { method: 'bearer', token: `file:${c.apiTokenFile}` },
+            credentialId: c.credentialId,
+            pin: `file:${c.pinFile}`,
+            totpSecret: `file:${c.totpSecretFile}`,
+          },
+          outbox: 'outbox',
+        }),
+      );
+      return loadJobFile(file);
+    };
+    const contexts = new SigningContexts({ logger: silent });
+    try {
+      const job = await writeJob(path.relative(jobsDir, fx.sandbox.rootCertPath));
+      assert.deepEqual(await contexts.preflight([job]), []);
+      const context = await contexts.get(job);
+      assert.equal(context.facts.credentialId, c.credentialId);
+
+      await fs.writeFile(path.join(jobsDir, 'not-a-cert.pem'), 'hello\n');
+      const bad = await writeJob('not-a-cert.pem');
+      assert.match(
+        (await contexts.preflight([bad])).map((p) => p.reason).join('\n'),
+        /caFile .*not-a-cert\.pem holds no PEM certificate/,
+      );
+      const missing = await writeJob('nowhere.pem');
+      assert.match(
+        (await contexts.preflight([missing])).map((p) => p.reason).join('\n'),
+        /caFile: cannot read .*nowhere\.pem/,
+      );
+    } finally {
+      await contexts.close();
+    }
+  },
+);

@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { StepClock } from './custody-fixture';
 
-test('an approval at the prompt clears the latch of its credential', { timeout: 60_000 }, async () => {
+test('an approval at the prompt clears the latch of its credential', { timeout: 180_000 }, async () => {
   const { redis, prefix } = await testRedis();
   const dir = await tempDir();
   const clock = new StepClock();

@@ -8,7 +8,7 @@ import type { CredentialRef } from '../../src/custody';
 import { testRedis } from '../helpers/test-redis';
 import { ownConnection } from './custody-fixture';
 
-const T = { timeout: 30_000 };
+const T = { timeout: 120_000 };
 const A = 'https://a.example/csc/v2';
 const B = 'https://b.example/csc/v2';
 const latch = {

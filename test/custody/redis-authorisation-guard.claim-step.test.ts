@@ -8,7 +8,7 @@ import { totpStepKey, type CredentialRef } from '../../src/custody/credential-ke
 import { testRedis } from '../helpers/test-redis';
 import { ownConnection } from './custody-fixture';
 
-const T = { timeout: 30_000 };
+const T = { timeout: 120_000 };
 const ref: CredentialRef = {
   providerUrl: 'https://provider.example/csc/v2',
   tenant: 'fuji',

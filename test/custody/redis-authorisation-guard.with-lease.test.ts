@@ -9,7 +9,7 @@ import { leaseKey, type CredentialRef } from '../../src/custody/credential-keys'
 import { testRedis } from '../helpers/test-redis';
 import { capture, ownConnection, until } from './custody-fixture';
 
-const T = { timeout: 30_000 };
+const T = { timeout: 120_000 };
 const ref = (credentialId: string): CredentialRef => ({
   providerUrl: 'https://provider.example/csc/v2',
   tenant: 'fuji',

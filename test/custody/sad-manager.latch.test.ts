@@ -19,7 +19,7 @@ import { makeDataDir, startFixture, type Fixture } from '../csc/sandbox-fixture'
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { ownConnection, StepClock } from './custody-fixture';
 
-const T = { timeout: 60_000 };
+const T = { timeout: 180_000 };
 const FUJI = 'fuji-eseal-ec';
 const FUJI_SCAL2 = 'fuji-eseal-ec-scal2';
 const SAKURA = 'sakura-eseal-rsa';

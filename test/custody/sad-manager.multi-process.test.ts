@@ -16,7 +16,7 @@ import { makeDataDir, startFixture, type Fixture } from '../csc/sandbox-fixture'
 import { testRedis } from '../helpers/test-redis';
 import { capture, ownConnection, StepClock, type Captured } from './custody-fixture';
 
-const T = { timeout: 60_000 };
+const T = { timeout: 180_000 };
 const SCAL2 = 'fuji-eseal-ec-scal2';
 const SCAL1 = 'sakura-eseal-rsa';
 const PROCESSES = 6;

@@ -13,7 +13,7 @@ import { makeDataDir, startFixture, type Fixture } from '../csc/sandbox-fixture'
 import { testRedis } from '../helpers/test-redis';
 import { capture, StepClock } from './custody-fixture';
 
-const T = { timeout: 60_000 };
+const T = { timeout: 180_000 };
 const ID = 'fuji-eseal-ec';
 let dataDir: string;
 let fx: Fixture;

@@ -9,36 +9,41 @@ import { runDemo } from '../../src/demo/run-demo';
 import { connectRedis, deleteKeysByPrefix } from '../../src/common/redis';
 import { verifyTenantAudit } from '../../src/outbox';
 import { tempDir } from '../helpers/temp-dir';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 
-test('the demo seals the sample exports for an approving and a delegating tenant, twice', async () => {
-  const home = await tempDir();
-  await fs.cp(path.join(ROOT, 'fixtures'), path.join(home, 'fixtures'), { recursive: true });
-  await fs.cp(path.join(ROOT, 'jobs'), path.join(home, 'jobs'), { recursive: true });
-  const prefix = `sealer-test-demo-${crypto.randomBytes(4).toString('hex')}`;
-  const redis = connectRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  try {
-    for (const round of [1, 2]) {
-      const night = await runDemo({ home, concurrency: 32, prefix });
-      const sealed = night.runs.reduce((n, r) => n + r.counts.sealed, 0);
-      const rejected = night.runs.reduce((n, r) => n + r.counts.rejected, 0);
-      assert.deepEqual({ round, sealed, rejected }, { round, sealed: 64, rejected: 3 });
-      const byTenant = Object.fromEntries(night.credentials.map((c) => [c.tenant, c]));
-      assert.equal(byTenant.sakura?.custody, 'approval');
-      assert.equal(byTenant.sakura?.authorisations, 0);
-      assert.equal(byTenant.sakura?.unusedSignatures, 8, 'approved 40, sealed 32');
-      assert.equal(byTenant.fuji?.custody, 'provider-held');
-      assert.equal(byTenant.fuji?.authorisations, 1);
-      for (const tenant of ['sakura', 'fuji']) {
-        const audit = await verifyTenantAudit(path.join(home, 'var', 'outbox'), tenant);
-        assert.ok(audit.ok && audit.entries >= 33, JSON.stringify(audit));
+test(
+  'the demo seals the sample exports for an approving and a delegating tenant, twice',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const home = await tempDir();
+    await fs.cp(path.join(ROOT, 'fixtures'), path.join(home, 'fixtures'), { recursive: true });
+    await fs.cp(path.join(ROOT, 'jobs'), path.join(home, 'jobs'), { recursive: true });
+    const prefix = `sealer-test-demo-${crypto.randomBytes(4).toString('hex')}`;
+    const redis = connectRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      for (const round of [1, 2]) {
+        const night = await runDemo({ home, concurrency: 32, prefix });
+        const sealed = night.runs.reduce((n, r) => n + r.counts.sealed, 0);
+        const rejected = night.runs.reduce((n, r) => n + r.counts.rejected, 0);
+        assert.deepEqual({ round, sealed, rejected }, { round, sealed: 64, rejected: 3 });
+        const byTenant = Object.fromEntries(night.credentials.map((c) => [c.tenant, c]));
+        assert.equal(byTenant.sakura?.custody, 'approval');
+        assert.equal(byTenant.sakura?.authorisations, 0);
+        assert.equal(byTenant.sakura?.unusedSignatures, 8, 'approved 40, sealed 32');
+        assert.equal(byTenant.fuji?.custody, 'provider-held');
+        assert.equal(byTenant.fuji?.authorisations, 1);
+        for (const tenant of ['sakura', 'fuji']) {
+          const audit = await verifyTenantAudit(path.join(home, 'var', 'outbox'), tenant);
+          assert.ok(audit.ok && audit.entries >= 33, JSON.stringify(audit));
+        }
       }
+      const kek = await fs.stat(path.join(home, 'var', 'kek'));
+      assert.equal(kek.mode & 0o777, 0o600);
+    } finally {
+      await deleteKeysByPrefix(redis, prefix);
+      redis.disconnect();
     }
-    const kek = await fs.stat(path.join(home, 'var', 'kek'));
-    assert.equal(kek.mode & 0o777, 0o600);
-  } finally {
-    await deleteKeysByPrefix(redis, prefix);
-    redis.disconnect();
-  }
-});
+  },
+);

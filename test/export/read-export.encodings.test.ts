@@ -7,6 +7,7 @@ import path from 'node:path';
 import iconv from 'iconv-lite';
 import { ExportError, readExport, writeExportCsv } from '../../src/export';
 import { HEADERS, readAll, removeDir, tempDir, writePdfs } from './export-fixture';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const ROWS = [
   ['INV-2024-0001', '株式会社山田商事', '¥12,345', 'pdf/INV-2024-0001.pdf', '2024/04/01'],
@@ -75,43 +76,47 @@ async function withExports(
   }
 }
 
-test('UTF-8, UTF-8 with BOM and CP932 exports read to the same records', async () => {
-  await withExports(async (dir, files) => {
-    const realDir = await fs.promises.realpath(dir);
-    // The CP932 file really is Shift_JIS bytes (株 = 0x8A 0x94), not UTF-8.
-    assert.ok((await fs.promises.readFile(files.cp932)).includes(Buffer.from([0x8a, 0x94])));
-    for (const [file, encoding, expected] of [
-      [files.utf8, 'utf8', 'utf8'],
-      [files.bom, 'utf8', 'utf8'],
-      [files.cp932, 'cp932', 'cp932'],
-      [files.utf8, 'auto', 'utf8'],
-      [files.bom, 'auto', 'utf8'],
-      [files.cp932, 'auto', 'cp932'],
-    ] as const) {
-      const { accepted, rejected, summary } = await readAll(file, { encoding });
-      assert.deepEqual(rejected, [], `${file} as ${encoding}`);
-      assert.deepEqual(
-        accepted.map(({ pdfPath: _p, pdfRelativePath: _r, ...rest }) => rest),
-        EXPECTED,
-        `${file} as ${encoding}`,
-      );
-      assert.deepEqual(
-        accepted.map((a) => [a.pdfRelativePath, a.pdfPath]),
-        ROWS.map((r) => [r[3], path.join(realDir, r[3]!)]),
-      );
-      assert.deepEqual(summary, {
-        file,
-        encoding: expected,
-        rows: 5,
-        accepted: 5,
-        rejected: 0,
-        bytes: (await fs.promises.stat(file)).size,
-      });
-    }
-  });
-});
+test(
+  'UTF-8, UTF-8 with BOM and CP932 exports read to the same records',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await withExports(async (dir, files) => {
+      const realDir = await fs.promises.realpath(dir);
+      // The CP932 file really is Shift_JIS bytes (株 = 0x8A 0x94), not UTF-8.
+      assert.ok((await fs.promises.readFile(files.cp932)).includes(Buffer.from([0x8a, 0x94])));
+      for (const [file, encoding, expected] of [
+        [files.utf8, 'utf8', 'utf8'],
+        [files.bom, 'utf8', 'utf8'],
+        [files.cp932, 'cp932', 'cp932'],
+        [files.utf8, 'auto', 'utf8'],
+        [files.bom, 'auto', 'utf8'],
+        [files.cp932, 'auto', 'cp932'],
+      ] as const) {
+        const { accepted, rejected, summary } = await readAll(file, { encoding });
+        assert.deepEqual(rejected, [], `${file} as ${encoding}`);
+        assert.deepEqual(
+          accepted.map(({ pdfPath: _p, pdfRelativePath: _r, ...rest }) => rest),
+          EXPECTED,
+          `${file} as ${encoding}`,
+        );
+        assert.deepEqual(
+          accepted.map((a) => [a.pdfRelativePath, a.pdfPath]),
+          ROWS.map((r) => [r[3], path.join(realDir, r[3]!)]),
+        );
+        assert.deepEqual(summary, {
+          file,
+          encoding: expected,
+          rows: 5,
+          accepted: 5,
+          rejected: 0,
+          bytes: (await fs.promises.stat(file)).size,
+        });
+      }
+    });
+  },
+);
 
-test('encoding defaults to auto', async () => {
+test('encoding defaults to auto', { timeout: TEST_TIMEOUT_MS }, async () => {
   await withExports(async (_dir, files) => {
     const { summary } = await readAll(files.cp932, {});
     assert.equal(summary.encoding, 'cp932');
@@ -119,103 +124,123 @@ test('encoding defaults to auto', async () => {
   });
 });
 
-test('a CP932 export read by a job configured utf8 fails the file, naming it and suggesting cp932', async () => {
-  await withExports(async (_dir, files) => {
-    await assert.rejects(readAll(files.cp932, { encoding: 'utf8' }), (err: unknown) => {
-      assert.ok(err instanceof ExportError);
-      assert.equal(err.file, files.cp932);
-      assert.equal(err.line, 1);
-      assert.match(err.message, /not valid UTF-8/);
-      assert.ok(err.message.includes(files.cp932));
-      assert.match(err.message, /cp932/);
-      return true;
+test(
+  'a CP932 export read by a job configured utf8 fails the file, naming it and suggesting cp932',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await withExports(async (_dir, files) => {
+      await assert.rejects(readAll(files.cp932, { encoding: 'utf8' }), (err: unknown) => {
+        assert.ok(err instanceof ExportError);
+        assert.equal(err.file, files.cp932);
+        assert.equal(err.line, 1);
+        assert.match(err.message, /not valid UTF-8/);
+        assert.ok(err.message.includes(files.cp932));
+        assert.match(err.message, /cp932/);
+        return true;
+      });
     });
-  });
-});
+  },
+);
 
-test('invalid UTF-8 deep in a utf8 file fails the file at that line before any row is yielded', async () => {
-  const dir = await tempDir();
-  try {
-    await writePdfs(dir, 'a.pdf');
-    const file = path.join(dir, 'late.csv');
-    const mapping = { invoiceNumber: 'no', customerName: 'name', amount: 'amount', pdfPath: 'pdf' };
-    // 3,000 ASCII rows (several 64 KiB reads), then a Shift_JIS customer name on line 3,002.
-    const good = Array.from({ length: 3000 }, (_, i) => `INV-${i},Yamada Shoji,100,a.pdf\r\n`);
-    await fs.promises.writeFile(
-      file,
-      Buffer.concat([
-        Buffer.from(`no,name,amount,pdf\r\n${good.join('')}`),
-        iconv.encode('INV-X,株式会社テスト,100,a.pdf\r\n', 'cp932'),
-      ]),
-    );
-    let seen = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const _row of readExport(file, { mapping, encoding: 'utf8' })) seen++;
-      })(),
-      (err: unknown) => err instanceof ExportError && err.line === 3002 && err.file === file,
-    );
-    assert.equal(seen, 0);
-    // auto looks at the whole file, not just its start: it is CP932, and the last name decodes right.
-    const { accepted, summary } = await readAll(file, { mapping, encoding: 'auto' });
-    assert.deepEqual([summary.encoding, summary.rows, summary.accepted], ['cp932', 3001, 3001]);
-    assert.deepEqual(accepted.at(-1), {
-      line: 3002,
-      invoiceNumber: 'INV-X',
-      customerName: '株式会社テスト',
-      amount: 100,
-      pdfPath: path.join(await fs.promises.realpath(dir), 'a.pdf'),
-      pdfRelativePath: 'a.pdf',
-    });
-  } finally {
-    await removeDir(dir);
-  }
-});
+test(
+  'invalid UTF-8 deep in a utf8 file fails the file at that line before any row is yielded',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    try {
+      await writePdfs(dir, 'a.pdf');
+      const file = path.join(dir, 'late.csv');
+      const mapping = { invoiceNumber: 'no', customerName: 'name', amount: 'amount', pdfPath: 'pdf' };
+      // 3,000 ASCII rows (several 64 KiB reads), then a Shift_JIS customer name on line 3,002.
+      const good = Array.from({ length: 3000 }, (_, i) => `INV-${i},Yamada Shoji,100,a.pdf\r\n`);
+      await fs.promises.writeFile(
+        file,
+        Buffer.concat([
+          Buffer.from(`no,name,amount,pdf\r\n${good.join('')}`),
+          iconv.encode('INV-X,株式会社テスト,100,a.pdf\r\n', 'cp932'),
+        ]),
+      );
+      let seen = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const _row of readExport(file, { mapping, encoding: 'utf8' })) seen++;
+        })(),
+        (err: unknown) => err instanceof ExportError && err.line === 3002 && err.file === file,
+      );
+      assert.equal(seen, 0);
+      // auto looks at the whole file, not just its start: it is CP932, and the last name decodes right.
+      const { accepted, summary } = await readAll(file, { mapping, encoding: 'auto' });
+      assert.deepEqual([summary.encoding, summary.rows, summary.accepted], ['cp932', 3001, 3001]);
+      assert.deepEqual(accepted.at(-1), {
+        line: 3002,
+        invoiceNumber: 'INV-X',
+        customerName: '株式会社テスト',
+        amount: 100,
+        pdfPath: path.join(await fs.promises.realpath(dir), 'a.pdf'),
+        pdfRelativePath: 'a.pdf',
+      });
+    } finally {
+      await removeDir(dir);
+    }
+  },
+);
 
-test('a file with a UTF-8 BOM but invalid bytes fails under auto instead of falling back to cp932', async () => {
-  const dir = await tempDir();
-  try {
-    const file = path.join(dir, 'damaged.csv');
-    await fs.promises.writeFile(
-      file,
-      Buffer.concat([
-        Buffer.from(`\ufeff${HEADERS.join(',')}\r\nD-1,株式会社,1,a.pdf,2024-04-01\r\n`),
-        iconv.encode('D-2,株式会社,1,a.pdf,2024-04-01\r\n', 'cp932'),
-      ]),
-    );
-    await assert.rejects(readAll(file), (err: unknown) => {
-      assert.ok(err instanceof ExportError);
-      assert.equal(err.line, 3);
-      assert.match(err.message, /starts with a UTF-8 byte order mark but is not valid UTF-8/);
-      return true;
-    });
-  } finally {
-    await removeDir(dir);
-  }
-});
+test(
+  'a file with a UTF-8 BOM but invalid bytes fails under auto instead of falling back to cp932',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    try {
+      const file = path.join(dir, 'damaged.csv');
+      await fs.promises.writeFile(
+        file,
+        Buffer.concat([
+          Buffer.from(`\ufeff${HEADERS.join(',')}\r\nD-1,株式会社,1,a.pdf,2024-04-01\r\n`),
+          iconv.encode('D-2,株式会社,1,a.pdf,2024-04-01\r\n', 'cp932'),
+        ]),
+      );
+      await assert.rejects(readAll(file), (err: unknown) => {
+        assert.ok(err instanceof ExportError);
+        assert.equal(err.line, 3);
+        assert.match(err.message, /starts with a UTF-8 byte order mark but is not valid UTF-8/);
+        return true;
+      });
+    } finally {
+      await removeDir(dir);
+    }
+  },
+);
 
-test('a UTF-8 BOM file read by a job configured cp932 fails the file instead of garbling headers', async () => {
-  await withExports(async (_dir, files) => {
-    await assert.rejects(readAll(files.bom, { encoding: 'cp932' }), (err: unknown) => {
-      assert.ok(err instanceof ExportError);
-      assert.equal(err.file, files.bom);
-      assert.match(err.message, /byte order mark/);
-      return true;
+test(
+  'a UTF-8 BOM file read by a job configured cp932 fails the file instead of garbling headers',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await withExports(async (_dir, files) => {
+      await assert.rejects(readAll(files.bom, { encoding: 'cp932' }), (err: unknown) => {
+        assert.ok(err instanceof ExportError);
+        assert.equal(err.file, files.bom);
+        assert.match(err.message, /byte order mark/);
+        return true;
+      });
     });
-  });
-});
+  },
+);
 
-test('an unreadable export fails with an ExportError naming the file', async () => {
-  const dir = await tempDir();
-  try {
-    const file = path.join(dir, 'missing.csv');
-    await assert.rejects(readAll(file), (err: unknown) => {
-      assert.ok(err instanceof ExportError);
-      assert.equal(err.file, file);
-      assert.match(err.message, /cannot read export .*missing\.csv \(ENOENT\)/);
-      return true;
-    });
-  } finally {
-    await removeDir(dir);
-  }
-});
+test(
+  'an unreadable export fails with an ExportError naming the file',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    try {
+      const file = path.join(dir, 'missing.csv');
+      await assert.rejects(readAll(file), (err: unknown) => {
+        assert.ok(err instanceof ExportError);
+        assert.equal(err.file, file);
+        assert.match(err.message, /cannot read export .*missing\.csv \(ENOENT\)/);
+        return true;
+      });
+    } finally {
+      await removeDir(dir);
+    }
+  },
+);

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExportError, readExport } from '../../src/export';
 import { HEADERS, MAPPING, readAll, removeDir, tempDir, writePdfs } from './export-fixture';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const LINES = [
   HEADERS.join(','), //                                        1
@@ -42,109 +43,121 @@ for (const [name, eol] of [
   ['CR', '\r'],
 ] as const) {
   for (const trailing of [true, false]) {
-    test(`quoted commas, quotes and line breaks keep their start lines (${name}, ${trailing ? 'with final line end' : 'without one: refused'})`, async () => {
-      const dir = await tempDir();
-      try {
-        await writePdfs(dir, 'a.pdf');
-        const file = path.join(dir, 'export.csv');
-        await fs.promises.writeFile(file, LINES.join(eol) + (trailing ? eol : ''));
-        if (!trailing) {
-          // The last line may have been cut while being written: the file is refused before any row.
-          let seen = 0;
-          await assert.rejects(
-            (async () => {
-              for await (const _row of readExport(file, { mapping: MAPPING })) seen++;
-            })(),
-            (err: unknown) =>
-              err instanceof ExportError &&
-              err.file === file &&
-              err.message.includes(file) &&
-              /the last line is cut \(the file does not end with a line break/.test(err.message),
+    test(
+      `quoted commas, quotes and line breaks keep their start lines (${name}, ${trailing ? 'with final line end' : 'without one: refused'})`,
+      { timeout: TEST_TIMEOUT_MS },
+      async () => {
+        const dir = await tempDir();
+        try {
+          await writePdfs(dir, 'a.pdf');
+          const file = path.join(dir, 'export.csv');
+          await fs.promises.writeFile(file, LINES.join(eol) + (trailing ? eol : ''));
+          if (!trailing) {
+            // The last line may have been cut while being written: the file is refused before any row.
+            let seen = 0;
+            await assert.rejects(
+              (async () => {
+                for await (const _row of readExport(file, { mapping: MAPPING })) seen++;
+              })(),
+              (err: unknown) =>
+                err instanceof ExportError &&
+                err.file === file &&
+                err.message.includes(file) &&
+                /the last line is cut \(the file does not end with a line break/.test(err.message),
+            );
+            assert.equal(seen, 0);
+            return;
+          }
+          const { accepted, rejected, summary } = await readAll(file);
+          assert.deepEqual(
+            accepted.map((a) => [a.line, a.invoiceNumber, a.customerName, a.amount, a.issueDate]),
+            EXPECTED_ACCEPTED,
           );
-          assert.equal(seen, 0);
-          return;
+          assert.deepEqual(rejected, [
+            { line: 15, invoiceNumber: 'A-7', reason: '請求金額 (amount): "12.5" is not a whole-yen amount' },
+          ]);
+          assert.deepEqual([summary.rows, summary.accepted, summary.rejected], [8, 7, 1]);
+        } finally {
+          await removeDir(dir);
         }
-        const { accepted, rejected, summary } = await readAll(file);
-        assert.deepEqual(
-          accepted.map((a) => [a.line, a.invoiceNumber, a.customerName, a.amount, a.issueDate]),
-          EXPECTED_ACCEPTED,
-        );
-        assert.deepEqual(rejected, [
-          { line: 15, invoiceNumber: 'A-7', reason: '請求金額 (amount): "12.5" is not a whole-yen amount' },
-        ]);
-        assert.deepEqual([summary.rows, summary.accepted, summary.rejected], [8, 7, 1]);
-      } finally {
-        await removeDir(dir);
-      }
-    });
+      },
+    );
   }
 }
 
-test('a quote never closed fails the file after exactly the rows before it', async () => {
-  const dir = await tempDir();
-  try {
-    await writePdfs(dir, 'a.pdf');
-    const file = path.join(dir, 'export.csv');
-    // 500 good rows first, so the parser has more parsed than the reader has taken when it fails.
-    const good = Array.from({ length: 500 }, (_, i) => `A-${i},会社${i},1,a.pdf,2024-04-01`);
-    const lines = [
-      HEADERS.join(','),
-      ...good,
-      '',
-      'B-1,"閉じない,2,a.pdf,2024-04-02',
-      'B-2,三,3,a.pdf,2024-04-03',
-      '',
-    ];
-    await fs.promises.writeFile(file, lines.join('\r\n'));
-    const seen: number[] = [];
-    await assert.rejects(
-      (async () => {
-        for await (const row of readExport(file, { mapping: MAPPING }))
-          if (row.ok) seen.push(row.invoice.line);
-      })(),
-      (err: unknown) => {
-        assert.ok(err instanceof ExportError);
-        assert.equal(err.file, file);
-        assert.equal(err.line, 502);
-        assert.match(err.message, /quoted field in the row after line 501 is never closed/);
-        return true;
-      },
-    );
-    assert.deepEqual(
-      seen,
-      good.map((_, i) => i + 2),
-    );
-  } finally {
-    await removeDir(dir);
-  }
-});
+test(
+  'a quote never closed fails the file after exactly the rows before it',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    try {
+      await writePdfs(dir, 'a.pdf');
+      const file = path.join(dir, 'export.csv');
+      // 500 good rows first, so the parser has more parsed than the reader has taken when it fails.
+      const good = Array.from({ length: 500 }, (_, i) => `A-${i},会社${i},1,a.pdf,2024-04-01`);
+      const lines = [
+        HEADERS.join(','),
+        ...good,
+        '',
+        'B-1,"閉じない,2,a.pdf,2024-04-02',
+        'B-2,三,3,a.pdf,2024-04-03',
+        '',
+      ];
+      await fs.promises.writeFile(file, lines.join('\r\n'));
+      const seen: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const row of readExport(file, { mapping: MAPPING }))
+            if (row.ok) seen.push(row.invoice.line);
+        })(),
+        (err: unknown) => {
+          assert.ok(err instanceof ExportError);
+          assert.equal(err.file, file);
+          assert.equal(err.line, 502);
+          assert.match(err.message, /quoted field in the row after line 501 is never closed/);
+          return true;
+        },
+      );
+      assert.deepEqual(
+        seen,
+        good.map((_, i) => i + 2),
+      );
+    } finally {
+      await removeDir(dir);
+    }
+  },
+);
 
-test('a row longer than a million bytes fails the file instead of filling memory', async () => {
-  const dir = await tempDir();
-  try {
-    await writePdfs(dir, 'a.pdf');
-    const file = path.join(dir, 'export.csv');
-    const lines = [
-      HEADERS.join(','),
-      'A-1,一,1,a.pdf,2024-04-01',
-      `A-2,"${'長'.repeat(1_000_001)}",1,a.pdf,2024-04-01`,
-    ];
-    await fs.promises.writeFile(file, lines.join('\n') + '\n');
-    let seen = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const _row of readExport(file, { mapping: MAPPING })) seen++;
-      })(),
-      (err: unknown) =>
-        err instanceof ExportError && err.line === 3 && /longer than 1000000 bytes/.test(err.message),
-    );
-    assert.equal(seen, 1);
-  } finally {
-    await removeDir(dir);
-  }
-});
+test(
+  'a row longer than a million bytes fails the file instead of filling memory',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    try {
+      await writePdfs(dir, 'a.pdf');
+      const file = path.join(dir, 'export.csv');
+      const lines = [
+        HEADERS.join(','),
+        'A-1,一,1,a.pdf,2024-04-01',
+        `A-2,"${'長'.repeat(1_000_001)}",1,a.pdf,2024-04-01`,
+      ];
+      await fs.promises.writeFile(file, lines.join('\n') + '\n');
+      let seen = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const _row of readExport(file, { mapping: MAPPING })) seen++;
+        })(),
+        (err: unknown) =>
+          err instanceof ExportError && err.line === 3 && /longer than 1000000 bytes/.test(err.message),
+      );
+      assert.equal(seen, 1);
+    } finally {
+      await removeDir(dir);
+    }
+  },
+);
 
-test('a consumer that stops early leaves no file open', { timeout: 60_000 }, async () => {
+test('a consumer that stops early leaves no file open', { timeout: 180_000 }, async () => {
   const dir = await tempDir();
   try {
     await writePdfs(dir, 'a.pdf');
@@ -171,7 +184,7 @@ test('a consumer that stops early leaves no file open', { timeout: 60_000 }, asy
   }
 });
 
-test('a header-only export has no rows; an empty file fails', async () => {
+test('a header-only export has no rows; an empty file fails', { timeout: TEST_TIMEOUT_MS }, async () => {
   const dir = await tempDir();
   try {
     const file = path.join(dir, 'export.csv');

@@ -8,7 +8,7 @@ import { parse } from 'csv-parse/sync';
 import { invoiceNumberProblem, RejectsWriter } from '../../src/export';
 import { HEADERS, readAll, removeDir, tempDir, writePdfs } from './export-fixture';
 
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 test('invoiceNumberProblem names what makes a number unsafe as a file name', TIMEOUT, () => {
   const unsafe: [string, RegExp][] = [

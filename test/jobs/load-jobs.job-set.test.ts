@@ -8,7 +8,7 @@ import path from 'node:path';
 import { findJob, JobConfigError, loadJobSet, loadJobs } from '../../src/jobs';
 import { tempDir } from '../helpers/temp-dir';
 
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 function job(name: string, tenant: string, credentialId: string, extra: Record<string, unknown> = {}) {
   return {

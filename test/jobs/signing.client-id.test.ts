@@ -36,7 +36,7 @@ async function refused(dir: string, signing: Record<string, unknown>): Promise<s
   return err.message;
 }
 
-test('bearer and auth/login service auth load without a clientId', { timeout: 10_000 }, async () => {
+test('bearer and auth/login service auth load without a clientId', { timeout: 120_000 }, async () => {
   const dir = await tempDir();
   const bearer = await load(dir, {
     serviceAuth: { method: 'bearer', token: 'env:ACME_TOKEN' },
@@ -52,7 +52,7 @@ test('bearer and auth/login service auth load without a clientId', { timeout: 10
 
 test(
   'client_credentials and approval via oauth2code without a clientId are refused, naming the field and why',
-  { timeout: 10_000 },
+  { timeout: 120_000 },
   async () => {
     const dir = await tempDir();
     const noClientCredentials = await refused(dir, { clientSecret: 'env:ACME_SECRET' });
@@ -73,7 +73,7 @@ test(
 
 test(
   'a job without a clientId gets its own signing context, apart from one whose clientId is "undefined"',
-  { timeout: 10_000 },
+  { timeout: 120_000 },
   async () => {
     const dir = await tempDir();
     const signing = {

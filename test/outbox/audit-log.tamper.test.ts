@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AuditLog, verifyTenantAudit } from '../../src/outbox';
 import { tempDir } from '../helpers/temp-dir';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 const LOG = '2026-11.jsonl';
@@ -55,7 +56,7 @@ async function expectBad(
   assert.match(result.reason, reason);
 }
 
-test('an edited field breaks that line’s hash', async () => {
+test('an edited field breaks that line’s hash', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad(
     (l) => [...l.slice(0, 2), l[2]!.replace('INV-3', 'INV-9'), ...l.slice(3)],
     3,
@@ -63,31 +64,47 @@ test('an edited field breaks that line’s hash', async () => {
   );
 });
 
-test('an edited entry with a recomputed hash breaks the next line’s prev', async () => {
-  await expectBad(
-    (l) => [...l.slice(0, 2), forge(l[2]!, { invoice: 'INV-9' }), ...l.slice(3)],
-    4,
-    /prev does not match/,
-  );
-});
+test(
+  'an edited entry with a recomputed hash breaks the next line’s prev',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await expectBad(
+      (l) => [...l.slice(0, 2), forge(l[2]!, { invoice: 'INV-9' }), ...l.slice(3)],
+      4,
+      /prev does not match/,
+    );
+  },
+);
 
-test('a removed middle line leaves a seq gap at the line that follows', async () => {
-  await expectBad((l) => [...l.slice(0, 2), ...l.slice(3)], 3, /seq 4 where 3 was expected/);
-});
+test(
+  'a removed middle line leaves a seq gap at the line that follows',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await expectBad((l) => [...l.slice(0, 2), ...l.slice(3)], 3, /seq 4 where 3 was expected/);
+  },
+);
 
-test('a removed last line is caught by HEAD', async () => {
+test('a removed last line is caught by HEAD', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad((l) => l.slice(0, 5), 6, /ends at seq 5 but HEAD records seq 6/);
 });
 
-test('a forged line inserted with a consistent seq, prev and hash breaks the line after it', async () => {
-  await expectBad(
-    (l) => [...l.slice(0, 3), forge(l[2]!, { seq: 4, invoice: 'INV-X', prev: sha256(l[2]!) }), ...l.slice(3)],
-    5,
-    /seq 4 where 5 was expected/,
-  );
-});
+test(
+  'a forged line inserted with a consistent seq, prev and hash breaks the line after it',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    await expectBad(
+      (l) => [
+        ...l.slice(0, 3),
+        forge(l[2]!, { seq: 4, invoice: 'INV-X', prev: sha256(l[2]!) }),
+        ...l.slice(3),
+      ],
+      5,
+      /seq 4 where 5 was expected/,
+    );
+  },
+);
 
-test('a forged line appended at the end is caught by HEAD', async () => {
+test('a forged line appended at the end is caught by HEAD', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad(
     (l) => [...l, forge(l[5]!, { seq: 7, invoice: 'INV-X', prev: sha256(l[5]!) })],
     7,
@@ -95,15 +112,15 @@ test('a forged line appended at the end is caught by HEAD', async () => {
   );
 });
 
-test('two swapped lines are caught at the first of them', async () => {
+test('two swapped lines are caught at the first of them', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad((l) => [l[0]!, l[2]!, l[1]!, ...l.slice(3)], 2, /seq 3 where 2 was expected/);
 });
 
-test('a garbage line is named', async () => {
+test('a garbage line is named', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad((l) => [...l.slice(0, 3), 'rm -rf / # not an entry', ...l.slice(3)], 4, /not JSON/);
 });
 
-test('a reformatted line (same values, different bytes) is named', async () => {
+test('a reformatted line (same values, different bytes) is named', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad(
     (l) => [...l.slice(0, 1), l[1]!.replace('"seq":2,', '"seq": 2,'), ...l.slice(2)],
     2,
@@ -111,32 +128,43 @@ test('a reformatted line (same values, different bytes) is named', async () => {
   );
 });
 
-test('a truncated final line is named', async () => {
+test('a truncated final line is named', { timeout: TEST_TIMEOUT_MS }, async () => {
   await expectBad((l) => l.slice(0, 5).join('\n') + '\n' + l[5]!.slice(0, 40), 6, /truncated final line/);
 });
 
-test('a deleted HEAD is reported, since a cut-off end could not be seen without it', async () => {
-  const log = await sixEntries();
-  await fs.unlink(path.join(log.root, 'fuji', 'audit', 'HEAD'));
-  const result = await verifyTenantAudit(log.root, 'fuji');
-  assert.equal(result.ok, false);
-  assert.match(!result.ok ? `${path.basename(result.file)}: ${result.reason}` : '', /^HEAD: HEAD is missing/);
-});
+test(
+  'a deleted HEAD is reported, since a cut-off end could not be seen without it',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const log = await sixEntries();
+    await fs.unlink(path.join(log.root, 'fuji', 'audit', 'HEAD'));
+    const result = await verifyTenantAudit(log.root, 'fuji');
+    assert.equal(result.ok, false);
+    assert.match(
+      !result.ok ? `${path.basename(result.file)}: ${result.reason}` : '',
+      /^HEAD: HEAD is missing/,
+    );
+  },
+);
 
-test('a removed line at the end of an earlier month file is caught at the start of the next', async () => {
-  const root = await tempDir();
-  let now = new Date('2026-10-31T23:59:59.000Z');
-  const log = AuditLog.forTenant(root, 'fuji', { now: () => now });
-  await log.append({ type: 'refusal', reason: 'first' });
-  await log.append({ type: 'refusal', reason: 'second' });
-  now = new Date('2026-11-01T00:00:00.000Z');
-  await log.append({ type: 'refusal', reason: 'third' });
-  const october = path.join(root, 'fuji', 'audit', '2026-10.jsonl');
-  const kept = (await fs.readFile(october, 'utf8')).split('\n')[0]!;
-  await fs.writeFile(october, kept + '\n');
-  const result = await verifyTenantAudit(root, 'fuji');
-  assert.equal(result.ok, false);
-  if (result.ok) return;
-  assert.deepEqual([path.basename(result.file), result.line], ['2026-11.jsonl', 1]);
-  assert.match(result.reason, /seq 3 where 2 was expected/);
-});
+test(
+  'a removed line at the end of an earlier month file is caught at the start of the next',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const root = await tempDir();
+    let now = new Date('2026-10-31T23:59:59.000Z');
+    const log = AuditLog.forTenant(root, 'fuji', { now: () => now });
+    await log.append({ type: 'refusal', reason: 'first' });
+    await log.append({ type: 'refusal', reason: 'second' });
+    now = new Date('2026-11-01T00:00:00.000Z');
+    await log.append({ type: 'refusal', reason: 'third' });
+    const october = path.join(root, 'fuji', 'audit', '2026-10.jsonl');
+    const kept = (await fs.readFile(october, 'utf8')).split('\n')[0]!;
+    await fs.writeFile(october, kept + '\n');
+    const result = await verifyTenantAudit(root, 'fuji');
+    assert.equal(result.ok, false);
+    if (result.ok) return;
+    assert.deepEqual([path.basename(result.file), result.line], ['2026-11.jsonl', 1]);
+    assert.match(result.reason, /seq 3 where 2 was expected/);
+  },
+);

@@ -8,6 +8,7 @@ import * as pkijs from 'pkijs';
 import { CmsTemplate, digestToSign, PadesError } from '../../src/pades';
 import { createTestPki, TestPki } from '../helpers/test-pki';
 import { createHash } from 'node:crypto';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 let pki: TestPki;
 before(async () => {
@@ -57,61 +58,73 @@ function opensslVerify(cms: Buffer, content: Buffer, name: string): string {
   );
 }
 
-test('assemble builds a detached SignedData that openssl cms -verify accepts (RSA and ECDSA)', () => {
-  const content = randomBytes(5000);
-  for (const signer of [pki.rsa, pki.ecdsa]) {
-    const cms = signedCms(signer, content);
-    assert.doesNotThrow(() => opensslVerify(cms, content, `ok-${signer.keyType}`), signer.keyType);
-    assert.throws(() =>
-      opensslVerify(cms, Buffer.concat([content, Buffer.from('x')]), `bad-${signer.keyType}`),
-    );
-  }
-});
+test(
+  'assemble builds a detached SignedData that openssl cms -verify accepts (RSA and ECDSA)',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    const content = randomBytes(5000);
+    for (const signer of [pki.rsa, pki.ecdsa]) {
+      const cms = signedCms(signer, content);
+      assert.doesNotThrow(() => opensslVerify(cms, content, `ok-${signer.keyType}`), signer.keyType);
+      assert.throws(() =>
+        opensslVerify(cms, Buffer.concat([content, Buffer.from('x')]), `bad-${signer.keyType}`),
+      );
+    }
+  },
+);
 
-test('assemble: version, sha256, detached, certificates = chain, algorithm per key type', () => {
-  for (const signer of [pki.rsa, pki.ecdsa]) {
-    const cms = signedCms(signer, randomBytes(100));
-    const info = pkijs.ContentInfo.fromBER(new Uint8Array(cms));
-    assert.equal(info.contentType, '1.2.840.113549.1.7.2');
-    const sd = new pkijs.SignedData({ schema: info.content });
-    assert.equal(sd.version, 1);
-    assert.deepEqual(
-      sd.digestAlgorithms.map((a) => a.algorithmId),
-      ['2.16.840.1.101.3.4.2.1'],
-    );
-    assert.equal(sd.encapContentInfo.eContentType, '1.2.840.113549.1.7.1');
-    assert.equal(sd.encapContentInfo.eContent, undefined, 'detached');
-    const certs = (sd.certificates ?? []).map((c) =>
-      Buffer.from((c as pkijs.Certificate).toSchema().toBER()),
-    );
-    assert.deepEqual(
-      certs.map((c) => c.toString('hex')).sort(),
-      signer.chainDer.map((c) => c.toString('hex')).sort(),
-    );
-    const si = sd.signerInfos[0]!;
-    assert.equal(sd.signerInfos.length, 1);
-    assert.equal(si.version, 1);
-    assert.equal(si.digestAlgorithm.algorithmId, '2.16.840.1.101.3.4.2.1');
-    assert.equal(
-      si.signatureAlgorithm.algorithmId,
-      signer.keyType === 'rsa' ? '1.2.840.113549.1.1.1' : '1.2.840.10045.4.3.2',
-    );
-    const sid = si.sid as pkijs.IssuerAndSerialNumber;
-    const leaf = pkijs.Certificate.fromBER(new Uint8Array(signer.certDer));
-    assert.ok(sid.serialNumber.isEqual(leaf.serialNumber) && sid.issuer.isEqual(leaf.issuer));
-  }
-});
+test(
+  'assemble: version, sha256, detached, certificates = chain, algorithm per key type',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    for (const signer of [pki.rsa, pki.ecdsa]) {
+      const cms = signedCms(signer, randomBytes(100));
+      const info = pkijs.ContentInfo.fromBER(new Uint8Array(cms));
+      assert.equal(info.contentType, '1.2.840.113549.1.7.2');
+      const sd = new pkijs.SignedData({ schema: info.content });
+      assert.equal(sd.version, 1);
+      assert.deepEqual(
+        sd.digestAlgorithms.map((a) => a.algorithmId),
+        ['2.16.840.1.101.3.4.2.1'],
+      );
+      assert.equal(sd.encapContentInfo.eContentType, '1.2.840.113549.1.7.1');
+      assert.equal(sd.encapContentInfo.eContent, undefined, 'detached');
+      const certs = (sd.certificates ?? []).map((c) =>
+        Buffer.from((c as pkijs.Certificate).toSchema().toBER()),
+      );
+      assert.deepEqual(
+        certs.map((c) => c.toString('hex')).sort(),
+        signer.chainDer.map((c) => c.toString('hex')).sort(),
+      );
+      const si = sd.signerInfos[0]!;
+      assert.equal(sd.signerInfos.length, 1);
+      assert.equal(si.version, 1);
+      assert.equal(si.digestAlgorithm.algorithmId, '2.16.840.1.101.3.4.2.1');
+      assert.equal(
+        si.signatureAlgorithm.algorithmId,
+        signer.keyType === 'rsa' ? '1.2.840.113549.1.1.1' : '1.2.840.10045.4.3.2',
+      );
+      const sid = si.sid as pkijs.IssuerAndSerialNumber;
+      const leaf = pkijs.Certificate.fromBER(new Uint8Array(signer.certDer));
+      assert.ok(sid.serialNumber.isEqual(leaf.serialNumber) && sid.issuer.isEqual(leaf.issuer));
+    }
+  },
+);
 
-test('assemble normalises a raw r||s ECDSA signature to DER, and openssl verifies it', () => {
-  const content = randomBytes(3000);
-  const cms = signedCms(pki.ecdsa, content, 'raw');
-  const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(new Uint8Array(cms)).content });
-  const sig = Buffer.from(sd.signerInfos[0]!.signature.valueBlock.valueHexView);
-  assert.equal(sig[0], 0x30, 'stored as DER ECDSA-Sig-Value');
-  assert.doesNotThrow(() => opensslVerify(cms, content, 'raw-ecdsa'));
-});
+test(
+  'assemble normalises a raw r||s ECDSA signature to DER, and openssl verifies it',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    const content = randomBytes(3000);
+    const cms = signedCms(pki.ecdsa, content, 'raw');
+    const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(new Uint8Array(cms)).content });
+    const sig = Buffer.from(sd.signerInfos[0]!.signature.valueBlock.valueHexView);
+    assert.equal(sig[0], 0x30, 'stored as DER ECDSA-Sig-Value');
+    assert.doesNotThrow(() => opensslVerify(cms, content, 'raw-ecdsa'));
+  },
+);
 
-test('assemble refuses signatures that cannot be right for the key', () => {
+test('assemble refuses signatures that cannot be right for the key', { timeout: TEST_TIMEOUT_MS }, () => {
   const rsa = CmsTemplate.fromCertificates(pki.rsa.chainDer);
   const attrs = rsa.signedAttributes(randomBytes(32));
   assert.throws(
@@ -123,19 +136,23 @@ test('assemble refuses signatures that cannot be right for the key', () => {
   assert.throws(() => ec.assemble(Buffer.from([0x30, 0x00]), randomBytes(64)), /exactly one DER SET/);
 });
 
-test('maxCmsLength bounds every CMS the template assembles, within a few bytes', async () => {
-  const pki = await createTestPki();
-  try {
-    for (const signer of [pki.rsa, pki.ecdsa]) {
-      const template = CmsTemplate.fromCertificates(signer.chainDer);
-      for (let i = 0; i < 20; i++) {
-        const attrs = template.signedAttributes(randomBytes(32));
-        const cms = template.assemble(attrs, await signer.signDigest(digestToSign(attrs)));
-        assert.ok(cms.length <= template.maxCmsLength, `${cms.length} <= ${template.maxCmsLength}`);
-        assert.ok(template.maxCmsLength - cms.length <= 4);
+test(
+  'maxCmsLength bounds every CMS the template assembles, within a few bytes',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const pki = await createTestPki();
+    try {
+      for (const signer of [pki.rsa, pki.ecdsa]) {
+        const template = CmsTemplate.fromCertificates(signer.chainDer);
+        for (let i = 0; i < 20; i++) {
+          const attrs = template.signedAttributes(randomBytes(32));
+          const cms = template.assemble(attrs, await signer.signDigest(digestToSign(attrs)));
+          assert.ok(cms.length <= template.maxCmsLength, `${cms.length} <= ${template.maxCmsLength}`);
+          assert.ok(template.maxCmsLength - cms.length <= 4);
+        }
       }
+    } finally {
+      await pki.cleanup();
     }
-  } finally {
-    await pki.cleanup();
-  }
-});
+  },
+);

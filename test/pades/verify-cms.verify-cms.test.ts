@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { CmsTemplate, digestToSign, verifyCms } from '../../src/pades';
 import { createTestPki, TestPki, TestSigner } from '../helpers/test-pki';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 let pki: TestPki;
 before(async () => {
@@ -16,17 +17,21 @@ function seal(signer: TestSigner, content: Buffer, signedBy: TestSigner = signer
   return template.assemble(attrs, signedBy.signDigest(digestToSign(attrs)));
 }
 
-test('verifyCms accepts a good seal and names its signer certificate (RSA and ECDSA)', () => {
-  const content = randomBytes(20_000);
-  for (const signer of [pki.rsa, pki.ecdsa]) {
-    const result = verifyCms(seal(signer, content), content, { expectedCertificateDer: signer.certDer });
-    assert.deepEqual(result.problems, [], signer.keyType);
-    assert.equal(result.valid, true);
-    assert.ok(result.signerCertificateDer?.equals(signer.certDer));
-  }
-});
+test(
+  'verifyCms accepts a good seal and names its signer certificate (RSA and ECDSA)',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    const content = randomBytes(20_000);
+    for (const signer of [pki.rsa, pki.ecdsa]) {
+      const result = verifyCms(seal(signer, content), content, { expectedCertificateDer: signer.certDer });
+      assert.deepEqual(result.problems, [], signer.keyType);
+      assert.equal(result.valid, true);
+      assert.ok(result.signerCertificateDer?.equals(signer.certDer));
+    }
+  },
+);
 
-test('verifyCms reports altered content as a message-digest mismatch', () => {
+test('verifyCms reports altered content as a message-digest mismatch', { timeout: TEST_TIMEOUT_MS }, () => {
   const content = randomBytes(1000);
   const cms = seal(pki.ecdsa, content);
   content[500]! ^= 1;
@@ -35,7 +40,7 @@ test('verifyCms reports altered content as a message-digest mismatch', () => {
   assert.match(result.problems.join(), /message digest does not match/);
 });
 
-test('verifyCms reports a signature made with another key', () => {
+test('verifyCms reports a signature made with another key', { timeout: TEST_TIMEOUT_MS }, () => {
   const content = randomBytes(1000);
   // The right key over the wrong hash: what a provider mixing up batch positions would return.
   const template = CmsTemplate.fromCertificates(pki.rsa.chainDer);
@@ -46,16 +51,20 @@ test('verifyCms reports a signature made with another key', () => {
   assert.match(result.problems.join(), /signature over the signed attributes does not verify/);
 });
 
-test('verifyCms reports a signer that is not the expected credential certificate', () => {
-  const content = randomBytes(100);
-  const result = verifyCms(seal(pki.ecdsa, content), content, { expectedCertificateDer: pki.rsa.certDer });
-  assert.equal(result.valid, false);
-  assert.match(result.problems.join(), /not the expected credential certificate/);
-});
+test(
+  'verifyCms reports a signer that is not the expected credential certificate',
+  { timeout: TEST_TIMEOUT_MS },
+  () => {
+    const content = randomBytes(100);
+    const result = verifyCms(seal(pki.ecdsa, content), content, { expectedCertificateDer: pki.rsa.certDer });
+    assert.equal(result.valid, false);
+    assert.match(result.problems.join(), /not the expected credential certificate/);
+  },
+);
 
 // OpenSSL 3.0.19 and pdfsig 22.12 (NSS) on this machine accept such a CMS, since they hash the attributes
 // as received; validators that re-encode them as DER (BouncyCastle-based, e.g. EU DSS) reject it.
-test('verifyCms flags signed attributes that are not in DER SET order', () => {
+test('verifyCms flags signed attributes that are not in DER SET order', { timeout: TEST_TIMEOUT_MS }, () => {
   const content = randomBytes(100);
   const template = CmsTemplate.fromCertificates(pki.ecdsa.chainDer);
   const sorted = template.signedAttributes(createHash('sha256').update(content).digest());
@@ -75,7 +84,7 @@ test('verifyCms flags signed attributes that are not in DER SET order', () => {
   assert.match(result.problems.join(), /not in DER SET order/);
 });
 
-test('verifyCms never throws on garbage; it reports why', () => {
+test('verifyCms never throws on garbage; it reports why', { timeout: TEST_TIMEOUT_MS }, () => {
   for (const junk of [Buffer.alloc(0), randomBytes(50), Buffer.from([0x30, 0x80, 0, 0])]) {
     const result = verifyCms(junk, Buffer.alloc(1));
     assert.equal(result.valid, false);

@@ -14,7 +14,7 @@ import {
   type PdfObject,
 } from '../helpers/bomb-pdf';
 
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
 const options: PrepareOptions = { signingTime: new Date('2025-02-01T00:00:00Z') };
 

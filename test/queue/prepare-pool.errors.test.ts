@@ -13,7 +13,7 @@ import {
 } from '../../src/queue/prepare-pool';
 import { toPrepareError } from '../../src/queue/prepare-task';
 
-const TIMEOUT = { timeout: 10_000 };
+const TIMEOUT = { timeout: 120_000 };
 const path = '/exports/sakura/INV-1.pdf';
 
 function ioError(code: string): NodeJS.ErrnoException {

@@ -20,7 +20,7 @@ import {
 import { manyObjectsPdf, objectStreamBomb } from '../helpers/bomb-pdf';
 import { createTestPki, type TestPki } from '../helpers/test-pki';
 
-const TIMEOUT = { timeout: 60_000 };
+const TIMEOUT = { timeout: 180_000 };
 let dir: string;
 let pki: TestPki;
 let ordinary: Buffer;

@@ -21,7 +21,7 @@ import { testRedis } from '../helpers/test-redis';
 import { listCredentialLatches, RedisAuthorisationGuards } from '../../src/custody';
 
 const logger = pino({ level: 'silent' });
-const TIMEOUT = { timeout: 60_000 };
+const TIMEOUT = { timeout: 180_000 };
 const HEADERS = [
   SAMPLE_COLUMNS.invoiceNumber,
   SAMPLE_COLUMNS.customerName,

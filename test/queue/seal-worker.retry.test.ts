@@ -12,6 +12,7 @@ import { runNight } from '../../src/queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const silent = pino({ level: 'silent' });
 
@@ -58,55 +59,63 @@ async function setup(dir: string, port: number, pinFile?: string) {
   return { job: await loadJobFile(path.join(dir, 'fuji.json')), sandboxDir };
 }
 
-test('jobs that met a provider outage are retried by BullMQ and sealed when it is back', async () => {
-  const dir = await tempDir();
-  const { redis, prefix, connection } = await testRedis();
-  const port = await freePort();
-  const { job, sandboxDir } = await setup(dir, port);
-  // The provider comes up a second after the night starts.
-  const up = new Promise<Awaited<ReturnType<typeof startSandbox>>>((resolve) =>
-    setTimeout(
-      () => resolve(startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent })),
-      1000,
-    ),
-  );
-  after(async () => (await up).close());
-  const night = await runNight({
-    jobs: [job],
-    connection,
-    redis,
-    prefix,
-    logger: silent,
-    concurrency: 6,
-    jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
-    timeoutMs: 30_000,
-  });
-  assert.equal(night.runs[0]!.counts.sealed, 6);
-  assert.equal(night.runs[0]!.counts.failed, 0);
-  assert.ok((await up).stats().signHash >= 2);
-});
+test(
+  'jobs that met a provider outage are retried by BullMQ and sealed when it is back',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const port = await freePort();
+    const { job, sandboxDir } = await setup(dir, port);
+    // The provider comes up a second after the night starts.
+    const up = new Promise<Awaited<ReturnType<typeof startSandbox>>>((resolve) =>
+      setTimeout(
+        () => resolve(startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent })),
+        1000,
+      ),
+    );
+    after(async () => (await up).close());
+    const night = await runNight({
+      jobs: [job],
+      connection,
+      redis,
+      prefix,
+      logger: silent,
+      concurrency: 6,
+      jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
+      timeoutMs: 30_000,
+    });
+    assert.equal(night.runs[0]!.counts.sealed, 6);
+    assert.equal(night.runs[0]!.counts.failed, 0);
+    assert.ok((await up).stats().signHash >= 2);
+  },
+);
 
-test('a refused PIN fails the jobs at once, without retries that could lock the key', async () => {
-  const dir = await tempDir();
-  const { redis, prefix, connection } = await testRedis();
-  const port = await freePort();
-  const wrongPin = path.join(dir, 'wrong.pin');
-  await fs.writeFile(wrongPin, '000000');
-  const { job, sandboxDir } = await setup(dir, port, wrongPin);
-  const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
-  after(() => sandbox.close());
-  const night = await runNight({
-    jobs: [job],
-    connection,
-    redis,
-    prefix,
-    logger: silent,
-    concurrency: 6,
-    jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
-    timeoutMs: 30_000,
-  });
-  assert.equal(night.runs[0]!.counts.failed, 6);
-  assert.equal(night.runs[0]!.counts.sealed, 0);
-  assert.match(night.runs[0]!.failures[0]!.reason, /invalid_pin/);
-  assert.equal(sandbox.stats().authorize, 1, 'the PIN was sent once, not once per job or retry');
-});
+test(
+  'a refused PIN fails the jobs at once, without retries that could lock the key',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const port = await freePort();
+    const wrongPin = path.join(dir, 'wrong.pin');
+    await fs.writeFile(wrongPin, '000000');
+    const { job, sandboxDir } = await setup(dir, port, wrongPin);
+    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
+    after(() => sandbox.close());
+    const night = await runNight({
+      jobs: [job],
+      connection,
+      redis,
+      prefix,
+      logger: silent,
+      concurrency: 6,
+      jobOptions: { attempts: 10, backoff: { type: 'fixed', delay: 300 } },
+      timeoutMs: 30_000,
+    });
+    assert.equal(night.runs[0]!.counts.failed, 6);
+    assert.equal(night.runs[0]!.counts.sealed, 0);
+    assert.match(night.runs[0]!.failures[0]!.reason, /invalid_pin/);
+    assert.equal(sandbox.stats().authorize, 1, 'the PIN was sent once, not once per job or retry');
+  },
+);

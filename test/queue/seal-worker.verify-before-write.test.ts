@@ -13,6 +13,7 @@ import { runNight } from '../../src/queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const silent = pino({ level: 'silent' });
 const INVOICES = 5;
@@ -79,75 +80,79 @@ async function filesUnder(dir: string): Promise<string[]> {
   }
 }
 
-test('signatures that do not verify fail their invoices and write no PDF and no manifest row', async () => {
-  const dir = await tempDir();
-  const { redis, prefix, connection } = await testRedis();
-  const sandboxDir = path.join(dir, 'sandbox');
-  const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port: 0, logger: silent });
-  after(() => sandbox.close());
-  const proxy = await corruptingProxy(sandbox.oauth2Url);
-  after(() => proxy.close());
+test(
+  'signatures that do not verify fail their invoices and write no PDF and no manifest row',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const sandboxDir = path.join(dir, 'sandbox');
+    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port: 0, logger: silent });
+    after(() => sandbox.close());
+    const proxy = await corruptingProxy(sandbox.oauth2Url);
+    after(() => proxy.close());
 
-  await writeSampleExport({
-    dir: path.join(dir, 'inbox'),
-    tenantName: 'Sakura Shoji K.K.',
-    invoicePrefix: 'SKR',
-    count: INVOICES,
-    encoding: 'utf8',
-  });
-  const secrets = path.join(sandboxDir, 'secrets', 'sakura');
-  await fs.writeFile(
-    path.join(dir, 'sakura.json'),
-    JSON.stringify({
-      name: 'sakura-nightly',
-      cron: '0 2 * * *',
-      tenant: 'sakura',
-      export: { folder: 'inbox', encoding: 'utf8', columns: SAMPLE_COLUMNS },
-      signing: {
-        providerUrl: `${proxy.url}/csc/v2`,
-        clientId: 'sakura-app',
-        clientSecret: `file:${secrets}/client-secret`,
-        credentialId: 'sakura-eseal-rsa',
-        pin: `file:${secrets}/sakura-eseal-rsa.pin`,
-        totpSecret: `file:${secrets}/sakura-eseal-rsa.totp`,
-        totp: { periodSec: 1 },
-        batchSize: 10,
-      },
-      outbox: 'outbox',
-    }),
-  );
-  const job = await loadJobFile(path.join(dir, 'sakura.json'));
+    await writeSampleExport({
+      dir: path.join(dir, 'inbox'),
+      tenantName: 'Sakura Shoji K.K.',
+      invoicePrefix: 'SKR',
+      count: INVOICES,
+      encoding: 'utf8',
+    });
+    const secrets = path.join(sandboxDir, 'secrets', 'sakura');
+    await fs.writeFile(
+      path.join(dir, 'sakura.json'),
+      JSON.stringify({
+        name: 'sakura-nightly',
+        cron: '0 2 * * *',
+        tenant: 'sakura',
+        export: { folder: 'inbox', encoding: 'utf8', columns: SAMPLE_COLUMNS },
+        signing: {
+          providerUrl: `${proxy.url}/csc/v2`,
+          clientId: 'sakura-app',
+          clientSecret: `file:${secrets}/client-secret`,
+          credentialId: 'sakura-eseal-rsa',
+          pin: `file:${secrets}/sakura-eseal-rsa.pin`,
+          totpSecret: `file:${secrets}/sakura-eseal-rsa.totp`,
+          totp: { periodSec: 1 },
+          batchSize: 10,
+        },
+        outbox: 'outbox',
+      }),
+    );
+    const job = await loadJobFile(path.join(dir, 'sakura.json'));
 
-  const night = await runNight({
-    jobs: [job],
-    connection,
-    redis,
-    prefix,
-    logger: silent,
-    concurrency: 10,
-    // a retry gets another wrong signature: it must not write either
-    jobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 100 } },
-    timeoutMs: 30_000,
-  });
+    const night = await runNight({
+      jobs: [job],
+      connection,
+      redis,
+      prefix,
+      logger: silent,
+      concurrency: 10,
+      // a retry gets another wrong signature: it must not write either
+      jobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 100 } },
+      timeoutMs: 30_000,
+    });
 
-  const run = night.runs[0]!;
-  assert.ok(sandbox.stats().signHash >= 1, 'the provider signed');
-  assert.ok(proxy.corrupted() >= INVOICES, 'every signature returned was corrupted on the way');
-  assert.equal(run.counts.sealed, 0);
-  assert.equal(run.counts.failed, INVOICES);
-  assert.equal(run.failures.length, INVOICES);
-  for (const failure of run.failures) {
-    assert.match(failure.reason, new RegExp(`invoice ${failure.invoice}: sealed PDF did not verify`));
-  }
-  const written = await filesUnder(path.join(dir, 'outbox'));
-  assert.deepEqual(
-    written.filter((f) => f.endsWith('.pdf') || path.basename(f).startsWith('manifest')),
-    [],
-    'no sealed PDF and no manifest in the outbox',
-  );
-  assert.deepEqual(
-    written.filter((f) => f.includes(`${path.sep}.sealed${path.sep}`)),
-    [],
-    'nothing recorded as sealed',
-  );
-});
+    const run = night.runs[0]!;
+    assert.ok(sandbox.stats().signHash >= 1, 'the provider signed');
+    assert.ok(proxy.corrupted() >= INVOICES, 'every signature returned was corrupted on the way');
+    assert.equal(run.counts.sealed, 0);
+    assert.equal(run.counts.failed, INVOICES);
+    assert.equal(run.failures.length, INVOICES);
+    for (const failure of run.failures) {
+      assert.match(failure.reason, new RegExp(`invoice ${failure.invoice}: sealed PDF did not verify`));
+    }
+    const written = await filesUnder(path.join(dir, 'outbox'));
+    assert.deepEqual(
+      written.filter((f) => f.endsWith('.pdf') || path.basename(f).startsWith('manifest')),
+      [],
+      'no sealed PDF and no manifest in the outbox',
+    );
+    assert.deepEqual(
+      written.filter((f) => f.includes(`${path.sep}.sealed${path.sep}`)),
+      [],
+      'nothing recorded as sealed',
+    );
+  },
+);

@@ -23,7 +23,7 @@ import {
 } from './sandbox-fixture';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 // Far longer than the clock moves while the test looks at a locked credential (a fresh TOTP step each
 // authorisation moves it up to 1 s), so the lock ends only when the test moves the clock to its end.

@@ -16,7 +16,7 @@ import { tempDir } from '../helpers/temp-dir';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const execFileP = promisify(execFile);
-const TIMEOUT = { timeout: 60_000 };
+const TIMEOUT = { timeout: 180_000 };
 
 test(
   'the spec string parses into normalised rules (short names, rates as fractions or %, defaults)',

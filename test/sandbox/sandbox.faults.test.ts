@@ -28,7 +28,7 @@ import {
   type Fixture,
 } from './sandbox-fixture';
 
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 const DIGEST_INFO_SHA256 = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
 /** Every log line the sandbox wrote, parsed: checked for fault kinds and for secrets. */

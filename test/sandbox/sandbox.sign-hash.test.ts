@@ -25,7 +25,7 @@ import { rm } from 'node:fs/promises';
 import type { SandboxHandle } from '../../src/sandbox';
 
 /** Every test here runs in well under a second; the bound only stops a hang. */
-const TIMEOUT = { timeout: 30_000 };
+const TIMEOUT = { timeout: 120_000 };
 
 const DIGEST_INFO_SHA256 = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 

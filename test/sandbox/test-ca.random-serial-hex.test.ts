@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { randomSerialHex } from '../../src/sandbox/test-ca';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
-test('randomSerialHex gives 32 hex digits starting 1-7, all distinct', () => {
+test('randomSerialHex gives 32 hex digits starting 1-7, all distinct', { timeout: TEST_TIMEOUT_MS }, () => {
   const serials = Array.from({ length: 2000 }, () => randomSerialHex());
   for (const s of serials) assert.match(s, /^[1-7][0-9a-f]{31}$/);
   assert.equal(new Set(serials).size, serials.length);

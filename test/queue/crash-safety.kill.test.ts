@@ -17,7 +17,7 @@ import { testRedis } from '../helpers/test-redis';
 import { spawnWorker, until, type WorkerProcess } from '../helpers/worker-process';
 import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
 
-const INVOICES = 240;
+const INVOICES = 360;
 const KILLS = 20;
 
 test(
@@ -26,7 +26,8 @@ test(
   async (t) => {
     const dir = await tempDir();
     const { redis, prefix, connection, url } = await testRedis();
-    const sandbox = await startTestSandbox(dir);
+    // Each signHash takes 300 ms, so the night lasts long enough for 20 kills on a fast machine too.
+    const sandbox = await startTestSandbox(dir, { faults: 'signHash:latency:300ms' });
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', INVOICES);
     const jobsDir = path.join(dir, 'jobs');
     await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 8 });
@@ -46,7 +47,7 @@ test(
     await fs.mkdir(logs);
     let started = 0;
     // Short locks and frequent stalled checks, so a killed worker's jobs come back within seconds.
-    const start = () =>
+    const start = (concurrency = 16) =>
       spawnWorker({
         jobsDir,
         redisUrl: url,
@@ -54,7 +55,7 @@ test(
         logFile: path.join(logs, `worker-${started++}.log`),
         args: [
           '--concurrency',
-          '16',
+          String(concurrency),
           '--threads',
           '1',
           '--lock-duration',
@@ -78,7 +79,9 @@ test(
     });
     await Promise.all(first.map((w) => w.exited));
     first = [];
-    const steady = await start();
+    // The steady worker takes one invoice at a time (about two a second), so that however long the
+    // victim takes to start again, most of the night is still ahead when the 20th kill comes.
+    const steady = await start(1);
     let victim: WorkerProcess = await start();
     const done = async () => {
       const c = await readRun(redis, prefix, runId);
@@ -88,10 +91,11 @@ test(
     // Kill the victim after a random amount of progress each time: its jobs are then mid-prepare, in a
     // signHash call, or between the outbox write and the job's completion.
     let kills = 0;
+    let settledAtLastKill = 0;
     while (kills < KILLS) {
       const before = await done();
       if (before >= INVOICES) break;
-      const step = 1 + Math.floor(Math.random() * 6);
+      const step = 1 + Math.floor(Math.random() * 3);
       await until(
         `progress past ${before + step}`,
         120_000,
@@ -102,6 +106,7 @@ test(
       victim.child.kill('SIGKILL');
       await victim.exited;
       kills++;
+      settledAtLastKill = await done();
       victim = await start();
     }
     await until(
@@ -135,7 +140,7 @@ test(
       INVOICES,
     );
     t.diagnostic(
-      `kill test: ${JSON.stringify({ powerCut: 1, kills, workerStarts: started, invoices: INVOICES, sealed: counts.sealed, alreadySealed: counts.alreadySealed, failed: counts.failed, ...figures, retries, stalls, repaired, signaturesSpent: sandbox.stats().signatures })}`,
+      `kill test: ${JSON.stringify({ powerCut: 1, kills, settledAtLastKill, workerStarts: started, invoices: INVOICES, sealed: counts.sealed, alreadySealed: counts.alreadySealed, failed: counts.failed, ...figures, retries, stalls, repaired, signaturesSpent: sandbox.stats().signatures })}`,
     );
   },
 );

@@ -99,12 +99,6 @@ function describe(f: CscErrorFields): string {
   return `${head}${code}${text}`;
 }
 
-/** 429 and 5xx other than 501 are worth another try later; any other refusal will be refused again. */
-export function isRetryableStatus(status: number | undefined): boolean {
-  const kind = kindOf(status);
-  return status !== undefined && (kind === 'throttled' || kind === 'transient');
-}
-
 export function normaliseErrorCode(error: string): string {
   return error
     .trim()

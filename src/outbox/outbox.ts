@@ -92,15 +92,16 @@ export function tempPathFor(file: string): string {
  * any older than `maxAgeMs` (another host's writer takes milliseconds, not an hour). Returns the count.
  */
 export async function sweepTempFiles(dir: string, maxAgeMs = 3_600_000): Promise<number> {
-  let names: string[];
+  // Streamed: the sealed index holds one file per invoice ever sealed, too many to list in memory.
+  let names: AsyncIterable<{ name: string }>;
   try {
-    names = await fs.readdir(dir);
+    names = await fs.opendir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw new OutboxError(`cannot list ${dir} for leftover temp files`, { cause: err });
   }
   let removed = 0;
-  for (const name of names) {
+  for await (const { name } of names) {
     const m = TEMP.exec(name);
     if (!m) continue;
     const file = path.join(dir, name);

@@ -138,14 +138,11 @@ export class SealWorker {
     );
     // The processor records every failure itself, awaited, before BullMQ learns the fate. A job that
     // BullMQ fails without running it to the end (stalled too often) is recorded here; recording is
-    // idempotent, so a failure already recorded by the processor is not counted twice.
+    // idempotent (recordOutcome), so a failure the processor recorded is not counted or audited twice.
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-      if (!final || this.recorded.has(job.id ?? '')) {
-        this.recorded.delete(job.id ?? '');
-        return;
-      }
+      if (!final) return;
       this.recordFailure(job, { action: 'fail', kind: 'transient', reason: err.message }).catch(
         (e: unknown) =>
           this.options.logger.error(
@@ -161,15 +158,15 @@ export class SealWorker {
     });
   }
 
+  /** Job definitions whose invoices were told to wait (logged once each). */
+  private readonly waitingJobs = new Set<string>();
+
   /** Invoices being processed now, by job ID (what a forced stop leaves to another worker). */
   private readonly inHand = new Map<string, string>();
 
   inFlight(): { jobId: string; invoice: string }[] {
     return [...this.inHand].map(([jobId, invoice]) => ({ jobId, invoice }));
   }
-
-  /** Jobs whose failure the processor recorded (the 'failed' listener skips them). */
-  private readonly recorded = new Set<string>();
 
   /** Counts the outcome once per job, and settles the run when it was the last. */
   private async settle(job: Job<SealJobData>, outcome: Outcome, fate?: Fate): Promise<boolean> {
@@ -323,7 +320,6 @@ export class SealWorker {
       if (!final) throw new SealError(fate.reason, { cause: err });
       // Recorded before BullMQ hears of it: a crash here re-runs the job, which records it once.
       await this.recordFailure(job, fate);
-      this.recorded.add(job.id ?? '');
       throw new UnrecoverableError(fate.reason);
     }
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
@@ -363,10 +359,12 @@ export class SealWorker {
           'awaiting approval',
         );
       }
-    } else {
+    } else if (!this.waitingJobs.has(job.data.jobName)) {
+      // Once per job definition: a tenant's night may hold thousands of invoices waiting for it.
+      this.waitingJobs.add(job.data.jobName);
       logger.warn(
-        { tenant: job.data.tenant, invoice: job.data.invoiceNumber, reason: fate.reason },
-        'waiting',
+        { tenant: job.data.tenant, job: job.data.jobName, reason: fate.reason },
+        'invoices waiting',
       );
     }
     await job.moveToDelayed(Date.now() + pollMs, token);

@@ -101,7 +101,15 @@ const CURVE_COORDINATE_BYTES: Record<string, number> = {
 
 export class CscClient {
   /** HTTP requests sent per kind, re-sends included. */
-  readonly calls = { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0, sendOtp: 0 };
+  readonly calls = {
+    token: 0,
+    info: 0,
+    credentialsInfo: 0,
+    authorize: 0,
+    signHash: 0,
+    sendOtp: 0,
+    timestamp: 0,
+  };
   /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
   readonly retry: Readonly<RetryPolicy>;
   readonly baseUrl: string;
@@ -315,6 +323,32 @@ export class CscClient {
         throw new CscBadReplyError(endpoint, `signature ${i}: ${(err as Error).message}`, err);
       }
     });
+  }
+
+  /**
+   * signatures/timestamp (CSC v2 section 11.11, v1.0.4.0 section 11.10; both name the fields `hash`,
+   * `hashAlgo`, `nonce`): an RFC 3161 TimeStampToken over a SHA-256 digest, from the provider's own TSA.
+   * The token comes back unchecked: the caller checks imprint, nonce and TSA chain (pades) before use.
+   */
+  async timestamp(digest: Buffer, nonce: Buffer): Promise<Buffer> {
+    const endpoint = 'signatures/timestamp';
+    if (digest.length !== 32) {
+      throw new CscError({
+        endpoint,
+        retryable: false,
+        detail: `digest has ${digest.length} bytes, not the 32 of SHA-256`,
+      });
+    }
+    const body = await this.call(endpoint, () => this.calls.timestamp++, {
+      hash: b64(digest),
+      hashAlgo: OID.sha256,
+      nonce: nonce.toString('hex'),
+    });
+    const token = body.timestamp;
+    if (typeof token !== 'string' || token === '') {
+      throw new CscBadReplyError(endpoint, 'answer has no base64 timestamp token');
+    }
+    return Buffer.from(token, 'base64');
   }
 
   /**

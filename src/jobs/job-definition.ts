@@ -49,6 +49,44 @@ export const custodySchema = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('implicit') }),
 ]);
 
+/** PAdES baseline levels (ETSI EN 319 142-1): B-B signature only; B-T adds a signature timestamp; B-LT
+ * adds the chains' certificates and revocation data in a DSS; B-LTA adds a document timestamp over all. */
+export const sealLevelSchema = z.enum(['B-B', 'B-T', 'B-LT', 'B-LTA']);
+export type SealLevel = z.infer<typeof sealLevelSchema>;
+
+/** An RFC 3161 time-stamping authority named by the job (instead of the provider's signatures/timestamp). */
+export const timestampAuthoritySchema = z.strictObject({
+  url: z.url(),
+  /** HTTP authentication the TSA wants, secrets by reference */
+  auth: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: secretRefSchema }),
+      z.strictObject({ type: z.literal('bearer'), token: secretRefSchema }),
+    ])
+    .optional(),
+  /** TSA policy to request (TSTInfo.policy must then be it) */
+  policyOid: z
+    .string()
+    .regex(/^[0-2](\.(0|[1-9][0-9]*))+$/, 'a dotted OID such as 1.2.3.4')
+    .optional(),
+  /** extra CA certificate (PEM) to trust for the TSA's TLS, relative to the job file */
+  caFile: z.string().min(1).optional(),
+});
+
+/** A visible company seal (角印) on a page; invisible when absent. Coordinates in PDF points. */
+export const sealAppearanceSchema = z.strictObject({
+  /** 1-based page number */
+  page: z.int().min(1).default(1),
+  x: z.number().min(0),
+  y: z.number().min(0),
+  /** side of the square, in points */
+  size: z.number().min(18).max(600),
+  /** text of the stamp; default the tenant's name */
+  text: z.string().min(1).max(40).optional(),
+  /** a PNG the tenant supplies instead of drawn text, relative to the job file */
+  image: z.string().min(1).optional(),
+});
+
 export const signingProfileSchema = z
   .strictObject({
     /** CSC API base URL ending in /csc/v2 (or /csc/v1); when absent, SEALER_PROVIDER_URL (or the demo's sandbox). */
@@ -88,6 +126,18 @@ export const signingProfileSchema = z
     /** one authorisation and one signHash call per invoice, for contracts or jurisdictions that do
      * not accept batch sealing */
     oneDocumentPerAuthorisation: z.boolean().default(false),
+    /** PAdES level of every seal */
+    level: sealLevelSchema.default('B-B'),
+    /** RFC 3161 TSA for B-T and above; absent: the provider's signatures/timestamp when its info lists it */
+    timestamp: timestampAuthoritySchema.optional(),
+    /** root certificates (PEM files, relative to the job file) that the TSA's chain and, for B-LT and
+     * above, the signer's chain must end in */
+    trustRoots: z.array(z.string().min(1)).min(1).optional(),
+    /** timestamp requests in flight at once, per credential */
+    timestampConcurrency: z.int().min(1).max(256).default(16),
+    /** attempts per timestamp before the invoice fails (then the job's retries take over) */
+    timestampAttempts: z.int().min(1).max(10).default(3),
+    appearance: sealAppearanceSchema.optional(),
   })
   .superRefine((s, ctx) => {
     const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -116,6 +166,15 @@ export const signingProfileSchema = z
         ['oneDocumentPerAuthorisation'],
         'an approval covers many documents; one document per authorisation needs factors the worker may use (secret-refs, provider-held or implicit)',
       );
+    }
+    if (s.level !== 'B-B' && s.trustRoots === undefined) {
+      issue(
+        ['trustRoots'],
+        `required for level ${s.level}: the root certificates the TSA's${s.level === 'B-T' ? '' : " and the signer's"} chain must end in`,
+      );
+    }
+    if (s.level === 'B-B' && s.timestamp !== undefined) {
+      issue(['timestamp'], 'a timestamp authority is used from level B-T; set level B-T, B-LT or B-LTA');
     }
     if (s.otpDelivery !== 'totp' && mode !== 'approval') {
       issue(
@@ -176,6 +235,12 @@ export interface JobDefinition extends JobDefinitionFields {
   factorVaultDir?: string;
   /** signing.caFile, resolved */
   caFilePath?: string;
+  /** signing.trustRoots, resolved */
+  trustRootPaths?: string[];
+  /** signing.timestamp.caFile, resolved */
+  timestampCaFilePath?: string;
+  /** signing.appearance.image, resolved */
+  appearanceImagePath?: string;
   /** signing.apiVersion, or what signing.providerUrl says (a job that leaves the URL to
    * SEALER_PROVIDER_URL gets its version from that URL when the client is made: apiVersionOf) */
   apiVersion: 'v1' | 'v2';

@@ -44,6 +44,13 @@ export async function loadJobFile(file: string): Promise<JobDefinition> {
       ? { factorVaultDir: path.resolve(baseDir, signing.custody.vault) }
       : {}),
     ...(signing.caFile ? { caFilePath: path.resolve(baseDir, signing.caFile) } : {}),
+    ...(signing.trustRoots ? { trustRootPaths: signing.trustRoots.map((f) => path.resolve(baseDir, f)) } : {}),
+    ...(signing.timestamp?.caFile
+      ? { timestampCaFilePath: path.resolve(baseDir, signing.timestamp.caFile) }
+      : {}),
+    ...(signing.appearance?.image
+      ? { appearanceImagePath: path.resolve(baseDir, signing.appearance.image) }
+      : {}),
     apiVersion: apiVersionOf(signing.apiVersion, signing.providerUrl),
   };
 }

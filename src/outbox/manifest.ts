@@ -14,6 +14,8 @@ export interface ManifestRow {
   certificateSerial: string;
   job: string;
   runId: string;
+  /** PAdES level the file reached (B-B, B-T, B-LT, B-LTA); absent in manifests written before levels */
+  level?: string;
 }
 
 export const MANIFEST_NAME = 'manifest.csv';
@@ -26,6 +28,7 @@ const COLUMNS: (keyof ManifestRow)[] = [
   'certificateSerial',
   'job',
   'runId',
+  'level',
 ];
 
 function csvField(value: string): string {
@@ -48,14 +51,30 @@ async function ensureManifest(file: string): Promise<void> {
   }
 }
 
+/** The columns an existing manifest was started with: one written before a column was added keeps
+ * its shape (its rows stay parseable), so new rows leave that column out. */
+async function columnsOf(file: string): Promise<(keyof ManifestRow)[]> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(1024);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const line = head.toString('utf8', 0, bytesRead).replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
+    const names = line.split(',');
+    return COLUMNS.filter((c) => names.includes(c));
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Appends one row durably (O_APPEND keeps a single-line write whole across processes; fsync before
  * the job completes). */
 export async function appendManifestRow(dir: string, row: ManifestRow): Promise<string> {
   const file = path.join(dir, MANIFEST_NAME);
   await ensureManifest(file);
+  const columns = await columnsOf(file);
   const handle = await fs.open(file, 'a');
   try {
-    await handle.write(COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n');
+    await handle.write(columns.map((c) => csvField(row[c] ?? '')).join(',') + '\r\n');
     await handle.sync();
   } finally {
     await handle.close();

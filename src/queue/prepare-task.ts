@@ -19,7 +19,19 @@ export interface PrepareTask {
   location: string;
   name: string;
   signatureBytes: number;
+  /** a visible seal (角印): drawn from `text`, or the PNG at `imagePath` (read here, in the thread) */
+  appearance?: {
+    page: number;
+    x: number;
+    y: number;
+    size: number;
+    text?: string;
+    imagePath?: string;
+  };
 }
+
+/** Most bytes a tenant's seal image may have: a stamp, not a photograph. */
+const MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024;
 
 export interface PrepareTaskResult {
   preparedBytes: Uint8Array;
@@ -200,6 +212,30 @@ async function readSource(sourcePath: string, maxInputBytes: number): Promise<Bu
   }
 }
 
+const sealImages = new Map<string, Promise<Buffer>>();
+
+/** The tenant's seal image, read once per thread; an unreadable or oversized one fails as the input's
+ * problem would (unsealable until someone fixes the job's file). */
+function readSealImage(imagePath: string): Promise<Buffer> {
+  let image = sealImages.get(imagePath);
+  if (!image) {
+    image = (async () => {
+      const stat = await fs.stat(imagePath).catch((cause: unknown) => {
+        throw new PdfError(`seal image ${imagePath} cannot be read: ${(cause as Error).message}`, { cause });
+      });
+      if (stat.size > MAX_SEAL_IMAGE_BYTES) {
+        throw new PdfError(`seal image ${imagePath} is ${stat.size} bytes, over ${MAX_SEAL_IMAGE_BYTES}`);
+      }
+      return fs.readFile(imagePath);
+    })().catch((err: unknown) => {
+      sealImages.delete(imagePath);
+      throw err;
+    });
+    sealImages.set(imagePath, image);
+  }
+  return image;
+}
+
 const templates = new Map<string, CmsTemplate>();
 
 function templateFor(chain: Uint8Array[]): CmsTemplate {
@@ -225,7 +261,13 @@ export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits)
       `${task.sourcePath} changed since it was enqueued (SHA-256 ${actual}, expected ${task.sourceSha256})`,
     );
   }
+  let appearance;
+  if (task.appearance) {
+    const { imagePath, ...rest } = task.appearance;
+    appearance = { ...rest, ...(imagePath && { imagePng: await readSealImage(imagePath) }) };
+  }
   const prepared = await preparePdf(input, {
+    ...(appearance && { appearance }),
     signingTime: new Date(task.signingTime),
     reason: task.reason,
     location: task.location,

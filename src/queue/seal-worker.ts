@@ -5,8 +5,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { embedCms } from '../pdf';
-import { verifyCms, verifySealedPdf } from '../pades';
+import { CertificateUnusableError, verifySealedPdf } from '../pades';
+import { SealError, type LevelFinisher } from '../seal';
 import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
 import {
   AuditLog,
@@ -23,7 +23,6 @@ import {
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
-import { SealerError } from '../common/errors';
 import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
@@ -31,7 +30,7 @@ import { markAwaiting, pendingInvoices, recordOutcome, settleRun, type Outcome }
 import { RedisAuthorisationGuards } from '../custody';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
-export class SealError extends SealerError {}
+export { SealError } from '../seal';
 
 function isInside(folder: string, file: string): boolean {
   const rel = path.relative(folder, file);
@@ -487,6 +486,19 @@ export class SealWorker {
       );
       if (reason) throw new ApprovalNeededError(data.tenant, ctx.credentialId, reason);
     }
+    let finisher: LevelFinisher;
+    try {
+      finisher = await this.contexts.finisher(def, ctx);
+    } catch (err) {
+      // A revoked or expired certificate stays so: its invoices fail with the reason and spend nothing.
+      if (err instanceof CertificateUnusableError) {
+        throw new UnsealableError(
+          `invoice ${data.invoiceNumber}: credential ${ctx.credentialId}: ${err.message}`,
+          { cause: err },
+        );
+      }
+      throw withContext(err, `invoice ${data.invoiceNumber}: cannot seal at level ${def.signing.level}`);
+    }
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
     let prepared;
@@ -499,9 +511,18 @@ export class SealWorker {
         reason: `Invoice ${data.invoiceNumber}`,
         location: 'JP',
         name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
-        // Sized to what this credential's CMS can be, not guessed: a 3 KB invoice stays a few KB.
-        signatureBytes:
-          this.options.signatureBytes ?? Math.ceil((ctx.template.maxCmsLength + 64) / 256) * 256,
+        // Sized to what this credential's CMS (and its TSA's token) can be, not guessed.
+        signatureBytes: this.options.signatureBytes ?? finisher.signatureBytes,
+        ...(def.signing.appearance && {
+          appearance: {
+            page: def.signing.appearance.page,
+            x: def.signing.appearance.x,
+            y: def.signing.appearance.y,
+            size: def.signing.appearance.size,
+            text: def.signing.appearance.text ?? def.tenant,
+            imagePath: def.appearanceImagePath,
+          },
+        }),
       });
     } catch (err) {
       // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
@@ -529,25 +550,26 @@ export class SealWorker {
       }
       throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
-    const cms = ctx.template.assemble(Buffer.from(prepared.signedAttributes), signature);
-    const sealed = embedCms(
-      {
-        bytes: Buffer.from(prepared.preparedBytes),
-        byteRange: prepared.byteRange,
-        contentDigest: Buffer.from(prepared.contentDigest),
-        inputLength: prepared.inputLength,
-        signatureBytes: prepared.signatureBytes,
-      },
-      cms,
-    );
-    const [a, b, c, d] = prepared.byteRange;
-    const check = verifyCms(cms, Buffer.concat([sealed.subarray(a, a + b), sealed.subarray(c, c + d)]), {
-      expectedCertificateDer: ctx.template.leafCertificateDer,
-    });
-    if (!check.valid) {
-      throw new SealError(
-        `invoice ${data.invoiceNumber}: sealed PDF did not verify: ${check.problems.join('; ')}`,
-      );
+    let sealed: Buffer;
+    try {
+      ({ sealed } = await finisher.finish(
+        {
+          bytes: Buffer.from(prepared.preparedBytes),
+          byteRange: prepared.byteRange,
+          contentDigest: Buffer.from(prepared.contentDigest),
+          inputLength: prepared.inputLength,
+          signatureBytes: prepared.signatureBytes,
+          signedAttributes: Buffer.from(prepared.signedAttributes),
+        },
+        signature,
+      ));
+    } catch (err) {
+      if (err instanceof SealError || err instanceof CertificateUnusableError) {
+        throw new SealError(`invoice ${data.invoiceNumber}: ${err.message}`, { cause: err });
+      }
+      // A TSA or revocation source that failed (its own attempts spent): the job's retries try again,
+      // and the last attempt fails the invoice with this reason. Never a lower level instead.
+      throw withContext(err, `invoice ${data.invoiceNumber}: level ${finisher.level}`);
     }
     // Delivery order: file, manifest row, audit entry, then the index entry that says all three exist.
     // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
@@ -562,6 +584,7 @@ export class SealWorker {
       certificateSerial: ctx.template.certificateSerialHex,
       job: data.jobName,
       runId: data.runId,
+      level: finisher.level,
     });
     // Thrown, not only logged: a seal must have its audit entry; the retry adds it without sealing again.
     await AuditLog.forTenant(def.outboxRoot, def.tenant).append(

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import {
   BatchSigner,
   CscClient,
+  CscError,
   SadManager,
   type ApprovalSource,
   type CredentialFacts,
@@ -14,7 +15,8 @@ import {
   type KeyFactors,
   type ParkedApprovals,
 } from '../csc';
-import { CmsTemplate } from '../pades';
+import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
+import { atLeast, LevelFinisher, ProviderTimestampSource } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
 import {
   apiVersionOf,
@@ -56,13 +58,104 @@ export interface SigningContextOptions {
   /** signatures still wanted from a credential (queued invoices), to size numSignatures; default the most */
   demandFor?: (tenant: string, credentialId: string) => Promise<number>;
   env?: NodeJS.ProcessEnv;
+  /** Most bytes loading a PDF may inflate, for the DSS and document-timestamp updates. */
+  maxInflatedBytes?: number;
+  /** Clock for certificate validity and timestamp checks; default the machine's. */
+  now?: () => Date;
 }
 
 export class SigningContexts {
   private readonly contexts = new Map<string, Promise<SigningContext>>();
   private readonly auditWrites = new Set<Promise<void>>();
+  private readonly finishers = new Map<string, Promise<LevelFinisher>>();
+  /** One per process: each certificate's revocation data is fetched once and serves every invoice. */
+  private revocationFetcher?: RevocationFetcher;
 
   constructor(private readonly options: SigningContextOptions) {}
+
+  /**
+   * The finisher for a job's level on this context's credential, started once (signer certificate
+   * checked, placeholder sized to the TSA's tokens). A failed start is not kept: the next invoice
+   * starts again, and what the revocation fetcher learnt stays cached.
+   */
+  finisher(job: JobDefinition, ctx: SigningContext): Promise<LevelFinisher> {
+    const { level, timestamp } = job.signing;
+    const key = JSON.stringify([ctx.key, level, timestamp ?? null, job.trustRootPaths ?? null]);
+    let finisher = this.finishers.get(key);
+    if (!finisher) {
+      finisher = this.startFinisher(job, ctx).catch((err: unknown) => {
+        this.finishers.delete(key);
+        throw err;
+      });
+      this.finishers.set(key, finisher);
+    }
+    return finisher;
+  }
+
+  private async startFinisher(job: JobDefinition, ctx: SigningContext): Promise<LevelFinisher> {
+    const { level } = job.signing;
+    const trustRootsDer = await trustRootsOf(job);
+    const now = this.options.now;
+    const finisher = new LevelFinisher({
+      level,
+      template: ctx.template,
+      chainDer: ctx.chain,
+      trustRootsDer,
+      timestamps: atLeast(level, 'B-T') ? await this.timestampSource(job, ctx, trustRootsDer) : undefined,
+      revocation: atLeast(level, 'B-LT')
+        ? (this.revocationFetcher ??= new RevocationFetcher({ now }))
+        : undefined,
+      maxInflatedBytes: this.options.maxInflatedBytes,
+      now,
+    });
+    await finisher.start();
+    return finisher;
+  }
+
+  /** The job's TSA when it names one, else the provider's signatures/timestamp when /info lists it. */
+  private async timestampSource(
+    job: JobDefinition,
+    ctx: SigningContext,
+    trustRootsDer: Buffer[],
+  ): Promise<TimestampSource> {
+    const env = this.options.env ?? process.env;
+    const { timestamp, timestampConcurrency, timestampAttempts, requestTimeoutSec } = job.signing;
+    if (timestamp) {
+      const auth = timestamp.auth;
+      let authorization: string | undefined;
+      if (auth?.type === 'basic') {
+        const password = await resolveSecret(auth.password, job.baseDir, env);
+        authorization = `Basic ${Buffer.from(`${auth.username}:${password}`).toString('base64')}`;
+      } else if (auth?.type === 'bearer') {
+        authorization = `Bearer ${await resolveSecret(auth.token, job.baseDir, env)}`;
+      }
+      return new Rfc3161Client({
+        url: timestamp.url,
+        authorization,
+        policyOid: timestamp.policyOid,
+        caPem: await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile'),
+        trustedRootsDer: trustRootsDer,
+        timeoutMs: requestTimeoutSec * 1000,
+        attempts: timestampAttempts,
+        maxConcurrent: timestampConcurrency,
+      });
+    }
+    const info = await ctx.client.info();
+    if (!info.methods.includes('signatures/timestamp')) {
+      throw new JobConfigError(
+        `job ${job.name}: level ${job.signing.level} needs a timestamp: the provider's info does not list signatures/timestamp and signing.timestamp names no TSA`,
+      );
+    }
+    return new ProviderTimestampSource({
+      request: (digest, nonce) => ctx.client.timestamp(digest, nonce),
+      trustRootsDer,
+      maxConcurrent: timestampConcurrency,
+      attempts: timestampAttempts,
+      description: `provider ${ctx.client.baseUrl} signatures/timestamp`,
+      now: this.options.now,
+      retryable: (err) => !(err instanceof CscError) || err.kind !== 'refused',
+    });
+  }
 
   providerUrl(job: JobDefinition): string {
     const url = job.signing.providerUrl ?? this.options.defaultProviderUrl;
@@ -87,6 +180,8 @@ export class SigningContexts {
         this.providerUrl(job);
         await serviceAuthOf(job, env);
         await providerCaOf(job);
+        if (job.trustRootPaths) await trustRootsOf(job);
+        if (job.timestampCaFilePath) await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile');
         const { pin, totpSecret, custody } = job.signing;
         for (const ref of [pin, totpSecret]) if (ref) await resolveSecret(ref, job.baseDir, env);
         if (custody.mode === 'approval') await loadKek(custody.kek, job.baseDir, env);
@@ -306,23 +401,48 @@ export async function serviceAuthOf(job: JobDefinition, env: NodeJS.ProcessEnv):
 
 /** signing.caFile's certificates (PEM), checked here so a bad file is named before any connection. */
 export async function providerCaOf(job: JobDefinition): Promise<string | undefined> {
-  const file = job.caFilePath;
+  return pemFileOf(job, job.caFilePath, 'signing.caFile');
+}
+
+/** signing.trustRoots as DER certificates; every file must hold at least one readable certificate. */
+export async function trustRootsOf(job: JobDefinition): Promise<Buffer[]> {
+  const roots: Buffer[] = [];
+  for (const file of job.trustRootPaths ?? []) {
+    const pem = (await pemFileOf(job, file, 'signing.trustRoots'))!;
+    for (const block of pemBlocks(pem)) roots.push(Buffer.from(new X509Certificate(block).raw));
+  }
+  if (roots.length === 0) {
+    throw new JobConfigError(`job ${job.name}: signing.trustRoots names no certificate`);
+  }
+  return roots;
+}
+
+function pemBlocks(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** A PEM file of certificates, read and checked so a bad file is named before any connection. */
+async function pemFileOf(
+  job: JobDefinition,
+  file: string | undefined,
+  field: string,
+): Promise<string | undefined> {
   if (file === undefined) return undefined;
   let pem: string;
   try {
     pem = await readFile(file, 'utf8');
   } catch (err) {
-    throw new JobConfigError(`job ${job.name}: signing.caFile: cannot read ${file}`, { cause: err });
+    throw new JobConfigError(`job ${job.name}: ${field}: cannot read ${file}`, { cause: err });
   }
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemBlocks(pem);
   if (blocks.length === 0) {
-    throw new JobConfigError(`job ${job.name}: signing.caFile ${file} holds no PEM certificate`);
+    throw new JobConfigError(`job ${job.name}: ${field} ${file} holds no PEM certificate`);
   }
   for (const block of blocks) {
     try {
       new X509Certificate(block);
     } catch (err) {
-      throw new JobConfigError(`job ${job.name}: signing.caFile ${file} holds an unreadable certificate`, {
+      throw new JobConfigError(`job ${job.name}: ${field} ${file} holds an unreadable certificate`, {
         cause: err,
       });
     }

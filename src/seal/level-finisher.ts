@@ -1,0 +1,194 @@
+// Step 3 of sealing, per PAdES level: put the provider's raw signature into the CMS (B-B), add a
+// signature timestamp over its value (B-T), append the chains' certificates and revocation data in a
+// DSS update (B-LT), and a document timestamp over all of it (B-LTA); verify the CMS before anything
+// is returned. One finisher per credential and night: the signer's validation data is fetched once and
+// reused, and so is each TSA certificate's; per invoice only the timestamps go over the network.
+import { createHash } from 'node:crypto';
+import {
+  appendDss,
+  embedCms,
+  prepareDocTimestamp,
+  vriKey,
+  type DssContent,
+  type PreparedPdf,
+} from '../pdf';
+import {
+  assertUsable,
+  buildChain,
+  collectValidationData,
+  verifyCms,
+  type CmsTemplate,
+  type RevocationFetcher,
+  type TimestampSource,
+  type TimestampToken,
+  type ValidationData,
+} from '../pades';
+import { SealError } from './seal-error';
+
+export type SealLevel = 'B-B' | 'B-T' | 'B-LT' | 'B-LTA';
+
+const RANK: Record<SealLevel, number> = { 'B-B': 0, 'B-T': 1, 'B-LT': 2, 'B-LTA': 3 };
+
+/** True when `level` includes what `least` adds (B-LTA includes B-LT includes B-T includes B-B). */
+export function atLeast(level: SealLevel, least: SealLevel): boolean {
+  return RANK[level] >= RANK[least];
+}
+
+/** Bytes of a signature-time-stamp-token attribute around its token: SEQUENCE, OID, SET headers. */
+const TIMESTAMP_ATTRIBUTE_OVERHEAD = 32;
+/** Room for what differs between two tokens of one TSA: serial, genTime fraction, nonce, DER lengths. */
+const TOKEN_SIZE_MARGIN = 512;
+
+export interface LevelFinisherOptions {
+  level: SealLevel;
+  template: CmsTemplate;
+  /** The credential's chain as the provider gave it, leaf first. */
+  chainDer: Buffer[];
+  /** Roots the TSA's chain and (from B-LT) the signer's chain must end in. */
+  trustRootsDer: Buffer[];
+  /** From B-T. */
+  timestamps?: TimestampSource;
+  /** From B-LT; shared by every finisher of the process so each certificate is fetched once a night. */
+  revocation?: RevocationFetcher;
+  /** Most bytes loading a PDF may inflate (the DSS and doc-timestamp updates load the sealed file). */
+  maxInflatedBytes?: number;
+  now?: () => Date;
+}
+
+export interface PreparedSeal extends PreparedPdf {
+  signedAttributes: Buffer;
+}
+
+export interface FinishedSeal {
+  sealed: Buffer;
+  level: SealLevel;
+  cms: Buffer;
+  signatureTimestamp?: TimestampToken;
+  documentTimestamp?: TimestampToken;
+}
+
+export class LevelFinisher {
+  readonly level: SealLevel;
+  private readonly o: LevelFinisherOptions;
+  private readonly now: () => Date;
+  /** Bytes a timestamp token of this credential's TSA takes, learnt from a probe by `start()`. */
+  private tokenBytes = 0;
+  private signerChain: Buffer[] = [];
+  /** Validation data per TSA certificate (SHA-256 hex), with the signer's chain in each. */
+  private readonly validation = new Map<string, Promise<ValidationData>>();
+
+  constructor(options: LevelFinisherOptions) {
+    this.o = options;
+    this.level = options.level;
+    this.now = options.now ?? (() => new Date());
+    if (atLeast(this.level, 'B-T') && !options.timestamps) {
+      throw new SealError(`level ${this.level} needs a timestamp source`);
+    }
+    if (atLeast(this.level, 'B-LT') && !options.revocation) {
+      throw new SealError(`level ${this.level} needs a revocation fetcher`);
+    }
+  }
+
+  /**
+   * Once per credential and night, before the first invoice: the signer's certificate must be usable
+   * (not expired; from B-LT not revoked, which fetches its revocation data now and keeps it), and one
+   * probe timestamp sizes the placeholder to this TSA's tokens. Throws CertificateUnusableError for a
+   * revoked or expired certificate (permanent for the credential), TimestampError for a TSA failure.
+   */
+  async start(): Promise<void> {
+    const leaf = this.o.chainDer[0];
+    if (!leaf) throw new SealError('the credential has no certificate');
+    assertUsable(leaf, undefined, this.now());
+    if (atLeast(this.level, 'B-LT')) {
+      this.signerChain = buildChain(leaf, this.o.chainDer.slice(1), this.o.trustRootsDer);
+      const data = await collectValidationData([this.signerChain], this.o.revocation!, { now: this.now() });
+      for (const cert of this.signerChain.slice(0, -1)) {
+        assertUsable(cert, data.byCertificate.get(sha256Hex(cert)), this.now());
+      }
+    }
+    if (atLeast(this.level, 'B-T')) {
+      const probe = await this.o.timestamps!.timestamp(createHash('sha256').update('sealer probe').digest());
+      this.tokenBytes = probe.der.length;
+    }
+  }
+
+  /** Bytes the signature's placeholder must hold at this level. */
+  get signatureBytes(): number {
+    const cms = this.o.template.maxCmsLength;
+    const extra = atLeast(this.level, 'B-T')
+      ? this.tokenBytes + TIMESTAMP_ATTRIBUTE_OVERHEAD + TOKEN_SIZE_MARGIN
+      : 0;
+    return Math.ceil((cms + extra + 64) / 256) * 256;
+  }
+
+  /** Bytes a document timestamp's placeholder holds. */
+  private get docTimestampBytes(): number {
+    return Math.ceil((this.tokenBytes + TOKEN_SIZE_MARGIN) / 256) * 256;
+  }
+
+  async finish(prepared: PreparedSeal, signature: Buffer): Promise<FinishedSeal> {
+    const { template } = this.o;
+    let signatureTimestamp: TimestampToken | undefined;
+    if (atLeast(this.level, 'B-T')) {
+      const imprint = createHash('sha256').update(template.signatureValue(signature)).digest();
+      signatureTimestamp = await this.o.timestamps!.timestamp(imprint);
+    }
+    const cms = template.assemble(
+      prepared.signedAttributes,
+      signature,
+      signatureTimestamp ? { signatureTimeStampToken: signatureTimestamp.der } : undefined,
+    );
+    let sealed = embedCms(prepared, cms);
+    const [a, b, c, d] = prepared.byteRange;
+    const check = verifyCms(cms, Buffer.concat([sealed.subarray(a, a + b), sealed.subarray(c, c + d)]), {
+      expectedCertificateDer: template.leafCertificateDer,
+    });
+    if (!check.valid) throw new SealError(`sealed PDF did not verify: ${check.problems.join('; ')}`);
+    if (!atLeast(this.level, 'B-LT')) return { sealed, level: this.level, cms, signatureTimestamp };
+
+    const data = await this.validationFor(signatureTimestamp!);
+    sealed = await appendDss(sealed, dssContent(data, vriKey(cms)), {
+      maxInflatedBytes: this.o.maxInflatedBytes,
+    });
+    if (!atLeast(this.level, 'B-LTA')) return { sealed, level: this.level, cms, signatureTimestamp };
+
+    const docPrepared = await prepareDocTimestamp(sealed, {
+      signatureBytes: this.docTimestampBytes,
+      maxInflatedBytes: this.o.maxInflatedBytes,
+    });
+    const documentTimestamp = await this.o.timestamps!.timestamp(docPrepared.contentDigest);
+    sealed = embedCms(docPrepared, documentTimestamp.der);
+    return { sealed, level: this.level, cms, signatureTimestamp, documentTimestamp };
+  }
+
+  /** The signer's and this TSA certificate's chains with their revocation data, once per TSA cert. */
+  private validationFor(token: TimestampToken): Promise<ValidationData> {
+    const key = sha256Hex(token.tsaCertificateDer);
+    let data = this.validation.get(key);
+    if (!data) {
+      const tsaChain = buildChain(token.tsaCertificateDer, token.certificatesDer, this.o.trustRootsDer);
+      // A failed fetch is not kept: the next invoice asks again (the fetcher caches what succeeded).
+      data = collectValidationData([this.signerChain, tsaChain], this.o.revocation!, {
+        now: this.now(),
+      }).catch((err: unknown) => {
+        this.validation.delete(key);
+        throw err;
+      });
+      this.validation.set(key, data);
+    }
+    return data;
+  }
+}
+
+function dssContent(data: ValidationData, signatureKey: string): DssContent {
+  return {
+    certs: data.certs,
+    ocsps: data.ocsps,
+    crls: data.crls,
+    vri: new Map([[signatureKey, { certs: data.certs, ocsps: data.ocsps, crls: data.crls }]]),
+  };
+}
+
+function sha256Hex(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}

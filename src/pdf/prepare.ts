@@ -3,7 +3,7 @@
 // thread; the result is small and structured-clone safe (bytes arrive on the other side as Uint8Array).
 import { createHash } from 'node:crypto';
 import { asBuffer } from './bytes';
-import { loadForUpdate, writeUpdate } from './incremental-update';
+import { loadForUpdate, writeUpdate, type LoadedForUpdate } from './incremental-update';
 import { PdfError } from './pdf-error';
 import { addSignatureField, BYTE_RANGE_PLACEHOLDER, type SignatureFieldOptions } from './signature-field';
 
@@ -82,6 +82,8 @@ export async function appendPlaceholder(
   input: Buffer,
   field: SignatureFieldOptions,
   maxInflatedBytes: number | undefined,
+  /** Further changes to the same update (e.g. a catalog entry), made before the field is added. */
+  edit?: (loaded: LoadedForUpdate) => void,
 ): Promise<PreparedPdf> {
   const { signatureBytes } = field;
   checkSignatureBytes(signatureBytes);
@@ -89,6 +91,7 @@ export async function appendPlaceholder(
   if (loaded.doc.getPageCount() === 0) {
     throw new PdfError('input PDF has no pages to attach the seal field to');
   }
+  edit?.(loaded);
   const added = addSignatureField(loaded.doc, field);
   const bytes = await writeUpdate(loaded);
 

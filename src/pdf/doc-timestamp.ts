@@ -19,7 +19,10 @@ export interface DocTimestampOptions {
  * Appends a document timestamp placeholder to `pdf` (sealed, with or without a DSS). The result has
  * the same shape as preparePdf's: contentDigest is the SHA-256 imprint to request a timestamp for.
  */
-export async function prepareDocTimestamp(pdf: Uint8Array, options: DocTimestampOptions): Promise<PreparedPdf> {
+export async function prepareDocTimestamp(
+  pdf: Uint8Array,
+  options: DocTimestampOptions,
+): Promise<PreparedPdf> {
   const input = asBuffer(pdf);
   return appendPlaceholder(
     input,

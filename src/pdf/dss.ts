@@ -168,7 +168,11 @@ function refNumbers(array: PDFArray): Set<number> {
  * entries are keyed by vriKey(); an existing entry gains the references it lacks. Returns the input
  * itself, unchanged, when nothing in `content` is new. The input is always a byte prefix of the result.
  */
-export async function appendDss(pdf: Uint8Array, content: DssContent, options: DssOptions = {}): Promise<Buffer> {
+export async function appendDss(
+  pdf: Uint8Array,
+  content: DssContent,
+  options: DssOptions = {},
+): Promise<Buffer> {
   const input = asBuffer(pdf);
   checkContent(content);
   const maxInflatedBytes = options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
@@ -274,9 +278,7 @@ export async function readDss(pdf: Uint8Array, options: DssOptions = {}): Promis
     for (const kind of KINDS) {
       const array = arrayOf(dss, DSS_KEY[kind], '/DSS ');
       for (let i = 0; i < (array?.size() ?? 0); i++) {
-        summary[kind].push(
-          streamBytes(doc, array!.get(i), `/DSS ${DSS_KEY[kind].asString()} [${i}]`, cache),
-        );
+        summary[kind].push(streamBytes(doc, array!.get(i), `/DSS ${DSS_KEY[kind].asString()} [${i}]`, cache));
       }
     }
     const vriDict = vriDictOf(dss);

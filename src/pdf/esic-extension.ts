@@ -21,8 +21,5 @@ export function ensureEsicExtension(doc: PDFDocument, input: Buffer): void {
     extensions = doc.context.obj({});
     doc.catalog.set(EXTENSIONS, extensions);
   }
-  extensions.set(
-    ESIC,
-    doc.context.obj({ BaseVersion: PDFName.of('1.7'), ExtensionLevel: PDFNumber.of(1) }),
-  );
+  extensions.set(ESIC, doc.context.obj({ BaseVersion: PDFName.of('1.7'), ExtensionLevel: PDFNumber.of(1) }));
 }

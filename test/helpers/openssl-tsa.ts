@@ -72,17 +72,67 @@ export async function createOpensslTsa(): Promise<OpensslTsa> {
   writeFileSync(at('crlnumber'), '01\n');
   writeFileSync(at('tsaserial'), '01\n');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl('req', '-x509', '-new', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30',
-    '-subj', '/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA Root', '-config', 'openssl.cnf',
-    '-extensions', 'ca_ext');
-  openssl('req', '-new', ...ec, '-keyout', 'tsa.key', '-out', 'tsa.csr',
-    '-subj', '/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA', '-config', 'openssl.cnf');
-  openssl('x509', '-req', '-in', 'tsa.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '0x1001',
-    '-out', 'tsa.pem', '-days', '30', '-extfile', 'openssl.cnf', '-extensions', 'tsa_ext');
+  openssl(
+    'req',
+    '-x509',
+    '-new',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '30',
+    '-subj',
+    '/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA Root',
+    '-config',
+    'openssl.cnf',
+    '-extensions',
+    'ca_ext',
+  );
+  openssl(
+    'req',
+    '-new',
+    ...ec,
+    '-keyout',
+    'tsa.key',
+    '-out',
+    'tsa.csr',
+    '-subj',
+    '/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA',
+    '-config',
+    'openssl.cnf',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'tsa.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-set_serial',
+    '0x1001',
+    '-out',
+    'tsa.pem',
+    '-days',
+    '30',
+    '-extfile',
+    'openssl.cnf',
+    '-extensions',
+    'tsa_ext',
+  );
   // The CA database lists the TSA certificate as valid, so OCSP answers "good" rather than "unknown".
-  const enddate = openssl('x509', '-in', 'tsa.pem', '-noout', '-enddate').toString().trim().slice('notAfter='.length);
+  const enddate = openssl('x509', '-in', 'tsa.pem', '-noout', '-enddate')
+    .toString()
+    .trim()
+    .slice('notAfter='.length);
   const expiry = new Date(enddate).toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
-  writeFileSync(at('index.txt'), `V\t${expiry}\t\t1001\tunknown\t/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA\n`);
+  writeFileSync(
+    at('index.txt'),
+    `V\t${expiry}\t\t1001\tunknown\t/C=JP/O=Sealer Test TSA Service/CN=Sealer Test TSA\n`,
+  );
   const der = (pem: string) => openssl('x509', '-in', pem, '-outform', 'DER');
 
   let n = 0;
@@ -93,30 +143,88 @@ export async function createOpensslTsa(): Promise<OpensslTsa> {
     tsaCertDer: der('tsa.pem'),
     token(imprint) {
       const id = ++n;
-      openssl('ts', '-query', '-digest', imprint.toString('hex'), '-sha256', '-cert', '-no_nonce',
-        '-out', `q${id}.tsq`);
-      openssl('ts', '-reply', '-config', 'openssl.cnf', '-queryfile', `q${id}.tsq`, '-signer', 'tsa.pem',
-        '-inkey', 'tsa.key', '-chain', 'ca.pem', '-token_out', '-out', `t${id}.der`);
+      openssl(
+        'ts',
+        '-query',
+        '-digest',
+        imprint.toString('hex'),
+        '-sha256',
+        '-cert',
+        '-no_nonce',
+        '-out',
+        `q${id}.tsq`,
+      );
+      openssl(
+        'ts',
+        '-reply',
+        '-config',
+        'openssl.cnf',
+        '-queryfile',
+        `q${id}.tsq`,
+        '-signer',
+        'tsa.pem',
+        '-inkey',
+        'tsa.key',
+        '-chain',
+        'ca.pem',
+        '-token_out',
+        '-out',
+        `t${id}.der`,
+      );
       return readFileSync(at(`t${id}.der`));
     },
     verifyToken(token, data) {
       const id = ++n;
       writeFileSync(at(`v${id}.der`), token);
       writeFileSync(at(`v${id}.bin`), data);
-      return openssl('ts', '-verify', '-data', `v${id}.bin`, '-in', `v${id}.der`, '-token_in',
-        '-CAfile', 'ca.pem').toString();
+      return openssl(
+        'ts',
+        '-verify',
+        '-data',
+        `v${id}.bin`,
+        '-in',
+        `v${id}.der`,
+        '-token_in',
+        '-CAfile',
+        'ca.pem',
+      ).toString();
     },
     ocspForTsa() {
       const id = ++n;
       openssl('ocsp', '-issuer', 'ca.pem', '-cert', 'tsa.pem', '-no_nonce', '-reqout', `o${id}.req`);
-      openssl('ocsp', '-index', 'index.txt', '-rsigner', 'ca.pem', '-rkey', 'ca.key', '-CA', 'ca.pem',
-        '-reqin', `o${id}.req`, '-respout', `o${id}.der`, '-ndays', '1');
+      openssl(
+        'ocsp',
+        '-index',
+        'index.txt',
+        '-rsigner',
+        'ca.pem',
+        '-rkey',
+        'ca.key',
+        '-CA',
+        'ca.pem',
+        '-reqin',
+        `o${id}.req`,
+        '-respout',
+        `o${id}.der`,
+        '-ndays',
+        '1',
+      );
       return readFileSync(at(`o${id}.der`));
     },
     crl() {
       const id = ++n;
-      openssl('ca', '-gencrl', '-config', 'openssl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem',
-        '-out', `c${id}.pem`);
+      openssl(
+        'ca',
+        '-gencrl',
+        '-config',
+        'openssl.cnf',
+        '-keyfile',
+        'ca.key',
+        '-cert',
+        'ca.pem',
+        '-out',
+        `c${id}.pem`,
+      );
       return openssl('crl', '-in', `c${id}.pem`, '-outform', 'DER');
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),

@@ -18,13 +18,15 @@ export interface QpdfView {
   /** A stream's decoded bytes, by reference "N 0 R". */
   streamBytes(ref: string): Buffer;
   /** The DSS as qpdf reads it: each array's streams decoded, VRI keys, and each VRI's references. */
-  dss(): {
-    certs: Buffer[];
-    ocsps: Buffer[];
-    crls: Buffer[];
-    refs: Record<'certs' | 'ocsps' | 'crls', string[]>;
-    vri: Record<string, Record<string, Json>>;
-  } | undefined;
+  dss():
+    | {
+        certs: Buffer[];
+        ocsps: Buffer[];
+        crls: Buffer[];
+        refs: Record<'certs' | 'ocsps' | 'crls', string[]>;
+        vri: Record<string, Record<string, Json>>;
+      }
+    | undefined;
   /** Every dictionary with /Type /Sig or /DocTimeStamp, and the field names (/T) that point to them. */
   signatureFields(): SignatureField[];
 }

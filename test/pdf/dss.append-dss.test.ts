@@ -11,6 +11,7 @@ import {
   embedCms,
   extractSignatures,
   PdfError,
+  PdfLimitError,
   preparePdf,
   readDss,
   renderSampleInvoice,
@@ -61,14 +62,22 @@ after(() => Promise.all([pki.cleanup(), tsa.cleanup(), rm(dir, { recursive: true
 function qpdfCheck(pdf: Buffer, name: string): void {
   const file = join(dir, `${name}-check.pdf`);
   writeFileSync(file, pdf);
-  assert.match(execFileSync('qpdf', ['--check', file]).toString(), /No syntax or stream encoding errors/, name);
+  assert.match(
+    execFileSync('qpdf', ['--check', file]).toString(),
+    /No syntax or stream encoding errors/,
+    name,
+  );
 }
 
 async function firstSealStillValid(pdf: Buffer, name: string): Promise<void> {
   const file = join(dir, `${name}-pdfsig.pdf`);
   writeFileSync(file, pdf);
   const report = await pdfsig(file, pki.nssDb());
-  assert.match(report, /Signature #1:[\s\S]*Signature Validation: Signature is Valid\./, `${name}: ${report}`);
+  assert.match(
+    report,
+    /Signature #1:[\s\S]*Signature Validation: Signature is Valid\./,
+    `${name}: ${report}`,
+  );
   assert.match(report, /Certificate Validation: Certificate is Trusted\./, name);
 }
 
@@ -100,7 +109,8 @@ for (const flavour of ['classic', 'objectStreams', 'qpdf'] as const) {
       assertPrefix(input, out, flavour);
 
       const update = out.subarray(input.length).toString('latin1');
-      if (flavour === 'classic') assert.match(update, /\nxref\n[\s\S]*trailer/, 'classic input, classic xref');
+      if (flavour === 'classic')
+        assert.match(update, /\nxref\n[\s\S]*trailer/, 'classic input, classic xref');
       else {
         assert.match(update, /\/Type \/XRef/, `${flavour}: xref stream like the input`);
         assert.doesNotMatch(update, /\nxref\n/);
@@ -121,7 +131,9 @@ for (const flavour of ['classic', 'objectStreams', 'qpdf'] as const) {
       assert.deepEqual(vri['/OCSP'], dss.refs.ocsps);
       assert.deepEqual(vri['/CRL'], dss.refs.crls);
       assert.equal(vri['/TU'], 'u:D:20250201030405Z');
-      assert.deepEqual(view.catalog['/Extensions'], { '/ESIC': { '/BaseVersion': '/1.7', '/ExtensionLevel': 1 } });
+      assert.deepEqual(view.catalog['/Extensions'], {
+        '/ESIC': { '/BaseVersion': '/1.7', '/ExtensionLevel': 1 },
+      });
 
       // Streams are Flate-compressed in the file (qpdf above decoded them).
       const certObject = Number(dss.refs.certs[0]!.split(' ')[0]);
@@ -131,7 +143,13 @@ for (const flavour of ['classic', 'objectStreams', 'qpdf'] as const) {
       // openssl parses what qpdf decoded: real DER, not our own round trip.
       writeFileSync(join(dir, `${flavour}-ocsp.der`), dss.ocsps[0]!);
       assert.match(
-        execFileSync('openssl', ['ocsp', '-respin', join(dir, `${flavour}-ocsp.der`), '-resp_text', '-noverify']).toString(),
+        execFileSync('openssl', [
+          'ocsp',
+          '-respin',
+          join(dir, `${flavour}-ocsp.der`),
+          '-resp_text',
+          '-noverify',
+        ]).toString(),
         /Cert Status: good/,
       );
 
@@ -182,7 +200,11 @@ for (const flavour of ['classic', 'objectStreams', 'qpdf'] as const) {
       assert.deepEqual(after.ocsps, [ocsp1, ocsp2]);
       assert.deepEqual(after.crls, [crl1, crl2]);
       for (const kind of ['certs', 'ocsps', 'crls'] as const) {
-        assert.deepEqual(after.refs[kind].slice(0, before.refs[kind].length), before.refs[kind], `${kind}: old refs kept`);
+        assert.deepEqual(
+          after.refs[kind].slice(0, before.refs[kind].length),
+          before.refs[kind],
+          `${kind}: old refs kept`,
+        );
       }
       // No stream of the first DSS is written again: its objects are not redefined by the new update.
       const update = second.subarray(first.length).toString('latin1');
@@ -217,7 +239,10 @@ test(
     const [sig] = extractSignatures(input);
     const [field] = qpdfJson(input, dir, 'vri-key').signatureFields();
     const contents = Buffer.from(field!.contentsHex, 'hex');
-    assert.ok(contents.equals(sig!.contents), 'EmbeddedSignature.contents is the /Contents string qpdf reads');
+    assert.ok(
+      contents.equals(sig!.contents),
+      'EmbeddedSignature.contents is the /Contents string qpdf reads',
+    );
     assert.ok(contents.length > sig!.cmsDer.length, 'the placeholder is padded after the CMS');
     writeFileSync(join(dir, 'contents.bin'), contents);
     const sha1 = /= ([0-9a-f]{40})/.exec(
@@ -229,19 +254,64 @@ test(
 );
 
 test('readDss of a file without a DSS is empty', { timeout: TEST_TIMEOUT_MS }, async () => {
-  assert.deepEqual(await readDss(sealed.classic), { certs: [], ocsps: [], crls: [], vriKeys: [], vri: new Map() });
+  assert.deepEqual(await readDss(sealed.classic), {
+    certs: [],
+    ocsps: [],
+    crls: [],
+    vriKeys: [],
+    vri: new Map(),
+  });
 });
 
-test('appendDss refuses malformed content with a PdfError naming it', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const input = sealed.classic;
-  const bad = (content: DssContent, pattern: RegExp) =>
-    assert.rejects(appendDss(input, content), (e: unknown) => e instanceof PdfError && pattern.test(e.message));
-  await bad({ certs: [], ocsps: [], crls: [], vri: new Map([['abc', {}]]) }, /VRI key "abc" is not 40 upper-case hex/);
-  await bad({ certs: [], ocsps: [], crls: [], vri: new Map([['a'.repeat(40), {}]]) }, /upper-case/);
-  await bad({ certs: [Buffer.alloc(0)], ocsps: [], crls: [] }, /empty DER item/);
-  await bad(
-    { certs: [], ocsps: [], crls: [], vri: new Map([['B'.repeat(40), { tu: new Date('x') }]]) },
-    /tu is not a valid Date/,
-  );
-  await assert.rejects(appendDss(Buffer.from('not a pdf'), { certs: [], ocsps: [], crls: [] }), /not a PDF/);
-});
+test(
+  'appendDss refuses malformed content with a PdfError naming it',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const input = sealed.classic;
+    const bad = (content: DssContent, pattern: RegExp) =>
+      assert.rejects(
+        appendDss(input, content),
+        (e: unknown) => e instanceof PdfError && pattern.test(e.message),
+      );
+    await bad(
+      { certs: [], ocsps: [], crls: [], vri: new Map([['abc', {}]]) },
+      /VRI key "abc" is not 40 upper-case hex/,
+    );
+    await bad({ certs: [], ocsps: [], crls: [], vri: new Map([['a'.repeat(40), {}]]) }, /upper-case/);
+    await bad({ certs: [Buffer.alloc(0)], ocsps: [], crls: [] }, /empty DER item/);
+    await bad(
+      { certs: [], ocsps: [], crls: [], vri: new Map([['B'.repeat(40), { tu: new Date('x') }]]) },
+      /tu is not a valid Date/,
+    );
+    await assert.rejects(
+      appendDss(Buffer.from('not a pdf'), { certs: [], ocsps: [], crls: [] }),
+      /not a PDF/,
+    );
+  },
+);
+
+test(
+  'readDss and appendDss decode existing DSS streams under maxInflatedBytes (a bomb is a PdfLimitError)',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    // 4 MiB of zeros deflate to a few KB: harmless to write, over a 1 MiB cap to read back.
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    const withBig = await appendDss(sealed.classic, { certs: [big], ocsps: [], crls: [] });
+    assert.ok(withBig.length - sealed.classic.length < 64 * 1024, 'stored compressed');
+    const overCap = (e: unknown) => e instanceof PdfLimitError && /more than 1048576 bytes/.test(e.message);
+    await assert.rejects(readDss(withBig, { maxInflatedBytes: 1024 * 1024 }), overCap);
+    await assert.rejects(
+      appendDss(
+        withBig,
+        { certs: [], ocsps: [tsa.ocspForTsa()], crls: [] },
+        { maxInflatedBytes: 1024 * 1024 },
+      ),
+      overCap,
+    );
+    assert.equal(
+      (await readDss(withBig)).certs[0]?.length,
+      big.length,
+      'within the default cap it reads back',
+    );
+  },
+);

@@ -1,5 +1,5 @@
-// B-LTA, PDF side: one more incremental update with a document timestamp field (ISO 32000-2 12.8.5,
-// ETSI EN 319 142-1 5.4.3): /Type /DocTimeStamp, /SubFilter /ETSI.RFC3161, an empty /Contents and a
+// B-LTA, PDF side: one more incremental update with a document timestamp field (ISO 32000-2,
+// ETSI EN 319 142-1): /Type /DocTimeStamp, /SubFilter /ETSI.RFC3161, an empty /Contents and a
 // ByteRange over the whole file, DSS included. No /M: the time is the token's genTime. The caller asks a
 // TSA for a token whose messageImprint is contentDigest and puts it in with embedCms.
 import { asBuffer } from './bytes';

@@ -1,4 +1,4 @@
-// B-LT, PDF side: the Document Security Store (ISO 32000-2 12.8.4.3, ETSI EN 319 142-1 5.4.2), written
+// B-LT, PDF side: the Document Security Store (ISO 32000-2 Tables 261-262, ETSI EN 319 142-1), written
 // as one further incremental update. The DER of certificates, OCSP responses and CRLs is opaque here
 // (pades fetches and checks it); this module only stores it as streams and indexes it per signature in
 // VRI dictionaries. Renewal appends to an existing DSS: existing streams are referenced again, never
@@ -72,10 +72,11 @@ const VRI_KEY_FORMAT = /^[0-9A-F]{40}$/;
 /**
  * The VRI key of a signature (ETSI EN 319 142-1 5.4.2.2, ISO 32000-2 Table 262): the upper-case hex
  * SHA-1 of the signature's /Contents value, i.e. the whole decoded hex string INCLUDING the zero
- * padding after the DER CMS (EmbeddedSignature.contents, not .cmsDer). That is what the standard
- * hashes (the bytes of the Contents string, not a re-encoded CMS) and what pyHanko
- * (`sig_content_identifier` of the padded contents) and EU DSS (PDFBox getContents) compute, so their
- * validators find our entries. For a document timestamp it is the same over the token's /Contents.
+ * padding after the DER CMS (EmbeddedSignature.contents, not .cmsDer). The standard hashes the
+ * bytes of the Contents string, not a re-encoded CMS; the two validators that read VRIs agree on the
+ * padding: pyHanko's sig_content_identifier is documented as taking the contents "including any
+ * padding", and EU DSS hashes PDFBox's getContents (its VRI test notes the trimmed CMS gives another
+ * key). For a document timestamp it is the same over the token's /Contents.
  */
 export function vriKey(signatureContents: Uint8Array): string {
   return createHash('sha1').update(signatureContents).digest('hex').toUpperCase();
@@ -253,8 +254,12 @@ export async function appendDss(
         }
       }
       if (entry.tu !== undefined) {
-        vri.set(TU, PDFString.fromDate(entry.tu));
-        changed = true;
+        const tu = PDFString.fromDate(entry.tu);
+        const before = vri.lookup(TU);
+        if (!(before instanceof PDFString) || before.asString() !== tu.asString()) {
+          vri.set(TU, tu);
+          changed = true;
+        }
       }
       if (!existing) changed = true;
     }

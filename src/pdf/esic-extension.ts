@@ -1,6 +1,6 @@
-// PAdES structures (DSS, document timestamps) in a PDF 1.x file are declared by the ESIC developer
-// extension in the catalog (ETSI EN 319 142-1, 5.4.1 / 5.5: /Extensions << /ESIC << /BaseVersion /1.7
-// /ExtensionLevel 1 >> >>), as pyHanko writes it. PDF 2.0 has them built in, so nothing is added there.
+// PAdES structures (DSS, document timestamps) come from PDF 2.0; a PDF 1.x file that carries them
+// declares the ETSI developer extension in the catalog, /Extensions << /ESIC << /BaseVersion /1.7
+// /ExtensionLevel 1 >> >>, as pyHanko writes it for PAdES output below 2.0. PDF 2.0 files get nothing.
 import { PDFDict, PDFDocument, PDFName, PDFNumber } from 'pdf-lib';
 
 const ESIC = PDFName.of('ESIC');

@@ -7,8 +7,15 @@ export interface EmbeddedSignature {
   byteRange: [number, number, number, number];
   /** The CMS with the placeholder's zero padding removed; empty when nothing usable was found. */
   cmsDer: Buffer;
-  /** The /SubFilter of the signature dictionary, '' when absent. */
+  /**
+   * The whole /Contents string decoded, zero padding included: what a DSS VRI key hashes (see
+   * dss.ts vriKey). Empty when the hex string is malformed.
+   */
+  contents: Buffer;
+  /** The /SubFilter of the signature dictionary ('ETSI.CAdES.detached', 'ETSI.RFC3161', ...), '' when absent. */
   subFilter: string;
+  /** The /Type of the signature dictionary: 'Sig', 'DocTimeStamp' (a document timestamp), '' when absent. */
+  type: string;
   /** ByteRange starts at 0, leaves out exactly the /Contents string and ends at the end of the file. */
   coversWholeDocument: boolean;
   /** The two ranges concatenated: what the CMS signs. */
@@ -40,15 +47,21 @@ function isAllZero(buf: Buffer, from: number): boolean {
   return buf.compare(zeros, 0, n, from) === 0;
 }
 
-function readSubFilter(pdf: Buffer, at: number): string {
-  // The enclosing object: from the previous endobj to the next one.
+/** The name value of `/key` in the object enclosing offset `at`, '' when absent. */
+function readName(pdf: Buffer, at: number, key: string): string {
+  // The enclosing object: from the previous endobj to the next one. The signature dictionary is an
+  // object of its own (never in an object stream), so no other dictionary's /Type is in this span.
   const from = Math.max(0, lastIndexOfAscii(pdf, 'endobj', at));
   let to = indexOfAscii(pdf, 'endobj', at);
   if (to < 0) to = pdf.length;
-  const key = indexOfAscii(pdf.subarray(from, to), '/SubFilter');
-  if (key < 0) return '';
-  const m = /^\/SubFilter\s*\/([^\s/<>[\]()]+)/.exec(pdf.toString('latin1', from + key, from + key + 80));
-  return m?.[1] ?? '';
+  const span = pdf.subarray(from, to);
+  const pattern = new RegExp(`^/${key}\\s*/([^\\s/<>[\\]()]+)`);
+  // /Type may also appear as the prefix of another key (/TypeX is not ours): match each occurrence.
+  for (let k = indexOfAscii(span, `/${key}`); k >= 0; k = indexOfAscii(span, `/${key}`, k + 1)) {
+    const m = pattern.exec(span.toString('latin1', k, k + 80));
+    if (m?.[1]) return m[1];
+  }
+  return '';
 }
 
 /** The gap must be exactly the /Contents hex string: nothing else may escape the signature. */
@@ -59,7 +72,8 @@ function gapIsContents(pdf: Buffer, start: number, end: number): boolean {
   return pdf.toString('latin1', k - 8, k + 1) === '/Contents';
 }
 
-function readContents(pdf: Buffer, start: number, end: number, problems: string[]): Buffer {
+/** The decoded /Contents string, padding included, or undefined when it is not well-formed hex. */
+function readContents(pdf: Buffer, start: number, end: number, problems: string[]): Buffer | undefined {
   // Fast path: Buffer.from(hex) stops at the first non-hex character, so a short result means whitespace
   // (allowed in PDF hex strings) or garbage, which the slow path sorts out.
   let decoded = Buffer.from(pdf.toString('latin1', start + 1, end - 1), 'hex');
@@ -67,10 +81,15 @@ function readContents(pdf: Buffer, start: number, end: number, problems: string[
     const hex = pdf.toString('latin1', start + 1, end - 1).replace(/\s+/g, '');
     if (!HEX.test(hex) || hex.length % 2 !== 0) {
       problems.push(`/Contents at ${start} is not a well-formed hex string`);
-      return Buffer.alloc(0);
+      return undefined;
     }
     decoded = Buffer.from(hex, 'hex');
   }
+  return decoded;
+}
+
+/** The CMS at the start of decoded /Contents, without the zero padding after it. */
+function cmsOf(decoded: Buffer, start: number, problems: string[]): Buffer {
   if (isAllZero(decoded, 0)) {
     problems.push(`/Contents at ${start} is an empty placeholder (never sealed)`);
     return Buffer.alloc(0);
@@ -103,6 +122,7 @@ export function extractSignatures(pdfBytes: Uint8Array): EmbeddedSignature[] {
     const [s1, l1, s2, l2] = byteRange;
     const problems: string[] = [];
     let cmsDer: Buffer = Buffer.alloc(0);
+    let contents: Buffer = Buffer.alloc(0);
     let signedBytes: Buffer = Buffer.alloc(0);
     let gapOk = false;
     const inBounds = s1 + l1 <= s2 && s2 + l2 <= pdf.length;
@@ -111,14 +131,21 @@ export function extractSignatures(pdfBytes: Uint8Array): EmbeddedSignature[] {
     } else {
       if (s1 !== 0) problems.push(`ByteRange [${key}] does not start at offset 0`);
       gapOk = gapIsContents(pdf, s1 + l1, s2);
-      if (gapOk) cmsDer = readContents(pdf, s1 + l1, s2, problems);
-      else problems.push(`ByteRange gap ${s1 + l1}..${s2} is not exactly the /Contents hex string`);
+      if (gapOk) {
+        const decoded = readContents(pdf, s1 + l1, s2, problems);
+        if (decoded) {
+          contents = decoded;
+          cmsDer = cmsOf(decoded, s1 + l1, problems);
+        }
+      } else problems.push(`ByteRange gap ${s1 + l1}..${s2} is not exactly the /Contents hex string`);
       signedBytes = Buffer.concat([pdf.subarray(s1, s1 + l1), pdf.subarray(s2, s2 + l2)]);
     }
     found.set(key, {
       byteRange,
       cmsDer,
-      subFilter: readSubFilter(pdf, at),
+      contents,
+      subFilter: readName(pdf, at, 'SubFilter'),
+      type: readName(pdf, at, 'Type'),
       coversWholeDocument: gapOk && s1 === 0 && s2 + l2 === pdf.length,
       signedBytes,
       problems,

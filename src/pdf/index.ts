@@ -1,5 +1,6 @@
 // Public face of the pdf part: prepare a placeholder in an incremental update, embed a CMS into it,
-// read signatures back, and render sample invoices. Knows nothing of CMS internals (that is pades).
+// add a DSS and document timestamps (B-LT, B-LTA) as further updates, read signatures back, and
+// render sample invoices. Knows nothing of CMS internals (that is pades).
 export { PdfError } from './pdf-error';
 export {
   preparePdf,
@@ -11,5 +12,15 @@ export {
 } from './prepare';
 export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
 export { embedCms } from './embed';
+export {
+  appendDss,
+  readDss,
+  vriKey,
+  type DssContent,
+  type DssOptions,
+  type DssSummary,
+  type DssVriEntry,
+} from './dss';
+export { prepareDocTimestamp, SUBFILTER_ETSI_RFC3161, type DocTimestampOptions } from './doc-timestamp';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';

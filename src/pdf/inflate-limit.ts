@@ -162,6 +162,18 @@ function decodedCopy(rawStream: PDFRawStream): PDFRawStream {
   return PDFRawStream.of(dict, decoded);
 }
 
+/**
+ * The decoded data of a stream read after load (e.g. a DSS entry), counted against the budget of the
+ * enclosing withInflateBudget call like the streams load itself decodes.
+ */
+export function decodeStreamInBudget(rawStream: PDFRawStream): Uint8Array {
+  const budget = budgets.getStore();
+  if (!budget) throw new PdfError('decodeStreamInBudget called outside withInflateBudget');
+  if (budget.exceeded) throw budget.exceeded;
+  if (rawStream.transform) throw new PdfError('encrypted streams cannot be decoded here');
+  return decodeWithin(budget, rawStream);
+}
+
 function install(): void {
   const objectStream = PDFObjectStreamParser.forStream;
   const xrefStream = PDFXRefStreamParser.forStream;

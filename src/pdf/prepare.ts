@@ -2,11 +2,10 @@
 // fix the ByteRange, and hash the signed ranges. A pure function of bytes so it can run in a worker
 // thread; the result is small and structured-clone safe (bytes arrive on the other side as Uint8Array).
 import { createHash } from 'node:crypto';
-import { ParseSpeeds, PDFDocument } from 'pdf-lib';
-import { asBuffer, indexOfAscii, lastIndexOfAscii } from './bytes';
-import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
+import { asBuffer } from './bytes';
+import { loadForUpdate, writeUpdate, type LoadedForUpdate } from './incremental-update';
 import { PdfError } from './pdf-error';
-import { addSignatureField, BYTE_RANGE_PLACEHOLDER } from './signature-field';
+import { addSignatureField, BYTE_RANGE_PLACEHOLDER, type SignatureFieldOptions } from './signature-field';
 
 export const SUBFILTER_ETSI_CADES_DETACHED = 'ETSI.CAdES.detached';
 export const DEFAULT_SIGNATURE_BYTES = 8192;
@@ -47,24 +46,6 @@ export function digestByteRange(bytes: Buffer, byteRange: readonly [number, numb
     .digest();
 }
 
-/** True when the newest cross-reference section is a stream, so the update should be one as well. */
-function lastXrefIsStream(input: Buffer): boolean {
-  const at = lastIndexOfAscii(input, 'startxref');
-  if (at < 0) throw new PdfError('input PDF has no startxref: not a PDF or truncated');
-  const match = /startxref\s+(\d+)/.exec(input.toString('latin1', at, Math.min(input.length, at + 40)));
-  if (!match?.[1]) throw new PdfError(`input PDF has an unreadable startxref at offset ${at}`);
-  const offset = Number(match[1]);
-  return input.toString('latin1', offset, offset + 4) !== 'xref';
-}
-
-function checkInput(input: Buffer): void {
-  const head = indexOfAscii(input.subarray(0, 1024), '%PDF-');
-  if (head < 0) throw new PdfError('input is not a PDF: no %PDF- header in the first 1024 bytes');
-  if (lastIndexOfAscii(input.subarray(Math.max(0, input.length - 2048)), '%%EOF') < 0) {
-    throw new PdfError('input PDF has no %%EOF in its last 2048 bytes: truncated?');
-  }
-}
-
 function checkSignatureBytes(n: number): void {
   if (!Number.isInteger(n) || n < MIN_SIGNATURE_BYTES || n > MAX_SIGNATURE_BYTES) {
     throw new PdfError(
@@ -75,56 +56,48 @@ function checkSignatureBytes(n: number): void {
 
 export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
   const input = asBuffer(inputBytes);
-  const signatureBytes = options.signatureBytes ?? DEFAULT_SIGNATURE_BYTES;
-  checkSignatureBytes(signatureBytes);
   if (!(options.signingTime instanceof Date) || Number.isNaN(options.signingTime.getTime())) {
     throw new PdfError('signingTime must be a valid Date');
   }
-  checkInput(input);
-  const useObjectStreams = lastXrefIsStream(input);
+  return appendPlaceholder(
+    input,
+    {
+      signingTime: options.signingTime,
+      signatureBytes: options.signatureBytes ?? DEFAULT_SIGNATURE_BYTES,
+      subFilter: SUBFILTER_ETSI_CADES_DETACHED,
+      reason: options.reason,
+      name: options.name,
+      location: options.location,
+      contactInfo: options.contactInfo,
+    },
+    options.maxInflatedBytes,
+  );
+}
 
-  let doc: PDFDocument;
-  try {
-    doc = await withInflateBudget(options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES, () =>
-      PDFDocument.load(input, {
-        forIncrementalUpdate: true,
-        updateMetadata: false, // a new /ModDate or /Producer would make the update depend on the clock
-        parseSpeed: ParseSpeeds.Fastest,
-      }),
-    );
-  } catch (cause) {
-    if (cause instanceof PdfError) throw cause; // over the inflate cap, or the cap itself invalid
-    throw new PdfError(`input PDF could not be parsed: ${(cause as Error).message}`, { cause });
+/**
+ * One incremental update with a new signature field whose value is `field`'s dictionary, its
+ * ByteRange filled in and the ranges hashed. Shared by preparePdf and prepareDocTimestamp.
+ */
+export async function appendPlaceholder(
+  input: Buffer,
+  field: SignatureFieldOptions,
+  maxInflatedBytes: number | undefined,
+  /** Further changes to the same update (e.g. a catalog entry), made before the field is added. */
+  edit?: (loaded: LoadedForUpdate) => void,
+): Promise<PreparedPdf> {
+  const { signatureBytes } = field;
+  checkSignatureBytes(signatureBytes);
+  const loaded = await loadForUpdate(input, maxInflatedBytes);
+  if (loaded.doc.getPageCount() === 0) {
+    throw new PdfError('input PDF has no pages to attach the seal field to');
   }
-  if (doc.isEncrypted) throw new PdfError('input PDF is encrypted; sealing encrypted PDFs is not supported');
-  if (doc.getPageCount() === 0) throw new PdfError('input PDF has no pages to attach the seal field to');
+  edit?.(loaded);
+  const added = addSignatureField(loaded.doc, field);
+  const bytes = await writeUpdate(loaded);
 
-  // load({ forIncrementalUpdate }) already took the snapshot that pdf-lib records changes against;
-  // a second takeSnapshot() would start an empty one and the update would miss the catalog and page.
-  const snapshot = doc.context.snapshot;
-  if (!snapshot) throw new PdfError('pdf-lib did not start an incremental update for the input');
-  const field = addSignatureField(doc, {
-    signingTime: options.signingTime,
-    signatureBytes,
-    subFilter: SUBFILTER_ETSI_CADES_DETACHED,
-    reason: options.reason,
-    name: options.name,
-    location: options.location,
-    contactInfo: options.contactInfo,
-  });
-
-  let update: Uint8Array;
-  try {
-    update = await doc.saveIncremental(snapshot, { useObjectStreams, objectsPerTick: Infinity });
-  } catch (cause) {
-    throw new PdfError(`incremental update could not be written: ${(cause as Error).message}`, { cause });
-  }
-
-  // Concatenated here rather than by pdf-lib so the input is a prefix by construction.
-  const bytes = Buffer.concat([input, update]);
-  const dictAt = bytes.indexOf(field.dictBytes, input.length);
+  const dictAt = bytes.indexOf(added.dictBytes, input.length);
   if (dictAt < 0) throw new PdfError('signature dictionary not found in the written update');
-  const contentsAt = dictAt + field.dictBytes.indexOf('/Contents <', 0, 'latin1') + '/Contents '.length;
+  const contentsAt = dictAt + added.dictBytes.indexOf('/Contents <', 0, 'latin1') + '/Contents '.length;
   const contentsEnd = contentsAt + 2 + signatureBytes * 2;
   const byteRange: [number, number, number, number] = [
     0,

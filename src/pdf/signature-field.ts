@@ -19,7 +19,10 @@ import {
 export const BYTE_RANGE_PLACEHOLDER = '**********';
 
 export interface SignatureFieldOptions {
-  signingTime: Date;
+  /** /Type of the value: 'Sig' (default) or 'DocTimeStamp' for a document timestamp (ISO 32000-2 12.8.5). */
+  type?: 'Sig' | 'DocTimeStamp';
+  /** Written as /M when given; a document timestamp has none (its time is in the token). */
+  signingTime?: Date;
   signatureBytes: number;
   subFilter: string;
   reason?: string;
@@ -67,13 +70,13 @@ export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptio
   for (let i = 0; i < 3; i++) byteRange.push(PDFName.of(BYTE_RANGE_PLACEHOLDER));
 
   const entries: Record<string, PDFObject> = {
-    Type: PDFName.of('Sig'),
+    Type: PDFName.of(options.type ?? 'Sig'),
     Filter: PDFName.of('Adobe.PPKLite'),
     SubFilter: PDFName.of(options.subFilter),
     ByteRange: byteRange,
     Contents: PDFHexString.of('0'.repeat(options.signatureBytes * 2)),
-    M: PDFString.fromDate(options.signingTime),
   };
+  if (options.signingTime !== undefined) entries.M = PDFString.fromDate(options.signingTime);
   if (options.reason !== undefined) entries.Reason = pdfTextString(options.reason);
   if (options.name !== undefined) entries.Name = pdfTextString(options.name);
   if (options.location !== undefined) entries.Location = pdfTextString(options.location);

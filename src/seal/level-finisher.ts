@@ -147,7 +147,10 @@ export class LevelFinisher {
     if (!atLeast(this.level, 'B-LT')) return { sealed, level: this.level, cms, signatureTimestamp };
 
     const data = await this.validationFor(signatureTimestamp!);
-    sealed = await appendDss(sealed, dssContent(data, vriKey(cms)), {
+    // The VRI key hashes /Contents as written, zero padding included (see pdf/dss.ts).
+    const contents = Buffer.alloc(prepared.signatureBytes);
+    cms.copy(contents);
+    sealed = await appendDss(sealed, dssContent(data, vriKey(contents)), {
       maxInflatedBytes: this.o.maxInflatedBytes,
     });
     if (!atLeast(this.level, 'B-LTA')) return { sealed, level: this.level, cms, signatureTimestamp };

@@ -1,12 +1,25 @@
 // Step 1 of sealing: append ONE incremental update with a signature field and an empty placeholder,
 // fix the ByteRange, and hash the signed ranges. A pure function of bytes so it can run in a worker
 // thread; the result is small and structured-clone safe (bytes arrive on the other side as Uint8Array).
+// Inputs that cannot take a seal are refused here with a PdfError naming why: empty, not a PDF,
+// encrypted, or certified (or field-locked) so that any seal would break an earlier signature.
 import { createHash } from 'node:crypto';
-import { ParseSpeeds, PDFDocument } from 'pdf-lib';
-import { asBuffer, indexOfAscii, lastIndexOfAscii } from './bytes';
+import { EncryptedPDFError, ParseSpeeds, PDFDocument } from 'pdf-lib';
+import { asBuffer, indexOfAscii, isPdfWhitespace, lastIndexOfAscii } from './bytes';
+import { fillSignatureField } from './fill-signature-field';
 import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
+import {
+  chooseSealTarget,
+  type MdpPermission,
+  readModificationPermissions,
+} from './modification-permissions';
 import { PdfError } from './pdf-error';
-import { addSignatureField, BYTE_RANGE_PLACEHOLDER } from './signature-field';
+import {
+  type AddedSignatureField,
+  addSignatureField,
+  BYTE_RANGE_PLACEHOLDER,
+  type SignatureFieldOptions,
+} from './signature-field';
 
 export const SUBFILTER_ETSI_CADES_DETACHED = 'ETSI.CAdES.detached';
 export const DEFAULT_SIGNATURE_BYTES = 8192;
@@ -27,7 +40,8 @@ export interface PrepareOptions {
   maxInflatedBytes?: number;
 }
 
-export interface PreparedPdf {
+/** Where the placeholder is: all that embedding a CMS needs. */
+export interface PlaceholderLayout {
   /** The input followed by one incremental update carrying the (still empty) placeholder. */
   bytes: Buffer;
   /** [0, start of /Contents hex string, end of it, rest of file]. */
@@ -38,6 +52,24 @@ export interface PreparedPdf {
   signatureBytes: number;
 }
 
+export interface PreparedPdf extends PlaceholderLayout {
+  /** The signature field the seal went into. */
+  fieldName: string;
+  /** True when a certified input's own empty signature field was filled instead of adding one. */
+  filledExistingField: boolean;
+  /** The /P of the filled field's /Lock: once sealed, the document permits only these changes. */
+  lockPermission?: MdpPermission;
+}
+
+/** What a placement step put into the document: the signature dictionary and its field. */
+export interface PlacedSignature extends AddedSignatureField {
+  filledExistingField: boolean;
+  lockPermission?: MdpPermission;
+}
+
+export const ENCRYPTED_INPUT_MESSAGE = 'input PDF is encrypted: encrypted PDFs cannot be sealed';
+const ENCRYPT_KEY = /\/Encrypt(?![A-Za-z0-9])/;
+
 /** The digest of a byte range, as the messageDigest signed attribute must carry it. */
 export function digestByteRange(bytes: Buffer, byteRange: readonly [number, number, number, number]): Buffer {
   const [s1, l1, s2, l2] = byteRange;
@@ -47,14 +79,35 @@ export function digestByteRange(bytes: Buffer, byteRange: readonly [number, numb
     .digest();
 }
 
-/** True when the newest cross-reference section is a stream, so the update should be one as well. */
-function lastXrefIsStream(input: Buffer): boolean {
+/** Offset of the newest cross-reference section, as the last startxref states it. */
+function startXref(input: Buffer): number {
   const at = lastIndexOfAscii(input, 'startxref');
   if (at < 0) throw new PdfError('input PDF has no startxref: not a PDF or truncated');
   const match = /startxref\s+(\d+)/.exec(input.toString('latin1', at, Math.min(input.length, at + 40)));
   if (!match?.[1]) throw new PdfError(`input PDF has an unreadable startxref at offset ${at}`);
-  const offset = Number(match[1]);
+  return Number(match[1]);
+}
+
+/** True when the newest cross-reference section is a stream, so the update should be one as well. */
+function lastXrefIsStream(input: Buffer, offset: number): boolean {
   return input.toString('latin1', offset, offset + 4) !== 'xref';
+}
+
+/**
+ * Whether the newest trailer (the xref table's trailer, or the xref stream's dictionary: never itself
+ * encrypted) names an /Encrypt dictionary. Checked before pdf-lib parses anything, since what it does
+ * with encrypted objects is to throw its own hint or to decode ciphertext as if it were Flate.
+ */
+function trailerNamesEncrypt(input: Buffer, offset: number): boolean {
+  if (offset <= 0 || offset >= input.length) return false;
+  return ENCRYPT_KEY.test(input.toString('latin1', offset));
+}
+
+function checkNotEmpty(input: Buffer): void {
+  if (input.length === 0) throw new PdfError('input PDF is empty (0 bytes)');
+  if (input.every((byte) => isPdfWhitespace(byte))) {
+    throw new PdfError(`input PDF is empty (0 bytes besides ${input.length} bytes of whitespace)`);
+  }
 }
 
 function checkInput(input: Buffer): void {
@@ -73,15 +126,39 @@ function checkSignatureBytes(n: number): void {
   }
 }
 
-export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
+/** The default placement: a new field, or for a certified input its empty signature field. */
+function placeSeal(doc: PDFDocument, field: SignatureFieldOptions): PlacedSignature {
+  const target = chooseSealTarget(readModificationPermissions(doc));
+  if (target.kind === 'existing-field') {
+    return { ...fillSignatureField(doc, target.field, field), filledExistingField: true };
+  }
+  return { ...addSignatureField(doc, field), filledExistingField: false };
+}
+
+export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
+  return appendSignatureUpdate(inputBytes, options, placeSeal);
+}
+
+/**
+ * preparePdf with the placement step supplied: test fixtures use it to write a certification
+ * signature through the same checks, writer and ByteRange layout. Not part of the pdf part's API.
+ */
+export async function appendSignatureUpdate(
+  inputBytes: Uint8Array,
+  options: PrepareOptions,
+  place: (doc: PDFDocument, field: SignatureFieldOptions) => PlacedSignature,
+): Promise<PreparedPdf> {
   const input = asBuffer(inputBytes);
+  checkNotEmpty(input);
   const signatureBytes = options.signatureBytes ?? DEFAULT_SIGNATURE_BYTES;
   checkSignatureBytes(signatureBytes);
   if (!(options.signingTime instanceof Date) || Number.isNaN(options.signingTime.getTime())) {
     throw new PdfError('signingTime must be a valid Date');
   }
   checkInput(input);
-  const useObjectStreams = lastXrefIsStream(input);
+  const xrefAt = startXref(input);
+  if (trailerNamesEncrypt(input, xrefAt)) throw new PdfError(ENCRYPTED_INPUT_MESSAGE);
+  const useObjectStreams = lastXrefIsStream(input, xrefAt);
 
   let doc: PDFDocument;
   try {
@@ -90,20 +167,26 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
         forIncrementalUpdate: true,
         updateMetadata: false, // a new /ModDate or /Producer would make the update depend on the clock
         parseSpeed: ParseSpeeds.Fastest,
+        ignoreEncryption: true, // refused below in our words, not with pdf-lib's hint
       }),
     );
   } catch (cause) {
+    // A startxref that points astray hides the trailer from the check above; a failed parse of an
+    // encrypted file is still reported as encrypted.
+    if (cause instanceof EncryptedPDFError || ENCRYPT_KEY.test(input.toString('latin1'))) {
+      throw new PdfError(ENCRYPTED_INPUT_MESSAGE, { cause });
+    }
     if (cause instanceof PdfError) throw cause; // over the inflate cap, or the cap itself invalid
     throw new PdfError(`input PDF could not be parsed: ${(cause as Error).message}`, { cause });
   }
-  if (doc.isEncrypted) throw new PdfError('input PDF is encrypted; sealing encrypted PDFs is not supported');
+  if (doc.isEncrypted) throw new PdfError(ENCRYPTED_INPUT_MESSAGE);
   if (doc.getPageCount() === 0) throw new PdfError('input PDF has no pages to attach the seal field to');
 
   // load({ forIncrementalUpdate }) already took the snapshot that pdf-lib records changes against;
   // a second takeSnapshot() would start an empty one and the update would miss the catalog and page.
   const snapshot = doc.context.snapshot;
   if (!snapshot) throw new PdfError('pdf-lib did not start an incremental update for the input');
-  const field = addSignatureField(doc, {
+  const field = place(doc, {
     signingTime: options.signingTime,
     signatureBytes,
     subFilter: SUBFILTER_ETSI_CADES_DETACHED,
@@ -149,5 +232,8 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
     contentDigest: digestByteRange(bytes, byteRange),
     inputLength: input.length,
     signatureBytes,
+    fieldName: field.fieldName,
+    filledExistingField: field.filledExistingField,
+    ...(field.lockPermission === undefined ? {} : { lockPermission: field.lockPermission }),
   };
 }

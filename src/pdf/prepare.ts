@@ -4,7 +4,7 @@
 // Inputs that cannot take a seal are refused here with a PdfError naming why: empty, not a PDF,
 // encrypted, or certified (or field-locked) so that any seal would break an earlier signature.
 import { createHash } from 'node:crypto';
-import { EncryptedPDFError, ParseSpeeds, PDFDocument } from 'pdf-lib';
+import { type DocumentSnapshot, EncryptedPDFError, ParseSpeeds, PDFDocument, PDFRef } from 'pdf-lib';
 import { asBuffer, indexOfAscii, isPdfWhitespace, lastIndexOfAscii } from './bytes';
 import { fillSignatureField } from './fill-signature-field';
 import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
@@ -126,6 +126,23 @@ function checkSignatureBytes(n: number): void {
   }
 }
 
+/**
+ * The snapshot without the catalog when the placement left it as it was. pdf-lib marks the catalog
+ * changed whenever it starts an update; rewriting it unchanged is harmless to the bytes but is one
+ * more object that a validator's difference analysis must prove innocent after a certification.
+ */
+function unchangedCatalog(doc: PDFDocument, snapshot: DocumentSnapshot): DocumentSnapshot {
+  const root = doc.context.trailerInfo.Root;
+  if (!(root instanceof PDFRef)) return snapshot;
+  // Delegates everything else (pdfSize, prevStartXRef, deleted refs) to pdf-lib's own snapshot.
+  return Object.create(snapshot, {
+    shouldSave: {
+      value: (objectNumber: number) =>
+        objectNumber !== root.objectNumber && snapshot.shouldSave(objectNumber),
+    },
+  }) as DocumentSnapshot;
+}
+
 /** The default placement: a new field, or for a certified input its empty signature field. */
 function placeSeal(doc: PDFDocument, field: SignatureFieldOptions): PlacedSignature {
   const target = chooseSealTarget(readModificationPermissions(doc));
@@ -186,6 +203,7 @@ export async function appendSignatureUpdate(
   // a second takeSnapshot() would start an empty one and the update would miss the catalog and page.
   const snapshot = doc.context.snapshot;
   if (!snapshot) throw new PdfError('pdf-lib did not start an incremental update for the input');
+  const catalogBefore = doc.catalog.toString();
   const field = place(doc, {
     signingTime: options.signingTime,
     signatureBytes,
@@ -198,7 +216,8 @@ export async function appendSignatureUpdate(
 
   let update: Uint8Array;
   try {
-    update = await doc.saveIncremental(snapshot, { useObjectStreams, objectsPerTick: Infinity });
+    const written = doc.catalog.toString() === catalogBefore ? unchangedCatalog(doc, snapshot) : snapshot;
+    update = await doc.saveIncremental(written, { useObjectStreams, objectsPerTick: Infinity });
   } catch (cause) {
     throw new PdfError(`incremental update could not be written: ${(cause as Error).message}`, { cause });
   }

@@ -207,12 +207,23 @@ function describe(p: MdpPermission): string {
       : 'form filling, signing, annotations';
 }
 
+export interface SealTargetOptions {
+  /**
+   * Which empty signature field of a certified input takes the seal. Needed only when it has several
+   * (the seal must not take a field meant for a person); ignored for uncertified inputs.
+   */
+  fieldName?: string;
+}
+
 /**
  * Where the seal goes, or a PdfError saying why the input cannot take one without breaking an earlier
  * signature. Uncertified inputs get a new field as they always did (adding a signature field after
  * approval signatures is allowed: Adobe's table, and pyHanko's SigFieldCreationRule).
  */
-export function chooseSealTarget(perms: ModificationPermissions): SealTarget {
+export function chooseSealTarget(
+  perms: ModificationPermissions,
+  options: SealTargetOptions = {},
+): SealTarget {
   const { document } = perms;
   if (!document) return { kind: 'new-field' };
   const p = document.p;
@@ -232,16 +243,36 @@ export function chooseSealTarget(perms: ModificationPermissions): SealTarget {
     ? `certified with DocMDP permission P=${p} (${describe(p)})`
     : `locked by the signature in field ${document.fieldName ?? '?'} with permission P=${p} (${describe(p)})`;
   const breaks = certified ? 'its certification' : 'that signature';
-  const free = perms.emptySignatureFields.filter((f) => !perms.locks.some((lock) => isLocked(f.name, lock)));
-  if (free[0]) return { kind: 'existing-field', field: free[0] };
-  if (perms.emptySignatureFields.length > 0) {
-    const names = perms.emptySignatureFields.map((f) => f.name).join(', ');
-    const by = [...new Set(perms.locks.map((l) => l.lockedBy))].join(', ');
+  const lockers = (field: EmptySignatureField) =>
+    perms.locks.filter((lock) => isLocked(field.name, lock)).map((lock) => lock.lockedBy);
+  const lockedError = (fields: EmptySignatureField[]) =>
+    new PdfError(
+      `input PDF is ${what}, and its empty signature field(s) ${fields.map((f) => f.name).join(', ')} ` +
+        `are locked by FieldMDP of the signature(s) in ${[...new Set(fields.flatMap(lockers))].join(', ')}: ` +
+        `filling one would break the locking signature, adding a field would break ${breaks}`,
+    );
+  const empty = perms.emptySignatureFields;
+
+  if (options.fieldName !== undefined) {
+    const named = empty.find((f) => f.name === options.fieldName);
+    if (!named) {
+      throw new PdfError(
+        `input PDF is ${what} but has no empty signature field named ${options.fieldName} ` +
+          `(empty ones: ${empty.map((f) => f.name).join(', ') || 'none'})`,
+      );
+    }
+    if (lockers(named).length > 0) throw lockedError([named]);
+    return { kind: 'existing-field', field: named };
+  }
+  const free = empty.filter((f) => lockers(f).length === 0);
+  if (free.length === 1) return { kind: 'existing-field', field: free[0]! };
+  if (free.length > 1) {
     throw new PdfError(
-      `input PDF is ${what}, and its empty signature field(s) ${names} are locked by FieldMDP of the ` +
-        `signature(s) in ${by}: filling one would break the locking signature, adding a field would break ${breaks}`,
+      `input PDF is ${what} and has ${free.length} empty signature fields (${free.map((f) => f.name).join(', ')}): ` +
+        'name the one the seal may take (fieldName), or the seal could take a field meant for a person',
     );
   }
+  if (empty.length > 0) throw lockedError(empty);
   throw new PdfError(
     `input PDF is ${what} but has no empty signature field to seal: adding a new signature field ` +
       `would break ${breaks}`,

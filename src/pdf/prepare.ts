@@ -38,6 +38,11 @@ export interface PrepareOptions {
   signatureBytes?: number;
   /** Most bytes loading the input may inflate (object and xref streams), against decompression bombs. */
   maxInflatedBytes?: number;
+  /**
+   * For certified inputs with more than one empty signature field: the one the seal goes into. Not
+   * needed when there is one; ignored for uncertified inputs, which always get a new field.
+   */
+  certifiedFieldName?: string;
 }
 
 /** Where the placeholder is: all that embedding a CMS needs. */
@@ -144,8 +149,8 @@ function unchangedCatalog(doc: PDFDocument, snapshot: DocumentSnapshot): Documen
 }
 
 /** The default placement: a new field, or for a certified input its empty signature field. */
-function placeSeal(doc: PDFDocument, field: SignatureFieldOptions): PlacedSignature {
-  const target = chooseSealTarget(readModificationPermissions(doc));
+function placeSeal(doc: PDFDocument, field: SignatureFieldOptions, fieldName?: string): PlacedSignature {
+  const target = chooseSealTarget(readModificationPermissions(doc), { fieldName });
   if (target.kind === 'existing-field') {
     return { ...fillSignatureField(doc, target.field, field), filledExistingField: true };
   }
@@ -153,7 +158,9 @@ function placeSeal(doc: PDFDocument, field: SignatureFieldOptions): PlacedSignat
 }
 
 export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
-  return appendSignatureUpdate(inputBytes, options, placeSeal);
+  return appendSignatureUpdate(inputBytes, options, (doc, field) =>
+    placeSeal(doc, field, options.certifiedFieldName),
+  );
 }
 
 /**

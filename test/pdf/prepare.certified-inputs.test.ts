@@ -214,7 +214,7 @@ test(
       p: 2,
       emptyFields: [{ name: 'SealHere', lock: { action: 'All', p: 1 } }, { name: 'Spare' }],
     });
-    const prepared = await preparePdf(input, { signingTime });
+    const prepared = await preparePdf(input, { signingTime, certifiedFieldName: 'SealHere' });
     assert.equal(prepared.fieldName, 'SealHere');
     assert.equal(prepared.lockPermission, 1, 'reported: the document is locked once sealed');
     const update = prepared.bytes.subarray(input.length).toString('latin1');
@@ -244,6 +244,42 @@ test(
       );
       return true;
     });
+  },
+);
+
+test(
+  'with several empty signature fields the seal takes only the one it is told to, never a guess',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const input = await certify({
+      p: 2,
+      emptyFields: [{ name: 'Customer' }, { name: 'CompanySeal' }, { name: 'Auditor' }],
+      certificationLock: { action: 'Include', fields: ['Auditor'] },
+    });
+    await assert.rejects(preparePdf(input, { signingTime }), (e: unknown) => {
+      assert.ok(e instanceof PdfError);
+      assert.match(e.message, /has 2 empty signature fields \(Customer, CompanySeal\): name the one/);
+      return true;
+    });
+    await assert.rejects(
+      preparePdf(input, { signingTime, certifiedFieldName: 'Seal' }),
+      /no empty signature field named Seal \(empty ones: Customer, CompanySeal, Auditor\)/,
+    );
+    await assert.rejects(
+      preparePdf(input, { signingTime, certifiedFieldName: 'Auditor' }),
+      /field\(s\) Auditor are locked by FieldMDP of the signature\(s\) in Certification/,
+    );
+    const prepared = await preparePdf(input, { signingTime, certifiedFieldName: 'CompanySeal' });
+    assert.equal(prepared.fieldName, 'CompanySeal');
+    const after = await validate(seal(prepared), 'named.pdf');
+    assert.deepEqual(after.unsigned, ['Customer', 'Auditor']);
+    assert.deepEqual(
+      after.signed.map((s) => [s.field, s.valid]),
+      [
+        ['CompanySeal', true],
+        ['Certification', true],
+      ],
+    );
   },
 );
 

@@ -12,7 +12,17 @@
 // by default) but nothing stricter than Adobe should reject a filled existing field, so that is the
 // one behaviour every validator accepts. Filling a field changes it, so a field that a FieldMDP lock
 // covers is never filled.
-import { PDFArray, PDFDict, PDFDocument, PDFHexString, PDFName, PDFNumber, PDFRef, PDFString } from 'pdf-lib';
+import {
+  PDFArray,
+  PDFDict,
+  PDFDocument,
+  PDFHexString,
+  PDFName,
+  PDFNull,
+  PDFNumber,
+  PDFRef,
+  PDFString,
+} from 'pdf-lib';
 import { PdfError } from './pdf-error';
 
 export type MdpPermission = 1 | 2 | 3;
@@ -166,8 +176,13 @@ export function readModificationPermissions(doc: PDFDocument): ModificationPermi
     if (field.type !== 'Sig') continue;
     const lockDict = field.dict.lookupMaybe(name('Lock'), PDFDict);
     const value = field.dict.lookup(name('V'));
-    if (!(value instanceof PDFDict)) {
+    if (value === undefined || value === PDFNull) {
       emptySignatureFields.push({ name: field.name, dict: field.dict, lock: lockDict });
+      continue;
+    }
+    if (!(value instanceof PDFDict)) {
+      // A value we cannot read is still a signature: never overwritten, and its locks unknown.
+      locks.push({ action: 'All', fields: [], lockedBy: field.name });
       continue;
     }
     if (value === certification) certificationField = field.name;

@@ -104,8 +104,9 @@ function lastXrefIsStream(input: Buffer, offset: number): boolean {
  * with encrypted objects is to throw its own hint or to decode ciphertext as if it were Flate.
  */
 function trailerNamesEncrypt(input: Buffer, offset: number): boolean {
-  if (offset <= 0 || offset >= input.length) return false;
-  return ENCRYPT_KEY.test(input.toString('latin1', offset));
+  // Only where startxref really points at a section: a stray offset could take in page content.
+  const section = offset > 0 && /^(xref|\d+\s+\d+\s+obj)/.test(input.toString('latin1', offset, offset + 32));
+  return section && ENCRYPT_KEY.test(input.toString('latin1', offset));
 }
 
 function checkNotEmpty(input: Buffer): void {

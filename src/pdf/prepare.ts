@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { type DocumentSnapshot, EncryptedPDFError, ParseSpeeds, PDFDocument, PDFRef } from 'pdf-lib';
 import { asBuffer, indexOfAscii, isPdfWhitespace, lastIndexOfAscii } from './bytes';
 import { fillSignatureField } from './fill-signature-field';
-import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
+import { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError, withInflateBudget } from './inflate-limit';
 import {
   chooseSealTarget,
   type MdpPermission,
@@ -196,12 +196,13 @@ export async function appendSignatureUpdate(
       }),
     );
   } catch (cause) {
+    if (cause instanceof PdfLimitError) throw cause; // over the inflate cap: that is the reason
     // A startxref that points astray hides the trailer from the check above; a failed parse of an
-    // encrypted file is still reported as encrypted.
-    if (cause instanceof EncryptedPDFError || ENCRYPT_KEY.test(input.toString('latin1'))) {
+    // encrypted file is still reported as encrypted (a byte search: this path is rare, files large).
+    if (cause instanceof EncryptedPDFError || input.includes('/Encrypt', 0, 'latin1')) {
       throw new PdfError(ENCRYPTED_INPUT_MESSAGE, { cause });
     }
-    if (cause instanceof PdfError) throw cause; // over the inflate cap, or the cap itself invalid
+    if (cause instanceof PdfError) throw cause; // the cap itself invalid, or a malformed stream filter
     throw new PdfError(`input PDF could not be parsed: ${(cause as Error).message}`, { cause });
   }
   if (doc.isEncrypted) throw new PdfError(ENCRYPTED_INPUT_MESSAGE);

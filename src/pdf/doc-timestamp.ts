@@ -28,6 +28,7 @@ export async function prepareDocTimestamp(
     input,
     { type: 'DocTimeStamp', subFilter: SUBFILTER_ETSI_RFC3161, signatureBytes: options.signatureBytes },
     options.maxInflatedBytes,
+    undefined,
     ({ doc }) => ensureEsicExtension(doc, input),
   );
 }

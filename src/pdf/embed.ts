@@ -4,7 +4,7 @@
 // the digest cannot be taken in a prepare step (thread pool) and the CMS filled in after a remote batch.
 import { asBuffer } from './bytes';
 import { PdfError } from './pdf-error';
-import type { PreparedPdf } from './prepare';
+import type { PlaceholderLayout } from './prepare';
 
 let zeros = Buffer.alloc(0);
 
@@ -14,7 +14,8 @@ function asciiZeros(n: number): Buffer {
   return zeros;
 }
 
-export function embedCms(prepared: PreparedPdf, cmsDer: Uint8Array): Buffer {
+/** Needs only the placeholder's layout, so a prepared value rebuilt from a job's data will do. */
+export function embedCms(prepared: PlaceholderLayout, cmsDer: Uint8Array): Buffer {
   const source = asBuffer(prepared.bytes);
   const [, contentsAt, contentsEnd] = prepared.byteRange;
   const room = (contentsEnd - contentsAt - 2) / 2;

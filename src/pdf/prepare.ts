@@ -1,11 +1,28 @@
 // Step 1 of sealing: append ONE incremental update with a signature field and an empty placeholder,
 // fix the ByteRange, and hash the signed ranges. A pure function of bytes so it can run in a worker
 // thread; the result is small and structured-clone safe (bytes arrive on the other side as Uint8Array).
+// Inputs that cannot take a seal are refused with a PdfError naming why: empty, not a PDF, encrypted
+// (incremental-update.ts), or certified (or field-locked) so that any seal would break an earlier
+// signature (modification-permissions.ts).
 import { createHash } from 'node:crypto';
+import type { PDFDocument } from 'pdf-lib';
 import { asBuffer } from './bytes';
+import { fillSignatureField } from './fill-signature-field';
 import { loadForUpdate, writeUpdate, type LoadedForUpdate } from './incremental-update';
+import {
+  chooseSealTarget,
+  type MdpPermission,
+  readModificationPermissions,
+} from './modification-permissions';
 import { PdfError } from './pdf-error';
-import { addSignatureField, BYTE_RANGE_PLACEHOLDER, type SignatureFieldOptions } from './signature-field';
+import {
+  type AddedSignatureField,
+  addSignatureField,
+  BYTE_RANGE_PLACEHOLDER,
+  type SignatureFieldOptions,
+} from './signature-field';
+
+export { ENCRYPTED_INPUT_MESSAGE } from './incremental-update';
 
 export const SUBFILTER_ETSI_CADES_DETACHED = 'ETSI.CAdES.detached';
 export const DEFAULT_SIGNATURE_BYTES = 8192;
@@ -24,9 +41,15 @@ export interface PrepareOptions {
   signatureBytes?: number;
   /** Most bytes loading the input may inflate (object and xref streams), against decompression bombs. */
   maxInflatedBytes?: number;
+  /**
+   * For certified inputs with more than one empty signature field: the one the seal goes into. Not
+   * needed when there is one; ignored for uncertified inputs, which always get a new field.
+   */
+  certifiedFieldName?: string;
 }
 
-export interface PreparedPdf {
+/** Where the placeholder is: all that embedding a CMS needs. */
+export interface PlaceholderLayout {
   /** The input followed by one incremental update carrying the (still empty) placeholder. */
   bytes: Buffer;
   /** [0, start of /Contents hex string, end of it, rest of file]. */
@@ -35,6 +58,21 @@ export interface PreparedPdf {
   contentDigest: Buffer;
   inputLength: number;
   signatureBytes: number;
+}
+
+export interface PreparedPdf extends PlaceholderLayout {
+  /** The signature field the seal went into. */
+  fieldName: string;
+  /** True when a certified input's own empty signature field was filled instead of adding one. */
+  filledExistingField: boolean;
+  /** The /P of the filled field's /Lock: once sealed, the document permits only these changes. */
+  lockPermission?: MdpPermission;
+}
+
+/** What a placement step put into the document: the signature dictionary and its field. */
+export interface PlacedSignature extends AddedSignatureField {
+  filledExistingField: boolean;
+  lockPermission?: MdpPermission;
 }
 
 /** The digest of a byte range, as the messageDigest signed attribute must carry it. */
@@ -54,13 +92,35 @@ function checkSignatureBytes(n: number): void {
   }
 }
 
-export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
-  const input = asBuffer(inputBytes);
+/** The default placement: a new field, or for a certified input its empty signature field. */
+function placeSeal(doc: PDFDocument, field: SignatureFieldOptions, fieldName?: string): PlacedSignature {
+  const target = chooseSealTarget(readModificationPermissions(doc), { fieldName });
+  if (target.kind === 'existing-field') {
+    return { ...fillSignatureField(doc, target.field, field), filledExistingField: true };
+  }
+  return { ...addSignatureField(doc, field), filledExistingField: false };
+}
+
+export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
+  return appendSignatureUpdate(inputBytes, options, (doc, field) =>
+    placeSeal(doc, field, options.certifiedFieldName),
+  );
+}
+
+/**
+ * preparePdf with the placement step supplied: test fixtures use it to write a certification
+ * signature through the same checks, writer and ByteRange layout. Not part of the pdf part's API.
+ */
+export async function appendSignatureUpdate(
+  inputBytes: Uint8Array,
+  options: PrepareOptions,
+  place: (doc: PDFDocument, field: SignatureFieldOptions) => PlacedSignature,
+): Promise<PreparedPdf> {
   if (!(options.signingTime instanceof Date) || Number.isNaN(options.signingTime.getTime())) {
     throw new PdfError('signingTime must be a valid Date');
   }
   return appendPlaceholder(
-    input,
+    asBuffer(inputBytes),
     {
       signingTime: options.signingTime,
       signatureBytes: options.signatureBytes ?? DEFAULT_SIGNATURE_BYTES,
@@ -71,18 +131,24 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
       contactInfo: options.contactInfo,
     },
     options.maxInflatedBytes,
+    place,
   );
 }
 
 /**
- * One incremental update with a new signature field whose value is `field`'s dictionary, its
- * ByteRange filled in and the ranges hashed. Shared by preparePdf and prepareDocTimestamp.
+ * One incremental update with a signature field whose value is `field`'s dictionary (placed by
+ * `place`: a new field by default), its ByteRange filled in and the ranges hashed. Shared by
+ * preparePdf and prepareDocTimestamp.
  */
 export async function appendPlaceholder(
   input: Buffer,
   field: SignatureFieldOptions,
   maxInflatedBytes: number | undefined,
-  /** Further changes to the same update (e.g. a catalog entry), made before the field is added. */
+  place: (doc: PDFDocument, field: SignatureFieldOptions) => PlacedSignature = (doc, f) => ({
+    ...addSignatureField(doc, f),
+    filledExistingField: false,
+  }),
+  /** Further changes to the same update (e.g. a catalog entry), made before the field is placed. */
   edit?: (loaded: LoadedForUpdate) => void,
 ): Promise<PreparedPdf> {
   const { signatureBytes } = field;
@@ -92,12 +158,12 @@ export async function appendPlaceholder(
     throw new PdfError('input PDF has no pages to attach the seal field to');
   }
   edit?.(loaded);
-  const added = addSignatureField(loaded.doc, field);
+  const placed = place(loaded.doc, field);
   const bytes = await writeUpdate(loaded);
 
-  const dictAt = bytes.indexOf(added.dictBytes, input.length);
+  const dictAt = bytes.indexOf(placed.dictBytes, input.length);
   if (dictAt < 0) throw new PdfError('signature dictionary not found in the written update');
-  const contentsAt = dictAt + added.dictBytes.indexOf('/Contents <', 0, 'latin1') + '/Contents '.length;
+  const contentsAt = dictAt + placed.dictBytes.indexOf('/Contents <', 0, 'latin1') + '/Contents '.length;
   const contentsEnd = contentsAt + 2 + signatureBytes * 2;
   const byteRange: [number, number, number, number] = [
     0,
@@ -122,5 +188,8 @@ export async function appendPlaceholder(
     contentDigest: digestByteRange(bytes, byteRange),
     inputLength: input.length,
     signatureBytes,
+    fieldName: placed.fieldName,
+    filledExistingField: placed.filledExistingField,
+    ...(placed.lockPermission === undefined ? {} : { lockPermission: placed.lockPermission }),
   };
 }

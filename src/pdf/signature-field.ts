@@ -13,6 +13,7 @@ import {
   PDFObject,
   PDFRef,
   PDFString,
+  type PDFContext,
 } from 'pdf-lib';
 
 /** Stands in for the three ByteRange numbers until the file's final layout is known. */
@@ -37,8 +38,8 @@ export interface AddedSignatureField {
   fieldName: string;
 }
 
-const SIG_FLAGS_SIGNATURES_EXIST = 1;
-const SIG_FLAGS_APPEND_ONLY = 2;
+export const SIG_FLAGS_SIGNATURES_EXIST = 1;
+export const SIG_FLAGS_APPEND_ONLY = 2;
 const ANNOT_FLAGS_PRINT_LOCKED = 4 | 128;
 
 /** A PDF text string (§7.9.2.2): plain ASCII stays literal, anything else becomes UTF-16BE with a BOM. */
@@ -61,10 +62,21 @@ function existingFieldNames(fields: PDFArray | undefined): Set<string> {
   return names;
 }
 
-export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptions): AddedSignatureField {
-  const { context } = doc;
-  const page = doc.getPage(0);
+export interface SignatureDictionary {
+  /** The signature dictionary exactly as it will appear in the file. */
+  dictBytes: Buffer;
+  ref: PDFRef;
+}
 
+/**
+ * Registers a signature dictionary with an empty placeholder. `extra` entries (a /Reference array for
+ * a field lock) come last, so prepare still finds /Contents and /ByteRange by their fixed layout.
+ */
+export function createSignatureDictionary(
+  context: PDFContext,
+  options: SignatureFieldOptions,
+  extra: Record<string, PDFObject> = {},
+): SignatureDictionary {
   const byteRange = PDFArray.withContext(context);
   byteRange.push(PDFNumber.of(0));
   for (let i = 0; i < 3; i++) byteRange.push(PDFName.of(BYTE_RANGE_PLACEHOLDER));
@@ -81,13 +93,19 @@ export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptio
   if (options.name !== undefined) entries.Name = pdfTextString(options.name);
   if (options.location !== undefined) entries.Location = pdfTextString(options.location);
   if (options.contactInfo !== undefined) entries.ContactInfo = pdfTextString(options.contactInfo);
-  const sigDict = context.obj(entries);
+  const sigDict = context.obj({ ...entries, ...extra });
 
   // Frozen as raw bytes so no writer can move it into an object stream (the ByteRange must address
   // /Contents in the file itself) and so prepare can find it again byte for byte.
   const dictBytes = Buffer.alloc(sigDict.sizeInBytes());
   sigDict.copyBytesInto(dictBytes, 0);
-  const sigRef = context.register(PDFInvalidObject.of(dictBytes));
+  return { dictBytes, ref: context.register(PDFInvalidObject.of(dictBytes)) };
+}
+
+export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptions): AddedSignatureField {
+  const { context } = doc;
+  const page = doc.getPage(0);
+  const { dictBytes, ref: sigRef } = createSignatureDictionary(context, options);
 
   let acroForm = doc.catalog.lookupMaybe(PDFName.of('AcroForm'), PDFDict);
   if (!acroForm) {

@@ -181,10 +181,8 @@ test(
       if (held.length < bound) return;
       const batch = held;
       held = [];
-      for (const [hs, hr] of batch) {
-        open--;
-        void answerWithOpenssl(hs, hr);
-      }
+      open -= batch.length;
+      return Promise.all(batch.map(([hs, hr]) => answerWithOpenssl(hs, hr))).then(() => undefined);
     };
     const c = client({ maxConcurrent: bound });
     const digests = Array.from({ length: 9 }, (_, i) => digestOf(`invoice ${i}`));

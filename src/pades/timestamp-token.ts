@@ -247,7 +247,13 @@ export function checkTimestampToken(tokenDer: Buffer, opts: CheckTimestampOption
     throw invalid(`expected exactly one SignerInfo, found ${parsed.signedData.signerInfos.length}`);
   }
   const sid = parsed.signedData.signerInfos[0]!.sid;
-  const extra = (opts.extraCertsDer ?? []).map((d) => pkijs.Certificate.fromBER(new Uint8Array(d)));
+  const extra = (opts.extraCertsDer ?? []).map((d, i) => {
+    try {
+      return pkijs.Certificate.fromBER(new Uint8Array(d));
+    } catch (cause) {
+      throw invalid(`extra certificate ${i} is not a DER X.509 certificate`, cause);
+    }
+  });
   const signerCert = [...parsed.certificates, ...extra].find((c) => isSigner(sid, c));
   if (!signerCert) {
     throw invalid('the TSA certificate is neither in the token nor among the extra certificates');

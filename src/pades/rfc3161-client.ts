@@ -4,6 +4,7 @@
 // short backoff; a refusal or an invalid reply is not. The requests of a batch share one bound on
 // how many are in flight, so a night's burst does not swamp the TSA.
 import { HttpTransportError, requestBytes } from '../common/binary-http';
+import { PadesError } from './pades-error';
 import { buildTimeStampReq, newNonce, readTimeStampResp } from './timestamp-request';
 import { TimestampError } from './timestamp-error';
 import { checkTimestampToken, TimestampSource, TimestampToken } from './timestamp-token';
@@ -77,18 +78,18 @@ export class Rfc3161Client implements TimestampSource {
     try {
       url = new URL(opts.url);
     } catch (cause) {
-      throw new TimestampError('refused', `TSA URL is not a URL: ${JSON.stringify(opts.url)}`, { cause });
+      throw new PadesError(`TSA URL is not a URL: ${JSON.stringify(opts.url)}`, { cause });
     }
     if (opts.trustedRootsDer.length === 0) {
-      throw new TimestampError('refused', `TSA ${url.origin}: no trusted roots for its certificate`);
+      throw new PadesError(`TSA ${url.origin}: no trusted roots for its certificate`);
     }
     const maxConcurrent = opts.maxConcurrent ?? 8;
     const attempts = opts.attempts ?? 3;
     if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
-      throw new TimestampError('refused', `maxConcurrent must be a positive integer, got ${maxConcurrent}`);
+      throw new PadesError(`maxConcurrent must be a positive integer, got ${maxConcurrent}`);
     }
     if (!Number.isInteger(attempts) || attempts < 1) {
-      throw new TimestampError('refused', `attempts must be a positive integer, got ${attempts}`);
+      throw new PadesError(`attempts must be a positive integer, got ${attempts}`);
     }
     // Origin and path only: a URL's query or userinfo may hold a token.
     this.description = `RFC 3161 TSA ${url.protocol}//${url.host}${url.pathname}`;

@@ -22,11 +22,16 @@ after(() => tsa.cleanup());
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 
-async function stamp(opts: { policyOid?: string; certReq?: boolean } = {}) {
+async function stamp(opts: { policyOid?: string; certReq?: boolean; essCertIdV1?: boolean } = {}) {
   const digest = sha256(randomBytes(64));
   const nonce = newNonce();
-  const query = buildTimeStampReq({ digest, nonce, certReq: opts.certReq ?? true, ...opts });
-  const { tokenDer } = readTimeStampResp(await tsa.reply(query));
+  const query = buildTimeStampReq({
+    digest,
+    nonce,
+    certReq: opts.certReq ?? true,
+    ...(opts.policyOid ? { policyOid: opts.policyOid } : {}),
+  });
+  const { tokenDer } = readTimeStampResp(await tsa.reply(query, { essCertIdV1: opts.essCertIdV1 ?? false }));
   return { digest, nonce, tokenDer };
 }
 
@@ -237,5 +242,24 @@ test(
     });
     assert.ok(token.tsaCertificateDer.equals(tsa.tsaDer));
     assert.deepEqual(token.certificatesDer, []);
+  },
+);
+
+test(
+  'a token naming its TSA with the older ESSCertID (SHA-1) passes too',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const { digest, nonce, tokenDer } = await stamp({ essCertIdV1: true });
+    const file = path.join(tsa.dir, 'ess-v1.der');
+    await fs.writeFile(file, tokenDer);
+    const printed = await tsa.openssl(['cms', '-cmsout', '-print', '-inform', 'DER', '-in', file]);
+    assert.match(
+      printed,
+      /object: id-smime-aa-signingCertificate \(1\.2\.840\.113549\.1\.9\.16\.2\.12\)/,
+      'openssl sees ESSCertID v1',
+    );
+    assert.doesNotMatch(printed, /signingCertificateV2/);
+    const token = checkTimestampToken(tokenDer, { digest, nonce, trustedRootsDer: [tsa.rootDer] });
+    assert.ok(token.tsaCertificateDer.equals(tsa.tsaDer));
   },
 );

@@ -25,7 +25,7 @@ export interface OpensslTsa {
   /** A root that signed nothing here. */
   otherRootDer: Buffer;
   /** `openssl ts -reply` to a DER TimeStampReq; the DER TimeStampResp. */
-  reply(queryDer: Buffer): Promise<Buffer>;
+  reply(queryDer: Buffer, opts?: { essCertIdV1?: boolean }): Promise<Buffer>;
   /** A token over `tstInfoDer` signed by the TSA certificate whose EKU is not critical. */
   signWithNonCriticalEkuTsa(tstInfoDer: Buffer): Promise<Buffer>;
   openssl(args: string[]): Promise<string>;
@@ -58,10 +58,7 @@ authorityKeyIdentifier = keyid
 `;
 
 function tsaConfig(dir: string): string {
-  return `
-[tsa]
-default_tsa = tsa1
-[tsa1]
+  const section = (essCertIdAlg: string) => `
 dir = ${dir}
 serial = ${dir}/tsaserial
 crypto_device = builtin
@@ -76,8 +73,10 @@ accuracy = secs:1
 ordering = no
 tsa_name = yes
 ess_cert_id_chain = no
-ess_cert_id_alg = sha256
+ess_cert_id_alg = ${essCertIdAlg}
 `;
+  // tsa_sha1 names its certificate with the older ESSCertID (SHA-1), as some TSAs still do.
+  return `[tsa]\ndefault_tsa = tsa1\n[tsa1]${section('sha256')}[tsa_sha1]${section('sha1')}`;
 }
 
 function derOf(pem: string): Buffer {
@@ -132,12 +131,13 @@ export async function createOpensslTsa(): Promise<OpensslTsa> {
     otherRootDer: derOf(await fs.readFile(p('other-root.pem'), 'utf8')),
     openssl,
     cleanup: () => fs.rm(dir, { recursive: true, force: true }),
-    reply(queryDer) {
+    reply(queryDer, opts) {
       const id = ++n;
       const answer = replies.then(async () => {
         await fs.writeFile(p(`q${id}.der`), queryDer);
         await openssl([
-          'ts', '-reply', '-config', p('tsa.cnf'), '-queryfile', p(`q${id}.der`), '-out', p(`r${id}.der`),
+          'ts', '-reply', '-config', p('tsa.cnf'), ...(opts?.essCertIdV1 ? ['-section', 'tsa_sha1'] : []),
+          '-queryfile', p(`q${id}.der`), '-out', p(`r${id}.der`),
         ]); // prettier-ignore
         return fs.readFile(p(`r${id}.der`));
       });

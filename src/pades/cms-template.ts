@@ -77,6 +77,7 @@ export class CmsTemplate {
   private readonly signerInfoHead: Buffer;
   private readonly signatureAlgorithmIdentifier: Buffer;
   private readonly contentInfoOid: Buffer;
+  private readonly timestampAttributeType = der(oid(OID.signatureTimeStampToken));
 
   private constructor(chainDer: Buffer[]) {
     if (chainDer.length === 0) throw new PadesError('certificate chain is empty; the leaf must come first');
@@ -163,33 +164,80 @@ export class CmsTemplate {
     return tlv(TAG.SET, ...attrs);
   }
 
+  /** The longest signature value for this credential (DER ECDSA at its longest, or the RSA length). */
+  private longestSignature(): Buffer {
+    // A P-256 ECDSA-Sig-Value is at most 72 bytes: two 33-byte INTEGERs with headers.
+    return this.algorithm === 'ecdsa-p256-sha256'
+      ? Buffer.from([
+          0x30,
+          70,
+          0x02,
+          33,
+          0x00,
+          ...Buffer.alloc(32, 0xff),
+          0x02,
+          33,
+          0x00,
+          ...Buffer.alloc(32, 0xff),
+        ])
+      : Buffer.alloc(this.rsaSignatureLength ?? 0, 0xff);
+  }
+
   /**
    * The most bytes assemble() can return for this credential (the longest DER ECDSA value, or the RSA
    * modulus length): what a placeholder must hold, so it is sized to the chain rather than guessed.
    */
   get maxCmsLength(): number {
-    const attrs = this.signedAttributes(Buffer.alloc(SHA256_LENGTH));
-    // A P-256 ECDSA-Sig-Value is at most 72 bytes: two 33-byte INTEGERs with headers.
-    const longest =
-      this.algorithm === 'ecdsa-p256-sha256'
-        ? Buffer.from([
-            0x30,
-            70,
-            0x02,
-            33,
-            0x00,
-            ...Buffer.alloc(32, 0xff),
-            0x02,
-            33,
-            0x00,
-            ...Buffer.alloc(32, 0xff),
-          ])
-        : Buffer.alloc(this.rsaSignatureLength ?? 0, 0xff);
-    return this.assemble(attrs, longest).length;
+    return this.assemble(this.signedAttributes(Buffer.alloc(SHA256_LENGTH)), this.longestSignature()).length;
   }
 
-  /** ContentInfo(SignedData), detached, around a raw signature over digestToSign(signedAttributesDer). */
-  assemble(signedAttributesDer: Buffer, signature: Buffer): Buffer {
+  /**
+   * The most bytes assemble() can return when it also carries a signature timestamp token of at
+   * most `tokenLength` bytes (B-T): maxCmsLength plus the unsigned attribute and the longer headers.
+   * Tokens of one TSA vary by a few bytes (serial, nonce, genTime fraction, ECDSA): pass the longest
+   * you expect.
+   */
+  cmsLengthWith(tokenLength: number): number {
+    if (!Number.isInteger(tokenLength) || tokenLength < 2) {
+      throw new PadesError(`timestamp token length must be an integer of at least 2, got ${tokenLength}`);
+    }
+    // A stand-in SEQUENCE of exactly tokenLength bytes: the header grows with the content length.
+    let content = tokenLength - 2;
+    while (content > 0 && tlv(TAG.SEQUENCE, Buffer.alloc(content)).length > tokenLength) content--;
+    const stand = tlv(TAG.SEQUENCE, Buffer.alloc(content));
+    if (stand.length !== tokenLength) {
+      // Some lengths cannot be a single DER element (the header jumps); one byte more is then the bound.
+      return this.cmsLengthWith(tokenLength + 1);
+    }
+    return this.assemble(this.signedAttributes(Buffer.alloc(SHA256_LENGTH)), this.longestSignature(), {
+      signatureTimeStampToken: stand,
+    }).length;
+  }
+
+  /**
+   * The exact bytes SignerInfo.signature will hold for a provider's raw signature: ECDSA normalised
+   * to DER, RSA checked for length. A B-T timestamp stamps SHA-256 of these bytes.
+   */
+  signatureValue(signature: Buffer): Buffer {
+    if (this.algorithm === 'ecdsa-p256-sha256') return ecdsaSignatureToDer(signature);
+    if (signature.length !== this.rsaSignatureLength) {
+      throw new PadesError(
+        `RSA signature is ${signature.length} bytes; the certificate's key needs ${this.rsaSignatureLength}`,
+      );
+    }
+    return signature;
+  }
+
+  /**
+   * ContentInfo(SignedData), detached, around a raw signature over digestToSign(signedAttributesDer).
+   * With `unsigned.signatureTimeStampToken` (a TimeStampToken over SHA-256 of signatureValue(signature))
+   * the SignerInfo also carries it as the unsigned attribute id-aa-signatureTimeStampToken: PAdES B-T.
+   */
+  assemble(
+    signedAttributesDer: Buffer,
+    signature: Buffer,
+    unsigned?: { signatureTimeStampToken?: Buffer },
+  ): Buffer {
     let attrs;
     try {
       attrs = readTlv(signedAttributesDer, 0);
@@ -199,16 +247,24 @@ export class CmsTemplate {
     if (attrs.tag !== TAG.SET || attrs.end !== signedAttributesDer.length) {
       throw new PadesError('signed attributes must be exactly one DER SET (as signedAttributes() returns)');
     }
-    let signatureValue: Buffer;
-    if (this.algorithm === 'ecdsa-p256-sha256') {
-      signatureValue = ecdsaSignatureToDer(signature);
-    } else {
-      if (signature.length !== this.rsaSignatureLength) {
-        throw new PadesError(
-          `RSA signature is ${signature.length} bytes; the certificate's key needs ${this.rsaSignatureLength}`,
-        );
+    const signatureValue = this.signatureValue(signature);
+
+    const token = unsigned?.signatureTimeStampToken;
+    let unsignedAttrs: Buffer[] = [];
+    if (token) {
+      let t;
+      try {
+        t = readTlv(token, 0);
+      } catch (cause) {
+        throw new PadesError('signature timestamp token is not DER', { cause });
       }
-      signatureValue = signature;
+      if (t.tag !== TAG.SEQUENCE || t.end !== token.length) {
+        throw new PadesError('signature timestamp token must be exactly one DER ContentInfo SEQUENCE');
+      }
+      // unsignedAttrs is [1] IMPLICIT SET OF Attribute; one attribute, so no sorting to do.
+      unsignedAttrs = [
+        tlv(TAG.CONTEXT_1, tlv(TAG.SEQUENCE, this.timestampAttributeType, tlv(TAG.SET, token))),
+      ];
     }
 
     // signedAttrs is [0] IMPLICIT in SignerInfo: same content, context tag instead of SET.
@@ -218,6 +274,7 @@ export class CmsTemplate {
       tlv(TAG.CONTEXT_0, signedAttributesDer.subarray(attrs.contentStart)),
       this.signatureAlgorithmIdentifier,
       tlv(TAG.OCTET_STRING, signatureValue),
+      ...unsignedAttrs,
     );
     const signedData = tlv(TAG.SEQUENCE, this.signedDataHead, tlv(TAG.SET, signerInfo));
     return tlv(TAG.SEQUENCE, this.contentInfoOid, tlv(TAG.CONTEXT_0, signedData));

@@ -1,5 +1,6 @@
 // Public face of the pades part: CAdES signed attributes and detached CMS SignedData built from parts
-// encoded once per credential, ECDSA signature normalisation, and verification of CMS and sealed PDFs.
+// encoded once per credential, ECDSA signature normalisation, RFC 3161 signature timestamps (B-T),
+// and verification of CMS and sealed PDFs.
 export { PadesError } from './pades-error';
 export { CmsTemplate, digestToSign, type SignatureAlgorithm } from './cms-template';
 export { ecdsaSignatureToDer, isDerEcdsaSignature } from './ecdsa-signature';
@@ -8,6 +9,18 @@ export {
   inspectCms,
   type CmsCheck,
   type CmsInspection,
+  type CmsTimestamp,
   type VerifyCmsOptions,
 } from './verify-cms';
 export { verifySealedPdf, type SignatureCheck, type VerifySealedPdfOptions } from './verify-sealed-pdf';
+export { TimestampError, type TimestampErrorKind } from './timestamp-error';
+export { buildTimeStampReq, newNonce, readTimeStampResp, type TimeStampReqInput } from './timestamp-request';
+export {
+  checkTimestampToken,
+  readTimestampToken,
+  type CheckTimestampOptions,
+  type TimestampSource,
+  type TimestampToken,
+} from './timestamp-token';
+export { Rfc3161Client, type Rfc3161ClientOptions, type Rfc3161ClientStats } from './rfc3161-client';
+export { verifyCertificatePath } from './certificate-path';

@@ -5,6 +5,7 @@
 import { createHash, KeyObject, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { bytesOf, compareDer, contentOf, decodeOid, readChildren, readTlv, Tlv, TAG } from './der';
 import { DIGEST_BY_OID, OID, SIGNATURE_KEY_TYPE_BY_OID } from './oids';
+import { checkTimestampToken, readTimestampToken } from './timestamp-token';
 
 export interface VerifyCmsOptions {
   /** The signer certificate must be exactly this one (the credential's). */
@@ -14,6 +15,21 @@ export interface VerifyCmsOptions {
    * signing-certificate(-v2) present and matching, no signing-time. 'cms' checks plain CMS rules only.
    */
   profile?: 'pades' | 'cms';
+  /** A signature timestamp (B-T) must be present. */
+  requireTimestamp?: boolean;
+  /**
+   * When given, a signature timestamp is checked in full (checkTimestampToken: signature, TSA EKU,
+   * chain to one of these roots at genTime); otherwise only that it stamps this signature.
+   */
+  timestampTrustedRootsDer?: Buffer[];
+}
+
+/** The signature timestamp a CMS carries (unsigned attribute id-aa-signatureTimeStampToken). */
+export interface CmsTimestamp {
+  genTime: Date;
+  /** Subject of the TSA certificate, when the token carries it. */
+  tsaSubject?: string;
+  tokenDer: Buffer;
 }
 
 export interface CmsCheck {
@@ -25,6 +41,7 @@ export interface CmsCheck {
 export interface CmsInspection extends CmsCheck {
   /** Every certificate the CMS carries, in its order. */
   certificatesDer: Buffer[];
+  timestamp?: CmsTimestamp;
 }
 
 interface ParsedCert {
@@ -110,6 +127,7 @@ export function inspectCms(
   const cms = Buffer.from(cmsDer.buffer, cmsDer.byteOffset, cmsDer.byteLength);
   const certificatesDer: Buffer[] = [];
   let signerCertificateDer: Buffer | undefined;
+  let timestamp: CmsTimestamp | undefined;
   try {
     const contentInfo = readTlv(cms, 0);
     if (contentInfo.end !== cms.length) problems.push('CMS has trailing bytes after the ContentInfo');
@@ -149,6 +167,10 @@ export function inspectCms(
       throw new Error('SignerInfo has no signature');
     }
     const signature = contentOf(cms, signatureTlv);
+    const unsignedAttrsTlv = si[k + 1]?.tag === TAG.CONTEXT_1 ? si[k + 1] : undefined;
+    if (unsignedAttrsTlv)
+      timestamp = checkSignatureTimestamp(cms, unsignedAttrsTlv, signature, opts, problems);
+    if (opts.requireTimestamp && !timestamp) problems.push('CMS carries no signature timestamp (B-T)');
 
     const digestOid = algorithmOid(cms, digestAlgTlv);
     const hashName = DIGEST_BY_OID[digestOid];
@@ -202,7 +224,51 @@ export function inspectCms(
   } catch (err) {
     problems.push(`CMS could not be checked: ${(err as Error).message}`);
   }
-  return { valid: problems.length === 0, problems, signerCertificateDer, certificatesDer };
+  return {
+    valid: problems.length === 0,
+    problems,
+    signerCertificateDer,
+    certificatesDer,
+    ...(timestamp ? { timestamp } : {}),
+  };
+}
+
+/** Reads the signature-time-stamp-token among the unsigned attributes, if any, and checks it. */
+function checkSignatureTimestamp(
+  cms: Buffer,
+  unsignedAttrsTlv: Tlv,
+  signature: Buffer,
+  opts: VerifyCmsOptions,
+  problems: string[],
+): CmsTimestamp | undefined {
+  const tokens: Buffer[] = [];
+  for (const attr of readChildren(cms, unsignedAttrsTlv)) {
+    const [typeTlv, valuesTlv] = readChildren(cms, attr);
+    if (oidAt(cms, typeTlv) !== OID.signatureTimeStampToken) continue;
+    if (!valuesTlv || valuesTlv.tag !== TAG.SET) throw new Error('signature timestamp attribute has no SET');
+    for (const v of readChildren(cms, valuesTlv)) tokens.push(Buffer.from(bytesOf(cms, v)));
+  }
+  if (tokens.length === 0) return undefined;
+  if (tokens.length > 1)
+    problems.push(`CMS carries ${tokens.length} signature timestamps; only the first is checked`);
+  const tokenDer = tokens[0]!;
+  const digest = createHash('sha256').update(signature).digest();
+  try {
+    const facts = readTimestampToken(tokenDer);
+    if (facts.imprintAlgorithm !== OID.sha256 || !facts.imprintDigest.equals(digest)) {
+      problems.push('signature timestamp does not stamp this signature value');
+    } else if (opts.timestampTrustedRootsDer) {
+      checkTimestampToken(tokenDer, { digest, trustedRootsDer: opts.timestampTrustedRootsDer });
+    }
+    return {
+      genTime: facts.genTime,
+      tokenDer,
+      ...(facts.tsaSubject ? { tsaSubject: facts.tsaSubject } : {}),
+    };
+  } catch (err) {
+    problems.push(`signature timestamp: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 function checkPadesAttributes(

@@ -7,6 +7,8 @@ export {
   digestByteRange,
   DEFAULT_SIGNATURE_BYTES,
   SUBFILTER_ETSI_CADES_DETACHED,
+  ENCRYPTED_INPUT_MESSAGE,
+  type PlaceholderLayout,
   type PrepareOptions,
   type PreparedPdf,
 } from './prepare';

@@ -10,7 +10,7 @@ import {
   prepareDocTimestamp,
   vriKey,
   type DssContent,
-  type PreparedPdf,
+  type PlaceholderLayout,
 } from '../pdf';
 import {
   assertUsable,
@@ -55,7 +55,7 @@ export interface LevelFinisherOptions {
   now?: () => Date;
 }
 
-export interface PreparedSeal extends PreparedPdf {
+export interface PreparedSeal extends PlaceholderLayout {
   signedAttributes: Buffer;
 }
 
@@ -167,8 +167,10 @@ export class LevelFinisher {
   /** The signer's and this TSA certificate's chains with their revocation data, once per TSA cert. */
   private validationFor(token: TimestampToken): Promise<ValidationData> {
     const key = sha256Hex(token.tsaCertificateDer);
-    let data = this.validation.get(key);
-    if (!data) {
+    const known = this.validation.get(key);
+    if (known) return known;
+    {
+      let data: Promise<ValidationData>;
       const tsaChain = buildChain(token.tsaCertificateDer, token.certificatesDer, this.o.trustRootsDer);
       // A failed fetch is not kept: the next invoice asks again (the fetcher caches what succeeded).
       data = collectValidationData([this.signerChain, tsaChain], this.o.revocation!, {
@@ -178,8 +180,8 @@ export class LevelFinisher {
         throw err;
       });
       this.validation.set(key, data);
+      return data;
     }
-    return data;
   }
 }
 

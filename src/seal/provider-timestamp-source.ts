@@ -54,9 +54,10 @@ export class ProviderTimestampSource implements TimestampSource {
     }
     throw last instanceof TimestampError
       ? last
-      : new TimestampError(`${this.description}: ${(last as Error)?.message ?? String(last)}`, {
-          kind: this.o.retryable(last) ? 'transient' : 'refused',
-          cause: last,
-        });
+      : new TimestampError(
+          this.o.retryable(last) ? 'transient' : 'refused',
+          `${this.description}: ${(last as Error)?.message ?? String(last)}`,
+          { cause: last },
+        );
   }
 }

@@ -47,7 +47,7 @@ export function genTimeOf(token: Buffer): Date {
   const info = pkijs.ContentInfo.fromBER(new Uint8Array(token));
   const signed = new pkijs.SignedData({ schema: info.content });
   const content = signed.encapContentInfo.eContent!.valueBlock.valueHexView;
-  return pkijs.TSTInfo.fromBER(content).genTime;
+  return pkijs.TSTInfo.fromBER(new Uint8Array(content)).genTime;
 }
 
 /** The catalog's /DSS as qpdf reads it: number of Certs, OCSPs, CRLs and the VRI keys. */

@@ -517,7 +517,8 @@ function ecScalar(key: KeyObject): Uint8Array {
   return new Uint8Array(Buffer.from(d, 'base64url'));
 }
 
-function paths(dataDir: string) {
+/** Where each file of a dataDir lives (pki-material.ts and the revoke command read them too). */
+export function paths(dataDir: string) {
   const secrets = path.join(dataDir, 'secrets');
   return {
     rootCert: path.join(dataDir, 'ca', 'root.pem'),
@@ -529,6 +530,8 @@ function paths(dataDir: string) {
     loginPassword: (tenant: string) => path.join(secrets, tenant, 'login-password'),
     apiToken: (tenant: string) => path.join(secrets, tenant, 'api-token'),
     tlsServer: path.join(dataDir, 'tls', 'server.pem'),
+    tsaCert: path.join(dataDir, 'tsa', 'cert.pem'),
+    tsaKey: path.join(dataDir, 'tsa', 'key.pem'),
     pin: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.pin`),
     totp: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.totp`),
   };

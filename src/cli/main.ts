@@ -191,10 +191,14 @@ function buildProgram(io: CliIo): Command {
 
   sandbox
     .command('revoke <credentialId>')
-    .description("revoke a sandbox credential's certificate (OCSP and the CRL show it at once)")
-    .option('--data-dir <dir>', 'the sandbox dataDir', 'var/sandbox')
+    .description(
+      "revoke a sandbox credential's certificate in --data-dir (a running sandbox's OCSP and CRL show it at once)",
+    )
     .option('--reason <reason>', 'CRL reason: unspecified, keyCompromise, superseded, ...', 'unspecified')
-    .action(sandboxRevokeCommand);
+    // --data-dir is the sandbox command's own option (commander hands it to the parent).
+    .action((credentialId: string, _opts: unknown, cmd: Command) =>
+      sandboxRevokeCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; reason: string }>()),
+    );
 
   const audit = program
     .command('audit')

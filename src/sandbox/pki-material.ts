@@ -85,18 +85,30 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
     const current = new X509Certificate(new Uint8Array(cred.certificateDer));
     revocations.noteIssued([cred.public.certificateSerialHex]);
     if (sameUrls(pkiUrlsOf(current), wanted)) continue;
-    const issued = await issueESealCertificate(rootMaterial, cred.public.keyType, current.subjectName, {
-      keyPem: await fs.readFile(p.credentialKey(id), 'utf8'),
-      urls: wanted,
+    const certPath = p.credentialCert(id);
+    // Under a lock, and rereading the file first: sandboxes starting at once on one dataDir with the
+    // same base then serve one certificate, not one each.
+    const pem = await withLock(`${certPath}.lock`, async () => {
+      const onDisk = await fs.readFile(certPath, 'utf8');
+      const stored = new X509Certificate(onDisk);
+      if (sameUrls(pkiUrlsOf(stored), wanted) && samePublicKey(stored, current)) {
+        return onDisk;
+      }
+      const issued = await issueESealCertificate(rootMaterial, cred.public.keyType, current.subjectName, {
+        keyPem: await fs.readFile(p.credentialKey(id), 'utf8'),
+        urls: wanted,
+      });
+      await writeAtomically(certPath, issued.certPem);
+      return issued.certPem;
     });
-    await writeAtomically(p.credentialCert(id), issued.certPem);
-    revocations.noteIssued([issued.serialHex]);
+    const cert = new X509Certificate(pem);
+    const serialHex = cert.serialNumber.toUpperCase();
+    revocations.noteIssued([serialHex]);
     const old = revocations.revocationOf(cred.public.certificateSerialHex);
-    if (old !== undefined) revocations.revoke({ ...old, serialHex: issued.serialHex, credentialId: id });
-    const cert = new X509Certificate(issued.certPem);
+    if (old !== undefined) revocations.revoke({ ...old, serialHex, credentialId: id });
     cred.certificateDer = Buffer.from(cert.rawData);
     cred.chainDer = [cred.certificateDer, rootDer];
-    cred.public.certificateSerialHex = issued.serialHex;
+    cred.public.certificateSerialHex = serialHex;
     cred.notBefore = cert.notBefore;
     cred.notAfter = cert.notAfter;
   }
@@ -115,6 +127,7 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
 /** Issues a new TSA certificate of `days` validity for the TSA's key and makes it the one in force. */
 export async function rotateTsa(dataDir: string, pki: PkiMaterial, days: number, nowMs: number): Promise<void> {
   checkDays(days);
+  // (No lock: a rotation is a test's deliberate act on its own sandbox.)
   const p = paths(dataDir);
   const root: CaMaterial = {
     certPem: await fs.readFile(p.rootCert, 'utf8'),
@@ -136,17 +149,27 @@ async function loadOrIssueTsa(
   const p = paths(dataDir);
   let keyPem = await fs.readFile(p.tsaKey, 'utf8').catch(() => undefined);
   if (keyPem === undefined) {
-    keyPem = await generateTsaKeyPem();
+    // link() fails if another sandbox wrote the key first: then its key stands.
+    const fresh = await generateTsaKeyPem();
     await fs.mkdir(path.dirname(p.tsaKey), { recursive: true, mode: 0o700 });
-    await writeAtomically(p.tsaKey, keyPem, 0o600);
+    const tmp = `${p.tsaKey}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await fs.writeFile(tmp, fresh, { mode: 0o600 });
+    await fs.link(tmp, p.tsaKey).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    await fs.unlink(tmp);
+    keyPem = await fs.readFile(p.tsaKey, 'utf8');
   }
-  const stored = await fs.readFile(p.tsaCert, 'utf8').catch(() => undefined);
-  if (stored !== undefined && (await tsaCertStillFits(stored, keyPem, root, days, nowMs, urls))) {
-    const signer = tsaSigner(stored, keyPem);
-    revocations.noteIssued([signer.serialHex]);
-    return signer;
-  }
-  return issueTsa(p.tsaCert, root, keyPem, days, nowMs, urls, revocations);
+  const tsaKey = keyPem;
+  return withLock(`${p.tsaCert}.lock`, async () => {
+    const stored = await fs.readFile(p.tsaCert, 'utf8').catch(() => undefined);
+    if (stored !== undefined && (await tsaCertStillFits(stored, tsaKey, root, days, nowMs, urls))) {
+      const signer = tsaSigner(stored, tsaKey);
+      revocations.noteIssued([signer.serialHex]);
+      return signer;
+    }
+    return issueTsa(p.tsaCert, root, tsaKey, days, nowMs, urls, revocations);
+  });
 }
 
 async function issueTsa(
@@ -212,6 +235,38 @@ function sameUrls(got: { ocspUrl?: string; caIssuersUrl?: string; crlUrl?: strin
 function checkDays(days: number): void {
   if (!(Number.isInteger(days) && days >= 1 && days <= 36500)) {
     throw new SandboxError(`TSA certificate validity must be a whole number of days from 1 to 36500, got ${days}`);
+  }
+}
+
+function samePublicKey(a: X509Certificate, b: X509Certificate): boolean {
+  return Buffer.from(a.publicKey.rawData).equals(Buffer.from(b.publicKey.rawData));
+}
+
+/**
+ * Runs `fn` holding an exclusive lock (a directory made with mkdir, which fails when it exists). A lock
+ * older than 30 s is taken as left by a crashed process and removed.
+ */
+async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await fs.mkdir(lockDir);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const st = await fs.stat(lockDir).catch(() => undefined);
+      if (st !== undefined && Date.now() - st.mtimeMs > 30_000) {
+        await fs.rm(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new SandboxError(`sandbox lock ${lockDir} is held for too long`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lockDir, { recursive: true, force: true });
   }
 }
 

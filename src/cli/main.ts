@@ -185,7 +185,12 @@ function buildProgram(io: CliIo): Command {
       '--faults <spec>',
       'inject faults: a spec such as "seed=1,signHash:503:2s=0.1,csc:latency:50-200ms" or a .json plan (see src/sandbox/README.md)',
     )
-    .option('--tsa-cert-days <days>', 'validity of the TSA certificate (re-issued when it differs)', positiveInt, 3650)
+    .option(
+      '--tsa-cert-days <days>',
+      'validity of the TSA certificate (re-issued when it differs)',
+      positiveInt,
+      3650,
+    )
     .option('--tsa-latency-ms <ms>', 'added latency per TSA answer', nonNegativeInt, 0)
     .action(sandboxCommand);
 

@@ -25,7 +25,9 @@ export function currentCrl(pki: PkiMaterial, nowMs: number): Buffer {
         userCertificate: new asn1js.Integer({ valueHex: serialBytes(r.serialHex) }),
         revocationDate: new pkijs.Time({ type: pkijs.TimeType.UTCTime, value: wholeSeconds(r.revokedAt) }),
         crlEntryExtensions: new pkijs.Extensions({
-          extensions: [extension(REASON_CODE_OID, new asn1js.Enumerated({ value: REVOCATION_REASONS[r.reason] }))],
+          extensions: [
+            extension(REASON_CODE_OID, new asn1js.Enumerated({ value: REVOCATION_REASONS[r.reason] })),
+          ],
         }),
       }),
   );
@@ -56,7 +58,8 @@ export function currentCrl(pki: PkiMaterial, nowMs: number): Buffer {
 /** AuthorityKeyIdentifier { keyIdentifier [0] } with the root's subjectKeyIdentifier. */
 function authorityKeyIdentifier(pki: PkiMaterial): asn1js.Sequence {
   const ski = pki.root.cert.extensions?.find((e) => e.extnID === SUBJECT_KEY_ID_OID);
-  const keyId = ski === undefined ? new Uint8Array() : asn1js.fromBER(ski.extnValue.valueBlock.valueHexView).result;
+  const keyId =
+    ski === undefined ? new Uint8Array() : asn1js.fromBER(ski.extnValue.valueBlock.valueHexView).result;
   const bytes = keyId instanceof asn1js.OctetString ? keyId.valueBlock.valueHexView : new Uint8Array();
   return new asn1js.Sequence({
     value: [new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, valueHex: bytes })],

@@ -100,7 +100,12 @@ export function sendJson(
 /** What a route answers: a JSON body, an HTML page, or a 302 redirect to `location`. */
 export function renderRouteResult(
   status: number,
-  result: { body?: unknown; html?: string; location?: string; binary?: { contentType: string; bytes: Buffer } },
+  result: {
+    body?: unknown;
+    html?: string;
+    location?: string;
+    binary?: { contentType: string; bytes: Buffer };
+  },
   headers: Record<string, string> = {},
 ): RenderedAnswer {
   if (result.binary !== undefined) {

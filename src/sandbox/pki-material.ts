@@ -12,12 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as pkijs from 'pkijs';
 import { paths, type SandboxState } from './provisioning';
-import {
-  isRevocationReason,
-  REVOCATION_REASONS,
-  RevocationStore,
-  type Revocation,
-} from './revocation-store';
+import { isRevocationReason, REVOCATION_REASONS, RevocationStore, type Revocation } from './revocation-store';
 import { SandboxError } from './sandbox-error';
 import type { RevocationReason } from './types';
 import {
@@ -75,7 +70,11 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
     keyPem: await fs.readFile(p.rootKey, 'utf8'),
   };
   const rootDer = Buffer.from(new X509Certificate(rootMaterial.certPem).rawData);
-  const root: RootSigner = { der: rootDer, cert: parseCertificate(rootDer), key: createPrivateKey(rootMaterial.keyPem) };
+  const root: RootSigner = {
+    der: rootDer,
+    cert: parseCertificate(rootDer),
+    key: createPrivateKey(rootMaterial.keyPem),
+  };
   const urls = pkiUrls(o.base);
   const revocations = new RevocationStore(dataDir);
 
@@ -125,7 +124,12 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
 }
 
 /** Issues a new TSA certificate of `days` validity for the TSA's key and makes it the one in force. */
-export async function rotateTsa(dataDir: string, pki: PkiMaterial, days: number, nowMs: number): Promise<void> {
+export async function rotateTsa(
+  dataDir: string,
+  pki: PkiMaterial,
+  days: number,
+  nowMs: number,
+): Promise<void> {
   checkDays(days);
   // (No lock: a rotation is a test's deliberate act on its own sandbox.)
   const p = paths(dataDir);
@@ -228,13 +232,20 @@ function tsaSigner(certPem: string, keyPem: string): TsaSigner {
   };
 }
 
-function sameUrls(got: { ocspUrl?: string; caIssuersUrl?: string; crlUrl?: string }, wanted: PkiUrls): boolean {
-  return got.ocspUrl === wanted.ocspUrl && got.caIssuersUrl === wanted.caIssuersUrl && got.crlUrl === wanted.crlUrl;
+function sameUrls(
+  got: { ocspUrl?: string; caIssuersUrl?: string; crlUrl?: string },
+  wanted: PkiUrls,
+): boolean {
+  return (
+    got.ocspUrl === wanted.ocspUrl && got.caIssuersUrl === wanted.caIssuersUrl && got.crlUrl === wanted.crlUrl
+  );
 }
 
 function checkDays(days: number): void {
   if (!(Number.isInteger(days) && days >= 1 && days <= 36500)) {
-    throw new SandboxError(`TSA certificate validity must be a whole number of days from 1 to 36500, got ${days}`);
+    throw new SandboxError(
+      `TSA certificate validity must be a whole number of days from 1 to 36500, got ${days}`,
+    );
   }
 }
 
@@ -299,9 +310,12 @@ export async function revokeCredentialInDataDir(
     );
   }
   const certPath = paths(dataDir).credentialCert(credentialId);
-  if (!/^[A-Za-z0-9._-]+$/.test(credentialId)) throw new SandboxError(`bad credential ID ${JSON.stringify(credentialId)}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(credentialId))
+    throw new SandboxError(`bad credential ID ${JSON.stringify(credentialId)}`);
   const pem = await fs.readFile(certPath, 'utf8').catch((err: unknown) => {
-    throw new SandboxError(`no credential ${credentialId} in sandbox dataDir ${dataDir} (${certPath})`, { cause: err });
+    throw new SandboxError(`no credential ${credentialId} in sandbox dataDir ${dataDir} (${certPath})`, {
+      cause: err,
+    });
   });
   const serialHex = new X509Certificate(pem).serialNumber.toUpperCase();
   return new RevocationStore(dataDir).revoke({ serialHex, credentialId, revokedAt: at, reason });

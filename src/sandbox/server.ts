@@ -242,7 +242,15 @@ const ROUTES: Record<string, Route> = {
     endpoint: 'ocsp',
     handler: handleOcsp,
   },
-  [CRL_PATH]: { methods: ['GET'], bearer: false, form: false, raw: true, stat: 'crl', endpoint: 'crl', handler: handleCrl },
+  [CRL_PATH]: {
+    methods: ['GET'],
+    bearer: false,
+    form: false,
+    raw: true,
+    stat: 'crl',
+    endpoint: 'crl',
+    handler: handleCrl,
+  },
   [ROOT_CERT_PATH]: { methods: ['GET'], bearer: false, form: false, raw: true, handler: handleRootCert },
   [FAULTS_PATH]: {
     methods: ['GET', 'POST'],
@@ -345,7 +353,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   };
   for (const id of o.crlOnlyCredentials) {
     if (!state.credentials.has(id)) {
-      throw new SandboxError(`sandbox option crlOnlyCredentials names unknown credential ${JSON.stringify(id)}`);
+      throw new SandboxError(
+        `sandbox option crlOnlyCredentials names unknown credential ${JSON.stringify(id)}`,
+      );
     }
   }
   // Each tenant's API token works as a Bearer token for its OAuth client, like an issued one.
@@ -354,10 +364,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   // Requests wait until the certificates name this start's URLs (a few ms after listening).
   let ready: Promise<void> = new Promise(() => undefined);
   const serve = (req: IncomingMessage, res: ServerResponse) => {
-    ready.then(() => handle(ctx, o, req, res)).catch((err: unknown) => {
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
-      res.destroy();
-    });
+    ready
+      .then(() => handle(ctx, o, req, res))
+      .catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
+        res.destroy();
+      });
   };
   const tls = o.tls
     ? await loadOrProvisionTls(options.dataDir, tlsServerNames(o.host, options.publicUrl))
@@ -389,7 +401,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   } catch (err) {
     server.close();
     server.closeAllConnections();
-    throw err instanceof SandboxError ? err : new SandboxError('sandbox cannot prepare its PKI', { cause: err });
+    throw err instanceof SandboxError
+      ? err
+      : new SandboxError('sandbox cannot prepare its PKI', { cause: err });
   }
   const pkiNow = pki;
   logger.info({ url, credentials: state.credentials.size, pkiBase }, 'sandbox: listening');
@@ -433,8 +447,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     },
     revoke: (credentialId, reason = 'unspecified', at) => {
       const cred = state.credentials.get(credentialId);
-      if (cred === undefined) throw new SandboxError(`cannot revoke unknown credential ${JSON.stringify(credentialId)}`);
-      if (!isRevocationReason(reason)) throw new SandboxError(`unknown revocation reason ${JSON.stringify(reason)}`);
+      if (cred === undefined)
+        throw new SandboxError(`cannot revoke unknown credential ${JSON.stringify(credentialId)}`);
+      if (!isRevocationReason(reason))
+        throw new SandboxError(`unknown revocation reason ${JSON.stringify(reason)}`);
       const entry: Revocation = {
         serialHex: cred.public.certificateSerialHex,
         credentialId,
@@ -442,7 +458,10 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
         reason,
       };
       const held = pkiNow.revocations.revoke(entry);
-      logger.info({ credentialID: credentialId, serial: held.serialHex, reason: held.reason }, 'sandbox: revoked');
+      logger.info(
+        { credentialID: credentialId, serial: held.serialHex, reason: held.reason },
+        'sandbox: revoked',
+      );
       return held.serialHex;
     },
     setTsaOutage: (down: boolean) => {
@@ -626,7 +645,11 @@ function checkOptions(o: Defaulted & { dataDir?: string }): void {
   if (!(Number.isFinite(o.tsaLatencyMs) && o.tsaLatencyMs >= 0)) {
     throw new SandboxError(`sandbox option tsaLatencyMs must be >= 0, got ${o.tsaLatencyMs}`);
   }
-  if (!(Number.isInteger(o.tsaCertificateDays) && o.tsaCertificateDays >= 1 && o.tsaCertificateDays <= 36500)) {
+  if (!(
+    Number.isInteger(o.tsaCertificateDays) &&
+    o.tsaCertificateDays >= 1 &&
+    o.tsaCertificateDays <= 36500
+  )) {
     throw new SandboxError(
       `sandbox option tsaCertificateDays must be a whole number from 1 to 36500, got ${o.tsaCertificateDays}`,
     );

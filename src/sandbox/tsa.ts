@@ -96,7 +96,10 @@ export function timeStampToken(pki: PkiMaterial, request: TokenRequest, genTimeM
   });
   const tstDer = Buffer.from(tstInfo.toSchema().toBER());
   const signedData = signTstInfo(pki, tsa, tstDer, request.certReq);
-  const contentInfo = new pkijs.ContentInfo({ contentType: SIGNED_DATA_OID, content: signedData.toSchema(true) });
+  const contentInfo = new pkijs.ContentInfo({
+    contentType: SIGNED_DATA_OID,
+    content: signedData.toSchema(true),
+  });
   return Buffer.from(contentInfo.toSchema().toBER());
 }
 
@@ -123,7 +126,9 @@ function timeStampResp(s: { status: 0 | 2; failInfo?: FailInfo; text?: string },
   });
   const resp = new pkijs.TimeStampResp({
     status,
-    ...(token === undefined ? {} : { timeStampToken: new pkijs.ContentInfo({ schema: asn1js.fromBER(new Uint8Array(token)).result }) }),
+    ...(token === undefined
+      ? {}
+      : { timeStampToken: new pkijs.ContentInfo({ schema: asn1js.fromBER(new Uint8Array(token)).result }) }),
   });
   return Buffer.from(resp.toSchema().toBER());
 }
@@ -139,7 +144,8 @@ function parseTimeStampReq(body: Buffer): TokenRequest {
   } catch {
     throw new TsaRefusal('badDataFormat', 'the request is not a TimeStampReq');
   }
-  if (req.version !== 1) throw new TsaRefusal('badDataFormat', `TimeStampReq version ${req.version} is not v1`);
+  if (req.version !== 1)
+    throw new TsaRefusal('badDataFormat', `TimeStampReq version ${req.version} is not v1`);
   if (req.extensions !== undefined && req.extensions.length > 0) {
     throw new TsaRefusal('unacceptedExtension', 'the TSA supports no request extensions');
   }
@@ -154,7 +160,8 @@ function parseTimeStampReq(body: Buffer): TokenRequest {
   const hashedMessage = Buffer.from(req.messageImprint.hashedMessage.valueBlock.valueHexView);
   checkImprint(alg.algorithmId, hashedMessage);
   const nonce = req.nonce?.valueBlock.valueHexView;
-  if (nonce !== undefined && nonce.length > 64) throw new TsaRefusal('badDataFormat', 'nonce longer than 64 bytes');
+  if (nonce !== undefined && nonce.length > 64)
+    throw new TsaRefusal('badDataFormat', 'nonce longer than 64 bytes');
   return {
     hashAlgorithmOid: alg.algorithmId,
     hashedMessage,
@@ -166,7 +173,10 @@ function parseTimeStampReq(body: Buffer): TokenRequest {
 function signTstInfo(pki: PkiMaterial, tsa: TsaSigner, tstDer: Buffer, certReq: boolean): pkijs.SignedData {
   const sha256 = () => new pkijs.AlgorithmIdentifier({ algorithmId: SHA256_OID });
   const attributes = [
-    new pkijs.Attribute({ type: CONTENT_TYPE_ATTR, values: [new asn1js.ObjectIdentifier({ value: TST_INFO_OID })] }),
+    new pkijs.Attribute({
+      type: CONTENT_TYPE_ATTR,
+      values: [new asn1js.ObjectIdentifier({ value: TST_INFO_OID })],
+    }),
     new pkijs.Attribute({
       type: MESSAGE_DIGEST_ATTR,
       values: [new asn1js.OctetString({ valueHex: createHash('sha256').update(tstDer).digest() })],
@@ -207,12 +217,17 @@ function signTstInfo(pki: PkiMaterial, tsa: TsaSigner, tstDer: Buffer, certReq: 
 function signingCertificateV2(tsa: TsaSigner): asn1js.Sequence {
   const issuerSerial = new asn1js.Sequence({
     value: [
-      new pkijs.GeneralNames({ names: [new pkijs.GeneralName({ type: 4, value: tsa.cert.issuer })] }).toSchema(),
+      new pkijs.GeneralNames({
+        names: [new pkijs.GeneralName({ type: 4, value: tsa.cert.issuer })],
+      }).toSchema(),
       new asn1js.Integer({ valueHex: tsa.cert.serialNumber.valueBlock.valueHexView }),
     ],
   });
   const essCertIdV2 = new asn1js.Sequence({
-    value: [new asn1js.OctetString({ valueHex: createHash('sha256').update(tsa.certDer).digest() }), issuerSerial],
+    value: [
+      new asn1js.OctetString({ valueHex: createHash('sha256').update(tsa.certDer).digest() }),
+      issuerSerial,
+    ],
   });
   return new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [essCertIdV2] })] });
 }
@@ -230,13 +245,13 @@ function compareDer(a: Buffer, b: Buffer): number {
 /** A BIT STRING with one named bit set, trailing zero bits dropped (DER for NamedBitList). */
 function namedBit(bit: number): asn1js.BitString {
   const bytes = new Uint8Array(Math.floor(bit / 8) + 1);
-  bytes[bytes.length - 1] = 0x80 >> bit % 8;
+  bytes[bytes.length - 1] = 0x80 >> (bit % 8);
   return new asn1js.BitString({ valueHex: bytes, unusedBits: 7 - (bit % 8) });
 }
 
 /** 16 random bytes, top bit clear (a positive INTEGER): unique per token without shared state. */
 function positiveSerial(): Uint8Array {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x10;
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x10;
   return new Uint8Array(bytes);
 }

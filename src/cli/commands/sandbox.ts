@@ -42,7 +42,9 @@ export async function sandboxCommand(opts: {
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);
   console.error(`root certificate: ${sandbox.rootCertPath}`);
-  console.error(`TSA ${sandbox.tsaUrl} (certificate ${sandbox.tsaCertificatePath}), OCSP ${sandbox.ocspUrl}, CRL ${sandbox.crlUrl}`);
+  console.error(
+    `TSA ${sandbox.tsaUrl} (certificate ${sandbox.tsaCertificatePath}), OCSP ${sandbox.ocspUrl}, CRL ${sandbox.crlUrl}`,
+  );
   if (faults !== undefined) {
     const { seed, rules } = sandbox.faults.state();
     console.error(
@@ -76,7 +78,9 @@ export async function sandboxRevokeCommand(
   opts: { dataDir: string; reason: string },
 ): Promise<void> {
   if (!Object.hasOwn(REVOCATION_REASONS, opts.reason)) {
-    throw new Error(`--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}, not ${opts.reason}`);
+    throw new Error(
+      `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}, not ${opts.reason}`,
+    );
   }
   const held = await revokeCredentialInDataDir(
     path.resolve(opts.dataDir),

@@ -112,6 +112,10 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
     cred.notAfter = cert.notAfter;
   }
 
+  for (const cred of state.credentials.values()) {
+    cred.isRevoked = () => revocations.revocationOf(cred.public.certificateSerialHex) !== undefined;
+  }
+
   const pki: PkiMaterial = {
     base: o.base,
     urls,

@@ -136,6 +136,8 @@ export interface LoadedCredential {
   issuerDN: string;
   notBefore: Date;
   notAfter: Date;
+  /** Set once the PKI is ready (pki-material.ts): whether the current certificate is revoked. */
+  isRevoked?: () => boolean;
 }
 
 export interface SandboxState {
@@ -499,6 +501,14 @@ async function stillServes(
 
 export function certValidity(cred: LoadedCredential, now = new Date()): 'valid' | 'expired' {
   return now < cred.notBefore || now > cred.notAfter ? 'expired' : 'valid';
+}
+
+/** CSC `cert/status`: also `revoked` once `sealer sandbox revoke` or `SandboxHandle.revoke` revoked the
+ * current certificate. (signHash keeps signing with a revoked certificate, see README: clients' own
+ * revocation checks are what tests exercise.) */
+export function certStatus(cred: LoadedCredential, now = new Date()): 'valid' | 'expired' | 'revoked' {
+  if (cred.isRevoked?.() === true) return 'revoked';
+  return certValidity(cred, now);
 }
 
 export function certFacts(cred: LoadedCredential) {

@@ -351,7 +351,8 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     },
     tsaDown: false,
   };
-  for (const id of o.crlOnlyCredentials) {
+  // The default names a default credential; only a list the caller gave must name known ones.
+  for (const id of options.crlOnlyCredentials ?? []) {
     if (!state.credentials.has(id)) {
       throw new SandboxError(
         `sandbox option crlOnlyCredentials names unknown credential ${JSON.stringify(id)}`,

@@ -118,12 +118,12 @@ test(
       assert.match(revoked.out, /Reason: keyCompromise/);
       assert.match(revoked.out, /Revocation Time: Nov 30 12:00:00 2026 GMT/);
       // credentials/info says so too (CSC cert/status), and onlyValid leaves it out.
-    const token = await getToken(fx.sandbox, 'fuji-app');
-    const info = await csc(fx.sandbox, 'credentials/info', token, { credentialID: 'fuji-eseal-ec' });
-    assert.equal((info.body.cert as { status: string }).status, 'revoked');
-    const list = await csc(fx.sandbox, 'credentials/list', token, { onlyValid: true });
-    assert.deepEqual(list.body.credentialIDs, ['fuji-eseal-ec-scal2']);
-    // Others stay good.
+      const token = await getToken(fx.sandbox, 'fuji-app');
+      const info = await csc(fx.sandbox, 'credentials/info', token, { credentialID: 'fuji-eseal-ec' });
+      assert.equal((info.body.cert as { status: string }).status, 'revoked');
+      const list = await csc(fx.sandbox, 'credentials/list', token, { onlyValid: true });
+      assert.deepEqual(list.body.credentialIDs, ['fuji-eseal-ec-scal2']);
+      // Others stay good.
       assert.match(
         (await ocsp(fx, await leafPem(fx, dir, 'fuji-app', 'fuji-eseal-ec-scal2'))).out,
         /: good\n/,

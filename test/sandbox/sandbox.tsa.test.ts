@@ -459,3 +459,31 @@ test(
     }
   },
 );
+
+test(
+  'past its TSA certificate the TSA refuses (systemFailure) until the certificate is rotated',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const clock = new ManualClock();
+    const fx = await startFixture({ clock, tsaCertificateDays: 30 });
+    try {
+      const ts = { hash: randomBytes(32).toString('base64'), hashAlgo: '2.16.840.1.101.3.4.2.1' };
+      clock.advance(31 * 86_400_000);
+      const token = await getToken(fx.sandbox, 'sakura-app'); // one of the sandbox's new month
+      const refused = await replyText(dir, Buffer.from(await (await postTsa(fx, tsq({}))).arrayBuffer()));
+      assert.match(refused, /Status: Rejected/);
+      assert.match(refused, /the request cannot be handled due to system failure/);
+      const cscRefused = await csc(fx.sandbox, 'signatures/timestamp', token, ts);
+      assert.equal(cscRefused.status, 500);
+      assert.match(errorOf(cscRefused).description, /TSA certificate is not valid/);
+
+      await fx.sandbox.rotateTsaCertificate(3650);
+      const granted = await replyText(dir, Buffer.from(await (await postTsa(fx, tsq({}))).arrayBuffer()));
+      assert.match(granted, /Status: Granted/);
+      assert.equal((await csc(fx.sandbox, 'signatures/timestamp', token, ts)).status, 200);
+    } finally {
+      await fx.close();
+    }
+  },
+);

@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { enqueueCommand } from './commands/enqueue';
 import { workCommand } from './commands/work';
 import { scheduleCommand } from './commands/schedule';
-import { sandboxCommand } from './commands/sandbox';
+import { sandboxCommand, sandboxRevokeCommand } from './commands/sandbox';
 import { verifyCommand } from './commands/verify';
 import { auditVerifyCommand } from './commands/audit';
 import { demoCommand } from './commands/demo';
@@ -167,7 +167,7 @@ function buildProgram(io: CliIo): Command {
     .option(...jobsOption)
     .action(runsCommand);
 
-  program
+  const sandbox = program
     .command('sandbox')
     .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -185,7 +185,25 @@ function buildProgram(io: CliIo): Command {
       '--faults <spec>',
       'inject faults: a spec such as "seed=1,signHash:503:2s=0.1,csc:latency:50-200ms" or a .json plan (see src/sandbox/README.md)',
     )
+    .option(
+      '--tsa-cert-days <days>',
+      'validity of the TSA certificate (re-issued when it differs)',
+      positiveInt,
+      3650,
+    )
+    .option('--tsa-latency-ms <ms>', 'added latency per TSA answer', nonNegativeInt, 0)
     .action(sandboxCommand);
+
+  sandbox
+    .command('revoke <credentialId>')
+    .description(
+      "revoke a sandbox credential's certificate in --data-dir (a running sandbox's OCSP and CRL show it at once)",
+    )
+    .option('--reason <reason>', 'CRL reason: unspecified, keyCompromise, superseded, ...', 'unspecified')
+    // --data-dir is the sandbox command's own option (commander hands it to the parent).
+    .action((credentialId: string, _opts: unknown, cmd: Command) =>
+      sandboxRevokeCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; reason: string }>()),
+    );
 
   const audit = program
     .command('audit')

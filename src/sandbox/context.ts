@@ -15,6 +15,7 @@ import type { AuthorizationCodeStore, PendingApprovals } from './code-store';
 import type { CredentialLock } from './credential-lock';
 import type { CredentialTokenStore } from './credential-token-store';
 import type { FaultInjector } from './fault-injector';
+import type { PkiMaterial } from './pki-material';
 import type { LoadedCredential, SandboxState } from './provisioning';
 import type { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
@@ -43,12 +44,20 @@ export interface SandboxContext {
   ecdsaSignatureFormat: EcdsaSignatureFormat;
   maxHashesPerCall: number;
   oauth2Url: string;
+  /** The sandbox clock (`SandboxOptions.now`): TSA genTime, OCSP and CRL times. */
+  now: () => number;
+  /** The TSA, OCSP and CRL signing material; throws until the sandbox knows its PKI base URL. */
+  pki: () => PkiMaterial;
+  /** `SandboxHandle.setTsaOutage`: the TSA answers 503 while true. */
+  tsaDown: boolean;
 }
 
 export interface RouteRequest {
   ctx: SandboxContext;
   req: IncomingMessage;
   params: Params;
+  /** The raw request body (the binary PKI routes read it; JSON routes use `params`). */
+  body: Buffer;
   /** Present on routes that require a Bearer token. */
   grant?: TokenGrant;
   /** The Bearer token when it was a credential-scope one (routes that accept those only). */
@@ -65,12 +74,13 @@ export interface RouteFaults {
   sadExpiry?: { afterMs?: number; afterUses?: number };
 }
 
-/** A JSON `body`, or an HTML page, or a redirect (302 to `location`). */
+/** A JSON `body`, or an HTML page, or a redirect (302 to `location`), or DER bytes (`binary`). */
 export interface RouteResult {
   status?: number;
   body?: unknown;
   html?: string;
   location?: string;
+  binary?: { contentType: string; bytes: Buffer };
 }
 
 export type RouteHandler = (r: RouteRequest) => RouteResult;

@@ -6,7 +6,7 @@ import { ownedCredential, requireGrant, type RouteRequest, type RouteResult } fr
 import { cscErrors } from './csc-errors';
 import { optionalBoolean, optionalString, requireString, type Params } from './http-io';
 import { OID } from './oids';
-import { certFacts, certValidity, type LoadedCredential } from './provisioning';
+import { certFacts, certStatus, type LoadedCredential } from './provisioning';
 
 type CertificatesChoice = 'none' | 'single' | 'chain';
 
@@ -30,7 +30,7 @@ export function handleCredentialsList(r: RouteRequest): RouteResult {
   const onlyValid = optionalBoolean(r.params, 'onlyValid') ?? false;
 
   const owned = [...r.ctx.state.credentials.values()].filter(
-    (c) => c.public.tenant === grant.tenant && (!onlyValid || certValidity(c) === 'valid'),
+    (c) => c.public.tenant === grant.tenant && (!onlyValid || certStatus(c) === 'valid'),
   );
   const body: Record<string, unknown> = { credentialIDs: owned.map((c) => c.public.credentialId) };
   if (withInfo) {
@@ -73,7 +73,7 @@ export function credentialInfo(
   const key: Record<string, unknown> = { status: 'enabled', algo: [...cred.signAlgos], len: cred.keyLength };
   if (pub.keyType === 'ecdsa-p256') key.curve = OID.prime256v1;
 
-  const cert: Record<string, unknown> = { status: certValidity(cred) };
+  const cert: Record<string, unknown> = { status: certStatus(cred) };
   if (wanted.certificates !== 'none') {
     const ders = wanted.certificates === 'chain' ? cred.chainDer : cred.chainDer.slice(0, 1);
     cert.certificates = ders.map((d) => d.toString('base64'));

@@ -16,8 +16,15 @@ export const FAULT_ENDPOINTS: readonly FaultEndpoint[] = [
   'credentials/authorize',
   'credentials/sendOTP',
   'signatures/signHash',
+  'signatures/timestamp',
   'oauth2/token',
+  'tsa',
+  'ocsp',
+  'crl',
 ];
+
+/** Endpoints outside the CSC API: a `csc` rule never reaches them. */
+const NOT_CSC: ReadonlySet<FaultEndpoint> = new Set(['oauth2/token', 'tsa', 'ocsp', 'crl']);
 
 // Short names for the spec string; the full CSC method names work too.
 const ENDPOINT_NAMES: Record<string, FaultEndpoint | 'csc'> = {
@@ -28,6 +35,7 @@ const ENDPOINT_NAMES: Record<string, FaultEndpoint | 'csc'> = {
   authorize: 'credentials/authorize',
   sendOTP: 'credentials/sendOTP',
   signHash: 'signatures/signHash',
+  timestamp: 'signatures/timestamp',
   token: 'oauth2/token',
   ...Object.fromEntries(FAULT_ENDPOINTS.map((e) => [e, e])),
 };
@@ -41,9 +49,10 @@ export const ANSWER_FAULTS: ReadonlySet<FaultRule['fault']> = new Set([
   'signatures',
 ]);
 
-/** Whether `rule` applies to requests of `endpoint`: `csc` is every CSC method, never the token endpoint. */
+/** Whether `rule` applies to requests of `endpoint`: `csc` is every CSC method, never the token endpoint
+ * nor the TSA, OCSP and CRL endpoints. */
 export function ruleMatches(rule: FaultRule, endpoint: FaultEndpoint): boolean {
-  return rule.endpoint === endpoint || (rule.endpoint === 'csc' && endpoint !== 'oauth2/token');
+  return rule.endpoint === endpoint || (rule.endpoint === 'csc' && !NOT_CSC.has(endpoint));
 }
 
 const nonNegative = z.number().min(0, 'must be >= 0');

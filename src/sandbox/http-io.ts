@@ -100,9 +100,26 @@ export function sendJson(
 /** What a route answers: a JSON body, an HTML page, or a 302 redirect to `location`. */
 export function renderRouteResult(
   status: number,
-  result: { body?: unknown; html?: string; location?: string },
+  result: {
+    body?: unknown;
+    html?: string;
+    location?: string;
+    binary?: { contentType: string; bytes: Buffer };
+  },
   headers: Record<string, string> = {},
 ): RenderedAnswer {
+  if (result.binary !== undefined) {
+    return {
+      status,
+      headers: {
+        'Content-Type': result.binary.contentType,
+        'Content-Length': result.binary.bytes.length,
+        'Cache-Control': 'no-store',
+        ...headers,
+      },
+      body: result.binary.bytes,
+    };
+  }
   if (result.location !== undefined) {
     // The Location carries an authorization code: never cached, never sent on as a Referer.
     return {

@@ -13,6 +13,7 @@ export const IMPLEMENTED_METHODS = [
   'credentials/sendOTP',
   'oauth2/authorize',
   'signatures/signHash',
+  'signatures/timestamp',
 ];
 
 export function handleInfo({ ctx, params }: RouteRequest): RouteResult {

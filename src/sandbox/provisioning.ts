@@ -136,6 +136,8 @@ export interface LoadedCredential {
   issuerDN: string;
   notBefore: Date;
   notAfter: Date;
+  /** Set once the PKI is ready (pki-material.ts): whether the current certificate is revoked. */
+  isRevoked?: () => boolean;
 }
 
 export interface SandboxState {
@@ -501,6 +503,14 @@ export function certValidity(cred: LoadedCredential, now = new Date()): 'valid' 
   return now < cred.notBefore || now > cred.notAfter ? 'expired' : 'valid';
 }
 
+/** CSC `cert/status`: also `revoked` once `sealer sandbox revoke` or `SandboxHandle.revoke` revoked the
+ * current certificate. (signHash keeps signing with a revoked certificate, see README: clients' own
+ * revocation checks are what tests exercise.) */
+export function certStatus(cred: LoadedCredential, now = new Date()): 'valid' | 'expired' | 'revoked' {
+  if (cred.isRevoked?.() === true) return 'revoked';
+  return certValidity(cred, now);
+}
+
 export function certFacts(cred: LoadedCredential) {
   return {
     issuerDN: cred.issuerDN,
@@ -517,7 +527,8 @@ function ecScalar(key: KeyObject): Uint8Array {
   return new Uint8Array(Buffer.from(d, 'base64url'));
 }
 
-function paths(dataDir: string) {
+/** Where each file of a dataDir lives (pki-material.ts and the revoke command read them too). */
+export function paths(dataDir: string) {
   const secrets = path.join(dataDir, 'secrets');
   return {
     rootCert: path.join(dataDir, 'ca', 'root.pem'),
@@ -529,6 +540,8 @@ function paths(dataDir: string) {
     loginPassword: (tenant: string) => path.join(secrets, tenant, 'login-password'),
     apiToken: (tenant: string) => path.join(secrets, tenant, 'api-token'),
     tlsServer: path.join(dataDir, 'tls', 'server.pem'),
+    tsaCert: path.join(dataDir, 'tsa', 'cert.pem'),
+    tsaKey: path.join(dataDir, 'tsa', 'key.pem'),
     pin: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.pin`),
     totp: (tenant: string, id: string) => path.join(secrets, tenant, `${id}.totp`),
   };

@@ -3,7 +3,9 @@
 // over node:http (node:https with `tls`, under a server certificate from the sandbox's own root). This module owns routing, Bearer checks, latency, counters and request logging
 // (method, path, status, client and credential IDs only: never bodies, tokens or SADs), and carries out
 // the injected faults that happen around a route (status answers, latency, hangs, dropped connections;
-// fault-injector.ts decides them, fault-control-route.ts serves GET/POST /sandbox/faults).
+// fault-injector.ts decides them, fault-control-route.ts serves GET/POST /sandbox/faults). Also the PKI
+// endpoints (pki-routes.ts): the TSA (`/tsa`, CSC signatures/timestamp), OCSP, the CRL and the root
+// certificate, whose URLs the certificates name once the listening origin is known (pki-material.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +33,20 @@ import { FaultInjector, type FaultDecision, type FaultSite } from './fault-injec
 import { parseFormOrJsonParams, parseJsonParams, readBody, renderRouteResult, writeAnswer } from './http-io';
 import { handleInfo } from './info-route';
 import { handleToken } from './oauth2-route';
+import { preparePki, rotateTsa, type PkiMaterial } from './pki-material';
+import {
+  CRL_PATH,
+  handleCrl,
+  handleOcsp,
+  handleRootCert,
+  handleTimestamp,
+  handleTsa,
+  OCSP_PATH,
+  ROOT_CERT_PATH,
+  TSA_PATH,
+} from './pki-routes';
 import { loadOrProvision, loadOrProvisionTls, tlsServerNames } from './provisioning';
+import { isRevocationReason, type Revocation } from './revocation-store';
 import { SadStore } from './sad-store';
 import { SandboxError } from './sandbox-error';
 import { handleSendOtp, handleSendOtpV1 } from './send-otp-route';
@@ -59,6 +74,10 @@ interface Route {
   endpoint?: FaultEndpoint;
   /** The fault control endpoint: not slowed by `latencyMs` either. */
   control?: boolean;
+  /** A binary PKI route: the handler reads the raw body, no JSON parameters. */
+  raw?: boolean;
+  /** A TSA route: slowed by `tsaLatencyMs` too, and down while `setTsaOutage(true)`. */
+  tsa?: boolean;
   handler: RouteHandler;
 }
 
@@ -185,6 +204,54 @@ const ROUTES: Record<string, Route> = {
     endpoint: 'signatures/signHash',
     handler: handleSignHashV1,
   },
+  [`${CSC}/signatures/timestamp`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'timestamp',
+    endpoint: 'signatures/timestamp',
+    tsa: true,
+    handler: handleTimestamp,
+  },
+  [`${CSC_V1}/signatures/timestamp`]: {
+    methods: ['POST'],
+    bearer: true,
+    form: false,
+    stat: 'timestamp',
+    endpoint: 'signatures/timestamp',
+    tsa: true,
+    handler: handleTimestamp,
+  },
+  // RFC 3161 over HTTP, RFC 6960, RFC 5280: no authentication, as the URLs in certificates need.
+  [TSA_PATH]: {
+    methods: ['POST'],
+    bearer: false,
+    form: false,
+    raw: true,
+    stat: 'tsa',
+    endpoint: 'tsa',
+    tsa: true,
+    handler: handleTsa,
+  },
+  [OCSP_PATH]: {
+    methods: ['POST', 'GET'],
+    bearer: false,
+    form: false,
+    raw: true,
+    stat: 'ocsp',
+    endpoint: 'ocsp',
+    handler: handleOcsp,
+  },
+  [CRL_PATH]: {
+    methods: ['GET'],
+    bearer: false,
+    form: false,
+    raw: true,
+    stat: 'crl',
+    endpoint: 'crl',
+    handler: handleCrl,
+  },
+  [ROOT_CERT_PATH]: { methods: ['GET'], bearer: false, form: false, raw: true, handler: handleRootCert },
   [FAULTS_PATH]: {
     methods: ['GET', 'POST'],
     bearer: false,
@@ -197,7 +264,15 @@ const ROUTES: Record<string, Route> = {
 type Defaulted = Required<
   Omit<
     SandboxOptions,
-    'dataDir' | 'multisign' | 'logger' | 'publicUrl' | 'now' | 'totpNow' | 'onlineOtp' | 'faults'
+    | 'dataDir'
+    | 'multisign'
+    | 'logger'
+    | 'publicUrl'
+    | 'now'
+    | 'totpNow'
+    | 'onlineOtp'
+    | 'faults'
+    | 'pkiBaseUrl'
   >
 >;
 
@@ -213,10 +288,25 @@ const DEFAULTS: Defaulted = {
   lockSeconds: 300,
   totpPeriodSec: 30,
   tls: false,
+  tsaCertificateDays: 3650,
+  tsaLatencyMs: 0,
+  crlOnlyCredentials: ['sakura-eseal-implicit'],
 };
 
 function zeroStats(): SandboxStats {
-  return { token: 0, info: 0, credentialsInfo: 0, authorize: 0, signHash: 0, signatures: 0, errors: 0 };
+  return {
+    token: 0,
+    info: 0,
+    credentialsInfo: 0,
+    authorize: 0,
+    signHash: 0,
+    signatures: 0,
+    errors: 0,
+    timestamp: 0,
+    tsa: 0,
+    ocsp: 0,
+    crl: 0,
+  };
 }
 
 export async function startSandbox(options: SandboxOptions): Promise<SandboxHandle> {
@@ -230,6 +320,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   // One clock for every lifetime (real time unless a test injects its own), so that expiry, lockout
   // and the codes' lives all move together when a test moves time forward.
   const now = options.now ?? Date.now;
+  let pki: PkiMaterial | undefined;
   const ctx: SandboxContext = {
     state,
     tokens: new TokenStore(o.tokenLifetimeSec * 1000, now),
@@ -253,15 +344,33 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
     ecdsaSignatureFormat: o.ecdsaSignatureFormat,
     maxHashesPerCall: o.maxHashesPerCall,
     oauth2Url: '', // known once listening
+    now,
+    pki: () => {
+      if (pki === undefined) throw cscErrors.unavailable(1);
+      return pki;
+    },
+    tsaDown: false,
   };
+  // The default names a default credential; only a list the caller gave must name known ones.
+  for (const id of options.crlOnlyCredentials ?? []) {
+    if (!state.credentials.has(id)) {
+      throw new SandboxError(
+        `sandbox option crlOnlyCredentials names unknown credential ${JSON.stringify(id)}`,
+      );
+    }
+  }
   // Each tenant's API token works as a Bearer token for its OAuth client, like an issued one.
   for (const t of state.tenantsByClientId.values()) ctx.tokens.allowStatic(t.apiToken, t.clientId, t.tenant);
 
+  // Requests wait until the certificates name this start's URLs (a few ms after listening).
+  let ready: Promise<void> = new Promise(() => undefined);
   const serve = (req: IncomingMessage, res: ServerResponse) => {
-    handle(ctx, o.latencyMs, req, res).catch((err: unknown) => {
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
-      res.destroy();
-    });
+    ready
+      .then(() => handle(ctx, o, req, res))
+      .catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'sandbox: response failed');
+        res.destroy();
+      });
   };
   const tls = o.tls
     ? await loadOrProvisionTls(options.dataDir, tlsServerNames(o.host, options.publicUrl))
@@ -279,7 +388,26 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   const scheme = tls ? 'https' : 'http';
   ctx.oauth2Url = options.publicUrl?.replace(/\/+$/, '') ?? `${scheme}://${hostPart}:${port}`;
   const url = `${ctx.oauth2Url}${CSC}`;
-  logger.info({ url, credentials: state.credentials.size }, 'sandbox: listening');
+  // What certificates name for OCSP and CRL: where clients reach this sandbox (see types.ts pkiBaseUrl).
+  const pkiBase = options.pkiBaseUrl?.replace(/\/+$/, '') ?? ctx.oauth2Url;
+  const pkiReady = preparePki(options.dataDir, state, {
+    base: pkiBase,
+    tsaCertificateDays: o.tsaCertificateDays,
+    crlOnlyCredentials: new Set(o.crlOnlyCredentials),
+    now,
+  });
+  ready = pkiReady.then(() => undefined);
+  try {
+    pki = await pkiReady;
+  } catch (err) {
+    server.close();
+    server.closeAllConnections();
+    throw err instanceof SandboxError
+      ? err
+      : new SandboxError('sandbox cannot prepare its PKI', { cause: err });
+  }
+  const pkiNow = pki;
+  logger.info({ url, credentials: state.credentials.size, pkiBase }, 'sandbox: listening');
 
   let closed: Promise<void> | undefined;
   return {
@@ -306,6 +434,40 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
       replace: (plan, opts) => faults.replace(plan, opts),
       state: () => faults.state(),
     },
+    tsaUrl: `${ctx.oauth2Url}${TSA_PATH}`,
+    ocspUrl: `${ctx.oauth2Url}${OCSP_PATH}`,
+    crlUrl: `${ctx.oauth2Url}${CRL_PATH}`,
+    get tsaCertificatePem() {
+      return pkiNow.tsa.certPem;
+    },
+    tsaCertificatePath: pkiNow.tsaCertPath,
+    rotateTsaCertificate: async (days: number) => {
+      await rotateTsa(options.dataDir, pkiNow, days, now());
+      logger.info({ serial: pkiNow.tsa.serialHex, days }, 'sandbox: TSA certificate rotated');
+      return pkiNow.tsa.certPem;
+    },
+    revoke: (credentialId, reason = 'unspecified', at) => {
+      const cred = state.credentials.get(credentialId);
+      if (cred === undefined)
+        throw new SandboxError(`cannot revoke unknown credential ${JSON.stringify(credentialId)}`);
+      if (!isRevocationReason(reason))
+        throw new SandboxError(`unknown revocation reason ${JSON.stringify(reason)}`);
+      const entry: Revocation = {
+        serialHex: cred.public.certificateSerialHex,
+        credentialId,
+        revokedAt: at ?? new Date(now()),
+        reason,
+      };
+      const held = pkiNow.revocations.revoke(entry);
+      logger.info(
+        { credentialID: credentialId, serial: held.serialHex, reason: held.reason },
+        'sandbox: revoked',
+      );
+      return held.serialHex;
+    },
+    setTsaOutage: (down: boolean) => {
+      ctx.tsaDown = down;
+    },
     close: () => {
       closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) =>
@@ -318,7 +480,12 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   };
 }
 
-async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessage, res: ServerResponse) {
+/** The route for a path: exact, or `/ocsp/<request>` (RFC 6960 A.1 GET). */
+function routeFor(pathname: string): Route | undefined {
+  return ROUTES[pathname] ?? (pathname.startsWith(`${OCSP_PATH}/`) ? ROUTES[OCSP_PATH] : undefined);
+}
+
+async function handle(ctx: SandboxContext, o: Defaulted, req: IncomingMessage, res: ServerResponse) {
   const started = Date.now();
   const method = req.method ?? 'GET';
   const pathname = new URL(req.url ?? '/', 'http://sandbox').pathname;
@@ -331,9 +498,12 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
   let decision: FaultDecision | undefined;
   try {
     const body = await readBody(req);
-    const route = ROUTES[pathname];
+    const route = routeFor(pathname);
     decision = route?.endpoint === undefined ? undefined : ctx.faults.decide(route.endpoint, site);
-    const delayMs = (route?.control === true ? 0 : latencyMs) + (decision?.latencyMs ?? 0);
+    const delayMs =
+      (route?.control === true ? 0 : o.latencyMs) +
+      (route?.tsa === true ? o.tsaLatencyMs : 0) +
+      (decision?.latencyMs ?? 0);
     if (delayMs > 0 && !(await delayUnlessClosed(res, delayMs))) {
       // The client left while we waited: nothing to answer, and no other fault was carried out.
       ctx.faults.released(decision?.answer);
@@ -364,17 +534,20 @@ async function handle(ctx: SandboxContext, latencyMs: number, req: IncomingMessa
       }
     }
     if (!route.methods.includes(method)) throw cscErrors.methodNotAllowed(method, route.methods.join(', '));
+    if (route.tsa === true && ctx.tsaDown) throw cscErrors.unavailable();
     const bearer = route.bearer
       ? authenticateBearer(ctx, req.headers.authorization, route.credentialScope === true)
       : undefined;
     const grant = bearer?.grant;
     if (grant) log.clientId = grant.clientId;
-    const params = route.form ? parseFormOrJsonParams(req, body) : parseJsonParams(req, body);
+    const params =
+      route.raw === true ? {} : route.form ? parseFormOrJsonParams(req, body) : parseJsonParams(req, body);
     if (typeof params.credentialID === 'string') log.credentialID = params.credentialID.slice(0, 100);
     const result = route.handler({
       ctx,
       req,
       params,
+      body,
       grant,
       credentialToken: bearer?.credentialToken,
       faults: routeFaults(decision),
@@ -469,6 +642,18 @@ function checkOptions(o: Defaulted & { dataDir?: string }): void {
   }
   if (!(Number.isFinite(o.latencyMs) && o.latencyMs >= 0)) {
     throw new SandboxError(`sandbox option latencyMs must be >= 0, got ${o.latencyMs}`);
+  }
+  if (!(Number.isFinite(o.tsaLatencyMs) && o.tsaLatencyMs >= 0)) {
+    throw new SandboxError(`sandbox option tsaLatencyMs must be >= 0, got ${o.tsaLatencyMs}`);
+  }
+  if (!(
+    Number.isInteger(o.tsaCertificateDays) &&
+    o.tsaCertificateDays >= 1 &&
+    o.tsaCertificateDays <= 36500
+  )) {
+    throw new SandboxError(
+      `sandbox option tsaCertificateDays must be a whole number from 1 to 36500, got ${o.tsaCertificateDays}`,
+    );
   }
   if (o.ecdsaSignatureFormat !== 'der' && o.ecdsaSignatureFormat !== 'raw') {
     throw new SandboxError(`sandbox option ecdsaSignatureFormat must be 'der' or 'raw'`);

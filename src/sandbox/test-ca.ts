@@ -1,7 +1,8 @@
 // The sandbox's test CA: a self-signed P-256 root and the organisation e-seal certificates it issues
 // for each credential (C, O, organizationIdentifier 2.5.4.97, CN; keyUsage digitalSignature +
 // nonRepudiation), plus the TLS server certificate the sandbox serves HTTPS with. Keys travel as
-// PKCS#8 PEM; WebCrypto is only used inside @peculiar/x509.
+// PKCS#8 PEM; WebCrypto is only used inside @peculiar/x509. The TSA certificate (critical EKU
+// timeStamping) too; issued certificates but the TLS one name the sandbox's OCSP and CRL URLs.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
@@ -28,6 +29,17 @@ export interface CaMaterial {
 export interface IssuedCertificate extends CaMaterial {
   serialHex: string;
 }
+
+/** Where an issued certificate says its status can be checked (AIA and CRL distribution points). */
+export interface PkiUrls {
+  /** AIA id-ad-ocsp; absent: the certificate names the CRL only. */
+  ocspUrl?: string;
+  /** AIA id-ad-caIssuers: the root certificate (DER). */
+  caIssuersUrl: string;
+  crlUrl: string;
+}
+
+export const TIME_STAMPING_EKU = '1.3.6.1.5.5.7.3.8';
 
 export interface ESealSubject {
   organization: string;
@@ -69,16 +81,18 @@ export async function createRootCa(): Promise<CaMaterial> {
 export async function issueESealCertificate(
   root: CaMaterial,
   keyType: SandboxKeyType,
-  subject: ESealSubject,
+  subject: ESealSubject | x509.Name,
+  options: { keyPem?: string; urls?: PkiUrls } = {},
 ): Promise<IssuedCertificate> {
-  const keyPem = await generateKeyPem(keyType);
+  // A re-issue (the PKI URLs moved) keeps the key, so what it signed before still verifies.
+  const keyPem = options.keyPem ?? (await generateKeyPem(keyType));
   const publicKeyDer = spkiDer(keyPem);
   const rootCert = new x509.X509Certificate(root.certPem);
   const now = Date.now();
   const serialHex = randomSerialHex();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialHex,
-    subject: eSealName(subject),
+    subject: subject instanceof x509.Name ? subject : eSealName(subject),
     issuer: rootCert.subjectName,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: addYears(new Date(now), ESEAL_YEARS),
@@ -93,9 +107,85 @@ export async function issueESealCertificate(
       ),
       await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
       await x509.AuthorityKeyIdentifierExtension.create(rootCert),
+      ...pkiExtensions(options.urls),
     ],
   });
   return { certPem: cert.toString('pem'), keyPem, serialHex: serialHex.toUpperCase() };
+}
+
+/**
+ * The sandbox TSA's certificate (RFC 3161 section 2.3: extendedKeyUsage id-kp-timeStamping only, and
+ * critical), P-256, valid `days` from `nowMs` (the sandbox clock, so genTime always falls inside it).
+ */
+export async function issueTsaCertificate(
+  root: CaMaterial,
+  keyPem: string,
+  days: number,
+  nowMs: number,
+  urls: PkiUrls,
+): Promise<IssuedCertificate> {
+  const publicKeyDer = spkiDer(keyPem);
+  const rootCert = new x509.X509Certificate(root.certPem);
+  const serialHex = randomSerialHex();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialHex,
+    subject: 'C=JP, O=Sealer Sandbox, CN=Sealer Sandbox TSA',
+    issuer: rootCert.subjectName,
+    notBefore: new Date(nowMs - BACKDATE_MS),
+    notAfter: new Date(nowMs + days * 86_400_000),
+    signingAlgorithm: ROOT_ALG,
+    publicKey: publicKeyDer,
+    signingKey: await importSigningKey(root.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([TIME_STAMPING_EKU], true),
+      await x509.SubjectKeyIdentifierExtension.create(publicKeyDer),
+      await x509.AuthorityKeyIdentifierExtension.create(rootCert),
+      ...pkiExtensions(urls),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem, serialHex: serialHex.toUpperCase() };
+}
+
+/** Validity length in whole days of a certificate made by this module (notBefore is back-dated). */
+export function validityDays(cert: x509.X509Certificate): number {
+  return Math.round((cert.notAfter.getTime() - cert.notBefore.getTime() - BACKDATE_MS) / 86_400_000);
+}
+
+/** The OCSP URL, caIssuers URL and CRL URL a certificate names (undefined where it names none). */
+export function pkiUrlsOf(cert: x509.X509Certificate): {
+  ocspUrl?: string;
+  caIssuersUrl?: string;
+  crlUrl?: string;
+} {
+  const aia = cert.getExtension(x509.AuthorityInfoAccessExtension);
+  const dp = cert.getExtension(x509.CRLDistributionPointsExtension);
+  const fullName = dp?.distributionPoints[0]?.distributionPoint?.fullName?.[0];
+  return {
+    ocspUrl: aia?.ocsp[0]?.value,
+    caIssuersUrl: aia?.caIssuers[0]?.value,
+    crlUrl: fullName?.uniformResourceIdentifier,
+  };
+}
+
+function pkiExtensions(urls: PkiUrls | undefined): x509.Extension[] {
+  if (urls === undefined) return [];
+  return [
+    new x509.AuthorityInfoAccessExtension({
+      ...(urls.ocspUrl === undefined ? {} : { ocsp: [urls.ocspUrl] }),
+      caIssuers: [urls.caIssuersUrl],
+    }),
+    new x509.CRLDistributionPointsExtension([urls.crlUrl]),
+  ];
+}
+
+/** A P-256 key for the TSA. */
+export async function generateTsaKeyPem(): Promise<string> {
+  return generateKeyPem('ecdsa-p256');
 }
 
 /**

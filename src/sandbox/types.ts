@@ -57,9 +57,36 @@ export interface SandboxOptions {
    * "Fault injection"). Rules can be replaced while running (`POST /sandbox/faults`,
    * `SandboxHandle.faults.replace`). Default: no faults. */
   faults?: FaultPlan | string;
+  /** Validity in days of the TSA certificate (`tsa/cert.pem`). Default `3650`. A stored one whose
+   * validity is of another length, that has expired (by `now`) or names other URLs is replaced at start
+   * by one for the same key; tests pass e.g. `30` to get one that expires soon. */
+  tsaCertificateDays?: number;
+  /** Delay added to every TSA answer (`POST /tsa` and `signatures/timestamp`), in ms. Default `0`. */
+  tsaLatencyMs?: number;
+  /** Base URL of the OCSP responder, CRL and CA certificate named in the certificates the sandbox
+   * issues (AIA `<pkiBaseUrl>/ocsp` and `<pkiBaseUrl>/ca/root.cer`, CRL DP `<pkiBaseUrl>/crl/root.crl`).
+   * Default: `publicUrl`, else the listening origin. Certificates naming other URLs are re-issued at
+   * start for the same key (new serial), so with port 0 every start re-issues them; a test that needs
+   * the same certificates across restarts passes a fixed value. */
+  pkiBaseUrl?: string;
+  /** Credentials whose certificate has no OCSP URL in its AIA (only the CRL distribution point), so
+   * clients take their "CRL otherwise" path. Default `['sakura-eseal-implicit']`. */
+  crlOnlyCredentials?: string[];
 }
 
-/** CSC method names (as under `/csc/v2/`), plus `oauth2/token`: what a fault rule can name. */
+/** CRLReason names (RFC 5280 section 5.3.1) that `revoke` accepts. */
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'cACompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation'
+  | 'certificateHold'
+  | 'privilegeWithdrawn';
+
+/** CSC method names (as under `/csc/v2/`), plus `oauth2/token` and the PKI endpoints `tsa` (POST /tsa),
+ * `ocsp` (/ocsp) and `crl` (/crl/root.crl): what a fault rule can name. */
 export type FaultEndpoint =
   | 'info'
   | 'auth/login'
@@ -68,10 +95,14 @@ export type FaultEndpoint =
   | 'credentials/authorize'
   | 'credentials/sendOTP'
   | 'signatures/signHash'
-  | 'oauth2/token';
+  | 'signatures/timestamp'
+  | 'oauth2/token'
+  | 'tsa'
+  | 'ocsp'
+  | 'crl';
 
 interface FaultRuleBase {
-  /** One endpoint (v1 and v2 alike), or `csc`: every CSC method (never `oauth2/token`). */
+  /** One endpoint (v1 and v2 alike), or `csc`: every CSC method (never `oauth2/token`, `tsa`, `ocsp`, `crl`). */
   endpoint: FaultEndpoint | 'csc';
   /** Share of the endpoint's requests this rule hits, 0..1. */
   rate: number;
@@ -195,6 +226,14 @@ export interface SandboxStats {
   signatures: number;
   /** Responses with an HTTP status >= 400. */
   errors: number;
+  /** CSC `signatures/timestamp` calls (v2 and v1). */
+  timestamp: number;
+  /** RFC 3161 requests to `POST /tsa` (granted or not). */
+  tsa: number;
+  /** OCSP requests (POST and GET /ocsp). */
+  ocsp: number;
+  /** CRL downloads (`GET /crl/root.crl`). */
+  crl: number;
 }
 
 export interface SandboxHandle {
@@ -214,5 +253,21 @@ export interface SandboxHandle {
   issuedSecrets(): string[];
   /** Fault injection (the same as `GET`/`POST /sandbox/faults`). */
   faults: SandboxFaults;
+  /** RFC 3161 TSA URL (`<origin>/tsa`; POST application/timestamp-query). */
+  tsaUrl: string;
+  /** OCSP responder URL (`<origin>/ocsp`; POST application/ocsp-request, or GET `/ocsp/<base64>`). */
+  ocspUrl: string;
+  /** The root's CRL (`<origin>/crl/root.crl`, DER). */
+  crlUrl: string;
+  /** The TSA certificate in force (PEM) and its file `<dataDir>/tsa/cert.pem`; both follow rotations. */
+  readonly tsaCertificatePem: string;
+  tsaCertificatePath: string;
+  /** Replaces the TSA certificate with one of `days` validity (same key, new serial) from now on. */
+  rotateTsaCertificate(days: number): Promise<string>;
+  /** Marks the credential's current certificate revoked (persisted in dataDir; OCSP and CRL show it at
+   * once). Default reason `unspecified`; `at` defaults to the sandbox clock. Returns the serial (hex). */
+  revoke(credentialId: string, reason?: RevocationReason, at?: Date): string;
+  /** `true`: the TSA (`/tsa` and `signatures/timestamp`) answers 503 until switched back. */
+  setTsaOutage(down: boolean): void;
   close(): Promise<void>;
 }

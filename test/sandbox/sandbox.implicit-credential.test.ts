@@ -180,7 +180,9 @@ test(
   async () => {
     const dataDir = await makeDataDir();
     try {
-      const first = await startFixture({}, dataDir);
+      // One PKI base for every start, so certificates are re-issued only for the credential added.
+      const pkiBaseUrl = 'http://sandbox-pki.test';
+      const first = await startFixture({ pkiBaseUrl }, dataDir);
       const kept = first.sandbox.credentials.filter((c) => c.credentialId !== IMPLICIT);
       const pins = await Promise.all(kept.map((c) => secret(c.pinFile)));
       await first.close();
@@ -198,7 +200,10 @@ test(
         await rm(path.join(dataDir, 'secrets', 'sakura', `${IMPLICIT}.${ext}`));
 
       // Two sandboxes upgrade it at once: both end up serving the same certificate.
-      const [a, b] = await Promise.all([startFixture({}, dataDir), startFixture({}, dataDir)]);
+      const [a, b] = await Promise.all([
+        startFixture({ pkiBaseUrl }, dataDir),
+        startFixture({ pkiBaseUrl }, dataDir),
+      ]);
       try {
         for (const fixture of [a, b]) {
           const upgraded = fixture.sandbox.credentials;

@@ -1,6 +1,8 @@
 // Persistence: a sandbox restarted on the same dataDir serves the same root, certificates and secrets
 // (so sealed PDFs keep verifying and stored factors keep working); secret files are private (0600);
-// the TOTP period is a per-start option (default 30 s), not part of the stored state.
+// the TOTP period is a per-start option (default 30 s), not part of the stored state. Certificates stay
+// the same while the PKI base URL they name does (a restart on another port re-issues them for the same
+// keys: sandbox.ocsp-crl.test.ts), so both starts here name one fixed pkiBaseUrl.
 import assert from 'node:assert/strict';
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +18,8 @@ test(
   async () => {
     const dataDir = await makeDataDir();
     try {
-      const first = await startFixture({}, dataDir);
+      const pkiBaseUrl = 'http://sandbox-pki.test';
+      const first = await startFixture({ pkiBaseUrl }, dataDir);
       const token1 = await getToken(first.sandbox, 'fuji-app');
       const info1 = await csc(first.sandbox, 'credentials/info', token1, {
         credentialID: 'fuji-eseal-ec',
@@ -26,7 +29,7 @@ test(
       const secrets1 = await Promise.all(creds1.map((c) => secret(c.pinFile)));
       await first.close();
 
-      const second = await startFixture({}, dataDir);
+      const second = await startFixture({ pkiBaseUrl }, dataDir);
       try {
         assert.deepEqual(second.sandbox.credentials, creds1);
         assert.equal(

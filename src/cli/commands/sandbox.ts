@@ -1,5 +1,11 @@
 import path from 'node:path';
-import { loadFaultsArgument, startSandbox } from '../../sandbox';
+import {
+  loadFaultsArgument,
+  REVOCATION_REASONS,
+  revokeCredentialInDataDir,
+  startSandbox,
+  type RevocationReason,
+} from '../../sandbox';
 import { createLogger } from '../../common/logger';
 
 export async function sandboxCommand(opts: {
@@ -12,6 +18,8 @@ export async function sandboxCommand(opts: {
   totpPeriod: number;
   tls?: boolean;
   faults?: string;
+  tsaCertDays?: number;
+  tsaLatencyMs?: number;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
@@ -28,10 +36,15 @@ export async function sandboxCommand(opts: {
     totpPeriodSec: opts.totpPeriod,
     tls: opts.tls === true,
     faults,
+    tsaCertificateDays: opts.tsaCertDays,
+    tsaLatencyMs: opts.tsaLatencyMs,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);
   console.error(`root certificate: ${sandbox.rootCertPath}`);
+  console.error(
+    `TSA ${sandbox.tsaUrl} (certificate ${sandbox.tsaCertificatePath}), OCSP ${sandbox.ocspUrl}, CRL ${sandbox.crlUrl}`,
+  );
   if (faults !== undefined) {
     const { seed, rules } = sandbox.faults.state();
     console.error(
@@ -56,5 +69,25 @@ export async function sandboxCommand(opts: {
   await sandbox.close();
   console.error(
     `sandbox stopped: ${stats.signHash} signHash calls, ${stats.signatures} signatures, ${stats.authorize} authorisations`,
+  );
+}
+
+/** `sealer sandbox revoke <credentialId>`: revokes the credential's certificate in the dataDir. */
+export async function sandboxRevokeCommand(
+  credentialId: string,
+  opts: { dataDir: string; reason: string },
+): Promise<void> {
+  if (!Object.hasOwn(REVOCATION_REASONS, opts.reason)) {
+    throw new Error(
+      `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}, not ${opts.reason}`,
+    );
+  }
+  const held = await revokeCredentialInDataDir(
+    path.resolve(opts.dataDir),
+    credentialId,
+    opts.reason as RevocationReason,
+  );
+  console.log(
+    `revoked ${credentialId}: certificate serial ${held.serialHex}, ${held.reason}, since ${held.revokedAt.toISOString()}`,
   );
 }

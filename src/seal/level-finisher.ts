@@ -34,8 +34,6 @@ export function atLeast(level: SealLevel, least: SealLevel): boolean {
   return RANK[level] >= RANK[least];
 }
 
-/** Bytes of a signature-time-stamp-token attribute around its token: SEQUENCE, OID, SET headers. */
-const TIMESTAMP_ATTRIBUTE_OVERHEAD = 32;
 /** Room for what differs between two tokens of one TSA: serial, genTime fraction, nonce, DER lengths. */
 const TOKEN_SIZE_MARGIN = 512;
 
@@ -114,11 +112,11 @@ export class LevelFinisher {
 
   /** Bytes the signature's placeholder must hold at this level. */
   get signatureBytes(): number {
-    const cms = this.o.template.maxCmsLength;
-    const extra = atLeast(this.level, 'B-T')
-      ? this.tokenBytes + TIMESTAMP_ATTRIBUTE_OVERHEAD + TOKEN_SIZE_MARGIN
-      : 0;
-    return Math.ceil((cms + extra + 64) / 256) * 256;
+    const { template } = this.o;
+    const cms = atLeast(this.level, 'B-T')
+      ? template.cmsLengthWith(this.tokenBytes + TOKEN_SIZE_MARGIN)
+      : template.maxCmsLength;
+    return Math.ceil((cms + 64) / 256) * 256;
   }
 
   /** Bytes a document timestamp's placeholder holds. */

@@ -154,6 +154,10 @@ test(
       signHash: 0,
       signatures: 0,
       errors: 0,
+      timestamp: 0,
+      tsa: 0,
+      ocsp: 0,
+      crl: 0,
     });
     assert.deepEqual(sandbox.issuedSecrets(), [], 'no access token and no SAD was issued');
 

@@ -1,5 +1,6 @@
-// Public face of the pdf part: prepare a placeholder in an incremental update, embed a CMS into it,
-// read signatures back, and render sample invoices. Knows nothing of CMS internals (that is pades).
+// Public face of the pdf part: prepare a placeholder in an incremental update (optionally with a
+// visible company seal), embed a CMS into it, read signatures back, and render sample invoices.
+// Knows nothing of CMS internals (that is pades).
 export { PdfError } from './pdf-error';
 export {
   preparePdf,
@@ -10,6 +11,15 @@ export {
   type PreparedPdf,
 } from './prepare';
 export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
+export {
+  buildSealAppearance,
+  sealLegend,
+  SEAL_RED,
+  MAX_SEAL_CHARACTERS,
+  MAX_SEAL_IMAGE_PIXELS,
+  type SealAppearance,
+  type BuiltSealAppearance,
+} from './seal-appearance';
 export { embedCms } from './embed';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';

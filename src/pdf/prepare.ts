@@ -6,6 +6,7 @@ import { ParseSpeeds, PDFDocument } from 'pdf-lib';
 import { asBuffer, indexOfAscii, lastIndexOfAscii } from './bytes';
 import { DEFAULT_MAX_INFLATED_BYTES, withInflateBudget } from './inflate-limit';
 import { PdfError } from './pdf-error';
+import { buildSealAppearance, type SealAppearance } from './seal-appearance';
 import { addSignatureField, BYTE_RANGE_PLACEHOLDER } from './signature-field';
 
 export const SUBFILTER_ETSI_CADES_DETACHED = 'ETSI.CAdES.detached';
@@ -25,6 +26,8 @@ export interface PrepareOptions {
   signatureBytes?: number;
   /** Most bytes loading the input may inflate (object and xref streams), against decompression bombs. */
   maxInflatedBytes?: number;
+  /** A visible company seal where the widget sits. Default: none, an invisible /Rect [0 0 0 0]. */
+  appearance?: SealAppearance;
 }
 
 export interface PreparedPdf {
@@ -103,6 +106,7 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
   // a second takeSnapshot() would start an empty one and the update would miss the catalog and page.
   const snapshot = doc.context.snapshot;
   if (!snapshot) throw new PdfError('pdf-lib did not start an incremental update for the input');
+  const appearance = options.appearance && (await buildSealAppearance(doc, options.appearance));
   const field = addSignatureField(doc, {
     signingTime: options.signingTime,
     signatureBytes,
@@ -111,6 +115,7 @@ export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions
     name: options.name,
     location: options.location,
     contactInfo: options.contactInfo,
+    appearance,
   });
 
   let update: Uint8Array;

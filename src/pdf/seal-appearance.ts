@@ -15,6 +15,7 @@ import {
   PDFFont,
   PDFImage,
   PDFName,
+  PDFObjectCopier,
   PDFOperator,
   PDFRef,
   popGraphicsState,
@@ -247,21 +248,15 @@ function legendBox(size: number): { at: number; side: number } {
   return { at, side: size - 2 * at };
 }
 
-async function textOperators(
-  doc: PDFDocument,
-  size: number,
-  text: string,
-): Promise<{
-  operators: PDFOperator[];
-  font: PDFFont;
-}> {
+/** The legend, checked against the limits and the font before anything is drawn or looked up. */
+function checkedLegend(text: string): string[] {
   const legend = sealLegend(text);
   if (legend.length > MAX_SEAL_CHARACTERS) {
     throw new PdfError(
       `seal appearance text has ${legend.length} characters with its 印; a seal holds at most ${MAX_SEAL_CHARACTERS}`,
     );
   }
-  const { bytes, face } = loadSealFont();
+  const { face } = loadSealFont();
   const missing = legend.filter((ch) => !face.hasGlyphForCodePoint(ch.codePointAt(0)!));
   if (missing.length > 0) {
     const list = [...new Set(missing)]
@@ -271,7 +266,15 @@ async function textOperators(
       `seal appearance text ${JSON.stringify(text)} has characters the seal font lacks: ${list}`,
     );
   }
+  return legend;
+}
 
+async function textOperators(
+  doc: PDFDocument,
+  size: number,
+  legend: readonly string[],
+): Promise<{ operators: PDFOperator[]; font: PDFFont }> {
+  const { bytes, face } = loadSealFont();
   // pdf-lib asks the registered fontkit to parse the bytes for every document; hand it the face
   // parsed once instead. pdf-lib's own subset names carry a random suffix, not the ABCDEF+ prefix
   // that marks a subset, hence customName.
@@ -304,7 +307,7 @@ async function textOperators(
   return { operators, font };
 }
 
-function imageOperators(image: PDFImage, size: number): PDFOperator[] {
+function imageOperators(image: { width: number; height: number }, size: number): PDFOperator[] {
   // Fitted, aspect kept, centred: a seal image stretched out of shape would not look like the seal.
   const scale = Math.min(size / image.width, size / image.height);
   const w = image.width * scale;
@@ -317,17 +320,79 @@ function imageOperators(image: PDFImage, size: number): PDFOperator[] {
   ];
 }
 
+type SealContent = { kind: 'text'; legend: string[] } | { kind: 'image'; png: Uint8Array };
+
+/** The seal's form XObject, drawn once into a scratch document whose objects are copied per invoice. */
+interface DrawnSeal {
+  scratch: PDFDocument;
+  form: PDFRef;
+}
+
+// A tenant's seal is the same on every invoice of a night: drawing it again for each one (font
+// subset, or PNG decoded and compressed) cost ~2 ms per invoice for a name and ~9 ms for a 256x256
+// PNG. Keyed by what is drawn and the size; the least recently used is dropped.
+const MAX_CACHED_SEALS = 32;
+const drawnSeals = new Map<string, Promise<DrawnSeal>>();
+
+async function drawSeal(content: SealContent, size: number): Promise<DrawnSeal> {
+  const scratch = await PDFDocument.create({ updateMetadata: false });
+  const operators = [pushGraphicsState()];
+  const resources: Record<string, Record<string, PDFRef>> = {};
+  if (content.kind === 'image') {
+    let image: PDFImage;
+    try {
+      image = await scratch.embedPng(content.png);
+    } catch (cause) {
+      throw new PdfError(`seal appearance imagePng could not be decoded: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    // A tenant's PNG is the whole seal, border included: nothing of ours is drawn around it.
+    operators.push(...imageOperators(image, size));
+    resources.XObject = { Im1: image.ref };
+  } else {
+    const text = await textOperators(scratch, size, content.legend);
+    operators.push(...borderOperators(size), ...text.operators);
+    resources.Font = { F1: text.font.ref };
+  }
+  operators.push(popGraphicsState());
+  await scratch.flush(); // the font subset (every glyph now in it) and the image become objects
+
+  const form = scratch.context.formXObject(operators, { BBox: [0, 0, size, size], Resources: resources });
+  // Named so a reader of the file sees what the stream is; viewers ignore it.
+  form.dict.set(PDFName.of('Name'), PDFName.of('CompanySeal'));
+  return { scratch, form: scratch.context.register(form) };
+}
+
+function drawnSeal(content: SealContent, size: number): Promise<DrawnSeal> {
+  const what =
+    content.kind === 'text'
+      ? `text:${content.legend.join('')}`
+      : `png:${createHash('sha256').update(content.png).digest('hex')}`;
+  const key = `${size}:${what}`;
+  let drawn = drawnSeals.get(key);
+  if (drawn) {
+    drawnSeals.delete(key); // re-inserted below as the most recently used
+  } else {
+    drawn = drawSeal(content, size);
+    drawn.catch(() => drawnSeals.delete(key)); // a failure is not kept
+    if (drawnSeals.size >= MAX_CACHED_SEALS) drawnSeals.delete(drawnSeals.keys().next().value!);
+  }
+  drawnSeals.set(key, drawn);
+  return drawn;
+}
+
 /**
- * Runs `build` with pdf-lib's change tracking off. While an incremental update is open, pdf-lib looks
- * every changed dictionary or array up among all indirect objects, a deep scan per change: embedding
- * the font that way cost ~8 ms per invoice. Only new objects are made here, and an update writes
- * every object numbered past the input's last one anyway, so nothing is lost by not tracking them.
+ * Copies the drawn seal into `doc` with pdf-lib's change tracking off. While an incremental update is
+ * open, pdf-lib looks every changed dictionary or array up among all indirect objects, a deep scan
+ * per change (~8 ms per invoice for the font's objects). Only new objects are made here, and an update
+ * writes every object numbered past the input's last one anyway, so nothing is lost by not tracking.
  */
-async function untracked<T>(doc: PDFDocument, build: () => Promise<T>): Promise<T> {
+function copyInto(doc: PDFDocument, drawn: DrawnSeal): PDFRef {
   const { snapshot } = doc.context;
   doc.context.snapshot = undefined;
   try {
-    return await build();
+    return PDFObjectCopier.for(drawn.scratch.context, doc.context).copy(drawn.form) as PDFRef;
   } finally {
     doc.context.snapshot = snapshot;
   }
@@ -370,48 +435,19 @@ export async function buildSealAppearance(
     }
   }
 
-  return untracked(doc, () => drawSeal(doc, appearance, size, pageNumber, rect));
-}
-
-async function drawSeal(
-  doc: PDFDocument,
-  appearance: SealAppearance,
-  size: number,
-  pageNumber: number,
-  rect: [number, number, number, number],
-): Promise<BuiltSealAppearance> {
-  const operators = [pushGraphicsState()];
-  const resources: Record<string, Record<string, PDFRef>> = {};
+  let content: SealContent;
   if (appearance.imagePng !== undefined) {
     if (!(appearance.imagePng instanceof Uint8Array)) {
       throw new PdfError('seal appearance imagePng must be bytes (Uint8Array)');
     }
     checkPng(appearance.imagePng);
-    let image: PDFImage;
-    try {
-      image = await doc.embedPng(appearance.imagePng);
-    } catch (cause) {
-      throw new PdfError(`seal appearance imagePng could not be decoded: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-    // A tenant's PNG is the whole seal, border included: nothing of ours is drawn around it.
-    operators.push(...imageOperators(image, size));
-    resources.XObject = { Im1: image.ref };
-    await image.embed(); // now, untracked; the save's own flush then finds it done
+    content = { kind: 'image', png: appearance.imagePng };
   } else {
     if (typeof appearance.text !== 'string') {
       throw new PdfError('seal appearance needs text (the tenant name) or imagePng');
     }
-    const text = await textOperators(doc, size, appearance.text);
-    operators.push(...borderOperators(size), ...text.operators);
-    resources.Font = { F1: text.font.ref };
-    await text.font.embed(); // after every glyph is in the subset; the save's flush finds it done
+    content = { kind: 'text', legend: checkedLegend(appearance.text) };
   }
-  operators.push(popGraphicsState());
-
-  const form = doc.context.formXObject(operators, { BBox: [0, 0, size, size], Resources: resources });
-  // Named so a reader of the file sees what the stream is; viewers ignore it.
-  form.dict.set(PDFName.of('Name'), PDFName.of('CompanySeal'));
-  return { pageIndex: pageNumber - 1, rect, appearance: doc.context.register(form) };
+  const form = copyInto(doc, await drawnSeal(content, size));
+  return { pageIndex: pageNumber - 1, rect, appearance: form };
 }

@@ -412,3 +412,37 @@ test(
     await refuses({ ...ok, imagePng: huge }, /5000x90 pixels; each side must be 1 to 2048/);
   },
 );
+
+test(
+  'a seal on page 2 of 2 is drawn there only, and a second sealing keeps the first signature valid',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const onePage = join(dir, 'one-page.pdf');
+    writeFileSync(onePage, input);
+    const twoPagesPath = join(dir, 'two-pages.pdf');
+    execFileSync('qpdf', ['--empty', '--pages', onePage, onePage, '--', twoPagesPath]);
+    const twoPages = readFileSync(twoPagesPath);
+
+    const template = CmsTemplate.fromCertificates(pki.rsa.chainDer);
+    const sealOnce = async (pdf: Buffer, appearance: SealAppearance) => {
+      const prepared = await preparePdf(pdf, { signingTime, appearance });
+      const attrs = template.signedAttributes(prepared.contentDigest);
+      return embedCms(prepared, template.assemble(attrs, pki.rsa.signDigest(digestToSign(attrs))));
+    };
+    const first = await sealOnce(twoPages, { ...stampAt, page: 2, text: TENANT_NAME });
+    assert.equal(redShares(renderPage(first, 'two-pages-p1', 1), stampAt).inside, 0, 'page 1 has no stamp');
+    assert.ok(redShares(renderPage(first, 'two-pages-p2', 2), stampAt).inside > 0.25, 'page 2 has it');
+    const { doc, widget } = await widgetOf(first);
+    assert.equal((widget.get(PDFName.of('P')) as PDFRef).toString(), doc.getPage(1).ref.toString());
+    const page1Annots = doc.getPage(0).node.lookupMaybe(PDFName.of('Annots'), PDFArray);
+    assert.equal(page1Annots?.size() ?? 0, 0, 'page 1 gets no widget');
+
+    const second = await sealOnce(first, { ...stampAt, x: 60, page: 1, text: '山田商事' });
+    assert.ok(second.subarray(0, first.length).equals(first), 'the first sealed file is a byte prefix');
+    const report = pdfsigReport(second, 'twice');
+    assert.equal(report.match(/Signature Validation: Signature is Valid\./g)?.length, 2, report);
+    assert.match(report, /Signature #2:[\s\S]*Total document signed/);
+    const page1 = renderPage(second, 'twice-p1', 1);
+    assert.ok(redShares(page1, { ...stampAt, x: 60 }).inside > 0.25, 'the second stamp is on page 1');
+  },
+);

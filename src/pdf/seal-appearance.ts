@@ -1,7 +1,8 @@
 // The visible company seal (角印) a signature widget may show: a red square stamp drawn from the
 // tenant's name in vertical columns, or a PNG the tenant supplies. Builds the widget's normal
-// appearance as a form XObject in the document being updated, so it lands in prepare's one
-// incremental update; the page's own content is never touched.
+// appearance as a form XObject of new objects in the document being updated, so it lands in
+// prepare's one incremental update; the page's own content is never touched. Each distinct seal is
+// drawn once per process (per worker thread) and copied into every invoice that carries it.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fontkit from '@pdf-lib/fontkit';
@@ -132,7 +133,7 @@ function withSafeSubsets(face: FontkitFont): FontkitFont {
 }
 
 /**
- * The seal font, read and parsed once per process (7.6 MB; parsing costs ~15 ms). The parsed face
+ * The seal font, read and parsed once per process or worker thread (7.6 MB; parsing costs ~15 ms). The parsed face
  * is shared by every document: fontkit reads it synchronously, and each document keeps its own subset.
  */
 function loadSealFont(): { bytes: Uint8Array; face: FontkitFont } {

@@ -1,6 +1,6 @@
-// Public face of the pdf part: prepare a placeholder in an incremental update, embed a CMS into it,
-// add a DSS and document timestamps (B-LT, B-LTA) as further updates, read signatures back, and
-// render sample invoices. Knows nothing of CMS internals (that is pades).
+// Public face of the pdf part: prepare a placeholder in an incremental update (optionally with a
+// visible company seal), embed a CMS into it, add a DSS and document timestamps (B-LT, B-LTA) as
+// further updates, read signatures back, and render sample invoices. Knows nothing of CMS internals.
 export { PdfError } from './pdf-error';
 export {
   preparePdf,
@@ -13,6 +13,15 @@ export {
   type PreparedPdf,
 } from './prepare';
 export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
+export {
+  buildSealAppearance,
+  sealLegend,
+  SEAL_RED,
+  MAX_SEAL_CHARACTERS,
+  MAX_SEAL_IMAGE_PIXELS,
+  type SealAppearance,
+  type BuiltSealAppearance,
+} from './seal-appearance';
 export { embedCms } from './embed';
 export {
   appendDss,

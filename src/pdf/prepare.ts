@@ -15,6 +15,7 @@ import {
   readModificationPermissions,
 } from './modification-permissions';
 import { PdfError } from './pdf-error';
+import { buildSealAppearance, type SealAppearance } from './seal-appearance';
 import {
   type AddedSignatureField,
   addSignatureField,
@@ -46,6 +47,8 @@ export interface PrepareOptions {
    * needed when there is one; ignored for uncertified inputs, which always get a new field.
    */
   certifiedFieldName?: string;
+  /** A visible company seal where the widget sits. Default: none, an invisible /Rect [0 0 0 0]. */
+  appearance?: SealAppearance;
 }
 
 /** Where the placeholder is: all that embedding a CMS needs. */
@@ -92,6 +95,12 @@ function checkSignatureBytes(n: number): void {
   }
 }
 
+/** Puts the signature dictionary into the document (a new field, or an existing empty one). */
+type PlaceSignature = (
+  doc: PDFDocument,
+  field: SignatureFieldOptions,
+) => PlacedSignature | Promise<PlacedSignature>;
+
 /** The default placement: a new field, or for a certified input its empty signature field. */
 function placeSeal(doc: PDFDocument, field: SignatureFieldOptions, fieldName?: string): PlacedSignature {
   const target = chooseSealTarget(readModificationPermissions(doc), { fieldName });
@@ -102,9 +111,10 @@ function placeSeal(doc: PDFDocument, field: SignatureFieldOptions, fieldName?: s
 }
 
 export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
-  return appendSignatureUpdate(inputBytes, options, (doc, field) =>
-    placeSeal(doc, field, options.certifiedFieldName),
-  );
+  return appendSignatureUpdate(inputBytes, options, async (doc, field) => {
+    const appearance = options.appearance && (await buildSealAppearance(doc, options.appearance));
+    return placeSeal(doc, { ...field, appearance }, options.certifiedFieldName);
+  });
 }
 
 /**
@@ -114,7 +124,7 @@ export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Pro
 export async function appendSignatureUpdate(
   inputBytes: Uint8Array,
   options: PrepareOptions,
-  place: (doc: PDFDocument, field: SignatureFieldOptions) => PlacedSignature,
+  place: PlaceSignature,
 ): Promise<PreparedPdf> {
   if (!(options.signingTime instanceof Date) || Number.isNaN(options.signingTime.getTime())) {
     throw new PdfError('signingTime must be a valid Date');
@@ -144,7 +154,7 @@ export async function appendPlaceholder(
   input: Buffer,
   field: SignatureFieldOptions,
   maxInflatedBytes: number | undefined,
-  place: (doc: PDFDocument, field: SignatureFieldOptions) => PlacedSignature = (doc, f) => ({
+  place: PlaceSignature = (doc, f) => ({
     ...addSignatureField(doc, f),
     filledExistingField: false,
   }),
@@ -158,7 +168,7 @@ export async function appendPlaceholder(
     throw new PdfError('input PDF has no pages to attach the seal field to');
   }
   edit?.(loaded);
-  const placed = place(loaded.doc, field);
+  const placed = await place(loaded.doc, field);
   const bytes = await writeUpdate(loaded);
 
   const dictAt = bytes.indexOf(placed.dictBytes, input.length);

@@ -1,4 +1,5 @@
-// Adds an invisible signature field whose value is a signature dictionary with an empty placeholder.
+// Adds a signature field (invisible, or showing a seal built by seal-appearance.ts) whose value is a
+// signature dictionary with an empty placeholder.
 // Adapted from @signpdf/placeholder-pdf-lib, which we do not call directly because it writes /Reason,
 // /Name and /Location as raw literal strings (Japanese names or a stray parenthesis corrupt the file)
 // and always names the field "Signature1" (a duplicate when the input already carries a signature).
@@ -15,6 +16,7 @@ import {
   PDFString,
   type PDFContext,
 } from 'pdf-lib';
+import type { BuiltSealAppearance } from './seal-appearance';
 
 /** Stands in for the three ByteRange numbers until the file's final layout is known. */
 export const BYTE_RANGE_PLACEHOLDER = '**********';
@@ -30,6 +32,8 @@ export interface SignatureFieldOptions {
   name?: string;
   location?: string;
   contactInfo?: string;
+  /** A visible seal (from buildSealAppearance); without it the widget is invisible on page 1. */
+  appearance?: BuiltSealAppearance;
 }
 
 export interface AddedSignatureField {
@@ -104,7 +108,7 @@ export function createSignatureDictionary(
 
 export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptions): AddedSignatureField {
   const { context } = doc;
-  const page = doc.getPage(0);
+  const page = doc.getPage(options.appearance?.pageIndex ?? 0);
   const { dictBytes, ref: sigRef } = createSignatureDictionary(context, options);
 
   let acroForm = doc.catalog.lookupMaybe(PDFName.of('AcroForm'), PDFDict);
@@ -122,18 +126,20 @@ export function addSignatureField(doc: PDFDocument, options: SignatureFieldOptio
   while (taken.has(`Signature${n}`)) n++;
   const fieldName = `Signature${n}`;
 
-  // Invisible widget; the empty appearance stream is what PDF/A validators insist on.
-  const appearance = context.formXObject([], { BBox: [0, 0, 0, 0], Resources: {} });
+  // Invisible unless a seal was built; even then an (empty) appearance stream, as PDF/A insists.
+  const appearance =
+    options.appearance?.appearance ??
+    context.register(context.formXObject([], { BBox: [0, 0, 0, 0], Resources: {} }));
   const widget = context.obj({
     Type: 'Annot',
     Subtype: 'Widget',
     FT: 'Sig',
-    Rect: [0, 0, 0, 0],
+    Rect: options.appearance?.rect ?? [0, 0, 0, 0],
     V: sigRef,
     T: PDFString.of(fieldName),
     F: ANNOT_FLAGS_PRINT_LOCKED,
     P: page.ref,
-    AP: { N: context.register(appearance) },
+    AP: { N: appearance },
   });
   const widgetRef: PDFRef = context.register(widget);
 

@@ -199,12 +199,13 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
 
     for (const run of night.runs) {
       const { counts } = run;
-      const outDir = path.join(
-        jobs.find((j) => j.name === run.job)!.outboxRoot,
-        run.tenant,
-        run.produced.runDate,
-      );
+      const job = jobs.find((j) => j.name === run.job)!;
+      const outDir = path.join(job.outboxRoot, run.tenant, run.produced.runDate);
+      const { level, appearance } = job.signing;
       say(`\n${run.job} (tenant ${run.tenant}), run ${run.produced.runId}`);
+      say(
+        `  level PAdES ${level}${appearance ? `, visible seal on page ${appearance.page}` : ', invisible seal'}`,
+      );
       say(
         `  rows ${counts.rows}: sealed ${counts.sealed}, already sealed ${counts.alreadySealed}, failed ${counts.failed}, rejected ${counts.rejected}`,
       );

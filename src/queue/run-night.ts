@@ -57,11 +57,15 @@ export interface CredentialReport {
   authorisations: number;
   signatures: number;
   unusedSignatures: number;
+  /** RFC 3161 or signatures/timestamp requests (each probe and retry included) */
+  timestampRequests: number;
 }
 
 export interface NightResult {
   runs: NightRun[];
   credentials: CredentialReport[];
+  /** OCSP and CRL fetches of the night (B-LT and above), and the answers served from cache */
+  revocation: { ocspRequests: number; crlRequests: number; cacheHits: number };
   seconds: number;
 }
 
@@ -138,10 +142,16 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
               ? parked.remaining
               : 0
             : ctx.sadManager.unusedSignatures(),
+          timestampRequests: ctx.timestampSources.reduce((n, t) => n + t.stats.requests, 0),
         };
       }),
     );
-    return { runs, credentials, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+    return {
+      runs,
+      credentials,
+      revocation: worker.contexts.revocationStats(),
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    };
   } finally {
     await worker.close();
     await running;

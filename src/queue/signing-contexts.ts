@@ -42,6 +42,8 @@ export interface SigningContext {
   chain: Buffer[];
   sadManager: SadManager;
   signer: BatchSigner;
+  /** Timestamp sources this credential's finishers use (their request counts, for reports). */
+  timestampSources: { stats: { requests: number } }[];
 }
 
 export interface SigningContextOptions {
@@ -94,14 +96,18 @@ export class SigningContexts {
 
   private async startFinisher(job: JobDefinition, ctx: SigningContext): Promise<LevelFinisher> {
     const { level } = job.signing;
-    const trustRootsDer = await trustRootsOf(job);
+    const trustRootsDer = atLeast(level, 'B-T') ? await trustRootsOf(job) : [];
     const now = this.options.now;
+    const timestamps = atLeast(level, 'B-T')
+      ? await this.timestampSource(job, ctx, trustRootsDer)
+      : undefined;
+    if (timestamps) ctx.timestampSources.push(timestamps);
     const finisher = new LevelFinisher({
       level,
       template: ctx.template,
       chainDer: ctx.chain,
       trustRootsDer,
-      timestamps: atLeast(level, 'B-T') ? await this.timestampSource(job, ctx, trustRootsDer) : undefined,
+      timestamps,
       revocation: atLeast(level, 'B-LT')
         ? (this.revocationFetcher ??= new RevocationFetcher({ now }))
         : undefined,
@@ -113,11 +119,16 @@ export class SigningContexts {
   }
 
   /** The job's TSA when it names one, else the provider's signatures/timestamp when /info lists it. */
+  /** Revocation data fetched by this process so far (one fetcher serves every credential). */
+  revocationStats(): { ocspRequests: number; crlRequests: number; cacheHits: number } {
+    return { ...(this.revocationFetcher?.stats ?? { ocspRequests: 0, crlRequests: 0, cacheHits: 0 }) };
+  }
+
   private async timestampSource(
     job: JobDefinition,
     ctx: SigningContext,
     trustRootsDer: Buffer[],
-  ): Promise<TimestampSource> {
+  ): Promise<TimestampSource & { stats: { requests: number } }> {
     const env = this.options.env ?? process.env;
     const { timestamp, timestampConcurrency, timestampAttempts, requestTimeoutSec } = job.signing;
     if (timestamp) {
@@ -289,6 +300,7 @@ export class SigningContexts {
       template: CmsTemplate.fromCertificates(facts.certificates),
       sadManager,
       signer,
+      timestampSources: [],
     };
   }
 

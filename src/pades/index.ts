@@ -10,4 +10,19 @@ export {
   type CmsInspection,
   type VerifyCmsOptions,
 } from './verify-cms';
-export { verifySealedPdf, type SignatureCheck, type VerifySealedPdfOptions } from './verify-sealed-pdf';
+export {
+  verifySealedPdf,
+  SUBFILTER_ETSI_RFC3161,
+  type PadesLevel,
+  type SignatureCheck,
+  type TimestampReport,
+  type VerifySealedPdfOptions,
+} from './verify-sealed-pdf';
+export { verifyTimestampToken, type TimestampCheck, type VerifyTimestampOptions } from './verify-timestamp';
+export { buildCertPath, type CertPath } from './cert-path';
+export { RevocationIndex, type CertificateRevocation, type RevocationData } from './revocation-coverage';
+export {
+  readSignerInfoParts,
+  OID_SIGNATURE_TIMESTAMP_TOKEN,
+  type SignerInfoParts,
+} from './signer-info-parts';

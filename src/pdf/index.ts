@@ -13,3 +13,12 @@ export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
 export { embedCms } from './embed';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';
+export {
+  readRevisions,
+  revisionEnds,
+  type DocMdpPermission,
+  type DssSnapshot,
+  type PdfRevision,
+  type RevisionChange,
+  type RevisionReport,
+} from './revisions';

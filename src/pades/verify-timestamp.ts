@@ -43,6 +43,16 @@ function hasCriticalTimestampingEku(cert: pkijs.Certificate): boolean {
   return eku?.keyPurposes.includes(OID_KP_TIMESTAMPING) ?? false;
 }
 
+/** The certificate the (only) SignerInfo names by issuer and serial number. */
+function signerCertificate(
+  signedData: pkijs.SignedData,
+  certs: pkijs.Certificate[],
+): pkijs.Certificate | undefined {
+  const sid = signedData.signerInfos[0]?.sid;
+  if (!(sid instanceof pkijs.IssuerAndSerialNumber)) return undefined;
+  return certs.find((c) => c.issuer.isEqual(sid.issuer) && c.serialNumber.isEqual(sid.serialNumber));
+}
+
 /** `stampedData` is what the imprint must be a hash of (signature value, or a ByteRange's bytes). */
 export async function verifyTimestampToken(
   tokenDer: Buffer,
@@ -66,24 +76,29 @@ export async function verifyTimestampToken(
     const hashOid = tstInfo.messageImprint.hashAlgorithm.algorithmId;
     const hashName = DIGEST_BY_OID[hashOid];
     const imprint = Buffer.from(tstInfo.messageImprint.hashedMessage.valueBlock.valueHexView);
+    let imprintOk = false;
     if (!hashName) problems.push(`timestamp imprint uses unsupported hash ${hashOid}`);
     else if (!imprint.equals(createHash(hashName).update(stampedData).digest())) {
       problems.push('timestamp imprint does not match the stamped data');
-    }
+    } else imprintOk = true;
 
     const certs = (signedData.certificates ?? []).filter(
       (c): c is pkijs.Certificate => c instanceof pkijs.Certificate,
     );
     out.certificatesDer = certs.map((c) => Buffer.from(c.toSchema().toBER()));
-    const result = await signedData
-      .verify({ signer: 0, checkChain: false, extendedMode: true })
-      .catch((err: unknown) => {
-        const e = err as { message?: string; signerCertificate?: pkijs.Certificate };
-        problems.push(`timestamp token signature does not verify: ${e.message ?? String(err)}`);
-        return { signatureVerified: true, signerCertificate: e.signerCertificate };
-      });
-    if (!result.signatureVerified) problems.push('timestamp token signature does not verify');
-    const tsaCert = result.signerCertificate;
+    const tsaCert = signerCertificate(signedData, certs);
+    // pkijs checks the imprint again (it needs the stamped data for that), then the CMS signature; with
+    // a wrong imprint the token is already rejected and its signature says nothing more.
+    if (imprintOk && tsaCert) {
+      const verified = await signedData
+        .verify({ signer: 0, checkChain: false, extendedMode: true, data: view(stampedData) })
+        .then((r) => r.signatureVerified === true)
+        .catch((err: unknown) => {
+          problems.push(`timestamp token signature does not verify: ${(err as Error).message}`);
+          return true;
+        });
+      if (!verified) problems.push('timestamp token signature does not verify');
+    }
     if (!tsaCert) {
       problems.push('the TSA certificate is not in the timestamp token');
     } else {

@@ -321,23 +321,44 @@ export async function appendOtherChange(pdf: Buffer): Promise<Buffer> {
   return Buffer.concat([pdf, update]);
 }
 
-/** Appends a document timestamp (/Type /DocTimeStamp, /SubFilter /ETSI.RFC3161) over everything before it. */
-export async function appendDocTimestamp(pdf: Buffer, pki: LtvPki, tokenBytes = 12000): Promise<Buffer> {
+export interface PlaceholderOptions {
+  type: 'Sig' | 'DocTimeStamp';
+  subFilter: string;
+  /** Make it a certifying signature: catalog /Perms /DocMDP and a DocMDP /Reference with this /P. */
+  docMdp?: 1 | 2 | 3;
+  bytes?: number;
+}
+
+/** An incremental update with a signature field and an empty placeholder (test-only stand-in for prepare). */
+export async function appendPlaceholder(pdf: Buffer, opts: PlaceholderOptions): Promise<PreparedPdf> {
+  const tokenBytes = opts.bytes ?? 12000;
   const doc = await PDFDocument.load(pdf, { forIncrementalUpdate: true, updateMetadata: false });
   const snapshot = doc.context.snapshot!;
   const { context } = doc;
   const placeholder = '**********';
-  const sig = context.obj({
-    Type: 'DocTimeStamp',
+  const entries: Record<string, unknown> = {
+    Type: opts.type,
     Filter: 'Adobe.PPKLite',
-    SubFilter: 'ETSI.RFC3161',
+    SubFilter: opts.subFilter,
     ByteRange: [0, PDFName.of(placeholder), PDFName.of(placeholder), PDFName.of(placeholder)],
     Contents: PDFHexString.of('0'.repeat(tokenBytes * 2)),
-  });
+  };
+  if (opts.docMdp) {
+    entries.Reference = [
+      {
+        Type: 'SigRef',
+        TransformMethod: 'DocMDP',
+        TransformParams: { Type: 'TransformParams', P: opts.docMdp, V: PDFName.of('1.2') },
+      },
+    ];
+  }
+  const sig = context.obj(entries as Parameters<typeof context.obj>[0] & Record<string, never>);
   const dictBytes = Buffer.alloc(sig.sizeInBytes());
   sig.copyBytesInto(dictBytes, 0);
   const sigRef = context.register(PDFInvalidObject.of(dictBytes));
+  if (opts.docMdp) doc.catalog.set(PDFName.of('Perms'), context.obj({ DocMDP: sigRef }));
   const page = doc.getPage(0);
+  const fieldName = `${opts.type}${pdf.length}`;
   const widget = context.register(
     context.obj({
       Type: 'Annot',
@@ -345,19 +366,22 @@ export async function appendDocTimestamp(pdf: Buffer, pki: LtvPki, tokenBytes = 
       FT: 'Sig',
       Rect: [0, 0, 0, 0],
       V: sigRef,
-      T: PDFHexString.fromText('DocTimeStamp1'),
+      T: PDFHexString.fromText(fieldName),
       F: 132,
       P: page.ref,
     }),
   );
-  const acroForm = doc.catalog.lookup(PDFName.of('AcroForm'), PDFDict);
+  let acroForm = doc.catalog.lookupMaybe(PDFName.of('AcroForm'), PDFDict);
+  if (!acroForm) {
+    acroForm = context.obj({ Fields: [] });
+    doc.catalog.set(PDFName.of('AcroForm'), context.register(acroForm));
+  }
   const fieldsRaw = acroForm.get(PDFName.of('Fields'));
   const fields = fieldsRaw instanceof PDFRef ? context.lookup(fieldsRaw) : fieldsRaw;
   (fields as unknown as { push(r: PDFRef): void }).push(widget);
   const annots = page.node.Annots();
   if (annots) annots.push(widget);
   else page.node.set(PDFName.of('Annots'), context.obj([widget]));
-  // A changed acroForm must be re-registered in the update: touch it.
   acroForm.set(PDFName.of('SigFlags'), PDFNumber.of(3));
   const update = await doc.saveIncremental(snapshot, { useObjectStreams: false });
   const bytes = Buffer.concat([pdf, update]);
@@ -376,16 +400,27 @@ export async function appendDocTimestamp(pdf: Buffer, pki: LtvPki, tokenBytes = 
   const arrayEnd = bytes.indexOf(']', placeholderAt, 'latin1') + 1;
   const filled = `[0 ${byteRange[1]} ${byteRange[2]} ${byteRange[3]}]`;
   bytes.write(filled.slice(0, -1).padEnd(arrayEnd - arrayStart - 1, ' ') + ']', arrayStart, 'latin1');
-  const digest = createHash('sha256')
+  const contentDigest = createHash('sha256')
     .update(bytes.subarray(0, contentsAt))
     .update(bytes.subarray(contentsEnd))
     .digest();
-  const prepared: PreparedPdf = {
-    bytes,
-    byteRange,
-    contentDigest: digest,
-    inputLength: pdf.length,
-    signatureBytes: tokenBytes,
-  };
-  return embedCms(prepared, pki.timestampDigest(digest));
+  return { bytes, byteRange, contentDigest, inputLength: pdf.length, signatureBytes: tokenBytes };
+}
+
+/** Appends a document timestamp (/Type /DocTimeStamp, /SubFilter /ETSI.RFC3161) over everything before it. */
+export async function appendDocTimestamp(pdf: Buffer, pki: LtvPki): Promise<Buffer> {
+  const prepared = await appendPlaceholder(pdf, { type: 'DocTimeStamp', subFilter: 'ETSI.RFC3161' });
+  return embedCms(prepared, pki.timestampDigest(prepared.contentDigest));
+}
+
+/** A certifying CAdES signature with DocMDP permission `p` (no signature timestamp). */
+export async function certifyWithPki(input: Buffer, pki: LtvPki, p: 1 | 2 | 3): Promise<Buffer> {
+  const prepared = await appendPlaceholder(input, {
+    type: 'Sig',
+    subFilter: 'ETSI.CAdES.detached',
+    docMdp: p,
+  });
+  const template = CmsTemplate.fromCertificates([pki.signerCertDer, pki.rootCertDer]);
+  const attrs = template.signedAttributes(prepared.contentDigest);
+  return embedCms(prepared, template.assemble(attrs, pki.signDigest(digestToSign(attrs))));
 }

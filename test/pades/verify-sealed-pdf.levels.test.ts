@@ -16,6 +16,7 @@ import {
   appendDocTimestamp,
   appendDss,
   appendOtherChange,
+  certifyWithPki,
   createLtvPki,
   sealWithPki,
   type LtvPki,
@@ -165,7 +166,7 @@ test(
     assert.match(first!, /Not total document signed/);
     assert.match(first!, /Signature Validation: Signature is Valid\./);
     assert.match(first!, /Certificate Validation: Certificate is Trusted\./);
-    assert.match(second!, /Signature Field Name: DocTimeStamp1/);
+    assert.match(second!, /Signature Field Name: DocTimeStamp\d+/);
     assert.match(second!, /Signer Certificate Common Name: Verify Test TSA/);
     assert.match(second!, /Total document signed/);
     const [, tsSig] = extractSignatures(lta);
@@ -242,3 +243,40 @@ test(
 function extractRootDer(pemPath: string): Buffer {
   return new X509Certificate(readFileSync(pemPath)).raw;
 }
+
+test(
+  'DocMDP: a certifying signature reports its /P; validation data after it is permitted, other changes are not',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const roots = { trustedRootsDer: [pki.rootCertDer] };
+    const certified = await certifyWithPki(input, pki, 2);
+    const [alone] = await verifySealedPdf(certified, roots);
+    assert.deepEqual(alone?.problems, []);
+    assert.equal(alone.docMdpPermission, 2);
+    assert.equal(alone.level, 'B-B');
+    assert.match(await pdfsigOf(certified, 'certified.pdf'), /Signature is Valid\./);
+
+    const withDss = await appendDss(certified, {
+      certsDer: [pki.signerCertDer],
+      ocspsDer: [pki.ocspForSigner()],
+      crlsDer: [],
+      signatureCmsDer: [extractSignatures(certified)[0]!.cmsDer],
+    });
+    const [afterDss] = await verifySealedPdf(withDss, roots);
+    assert.deepEqual(afterDss?.problems, []);
+    assert.equal(afterDss.laterChanges, 'validation-data');
+
+    const [afterOther] = await verifySealedPdf(await appendOtherChange(withDss), roots);
+    assert.equal(afterOther?.valid, false);
+    assert.match(afterOther.problems.join(), /not permitted by DocMDP P=2: page .*\/Rotate/);
+
+    // P=1: not even another signature may follow (a document timestamp may).
+    const locked = await certifyWithPki(input, pki, 1);
+    const [first, second] = await verifySealedPdf(await sealWithPki(locked, pki), roots);
+    assert.equal(first?.docMdpPermission, 1);
+    assert.match(first!.problems.join(), /DocMDP P=1 permits no changes/);
+    assert.equal(second?.valid, true);
+    const [stampedOnly] = await verifySealedPdf(await appendDocTimestamp(locked, pki), roots);
+    assert.deepEqual(stampedOnly?.problems, []);
+  },
+);

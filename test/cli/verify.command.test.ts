@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -105,10 +105,17 @@ test(
 );
 
 test('--json gives every field per file, with ISO times', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const r = await sealer(['verify', '--json', '--root', pki.rootPemPath, files.lta, files.notPdf]);
+  // One PEM file may hold several roots.
+  const bundle = path.join(dir, 'bundle.pem');
+  await writeFile(
+    bundle,
+    (await readFile(pki.otherRootPemPath, 'latin1')) + (await readFile(pki.rootPemPath, 'latin1')),
+  );
+  const r = await sealer(['verify', '--json', '--root', bundle, files.lta, files.notPdf]);
   assert.equal(r.code, 1, 'the unreadable file fails the run');
   const out = JSON.parse(r.stdout) as {
     file: string;
+    chainChecked: boolean;
     error?: string;
     signatures: {
       kind: string;
@@ -124,6 +131,7 @@ test('--json gives every field per file, with ISO times', { timeout: TEST_TIMEOU
   assert.equal(out.length, 2);
   const [lta, bad] = out;
   assert.equal(lta!.file, files.lta);
+  assert.equal(lta!.chainChecked, true);
   assert.deepEqual(
     lta!.signatures.map((s) => [s.kind, s.valid, s.level, s.chainTrusted, s.laterChanges]),
     [

@@ -61,26 +61,27 @@ export async function verifyCommand(
   const rootFiles = opts.root ?? [];
   const trustedRootsDer = rootFiles.length ? await readRoots(rootFiles) : undefined;
   let bad = 0;
-  const json: { file: string; error?: string; signatures: SignatureCheck[] }[] = [];
+  const chainChecked = trustedRootsDer !== undefined;
+  const json: { file: string; chainChecked: boolean; error?: string; signatures: SignatureCheck[] }[] = [];
   for (const file of files) {
     let checks: SignatureCheck[];
     try {
       checks = await verifySealedPdf(await fs.readFile(file), { trustedRootsDer });
     } catch (err) {
       bad++;
-      json.push({ file, error: (err as Error).message, signatures: [] });
+      json.push({ file, chainChecked, error: (err as Error).message, signatures: [] });
       if (!opts.json) console.log(`${file}: INVALID: ${(err as Error).message}`);
       continue;
     }
     if (checks.length === 0) {
       bad++;
-      json.push({ file, error: 'no signature found', signatures: [] });
+      json.push({ file, chainChecked, error: 'no signature found', signatures: [] });
       if (!opts.json) console.log(`${file}: INVALID: no signature found`);
       continue;
     }
     bad += checks.filter((c) => !c.valid).length;
-    json.push({ file, signatures: checks });
-    if (!opts.json) for (const c of checks) console.log(line(file, c, trustedRootsDer !== undefined));
+    json.push({ file, chainChecked, signatures: checks });
+    if (!opts.json) for (const c of checks) console.log(line(file, c, chainChecked));
   }
   if (opts.json) console.log(JSON.stringify(json, null, 2));
   else console.log(`${files.length} file(s) checked, ${bad === 0 ? 'all valid' : `${bad} problem(s)`}`);

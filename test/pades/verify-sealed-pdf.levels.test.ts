@@ -280,3 +280,39 @@ test(
     assert.deepEqual(stampedOnly?.problems, []);
   },
 );
+
+test(
+  'a second seal or a document timestamp counts as signing, not other changes, on classic, object-stream and qpdf inputs',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const classicFile = path.join(dir, 'classic-input.pdf');
+    await writeFile(classicFile, input);
+    execFileSync('qpdf', ['--object-streams=generate', classicFile, path.join(dir, 'qpdf-input.pdf')]);
+    const inputs = {
+      classic: input,
+      objectStreams: await renderSampleInvoice({
+        tenantName: 'Verify Test Tenant KK',
+        invoiceNumber: 'INV-2026-0043',
+        customerName: 'Yamada Shoji KK',
+        amount: 1,
+        issueDate: '2026-11-30',
+        useObjectStreams: true,
+      }),
+      qpdf: readFileSync(path.join(dir, 'qpdf-input.pdf')),
+    };
+    for (const [name, pdf] of Object.entries(inputs)) {
+      const once = await sealWithPki(pdf, pki);
+      for (const later of [await sealWithPki(once, pki), await appendDocTimestamp(once, pki)]) {
+        const checks = await verifySealedPdf(later, { trustedRootsDer: [pki.rootCertDer] });
+        assert.deepEqual(
+          checks.map((c) => [c.valid, c.laterChanges, c.laterChangeDetails]),
+          [
+            [true, 'validation-data', []],
+            [true, 'none', []],
+          ],
+          name,
+        );
+      }
+    }
+  },
+);

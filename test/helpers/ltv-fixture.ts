@@ -413,12 +413,15 @@ export async function appendDocTimestamp(pdf: Buffer, pki: LtvPki): Promise<Buff
   return embedCms(prepared, pki.timestampDigest(prepared.contentDigest));
 }
 
-/** A certifying CAdES signature with DocMDP permission `p` (no signature timestamp). */
-export async function certifyWithPki(input: Buffer, pki: LtvPki, p: 1 | 2 | 3): Promise<Buffer> {
+/**
+ * A CAdES signature through the test-only placeholder: certifying with DocMDP permission `p`, or an
+ * approval signature without. Also signs inputs that preparePdf rightly refuses (a P=1 certified file).
+ */
+export async function certifyWithPki(input: Buffer, pki: LtvPki, p?: 1 | 2 | 3): Promise<Buffer> {
   const prepared = await appendPlaceholder(input, {
     type: 'Sig',
     subFilter: 'ETSI.CAdES.detached',
-    docMdp: p,
+    ...(p ? { docMdp: p } : {}),
   });
   const template = CmsTemplate.fromCertificates([pki.signerCertDer, pki.rootCertDer]);
   const attrs = template.signedAttributes(prepared.contentDigest);

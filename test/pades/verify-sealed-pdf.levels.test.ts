@@ -272,7 +272,7 @@ test(
 
     // P=1: not even another signature may follow (a document timestamp may).
     const locked = await certifyWithPki(input, pki, 1);
-    const [first, second] = await verifySealedPdf(await sealWithPki(locked, pki), roots);
+    const [first, second] = await verifySealedPdf(await certifyWithPki(locked, pki), roots);
     assert.equal(first?.docMdpPermission, 1);
     assert.match(first!.problems.join(), /DocMDP P=1 permits no changes/);
     assert.equal(second?.valid, true);

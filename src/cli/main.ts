@@ -222,10 +222,16 @@ function buildProgram(io: CliIo): Command {
   program
     .command('verify')
     .description(
-      'check every signature in sealed PDFs: byte range, message digest, signature, and chain when --root is given',
+      'check every signature and document timestamp in sealed PDFs: integrity, signer, chain (with --root), ' +
+        'timestamps, revocation data, PAdES level, DocMDP and later changes; exits 1 when any fails',
     )
     .argument('<pdf...>', 'sealed PDF files')
-    .option('--root <pem>', 'trusted root certificate (PEM), e.g. var/sandbox/ca/root.pem')
+    .option(
+      '--root <pem>',
+      'trusted root certificate(s) in a PEM file, e.g. var/sandbox/ca/root.pem; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--json', 'print a JSON array per file with every field instead of one line per signature')
     .action(verifyCommand);
 
   program

@@ -12,7 +12,6 @@ export {
   type CmsTimestamp,
   type VerifyCmsOptions,
 } from './verify-cms';
-export { verifySealedPdf, type SignatureCheck, type VerifySealedPdfOptions } from './verify-sealed-pdf';
 export { TimestampError, type TimestampErrorKind } from './timestamp-error';
 export { buildTimeStampReq, newNonce, readTimeStampResp, type TimeStampReqInput } from './timestamp-request';
 export {
@@ -24,3 +23,19 @@ export {
 } from './timestamp-token';
 export { Rfc3161Client, type Rfc3161ClientOptions, type Rfc3161ClientStats } from './rfc3161-client';
 export { verifyCertificatePath } from './certificate-path';
+export {
+  verifySealedPdf,
+  SUBFILTER_ETSI_RFC3161,
+  type PadesLevel,
+  type SignatureCheck,
+  type TimestampReport,
+  type VerifySealedPdfOptions,
+} from './verify-sealed-pdf';
+export { verifyTimestampToken, type TimestampCheck, type VerifyTimestampOptions } from './verify-timestamp';
+export { buildCertPath, type CertPath } from './cert-path';
+export { RevocationIndex, type CertificateRevocation, type RevocationData } from './revocation-coverage';
+export {
+  readSignerInfoParts,
+  OID_SIGNATURE_TIMESTAMP_TOKEN,
+  type SignerInfoParts,
+} from './signer-info-parts';

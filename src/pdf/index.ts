@@ -35,3 +35,12 @@ export {
 export { prepareDocTimestamp, SUBFILTER_ETSI_RFC3161, type DocTimestampOptions } from './doc-timestamp';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';
+export {
+  readRevisions,
+  revisionEnds,
+  type DocMdpPermission,
+  type DssSnapshot,
+  type PdfRevision,
+  type RevisionChange,
+  type RevisionReport,
+} from './revisions';

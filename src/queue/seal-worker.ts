@@ -413,8 +413,14 @@ export class SealWorker {
     const def = this.jobDefinition(data);
     const sealed = await fs.readFile(target);
     const checks = await verifySealedPdf(sealed);
-    const last = checks[checks.length - 1];
-    if (!last?.valid || !last.coversWholeDocument) {
+    // The newest seal must be intact and followed by nothing but validation data (a B-LT/B-LTA file
+    // ends with a DSS or a document timestamp), which must verify too.
+    const last = checks.filter((c) => c.kind === 'signature').at(-1);
+    if (
+      !last?.valid ||
+      last.laterChanges === 'other' ||
+      checks.some((c) => c.index > last.index && !c.valid)
+    ) {
       throw new UnsealableError(
         `invoice ${data.invoiceNumber}: ${target} exists but is not a valid seal of this source; not overwriting`,
       );

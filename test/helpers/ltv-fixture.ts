@@ -16,7 +16,7 @@ import {
   OID_SIGNATURE_TIMESTAMP_TOKEN,
   readSignerInfoParts,
 } from '../../src/pades';
-import { embedCms, preparePdf, type PreparedPdf } from '../../src/pdf';
+import { embedCms, preparePdf, type PlaceholderLayout } from '../../src/pdf';
 
 const SHA256_DIGEST_INFO_PREFIX = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
@@ -330,7 +330,7 @@ export interface PlaceholderOptions {
 }
 
 /** An incremental update with a signature field and an empty placeholder (test-only stand-in for prepare). */
-export async function appendPlaceholder(pdf: Buffer, opts: PlaceholderOptions): Promise<PreparedPdf> {
+export async function appendPlaceholder(pdf: Buffer, opts: PlaceholderOptions): Promise<PlaceholderLayout> {
   const tokenBytes = opts.bytes ?? 12000;
   const doc = await PDFDocument.load(pdf, { forIncrementalUpdate: true, updateMetadata: false });
   const snapshot = doc.context.snapshot!;

@@ -66,7 +66,7 @@ test(
       assert.match(report, /Certificate Validation: Certificate is Trusted\./, signer.keyType);
       assert.match(report, /Total document signed/);
 
-      const [check] = await verifySealedPdf(sealed, { trustedRootsDer: [pki.rootCertDer] });
+      const [check] = await verifySealedPdf(sealed, { trustedRootsDer: [pki.rootCertDer, tsa.rootDer] });
       assert.deepEqual(check?.problems, [], signer.keyType);
       const [sig] = extractSignatures(sealed);
       const seen = inspectCms(sig!.cmsDer, sig!.signedBytes, {

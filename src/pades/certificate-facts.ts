@@ -174,7 +174,10 @@ export function verifySignedBytes(
   signer: CertificateFacts,
 ): boolean {
   const hash = SIGNATURE_HASH_BY_OID[algorithmOid];
-  if (!hash) throw new PadesError(`signature algorithm ${algorithmOid} is not supported (RSA PKCS#1 v1.5 or ECDSA with SHA-2 are)`);
+  if (!hash)
+    throw new PadesError(
+      `signature algorithm ${algorithmOid} is not supported (RSA PKCS#1 v1.5 or ECDSA with SHA-2 are)`,
+    );
   try {
     return cryptoVerify(hash, tbs, signer.x509.publicKey, signature);
   } catch {

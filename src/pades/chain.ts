@@ -19,7 +19,10 @@ export function buildChain(leafDer: Buffer, poolDer: Buffer[], trustedRootsDer: 
   const chain: CertificateFacts[] = [current];
   while (!isRoot(current)) {
     if (chain.length > MAX_DEPTH) {
-      throw new ChainError(current.label, `chain from ${chain[0]!.label} is longer than ${MAX_DEPTH} certificates`);
+      throw new ChainError(
+        current.label,
+        `chain from ${chain[0]!.label} is longer than ${MAX_DEPTH} certificates`,
+      );
     }
     // Roots first: a root re-issued as a cross-certificate in the pool must not pull the chain past it.
     const issuer =

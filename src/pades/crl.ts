@@ -33,9 +33,13 @@ export function parseCrl(body: Buffer, url: string): ParsedCrl {
   try {
     crl = pkijs.CertificateRevocationList.fromBER(new Uint8Array(der));
   } catch (cause) {
-    throw new RevocationError('invalid', `${url} did not serve a CRL (DER or PEM): ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new RevocationError(
+      'invalid',
+      `${url} did not serve a CRL (DER or PEM): ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   if (crl.crlExtensions?.extensions.some((e) => e.extnID === DELTA_CRL_INDICATOR)) {
     throw new RevocationError('invalid', `${url} served a delta CRL; a complete CRL is needed`);

@@ -13,7 +13,12 @@ export {
 } from './verify-cms';
 export { verifySealedPdf, type SignatureCheck, type VerifySealedPdfOptions } from './verify-sealed-pdf';
 export { buildChain } from './chain';
-export { ChainError, RevocationError, CertificateUnusableError, type UnusableReason } from './revocation-errors';
+export {
+  ChainError,
+  RevocationError,
+  CertificateUnusableError,
+  type UnusableReason,
+} from './revocation-errors';
 export {
   RevocationFetcher,
   type RevocationEvidence,

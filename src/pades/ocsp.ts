@@ -13,9 +13,7 @@ import { RevocationError } from './revocation-errors';
 export type CertIdHash = 'sha1' | 'sha256';
 
 export type RevocationStatus =
-  | { status: 'good' }
-  | { status: 'revoked'; revokedAt: Date; reason?: string }
-  | { status: 'unknown' };
+  { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: string } | { status: 'unknown' };
 
 export interface OcspRequest {
   der: Buffer;
@@ -79,7 +77,11 @@ export function buildOcspRequest(
         }),
       ],
       requestExtensions: [
-        new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new Uint8Array(nonceExtnValue).buffer }),
+        new pkijs.Extension({
+          extnID: OID.ocspNonce,
+          critical: false,
+          extnValue: new Uint8Array(nonceExtnValue).buffer,
+        }),
       ],
     }),
   });
@@ -163,10 +165,16 @@ export function checkOcspResponse(der: Buffer, ctx: OcspCheckContext): OcspAnswe
   if (code !== 0) {
     const name = RESPONSE_STATUS[code] ?? `status ${code}`;
     const kind = code === 2 || code === 3 ? 'unavailable' : 'invalid';
-    throw new RevocationError(kind, `OCSP responder ${ctx.url} answered ${name} for certificate ${ctx.cert.label}`);
+    throw new RevocationError(
+      kind,
+      `OCSP responder ${ctx.url} answered ${name} for certificate ${ctx.cert.label}`,
+    );
   }
   if (!response.responseBytes || response.responseBytes.responseType !== OID.ocspBasic) {
-    throw invalid(ctx, `response type ${response.responseBytes?.responseType ?? '(none)'} is not id-pkix-ocsp-basic`);
+    throw invalid(
+      ctx,
+      `response type ${response.responseBytes?.responseType ?? '(none)'} is not id-pkix-ocsp-basic`,
+    );
   }
   try {
     basicDer = Buffer.from(response.responseBytes.response.valueBlock.valueHexView);
@@ -235,7 +243,10 @@ export function checkOcspResponse(der: Buffer, ctx: OcspCheckContext): OcspAnswe
   const status = statusOf(single.certStatus as asn1js.BaseBlock, ctx);
   const { thisUpdate, nextUpdate } = single;
   if (thisUpdate.getTime() > ctx.now.getTime() + ctx.skewMs) {
-    throw invalid(ctx, `thisUpdate ${thisUpdate.toISOString()} is in the future (now ${ctx.now.toISOString()})`);
+    throw invalid(
+      ctx,
+      `thisUpdate ${thisUpdate.toISOString()} is in the future (now ${ctx.now.toISOString()})`,
+    );
   }
   if (nextUpdate && nextUpdate.getTime() < ctx.now.getTime() - ctx.skewMs) {
     throw invalid(ctx, `nextUpdate ${nextUpdate.toISOString()} has passed (now ${ctx.now.toISOString()})`);

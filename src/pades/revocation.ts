@@ -165,7 +165,11 @@ export class RevocationFetcher {
     );
   }
 
-  private async ocsp(url: string, cert: CertificateFacts, issuer: CertificateFacts): Promise<RevocationEvidence> {
+  private async ocsp(
+    url: string,
+    cert: CertificateFacts,
+    issuer: CertificateFacts,
+  ): Promise<RevocationEvidence> {
     const request = buildOcspRequest(cert, issuer, this.certIdHash);
     this.stats.ocspRequests++;
     const body = await this.exchange(url, `OCSP responder for certificate ${cert.label}`, {

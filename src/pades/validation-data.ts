@@ -56,7 +56,9 @@ export async function collectValidationData(
       asked.add(cert.sha256);
       return true;
     });
-    const results = await Promise.all(batch.map(({ cert, issuer }) => fetcher.evidenceFor(cert.der, issuer.der)));
+    const results = await Promise.all(
+      batch.map(({ cert, issuer }) => fetcher.evidenceFor(cert.der, issuer.der)),
+    );
     batch.forEach(({ cert, issuer, inChain }, i) => {
       const evidence = results[i]!;
       if (inChain && opts.requireUsable !== false) assertUsable(cert.der, evidence, now);
@@ -104,7 +106,12 @@ export function assertUsable(certDer: Buffer, evidence: RevocationEvidence, now:
   const { status } = evidence;
   if (status.status === 'revoked') {
     const reason = status.reason ? ` (${status.reason})` : '';
-    throw unusable('revoked', `was revoked at ${status.revokedAt.toISOString()}${reason}`, status.revokedAt, status.reason);
+    throw unusable(
+      'revoked',
+      `was revoked at ${status.revokedAt.toISOString()}${reason}`,
+      status.revokedAt,
+      status.reason,
+    );
   }
   if (status.status === 'unknown') {
     throw unusable('status-unknown', `is unknown to its CA's OCSP responder ${evidence.url}`);

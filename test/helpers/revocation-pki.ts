@@ -78,14 +78,22 @@ function waitForListening(port: number, child: ChildProcess): Promise<void> {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`openssl ocsp on port ${port} exited with ${code}: ${seen}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`openssl ocsp on port ${port} exited with ${code}: ${seen}`)),
+    );
   });
 }
 
 function post(port: number, body: Buffer): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/', method: 'POST', headers: { 'content-type': 'application/ocsp-request', 'content-length': body.length } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        method: 'POST',
+        headers: { 'content-type': 'application/ocsp-request', 'content-length': body.length },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -224,8 +232,21 @@ export async function createRevocationPki(): Promise<RevocationPki> {
 
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'root.key']);
   run([
-    'req', '-x509', '-new', '-key', 'root.key', '-config', 'openssl.cnf', '-extensions', 'v3_root',
-    '-subj', '/C=JP/O=Sealer Revocation Test/CN=Sealer Revocation Test Root', '-days', '3650', '-out', 'root.pem',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'root.key',
+    '-config',
+    'openssl.cnf',
+    '-extensions',
+    'v3_root',
+    '-subj',
+    '/C=JP/O=Sealer Revocation Test/CN=Sealer Revocation Test Root',
+    '-days',
+    '3650',
+    '-out',
+    'root.pem',
   ]);
 
   const issue = (name: string, ext: string, opts: { rsa?: boolean; outsideDatabase?: boolean } = {}) => {
@@ -235,16 +256,55 @@ export async function createRevocationPki(): Promise<RevocationPki> {
         ? ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', `${name}.key`]
         : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`],
     );
-    run(['req', '-new', '-key', `${name}.key`, '-config', 'openssl.cnf', '-subj', `/C=JP/O=Example KK/CN=${name}`, '-out', `${name}.csr`]);
+    run([
+      'req',
+      '-new',
+      '-key',
+      `${name}.key`,
+      '-config',
+      'openssl.cnf',
+      '-subj',
+      `/C=JP/O=Example KK/CN=${name}`,
+      '-out',
+      `${name}.csr`,
+    ]);
     if (opts.outsideDatabase) {
       run([
-        'x509', '-req', '-in', `${name}.csr`, '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '0x7e57',
-        '-days', '30', '-sha256', '-extfile', `${name}.ext`, '-extensions', 'leaf', '-out', `${name}.pem`,
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'root.pem',
+        '-CAkey',
+        'root.key',
+        '-set_serial',
+        '0x7e57',
+        '-days',
+        '30',
+        '-sha256',
+        '-extfile',
+        `${name}.ext`,
+        '-extensions',
+        'leaf',
+        '-out',
+        `${name}.pem`,
       ]);
     } else {
       run([
-        'ca', '-batch', '-config', 'openssl.cnf', '-notext', '-in', `${name}.csr`, '-out', `${name}.pem`,
-        '-extfile', `${name}.ext`, '-extensions', 'leaf',
+        'ca',
+        '-batch',
+        '-config',
+        'openssl.cnf',
+        '-notext',
+        '-in',
+        `${name}.csr`,
+        '-out',
+        `${name}.pem`,
+        '-extfile',
+        `${name}.ext`,
+        '-extensions',
+        'leaf',
       ]);
     }
     return issued(name);
@@ -281,8 +341,21 @@ export async function createRevocationPki(): Promise<RevocationPki> {
     const port = await freePort();
     const child = spawn(
       'openssl',
-      ['ocsp', '-index', 'index.txt', '-port', String(port), '-rsigner', `${signer}.pem`, '-rkey', `${signer}.key`,
-        '-CA', 'root.pem', '-ndays', '1'],
+      [
+        'ocsp',
+        '-index',
+        'index.txt',
+        '-port',
+        String(port),
+        '-rsigner',
+        `${signer}.pem`,
+        '-rkey',
+        `${signer}.key`,
+        '-CA',
+        'root.pem',
+        '-ndays',
+        '1',
+      ],
       { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);

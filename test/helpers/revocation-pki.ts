@@ -359,6 +359,8 @@ export async function createRevocationPki(): Promise<RevocationPki> {
       { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);
+    // Also when a test file dies before its after() hook: no responder outlives the run.
+    process.once('exit', () => child.kill('SIGKILL'));
     await waitForListening(port, child);
     return port;
   };

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RevocationError, RevocationFetcher, type RevocationEvidence } from '../../src/pades';
+import { certificateFacts } from '../../src/pades/certificate-facts';
+import { crlStatusFor, parseCrl } from '../../src/pades/crl';
 import {
   createRevocationPki,
   flipSignatureBit,
@@ -233,6 +235,7 @@ test(
       .split('=')[1]!;
     const entry = new RegExp(`Serial Number: ${serial}\\s+Revocation Date: (.+ GMT)`).exec(text);
     assert.ok(entry, text);
+    assert.match(text, /verify OK/);
     assert.equal(revoked.status.revokedAt.getTime(), new Date(entry[1]!).getTime());
   },
 );
@@ -267,5 +270,49 @@ test(
       assert.match(err.message, /CN=none serial [0-9A-F]+ names neither an OCSP responder \(AIA\) nor/);
       return true;
     });
+  },
+);
+
+test('a CRL whose signature was altered is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const good = await evidenceFor('crlGood');
+  const tampered = Buffer.from(good.der);
+  tampered[tampered.length - 1]! ^= 0x01; // the signature BIT STRING ends the CertificateList
+  const parsed = parseCrl(tampered, 'test://tampered.crl');
+  assert.throws(
+    () =>
+      crlStatusFor(
+        parsed,
+        certificateFacts(pki.leaves.crlGood.der),
+        certificateFacts(pki.root.der),
+        new Date(),
+        0,
+      ),
+    (err: unknown) =>
+      err instanceof RevocationError &&
+      err.kind === 'invalid' &&
+      /signature does not verify/.test(err.message),
+  );
+  const file = join(pki.dir, 'tampered.crl');
+  writeFileSync(file, tampered);
+  // openssl crl exits 0 either way; its verdict is the text.
+  assert.match(
+    pki.openssl(['crl', '-inform', 'DER', '-in', file, '-CAfile', pki.root.pemPath, '-noout']),
+    /verify failure/,
+  );
+});
+
+test(
+  'cached evidence whose nextUpdate has passed is fetched again, not served',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    let clock = new Date();
+    const fetcher = new RevocationFetcher({ now: () => clock });
+    await evidenceFor('ocspGood', fetcher);
+    await evidenceFor('ocspGood', fetcher);
+    assert.deepEqual(fetcher.stats, { ocspRequests: 1, crlRequests: 0, cacheHits: 1 });
+    clock = new Date(clock.getTime() + 25 * 3600_000); // the responder's nextUpdate is a day on
+    // The new answer is no fresher than the clock, so it is refused too; what matters is that it was asked.
+    await assert.rejects(evidenceFor('ocspGood', fetcher), /nextUpdate .* has passed/);
+    assert.deepEqual(fetcher.stats, { ocspRequests: 2, crlRequests: 0, cacheHits: 1 });
   },
 );

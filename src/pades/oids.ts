@@ -26,6 +26,16 @@ export const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
   ecdsaWithSha384: '1.2.840.10045.4.3.3',
   ecdsaWithSha512: '1.2.840.10045.4.3.4',
+  // Revocation data and chains (RFC 5280, RFC 6960).
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
+  adOcsp: '1.3.6.1.5.5.7.48.1',
+  ocspBasic: '1.3.6.1.5.5.7.48.1.1',
+  ocspNonce: '1.3.6.1.5.5.7.48.1.2',
+  ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
+  kpOcspSigning: '1.3.6.1.5.5.7.3.9',
+  authorityKeyIdentifier: '2.5.29.35',
+  crlDistributionPoints: '2.5.29.31',
+  crlReason: '2.5.29.21',
 } as const;
 
 /** Digest algorithm OID → node:crypto hash name. */
@@ -44,4 +54,28 @@ export const SIGNATURE_KEY_TYPE_BY_OID: Readonly<Record<string, 'rsa' | 'ec'>> =
   [OID.ecdsaWithSha256]: 'ec',
   [OID.ecdsaWithSha384]: 'ec',
   [OID.ecdsaWithSha512]: 'ec',
+};
+
+/** Hash of each signature algorithm we accept on certificates, OCSP responses and CRLs (no SHA-1). */
+export const SIGNATURE_HASH_BY_OID: Readonly<Record<string, string>> = {
+  [OID.sha256WithRSAEncryption]: 'sha256',
+  [OID.sha384WithRSAEncryption]: 'sha384',
+  [OID.sha512WithRSAEncryption]: 'sha512',
+  [OID.ecdsaWithSha256]: 'sha256',
+  [OID.ecdsaWithSha384]: 'sha384',
+  [OID.ecdsaWithSha512]: 'sha512',
+};
+
+/** CRLReason (RFC 5280 §5.3.1) by its ENUMERATED value; 7 is unused. */
+export const CRL_REASON_NAMES: Readonly<Record<number, string>> = {
+  0: 'unspecified',
+  1: 'keyCompromise',
+  2: 'cACompromise',
+  3: 'affiliationChanged',
+  4: 'superseded',
+  5: 'cessationOfOperation',
+  6: 'certificateHold',
+  8: 'removeFromCRL',
+  9: 'privilegeWithdrawn',
+  10: 'aACompromise',
 };

@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CertificateUnusableError, verifySealedPdf } from '../pades';
+import { CertificateUnusableError, ChainError, verifySealedPdf } from '../pades';
 import { SealError, type LevelFinisher } from '../seal';
 import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
 import {
@@ -497,7 +497,7 @@ export class SealWorker {
       finisher = await this.contexts.finisher(def, ctx);
     } catch (err) {
       // A revoked or expired certificate stays so: its invoices fail with the reason and spend nothing.
-      if (err instanceof CertificateUnusableError) {
+      if (err instanceof CertificateUnusableError || err instanceof ChainError) {
         throw new UnsealableError(
           `invoice ${data.invoiceNumber}: credential ${ctx.credentialId}: ${err.message}`,
           { cause: err },

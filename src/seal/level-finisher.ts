@@ -3,7 +3,7 @@
 // DSS update (B-LT), and a document timestamp over all of it (B-LTA); verify the CMS before anything
 // is returned. One finisher per credential and night: the signer's validation data is fetched once and
 // reused, and so is each TSA certificate's; per invoice only the timestamps go over the network.
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import {
   appendDss,
   embedCms,
@@ -13,7 +13,7 @@ import {
   type PlaceholderLayout,
 } from '../pdf';
 import {
-  assertUsable,
+  CertificateUnusableError,
   buildChain,
   collectValidationData,
   verifyCms,
@@ -96,13 +96,13 @@ export class LevelFinisher {
   async start(): Promise<void> {
     const leaf = this.o.chainDer[0];
     if (!leaf) throw new SealError('the credential has no certificate');
-    assertUsable(leaf, undefined, this.now());
+    const now = this.now();
     if (atLeast(this.level, 'B-LT')) {
+      // Throws CertificateUnusableError for a revoked, expired or unknown certificate of the chain.
       this.signerChain = buildChain(leaf, this.o.chainDer.slice(1), this.o.trustRootsDer);
-      const data = await collectValidationData([this.signerChain], this.o.revocation!, { now: this.now() });
-      for (const cert of this.signerChain.slice(0, -1)) {
-        assertUsable(cert, data.byCertificate.get(sha256Hex(cert)), this.now());
-      }
+      await collectValidationData([this.signerChain], this.o.revocation!, { now });
+    } else {
+      assertWithinValidity(leaf, now);
     }
     if (atLeast(this.level, 'B-T')) {
       const probe = await this.o.timestamps!.timestamp(createHash('sha256').update('sealer probe').digest());
@@ -194,4 +194,32 @@ function dssContent(data: ValidationData, signatureKey: string): DssContent {
 
 function sha256Hex(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex');
+}
+
+/** Below B-LT nothing is fetched about the certificate, but an expired one still seals nothing. */
+function assertWithinValidity(certDer: Buffer, now: Date): void {
+  const cert = new X509Certificate(certDer);
+  const subject = cert.subject.replace(/\n/g, ', ');
+  const serial = cert.serialNumber.toLowerCase();
+  const fingerprint = sha256Hex(certDer);
+  if (now < new Date(cert.validFrom)) {
+    throw new CertificateUnusableError(
+      'not-yet-valid',
+      subject,
+      serial,
+      fingerprint,
+      `certificate ${subject} serial ${serial} is not valid before ${new Date(cert.validFrom).toISOString()}`,
+      new Date(cert.validFrom),
+    );
+  }
+  if (now > new Date(cert.validTo)) {
+    throw new CertificateUnusableError(
+      'expired',
+      subject,
+      serial,
+      fingerprint,
+      `certificate ${subject} serial ${serial} expired at ${new Date(cert.validTo).toISOString()}`,
+      new Date(cert.validTo),
+    );
+  }
 }

@@ -6,7 +6,7 @@
 import { HttpTransportError, requestBytes } from '../common/binary-http';
 import { certificateFacts, CertificateFacts } from './certificate-facts';
 import { crlStatusFor, parseCrl, ParsedCrl } from './crl';
-import { buildOcspRequest, CertIdHash, checkOcspResponse, RevocationStatus } from './ocsp';
+import { buildOcspRequest, CertIdHash, checkOcspResponse, OcspAnswer, RevocationStatus } from './ocsp';
 import { RevocationError } from './revocation-errors';
 
 export type { RevocationStatus } from './ocsp';
@@ -81,8 +81,14 @@ export class RevocationFetcher {
    * cached), 'invalid' when answers failed their checks or the certificate names no source.
    */
   evidenceFor(certDer: Buffer, issuerDer: Buffer): Promise<RevocationEvidence> {
-    const cert = certificateFacts(certDer);
-    const issuer = certificateFacts(issuerDer);
+    let cert: CertificateFacts;
+    let issuer: CertificateFacts;
+    try {
+      cert = certificateFacts(certDer);
+      issuer = certificateFacts(issuerDer);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     // Keyed by both: the same certificate checked against another issuer is another question.
     const key = `${cert.sha256}:${issuer.sha256}`;
     return this.cached(this.evidence, key, () => this.fetchEvidence(cert, issuer), true);
@@ -178,14 +184,27 @@ export class RevocationFetcher {
       contentType: 'application/ocsp-request',
       accept: 'application/ocsp-response',
     });
-    const answer = checkOcspResponse(body, {
-      cert,
-      issuer,
-      nonceExtnValue: request.nonceExtnValue,
-      now: this.now(),
-      skewMs: this.skewMs,
-      url,
-    });
+    let answer: OcspAnswer;
+    try {
+      answer = checkOcspResponse(body, {
+        cert,
+        issuer,
+        nonceExtnValue: request.nonceExtnValue,
+        now: this.now(),
+        skewMs: this.skewMs,
+        url,
+      });
+    } catch (err) {
+      if (err instanceof RevocationError) throw err;
+      // A malformed part (an embedded certificate, a DER length) the checks did not anticipate.
+      throw new RevocationError(
+        'invalid',
+        `OCSP response from ${url} for certificate ${cert.label}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
     return {
       kind: 'ocsp',
       der: body,

@@ -47,6 +47,7 @@ export type LeafName =
   | 'crlRevoked'
   | 'crlPem'
   | 'fallback'
+  | 'garbage'
   | 'none';
 
 /** stdout then stderr (openssl prints verdicts such as "Response verify OK" on stderr); throws on a non-zero exit. */
@@ -164,7 +165,8 @@ function leafExtensions(opts: { ocsp?: string; crl?: string }): string {
  * database), ocspCounted (OCSP via a path only the cache test uses), ocspTampered (a byte of every
  * answer flipped), ocspReplayed (the first answer returned again), delegatedGood (answered by the
  * delegated responder), crlGood, crlRevoked (cessationOfOperation), crlPem (the CRL served as PEM),
- * fallback (OCSP at a dead port, CRL DP too), none (neither).
+ * fallback (OCSP at a dead port, CRL DP too), garbage (OCSP answers 200 with HTML, CRL DP too),
+ * none (neither).
  */
 export async function createRevocationPki(): Promise<RevocationPki> {
   // Not tempDir(): its after() hook, registered from inside a before() hook, would run right after it.
@@ -211,6 +213,7 @@ export async function createRevocationPki(): Promise<RevocationPki> {
           const r = await proxy(caPort);
           return answer(r.status, flipSignatureBit(r.body));
         }
+        if (path === '/ocsp/garbage') return answer(200, Buffer.from('<html>maintenance</html>'));
         if (path === '/ocsp/replayed') {
           replay ??= (await proxy(caPort)).body;
           return answer(200, replay);
@@ -329,6 +332,7 @@ export async function createRevocationPki(): Promise<RevocationPki> {
     crlRevoked: issue('crlRevoked', leafExtensions({ crl })),
     crlPem: issue('crlPem', leafExtensions({ crl: `${base}/root-pem.crl` })),
     fallback: issue('fallback', leafExtensions({ ocsp: `http://127.0.0.1:${deadPort}/`, crl })),
+    garbage: issue('garbage', leafExtensions({ ocsp: `${base}/ocsp/garbage`, crl })),
     none: issue('none', leafExtensions({})),
   };
   run(['ca', '-config', 'openssl.cnf', '-revoke', 'ocspRevoked.pem', '-crl_reason', 'keyCompromise']);

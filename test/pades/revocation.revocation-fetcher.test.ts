@@ -273,6 +273,17 @@ test(
   },
 );
 
+test(
+  'an OCSP answer that is not an OCSPResponse is invalid, and the CRL is used instead',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const evidence = await evidenceFor('garbage');
+    assert.equal(evidence.kind, 'crl');
+    assert.deepEqual(evidence.status, { status: 'good' });
+    assert.match(evidence.ocspProblem ?? '', /CN=garbage serial [0-9A-F]+: not a DER OCSPResponse/);
+  },
+);
+
 test('a CRL whose signature was altered is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   const good = await evidenceFor('crlGood');
   const tampered = Buffer.from(good.der);

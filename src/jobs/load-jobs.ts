@@ -44,7 +44,9 @@ export async function loadJobFile(file: string): Promise<JobDefinition> {
       ? { factorVaultDir: path.resolve(baseDir, signing.custody.vault) }
       : {}),
     ...(signing.caFile ? { caFilePath: path.resolve(baseDir, signing.caFile) } : {}),
-    ...(signing.trustRoots ? { trustRootPaths: signing.trustRoots.map((f) => path.resolve(baseDir, f)) } : {}),
+    ...(signing.trustRoots
+      ? { trustRootPaths: signing.trustRoots.map((f) => path.resolve(baseDir, f)) }
+      : {}),
     ...(signing.timestamp?.caFile
       ? { timestampCaFilePath: path.resolve(baseDir, signing.timestamp.caFile) }
       : {}),

@@ -58,7 +58,11 @@ async function columnsOf(file: string): Promise<(keyof ManifestRow)[]> {
   try {
     const head = Buffer.alloc(1024);
     const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    const line = head.toString('utf8', 0, bytesRead).replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
+    const line =
+      head
+        .toString('utf8', 0, bytesRead)
+        .replace(/^\uFEFF/, '')
+        .split(/\r?\n/)[0] ?? '';
     const names = line.split(',');
     return COLUMNS.filter((c) => names.includes(c));
   } finally {

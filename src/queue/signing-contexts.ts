@@ -192,7 +192,8 @@ export class SigningContexts {
         await serviceAuthOf(job, env);
         await providerCaOf(job);
         if (job.trustRootPaths) await trustRootsOf(job);
-        if (job.timestampCaFilePath) await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile');
+        if (job.timestampCaFilePath)
+          await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile');
         const { pin, totpSecret, custody } = job.signing;
         for (const ref of [pin, totpSecret]) if (ref) await resolveSecret(ref, job.baseDir, env);
         if (custody.mode === 'approval') await loadKek(custody.kek, job.baseDir, env);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { readTimestampToken } from '../../src/pades';
 import { tempDir } from './temp-dir';
 
 const run = promisify(execFile);
@@ -35,26 +36,35 @@ export async function opensslTsVerify(
   const dir = await tempDir('sealer-ts-');
   const file = path.join(dir, 'token.der');
   await fs.writeFile(file, token);
-  const args = ['ts', '-verify', '-token_in', '-in', file, '-digest', digest.toString('hex'), '-CAfile', rootPemPath];
+  const args = [
+    'ts',
+    '-verify',
+    '-token_in',
+    '-in',
+    file,
+    '-digest',
+    digest.toString('hex'),
+    '-CAfile',
+    rootPemPath,
+  ];
   if (untrustedPemPath) args.push('-untrusted', untrustedPemPath);
   const { stdout, stderr } = await run('openssl', args);
   await fs.rm(dir, { recursive: true, force: true });
   return stdout + stderr;
 }
 
-/** genTime of a TimeStampToken, read with pkijs. */
+/** genTime of a TimeStampToken (the product's reader; openssl checked the token itself). */
 export function genTimeOf(token: Buffer): Date {
-  const info = pkijs.ContentInfo.fromBER(new Uint8Array(token));
-  const signed = new pkijs.SignedData({ schema: info.content });
-  const content = signed.encapContentInfo.eContent!.valueBlock.valueHexView;
-  return pkijs.TSTInfo.fromBER(new Uint8Array(content)).genTime;
+  return readTimestampToken(token).genTime;
 }
 
 /** The catalog's /DSS as qpdf reads it: number of Certs, OCSPs, CRLs and the VRI keys. */
 export async function dssByQpdf(
   file: string,
 ): Promise<{ certs: number; ocsps: number; crls: number; vri: string[] } | undefined> {
-  const { stdout } = await run('qpdf', ['--json=2', '--json-key=qpdf', file], { maxBuffer: 256 * 1024 * 1024 });
+  const { stdout } = await run('qpdf', ['--json=2', '--json-key=qpdf', file], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
   const json = JSON.parse(stdout) as { qpdf: [unknown, Record<string, { value?: Record<string, unknown> }>] };
   const objects = json.qpdf[1];
   const trailer = objects.trailer?.value as { '/Root'?: string } | undefined;
@@ -71,5 +81,10 @@ export async function dssByQpdf(
   if (!dss) return undefined;
   const count = (k: string) => ((deref(dss[k]) as unknown[] | undefined) ?? []).length;
   const vri = deref(dss['/VRI']) as Record<string, unknown> | undefined;
-  return { certs: count('/Certs'), ocsps: count('/OCSPs'), crls: count('/CRLs'), vri: Object.keys(vri ?? {}) };
+  return {
+    certs: count('/Certs'),
+    ocsps: count('/OCSPs'),
+    crls: count('/CRLs'),
+    vri: Object.keys(vri ?? {}),
+  };
 }

@@ -167,19 +167,16 @@ export class LevelFinisher {
     const key = sha256Hex(token.tsaCertificateDer);
     const known = this.validation.get(key);
     if (known) return known;
-    {
-      let data: Promise<ValidationData>;
-      const tsaChain = buildChain(token.tsaCertificateDer, token.certificatesDer, this.o.trustRootsDer);
-      // A failed fetch is not kept: the next invoice asks again (the fetcher caches what succeeded).
-      data = collectValidationData([this.signerChain, tsaChain], this.o.revocation!, {
-        now: this.now(),
-      }).catch((err: unknown) => {
-        this.validation.delete(key);
-        throw err;
-      });
-      this.validation.set(key, data);
-      return data;
-    }
+    const tsaChain = buildChain(token.tsaCertificateDer, token.certificatesDer, this.o.trustRootsDer);
+    // A failed fetch is not kept: the next invoice asks again (the fetcher caches what succeeded).
+    const data = collectValidationData([this.signerChain, tsaChain], this.o.revocation!, {
+      now: this.now(),
+    }).catch((err: unknown) => {
+      this.validation.delete(key);
+      throw err;
+    });
+    this.validation.set(key, data);
+    return data;
   }
 }
 

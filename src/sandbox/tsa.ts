@@ -200,13 +200,14 @@ function signTstInfo(pki: PkiMaterial, tsa: TsaSigner, tstDer: Buffer, certReq: 
     signatureAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: ECDSA_WITH_SHA256_OID }),
     signature: new asn1js.OctetString({ valueHex: signature }),
   });
+  // Set after construction: pkijs's constructor turns an eContent into a constructed OCTET STRING,
+  // which is BER, not the DER a token must be (and pkijs's own verify then cannot read the TSTInfo).
+  const encapContentInfo = new pkijs.EncapsulatedContentInfo({ eContentType: TST_INFO_OID });
+  encapContentInfo.eContent = new asn1js.OctetString({ valueHex: tstDer });
   return new pkijs.SignedData({
     version: 3,
     digestAlgorithms: [sha256()],
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({
-      eContentType: TST_INFO_OID,
-      eContent: new asn1js.OctetString({ valueHex: tstDer }),
-    }),
+    encapContentInfo,
     ...(certReq ? { certificates: [tsa.cert, pki.root.cert] } : {}),
     signerInfos: [signerInfo],
   });

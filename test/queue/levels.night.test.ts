@@ -3,9 +3,11 @@
 // network cost per level counted at the provider.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { loadJobs } from '../../src/jobs';
 import { runNight } from '../../src/queue';
@@ -26,6 +28,7 @@ import { dssByQpdf, genTimeOf, opensslTsVerify, signatureTimestampOf } from '../
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const silent = pino({ level: 'silent' });
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const FAST_RETRIES = { attempts: 12, backoff: { type: 'fixed', delay: 250 } } as const;
 
 async function inputsOf(dir: string, tenant: string): Promise<Map<string, Buffer>> {
@@ -147,6 +150,25 @@ test(
         assert.deepEqual(dss.vri, [`/${vriKey}`], 'VRI keyed by the signature');
         // The DSS update lies between the signature and the document timestamp, both keep their bytes.
         assert.ok(cades.byteRange[2] + cades.byteRange[3] < doc.byteRange[2] + doc.byteRange[3]);
+      }
+      // And the product's own verifier, as finance would run it, reaches the same level for every file.
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        CLI,
+        'verify',
+        '--json',
+        '--root',
+        root,
+        ...rows.map((r) => path.join(outDir, r.file)),
+      ]);
+      const report = JSON.parse(stdout) as {
+        signatures: { kind: string; valid: boolean; level?: string }[];
+      }[];
+      for (const file of report) {
+        assert.ok(
+          file.signatures.every((sig) => sig.valid),
+          JSON.stringify(file),
+        );
+        assert.equal(file.signatures[0]!.level, tenant === 'sakura' ? 'B-LTA' : 'B-T');
       }
     }
   },

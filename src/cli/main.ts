@@ -10,7 +10,7 @@ import { sandboxCommand, sandboxRevokeCommand } from './commands/sandbox';
 import { verifyCommand } from './commands/verify';
 import { auditVerifyCommand } from './commands/audit';
 import { demoCommand } from './commands/demo';
-import { benchCommand } from './commands/bench';
+import { benchCommand, parseBenchLevels } from './commands/bench';
 import { approveCommand } from './commands/approve';
 import { runsCommand } from './commands/runs';
 import { processIo, type CliIo } from './context';
@@ -241,6 +241,13 @@ function buildProgram(io: CliIo): Command {
     .option('--concurrency <n>', 'worker concurrency', positiveInt, 128)
     .option('--batch-size <n>', 'hashes per signHash call', positiveInt, 100)
     .option('--latency-ms <ms>', 'sandbox latency per call', nonNegativeInt, 0)
+    .option(
+      '--level <levels>',
+      'PAdES level(s) to seal at, one night each: B-B, B-T, B-LT, B-LTA, a comma list, or all',
+      parseBenchLevels,
+      ['B-B'],
+    )
+    .option('--tsa-latency-ms <ms>', 'sandbox TSA latency per timestamp', nonNegativeInt, 0)
     .action(benchCommand);
 
   return program;

@@ -15,11 +15,31 @@ import { runNight } from '../queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
 import { ProgressLine } from './progress-line';
 
+export type BenchLevel = 'B-B' | 'B-T' | 'B-LT' | 'B-LTA';
+export const BENCH_LEVELS: readonly BenchLevel[] = ['B-B', 'B-T', 'B-LT', 'B-LTA'];
+
 export interface BenchOptions {
   invoices: number;
   concurrency: number;
   batchSize: number;
   latencyMs: number;
+  /** PAdES levels to seal at, one night each (timestamps from the sandbox's signatures/timestamp) */
+  levels?: readonly BenchLevel[];
+  /** sandbox TSA latency per timestamp (ms) */
+  tsaLatencyMs?: number;
+}
+
+interface LevelFigures {
+  level: BenchLevel;
+  sealed: number;
+  seconds: number;
+  cpuMs: number;
+  signHashCalls: number;
+  authorisations: number;
+  timestampRequests: number;
+  ocsp: number;
+  crl: number;
+  bytesAdded: number;
 }
 
 interface Measure {
@@ -39,6 +59,7 @@ async function measure<T>(fn: () => Promise<T>): Promise<Measure & { value: T }>
 async function startSandboxProcess(
   dataDir: string,
   latencyMs: number,
+  tsaLatencyMs: number,
 ): Promise<{ url: string; child: ChildProcess }> {
   const cli = path.join(__dirname, '..', 'cli', 'main.js');
   const child = spawn(
@@ -54,6 +75,8 @@ async function startSandboxProcess(
       String(latencyMs),
       '--totp-period',
       '1',
+      '--tsa-latency-ms',
+      String(tsaLatencyMs),
     ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -117,80 +140,145 @@ export async function runBench(o: BenchOptions): Promise<void> {
     say(`generated ${o.invoices} distinct invoice PDFs in ${gen.seconds.toFixed(1)} s`);
     const pdfs = (await fs.readdir(path.join(inbox, 'pdf'))).map((f) => path.join(inbox, 'pdf', f));
 
-    sandbox = await startSandboxProcess(path.join(work, 'sandbox'), o.latencyMs);
-    const secrets = path.join(work, 'sandbox', 'secrets', 'sakura');
-    const jobFile = path.join(work, 'bench.json');
-    await fs.writeFile(
-      jobFile,
-      JSON.stringify({
-        name: 'bench',
-        cron: '0 2 * * *',
-        tenant: 'sakura',
-        export: { folder: 'inbox', encoding: 'utf8', columns: SAMPLE_COLUMNS },
-        signing: {
-          providerUrl: sandbox.url,
-          clientId: 'sakura-app',
-          clientSecret: `file:${secrets}/client-secret`,
-          credentialId: 'sakura-eseal-rsa',
-          pin: `file:${secrets}/sakura-eseal-rsa.pin`,
-          totpSecret: `file:${secrets}/sakura-eseal-rsa.totp`,
-          // The sandbox runs 1 s TOTP steps so that re-authorising every `multisign` signatures does not
-          // wait out 30 s steps (a one-time code is accepted once); see the README.
-          totp: { periodSec: 1 },
-          batchSize: o.batchSize,
-        },
-        outbox: 'outbox',
-      }),
-    );
-    const job = await loadJobFile(jobFile);
+    sandbox = await startSandboxProcess(path.join(work, 'sandbox'), o.latencyMs, o.tsaLatencyMs ?? 0);
     const logger = createLogger({
       level: 'warn',
       destination: pino.destination({ dest: path.join(work, 'bench.log'), sync: false }),
     });
-
-    const progress = new ProgressLine('sealing');
-    const sealed = await measure(() =>
-      runNight({
-        jobs: [job],
-        connection: { url: endpoint.url, maxRetriesPerRequest: null },
+    const figures: LevelFigures[] = [];
+    for (const level of o.levels ?? ['B-B']) {
+      // A fresh copy of the export, outbox and key prefix per level: each night seals every invoice.
+      const name = level.toLowerCase().replace('-', '');
+      await fs.cp(inbox, path.join(work, `inbox-${name}`), { recursive: true });
+      const f = await sealAtLevel(o, level, {
+        work,
+        name,
+        sandboxUrl: sandbox.url,
+        redisUrl: endpoint.url,
         redis,
-        prefix,
+        prefix: `${prefix}-${name}`,
         logger,
-        concurrency: o.concurrency,
-        onProgress: (d, t) => progress.update(d, t),
-      }),
-    );
-    progress.done();
+      });
+      figures.push(f);
+      if (f.sealed !== o.invoices) {
+        say(`WARNING: ${level}: ${f.sealed} of ${o.invoices} sealed; see ${work}/bench.log`);
+      }
+      say(
+        `sealed ${level.padEnd(5)}: ${f.sealed} invoices in ${f.seconds.toFixed(2)} s = ${(f.sealed / f.seconds).toFixed(0)} invoices/s, ` +
+          `${(f.cpuMs / f.sealed).toFixed(2)} CPU ms/invoice; ${f.signHashCalls} signHash, ${f.authorisations} authorize, ` +
+          `${f.timestampRequests} TSA calls (${(f.timestampRequests / f.sealed).toFixed(2)}/invoice), ` +
+          `${f.ocsp} OCSP + ${f.crl} CRL fetches, ${(f.bytesAdded / 1024).toFixed(1)} KB added/invoice`,
+      );
+    }
     const base = await measure(() => floor(pdfs, path.join(work, 'floor'), 16));
-
-    const night = sealed.value;
-    const run = night.runs[0]!;
-    const cred = night.credentials[0];
-    const n = run.counts.sealed;
-    if (n !== o.invoices)
-      say(`WARNING: ${n} of ${o.invoices} sealed (${run.counts.failed} failed); see ${work}/bench.log`);
-    const rate = n / sealed.seconds;
     const floorRate = o.invoices / base.seconds;
-    say(
-      `sealed:   ${n} invoices in ${sealed.seconds.toFixed(2)} s = ${rate.toFixed(0)} invoices/s, ${(sealed.cpuMs / n).toFixed(2)} CPU ms/invoice (worker process; the sandbox runs apart)`,
-    );
-    say(
-      `          ${cred?.signHashCalls ?? 0} signHash calls, ${cred?.authorisations ?? 0} authorize calls, ${cred?.unusedSignatures ?? 0} signatures left unused`,
-    );
     say(
       `floor:    ${o.invoices} read+SHA-256+write copies in ${base.seconds.toFixed(2)} s = ${floorRate.toFixed(0)} invoices/s, ${(base.cpuMs / o.invoices).toFixed(3)} CPU ms/invoice`,
     );
-    say(
-      `ratio:    sealing takes ${(floorRate / rate).toFixed(1)}x the floor's wall time and ${(sealed.cpuMs / n / (base.cpuMs / o.invoices)).toFixed(1)}x its CPU per invoice`,
-    );
-    say(
-      `bench: ${n} sealed, ${rate.toFixed(0)} invoices/s, ${(sealed.cpuMs / n).toFixed(2)} CPU ms/invoice, floor ratio ${(floorRate / rate).toFixed(1)}x`,
-    );
+    for (const f of figures) {
+      const rate = f.sealed / f.seconds;
+      say(
+        `bench ${f.level}: ${f.sealed} sealed, ${rate.toFixed(0)} invoices/s, ${(f.cpuMs / f.sealed).toFixed(2)} CPU ms/invoice, ` +
+          `floor ratio ${(floorRate / rate).toFixed(1)}x, ${f.timestampRequests} TSA calls, ${f.ocsp + f.crl} revocation fetches, ` +
+          `${(f.bytesAdded / 1024).toFixed(1)} KB added/invoice`,
+      );
+    }
   } finally {
     sandbox?.child.kill('SIGTERM');
-    await deleteKeysByPrefix(redis, prefix);
+    for (const level of o.levels ?? ['B-B']) {
+      await deleteKeysByPrefix(redis, `${prefix}-${level.toLowerCase().replace('-', '')}`);
+    }
     await redis.quit();
     await endpoint.release();
     await fs.rm(work, { recursive: true, force: true });
   }
+}
+
+async function sealAtLevel(
+  o: BenchOptions,
+  level: BenchLevel,
+  env: {
+    work: string;
+    name: string;
+    sandboxUrl: string;
+    redisUrl: string;
+    redis: ReturnType<typeof connectRedis>;
+    prefix: string;
+    logger: ReturnType<typeof createLogger>;
+  },
+): Promise<LevelFigures> {
+  const { work, name } = env;
+  const secrets = path.join(work, 'sandbox', 'secrets', 'sakura');
+  const jobFile = path.join(work, `bench-${name}.json`);
+  await fs.writeFile(
+    jobFile,
+    JSON.stringify({
+      name: `bench-${name}`,
+      cron: '0 2 * * *',
+      tenant: 'sakura',
+      // The copy was just written: no quiet time to wait out.
+      export: { folder: `inbox-${name}`, encoding: 'utf8', ready: { quietSec: 0 }, columns: SAMPLE_COLUMNS },
+      signing: {
+        providerUrl: env.sandboxUrl,
+        clientId: 'sakura-app',
+        clientSecret: `file:${secrets}/client-secret`,
+        credentialId: 'sakura-eseal-rsa',
+        pin: `file:${secrets}/sakura-eseal-rsa.pin`,
+        totpSecret: `file:${secrets}/sakura-eseal-rsa.totp`,
+        // The sandbox runs 1 s TOTP steps so that re-authorising every `multisign` signatures does not
+        // wait out 30 s steps (a one-time code is accepted once); see the README.
+        totp: { periodSec: 1 },
+        batchSize: o.batchSize,
+        level,
+        ...(level === 'B-B' ? {} : { trustRoots: [path.join(work, 'sandbox', 'ca', 'root.pem')] }),
+      },
+      outbox: `outbox-${name}`,
+    }),
+  );
+  const job = await loadJobFile(jobFile);
+  const progress = new ProgressLine(`sealing ${level}`);
+  const sealed = await measure(() =>
+    runNight({
+      jobs: [job],
+      connection: { url: env.redisUrl, maxRetriesPerRequest: null },
+      redis: env.redis,
+      prefix: env.prefix,
+      logger: env.logger,
+      concurrency: o.concurrency,
+      onProgress: (d, t) => progress.update(d, t),
+    }),
+  );
+  progress.done();
+  const night = sealed.value;
+  const run = night.runs[0]!;
+  const cred = night.credentials[0];
+  // Bytes each sealed file has beyond its input, from the outbox itself.
+  const outDir = path.join(work, `outbox-${name}`, 'sakura', run.produced.runDate);
+  let added = 0;
+  let files = 0;
+  const sealedFiles = run.counts.sealed > 0 ? await fs.readdir(outDir) : [];
+  if (run.counts.sealed === 0) {
+    process.stdout.write(`${level}: nothing sealed; failures: ${JSON.stringify(run.failures.slice(0, 3))}\n`);
+  }
+  for (const f of sealedFiles) {
+    if (!f.endsWith('.pdf')) continue;
+    const [out, input] = await Promise.all([
+      fs.stat(path.join(outDir, f)),
+      fs.stat(path.join(work, `inbox-${name}`, 'pdf', f)),
+    ]);
+    added += out.size - input.size;
+    files++;
+  }
+  return {
+    level,
+    sealed: run.counts.sealed,
+    seconds: sealed.seconds,
+    cpuMs: sealed.cpuMs,
+    signHashCalls: cred?.signHashCalls ?? 0,
+    authorisations: cred?.authorisations ?? 0,
+    timestampRequests: cred?.timestampRequests ?? 0,
+    ocsp: night.revocation.ocspRequests,
+    crl: night.revocation.crlRequests,
+    bytesAdded: files ? added / files : 0,
+  };
 }

@@ -7,7 +7,7 @@ import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { verifyCertificatePath } from './certificate-path';
-import { readTlv } from './der';
+import { bytesOf, readChildren, readTlv, tlv, TAG, type Tlv } from './der';
 import { DIGEST_BY_OID, OID, SIGNATURE_KEY_TYPE_BY_OID } from './oids';
 import { TimestampError } from './timestamp-error';
 import { unsignedMagnitude } from './timestamp-request';
@@ -61,8 +61,30 @@ function bytes(view: Uint8Array | ArrayBuffer): Buffer {
   return Buffer.from(view instanceof ArrayBuffer ? new Uint8Array(view) : view);
 }
 
+const CACHE_LIMIT = 64;
+const x509s = new Map<string, X509Certificate>();
+const verifiedPaths = new Map<string, { from: number; to: number }>();
+
+/** Parsed once per distinct certificate (a TSA signs thousands of tokens a night with one). */
+function cachedX509(der: Buffer): X509Certificate {
+  const key = der.toString('latin1');
+  let cert = x509s.get(key);
+  if (!cert) {
+    cert = new X509Certificate(der);
+    if (x509s.size >= CACHE_LIMIT) x509s.delete(x509s.keys().next().value!);
+    x509s.set(key, cert);
+  }
+  return cert;
+}
+
+function fingerprint(parts: Buffer[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex');
+}
+
 function certDer(cert: pkijs.Certificate): Buffer {
-  return bytes(cert.toSchema().toBER(false));
+  return derOfCert.get(cert) ?? bytes(cert.toSchema().toBER(false));
 }
 
 function extension(cert: pkijs.Certificate, extnID: string): pkijs.Extension[] {
@@ -142,13 +164,57 @@ interface ParsedToken {
   certificates: pkijs.Certificate[];
 }
 
+/**
+ * The token without SignedData's certificates field, and those certificates as the token carries them:
+ * most of a token's bytes, and most of what pkijs's schema walk would cost per token.
+ */
+function splitCertificates(tokenDer: Buffer, outer: Tlv): { stripped: Buffer; certificatesDer: Buffer[] } {
+  const [oid, explicit] = readChildren(tokenDer, outer);
+  const signedData = explicit && readChildren(tokenDer, explicit)[0];
+  if (!oid || !explicit || explicit.tag !== TAG.CONTEXT_0 || !signedData) {
+    throw new Error('ContentInfo has no [0] content');
+  }
+  const fields = readChildren(tokenDer, signedData);
+  const certificates = fields.find((f) => f.tag === TAG.CONTEXT_0);
+  if (!certificates) return { stripped: tokenDer, certificatesDer: [] };
+  const certificatesDer = readChildren(tokenDer, certificates)
+    .filter((c) => c.tag === TAG.SEQUENCE) // other certificate formats are not X.509 certificates
+    .map((c) => bytesOf(tokenDer, c));
+  const kept = fields.filter((f) => f !== certificates).map((f) => bytesOf(tokenDer, f));
+  const stripped = tlv(
+    TAG.SEQUENCE,
+    bytesOf(tokenDer, oid),
+    tlv(TAG.CONTEXT_0, tlv(TAG.SEQUENCE, ...kept)),
+  );
+  return { stripped, certificatesDer };
+}
+
+const pkijsCerts = new Map<string, pkijs.Certificate>();
+const derOfCert = new WeakMap<pkijs.Certificate, Buffer>();
+
+function cachedPkijsCert(der: Buffer): pkijs.Certificate {
+  const key = der.toString('latin1');
+  let cert = pkijsCerts.get(key);
+  if (!cert) {
+    cert = pkijs.Certificate.fromBER(new Uint8Array(der));
+    if (pkijsCerts.size >= CACHE_LIMIT) pkijsCerts.delete(pkijsCerts.keys().next().value!);
+    pkijsCerts.set(key, cert);
+    derOfCert.set(cert, Buffer.from(der));
+  }
+  return cert;
+}
+
 function parseToken(tokenDer: Buffer): ParsedToken {
   let signedData: pkijs.SignedData;
+  let certificatesDer: Buffer[] = [];
   try {
     const outer = readTlv(tokenDer, 0);
     if (outer.end !== tokenDer.length) throw new Error('trailing bytes after the ContentInfo');
-    // A copy: pkijs re-tags the signed attributes' bytes in place while parsing.
-    const contentInfo = pkijs.ContentInfo.fromBER(new Uint8Array(tokenDer));
+    const split = splitCertificates(tokenDer, outer);
+    certificatesDer = split.certificatesDer;
+    // pkijs parses the rest, a few hundred bytes (a new buffer: pkijs re-tags the signed attributes'
+    // bytes in place while parsing); the certificates are parsed once per distinct certificate.
+    const contentInfo = pkijs.ContentInfo.fromBER(new Uint8Array(split.stripped));
     if (contentInfo.contentType !== OID.signedData) {
       throw new Error(`ContentInfo is ${contentInfo.contentType}, not SignedData`);
     }
@@ -168,9 +234,12 @@ function parseToken(tokenDer: Buffer): ParsedToken {
   } catch (cause) {
     throw invalid(`TSTInfo does not parse: ${(cause as Error).message}`, cause);
   }
-  const certificates = (signedData.certificates ?? []).filter(
-    (c): c is pkijs.Certificate => c instanceof pkijs.Certificate,
-  );
+  let certificates: pkijs.Certificate[];
+  try {
+    certificates = certificatesDer.map(cachedPkijsCert);
+  } catch (cause) {
+    throw invalid(`a certificate in the token does not parse: ${(cause as Error).message}`, cause);
+  }
   return { signedData, tstInfoDer, tstInfo, certificates };
 }
 
@@ -199,7 +268,7 @@ function checkSignerInfo(parsed: ParsedToken, signerCert: pkijs.Certificate, sig
   }
   checkEssCertId(attrs, signerCert, signerDer);
 
-  const key = new X509Certificate(signerDer).publicKey;
+  const key = cachedX509(signerDer).publicKey;
   if (key.asymmetricKeyType !== keyType) {
     throw invalid(`signature algorithm ${sigAlg} does not match the TSA's ${key.asymmetricKeyType} key`);
   }
@@ -259,20 +328,29 @@ export function checkTimestampToken(tokenDer: Buffer, opts: CheckTimestampOption
     throw invalid('the TSA certificate is neither in the token nor among the extra certificates');
   }
   const signerDer = certDer(signerCert);
-  const subject = `"${new X509Certificate(signerDer).subject.replace(/\n/g, ', ')}"`;
+  const subject = `"${cachedX509(signerDer).subject.replace(/\n/g, ', ')}"`;
   checkSignerInfo(parsed, signerCert, signerDer);
   checkTimestampingEku(signerCert, subject);
 
   const certificatesDer = parsed.certificates.map(certDer);
-  try {
-    verifyCertificatePath(
-      signerDer,
-      [...certificatesDer, ...(opts.extraCertsDer ?? [])],
-      opts.trustedRootsDer,
-      genTime,
-    );
-  } catch (cause) {
-    throw invalid(`TSA certificate does not chain to a trusted root: ${(cause as Error).message}`, cause);
+  const pool = [...certificatesDer, ...(opts.extraCertsDer ?? [])];
+  // A night's tokens all come from one TSA certificate: its path is built once, and later tokens only
+  // check that their genTime falls where every certificate of that path is valid.
+  const pathKey = fingerprint([signerDer, ...pool, Buffer.from('|'), ...opts.trustedRootsDer]);
+  const known = verifiedPaths.get(pathKey);
+  if (!known || genTime.getTime() < known.from || genTime.getTime() > known.to) {
+    let path: Buffer[];
+    try {
+      path = verifyCertificatePath(signerDer, pool, opts.trustedRootsDer, genTime);
+    } catch (cause) {
+      throw invalid(`TSA certificate does not chain to a trusted root: ${(cause as Error).message}`, cause);
+    }
+    const certs = path.map(cachedX509);
+    if (verifiedPaths.size >= CACHE_LIMIT) verifiedPaths.delete(verifiedPaths.keys().next().value!);
+    verifiedPaths.set(pathKey, {
+      from: Math.max(...certs.map((c) => new Date(c.validFrom).getTime())),
+      to: Math.min(...certs.map((c) => new Date(c.validTo).getTime())),
+    });
   }
 
   return {

@@ -206,7 +206,7 @@ function cachedPkijsCert(der: Buffer): pkijs.Certificate {
 
 function parseToken(tokenDer: Buffer): ParsedToken {
   let signedData: pkijs.SignedData;
-  let certificatesDer: Buffer[] = [];
+  let certificatesDer: Buffer[];
   try {
     const outer = readTlv(tokenDer, 0);
     if (outer.end !== tokenDer.length) throw new Error('trailing bytes after the ContentInfo');

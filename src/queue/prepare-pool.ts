@@ -17,7 +17,10 @@ import {
   type PrepareOutcome,
   type PrepareTask,
   type PrepareTaskResult,
-  type PrepareThreadTask,
+  type UpdateOutcome,
+  type UpdateTask,
+  type UpdateTaskResult,
+  type UpdateThreadTask,
 } from './prepare-task';
 
 export {
@@ -127,6 +130,34 @@ export class PreparePool {
    * `signal` aborts the task from outside (e.g. shutdown); that is transient.
    */
   async run(task: PrepareTask, options: { signal?: AbortSignal } = {}): Promise<PrepareTaskResult> {
+    return this.runInThread(task.sourcePath, options.signal, 'prepareInThread', (taskId, limits) => ({
+      ...task,
+      taskId,
+      limits,
+    }));
+  }
+
+  /**
+   * A B-LT/B-LTA update of a sealed file (DSS, document timestamp placeholder) in a thread, under the
+   * same heap, deadline and inflate limits as prepare: loading the sealed PDF is the same work again.
+   */
+  async runUpdate(sourcePath: string, task: UpdateTask): Promise<UpdateTaskResult> {
+    return this.runInThread<UpdateThreadTask, UpdateTaskResult>(
+      sourcePath,
+      undefined,
+      'updateInThread',
+      (taskId, limits) => ({ taskId, sourcePath, task, limits }),
+    );
+  }
+
+  private async runInThread<T, R>(
+    sourcePath: string,
+    signal: AbortSignal | undefined,
+    name: string,
+    build: (taskId: number, limits: PrepareInputLimits) => T,
+  ): Promise<R> {
+    const options = { signal };
+    const task = { sourcePath };
     const taskId = ++this.nextTaskId;
     const entry: Running = {
       sourcePath: task.sourcePath,
@@ -137,17 +168,17 @@ export class PreparePool {
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
     this.running.set(taskId, entry);
-    const threadTask: PrepareThreadTask = {
-      ...task,
-      taskId,
-      limits: { maxInputBytes: this.limits.maxInputBytes, maxInflatedBytes: this.limits.maxInflatedBytes },
-    };
+    const threadTask = build(taskId, {
+      maxInputBytes: this.limits.maxInputBytes,
+      maxInflatedBytes: this.limits.maxInflatedBytes,
+    });
     try {
       const outcome = (await this.pool.run(threadTask, {
+        name,
         signal: entry.controller.signal,
-      })) as PrepareOutcome;
+      })) as PrepareOutcome | UpdateOutcome;
       if (!outcome.ok) throw PrepareError.fromFailure(outcome.failure);
-      return outcome.result;
+      return outcome.result as R;
     } catch (err) {
       throw this.failure(err, entry);
     } finally {

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { SealerError } from '../common/errors';
-import { PdfError, PdfLimitError, preparePdf } from '../pdf';
+import { appendDss, PdfError, PdfLimitError, prepareDocTimestamp, preparePdf, type DssContent } from '../pdf';
 import { CmsTemplate, digestToSign } from '../pades';
 
 export interface PrepareTask {
@@ -305,5 +305,76 @@ export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareO
     return { ok: true, result: await prepareTask(task, task.limits) };
   } catch (err) {
     return { ok: false, failure: toPrepareError(err, task.sourcePath).toFailure() };
+  }
+}
+
+/** A B-LT or B-LTA update of a file just sealed: the DSS, or a document timestamp placeholder. */
+export type UpdateTask =
+  | { kind: 'dss'; bytes: Uint8Array; content: DssContent }
+  | { kind: 'docTimestamp'; bytes: Uint8Array; signatureBytes: number };
+
+export interface UpdateTaskResult {
+  bytes: Uint8Array;
+  byteRange?: [number, number, number, number];
+  contentDigest?: Uint8Array;
+  inputLength?: number;
+  signatureBytes?: number;
+}
+
+export interface UpdateThreadTask {
+  taskId: number;
+  /** for messages: which invoice's file this is */
+  sourcePath: string;
+  task: UpdateTask;
+  limits: PrepareInputLimits;
+}
+
+export type UpdateOutcome = { ok: true; result: UpdateTaskResult } | { ok: false; failure: PrepareFailure };
+
+/** The piscina entry point for updates after signing; like prepareInThread, never throws. */
+export async function updateInThread(t: UpdateThreadTask): Promise<UpdateOutcome> {
+  parentPort?.postMessage({ [PREPARE_STARTED]: t.taskId });
+  try {
+    const { task } = t;
+    if (task.kind === 'dss') {
+      const content: DssContent = {
+        certs: task.content.certs.map((c) => Buffer.from(c)),
+        ocsps: task.content.ocsps.map((c) => Buffer.from(c)),
+        crls: task.content.crls.map((c) => Buffer.from(c)),
+        ...(task.content.vri && {
+          vri: new Map(
+            [...task.content.vri].map(([key, v]) => [
+              key,
+              {
+                ...(v.certs && { certs: v.certs.map((c) => Buffer.from(c)) }),
+                ...(v.ocsps && { ocsps: v.ocsps.map((c) => Buffer.from(c)) }),
+                ...(v.crls && { crls: v.crls.map((c) => Buffer.from(c)) }),
+                ...(v.tu && { tu: v.tu }),
+              },
+            ]),
+          ),
+        }),
+      };
+      const bytes = await appendDss(Buffer.from(task.bytes), content, {
+        maxInflatedBytes: t.limits.maxInflatedBytes,
+      });
+      return { ok: true, result: { bytes } };
+    }
+    const prepared = await prepareDocTimestamp(Buffer.from(task.bytes), {
+      signatureBytes: task.signatureBytes,
+      maxInflatedBytes: t.limits.maxInflatedBytes,
+    });
+    return {
+      ok: true,
+      result: {
+        bytes: prepared.bytes,
+        byteRange: prepared.byteRange,
+        contentDigest: prepared.contentDigest,
+        inputLength: prepared.inputLength,
+        signatureBytes: prepared.signatureBytes,
+      },
+    };
+  } catch (err) {
+    return { ok: false, failure: toPrepareError(err, t.sourcePath).toFailure() };
   }
 }

@@ -121,6 +121,26 @@ export class SealWorker {
             .map((j) => j.name),
         ),
       env: options.env,
+      // Loading the sealed file again for the DSS and the document timestamp is prepare's kind of work:
+      // it runs in the same threads, under the same limits, so the event loop stays free for batching.
+      pdfUpdates: {
+        appendDss: async (pdf, content) =>
+          Buffer.from((await this.pool.runUpdate('sealed file', { kind: 'dss', bytes: pdf, content })).bytes),
+        prepareDocTimestamp: async (pdf, signatureBytes) => {
+          const r = await this.pool.runUpdate('sealed file', {
+            kind: 'docTimestamp',
+            bytes: pdf,
+            signatureBytes,
+          });
+          return {
+            bytes: Buffer.from(r.bytes),
+            byteRange: r.byteRange!,
+            contentDigest: Buffer.from(r.contentDigest!),
+            inputLength: r.inputLength!,
+            signatureBytes: r.signatureBytes!,
+          };
+        },
+      },
     });
     this.worker = new Worker<SealJobData, SealJobResult>(
       SEAL_QUEUE,

@@ -16,7 +16,7 @@ import {
   type ParkedApprovals,
 } from '../csc';
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
-import { atLeast, LevelFinisher, ProviderTimestampSource } from '../seal';
+import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
 import {
   apiVersionOf,
@@ -64,6 +64,8 @@ export interface SigningContextOptions {
   maxInflatedBytes?: number;
   /** Clock for certificate validity and timestamp checks; default the machine's. */
   now?: () => Date;
+  /** Where the B-LT/B-LTA PDF updates run (the worker's thread pool); default this thread. */
+  pdfUpdates?: PdfUpdates;
 }
 
 export class SigningContexts {
@@ -113,6 +115,7 @@ export class SigningContexts {
         : undefined,
       maxInflatedBytes: this.options.maxInflatedBytes,
       now,
+      updates: this.options.pdfUpdates,
     });
     await finisher.start();
     return finisher;

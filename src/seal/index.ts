@@ -7,6 +7,7 @@ export {
   LevelFinisher,
   type FinishedSeal,
   type LevelFinisherOptions,
+  type PdfUpdates,
   type PreparedSeal,
   type SealLevel,
 } from './level-finisher';

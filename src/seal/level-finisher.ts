@@ -37,6 +37,12 @@ export function atLeast(level: SealLevel, least: SealLevel): boolean {
 /** Room for what differs between two tokens of one TSA: serial, genTime fraction, nonce, DER lengths. */
 const TOKEN_SIZE_MARGIN = 512;
 
+/** The PDF updates after signing; by default in this thread, the worker runs them in its thread pool. */
+export interface PdfUpdates {
+  appendDss(pdf: Buffer, content: DssContent): Promise<Buffer>;
+  prepareDocTimestamp(pdf: Buffer, signatureBytes: number): Promise<PlaceholderLayout>;
+}
+
 export interface LevelFinisherOptions {
   level: SealLevel;
   template: CmsTemplate;
@@ -51,6 +57,7 @@ export interface LevelFinisherOptions {
   /** Most bytes loading a PDF may inflate (the DSS and doc-timestamp updates load the sealed file). */
   maxInflatedBytes?: number;
   now?: () => Date;
+  updates?: PdfUpdates;
 }
 
 export interface PreparedSeal extends PlaceholderLayout {
@@ -69,6 +76,7 @@ export class LevelFinisher {
   readonly level: SealLevel;
   private readonly o: LevelFinisherOptions;
   private readonly now: () => Date;
+  private readonly updates: PdfUpdates;
   /** Bytes a timestamp token of this credential's TSA takes, learnt from a probe by `start()`. */
   private tokenBytes = 0;
   private signerChain: Buffer[] = [];
@@ -79,6 +87,12 @@ export class LevelFinisher {
     this.o = options;
     this.level = options.level;
     this.now = options.now ?? (() => new Date());
+    const maxInflatedBytes = options.maxInflatedBytes;
+    this.updates = options.updates ?? {
+      appendDss: (pdf, content) => appendDss(pdf, content, { maxInflatedBytes }),
+      prepareDocTimestamp: (pdf, signatureBytes) =>
+        prepareDocTimestamp(pdf, { signatureBytes, maxInflatedBytes }),
+    };
     if (atLeast(this.level, 'B-T') && !options.timestamps) {
       throw new SealError(`level ${this.level} needs a timestamp source`);
     }
@@ -148,15 +162,10 @@ export class LevelFinisher {
     // The VRI key hashes /Contents as written, zero padding included (see pdf/dss.ts).
     const contents = Buffer.alloc(prepared.signatureBytes);
     cms.copy(contents);
-    sealed = await appendDss(sealed, dssContent(data, vriKey(contents)), {
-      maxInflatedBytes: this.o.maxInflatedBytes,
-    });
+    sealed = await this.updates.appendDss(sealed, dssContent(data, vriKey(contents)));
     if (!atLeast(this.level, 'B-LTA')) return { sealed, level: this.level, cms, signatureTimestamp };
 
-    const docPrepared = await prepareDocTimestamp(sealed, {
-      signatureBytes: this.docTimestampBytes,
-      maxInflatedBytes: this.o.maxInflatedBytes,
-    });
+    const docPrepared = await this.updates.prepareDocTimestamp(sealed, this.docTimestampBytes);
     const documentTimestamp = await this.o.timestamps!.timestamp(docPrepared.contentDigest);
     sealed = embedCms(docPrepared, documentTimestamp.der);
     return { sealed, level: this.level, cms, signatureTimestamp, documentTimestamp };

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
+import { PNG } from 'pngjs';
 import { loadJobs } from '../../src/jobs';
 import { runNight } from '../../src/queue';
 import { readManifest } from '../../src/outbox';
@@ -39,6 +40,19 @@ async function inputsOf(dir: string, tenant: string): Promise<Map<string, Buffer
   return inputs;
 }
 
+/** Strongly red pixels on page 1 rendered at 36 dpi by pdftoppm. */
+async function redPixels(file: string): Promise<number> {
+  const out = path.join(path.dirname(file), `.render-${path.basename(file)}`);
+  await promisify(execFile)('pdftoppm', ['-r', '36', '-png', '-f', '1', '-l', '1', '-singlefile', file, out]);
+  const png = PNG.sync.read(await fs.readFile(`${out}.png`));
+  await fs.rm(`${out}.png`);
+  let red = 0;
+  for (let i = 0; i < png.data.length; i += 4) {
+    if (png.data[i]! > 150 && png.data[i + 1]! < 90 && png.data[i + 2]! < 90) red++;
+  }
+  return red;
+}
+
 async function fujiJob(dir: string, jobsDir: string, providerUrl: string, signing: Record<string, unknown>) {
   const secrets = sandboxSecretsDir(dir, 'fuji');
   return writeJobFile(jobsDir, {
@@ -61,7 +75,12 @@ test(
     await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 12);
     await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', 9);
     const jobsDir = path.join(dir, 'jobs');
-    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { level: 'B-LTA', trustRoots: [root], batchSize: 5 });
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, {
+      level: 'B-LTA',
+      trustRoots: [root],
+      batchSize: 5,
+      appearance: { page: 1, x: 215, y: 742, size: 64, text: '桜商事株式会社' },
+    });
     await fujiJob(dir, jobsDir, sandbox.url, {
       level: 'B-T',
       timestamp: { url: sandbox.tsaUrl },
@@ -127,6 +146,11 @@ test(
         const signedAt = genTimeOf(stamp.token);
         assert.ok(Math.abs(signedAt.getTime() - Date.now()) < 10 * 60_000, 'genTime is now');
 
+        if (row === rows[0]) {
+          // The job's visible seal is on the page: red pixels where the stamp is, as poppler renders it.
+          const red = await redPixels(file);
+          assert.ok(tenant === 'sakura' ? red > 200 : red === 0, `${tenant}: ${red} red pixels`);
+        }
         if (tenant === 'fuji') {
           assert.equal(signatures.length, 1);
           assert.equal(await dssByQpdf(file), undefined, 'B-T carries no DSS');

@@ -169,7 +169,11 @@ function buildProgram(io: CliIo): Command {
     )
     .requiredOption('--outbox <dir>', 'the outbox folder (<outbox>/<tenant>/<run date>/manifest.csv)')
     .option('--tenant <tenant>', 'only this tenant (default: every tenant folder under the outbox)')
-    .option('--within <margin>', 'renew when the TSA certificate expires within this (365d, 90d, 12h)', '365d')
+    .option(
+      '--within <margin>',
+      'renew when the TSA certificate expires within this (365d, 90d, 12h)',
+      '365d',
+    )
     .option('--dry-run', 'list what would be renewed and why; change nothing, enqueue nothing')
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option(...jobsOption)

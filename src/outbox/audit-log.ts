@@ -163,7 +163,8 @@ export class AuditLog {
         const parsed = parseAuditLine(line.bytes);
         if (!('record' in parsed)) continue;
         const r = parsed.record;
-        if (r.type === 'renewal' && r.invoice === invoice && r.newSealedSha256 === newSealedSha256) return true;
+        if (r.type === 'renewal' && r.invoice === invoice && r.newSealedSha256 === newSealedSha256)
+          return true;
       }
     }
     return false;

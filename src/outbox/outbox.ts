@@ -161,7 +161,9 @@ export async function replaceWithGrown(file: string, bytes: Buffer, expectedSha2
     throw new OutboxConflictError(`outbox file ${file} changed since it was read; not replacing it`);
   }
   if (bytes.length <= current.length || !bytes.subarray(0, current.length).equals(current)) {
-    throw new OutboxConflictError(`refusing to replace ${file}: the new bytes do not start with the old file`);
+    throw new OutboxConflictError(
+      `refusing to replace ${file}: the new bytes do not start with the old file`,
+    );
   }
   const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx', 0o644);

@@ -46,7 +46,11 @@ export function sha256Hex(bytes: Uint8Array): string {
 }
 
 /** The job serving a tenant's renewals: the first by name that writes to this outbox and timestamps. */
-export function renewalJobFor(jobs: JobDefinition[], outboxRoot: string, tenant: string): JobDefinition | undefined {
+export function renewalJobFor(
+  jobs: JobDefinition[],
+  outboxRoot: string,
+  tenant: string,
+): JobDefinition | undefined {
   const root = path.resolve(outboxRoot);
   const mine = jobs
     .filter((j) => j.tenant === tenant && path.resolve(j.outboxRoot) === root)
@@ -88,7 +92,9 @@ export async function planRenewals(options: PlanOptions): Promise<RenewalItem[]>
   const items: RenewalItem[] = [];
   for (const tenant of await tenantsUnder(options.outboxRoot, options.tenant)) {
     const tenantDir = path.join(options.outboxRoot, tenant);
-    const folders = (await fs.readdir(tenantDir).catch(() => [] as string[])).filter((n) => RUN_DATE.test(n)).sort();
+    const folders = (await fs.readdir(tenantDir).catch(() => [] as string[]))
+      .filter((n) => RUN_DATE.test(n))
+      .sort();
     const job = renewalJobFor(options.jobs, options.outboxRoot, tenant);
     const roots = job?.trustRootPaths?.length ? await trustRootsOf(job) : undefined;
     for (const folder of folders) {
@@ -122,9 +128,17 @@ async function decide(
   if (!roots) return { action: 'invalid', reason: `job ${job.name} names no signing.trustRoots`, fileSha256 };
   if (fileSha256 !== row.sealedSha256) {
     if (prefixEndingWith(bytes, row.sealedSha256) !== undefined) {
-      return { action: 'finish', reason: 'renewed, but its manifest row was not written: finishing the bookkeeping', fileSha256 };
+      return {
+        action: 'finish',
+        reason: 'renewed, but its manifest row was not written: finishing the bookkeeping',
+        fileSha256,
+      };
     }
-    return { action: 'invalid', reason: 'file does not match its manifest row (changed outside the sealer)', fileSha256 };
+    return {
+      action: 'invalid',
+      reason: 'file does not match its manifest row (changed outside the sealer)',
+      fileSha256,
+    };
   }
   const decision = await assessRenewal(bytes, { trustedRootsDer: roots, withinMs, now });
   return {

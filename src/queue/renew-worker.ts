@@ -7,7 +7,14 @@
 // failed at once and left as it was.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import {
+  Queue,
+  UnrecoverableError,
+  Worker,
+  type ConnectionOptions,
+  type Job,
+  type JobsOptions,
+} from 'bullmq';
 import {
   AuditLog,
   OutboxConflictError,
@@ -168,7 +175,11 @@ export class RenewWorker {
     if (current !== d.sealedSha256) {
       return { outcome: 'skipped', reason: 'renewed since it was planned' };
     }
-    const decision = await assessRenewal(bytes, { trustedRootsDer: roots, withinMs: d.withinMs, now: this.now() });
+    const decision = await assessRenewal(bytes, {
+      trustedRootsDer: roots,
+      withinMs: d.withinMs,
+      now: this.now(),
+    });
     if (decision.action !== 'renew') return { outcome: 'skipped', reason: decision.reason };
 
     const renewer = await this.renewerFor(def);

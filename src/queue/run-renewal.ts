@@ -157,7 +157,8 @@ export async function runRenewal(options: RenewalRunOptions): Promise<RenewalSum
         options.onProgress?.(item, ++settled, ids.size);
       }
       if (open.size === 0) break;
-      if (Date.now() > deadline) throw new Error(`renewal did not settle: ${settled} of ${ids.size} files done`);
+      if (Date.now() > deadline)
+        throw new Error(`renewal did not settle: ${settled} of ${ids.size} files done`);
       await new Promise((r) => setTimeout(r, 100));
     }
     return summarise(plan);

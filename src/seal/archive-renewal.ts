@@ -49,7 +49,8 @@ export interface AssessOptions {
 /** "365d", "90d", "12h", "30m" → milliseconds; throws naming the value otherwise. */
 export function parseMargin(text: string): number {
   const m = /^(\d+)\s*([dhm])$/.exec(text.trim());
-  if (!m) throw new SealError(`margin ${JSON.stringify(text)} is not a number followed by d, h or m (e.g. 365d)`);
+  if (!m)
+    throw new SealError(`margin ${JSON.stringify(text)} is not a number followed by d, h or m (e.g. 365d)`);
   const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm'];
   return Number(m[1]) * unit;
 }
@@ -104,7 +105,11 @@ export async function assessRenewal(pdf: Buffer, opts: AssessOptions): Promise<R
       ...base,
     };
   }
-  return { action: 'up-to-date', reason: `TSA certificate expires ${expiry.toISOString()}, in ${days} days`, ...base };
+  return {
+    action: 'up-to-date',
+    reason: `TSA certificate expires ${expiry.toISOString()}, in ${days} days`,
+    ...base,
+  };
 }
 
 async function newestTsaCertificate(stamp: EmbeddedSignature, pdf: Buffer): Promise<X509Certificate> {
@@ -156,7 +161,9 @@ export class ArchiveRenewer {
   }
 
   async start(): Promise<void> {
-    const probe = await this.o.timestamps.timestamp(createHash('sha256').update('sealer renew probe').digest());
+    const probe = await this.o.timestamps.timestamp(
+      createHash('sha256').update('sealer renew probe').digest(),
+    );
     this.tokenBytes = probe.der.length;
   }
 
@@ -223,23 +230,33 @@ export class ArchiveRenewer {
       throw new RenewalRefusedError('renewed file does not keep the delivered file as its byte prefix');
     }
     const checks = await verifySealedPdf(renewed, { trustedRootsDer: roots, at: now });
-    const problems = checks.filter((c) => !c.valid).map((c) => `${c.kind} #${c.index + 1}: ${c.problems.join('; ')}`);
-    if (checks.length !== before.length + 1) problems.push(`expected ${before.length + 1} signatures, found ${checks.length}`);
+    const problems = checks
+      .filter((c) => !c.valid)
+      .map((c) => `${c.kind} #${c.index + 1}: ${c.problems.join('; ')}`);
+    if (checks.length !== before.length + 1)
+      problems.push(`expected ${before.length + 1} signatures, found ${checks.length}`);
     const added = checks.at(-1);
     if (added?.kind !== 'document-timestamp' || !added.coversWholeDocument) {
       problems.push('the newest revision is not a document timestamp over the whole file');
     }
     const level = checks.find((c) => c.kind === 'signature')?.level;
     if (level !== 'B-LTA') problems.push(`the seal reaches ${level ?? 'no level'} after renewal, not B-LTA`);
-    if (problems.length > 0) throw new RenewalRefusedError(`renewed file did not verify: ${problems.join(' | ')}`);
+    if (problems.length > 0)
+      throw new RenewalRefusedError(`renewed file did not verify: ${problems.join(' | ')}`);
     return { renewed, documentTimestamp, level: level!, checks };
   }
 }
 
 /** A timestamp token's TSA chain, leaf first, ending at one of the roots. */
-async function tsaChain(tokenDer: Buffer, stamped: Buffer, pool: Buffer[], roots: Buffer[]): Promise<Buffer[]> {
+async function tsaChain(
+  tokenDer: Buffer,
+  stamped: Buffer,
+  pool: Buffer[],
+  roots: Buffer[],
+): Promise<Buffer[]> {
   const check = await verifyTimestampToken(tokenDer, stamped, { extraCertificatesDer: pool });
-  if (!check.tsaCertificateDer) throw new RenewalRefusedError('a timestamp token does not carry its TSA certificate');
+  if (!check.tsaCertificateDer)
+    throw new RenewalRefusedError('a timestamp token does not carry its TSA certificate');
   return buildChain(check.tsaCertificateDer, [...check.certificatesDer, ...pool], roots);
 }
 

@@ -52,7 +52,12 @@ test(
       credentialId: 'fuji-eseal-ec',
       providerUrl: sandbox.url,
       secretsDir: secrets,
-      signing: { ...factorFileRefs(secrets, 'fuji-eseal-ec'), totp: { periodSec: 1 }, level: 'B-B', trustRoots: [root] },
+      signing: {
+        ...factorFileRefs(secrets, 'fuji-eseal-ec'),
+        totp: { periodSec: 1 },
+        level: 'B-B',
+        trustRoots: [root],
+      },
     });
     const night = await runNight({
       jobs: await loadJobs(jobsDir),
@@ -73,15 +78,26 @@ test(
       }
     }
 
-    const dry = await sealer(['renew', '--outbox', outbox, '--within', '365d', '--dry-run', '--jobs', jobsDir]);
+    const dry = await sealer([
+      'renew',
+      '--outbox',
+      outbox,
+      '--within',
+      '365d',
+      '--dry-run',
+      '--jobs',
+      jobsDir,
+    ]);
     assert.equal(dry.code, 0, dry.stderr);
     const lines = dry.stdout.trim().split('\n');
     const would = lines.filter((l) => l.startsWith('would renew: sakura '));
     assert.equal(would.length, 2, dry.stdout);
-    for (const l of would) assert.match(l, /expires .* within the margin \[TSA certificate expires \d{4}-\d\d-\d\dT/);
+    for (const l of would)
+      assert.match(l, /expires .* within the margin \[TSA certificate expires \d{4}-\d\d-\d\dT/);
     assert.doesNotMatch(dry.stdout, /would renew: fuji/);
     assert.match(dry.stdout, /renew \(dry run\): 3 files checked, 2 would be renewed/);
-    for (const [file, bytes] of files) assert.ok((await fs.readFile(file)).equals(bytes), `${file} unchanged`);
+    for (const [file, bytes] of files)
+      assert.ok((await fs.readFile(file)).equals(bytes), `${file} unchanged`);
 
     const saved = { REDIS_URL: process.env.REDIS_URL, SEALER_PREFIX: process.env.SEALER_PREFIX };
     process.env.REDIS_URL = url;
@@ -93,8 +109,20 @@ test(
         real.stdout,
         /^renew: 3 files checked, 2 renewed, 1 skipped \(1 not renewable \(B-B: no timestamp\)\), 0 failed$/m,
       );
-      assert.match(real.stderr, /\[2\/2\] sakura .*: renewed: .*document timestamp .* by .*Sealer Sandbox TSA/);
-      const again = await sealer(['renew', '--outbox', outbox, '--tenant', 'sakura', '--dry-run', '--jobs', jobsDir]);
+      assert.match(
+        real.stderr,
+        /\[2\/2\] sakura .*: renewed: .*document timestamp .* by .*Sealer Sandbox TSA/,
+      );
+      const again = await sealer([
+        'renew',
+        '--outbox',
+        outbox,
+        '--tenant',
+        'sakura',
+        '--dry-run',
+        '--jobs',
+        jobsDir,
+      ]);
       assert.match(again.stdout, /renew \(dry run\): 2 files checked, 0 would be renewed/);
     } finally {
       for (const [k, v] of Object.entries(saved)) {

@@ -51,7 +51,11 @@ async function sealedOutbox(invoices: { sakura: number; fuji: number }) {
   const root = sandbox.rootCertPath;
   const jobsDir = path.join(dir, 'jobs');
   await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', invoices.sakura);
-  await writeImplicitSakuraJob(dir, jobsDir, sandbox, { level: 'B-LTA', trustRoots: [root], timestampAttempts: 1 });
+  await writeImplicitSakuraJob(dir, jobsDir, sandbox, {
+    level: 'B-LTA',
+    trustRoots: [root],
+    timestampAttempts: 1,
+  });
   if (invoices.fuji > 0) {
     await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', invoices.fuji);
     const secrets = sandboxSecretsDir(dir, 'fuji');
@@ -77,21 +81,27 @@ async function sealedOutbox(invoices: { sakura: number; fuji: number }) {
   for (const run of night.runs) {
     assert.equal(run.counts.failed, 0, JSON.stringify(run.failures));
     const folder = path.join(outbox, run.tenant, run.produced.runDate);
-    sealed.push({ tenant: run.tenant, dir: folder, rows: await readManifest(path.join(folder, 'manifest.csv')) });
+    sealed.push({
+      tenant: run.tenant,
+      dir: folder,
+      rows: await readManifest(path.join(folder, 'manifest.csv')),
+    });
   }
   return { dir, redis, prefix, connection, sandbox, root, jobs, outbox, sealed };
 }
 
 async function bytesOf(sealed: Sealed[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  for (const s of sealed) for (const r of s.rows) out.set(path.join(s.dir, r.file), await fs.readFile(path.join(s.dir, r.file)));
+  for (const s of sealed)
+    for (const r of s.rows) out.set(path.join(s.dir, r.file), await fs.readFile(path.join(s.dir, r.file)));
   return out;
 }
 
 async function auditRecords(outbox: string, tenant: string): Promise<Record<string, unknown>[]> {
   const records: Record<string, unknown>[] = [];
   for (const file of await listAuditFiles(auditDir(outbox, tenant))) {
-    for (const line of (await fs.readFile(file, 'utf8')).split('\n')) if (line) records.push(JSON.parse(line));
+    for (const line of (await fs.readFile(file, 'utf8')).split('\n'))
+      if (line) records.push(JSON.parse(line));
   }
   return records;
 }
@@ -110,7 +120,13 @@ test(
     await o.sandbox.rotateTsaCertificate(3650);
 
     // Dry run: lists every file with its reason (and the expiry for B-LTA), writes nothing.
-    const dry = await runRenewal({ outboxRoot: o.outbox, jobs: o.jobs, withinMs: YEAR, dryRun: true, logger: silent });
+    const dry = await runRenewal({
+      outboxRoot: o.outbox,
+      jobs: o.jobs,
+      withinMs: YEAR,
+      dryRun: true,
+      logger: silent,
+    });
     assert.equal(dry.checked, 5);
     const wanted = dry.items.filter((i) => i.action === 'renew');
     assert.equal(wanted.length, 5, JSON.stringify(dry.items.map((i) => i.reason)));
@@ -118,8 +134,10 @@ test(
       assert.match(i.reason, /TSA certificate .* expires .* within the margin/);
       assert.ok(i.tsaCertificateExpiry && i.tsaCertificateExpiry.getTime() - Date.now() < 31 * 86_400_000);
     }
-    for (const i of wanted.filter((w) => w.tenant === 'fuji')) assert.match(i.reason, /B-T: .*revocation data is missing/);
-    for (const [file, bytes] of before) assert.ok((await fs.readFile(file)).equals(bytes), `dry run left ${file} alone`);
+    for (const i of wanted.filter((w) => w.tenant === 'fuji'))
+      assert.match(i.reason, /B-T: .*revocation data is missing/);
+    for (const [file, bytes] of before)
+      assert.ok((await fs.readFile(file)).equals(bytes), `dry run left ${file} alone`);
 
     const tsaCallsBefore = o.sandbox.stats().timestamp + o.sandbox.stats().tsa;
     const summary = await runRenewal({
@@ -131,20 +149,29 @@ test(
       logger: silent,
       jobOptions: FAST_RETRIES,
     });
-    assert.equal(summaryLine(summary), 'renew: 5 files checked, 5 renewed, 0 skipped, 0 failed', JSON.stringify(summary.items));
+    assert.equal(
+      summaryLine(summary),
+      'renew: 5 files checked, 5 renewed, 0 skipped, 0 failed',
+      JSON.stringify(summary.items),
+    );
     // One timestamp per file plus one probe per job definition (sakura, fuji).
     assert.equal(o.sandbox.stats().timestamp + o.sandbox.stats().tsa - tsaCallsBefore, 5 + 2);
 
     const nss = await nssDbWithRoot(o.root);
     for (const s of o.sealed) {
-      const latest = new Map((await readManifest(path.join(s.dir, 'manifest.csv'))).map((r) => [r.invoiceNumber, r]));
+      const latest = new Map(
+        (await readManifest(path.join(s.dir, 'manifest.csv'))).map((r) => [r.invoiceNumber, r]),
+      );
       const audit = (await auditRecords(o.outbox, s.tenant)).filter((r) => r.type === 'renewal');
       assert.equal(audit.length, s.rows.length, `${s.tenant}: one renewal audit entry per file`);
       for (const row of s.rows) {
         const file = path.join(s.dir, row.file);
         const old = before.get(file)!;
         const renewed = await fs.readFile(file);
-        assert.ok(renewed.length > old.length && renewed.subarray(0, old.length).equals(old), `${file}: old bytes are a prefix`);
+        assert.ok(
+          renewed.length > old.length && renewed.subarray(0, old.length).equals(old),
+          `${file}: old bytes are a prefix`,
+        );
 
         const oldSigs = extractSignatures(old);
         const sigs = extractSignatures(renewed);
@@ -155,7 +182,10 @@ test(
         const digest = crypto.createHash('sha256').update(doc.signedBytes).digest();
         assert.match(await opensslTsVerify(doc.cmsDer, digest, o.root), /Verification: OK/);
         const newTsa = await tsaCertOf(doc.cmsDer, doc.signedBytes);
-        assert.ok(new Date(newTsa.validTo).getTime() - Date.now() > 9 * YEAR, 'stamped by the rotated TSA certificate');
+        assert.ok(
+          new Date(newTsa.validTo).getTime() - Date.now() > 9 * YEAR,
+          'stamped by the rotated TSA certificate',
+        );
         if (s.tenant === 'sakura') {
           const oldTsa = await tsaCertOf(oldSigs.at(-1)!.cmsDer, oldSigs.at(-1)!.signedBytes);
           assert.notEqual(oldTsa.serialNumber, newTsa.serialNumber);
@@ -178,7 +208,13 @@ test(
     }
 
     // The product's own verifier sees every signature valid, and nothing is left to renew.
-    const again = await runRenewal({ outboxRoot: o.outbox, jobs: o.jobs, withinMs: YEAR, dryRun: true, logger: silent });
+    const again = await runRenewal({
+      outboxRoot: o.outbox,
+      jobs: o.jobs,
+      withinMs: YEAR,
+      dryRun: true,
+      logger: silent,
+    });
     assert.equal(summaryLine(again), 'renew: 5 files checked, 0 renewed, 5 skipped (5 up to date), 0 failed');
   },
 );
@@ -204,7 +240,8 @@ test(
     });
     assert.equal(down.failed, 2, summaryLine(down));
     for (const i of down.items) assert.match(i.error ?? '', /timestamp|TSA|503/i, i.error);
-    for (const [file, bytes] of before) assert.ok((await fs.readFile(file)).equals(bytes), `${file} unchanged`);
+    for (const [file, bytes] of before)
+      assert.ok((await fs.readFile(file)).equals(bytes), `${file} unchanged`);
 
     // Down, then back: the retries renew both (the failed jobs of the same digest run again).
     const calls = o.sandbox.stats().timestamp;
@@ -222,7 +259,11 @@ test(
       jobOptions: FAST_RETRIES,
     });
     await recovered;
-    assert.equal(summaryLine(up), 'renew: 2 files checked, 2 renewed, 0 skipped, 0 failed', JSON.stringify(up.items));
+    assert.equal(
+      summaryLine(up),
+      'renew: 2 files checked, 2 renewed, 0 skipped, 0 failed',
+      JSON.stringify(up.items),
+    );
     for (const [file, bytes] of before) {
       const now = await fs.readFile(file);
       assert.ok(now.length > bytes.length && now.subarray(0, bytes.length).equals(bytes));
@@ -253,7 +294,13 @@ test(
     await contexts.close();
 
     const calls = o.sandbox.stats().timestamp;
-    const plan = await runRenewal({ outboxRoot: o.outbox, jobs: o.jobs, withinMs: YEAR, dryRun: true, logger: silent });
+    const plan = await runRenewal({
+      outboxRoot: o.outbox,
+      jobs: o.jobs,
+      withinMs: YEAR,
+      dryRun: true,
+      logger: silent,
+    });
     assert.equal(plan.items[0]!.action, 'finish');
     const summary = await runRenewal({
       outboxRoot: o.outbox,

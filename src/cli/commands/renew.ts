@@ -6,7 +6,14 @@ import path from 'node:path';
 import { loadJobSet } from '../../jobs';
 import { runRenewal, summaryLine, type RenewalOutcome } from '../../queue';
 import { parseMargin } from '../../seal';
-import { describeProblem, loggerFor, openContext, processIo, type CliIo, type CommonOptions } from '../context';
+import {
+  describeProblem,
+  loggerFor,
+  openContext,
+  processIo,
+  type CliIo,
+  type CommonOptions,
+} from '../context';
 
 export interface RenewOptions extends CommonOptions {
   outbox: string;
@@ -17,14 +24,19 @@ export interface RenewOptions extends CommonOptions {
 }
 
 function planLine(item: RenewalOutcome): string {
-  const expiry = item.tsaCertificateExpiry ? ` [TSA certificate expires ${item.tsaCertificateExpiry.toISOString()}]` : '';
+  const expiry = item.tsaCertificateExpiry
+    ? ` [TSA certificate expires ${item.tsaCertificateExpiry.toISOString()}]`
+    : '';
   return `${item.tenant} ${item.invoiceNumber} ${item.file}: ${item.reason}${expiry}`;
 }
 
 function outcomeLine(item: RenewalOutcome): string {
-  if (item.outcome === 'failed') return `${item.tenant} ${item.invoiceNumber}: FAILED: ${item.error ?? 'unknown'}`;
+  if (item.outcome === 'failed')
+    return `${item.tenant} ${item.invoiceNumber}: FAILED: ${item.error ?? 'unknown'}`;
   const r = item.result;
-  const stamp = r?.documentTimestampTime ? ` (document timestamp ${r.documentTimestampTime} by ${r.tsa})` : '';
+  const stamp = r?.documentTimestampTime
+    ? ` (document timestamp ${r.documentTimestampTime} by ${r.tsa})`
+    : '';
   return `${item.tenant} ${item.invoiceNumber}: ${item.outcome}: ${r?.reason ?? item.reason}${stamp}`;
 }
 
@@ -35,10 +47,19 @@ export async function renewCommand(opts: RenewOptions, io: CliIo = processIo): P
   if (opts.dryRun) {
     const { jobs, problems } = await loadJobSet(path.resolve(opts.jobs));
     for (const p of problems) io.stderr.write(`${describeProblem(p)}\n`);
-    const summary = await runRenewal({ outboxRoot, jobs, tenant: opts.tenant, withinMs, dryRun: true, logger });
+    const summary = await runRenewal({
+      outboxRoot,
+      jobs,
+      tenant: opts.tenant,
+      withinMs,
+      dryRun: true,
+      logger,
+    });
     for (const item of summary.items) {
-      if (item.action === 'renew' || item.action === 'finish') io.stdout.write(`would renew: ${planLine(item)}\n`);
-      else if (item.action === 'invalid' || item.action === 'missing') io.stdout.write(`not touched: ${planLine(item)}\n`);
+      if (item.action === 'renew' || item.action === 'finish')
+        io.stdout.write(`would renew: ${planLine(item)}\n`);
+      else if (item.action === 'invalid' || item.action === 'missing')
+        io.stdout.write(`not touched: ${planLine(item)}\n`);
     }
     const wanted = summary.items.filter((i) => i.action === 'renew' || i.action === 'finish').length;
     io.stdout.write(`renew (dry run): ${summary.checked} files checked, ${wanted} would be renewed\n`);
@@ -59,7 +80,8 @@ export async function renewCommand(opts: RenewOptions, io: CliIo = processIo): P
       onProgress: (item, settled, total) => io.stderr.write(`[${settled}/${total}] ${outcomeLine(item)}\n`),
     });
     for (const item of summary.items) {
-      if (item.action === 'invalid' || item.action === 'missing') io.stdout.write(`not touched: ${planLine(item)}\n`);
+      if (item.action === 'invalid' || item.action === 'missing')
+        io.stdout.write(`not touched: ${planLine(item)}\n`);
     }
     io.stdout.write(`${summaryLine(summary)}\n`);
     if (summary.failed > 0) process.exitCode = 1;

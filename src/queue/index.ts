@@ -10,3 +10,4 @@ export { SigningContexts } from './signing-contexts';
 export * from './renew-plan';
 export * from './renew-worker';
 export * from './run-renewal';
+export * from './renew-scheduler';

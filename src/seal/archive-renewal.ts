@@ -189,28 +189,44 @@ export class ArchiveRenewer {
     const { seals, stamps } = split(signatures);
     const dssCerts = (await readDss(pdf, { maxInflatedBytes: this.o.maxInflatedBytes })).certs;
 
+    // Fresh data is required for the newest timestamp's TSA chain (the new document timestamp rests on
+    // it) and for the signer when the file has no DSS yet. Data the file already carries is protected
+    // by the new timestamp: a chain that cannot be refreshed now (an expired certificate its CA no
+    // longer answers for) keeps what the DSS has.
+    const covered = ['B-LT', 'B-LTA'].includes(before.find((c) => c.kind === 'signature')?.level ?? '');
     const vri = new Map<string, { certs: Buffer[]; ocsps: Buffer[]; crls: Buffer[] }>();
     const all: ValidationData[] = [];
+    const gather = async (key: string, chains: () => Promise<Buffer[][]>, required: boolean) => {
+      let data: ValidationData;
+      try {
+        // requireUsable false: a revoked signer is judged by the verification of the result, which
+        // sees the new DSS data and fails it.
+        data = await collectValidationData(await chains(), this.o.revocation, { now, requireUsable: false });
+      } catch (err) {
+        if (required) throw err;
+        return;
+      }
+      all.push(data);
+      vri.set(key, { certs: data.certs, ocsps: data.ocsps, crls: data.crls });
+    };
     for (const seal of seals) {
       const cms = inspectCms(seal.cmsDer, seal.signedBytes, { profile: 'pades' });
-      if (!cms.signerCertificateDer) throw new RenewalRefusedError('a signature names no signer certificate');
+      const leaf = cms.signerCertificateDer;
+      if (!leaf) throw new RenewalRefusedError('a signature names no signer certificate');
       const pool = [...cms.certificatesDer, ...dssCerts];
-      const chains = [buildChain(cms.signerCertificateDer, pool, roots)];
       const parts = readSignerInfoParts(seal.cmsDer);
-      for (const token of parts.signatureTimestampTokens) {
-        chains.push(await tsaChain(token, parts.signatureValue, pool, roots));
-      }
-      // The signer's data must be there (that is what B-LT means); its revocation status is judged
-      // by the verification of the result, which sees the DSS (a revoked signer fails it).
-      const data = await collectValidationData(chains, this.o.revocation, { now, requireUsable: false });
-      all.push(data);
-      vri.set(vriKey(seal.contents), { certs: data.certs, ocsps: data.ocsps, crls: data.crls });
+      const chains = async () => {
+        const out = [buildChain(leaf, pool, roots)];
+        for (const token of parts.signatureTimestampTokens) {
+          out.push(await tsaChain(token, parts.signatureValue, pool, roots));
+        }
+        return out;
+      };
+      await gather(vriKey(seal.contents), chains, !covered || stamps.length === 0);
     }
-    for (const stamp of stamps) {
-      const chain = await tsaChain(stamp.cmsDer, stamp.signedBytes, dssCerts, roots);
-      const data = await collectValidationData([chain], this.o.revocation, { now, requireUsable: false });
-      all.push(data);
-      vri.set(vriKey(stamp.contents), { certs: data.certs, ocsps: data.ocsps, crls: data.crls });
+    for (const [i, stamp] of stamps.entries()) {
+      const chains = async () => [await tsaChain(stamp.cmsDer, stamp.signedBytes, dssCerts, roots)];
+      await gather(vriKey(stamp.contents), chains, i === stamps.length - 1);
     }
     const content: DssContent = {
       certs: distinct(all.flatMap((d) => d.certs)),

@@ -132,3 +132,52 @@ test(
     }
   },
 );
+
+test(
+  'sealer renew exits 1 and names the reason when a renewal fails; the file keeps its bytes',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { url, redis, prefix, connection } = await testRedis();
+    const sandbox = await startTestSandbox(dir, { tsaCertificateDays: 30 });
+    const root = sandbox.rootCertPath;
+    const jobsDir = path.join(dir, 'jobs');
+    await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 1);
+    const jobFile = await writeImplicitSakuraJob(dir, jobsDir, sandbox, {
+      level: 'B-LTA',
+      timestamp: { url: sandbox.tsaUrl },
+      trustRoots: [root],
+    });
+    const night = await runNight({
+      jobs: await loadJobs(jobsDir),
+      connection,
+      redis,
+      prefix,
+      logger: pino({ level: 'silent' }),
+    });
+    assert.equal(night.runs[0]!.counts.sealed, 1);
+    // The job's TSA now names a CA file that is not there: a configuration fault, failed at once.
+    const def = JSON.parse(await fs.readFile(jobFile, 'utf8')) as { signing: { timestamp: object } };
+    def.signing.timestamp = { ...def.signing.timestamp, caFile: path.join(dir, 'missing-tsa-ca.pem') };
+    await fs.writeFile(jobFile, JSON.stringify(def));
+    const folder = path.join(dir, 'outbox', 'sakura', night.runs[0]!.produced.runDate);
+    const [row] = await readManifest(path.join(folder, 'manifest.csv'));
+    const before = await fs.readFile(path.join(folder, row!.file));
+
+    const saved = { REDIS_URL: process.env.REDIS_URL, SEALER_PREFIX: process.env.SEALER_PREFIX };
+    process.env.REDIS_URL = url;
+    process.env.SEALER_PREFIX = prefix;
+    try {
+      const out = await sealer(['renew', '--outbox', path.join(dir, 'outbox'), '--jobs', jobsDir]);
+      assert.equal(out.code, 1, out.stdout + out.stderr);
+      assert.match(out.stdout, /^renew: 1 files checked, 0 renewed, 0 skipped, 1 failed$/m);
+      assert.match(out.stderr, /FAILED: .*caFile.*missing-tsa-ca\.pem/);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    assert.ok((await fs.readFile(path.join(folder, row!.file))).equals(before), 'file unchanged');
+  },
+);

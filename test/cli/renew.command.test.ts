@@ -3,6 +3,7 @@
 // renewable and changes no byte; the real run prints the summary line and exits 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -21,6 +22,8 @@ import {
   writeTenantExport,
 } from '../helpers/night-fixture';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 async function sealer(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -103,7 +106,16 @@ test(
     process.env.REDIS_URL = url;
     process.env.SEALER_PREFIX = prefix;
     try {
-      const real = await sealer(['renew', '--outbox', outbox, '--jobs', jobsDir]);
+      // As a process of its own: it must exit by itself once the renewals settle (no handle left open).
+      const real = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [CLI, 'renew', '--outbox', outbox, '--jobs', jobsDir],
+          { env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' } },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
       assert.equal(real.code, 0, real.stderr);
       assert.match(
         real.stdout,

@@ -44,7 +44,7 @@ interface Sealed {
 }
 
 /** Seals sakura at B-LTA (provider TSA) and fuji at B-T (RFC 3161 URL) with a 30-day TSA certificate. */
-async function sealedOutbox(invoices: { sakura: number; fuji: number }) {
+async function sealedOutbox(invoices: { sakura: number; fuji: number }, fujiLevel = 'B-T') {
   const dir = await tempDir();
   const { redis, prefix, connection } = await testRedis();
   const sandbox = await startTestSandbox(dir, { tsaCertificateDays: 30 });
@@ -67,7 +67,7 @@ async function sealedOutbox(invoices: { sakura: number; fuji: number }) {
       signing: {
         ...factorFileRefs(secrets, 'fuji-eseal-ec'),
         totp: { periodSec: 1 },
-        level: 'B-T',
+        level: fujiLevel,
         timestamp: { url: sandbox.tsaUrl },
         trustRoots: [root],
         timestampAttempts: 1,
@@ -223,11 +223,20 @@ test(
   'a TSA outage during renewal: the job retries and renews after recovery; if it stays down the file fails with the reason and is unchanged',
   { timeout: TEST_TIMEOUT_MS },
   async () => {
-    const o = await sealedOutbox({ sakura: 2, fuji: 0 });
+    // sakura at B-LTA through the provider's TSA, fuji at B-LT (no document timestamp) through an RFC 3161 URL.
+    const o = await sealedOutbox({ sakura: 2, fuji: 1 }, 'B-LT');
     await o.sandbox.rotateTsaCertificate(3650);
     const before = await bytesOf(o.sealed);
+    const plan = await runRenewal({
+      outboxRoot: o.outbox,
+      jobs: o.jobs,
+      withinMs: YEAR,
+      dryRun: true,
+      logger: silent,
+    });
+    assert.match(plan.items.find((i) => i.tenant === 'fuji')!.reason, /^B-LT: no document timestamp$/);
 
-    // Stays down: both files fail, with the reason, and keep their bytes.
+    // Stays down: every file fails, with the reason, and keep their bytes.
     o.sandbox.setTsaOutage(true);
     const down = await runRenewal({
       outboxRoot: o.outbox,
@@ -238,12 +247,12 @@ test(
       logger: silent,
       jobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 100 } },
     });
-    assert.equal(down.failed, 2, summaryLine(down));
+    assert.equal(down.failed, 3, summaryLine(down));
     for (const i of down.items) assert.match(i.error ?? '', /timestamp|TSA|503/i, i.error);
     for (const [file, bytes] of before)
       assert.ok((await fs.readFile(file)).equals(bytes), `${file} unchanged`);
 
-    // Down, then back: the retries renew both (the failed jobs of the same digest run again).
+    // Down, then back: the retries renew them all (the failed jobs of the same digest run again).
     const calls = o.sandbox.stats().timestamp;
     const recovered = (async () => {
       while (o.sandbox.stats().timestamp < calls + 2) await new Promise((r) => setTimeout(r, 50));
@@ -261,9 +270,17 @@ test(
     await recovered;
     assert.equal(
       summaryLine(up),
-      'renew: 2 files checked, 2 renewed, 0 skipped, 0 failed',
+      'renew: 3 files checked, 3 renewed, 0 skipped, 0 failed',
       JSON.stringify(up.items),
     );
+    for (const s of o.sealed) {
+      const rows = await readManifest(path.join(s.dir, 'manifest.csv'));
+      assert.deepEqual(
+        rows.slice(s.rows.length).map((r) => r.level),
+        s.rows.map(() => 'B-LTA'),
+        `${s.tenant}: the renewal rows say B-LTA`,
+      );
+    }
     for (const [file, bytes] of before) {
       const now = await fs.readFile(file);
       assert.ok(now.length > bytes.length && now.subarray(0, bytes.length).equals(bytes));

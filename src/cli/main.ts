@@ -13,6 +13,7 @@ import { demoCommand } from './commands/demo';
 import { benchCommand, parseBenchLevels } from './commands/bench';
 import { approveCommand } from './commands/approve';
 import { runsCommand } from './commands/runs';
+import { renewCommand } from './commands/renew';
 import { processIo, type CliIo } from './context';
 import { factorsListCommand, factorsRotateKeyCommand, factorsSetCommand } from './commands/factors';
 
@@ -159,6 +160,24 @@ function buildProgram(io: CliIo): Command {
     .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
     .option(...jobsOption)
     .action(approveCommand);
+
+  program
+    .command('renew')
+    .description(
+      'archive renewal: add fresh validation data and a new document timestamp to delivered files whose ' +
+        "newest document timestamp's TSA certificate expires within the margin (or that lack them)",
+    )
+    .requiredOption('--outbox <dir>', 'the outbox folder (<outbox>/<tenant>/<run date>/manifest.csv)')
+    .option('--tenant <tenant>', 'only this tenant (default: every tenant folder under the outbox)')
+    .option(
+      '--within <margin>',
+      'renew when the TSA certificate expires within this (365d, 90d, 12h)',
+      '365d',
+    )
+    .option('--dry-run', 'list what would be renewed and why; change nothing, enqueue nothing')
+    .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
+    .option(...jobsOption)
+    .action((opts: Parameters<typeof renewCommand>[0]) => renewCommand(opts, io));
 
   program
     .command('runs')

@@ -220,6 +220,17 @@ export const jobDefinitionSchema = z.strictObject({
   signing: signingProfileSchema,
   /** outbox root, relative to the job file; sealed files go to <outbox>/<tenant>/<run date>/ */
   outbox: z.string().min(1),
+  /** archive renewal of this tenant's delivered files (`sealer schedule` runs it on its own cron) */
+  renew: z
+    .strictObject({
+      cron: z.string().refine((c) => cron.validate(c), 'invalid cron expression'),
+      /** renew when the newest document timestamp's TSA certificate expires within this (365d, 90d, 12h) */
+      within: z
+        .string()
+        .regex(/^\d+[dhm]$/, 'a number followed by d, h or m, e.g. 365d')
+        .default('365d'),
+    })
+    .optional(),
 });
 
 export type JobDefinitionInput = z.input<typeof jobDefinitionSchema>;

@@ -14,6 +14,7 @@ export const AUDIT_ENTRY_TYPES = [
   'approval-drawn',
   'factors-stored',
   'key-rotated',
+  'renewal',
 ] as const;
 
 export type AuditEntryType = (typeof AUDIT_ENTRY_TYPES)[number];
@@ -93,6 +94,23 @@ export interface KeyRotatedEntry {
   credentialIds: string[];
 }
 
+/** A delivered file renewed (sealer renew): fresh validation data and a new document timestamp appended. */
+export interface RenewalEntry {
+  type: 'renewal';
+  invoice: string;
+  /** the file, relative to the tenant's outbox folder */
+  file: string;
+  /** SHA-256 hex of the file before and after; the old file is a byte prefix of the new */
+  oldSealedSha256: string;
+  newSealedSha256: string;
+  /** why it was renewed (TSA certificate expiry, missing validation data) */
+  reason: string;
+  /** ISO genTime of the new document timestamp */
+  documentTimestampTime: string;
+  /** subject of the TSA certificate that signed it */
+  tsa: string;
+}
+
 export type AuditEntryInput =
   | AuthorisationEntry
   | SealEntry
@@ -100,7 +118,8 @@ export type AuditEntryInput =
   | ApprovalParkedEntry
   | ApprovalDrawnEntry
   | FactorsStoredEntry
-  | KeyRotatedEntry;
+  | KeyRotatedEntry
+  | RenewalEntry;
 
 /** The fields the log adds to every entry. */
 export interface AuditChainFields {

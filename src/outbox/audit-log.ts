@@ -152,6 +152,23 @@ export class AuditLog {
     }
     return false;
   }
+
+  /** Whether the trail has a renewal entry that made this invoice's file `newSealedSha256` (same window). */
+  async hasRenewal(invoice: string, newSealedSha256: string, months = 3): Promise<boolean> {
+    const files = (await listAuditFiles(this.dir)).slice(-months).reverse();
+    const needle = Buffer.from(newSealedSha256);
+    for (const file of files) {
+      for await (const line of readAuditLines(file)) {
+        if (!line.terminated || line.bytes.indexOf(needle) === -1) continue;
+        const parsed = parseAuditLine(line.bytes);
+        if (!('record' in parsed)) continue;
+        const r = parsed.record;
+        if (r.type === 'renewal' && r.invoice === invoice && r.newSealedSha256 === newSealedSha256)
+          return true;
+      }
+    }
+    return false;
+  }
 }
 
 function enqueue(dir: string, items: Pending[]): void {

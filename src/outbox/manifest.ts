@@ -114,3 +114,20 @@ export async function findManifestRow(
     throw err;
   }
 }
+
+/**
+ * The latest row per invoice in `dir`'s manifest (the manifest is append-only: a renewal appends a
+ * row with the new digest and level, and the row written last wins). Empty when there is no manifest.
+ */
+export async function latestManifestRows(dir: string): Promise<Map<string, ManifestRow>> {
+  const latest = new Map<string, ManifestRow>();
+  let rows: ManifestRow[];
+  try {
+    rows = await readManifest(path.join(dir, MANIFEST_NAME));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return latest;
+    throw err;
+  }
+  for (const row of rows) latest.set(row.invoiceNumber, row);
+  return latest;
+}

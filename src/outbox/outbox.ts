@@ -148,6 +148,41 @@ export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
 }
 
 /**
+ * Replaces a delivered file with a longer one that contains it (archive renewal): `bytes` must start
+ * with the file's current bytes, which must still hash to `expectedSha256` (nobody changed it since it
+ * was read). Temp file, fsync, rename over the old one, fsync dir: a reader sees the old file or the
+ * new one, never a mix. The only place the outbox replaces a file, on purpose.
+ */
+export async function replaceWithGrown(file: string, bytes: Buffer, expectedSha256: string): Promise<void> {
+  const current = await fs.readFile(file).catch((err: unknown) => {
+    throw new OutboxError(`cannot read outbox file ${file} to renew it`, { cause: err });
+  });
+  if (crypto.createHash('sha256').update(current).digest('hex') !== expectedSha256) {
+    throw new OutboxConflictError(`outbox file ${file} changed since it was read; not replacing it`);
+  }
+  if (bytes.length <= current.length || !bytes.subarray(0, current.length).equals(current)) {
+    throw new OutboxConflictError(
+      `refusing to replace ${file}: the new bytes do not start with the old file`,
+    );
+  }
+  const tmp = tempPathFor(file);
+  const handle = await fs.open(tmp, 'wx', 0o644);
+  try {
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw new OutboxError(`cannot replace outbox file ${file}`, { cause: err });
+  }
+  await fsyncDir(path.dirname(file));
+}
+
+/**
  * Sweeps a tenant's outbox for temp files left by crashed writers: the sealed index, the audit folder
  * and the run-date folders of the last `days` days (a crash leaves them where a night was writing).
  */

@@ -181,11 +181,7 @@ function splitCertificates(tokenDer: Buffer, outer: Tlv): { stripped: Buffer; ce
     .filter((c) => c.tag === TAG.SEQUENCE) // other certificate formats are not X.509 certificates
     .map((c) => bytesOf(tokenDer, c));
   const kept = fields.filter((f) => f !== certificates).map((f) => bytesOf(tokenDer, f));
-  const stripped = tlv(
-    TAG.SEQUENCE,
-    bytesOf(tokenDer, oid),
-    tlv(TAG.CONTEXT_0, tlv(TAG.SEQUENCE, ...kept)),
-  );
+  const stripped = tlv(TAG.SEQUENCE, bytesOf(tokenDer, oid), tlv(TAG.CONTEXT_0, tlv(TAG.SEQUENCE, ...kept)));
   return { stripped, certificatesDer };
 }
 

@@ -7,3 +7,7 @@ export * from './run-record';
 export * from './run-night';
 export * from './approve';
 export { SigningContexts } from './signing-contexts';
+export * from './renew-plan';
+export * from './renew-worker';
+export * from './run-renewal';
+export * from './renew-scheduler';

@@ -101,7 +101,7 @@ export class SigningContexts {
     const trustRootsDer = atLeast(level, 'B-T') ? await trustRootsOf(job) : [];
     const now = this.options.now;
     const timestamps = atLeast(level, 'B-T')
-      ? await this.timestampSource(job, ctx, trustRootsDer)
+      ? await this.timestampSource(job, () => Promise.resolve(ctx.client), trustRootsDer)
       : undefined;
     if (timestamps) ctx.timestampSources.push(timestamps);
     const finisher = new LevelFinisher({
@@ -110,9 +110,7 @@ export class SigningContexts {
       chainDer: ctx.chain,
       trustRootsDer,
       timestamps,
-      revocation: atLeast(level, 'B-LT')
-        ? (this.revocationFetcher ??= new RevocationFetcher({ now }))
-        : undefined,
+      revocation: atLeast(level, 'B-LT') ? this.revocation() : undefined,
       maxInflatedBytes: this.options.maxInflatedBytes,
       now,
       updates: this.options.pdfUpdates,
@@ -121,15 +119,29 @@ export class SigningContexts {
     return finisher;
   }
 
-  /** The job's TSA when it names one, else the provider's signatures/timestamp when /info lists it. */
+  /**
+   * The job's timestamp source outside a seal (archive renewal), by the same rules as sealing; the
+   * provider is contacted only when the job names no TSA of its own.
+   */
+  async timestampSourceFor(job: JobDefinition): Promise<TimestampSource & { stats: { requests: number } }> {
+    const trustRootsDer = await trustRootsOf(job);
+    return this.timestampSource(job, async () => (await this.get(job)).client, trustRootsDer);
+  }
+
+  /** The process's revocation fetcher (one per process, so each certificate is fetched once). */
+  revocation(): RevocationFetcher {
+    return (this.revocationFetcher ??= new RevocationFetcher({ now: this.options.now }));
+  }
+
   /** Revocation data fetched by this process so far (one fetcher serves every credential). */
   revocationStats(): { ocspRequests: number; crlRequests: number; cacheHits: number } {
     return { ...(this.revocationFetcher?.stats ?? { ocspRequests: 0, crlRequests: 0, cacheHits: 0 }) };
   }
 
+  /** The job's TSA when it names one, else the provider's signatures/timestamp when /info lists it. */
   private async timestampSource(
     job: JobDefinition,
-    ctx: SigningContext,
+    clientOf: () => Promise<CscClient>,
     trustRootsDer: Buffer[],
   ): Promise<TimestampSource & { stats: { requests: number } }> {
     const env = this.options.env ?? process.env;
@@ -154,18 +166,19 @@ export class SigningContexts {
         maxConcurrent: timestampConcurrency,
       });
     }
-    const info = await ctx.client.info();
+    const client = await clientOf();
+    const info = await client.info();
     if (!info.methods.includes('signatures/timestamp')) {
       throw new JobConfigError(
         `job ${job.name}: level ${job.signing.level} needs a timestamp: the provider's info does not list signatures/timestamp and signing.timestamp names no TSA`,
       );
     }
     return new ProviderTimestampSource({
-      request: (digest, nonce) => ctx.client.timestamp(digest, nonce),
+      request: (digest, nonce) => client.timestamp(digest, nonce),
       trustRootsDer,
       maxConcurrent: timestampConcurrency,
       attempts: timestampAttempts,
-      description: `provider ${ctx.client.baseUrl} signatures/timestamp`,
+      description: `provider ${client.baseUrl} signatures/timestamp`,
       now: this.options.now,
       retryable: (err) => !(err instanceof CscError) || err.kind !== 'refused',
     });

@@ -12,3 +12,14 @@ export {
   type SealLevel,
 } from './level-finisher';
 export { ProviderTimestampSource, type ProviderTimestampSourceOptions } from './provider-timestamp-source';
+export {
+  ArchiveRenewer,
+  assessRenewal,
+  parseMargin,
+  RenewalRefusedError,
+  type ArchiveRenewerOptions,
+  type AssessOptions,
+  type RenewalAction,
+  type RenewalDecision,
+  type RenewedPdf,
+} from './archive-renewal';

@@ -204,3 +204,22 @@ test(
     );
   },
 );
+
+test(
+  'bench --level seals the same invoices once per level: one TSA call per timestamp, revocation once a night',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const { url } = await testRedis();
+    const r = await sealer(['bench', '--invoices', '12', '--level', 'B-T,B-LTA'], { REDIS_URL: url });
+    assert.equal(r.code, 0, r.stderr);
+    // 12 signature timestamps (+ 1 probe that sizes the placeholder); B-LTA adds 12 document timestamps.
+    assert.match(r.stdout, /^bench B-T: 12 sealed, .*level B-T, 13 TSA calls, 0 revocation fetches$/m);
+    const lta = /^bench B-LTA: 12 sealed, .*level B-LTA, 25 TSA calls, (\d+) revocation fetches$/m.exec(
+      r.stdout,
+    );
+    assert.ok(lta, r.stdout);
+    // The signer's and the TSA's certificates, each fetched once for the whole night.
+    assert.ok(Number(lta[1]) >= 1 && Number(lta[1]) <= 2, r.stdout);
+    assert.match(r.stdout, /^sealed B-LTA: 12 invoices .* KB added\/invoice$/m);
+  },
+);

@@ -147,7 +147,11 @@ export async function runRenewal(options: RenewalRunOptions): Promise<RenewalSum
         const job = await Job.fromId<RenewJobData, RenewJobResult>(queue, ids.get(item)!);
         const state = job ? await job.getState() : 'unknown';
         if (state === 'completed') {
-          item.result = job!.returnvalue;
+          // Read again: the job may have completed between the first read and getState, and the
+          // copy read before it has no return value yet.
+          const done = await Job.fromId<RenewJobData, RenewJobResult>(queue, ids.get(item)!);
+          if (!done?.returnvalue) continue;
+          item.result = done.returnvalue;
           item.outcome = item.result.outcome;
         } else if (state === 'failed' || state === 'unknown') {
           item.outcome = 'failed';

@@ -2,20 +2,66 @@
 // The `sealer` command: parses flags and delegates; no sealing logic lives here. `run(argv, io)` runs one
 // command and resolves to its exit code, so tests can run a command in-process instead of paying for a
 // child process (and racing its start-up against a clock).
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { enqueueCommand } from './commands/enqueue';
-import { workCommand } from './commands/work';
-import { scheduleCommand } from './commands/schedule';
-import { sandboxCommand, sandboxRevokeCommand } from './commands/sandbox';
-import { verifyCommand } from './commands/verify';
-import { auditVerifyCommand } from './commands/audit';
-import { demoCommand } from './commands/demo';
-import { benchCommand, parseBenchLevels } from './commands/bench';
-import { approveCommand } from './commands/approve';
-import { runsCommand } from './commands/runs';
-import { renewCommand } from './commands/renew';
-import { processIo, type CliIo } from './context';
-import { factorsListCommand, factorsRotateKeyCommand, factorsSetCommand } from './commands/factors';
+// Types only: each command's module (and the Redis, BullMQ, PDF and crypto code behind it) is loaded by
+// its action, when that command runs, so `sealer --help` and `--version` start in a fraction of a second.
+import type { CliIo } from './context';
+import type { RenewOptions } from './commands/renew';
+import { parseBenchLevels } from './bench-levels';
+
+// The same streams as context.ts's processIo, which is not imported for them: context.ts pulls in Redis.
+const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+
+/** package.json's version: main.js runs from dist/src/cli/ (and src/cli/ under a TS runner). */
+function packageVersion(): string {
+  for (const up of ['../../..', '../..']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, up, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'nightly-eseal-worker' && pkg.version) return pkg.version;
+    } catch {
+      // not this folder; try the next
+    }
+  }
+  return 'unknown';
+}
+
+// The command modules by the path main.ts loads them from: types only, nothing is loaded here.
+interface CommandModules {
+  './commands/approve': typeof import('./commands/approve');
+  './commands/audit': typeof import('./commands/audit');
+  './commands/bench': typeof import('./commands/bench');
+  './commands/demo': typeof import('./commands/demo');
+  './commands/enqueue': typeof import('./commands/enqueue');
+  './commands/factors': typeof import('./commands/factors');
+  './commands/renew': typeof import('./commands/renew');
+  './commands/runs': typeof import('./commands/runs');
+  './commands/sandbox': typeof import('./commands/sandbox');
+  './commands/schedule': typeof import('./commands/schedule');
+  './commands/verify': typeof import('./commands/verify');
+  './commands/work': typeof import('./commands/work');
+}
+
+/** One command's module, loaded when that command runs (require caches it). */
+function loadCommand<P extends keyof CommandModules>(modulePath: P): CommandModules[P] {
+  // A plain require, not import(): this is CommonJS, and import() would go through the ESM loader.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(modulePath) as CommandModules[P];
+}
+
+/**
+ * An action that loads its command's module only when the command runs. `load` returns the command
+ * function; commander's arguments (positional arguments, options, the Command) pass through unchanged.
+ */
+function lazy<A extends unknown[]>(load: () => (...args: A) => unknown): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    await load()(...args);
+  };
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -34,6 +80,7 @@ function buildProgram(io: CliIo): Command {
     .description(
       'Nightly batch remote e-seal worker: seals core-system invoice exports through a CSC API provider',
     )
+    .version(packageVersion(), '-V, --version', 'print the version (package.json) and exit')
     .showSuggestionAfterError(true)
     // Set before the subcommands are added, which inherit both.
     .exitOverride()
@@ -51,7 +98,7 @@ function buildProgram(io: CliIo): Command {
       'seal the sample exports in fixtures/ end to end (local Redis or a private one, built-in sandbox provider)',
     )
     .option('--concurrency <n>', 'worker concurrency', positiveInt, 64)
-    .action(demoCommand);
+    .action(lazy(() => loadCommand('./commands/demo').demoCommand));
 
   program
     .command('enqueue')
@@ -60,12 +107,13 @@ function buildProgram(io: CliIo): Command {
     .option('--all', 'every job whose definition loads (the broken ones are named and the exit code is 1)')
     .option('--file <file>', "read this export file instead of the job's export folder")
     .option(...jobsOption)
-    .action((job: string | undefined, opts: { all?: boolean }, cmd: Command) => {
+    .action(async (job: string | undefined, opts: { all?: boolean }, cmd: Command) => {
       if ((job === undefined) === !opts.all) {
         cmd.error(
           job ? 'error: give a job name or --all, not both' : "error: missing argument 'job' (or --all)",
         );
       }
+      const { enqueueCommand } = loadCommand('./commands/enqueue');
       return enqueueCommand(job, cmd.opts(), io);
     });
 
@@ -100,7 +148,7 @@ function buildProgram(io: CliIo): Command {
       'look for jobs of crashed workers this often (BullMQ stalledInterval)',
       positiveInt,
     )
-    .action(workCommand);
+    .action(lazy(() => loadCommand('./commands/work').workCommand));
 
   program
     .command('schedule')
@@ -108,7 +156,10 @@ function buildProgram(io: CliIo): Command {
       "run one cron trigger per job definition, in its time zone; each trigger enqueues that job's exports",
     )
     .option(...jobsOption)
-    .action((opts: { jobs: string }) => scheduleCommand(opts, io));
+    .action(async (opts: { jobs: string }) => {
+      const { scheduleCommand } = loadCommand('./commands/schedule');
+      await scheduleCommand(opts, io);
+    });
 
   const factors = program
     .command('factors')
@@ -124,7 +175,7 @@ function buildProgram(io: CliIo): Command {
     .requiredOption('--tenant <tenant>', 'tenant whose factors these are')
     .option('--credential <id>', 'credential ID (needed only when the tenant has several)')
     .option(...jobsOption)
-    .action(factorsSetCommand);
+    .action(lazy(() => loadCommand('./commands/factors').factorsSetCommand));
 
   factors
     .command('rotate-key')
@@ -134,14 +185,14 @@ function buildProgram(io: CliIo): Command {
     .option(...jobsOption)
     .option('--vault <dir>', 'a vault folder, instead of the one the jobs name')
     .option('--old-kek <ref>', 'the current key, with --vault')
-    .action(factorsRotateKeyCommand);
+    .action(lazy(() => loadCommand('./commands/factors').factorsRotateKeyCommand));
 
   factors
     .command('list')
     .description('list stored factors: tenant, credential, key and date, never the values')
     .option(...jobsOption)
     .option('--vault <dir>', 'a vault folder, instead of the ones the jobs name')
-    .action(factorsListCommand);
+    .action(lazy(() => loadCommand('./commands/factors').factorsListCommand));
 
   program
     .command('approve')
@@ -159,7 +210,7 @@ function buildProgram(io: CliIo): Command {
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
     .option(...jobsOption)
-    .action(approveCommand);
+    .action(lazy(() => loadCommand('./commands/approve').approveCommand));
 
   program
     .command('renew')
@@ -177,14 +228,17 @@ function buildProgram(io: CliIo): Command {
     .option('--dry-run', 'list what would be renewed and why; change nothing, enqueue nothing')
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option(...jobsOption)
-    .action((opts: Parameters<typeof renewCommand>[0]) => renewCommand(opts, io));
+    .action(async (opts: RenewOptions) => {
+      const { renewCommand } = loadCommand('./commands/renew');
+      await renewCommand(opts, io);
+    });
 
   program
     .command('runs')
     .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
     .option('--limit <n>', 'runs to show', positiveInt, 20)
     .option(...jobsOption)
-    .action(runsCommand);
+    .action(lazy(() => loadCommand('./commands/runs').runsCommand));
 
   const sandbox = program
     .command('sandbox')
@@ -211,7 +265,7 @@ function buildProgram(io: CliIo): Command {
       3650,
     )
     .option('--tsa-latency-ms <ms>', 'added latency per TSA answer', nonNegativeInt, 0)
-    .action(sandboxCommand);
+    .action(lazy(() => loadCommand('./commands/sandbox').sandboxCommand));
 
   sandbox
     .command('revoke <credentialId>')
@@ -220,9 +274,10 @@ function buildProgram(io: CliIo): Command {
     )
     .option('--reason <reason>', 'CRL reason: unspecified, keyCompromise, superseded, ...', 'unspecified')
     // --data-dir is the sandbox command's own option (commander hands it to the parent).
-    .action((credentialId: string, _opts: unknown, cmd: Command) =>
-      sandboxRevokeCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; reason: string }>()),
-    );
+    .action(async (credentialId: string, _opts: unknown, cmd: Command) => {
+      const { sandboxRevokeCommand } = loadCommand('./commands/sandbox');
+      await sandboxRevokeCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; reason: string }>());
+    });
 
   const audit = program
     .command('audit')
@@ -236,7 +291,7 @@ function buildProgram(io: CliIo): Command {
     .option('--tenant <tenant>', "tenant whose audit trail to check, in its job definitions' outboxes")
     .option('--file <file>', 'one audit log file alone (its first entry is taken as given)')
     .option(...jobsOption)
-    .action(auditVerifyCommand);
+    .action(lazy(() => loadCommand('./commands/audit').auditVerifyCommand));
 
   program
     .command('verify')
@@ -251,7 +306,7 @@ function buildProgram(io: CliIo): Command {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--json', 'print a JSON array per file with every field instead of one line per signature')
-    .action(verifyCommand);
+    .action(lazy(() => loadCommand('./commands/verify').verifyCommand));
 
   program
     .command('bench')
@@ -267,7 +322,7 @@ function buildProgram(io: CliIo): Command {
       ['B-B'],
     )
     .option('--tsa-latency-ms <ms>', 'sandbox TSA latency per timestamp', nonNegativeInt, 0)
-    .action(benchCommand);
+    .action(lazy(() => loadCommand('./commands/bench').benchCommand));
 
   return program;
 }

@@ -15,8 +15,8 @@ import { runNight } from '../queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
 import { ProgressLine } from './progress-line';
 
-export type BenchLevel = 'B-B' | 'B-T' | 'B-LT' | 'B-LTA';
-export const BENCH_LEVELS: readonly BenchLevel[] = ['B-B', 'B-T', 'B-LT', 'B-LTA'];
+import { BENCH_LEVELS, type BenchLevel } from './bench-levels';
+export { BENCH_LEVELS, type BenchLevel };
 
 export interface BenchOptions {
   invoices: number;

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { startSandbox, type SandboxHandle } from '../sandbox';
 import { createLogger } from '../common/logger';
 import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis';
+import { sealerCommandLine } from '../common/sealer-command';
 import crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger';
@@ -162,7 +163,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
       approvals = await setUpCustody(jobs, sandbox, { redis, prefix, logger, home, say });
     } else {
       say(
-        'custody: an external provider is set, so the demo neither stores factors nor approves: do it with `sealer factors set` and `sealer approve` first',
+        `custody: an external provider is set, so the demo neither stores factors nor approves: do it with \`${sealerCommandLine('factors set')}\` and \`${sealerCommandLine('approve')}\` first`,
       );
     }
 
@@ -237,17 +238,19 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
       );
       if (job)
         say(
-          `  audit log: ${path.relative(home, auditDir(job.outboxRoot, c.tenant))}/*.jsonl (check: npx sealer audit verify --tenant ${c.tenant})`,
+          `  audit log: ${path.relative(home, auditDir(job.outboxRoot, c.tenant))}/*.jsonl (check: ${sealerCommandLine(`audit verify --tenant ${c.tenant}`)})`,
         );
     }
     const awaiting = night.runs.reduce((n, r) => n + (r.counts.awaitingApproval ?? 0), 0);
     if (awaiting > 0)
-      say(`awaiting approval: ${awaiting} invoices (they seal once \`sealer approve\` is run)`);
+      say(
+        `awaiting approval: ${awaiting} invoices (they seal once \`${sealerCommandLine('approve')}\` is run)`,
+      );
     say(
       `re-run of the same exports: ${again} enqueued, ${duplicates} recognised as already queued or sealed`,
     );
     say(
-      `logs: ${path.relative(home, logFile)}${sandbox ? `; check a file: npx sealer verify --root ${path.relative(home, sandbox.rootCertPath)} <pdf>` : ''}`,
+      `logs: ${path.relative(home, logFile)}${sandbox ? `; check a file: ${sealerCommandLine(`verify --root ${path.relative(home, sandbox.rootCertPath)} <pdf>`)}` : ''}`,
     );
     const sum = (k: 'sealed' | 'rejected' | 'failed') => night.runs.reduce((n, r) => n + r.counts[k], 0);
     const calls = night.credentials.reduce((n, c) => n + c.signHashCalls, 0);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
 import { keyIdOf, openBox, sealBox, type SealedBox } from '../common/aead';
+import { sealerCommandLine } from '../common/sealer-command';
 import { JobConfigError } from './job-config-error';
 import type { JobDefinition, JobDefinitionFields } from './job-definition';
 import { resolveSecret, type SecretRef } from './secret-ref';
@@ -417,7 +418,7 @@ export class FactorVault {
       await fs.access(file);
     } catch {
       throw new FactorVaultError(
-        `no factors stored for ${owner(tenant, credentialId)} (expected ${file}); store them with: sealer factors set --tenant ${tenant} --credential ${credentialId}`,
+        `no factors stored for ${owner(tenant, credentialId)} (expected ${file}); store them with: ${sealerCommandLine(`factors set --tenant ${tenant} --credential ${credentialId}`)}`,
       );
     }
     const f = await readFactorFile(file);

@@ -1,5 +1,6 @@
 import { SealWorker, SigningContexts } from '../../queue';
 import { RedisHealth } from '../../common/redis-health';
+import { sealerCommandLine } from '../../common/sealer-command';
 import { describeProblem, openContext, type CommonOptions } from '../context';
 
 export interface WorkOptions extends CommonOptions {
@@ -120,7 +121,7 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
       console.error(
         `credential ${c.credentialId} (tenant ${c.tenant}, custody ${c.custody}): ${line.signatures} signatures in ${line.signHashCalls} signHash calls, ${line.authorisations} authorisation(s)` +
           (line.unusedSignatures === undefined
-            ? ' (approval: see `sealer runs` for what is left)'
+            ? ` (approval: see \`${sealerCommandLine('runs')}\` for what is left)`
             : `, ${line.unusedSignatures} signatures left unused on SADs`),
       );
     }

@@ -11,7 +11,8 @@ import { DEFAULT_PREFIX } from '../queue';
 /** Where a command's output goes, and what stops a long-running one besides SIGINT/SIGTERM. */
 export interface CliIo {
   stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
+  /** isTTY as on process.stderr: progress is redrawn only on a terminal. */
+  stderr: { write(text: string): unknown; isTTY?: boolean };
   /** Aborting it stops `schedule` as SIGINT would (for runs inside a test process). */
   signal?: AbortSignal;
   /** The pino logs' destination (default: stderr). */

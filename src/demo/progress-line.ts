@@ -1,17 +1,22 @@
-// Progress for long commands: a redrawn bar on a terminal, a line per quarter otherwise (CI, logs).
+// Progress for long commands: a redrawn bar on a terminal; anywhere else (a pipe, CI, a log file) one line
+// per stage when it ends, since carriage-return redraws turn a captured log into one long unreadable line.
 import cliProgress from 'cli-progress';
 
 export class ProgressLine {
   private bar?: cliProgress.SingleBar;
-  private lastQuarter = -1;
+  private last?: { done: number; total: number };
 
   constructor(
     private readonly label: string,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: { write(text: string): unknown; isTTY?: boolean } = process.stderr,
   ) {
     if (stream.isTTY) {
       this.bar = new cliProgress.SingleBar(
-        { format: `${label} [{bar}] {value}/{total} invoices`, stream, hideCursor: true },
+        {
+          format: `${label} [{bar}] {value}/{total} invoices`,
+          stream: stream as NodeJS.WriteStream,
+          hideCursor: true,
+        },
         cliProgress.Presets.shades_classic,
       );
     }
@@ -19,20 +24,19 @@ export class ProgressLine {
 
   update(done: number, total: number): void {
     if (total === 0) return;
-    if (this.bar) {
-      if (!this.bar.isActive) this.bar.start(total, done);
-      this.bar.setTotal(total);
-      this.bar.update(done);
-      return;
-    }
-    const quarter = Math.floor((done / total) * 4);
-    if (quarter > this.lastQuarter) {
-      this.lastQuarter = quarter;
-      this.stream.write(`${this.label}: ${done}/${total} invoices\n`);
-    }
+    this.last = { done, total };
+    if (!this.bar) return;
+    if (!this.bar.isActive) this.bar.start(total, done);
+    this.bar.setTotal(total);
+    this.bar.update(done);
   }
 
+  /** Ends the stage: stops the bar, or (not on a terminal) writes its one line. */
   done(): void {
-    this.bar?.stop();
+    if (this.bar) {
+      this.bar.stop();
+      return;
+    }
+    if (this.last) this.stream.write(`${this.label}: ${this.last.done}/${this.last.total} invoices\n`);
   }
 }

@@ -26,6 +26,7 @@ export async function enqueueCommand(
     const jobs: JobDefinition[] = jobName ? [findJob(ctx.jobs, jobName, ctx.problems)] : ctx.jobs;
     if (opts.all) for (const p of ctx.problems) io.stderr.write(`${describeProblem(p)}\n`);
     let failed = opts.all && ctx.problems.length > 0;
+    const tty = io.stderr.isTTY === true;
     for (const job of jobs) {
       const result = await produceRun(job, {
         queue,
@@ -33,9 +34,10 @@ export async function enqueueCommand(
         prefix: ctx.prefix,
         logger: ctx.logger,
         file: opts.file,
-        onProgress: (p) => io.stderr.write(`\r${p.file}: ${p.rows} rows read`),
+        // A redrawn count on a terminal only: on a pipe the per-file lines below say it once.
+        onProgress: tty ? (p) => io.stderr.write(`\r${p.file}: ${p.rows} rows read`) : undefined,
       });
-      io.stderr.write('\n');
+      if (tty) io.stderr.write('\n');
       report(io, opts.all ? `${job.name}: ` : '', result);
       if (result.failedFiles.length) failed = true;
     }

@@ -135,6 +135,8 @@ test(
     const enqueued = await sealer(['enqueue', 'fuji-nightly', '--jobs', path.join(dir, 'jobs')], env);
     assert.equal(enqueued.code, 0, enqueued.stderr);
     assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 duplicates, 0 rejected/);
+    // Piped, as here: no carriage-return redraws of the rows-read count.
+    assert.ok(!enqueued.stdout.includes('\r') && !enqueued.stderr.includes('\r'), enqueued.stderr);
 
     const worker = spawn(
       process.execPath,
@@ -212,6 +214,16 @@ test(
     const { url } = await testRedis();
     const r = await sealer(['bench', '--invoices', '12', '--level', 'B-T,B-LTA'], { REDIS_URL: url });
     assert.equal(r.code, 0, r.stderr);
+    // Piped, as here: no progress bar redraws, one progress line per level (stage), then the summary.
+    assert.ok(!r.stdout.includes('\r') && !r.stderr.includes('\r'), JSON.stringify(r.stderr));
+    for (const level of ['B-T', 'B-LTA']) {
+      assert.equal(
+        r.stderr.split('\n').filter((l) => l === `sealing ${level}: 12/12 invoices`).length,
+        1,
+        r.stderr,
+      );
+    }
+    assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('sealing ')).length, 2, r.stderr);
     // 12 signature timestamps (+ 1 probe that sizes the placeholder); B-LTA adds 12 document timestamps.
     assert.match(r.stdout, /^bench B-T: 12 sealed, .*level B-T, 13 TSA calls, 0 revocation fetches$/m);
     const lta = /^bench B-LTA: 12 sealed, .*level B-LTA, 25 TSA calls, (\d+) revocation fetches$/m.exec(

@@ -14,6 +14,7 @@ import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { startTestSandbox } from '../helpers/night-fixture';
 import { until } from '../helpers/worker-process';
+import { totpCode } from '../../src/csc';
 
 const execFileP = promisify(execFile);
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -198,5 +199,72 @@ test(
     assert.equal(code, 1, log);
     assert.match(log, /cannot start: no job definition can be used/);
     assert.match(log, /kek/);
+  },
+);
+
+/** `docker compose run --rm -T worker ARGS` without Docker: the image's entrypoint, cwd /app, stdin given. */
+async function runSealer(app: string, args: string[], env: NodeJS.ProcessEnv, stdin: string) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: app, env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdin.end(stdin);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, out };
+}
+
+test(
+  "the README's host steps: fuji's factors from the sandbox's files, sakura approved at the prompt; then no job is skipped",
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const app = await freshApp();
+    let totpTime = Date.now();
+    const sandbox = await startTestSandbox(path.join(app, 'var'), { totpNow: () => totpTime });
+    await setup(app);
+    await mountSecrets(app);
+    const redis = await testRedis();
+    const env = { REDIS_URL: redis.url, SEALER_PREFIX: redis.prefix, SEALER_PROVIDER_URL: sandbox.url };
+
+    // The README's `docker compose exec -T sandbox sh -c '...'`, run in the sandbox's /app.
+    const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+    const script = /docker compose exec -T sandbox sh -c '([^']+)'/.exec(readme)?.[1];
+    assert.ok(script, 'README pipes the sandbox secrets through sh -c');
+    const { stdout: answers } = await execFileP('sh', ['-c', script], { cwd: app });
+    assert.equal(answers.split('\n').length, 3, 'two lines: PIN and TOTP secret');
+    const set = await runSealer(app, ['factors', 'set', '--tenant', 'fuji'], env, answers);
+    assert.equal(set.code, 0, set.out);
+
+    const pin = (
+      await fs.readFile(path.join(app, 'var/sandbox/secrets/sakura/sakura-eseal-rsa.pin'), 'utf8')
+    ).trim();
+    const totp = (
+      await fs.readFile(path.join(app, 'var/sandbox/secrets/sakura/sakura-eseal-rsa.totp'), 'utf8')
+    ).trim();
+    totpTime += 1000;
+    const approve = await runSealer(
+      app,
+      ['approve', '--tenant', 'sakura', '--count', '3', '--prompt'],
+      env,
+      `${pin}\n${totpCode(totp, { period: 1, now: totpTime })}\n`,
+    );
+    assert.equal(approve.code, 0, approve.out);
+    assert.match(approve.out, /approved: 3 seals for tenant sakura/);
+
+    const worker = await spawnService(
+      app,
+      (await services()).worker!.command,
+      env,
+      path.join(app, 'worker.log'),
+    );
+    try {
+      await until('the worker to start', 60_000, async () =>
+        (await worker.text()).includes('"worker started"'),
+      );
+      assert.doesNotMatch(await worker.text(), /skipped/);
+      worker.child.kill('SIGTERM');
+      assert.equal((await worker.exited).code, 0);
+    } finally {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+    }
   },
 );

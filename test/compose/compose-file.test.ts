@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
+import { tempDir } from '../helpers/temp-dir';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -128,8 +129,8 @@ test(
           assert.ok(source, `${name}: ${job.name}'s ${ref} (${file}) is no compose secret's target`);
           assert.match(
             c.secrets[source]?.file ?? '',
-            /^\$\{SECRETS_DIR\}\//,
-            `secret ${source} from SECRETS_DIR`,
+            /^\$\{SECRETS_DIR:\?[^}]*\}\/(kek|[a-z]+-client-secret)$/,
+            `secret ${source}: a file setup makes in SECRETS_DIR`,
           );
         }
         assert.ok(job.export.folder.startsWith('../var/inbox/'), `${job.name} reads the inbox mount`);
@@ -198,5 +199,51 @@ test(
         assert.ok(stdout.includes(`${arg} `), `${name}: sealer ${command[0]} has no ${arg}`);
       }
     }
+  },
+);
+
+test(
+  'the build stage compiles from only what it copies; the runtime needs no dev dependency',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    // The build stage's context, without Docker: the copied files and this checkout's node_modules.
+    const ctx = await tempDir('sealer-docker-build-');
+    for (const f of ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'src']) {
+      await fs.cp(path.join(ROOT, f), path.join(ctx, f), { recursive: true });
+    }
+    await fs.symlink(path.join(ROOT, 'node_modules'), path.join(ctx, 'node_modules'), 'dir');
+    await run(
+      process.execPath,
+      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+      {
+        cwd: ctx,
+      },
+    );
+    for (const f of ['dist/src/cli/main.js', 'dist/src/ops/healthcheck.js'])
+      await fs.access(path.join(ctx, f));
+
+    // Every package the compiled service requires is a production dependency (`npm ci --omit=dev`).
+    const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const required = new Set<string>();
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.name.endsWith('.js')) {
+          for (const m of (await fs.readFile(p, 'utf8')).matchAll(/require\("([^".][^"]*)"\)/g)) {
+            const spec = m[1]!;
+            if (spec.startsWith('node:')) continue;
+            required.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+          }
+        }
+      }
+    };
+    await walk(path.join(ctx, 'dist', 'src'));
+    const builtins = new Set((await import('node:module')).builtinModules);
+    const missing = [...required].filter((r) => !builtins.has(r) && !(r in pkg.dependencies));
+    assert.deepEqual(missing, [], 'required by dist/src but not a production dependency');
+    assert.ok(required.has('bullmq'), 'the scan found the requires');
   },
 );

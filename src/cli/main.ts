@@ -13,6 +13,10 @@ import { demoCommand } from './commands/demo';
 import { benchCommand, parseBenchLevels } from './commands/bench';
 import { approveCommand } from './commands/approve';
 import { runsCommand } from './commands/runs';
+import { runCommand } from './commands/run';
+import { failedCommand } from './commands/failed';
+import { retryCommand, retryTarget, type RetryCliOptions } from './commands/retry';
+import { usageErrorsExit2 } from './commands/usage';
 import { renewCommand } from './commands/renew';
 import { processIo, type CliIo } from './context';
 import { factorsListCommand, factorsRotateKeyCommand, factorsSetCommand } from './commands/factors';
@@ -179,12 +183,44 @@ function buildProgram(io: CliIo): Command {
     .option(...jobsOption)
     .action((opts: Parameters<typeof renewCommand>[0]) => renewCommand(opts, io));
 
-  program
-    .command('runs')
-    .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
+  usageErrorsExit2(program.command('runs'))
+    .description(
+      'show recent runs (counts, invoices awaiting approval, times, level) and the approvals parked',
+    )
+    .option('--tenant <tenant>', "only this tenant's runs and approvals")
     .option('--limit <n>', 'runs to show', positiveInt, 20)
+    .option('--json', 'print one JSON document')
     .option(...jobsOption)
-    .action(runsCommand);
+    .action((opts: Parameters<typeof runsCommand>[0]) => runsCommand(opts, io));
+
+  usageErrorsExit2(program.command('run'))
+    .description("show one run: counts, times, level, its failed invoices and export files' problems")
+    .argument('<runId>', 'run ID (from sealer runs)')
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action((runId: string, opts: Parameters<typeof runCommand>[1]) => runCommand(runId, opts, io));
+
+  usageErrorsExit2(program.command('failed'))
+    .description('list failed invoices: tenant, run, kind, reason, attempts, export file and line')
+    .option('--run <runId>', "only this run's")
+    .option('--tenant <tenant>', "only this tenant's")
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action((opts: Parameters<typeof failedCommand>[0]) => failedCommand(opts, io));
+
+  usageErrorsExit2(program.command('retry'))
+    .description(
+      're-queue failed invoices (attempts reset); one sealed since is reported as already sealed, never sealed twice',
+    )
+    .argument('[jobId...]', 'job IDs (from sealer failed)')
+    .option('--run <runId>', 'every failed invoice of this run')
+    .option('--all-failed', 'every failed invoice of every run')
+    .option('--tenant <tenant>', "with --run or --all-failed: only this tenant's")
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action((jobIds: string[], opts: RetryCliOptions, cmd: Command) =>
+      retryCommand(retryTarget(jobIds, opts, cmd), opts, io),
+    );
 
   const sandbox = program
     .command('sandbox')

@@ -78,8 +78,7 @@ function summarise(runId: string, c: RunCounts & Record<string, unknown>): RunSu
     level: str('level'),
     startedAt,
     endedAt,
-    durationSec:
-      startedAt && endedAt ? (Date.parse(endedAt) - Date.parse(startedAt)) / 1000 : undefined,
+    durationSec: startedAt && endedAt ? (Date.parse(endedAt) - Date.parse(startedAt)) / 1000 : undefined,
     counts: {
       queued: c.enqueued,
       sealed: c.sealed,
@@ -108,7 +107,11 @@ export async function listRunSummaries(
 }
 
 /** One run with its failures and file-level problems; undefined when no such run is recorded. */
-export async function readRunDetail(redis: Redis, prefix: string, runId: string): Promise<RunDetail | undefined> {
+export async function readRunDetail(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+): Promise<RunDetail | undefined> {
   if ((await redis.exists(runKey(prefix, runId))) === 0) return undefined;
   const c = await readRun(redis, prefix, runId);
   const summary = summarise(runId, c);
@@ -164,7 +167,8 @@ export async function listFailed(
 
 export class UnknownRunError extends Error {}
 
-export type RetryTarget = { jobIds: string[] } | { runId: string; tenant?: string } | { allFailed: true; tenant?: string };
+export type RetryTarget =
+  { jobIds: string[] } | { runId: string; tenant?: string } | { allFailed: true; tenant?: string };
 
 export interface RetryItem {
   jobId: string;
@@ -192,7 +196,9 @@ export interface RetryOptions {
 }
 
 /** Parses tenant|invoice|digest (sealJobId) for a job no longer in the queue. */
-function parseJobId(jobId: string): Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> | undefined {
+function parseJobId(
+  jobId: string,
+): Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> | undefined {
   const parts = jobId.split('|');
   if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
   return { tenant: parts[0]!, invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
@@ -249,7 +255,10 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     if (def) {
       // A refused factor latched the credential; ops retrying its invoices releases it, as a re-run does.
-      await clearCredentialLatch(redis, prefix, { tenant: def.tenant, credentialId: def.signing.credentialId });
+      await clearCredentialLatch(redis, prefix, {
+        tenant: def.tenant,
+        credentialId: def.signing.credentialId,
+      });
     }
     result.requeued.push(item);
   }

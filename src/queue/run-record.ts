@@ -210,7 +210,12 @@ return 1`;
  * or failed again) is counted afresh by recordOutcome. Returns false when the job was not settled in
  * this run's failures (nothing changed: a sealed job is never taken back).
  */
-export async function reopenFailure(redis: Redis, prefix: string, runId: string, jobId: string): Promise<boolean> {
+export async function reopenFailure(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  jobId: string,
+): Promise<boolean> {
   const key = runKey(prefix, runId);
   const job = await redis.hget(key, 'job');
   const reopened = await redis.eval(

@@ -15,6 +15,7 @@ import {
   recordOutcome,
   reopenFailure,
   runKey,
+  settleRun,
   type RunCounts,
 } from './run-record';
 
@@ -206,18 +207,23 @@ function parseJobId(
 
 export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promise<RetryResult> {
   const { redis, prefix, queue, jobs } = opts;
-  let ids: string[];
+  // Which runs list each job as failed: an invoice sealed since is taken out of their failed counts.
+  const listedIn = new Map<string, Set<string>>();
   if ('jobIds' in target) {
-    ids = target.jobIds;
+    for (const id of target.jobIds) listedIn.set(id, new Set());
   } else {
     const failed = await listFailed(redis, prefix, {
       runId: 'runId' in target ? target.runId : undefined,
       tenant: target.tenant,
     });
-    ids = failed.map((f) => f.jobId).filter((id): id is string => id !== undefined);
+    for (const f of failed) {
+      if (f.jobId === undefined) continue;
+      const runs = listedIn.get(f.jobId) ?? new Set<string>();
+      listedIn.set(f.jobId, runs.add(f.runId));
+    }
   }
   const result: RetryResult = { requeued: [], alreadySealed: [], notFailed: [], unknown: [] };
-  for (const jobId of [...new Set(ids)]) {
+  for (const [jobId, runs] of listedIn) {
     const job = await queue.getJob(jobId);
     const data = job?.data ?? parseJobId(jobId);
     if (!data) {
@@ -233,9 +239,13 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
       ? await findSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256)
       : undefined;
     if (sealed) {
-      // Counted as already sealed in its run from now on, not as failed.
-      if (runId !== undefined && (await reopenFailure(redis, prefix, runId, jobId))) {
-        await recordOutcome(redis, prefix, runId, jobId, 'alreadySealed');
+      // Counted as already sealed from now on, not as failed, in every run that lists it failed (its
+      // own and, when a re-run of the export queued it again, the earlier one).
+      for (const r of runId === undefined ? runs : new Set([...runs, runId])) {
+        if (await reopenFailure(redis, prefix, r, jobId)) {
+          await recordOutcome(redis, prefix, r, jobId, 'alreadySealed');
+          await settleRun(redis, prefix, r);
+        }
       }
       result.alreadySealed.push({ ...item, file: sealed.file });
       continue;

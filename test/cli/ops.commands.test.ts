@@ -16,6 +16,7 @@ import { loadJobs } from '../../src/jobs';
 import { openSealQueue, produceRun, readRun, runSettled, SealWorker, sealJobId } from '../../src/queue';
 import { readManifest } from '../../src/outbox';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { run } from '../../src/cli/main';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
@@ -218,6 +219,17 @@ test(
       new RegExp(`^run ${runId}: settled, 6 queued, 5 sealed, 1 already sealed, 0 failed, `, 'm'),
     );
 
+    const runsText = await sealer('runs');
+    assert.match(
+      runsText.stdout,
+      new RegExp(
+        `^${runId} \\(settled\\): 6 enqueued, 5 sealed, 1 already sealed, 0 failed, 0 rejected$`,
+        'm',
+      ),
+    );
+    assert.match(runsText.stdout, /^ {2}tenant fuji, level B-B, started \S+Z, ended \S+Z, took \d+\.\d s$/m);
+    assert.match(runsText.stdout, /^runs: 2 shown, 0 approval\(s\) parked$/m);
+
     // Nothing left to retry: exit 1 and said so; an already sealed invoice by ID is reported again.
     const again = await sealer('retry', '--run', runId);
     assert.equal(again.code, 1);
@@ -264,3 +276,16 @@ test(
     assert.equal(sandbox.stats().signatures, 6);
   },
 );
+
+test('the ops verbs have --help that says what they do', { timeout: TEST_TIMEOUT_MS }, async () => {
+  for (const command of ['runs', 'run', 'failed', 'retry']) {
+    let stdout = '';
+    const code = await run(['node', 'sealer', command, '--help'], {
+      stdout: { write: (t: string) => (stdout += t) },
+      stderr: { write: () => true },
+    });
+    assert.equal(code, 0, command);
+    assert.match(stdout, new RegExp(`Usage: sealer ${command}`));
+    assert.match(stdout, /--json/);
+  }
+});

@@ -6,6 +6,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import { findSealed } from '../outbox';
+import { SealerError } from '../common/errors';
 import { clearCredentialLatch } from '../custody';
 import type { SealJobData } from './seal-job';
 import {
@@ -166,7 +167,8 @@ export async function listFailed(
   return out;
 }
 
-export class UnknownRunError extends Error {}
+/** `--run` named a run that no run record has (mistyped, or expired with its keys). */
+export class UnknownRunError extends SealerError {}
 
 export type RetryTarget =
   { jobIds: string[] } | { runId: string; tenant?: string } | { allFailed: true; tenant?: string };

@@ -239,6 +239,9 @@ test(
     const byId = await sealer('retry', job6);
     assert.equal(byId.code, 0, byId.stderr);
     assert.match(byId.stdout, /^already sealed fuji FJ-000006 \(job .*\): .*FJ-000006.*\.pdf$/m);
+    // A sealed job is never taken back out of its run's counts.
+    const still = await readRun(redis, prefix, runId);
+    assert.deepEqual([still.sealed, still.alreadySealed, still.failed], [5, 1, 0]);
     const unknownId = sealJobId({ tenant: 'fuji', invoiceNumber: 'FJ-999999', sourceSha256: 'a'.repeat(64) });
     const unknown = await json('retry', job6, unknownId);
     assert.equal(unknown.code, 1);

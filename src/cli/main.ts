@@ -10,6 +10,8 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { CliIo } from './context';
 import type { RenewOptions } from './commands/renew';
 import { parseBenchLevels } from './bench-levels';
+import { usageErrorsExit2 } from './commands/usage';
+import type { RetryCliOptions } from './commands/retry';
 
 // The same streams as context.ts's processIo, which is not imported for them: context.ts pulls in Redis.
 const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
@@ -39,6 +41,9 @@ interface CommandModules {
   './commands/enqueue': typeof import('./commands/enqueue');
   './commands/factors': typeof import('./commands/factors');
   './commands/renew': typeof import('./commands/renew');
+  './commands/retry': typeof import('./commands/retry');
+  './commands/run': typeof import('./commands/run');
+  './commands/failed': typeof import('./commands/failed');
   './commands/runs': typeof import('./commands/runs');
   './commands/sandbox': typeof import('./commands/sandbox');
   './commands/schedule': typeof import('./commands/schedule');
@@ -233,12 +238,51 @@ function buildProgram(io: CliIo): Command {
       await renewCommand(opts, io);
     });
 
-  program
-    .command('runs')
-    .description('show recent runs (counts, invoices awaiting approval) and the approvals parked')
+  usageErrorsExit2(program.command('runs'))
+    .description(
+      'show recent runs (counts, invoices awaiting approval, times, level) and the approvals parked',
+    )
+    .option('--tenant <tenant>', "only this tenant's runs and approvals")
     .option('--limit <n>', 'runs to show', positiveInt, 20)
+    .option('--json', 'print one JSON document')
     .option(...jobsOption)
-    .action(lazy(() => loadCommand('./commands/runs').runsCommand));
+    .action(async (opts: Parameters<CommandModules['./commands/runs']['runsCommand']>[0]) => {
+      await loadCommand('./commands/runs').runsCommand(opts, io);
+    });
+
+  usageErrorsExit2(program.command('run'))
+    .description("show one run: counts, times, level, its failed invoices and export files' problems")
+    .argument('<runId>', 'run ID (from sealer runs)')
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action(async (runId: string, opts: Parameters<CommandModules['./commands/run']['runCommand']>[1]) => {
+      await loadCommand('./commands/run').runCommand(runId, opts, io);
+    });
+
+  usageErrorsExit2(program.command('failed'))
+    .description('list failed invoices: tenant, run, kind, reason, attempts, export file and line')
+    .option('--run <runId>', "only this run's")
+    .option('--tenant <tenant>', "only this tenant's")
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action(async (opts: Parameters<CommandModules['./commands/failed']['failedCommand']>[0]) => {
+      await loadCommand('./commands/failed').failedCommand(opts, io);
+    });
+
+  usageErrorsExit2(program.command('retry'))
+    .description(
+      're-queue failed invoices (attempts reset); one sealed since is reported as already sealed, never sealed twice',
+    )
+    .argument('[jobId...]', 'job IDs (from sealer failed)')
+    .option('--run <runId>', 'every failed invoice of this run')
+    .option('--all-failed', 'every failed invoice of every run')
+    .option('--tenant <tenant>', "with --run or --all-failed: only this tenant's")
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action(async (jobIds: string[], opts: RetryCliOptions, cmd: Command) => {
+      const { retryCommand, retryTarget } = loadCommand('./commands/retry');
+      await retryCommand(retryTarget(jobIds, opts, cmd), opts, io);
+    });
 
   const sandbox = program
     .command('sandbox')

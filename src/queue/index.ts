@@ -11,3 +11,4 @@ export * from './renew-plan';
 export * from './renew-worker';
 export * from './run-renewal';
 export * from './renew-scheduler';
+export * from './ops';

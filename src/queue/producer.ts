@@ -416,6 +416,7 @@ export async function produceRun(
       tenant: job.tenant,
       runDate: ids.runDate,
       startedAt: now.toISOString(),
+      level: job.signing.level,
       state: 'producing',
     },
   );

@@ -186,3 +186,47 @@ export async function listRuns(
       .map(async ({ runId }) => ({ runId, counts: await readRun(redis, prefix, runId) })),
   );
 }
+
+// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] open runs of the run's job
+// ARGV[1] job ID, ARGV[2] run ID
+const REOPEN_SCRIPT = `
+local found = false
+for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  local ok, f = pcall(cjson.decode, raw)
+  if ok and f.jobId == ARGV[1] then
+    found = true
+    redis.call('LREM', KEYS[3], 0, raw)
+  end
+end
+if not found then return 0 end
+if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'failed', -1) end
+redis.call('HDEL', KEYS[1], 'settledAt')
+if KEYS[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[2]) end
+return 1`;
+
+/**
+ * Takes a failed invoice back out of its run's outcome, before its job is retried: the failed count
+ * drops, its failures entry goes, and the run is open again, so that the retried job's outcome (sealed,
+ * or failed again) is counted afresh by recordOutcome. Returns false when the job was not settled in
+ * this run's failures (nothing changed: a sealed job is never taken back).
+ */
+export async function reopenFailure(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  jobId: string,
+): Promise<boolean> {
+  const key = runKey(prefix, runId);
+  const job = await redis.hget(key, 'job');
+  const reopened = await redis.eval(
+    REOPEN_SCRIPT,
+    4,
+    key,
+    `${key}:settled`,
+    `${key}:failures`,
+    job === null ? '' : openRunsKey(prefix, job),
+    jobId,
+    runId,
+  );
+  return reopened === 1;
+}

@@ -1,35 +1,59 @@
-// `sealer runs`: how the recent runs stand (counts, invoices awaiting approval) and the approvals parked.
+// `sealer runs [--tenant T] [--limit N] [--json]`: how the recent runs stand (counts, invoices awaiting
+// approval, start, end, level) and the approvals parked.
 import { ParkedApprovals } from '../../csc';
-import { listRuns } from '../../queue';
-import { openContext, type CommonOptions } from '../context';
+import { listRunSummaries, type RunSummary } from '../../queue';
+import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
 
-export async function runsCommand(opts: CommonOptions & { limit: number }): Promise<void> {
+export interface RunsOptions extends CommonOptions {
+  limit: number;
+  tenant?: string;
+  json?: boolean;
+}
+
+/** The run's one-line count summary (scripts and tests match it). */
+export function runLine(r: RunSummary): string {
+  const c = r.counts;
+  return (
+    `${r.runId} (${r.state}): ${c.queued} enqueued, ${c.sealed} sealed, ${c.alreadySealed} already sealed, ${c.failed} failed, ${c.rejected} rejected` +
+    (c.awaitingApproval ? `; awaiting approval: ${c.awaitingApproval} invoices` : '')
+  );
+}
+
+/** Tenant, level and times, indented under the run's line. */
+export function runTimesLine(r: RunSummary): string {
+  const parts = [`tenant ${r.tenant ?? '?'}`, `level ${r.level ?? 'unrecorded'}`];
+  if (r.startedAt) parts.push(`started ${r.startedAt}`);
+  if (r.endedAt) parts.push(`ended ${r.endedAt}`);
+  if (r.durationSec !== undefined) parts.push(`took ${r.durationSec.toFixed(1)} s`);
+  return `  ${parts.join(', ')}`;
+}
+
+export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Promise<void> {
   const ctx = await openContext(opts);
   try {
-    const runs = await listRuns(ctx.redis, ctx.prefix, opts.limit);
-    for (const r of runs) {
-      const c = r.counts;
-      const state = c.settledAt
-        ? 'settled'
-        : c.state === 'produced'
-          ? 'sealing'
-          : String(c.state ?? 'producing');
-      console.log(
-        `${r.runId} (${state}): ${c.enqueued} enqueued, ${c.sealed} sealed, ${c.alreadySealed} already sealed, ${c.failed} failed, ${c.rejected} rejected` +
-          (c.awaitingApproval ? `; awaiting approval: ${c.awaitingApproval} invoices` : ''),
-      );
+    const runs = await listRunSummaries(ctx.redis, ctx.prefix, { tenant: opts.tenant, limit: opts.limit });
+    const approvals = (await new ParkedApprovals(ctx.redis, ctx.prefix).list()).filter(
+      (a) => opts.tenant === undefined || a.tenant === opts.tenant,
+    );
+    if (opts.json) {
+      io.stdout.write(JSON.stringify({ runs, approvals }, null, 2) + '\n');
+      return;
     }
-    const approvals = await new ParkedApprovals(ctx.redis, ctx.prefix).list();
+    for (const r of runs) {
+      io.stdout.write(runLine(r) + '\n');
+      io.stdout.write(runTimesLine(r) + '\n');
+    }
     for (const a of approvals) {
       const expired = a.expiresAt <= Date.now();
-      console.log(
-        `approval ${a.tenant}/${a.credentialId} via ${a.via}${a.approvedBy ? ` by ${a.approvedBy}` : ''}: ${a.remaining} of ${a.granted} left, ${expired ? 'expired' : 'until'} ${new Date(a.expiresAt).toISOString()}`,
+      io.stdout.write(
+        `approval ${a.tenant}/${a.credentialId} via ${a.via}${a.approvedBy ? ` by ${a.approvedBy}` : ''}: ${a.remaining} of ${a.granted} left, ${expired ? 'expired' : 'until'} ${new Date(a.expiresAt).toISOString()}\n`,
       );
     }
-    const awaiting = runs.reduce((n, r) => n + (r.counts.awaitingApproval ?? 0), 0);
-    console.log(
+    const awaiting = runs.reduce((n, r) => n + r.counts.awaitingApproval, 0);
+    io.stdout.write(
       `runs: ${runs.length} shown, ${approvals.length} approval(s) parked` +
-        (awaiting ? `, awaiting approval: ${awaiting} invoices` : ''),
+        (awaiting ? `, awaiting approval: ${awaiting} invoices` : '') +
+        '\n',
     );
   } finally {
     await ctx.release();

@@ -10,7 +10,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { CliIo } from './context';
 import type { RenewOptions } from './commands/renew';
 import { parseBenchLevels } from './bench-levels';
-import { usageErrorsExit2 } from './commands/usage';
+import { usageErrorsExit2 } from './usage';
 import type { RetryCliOptions } from './commands/retry';
 
 // The same streams as context.ts's processIo, which is not imported for them: context.ts pulls in Redis.

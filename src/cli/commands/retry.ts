@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { openSealQueue, retryJobs, UnknownRunError, type RetryResult, type RetryTarget } from '../../queue';
 import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
-import { USAGE_EXIT } from './usage';
+import { USAGE_EXIT } from '../usage';
 
 export interface RetryCliOptions extends CommonOptions {
   run?: string;

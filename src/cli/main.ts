@@ -287,6 +287,8 @@ function buildProgram(io: CliIo): Command {
   const sandbox = program
     .command('sandbox')
     .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
+    // `sandbox revoke` and `sandbox otp` read the sandbox's --data-dir (and --totp-period): show them.
+    .configureHelp({ showGlobalOptions: true })
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', nonNegativeInt, 8700)
     .option('--data-dir <dir>', 'where keys, certificates and secrets are kept', 'var/sandbox')
@@ -321,6 +323,17 @@ function buildProgram(io: CliIo): Command {
     .action(async (credentialId: string, _opts: unknown, cmd: Command) => {
       const { sandboxRevokeCommand } = loadCommand('./commands/sandbox');
       await sandboxRevokeCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; reason: string }>());
+    });
+
+  sandbox
+    .command('otp <credentialId>')
+    .description(
+      "print a sandbox credential's current TOTP code (from --data-dir), for approving by hand on the sandbox page",
+    )
+    // --data-dir and --totp-period are the sandbox command's own options (commander hands them over).
+    .action(async (credentialId: string, _opts: unknown, cmd: Command) => {
+      const { sandboxOtpCommand } = loadCommand('./commands/sandbox');
+      await sandboxOtpCommand(credentialId, cmd.optsWithGlobals<{ dataDir: string; totpPeriod: number }>());
     });
 
   const audit = program

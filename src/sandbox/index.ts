@@ -2,6 +2,7 @@
 // Other parts import only from here; the worker itself talks to it over HTTP like any provider.
 export { startSandbox } from './server';
 export { SandboxError } from './sandbox-error';
+export { currentOtp, type CurrentOtp } from './current-otp';
 export { revokeCredentialInDataDir } from './pki-material';
 export { REVOCATION_REASONS } from './revocation-store';
 export { TSA_POLICY_OID } from './tsa';

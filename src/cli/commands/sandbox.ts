@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {
+  currentOtp,
   loadFaultsArgument,
   REVOCATION_REASONS,
   revokeCredentialInDataDir,
@@ -89,5 +90,17 @@ export async function sandboxRevokeCommand(
   );
   console.log(
     `revoked ${credentialId}: certificate serial ${held.serialHex}, ${held.reason}, since ${held.revokedAt.toISOString()}`,
+  );
+}
+
+/** `sealer sandbox otp <credentialId>`: the code a person types on the sandbox's approval page now. */
+export async function sandboxOtpCommand(
+  credentialId: string,
+  opts: { dataDir: string; totpPeriod: number },
+): Promise<void> {
+  const otp = await currentOtp(path.resolve(opts.dataDir), credentialId, opts.totpPeriod);
+  process.stdout.write(`${otp.code}\n`);
+  process.stderr.write(
+    `sandbox otp: ${credentialId} (tenant ${otp.tenant}), valid for ${otp.validForSec} more s at a ${opts.totpPeriod} s step; each code is accepted once\n`,
   );
 }

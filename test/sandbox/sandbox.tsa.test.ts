@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -259,6 +259,7 @@ test(
   async () => {
     const dir = await tempDir();
     const dataDir = await makeDataDir();
+    after(() => rm(dataDir, { recursive: true, force: true }));
     const first = await startFixture({ tsaCertificateDays: 30 }, dataDir);
     let serial30: string;
     try {

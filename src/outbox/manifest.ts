@@ -54,6 +54,19 @@ async function ensureManifest(file: string): Promise<void> {
 /** The columns an existing manifest was started with: one written before a column was added keeps
  * its shape (its rows stay parseable), so new rows leave that column out. */
 async function columnsOf(file: string): Promise<(keyof ManifestRow)[]> {
+  // A header never changes once written: read once per manifest and process, not per delivered row.
+  let columns = knownColumns.get(file);
+  if (!columns) {
+    columns = await readColumns(file);
+    if (knownColumns.size >= 1024) knownColumns.delete(knownColumns.keys().next().value!);
+    knownColumns.set(file, columns);
+  }
+  return columns;
+}
+
+const knownColumns = new Map<string, (keyof ManifestRow)[]>();
+
+async function readColumns(file: string): Promise<(keyof ManifestRow)[]> {
   const handle = await fs.open(file, 'r');
   try {
     const head = Buffer.alloc(1024);

@@ -2,7 +2,7 @@
 // the DSS's) and says whether it ends at one of several trusted roots. The path is also what revocation
 // coverage and the B-LT level are judged against, so it is built even when no root is given.
 import { X509Certificate } from 'node:crypto';
-import { cachedCertificate } from './verify-cms';
+import { cachedCertificate } from './parsed-certificate';
 
 const MAX_DEPTH = 8;
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { bytesOf, contentOf, readChildren, readTlv, TAG } from './der';
-import { cachedCertificate } from './verify-cms';
+import { cachedCertificate } from './parsed-certificate';
 import { isSelfSigned } from './cert-path';
 
 const OID_OCSP_BASIC = '1.3.6.1.5.5.7.48.1.1';

@@ -3,6 +3,7 @@
 // returned. Transient failures (no answer, 5xx, 429, a TSA saying "try later") are retried with a
 // short backoff; a refusal or an invalid reply is not. The requests of a batch share one bound on
 // how many are in flight, so a night's burst does not swamp the TSA.
+import pLimit from 'p-limit';
 import { HttpTransportError, requestBytes } from '../common/binary-http';
 import { PadesError } from './pades-error';
 import { buildTimeStampReq, newNonce, readTimeStampResp } from './timestamp-request';
@@ -45,32 +46,12 @@ export interface Rfc3161ClientStats {
 const MAX_REPLY_BYTES = 256 * 1024;
 const REPLY_TYPE = 'application/timestamp-reply';
 
-/** Counting semaphore: waiters are served in arrival order. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await work();
-    } finally {
-      // Hand the slot straight to the next waiter, so a newcomer cannot overtake it.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}
-
 export class Rfc3161Client implements TimestampSource {
   readonly description: string;
   readonly stats: Rfc3161ClientStats = { requests: 0, peakInFlight: 0 };
   private readonly opts: Rfc3161ClientOptions;
-  private readonly slots: Slots;
+  /** Requests in flight, bounded; waiters are served in arrival order. */
+  private readonly slots: pLimit.Limit;
   private inFlight = 0;
 
   constructor(opts: Rfc3161ClientOptions) {
@@ -94,7 +75,7 @@ export class Rfc3161Client implements TimestampSource {
     // Origin and path only: a URL's query or userinfo may hold a token.
     this.description = `RFC 3161 TSA ${url.protocol}//${url.host}${url.pathname}`;
     this.opts = { ...opts, maxConcurrent, attempts };
-    this.slots = new Slots(maxConcurrent);
+    this.slots = pLimit(maxConcurrent);
   }
 
   async timestamp(digest: Buffer): Promise<TimestampToken> {
@@ -102,7 +83,7 @@ export class Rfc3161Client implements TimestampSource {
     let backoff = this.opts.backoffMs ?? 200;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.slots.run(() => this.once(digest));
+        return await this.slots(() => this.once(digest));
       } catch (err) {
         const e =
           err instanceof TimestampError

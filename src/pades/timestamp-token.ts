@@ -3,11 +3,12 @@
 // critical, RFC 3161 §2.3) that the token names in its ESS signing-certificate attribute, and that
 // certificate chains to a root we trust at the token's genTime. Parsing is pkijs; the public-key
 // checks are node:crypto, so the check is synchronous and a CSC-based TSA source can reuse it.
-import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { verifyCertificatePath } from './certificate-path';
 import { bytesOf, readChildren, readTlv, tlv, TAG, type Tlv } from './der';
+import { cachedCertificate } from './parsed-certificate';
 import { DIGEST_BY_OID, OID, SIGNATURE_KEY_TYPE_BY_OID } from './oids';
 import { TimestampError } from './timestamp-error';
 import { unsignedMagnitude } from './timestamp-request';
@@ -62,20 +63,7 @@ function bytes(view: Uint8Array | ArrayBuffer): Buffer {
 }
 
 const CACHE_LIMIT = 64;
-const x509s = new Map<string, X509Certificate>();
 const verifiedPaths = new Map<string, { from: number; to: number }>();
-
-/** Parsed once per distinct certificate (a TSA signs thousands of tokens a night with one). */
-function cachedX509(der: Buffer): X509Certificate {
-  const key = der.toString('latin1');
-  let cert = x509s.get(key);
-  if (!cert) {
-    cert = new X509Certificate(der);
-    if (x509s.size >= CACHE_LIMIT) x509s.delete(x509s.keys().next().value!);
-    x509s.set(key, cert);
-  }
-  return cert;
-}
 
 function fingerprint(parts: Buffer[]): string {
   const hash = createHash('sha256');
@@ -264,7 +252,7 @@ function checkSignerInfo(parsed: ParsedToken, signerCert: pkijs.Certificate, sig
   }
   checkEssCertId(attrs, signerCert, signerDer);
 
-  const key = cachedX509(signerDer).publicKey;
+  const key = cachedCertificate(signerDer).publicKey;
   if (key.asymmetricKeyType !== keyType) {
     throw invalid(`signature algorithm ${sigAlg} does not match the TSA's ${key.asymmetricKeyType} key`);
   }
@@ -324,7 +312,7 @@ export function checkTimestampToken(tokenDer: Buffer, opts: CheckTimestampOption
     throw invalid('the TSA certificate is neither in the token nor among the extra certificates');
   }
   const signerDer = certDer(signerCert);
-  const subject = `"${cachedX509(signerDer).subject.replace(/\n/g, ', ')}"`;
+  const subject = `"${cachedCertificate(signerDer).subject.replace(/\n/g, ', ')}"`;
   checkSignerInfo(parsed, signerCert, signerDer);
   checkTimestampingEku(signerCert, subject);
 
@@ -341,7 +329,7 @@ export function checkTimestampToken(tokenDer: Buffer, opts: CheckTimestampOption
     } catch (cause) {
       throw invalid(`TSA certificate does not chain to a trusted root: ${(cause as Error).message}`, cause);
     }
-    const certs = path.map(cachedX509);
+    const certs = path.map(cachedCertificate);
     if (verifiedPaths.size >= CACHE_LIMIT) verifiedPaths.delete(verifiedPaths.keys().next().value!);
     verifiedPaths.set(pathKey, {
       from: Math.max(...certs.map((c) => new Date(c.validFrom).getTime())),
@@ -377,6 +365,6 @@ export function readTimestampToken(tokenDer: Buffer): {
     genTime: parsed.tstInfo.genTime,
     imprintDigest: bytes(parsed.tstInfo.messageImprint.hashedMessage.valueBlock.valueHexView),
     imprintAlgorithm: parsed.tstInfo.messageImprint.hashAlgorithm.algorithmId,
-    ...(signer ? { tsaSubject: new X509Certificate(certDer(signer)).subject.replace(/\n/g, ', ') } : {}),
+    ...(signer ? { tsaSubject: cachedCertificate(certDer(signer)).subject.replace(/\n/g, ', ') } : {}),
   };
 }

@@ -2,10 +2,11 @@
 // the signed bytes, signature over the DER signed attributes with the signer certificate's key, and
 // (PAdES profile) the CAdES attribute rules. Walks DER directly and caches keys by certificate, so
 // checking a freshly sealed invoice costs little more than the public-key operation itself.
-import { createHash, KeyObject, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify } from 'node:crypto';
 import { bytesOf, compareDer, contentOf, decodeOid, readChildren, readTlv, Tlv, TAG } from './der';
 import { DIGEST_BY_OID, OID, SIGNATURE_KEY_TYPE_BY_OID } from './oids';
 import { checkTimestampToken, readTimestampToken } from './timestamp-token';
+import { parsedCert } from './parsed-certificate';
 
 export interface VerifyCmsOptions {
   /** The signer certificate must be exactly this one (the credential's). */
@@ -42,41 +43,6 @@ export interface CmsInspection extends CmsCheck {
   /** Every certificate the CMS carries, in its order. */
   certificatesDer: Buffer[];
   timestamp?: CmsTimestamp;
-}
-
-interface ParsedCert {
-  x509: X509Certificate;
-  key: KeyObject;
-  issuerAndSerial: Buffer; // issuer Name DER || serial INTEGER DER
-}
-
-const CERT_CACHE_LIMIT = 256;
-const certCache = new Map<string, ParsedCert>();
-
-/** Parsed once per distinct certificate: the X509 object, its key and its issuer/serial bytes. */
-function parsedCert(certDer: Buffer): ParsedCert {
-  const cacheKey = certDer.toString('latin1');
-  const hit = certCache.get(cacheKey);
-  if (hit) return hit;
-  const x509 = new X509Certificate(certDer);
-  const cert = readTlv(certDer, 0);
-  const tbs = readChildren(certDer, readChildren(certDer, cert)[0]!);
-  const offset = tbs[0]?.tag === TAG.CONTEXT_0 ? 1 : 0; // [0] EXPLICIT version is optional
-  const serial = tbs[offset]!;
-  const issuer = tbs[offset + 2]!;
-  const entry = {
-    x509,
-    key: x509.publicKey,
-    issuerAndSerial: Buffer.concat([bytesOf(certDer, issuer), bytesOf(certDer, serial)]),
-  };
-  if (certCache.size >= CERT_CACHE_LIMIT) certCache.delete(certCache.keys().next().value!);
-  certCache.set(cacheKey, entry);
-  return entry;
-}
-
-/** The parsed certificate from the same cache verifyCms uses (subject, serial, validity...). */
-export function cachedCertificate(certDer: Buffer): X509Certificate {
-  return parsedCert(certDer).x509;
 }
 
 function oidAt(buf: Buffer, t: Tlv | undefined): string {

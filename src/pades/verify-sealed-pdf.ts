@@ -9,7 +9,8 @@ import type { EmbeddedSignature, PdfRevision, RevisionReport } from '../pdf';
 import { buildCertPath } from './cert-path';
 import { RevocationIndex, type CertificateRevocation } from './revocation-coverage';
 import { readSignerInfoParts } from './signer-info-parts';
-import { cachedCertificate, inspectCms } from './verify-cms';
+import { cachedCertificate } from './parsed-certificate';
+import { inspectCms } from './verify-cms';
 import { verifyTimestampToken, type TimestampCheck } from './verify-timestamp';
 
 export const SUBFILTER_ETSI_RFC3161 = 'ETSI.RFC3161';

@@ -1,0 +1,38 @@
+// What the sealing parts report as they work, for metrics and run records: the parts call an optional
+// observer and never know who listens (ops turns these into Prometheus metrics, queue into per-run counts).
+
+export type SealingEvent =
+  /** one signatures/signHash call; `runs` counts the call's hashes per run (a batch may mix runs) */
+  | {
+      type: 'signHash';
+      tenant: string;
+      credentialId: string;
+      hashes: number;
+      ms: number;
+      ok: boolean;
+      runs: Record<string, number>;
+    }
+  /** one credentials/authorize (or credential-token grant) for `numSignatures`, on behalf of `runs` */
+  | { type: 'authorize'; tenant: string; credentialId: string; numSignatures: number; runs: string[] }
+  /** signatures an authorisation covered that will never be used (expired, retired, closed) */
+  | { type: 'signaturesUnused'; tenant: string; credentialId: string; count: number }
+  /** one RFC 3161 request (own TSA or the provider's signatures/timestamp) */
+  | { type: 'timestamp'; tenant: string; source: 'tsa' | 'provider'; ms: number; ok: boolean }
+  | { type: 'sealed'; tenant: string; job: string; runId: string; level: string; ms: number }
+  | { type: 'failed'; tenant: string; job: string; runId: string; kind: string };
+
+export type SealingObserver = (event: SealingEvent) => void;
+
+/** Calls every observer given; one that throws is not allowed to break sealing. */
+export function fanOut(...observers: (SealingObserver | undefined)[]): SealingObserver {
+  const list = observers.filter((o): o is SealingObserver => o !== undefined);
+  return (event) => {
+    for (const o of list) {
+      try {
+        o(event);
+      } catch {
+        // an observer's bug must not fail an invoice
+      }
+    }
+  };
+}

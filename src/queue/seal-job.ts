@@ -2,6 +2,12 @@
 import type { ConnectionOptions } from 'bullmq';
 
 export const SEAL_QUEUE = 'seal';
+
+/** Each tenant's invoices wait in a queue of their own, so that one tenant can be paused while the
+ * others seal, and a tenant with 500,000 invoices queued does not starve one with 100. */
+export function sealQueueName(tenant: string): string {
+  return `${SEAL_QUEUE}.${tenant}`;
+}
 export const DEFAULT_PREFIX = 'sealer';
 
 export interface SealJobData {

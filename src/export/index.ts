@@ -11,7 +11,7 @@ export type {
 } from './types';
 export { ExportError } from './export-error';
 export { readExport } from './read-export';
-export { RejectsWriter } from './rejects-writer';
+export { readRejectsFile, RejectsWriter } from './rejects-writer';
 export { writeExportCsv } from './csv-write';
 export { invoiceNumberFold, invoiceNumberProblem, INVOICE_NUMBER_MAX_LENGTH } from '../common/invoice-number';
 export {

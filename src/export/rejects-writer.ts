@@ -3,16 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
+import { parse } from 'csv-parse/sync';
+import { excelRead, excelSafe } from '../common/excel-cell';
 import { csvLine } from './csv-write';
 import type { RejectedRow } from './types';
 
 const UTF8_BOM = '\ufeff';
 const HEADER = ['line', 'invoiceNumber', 'reason'];
-
-/** Excel runs cells that start with these as formulas; a leading `'` keeps them text (OWASP). */
-function excelSafe(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
 
 export class RejectsWriter {
   private readonly path: string;
@@ -59,4 +56,19 @@ export class RejectsWriter {
     }
     return this.count;
   }
+}
+
+/** The rows of a rejects file written by RejectsWriter, with their cells as they were before
+ * excelSafe (what a run report merges). */
+export async function readRejectsFile(file: string): Promise<RejectedRow[]> {
+  const text = await fs.promises.readFile(file, 'utf8');
+  const records = parse(text, { bom: true, columns: true, skip_empty_lines: true }) as Record<
+    string,
+    string
+  >[];
+  return records.map((r) => ({
+    line: Number(r.line),
+    ...(r.invoiceNumber ? { invoiceNumber: excelRead(r.invoiceNumber) } : {}),
+    reason: excelRead(r.reason ?? ''),
+  }));
 }

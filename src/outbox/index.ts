@@ -1,6 +1,7 @@
 export * from './outbox';
 export * from './manifest';
 export * from './sealed-index';
+export * from './run-report';
 // the per-tenant audit trail
 export * from './audit-entry';
 export { auditDir, listAuditFiles, readAuditHead, type AuditHead } from './audit-files';

@@ -1,8 +1,12 @@
 // The per-folder manifest (manifest.csv): one row per sealed invoice, UTF-8 with a BOM so Excel shows
-// Japanese correctly. Rows are appended one line at a time.
+// Japanese correctly. Rows are appended one line at a time. Every cell is written through excelSafe
+// (a customer named `=HYPERLINK(...)` stays text in Excel) and read back through excelRead.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import { excelRead, excelSafe } from '../common/excel-cell';
+import { toJst, toUtc } from '../common/japan-time';
 import { OutboxConflictError, writeNew } from './outbox';
 
 export interface ManifestRow {
@@ -10,15 +14,30 @@ export interface ManifestRow {
   file: string;
   sealedSha256: string;
   sourceSha256: string;
+  /** when the seal was made, UTC (ISO); kept beside sealedAtUtc for the manifests' first readers */
   signingTime: string;
   certificateSerial: string;
   job: string;
   runId: string;
   /** PAdES level the file reached (B-B, B-T, B-LT, B-LTA); absent in manifests written before levels */
   level?: string;
+  // The invoice's facts for finance; absent in manifests (and for jobs) from before they were carried.
+  /** the customer as the export names it */
+  customer?: string;
+  /** whole yen, as digits (a credit note has a leading minus) */
+  amount?: string;
+  /** YYYY-MM-DD */
+  issueDate?: string;
+  /** the seal time in Japan time, e.g. 2026-12-01T02:03:04.005+09:00 */
+  sealedAtJst?: string;
+  /** the same instant in UTC */
+  sealedAtUtc?: string;
+  /** `sealed`, or `renewed` for a row a renewal appended (its new digest and level) */
+  status?: string;
 }
 
 export const MANIFEST_NAME = 'manifest.csv';
+// New columns go last: a manifest started with an older header keeps its shape (see columnsOf).
 const COLUMNS: (keyof ManifestRow)[] = [
   'invoiceNumber',
   'file',
@@ -29,10 +48,38 @@ const COLUMNS: (keyof ManifestRow)[] = [
   'job',
   'runId',
   'level',
+  'customer',
+  'amount',
+  'issueDate',
+  'sealedAtJst',
+  'sealedAtUtc',
+  'status',
 ];
 
-function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+/** The invoice facts a job carries, as manifest cells. */
+export interface InvoiceFacts {
+  customer?: string;
+  amount?: number;
+  issueDate?: string;
+}
+
+/** The manifest cells for an invoice's facts and its seal time (JST and UTC), for a row being written. */
+export function manifestFacts(
+  facts: InvoiceFacts,
+  sealedAt: Date | string,
+): Pick<ManifestRow, 'customer' | 'amount' | 'issueDate' | 'sealedAtJst' | 'sealedAtUtc'> {
+  return {
+    customer: facts.customer,
+    amount: facts.amount === undefined ? undefined : String(facts.amount),
+    issueDate: facts.issueDate,
+    sealedAtJst: toJst(sealedAt),
+    sealedAtUtc: toUtc(sealedAt),
+  };
+}
+
+/** One CSV record (CRLF), every cell neutralised for Excel. */
+export function csvRecord(cells: readonly string[]): string {
+  return stringify([cells.map(excelSafe)], { record_delimiter: '\r\n' });
 }
 
 /** Creates the manifest with its header if it does not exist yet, atomically, so that two processes
@@ -45,7 +92,7 @@ async function ensureManifest(file: string): Promise<void> {
     // fall through: create it
   }
   try {
-    await writeNew(file, Buffer.from('\uFEFF' + COLUMNS.join(',') + '\r\n'));
+    await writeNew(file, Buffer.from('\uFEFF' + csvRecord(COLUMNS)));
   } catch (err) {
     if (!(err instanceof OutboxConflictError)) throw err;
   }
@@ -91,7 +138,7 @@ export async function appendManifestRow(dir: string, row: ManifestRow): Promise<
   const columns = await columnsOf(file);
   const handle = await fs.open(file, 'a');
   try {
-    await handle.write(columns.map((c) => csvField(row[c] ?? '')).join(',') + '\r\n');
+    await handle.write(csvRecord(columns.map((c) => row[c] ?? '')));
     await handle.sync();
   } finally {
     await handle.close();
@@ -99,9 +146,20 @@ export async function appendManifestRow(dir: string, row: ManifestRow): Promise<
   return file;
 }
 
-export async function readManifest(file: string): Promise<ManifestRow[]> {
+/** The records of a CSV written with csvRecord (header first), each cell as it was before excelSafe. */
+export async function readExcelCsv(file: string): Promise<Record<string, string>[]> {
   const text = await fs.readFile(file, 'utf8');
-  return parse(text, { bom: true, columns: true, skip_empty_lines: true }) as ManifestRow[];
+  return parse(text, {
+    bom: true,
+    columns: true,
+    skip_empty_lines: true,
+    cast: (value) => excelRead(value),
+  }) as Record<string, string>[];
+}
+
+/** The rows of a manifest, each cell as it was before excelSafe. */
+export async function readManifest(file: string): Promise<ManifestRow[]> {
+  return (await readExcelCsv(file)) as unknown as ManifestRow[];
 }
 
 /** Whether the manifest in `dir` already lists `invoiceNumber` with this sealed file digest. */

@@ -148,6 +148,31 @@ export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
 }
 
 /**
+ * Writes `bytes` to `file` durably, replacing what is there (temp file, fsync, rename, fsync dir): a
+ * reader sees the old file or the new one, never part of one. For files that describe, not files
+ * that are the record (a run report is rewritten when its run settles again); never for sealed PDFs.
+ */
+export async function writeReplacing(file: string, bytes: Uint8Array): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = tempPathFor(file);
+  try {
+    const handle = await fs.open(tmp, 'wx', 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw new OutboxError(`cannot write ${file}`, { cause: err });
+  }
+  await fsyncDir(dir);
+}
+
+/**
  * Replaces a delivered file with a longer one that contains it (archive renewal): `bytes` must start
  * with the file's current bytes, which must still hash to `expectedSha256` (nobody changed it since it
  * was read). Temp file, fsync, rename over the old one, fsync dir: a reader sees the old file or the

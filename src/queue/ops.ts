@@ -9,6 +9,8 @@ import { findSealed } from '../outbox';
 import { SealerError } from '../common/errors';
 import { clearCredentialLatch } from '../custody';
 import type { SealJobData } from './seal-job';
+import { reportSettledRun } from './report-run';
+import { createLogger, type Logger } from '../common/logger';
 import {
   listRuns,
   readFailures,
@@ -196,6 +198,8 @@ export interface RetryOptions {
   queue: Queue<SealJobData>;
   /** the job definitions: where each tenant's sealed index lives */
   jobs: JobDefinition[];
+  /** for the run reports a retry rewrites; default: warnings and errors to stderr */
+  logger?: Logger;
 }
 
 /** Parses tenant|invoice|digest (sealJobId) for a job no longer in the queue. */
@@ -245,8 +249,23 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
       // own and, when a re-run of the export queued it again, the earlier one).
       for (const r of runId === undefined ? runs : new Set([...runs, runId])) {
         if (await reopenFailure(redis, prefix, r, jobId)) {
-          await recordOutcome(redis, prefix, r, jobId, 'alreadySealed');
-          await settleRun(redis, prefix, r);
+          await recordOutcome(redis, prefix, r, jobId, 'alreadySealed', undefined, {
+            invoice: data.invoiceNumber,
+            line: job?.data.line ?? 0,
+            ...(job && { exportFile: job.data.exportFile, customer: job.data.customer }),
+            ...(job && { amount: job.data.amount, issueDate: job.data.issueDate }),
+            file: sealed.file,
+          });
+          const settled = await settleRun(redis, prefix, r);
+          if (settled)
+            await reportSettledRun({
+              redis,
+              prefix,
+              logger: opts.logger ?? createLogger({ level: 'warn' }),
+              runId: r,
+              counts: settled,
+              job: def,
+            });
         }
       }
       result.alreadySealed.push({ ...item, file: sealed.file });

@@ -29,6 +29,7 @@ import { sealJobId, type SealJobData } from './seal-job';
 import { addRunCounts, settleRun, type RunCounts } from './run-record';
 import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
+import { reportSettledRun } from './report-run';
 
 export class ProducerError extends SealerError {}
 
@@ -183,6 +184,9 @@ async function enqueueChunk(
         sourceSha256: sha256,
         sourceLength: length,
         line: r.line,
+        customer: r.customerName,
+        amount: r.amount,
+        ...(r.issueDate === undefined ? {} : { issueDate: r.issueDate }),
       };
     }),
   );
@@ -489,5 +493,6 @@ export async function produceRun(
   // Workers may have finished every invoice before the run was marked produced.
   const settled = await settleRun(opts.redis, opts.prefix, ids.runId);
   if (settled) opts.logger.info({ runId: ids.runId, ...settled }, 'run settled');
+  if (settled) await reportSettledRun({ ...opts, runId: ids.runId, counts: settled, job });
   return result;
 }

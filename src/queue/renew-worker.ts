@@ -219,7 +219,7 @@ export class RenewWorker {
     }
     const checks = await verifySealedPdf(renewed, { trustedRootsDer: roots, at: this.now() });
     const level = checks.find((c) => c.kind === 'signature')?.level ?? row.level;
-    await appendManifestRow(d.dir, { ...row, sealedSha256: newSha256, level });
+    await appendManifestRow(d.dir, { ...row, sealedSha256: newSha256, level, status: 'renewed' });
     return { reason: d.reason, newSealedSha256: newSha256, documentTimestampTime, tsa };
   }
 

@@ -60,13 +60,34 @@ export interface RunFailure {
   exportFile?: string;
 }
 
-// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] awaiting set
-// ARGV[1] job ID, ARGV[2] count field, ARGV[3] failure JSON ('' for none)
+/**
+ * What a run keeps of one settled invoice for its report: the job's facts from the export row and,
+ * when sealed, the sealed file's digest. Kept per job ID beside the counts, so that the report lists
+ * every invoice of the run (sealed, already sealed, failed) from Redis and the outbox alone.
+ */
+export interface SettledInvoice {
+  invoice: string;
+  line: number;
+  exportFile?: string;
+  customer?: string;
+  amount?: number;
+  issueDate?: string;
+  /** the sealed file (absolute) and its digest, when the job returned them */
+  file?: string;
+  sealedSha256?: string;
+}
+
+// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] awaiting set,
+// KEYS[5] outcome by job ID, KEYS[6] settled invoice (JSON) by job ID
+// ARGV[1] job ID, ARGV[2] count field, ARGV[3] failure JSON ('' for none), ARGV[4] invoice JSON ('' for none)
+// Returns 1 when counted now, 0 when this job was counted already.
 const SETTLE_SCRIPT = `
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[4]) end
 return 1`;
 
 /**
@@ -80,20 +101,50 @@ export async function recordOutcome(
   jobId: string,
   outcome: Outcome,
   failure?: RunFailure,
+  invoice?: SettledInvoice,
 ): Promise<boolean> {
   const key = runKey(prefix, runId);
   const fresh = await redis.eval(
     SETTLE_SCRIPT,
-    4,
+    6,
     key,
     `${key}:settled`,
     `${key}:failures`,
     `${key}:awaiting`,
+    `${key}:outcomes`,
+    `${key}:invoices`,
     jobId,
     outcome,
     failure ? JSON.stringify(failure) : '',
+    invoice ? JSON.stringify(invoice) : '',
   );
   return fresh === 1;
+}
+
+/** Every settled invoice of the run by job ID: its outcome and what was kept of it (the outcome is
+ * absent for jobs settled before outcomes were kept; the invoice also for one `sealer retry` counted
+ * as already sealed without its job in hand). */
+export async function readSettledInvoices(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+): Promise<Map<string, { outcome?: Outcome; invoice?: SettledInvoice }>> {
+  const key = runKey(prefix, runId);
+  const [outcomes, invoices, settled] = await Promise.all([
+    redis.hgetall(`${key}:outcomes`),
+    redis.hgetall(`${key}:invoices`),
+    redis.smembers(`${key}:settled`),
+  ]);
+  const out = new Map<string, { outcome?: Outcome; invoice?: SettledInvoice }>();
+  for (const jobId of settled) {
+    const raw = invoices[jobId];
+    const outcome = outcomes[jobId] as Outcome | undefined;
+    out.set(jobId, {
+      ...(outcome === undefined ? {} : { outcome }),
+      ...(raw === undefined ? {} : { invoice: JSON.parse(raw) as SettledInvoice }),
+    });
+  }
+  return out;
 }
 
 export async function readFailures(redis: Redis, prefix: string, runId: string): Promise<RunFailure[]> {

@@ -22,6 +22,11 @@ export interface SealJobData {
   sourceLength: number;
   exportFile: string;
   line: number;
+  /** The invoice's facts from its export row, for finance's manifest and run report (absent in jobs
+   * queued before they were carried): the customer, whole yen, and the issue date (YYYY-MM-DD). */
+  customer?: string;
+  amount?: number;
+  issueDate?: string;
   /** SCAL2 under an approval: the signing time of the prepared document whose hash waits for an
    * approval, so that preparing it again gives the same hash (ISO) */
   signingTime?: string;

@@ -15,6 +15,7 @@ import {
   checkExistingSeal,
   findManifestRow,
   findSealed,
+  manifestFacts,
   recordSealed,
   sealedFilePath,
   sweepTenantOutbox,
@@ -26,11 +27,34 @@ import type { RedisHealth } from '../common/redis-health';
 import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
-import { markAwaiting, pendingInvoices, recordOutcome, settleRun, type Outcome } from './run-record';
+import {
+  markAwaiting,
+  pendingInvoices,
+  recordOutcome,
+  settleRun,
+  type Outcome,
+  type RunCounts,
+  type SettledInvoice,
+} from './run-record';
+import { reportSettledRun } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export { SealError } from '../seal';
+
+/** What the run keeps of a settled invoice for its report (see SettledInvoice). */
+function settledInvoice(data: SealJobData, result?: SealJobResult): SettledInvoice {
+  return {
+    invoice: data.invoiceNumber,
+    line: data.line,
+    exportFile: data.exportFile,
+    customer: data.customer,
+    amount: data.amount,
+    issueDate: data.issueDate,
+    file: result?.file,
+    sealedSha256: result?.sealedSha256,
+  };
+}
 
 function isInside(folder: string, file: string): boolean {
   const rel = path.relative(folder, file);
@@ -188,7 +212,12 @@ export class SealWorker {
   }
 
   /** Counts the outcome once per job, and settles the run when it was the last. */
-  private async settle(job: Job<SealJobData>, outcome: Outcome, fate?: Fate): Promise<boolean> {
+  private async settle(
+    job: Job<SealJobData>,
+    outcome: Outcome,
+    fate?: Fate,
+    result?: SealJobResult,
+  ): Promise<boolean> {
     const { redis, prefix } = this.options;
     const data = job.data;
     const fresh = await recordOutcome(
@@ -206,10 +235,18 @@ export class SealWorker {
         attempts: job.attemptsMade + 1,
         exportFile: data.exportFile,
       },
+      settledInvoice(data, result),
     );
     const settled = await settleRun(redis, prefix, data.runId);
     if (settled) this.options.logger.info({ runId: data.runId, ...settled }, 'run settled');
+    if (settled) await this.report(data, settled);
     return fresh;
+  }
+
+  /** The settled run's report for finance (never throws: see reportSettledRun). */
+  private async report(data: SealJobData, counts: RunCounts): Promise<void> {
+    const job = this.jobsByName.get(data.jobName);
+    await reportSettledRun({ ...this.options, runId: data.runId, counts, job });
   }
 
   /** Everything a final failure records, awaited: run counts, failures list, audit refusal, cleanup. */
@@ -343,7 +380,7 @@ export class SealWorker {
     }
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
     // re-run after a crash finds the invoice sealed, and the run counts it once.
-    await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed');
+    await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed', undefined, result);
     return result;
   }
 
@@ -458,6 +495,8 @@ export class SealWorker {
         certificateSerial: last.certificateSerialHex ?? '',
         job: data.jobName,
         runId: data.runId,
+        ...manifestFacts(data, (await fs.stat(target)).mtime),
+        status: 'sealed',
       });
       restored.push('manifest row');
     }
@@ -611,6 +650,8 @@ export class SealWorker {
       job: data.jobName,
       runId: data.runId,
       level: finisher.level,
+      ...manifestFacts(data, signingTime),
+      status: 'sealed',
     });
     // Thrown, not only logged: a seal must have its audit entry; the retry adds it without sealing again.
     await AuditLog.forTenant(def.outboxRoot, def.tenant).append(

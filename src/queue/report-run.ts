@@ -1,0 +1,137 @@
+// The queue's side of a run report: when settleRun hands a caller a run's counts, gather what Redis
+// knows of the run (its invoices and outcomes, failures, times) and the export's rejects files, and
+// have the outbox write the report for finance (src/outbox/run-report.ts).
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { readRejectsFile } from '../export';
+import {
+  findSealed,
+  writeRunReport,
+  type RunReportFiles,
+  type RunReportInvoice,
+  type RunReportReject,
+} from '../outbox';
+import type { JobDefinition } from '../jobs';
+import type { Logger } from '../common/logger';
+import { readFailures, readRun, readSettledInvoices, type RunCounts } from './run-record';
+
+export interface ReportRunOptions {
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  runId: string;
+  /** the counts settleRun returned */
+  counts: RunCounts;
+  /** the run's job definition (its outbox and export folder); without it no report can be written */
+  job: JobDefinition | undefined;
+}
+
+/** tenant|invoice|digest (sealJobId) */
+function parseJobId(jobId: string): { invoiceNumber: string; sourceSha256: string } | undefined {
+  const parts = jobId.split('|');
+  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
+  return { invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
+}
+
+/** The rejects files the producer wrote for this run (`<export>.<run ID>.rejects.csv`), merged. */
+async function runRejects(job: JobDefinition, runId: string): Promise<RunReportReject[]> {
+  const dir = path.join(job.exportFolder, 'rejects');
+  const suffix = `.${runId}.rejects.csv`;
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).filter((n) => n.endsWith(suffix));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: RunReportReject[] = [];
+  for (const name of names) {
+    const exportFile = name.slice(0, -suffix.length);
+    for (const r of await readRejectsFile(path.join(dir, name))) out.push({ exportFile, ...r });
+  }
+  return out;
+}
+
+/**
+ * Writes the settled run's report. Never throws: the invoices are sealed and counted whatever happens
+ * here, and a job must not fail (or retry into a run that will not settle again) for its report; a
+ * failure is logged with the run ID, and `sealer retry` or a re-settle writes it again.
+ */
+export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFiles | undefined> {
+  try {
+    if (!o.job) throw new Error('the run names no job definition this process has');
+    const job = o.job;
+    const run = await readRun(o.redis, o.prefix, o.runId);
+    if (typeof run.runDate !== 'string') throw new Error('the run record has no run date');
+    const [settled, failures] = await Promise.all([
+      readSettledInvoices(o.redis, o.prefix, o.runId),
+      readFailures(o.redis, o.prefix, o.runId),
+    ]);
+    const failureOf = new Map(failures.map((f) => [f.jobId, f]));
+    const invoices: RunReportInvoice[] = [];
+    for (const [jobId, { outcome, invoice }] of settled) {
+      const ids = parseJobId(jobId);
+      const failure = failureOf.get(jobId);
+      const invoiceNumber = invoice?.invoice ?? failure?.invoice ?? ids?.invoiceNumber;
+      if (invoiceNumber === undefined) continue;
+      let status: RunReportInvoice['status'];
+      if (outcome !== undefined) {
+        status = outcome === 'failed' ? 'failed' : outcome === 'sealed' ? 'sealed' : 'already sealed';
+      } else if (failure) {
+        status = 'failed';
+      } else {
+        // Settled before outcomes were kept: the sealed index says which run sealed it.
+        const record =
+          ids && (await findSealed(job.outboxRoot, job.tenant, ids.invoiceNumber, ids.sourceSha256));
+        status = record?.runId === o.runId ? 'sealed' : 'already sealed';
+      }
+      invoices.push({
+        invoiceNumber,
+        ...(ids && { sourceSha256: ids.sourceSha256 }),
+        status,
+        customer: invoice?.customer,
+        amount: invoice?.amount,
+        issueDate: invoice?.issueDate,
+        line: invoice?.line ?? failure?.line,
+        exportFile: invoice?.exportFile ?? failure?.exportFile,
+        file: invoice?.file,
+        sealedSha256: invoice?.sealedSha256,
+        ...(status === 'failed' &&
+          failure && { failure: { kind: failure.kind, reason: failure.reason, attempts: failure.attempts } }),
+      });
+    }
+    const counts: Record<string, number> = {
+      rows: o.counts.rows,
+      enqueued: o.counts.enqueued,
+      duplicates: o.counts.duplicates,
+      rejected: o.counts.rejected,
+      sealed: o.counts.sealed,
+      alreadySealed: o.counts.alreadySealed,
+      failed: o.counts.failed,
+    };
+    const files = await writeRunReport(job.outboxRoot, {
+      runId: o.runId,
+      job: typeof run.job === 'string' ? run.job : job.name,
+      tenant: job.tenant,
+      runDate: run.runDate,
+      ...(typeof run.startedAt === 'string' && { startedAt: run.startedAt }),
+      endedAt: typeof run.settledAt === 'string' ? run.settledAt : new Date().toISOString(),
+      ...(typeof run.level === 'string' && { level: run.level }),
+      counts,
+      invoices,
+      rejects: await runRejects(job, o.runId),
+    });
+    if (invoices.length !== o.counts.sealed + o.counts.alreadySealed + o.counts.failed) {
+      o.logger.warn(
+        { runId: o.runId, listed: invoices.length, counts },
+        'run report lists a different number of invoices than the run counts',
+      );
+    }
+    o.logger.info({ runId: o.runId, report: files.dir }, 'run report written');
+    return files;
+  } catch (err) {
+    o.logger.error({ runId: o.runId, err: (err as Error).message }, 'run report not written');
+    return undefined;
+  }
+}

@@ -100,7 +100,12 @@ function input(): RunReportInput {
       },
     ],
     rejects: [
-      { exportFile: 'invoices.csv', line: 9, invoiceNumber: 'BAD-9', reason: '-12万円 is not a whole-yen amount' },
+      {
+        exportFile: 'invoices.csv',
+        line: 9,
+        invoiceNumber: 'BAD-9',
+        reason: '-12万円 is not a whole-yen amount',
+      },
       { exportFile: 'invoices.csv', line: 7, reason: 'invoiceNumber is empty' },
     ],
   };
@@ -113,7 +118,15 @@ test(
     const root = await tempDir();
     await seal(root, '2026-12-01', RUN, 'INV-10', 'a', '2026-11-30T17:01:00.000Z', 'ignored');
     await seal(root, '2026-12-01', RUN, 'INV-2', 'b', '2026-11-30T17:02:00.000Z', 'ignored');
-    await seal(root, '2026-11-30', EARLIER_RUN, 'INV-3', 'c', '2026-11-29T16:00:00.000Z', 'Earlier Customer K.K.');
+    await seal(
+      root,
+      '2026-11-30',
+      EARLIER_RUN,
+      'INV-3',
+      'c',
+      '2026-11-29T16:00:00.000Z',
+      'Earlier Customer K.K.',
+    );
 
     const files = await writeRunReport(root, input());
     assert.equal(files.dir, path.join(root, 'acme', '2026-12-01', 'runs', RUN));
@@ -163,7 +176,10 @@ test(
 
     const summary = JSON.parse(await fs.readFile(files.summary, 'utf8')) as RunReportSummary;
     assert.equal(summary.runId, RUN);
-    assert.deepEqual(summary.endedAt, { utc: '2026-11-30T17:05:00.000Z', jst: '2026-12-01T02:05:00.000+09:00' });
+    assert.deepEqual(summary.endedAt, {
+      utc: '2026-11-30T17:05:00.000Z',
+      jst: '2026-12-01T02:05:00.000+09:00',
+    });
     assert.deepEqual(summary.listed, { sealed: 2, alreadySealed: 1, failed: 1, rejects: 2 });
     assert.equal(summary.counts.sealed, 2);
     for (const f of Object.values(summary.files)) await fs.access(path.join(files.dir, f));

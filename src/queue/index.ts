@@ -4,6 +4,7 @@ export * from './producer';
 export * from './scheduler';
 export * from './seal-worker';
 export * from './run-record';
+export * from './report-run';
 export * from './run-night';
 export * from './approve';
 export { SigningContexts } from './signing-contexts';

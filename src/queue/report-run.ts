@@ -14,7 +14,7 @@ import {
 } from '../outbox';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
-import { readFailures, readRun, readSettledInvoices, type RunCounts } from './run-record';
+import { readFailures, readRun, readSettledInvoices, runKey, type RunCounts } from './run-record';
 
 export interface ReportRunOptions {
   redis: Redis;
@@ -110,13 +110,14 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
       alreadySealed: o.counts.alreadySealed,
       failed: o.counts.failed,
     };
+    const endedAt = typeof run.settledAt === 'string' ? run.settledAt : new Date().toISOString();
     const files = await writeRunReport(job.outboxRoot, {
       runId: o.runId,
       job: typeof run.job === 'string' ? run.job : job.name,
       tenant: job.tenant,
       runDate: run.runDate,
       ...(typeof run.startedAt === 'string' && { startedAt: run.startedAt }),
-      endedAt: typeof run.settledAt === 'string' ? run.settledAt : new Date().toISOString(),
+      endedAt,
       ...(typeof run.level === 'string' && { level: run.level }),
       counts,
       invoices,
@@ -128,10 +129,49 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
         'run report lists a different number of invoices than the run counts',
       );
     }
+    // Which settlement the report describes: a worker starting finds runs whose latest settlement
+    // has none (a crash between settling and writing) and writes it (reportUnreportedRuns).
+    if (typeof run.settledAt === 'string') {
+      await o.redis.hset(runKey(o.prefix, o.runId), 'reportedFor', run.settledAt);
+    }
     o.logger.info({ runId: o.runId, report: files.dir }, 'run report written');
     return files;
   } catch (err) {
     o.logger.error({ runId: o.runId, err: (err as Error).message }, 'run report not written');
     return undefined;
   }
+}
+
+export interface UnreportedRunsOptions {
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  jobs: JobDefinition[];
+  /** look at runs settled this recently (days); default 7 */
+  sinceDays?: number;
+  now?: Date;
+}
+
+/**
+ * Writes the report of every run of `jobs` settled in the last `sinceDays` whose latest settlement has
+ * no report: settleRun hands the counts to one caller once, so a process that died between settling a
+ * run and writing its report leaves it to the next worker that starts. Returns the run IDs reported.
+ * Never throws (see reportSettledRun).
+ */
+export async function reportUnreportedRuns(o: UnreportedRunsOptions): Promise<string[]> {
+  const reported: string[] = [];
+  try {
+    const since = new Date((o.now ?? new Date()).getTime() - (o.sinceDays ?? 7) * 86_400_000).toISOString();
+    for (const runId of await o.redis.smembers(`${o.prefix}:runs`)) {
+      const run = await readRun(o.redis, o.prefix, runId);
+      if (typeof run.settledAt !== 'string' || run.settledAt < since) continue;
+      if (run.reportedFor === run.settledAt) continue;
+      const job = o.jobs.find((j) => j.name === run.job);
+      if (!job) continue;
+      if (await reportSettledRun({ ...o, runId, counts: run, job })) reported.push(runId);
+    }
+  } catch (err) {
+    o.logger.error({ err: (err as Error).message }, 'cannot look for runs without a report');
+  }
+  return reported;
 }

@@ -36,7 +36,7 @@ import {
   type RunCounts,
   type SettledInvoice,
 } from './run-record';
-import { reportSettledRun } from './report-run';
+import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
@@ -304,7 +304,9 @@ export class SealWorker {
       }
     }
     if (this.closing) return;
-    return this.worker.run();
+    // Beside taking jobs, not before: a night does not wait for reports a crashed process owed.
+    const catchUp = reportUnreportedRuns({ ...this.options, jobs: [...this.jobsByName.values()] });
+    await Promise.all([this.worker.run(), catchUp]);
   }
 
   private jobDefinition(data: SealJobData, realSource?: string): JobDefinition {

@@ -13,6 +13,7 @@ import {
   produceRun,
   readFailures,
   readRun,
+  reportUnreportedRuns,
   retryJobs,
   runSettled,
   SealWorker,
@@ -141,5 +142,63 @@ test(
       () => true,
     );
     assert.deepEqual(rerunSummary.listed, { sealed: 1, alreadySealed: 0, failed: 0, rejects: 0 });
+  },
+);
+
+test(
+  'a run whose settling process died before its report gets the report from the next worker that starts',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const sandbox = await startTestSandbox(dir);
+    const jobsDir = path.join(dir, 'jobs');
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox);
+    const jobs = await loadJobs(jobsDir);
+    await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 3);
+    const logger = createLogger({
+      level: 'debug',
+      destination: pino.destination({ dest: path.join(dir, 'night.log'), sync: true }),
+    });
+    const queue = openSealQueue(connection, prefix);
+    after(() => queue.close());
+    const produced = await produceRun(jobs[0]!, { queue, redis, prefix, logger });
+    const runWorker = async (until: () => Promise<boolean>) => {
+      const worker = new SealWorker({ connection, redis, prefix, jobs, logger, concurrency: 8, threads: 1 });
+      const running = worker.run();
+      try {
+        while (!(await until())) await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        await worker.close();
+        await running;
+      }
+    };
+    const reportDir = path.join(dir, 'outbox', 'sakura', produced.runDate, 'runs', produced.runId);
+    const summaryFile = path.join(reportDir, 'summary.json');
+    const exists = (f: string) =>
+      fs.access(f).then(
+        () => true,
+        () => false,
+      );
+    await runWorker(() => exists(summaryFile));
+    // What a crash right after settleRun leaves: the run settled, no report, nothing marking one written.
+    await fs.rm(reportDir, { recursive: true });
+    await redis.hdel(`${prefix}:run:${produced.runId}`, 'reportedFor');
+
+    await runWorker(() => exists(summaryFile));
+    const summary = await summaryWhen(summaryFile, () => true);
+    assert.deepEqual(summary.listed, { sealed: 3, alreadySealed: 0, failed: 0, rejects: 0 });
+    assert.equal(summary.endedAt.utc, (await readRun(redis, prefix, produced.runId)).settledAt);
+    // Reported now: the next start leaves it alone.
+    assert.deepEqual(await reportUnreportedRuns({ redis, prefix, logger, jobs }), []);
+    await fs.rm(reportDir, { recursive: true });
+    await redis.hdel(`${prefix}:run:${produced.runId}`, 'reportedFor');
+    assert.deepEqual(await reportUnreportedRuns({ redis, prefix, logger, jobs }), [produced.runId]);
+    // ... and a run settled longer ago than the window is left alone.
+    await fs.rm(reportDir, { recursive: true });
+    await redis.hdel(`${prefix}:run:${produced.runId}`, 'reportedFor');
+    const later = new Date(Date.now() + 8 * 86_400_000);
+    assert.deepEqual(await reportUnreportedRuns({ redis, prefix, logger, jobs, now: later }), []);
+    assert.equal(await exists(summaryFile), false);
   },
 );

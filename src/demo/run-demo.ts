@@ -13,14 +13,23 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger';
 import { FactorVault, loadJobs, loadKek, type JobDefinition } from '../jobs';
 import { approveOnProviderPage, openSealQueue, produceRun, runNight, type NightResult } from '../queue';
-import { auditDir, MANIFEST_NAME } from '../outbox';
+import { auditDir, MANIFEST_NAME, runReportDir } from '../outbox';
 import { playApprover } from './play-approver';
 import { ProgressLine } from './progress-line';
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
 
 export interface DemoOptions {
   home: string;
   concurrency: number;
   prefix?: string;
+  /** where the demo's lines go; default stdout */
+  out?: (line: string) => void;
 }
 
 async function copyInbox(home: string, tenants: string[]): Promise<void> {
@@ -126,7 +135,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     destination: pino.destination({ dest: logFile, sync: true, append: false }),
   });
   const prefix = o.prefix ?? 'sealer-demo';
-  const say = (line: string) => process.stdout.write(line + '\n');
+  const say = o.out ?? ((line: string) => process.stdout.write(line + '\n'));
 
   const endpoint = await resolveRedis({ allowPrivate: true });
   say(
@@ -216,8 +225,13 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
         );
       }
       for (const f of run.failures) say(`  FAILED ${f.invoice} (line ${f.line}): ${f.reason}`);
-      say(`  sealed PDFs: ${path.relative(home, outDir)}/*.pdf`);
-      say(`  manifest:    ${path.relative(home, path.join(outDir, MANIFEST_NAME))}`);
+      // Only files that exist: a run still awaiting approval has no report yet, one with nothing sealed no manifest.
+      const manifest = path.join(outDir, MANIFEST_NAME);
+      const report = runReportDir(job.outboxRoot, run.tenant, run.produced.runDate, run.produced.runId);
+      if (counts.sealed > 0) say(`  sealed PDFs: ${path.relative(home, outDir)}/*.pdf`);
+      if (await exists(manifest)) say(`  manifest:    ${path.relative(home, manifest)}`);
+      if (await exists(path.join(report, 'summary.json')))
+        say(`  run report:  ${path.relative(home, report)}/ (manifest.csv, rejects.csv, summary.json)`);
     }
     say('');
     for (const c of night.credentials) {

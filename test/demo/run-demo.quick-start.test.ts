@@ -24,7 +24,18 @@ test(
     const redis = connectRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     try {
       for (const round of [1, 2]) {
-        const night = await runDemo({ home, concurrency: 32, prefix });
+        const lines: string[] = [];
+        const night = await runDemo({ home, concurrency: 32, prefix, out: (l) => lines.push(l) });
+        // The summary names files that exist: each manifest, and each run's report and what it holds.
+        const named = lines.flatMap((l) => /^\s+(?:manifest|run report):\s+(\S+)/.exec(l)?.slice(1) ?? []);
+        assert.ok(named.length >= 2 * night.runs.length, lines.join('\n'));
+        for (const p of named) await fs.access(path.join(home, p));
+        for (const p of named.filter((n) => n.endsWith('/'))) {
+          const summary = JSON.parse(await fs.readFile(path.join(home, p, 'summary.json'), 'utf8')) as {
+            files: Record<string, string>;
+          };
+          for (const f of Object.values(summary.files)) await fs.access(path.join(home, p, f));
+        }
         const sealed = night.runs.reduce((n, r) => n + r.counts.sealed, 0);
         const rejected = night.runs.reduce((n, r) => n + r.counts.rejected, 0);
         assert.deepEqual({ round, sealed, rejected }, { round, sealed: 64, rejected: 3 });

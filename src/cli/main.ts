@@ -37,6 +37,7 @@ interface CommandModules {
   './commands/approve': typeof import('./commands/approve');
   './commands/audit': typeof import('./commands/audit');
   './commands/bench': typeof import('./commands/bench');
+  './commands/dashboard': typeof import('./commands/dashboard');
   './commands/demo': typeof import('./commands/demo');
   './commands/enqueue': typeof import('./commands/enqueue');
   './commands/factors': typeof import('./commands/factors');
@@ -164,6 +165,22 @@ function buildProgram(io: CliIo): Command {
     .action(async (opts: { jobs: string }) => {
       const { scheduleCommand } = loadCommand('./commands/schedule');
       await scheduleCommand(opts, io);
+    });
+
+  usageErrorsExit2(program.command('dashboard'))
+    .description(
+      'serve the ops web behind a login: queues (Bull Board), runs and failures with retry and pause buttons (audited), the archive',
+    )
+    .option('--port <port>', 'port to listen on (0 = any free port)', nonNegativeInt, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--user <user>', 'login user (default: SEALER_DASHBOARD_USER, else admin)')
+    .option(
+      '--password-ref <ref>',
+      'login password as a secret reference, env:NAME or file:PATH (default: SEALER_DASHBOARD_PASSWORD_REF)',
+    )
+    .option(...jobsOption)
+    .action(async (opts: Parameters<CommandModules['./commands/dashboard']['dashboardCommand']>[0]) => {
+      await loadCommand('./commands/dashboard').dashboardCommand(opts, io);
     });
 
   const factors = program

@@ -1,0 +1,161 @@
+// The ops web server behind `sealer dashboard`: the login, Bull Board at /queues (read-only: changes go
+// through the runs page's audited buttons), the runs and failures page at /, and the finance archive
+// page at /archive. Every page and API needs a session except /login and what `extraRoutes` mounts
+// (/metrics, /healthz), which come first so that a probe needs no login.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ExpressAdapter } from '@bull-board/express';
+import type { ArchiveIndex } from '../archive/archive-index';
+import type { JobDefinition } from '../jobs';
+import type { Logger } from '../common/logger';
+import { mountArchivePage } from './archive-page';
+import { mountLogin, requireSession } from './login';
+import { OpsActions } from './ops-actions';
+import { mountRunsPage } from './runs-page';
+import { SealQueues } from './seal-queues';
+import { SessionKeeper } from './session';
+
+type BullBoardApi = typeof import('@bull-board/api');
+type BullMQAdapterClass = typeof import('@bull-board/api/bullMQAdapter').BullMQAdapter;
+
+/**
+ * @bull-board/api as the express adapter sees it. @bull-board/express 9.10.1 pins @bull-board/api
+ * 9.10.1 and gets its own copy when the top-level one is newer (9.10.2 here); the board must be built
+ * by the copy the adapter and the UI were made with, or their classes differ. Once the versions agree,
+ * this resolves to the top-level package.
+ */
+function bullBoardApi(): {
+  createBullBoard: BullBoardApi['createBullBoard'];
+  BullMQAdapter: BullMQAdapterClass;
+} {
+  const from = { paths: [require.resolve('@bull-board/express')] };
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const api = require(require.resolve('@bull-board/api', from)) as BullBoardApi;
+  const adapter = require(require.resolve('@bull-board/api/bullMQAdapter', from)) as {
+    BullMQAdapter: BullMQAdapterClass;
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return { createBullBoard: api.createBullBoard, BullMQAdapter: adapter.BullMQAdapter };
+}
+
+export interface OpsWebOptions {
+  /** default 127.0.0.1: the dashboard is for an ops network, not the internet */
+  host?: string;
+  /** 0 = any free port (default 0) */
+  port?: number;
+  /** the one dashboard login; an empty password is refused at start */
+  login: { user: string; password: string };
+  redis: Redis;
+  connection: ConnectionOptions;
+  prefix: string;
+  jobs: JobDefinition[];
+  archive?: ArchiveIndex;
+  logger: Logger;
+  /** mounted before the login guard: public routes such as /metrics and /healthz */
+  extraRoutes?: (app: Express) => void;
+  /** how long a login lasts (default 8 hours) */
+  sessionTtlMs?: number;
+  /** delay before answering a failed login (default 400 ms) */
+  loginFailureDelayMs?: number;
+}
+
+export interface OpsWeb {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startOpsWeb(opts: OpsWebOptions): Promise<OpsWeb> {
+  if (!opts.login.user || !opts.login.password) {
+    throw new Error('the dashboard needs a login user and a non-empty password');
+  }
+  const { logger } = opts;
+  const sessions = new SessionKeeper({ ttlMs: opts.sessionTtlMs });
+  const queues = new SealQueues(opts.connection, opts.prefix);
+  const actions = new OpsActions({
+    redis: opts.redis,
+    connection: opts.connection,
+    prefix: opts.prefix,
+    jobs: opts.jobs,
+    logger,
+    queues,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    // No page of ours is framed or sniffed; none runs a script but Bull Board's own.
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'same-origin');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  opts.extraRoutes?.(app);
+  app.use(express.urlencoded({ extended: false, limit: '16kb' }));
+  mountLogin(app, {
+    user: opts.login.user,
+    password: opts.login.password,
+    sessions,
+    logger,
+    failureDelayMs: opts.loginFailureDelayMs,
+  });
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/queues');
+  const { createBullBoard, BullMQAdapter } = bullBoardApi();
+  createBullBoard({
+    queues: queues.boardQueues(actions.tenants).map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
+    // The same class at run time (see bullBoardApi); the type checker sees the top-level copy's.
+    serverAdapter: board as unknown as Parameters<BullBoardApi['createBullBoard']>[0]['serverAdapter'],
+    options: { uiConfig: { boardTitle: 'sealer queues' } },
+  });
+  const guard = requireSession(sessions);
+  app.use('/queues', guard, (req: Request, res: Response, next: NextFunction) => {
+    // Read-only: a retry, pause or removal made on the board would bypass the audit trail.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.status(403).json({ error: "the queue board is read-only; use the runs page's buttons (audited)" });
+      return;
+    }
+    next();
+  });
+  app.use('/queues', board.getRouter() as express.Router);
+
+  mountRunsPage(app, { redis: opts.redis, prefix: opts.prefix, actions, sessions });
+  mountArchivePage(app, { archive: opts.archive, jobs: opts.jobs, sessions, logger });
+
+  // Anything else needs a session too, so an unknown path tells nothing to a stranger.
+  app.use(guard, (_req: Request, res: Response) => {
+    res.status(404).type('text').send('not found');
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    void _next;
+    logger.error({ err: (err as Error).message, path: req.path }, 'dashboard request failed');
+    if (!res.headersSent) res.status(500).type('text').send('internal error (see the dashboard log)');
+  });
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url, tenants: actions.tenants }, 'dashboard listening');
+  return {
+    url,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await queues.close();
+    },
+  };
+}

@@ -40,6 +40,7 @@ interface CommandModules {
   './commands/demo': typeof import('./commands/demo');
   './commands/enqueue': typeof import('./commands/enqueue');
   './commands/factors': typeof import('./commands/factors');
+  './commands/pause': typeof import('./commands/pause');
   './commands/renew': typeof import('./commands/renew');
   './commands/retry': typeof import('./commands/retry');
   './commands/run': typeof import('./commands/run');
@@ -283,6 +284,21 @@ function buildProgram(io: CliIo): Command {
       const { retryCommand, retryTarget } = loadCommand('./commands/retry');
       await retryCommand(retryTarget(jobIds, opts, cmd), opts, io);
     });
+
+  for (const action of ['pause', 'resume'] as const) {
+    usageErrorsExit2(program.command(action))
+      .description(
+        action === 'pause'
+          ? "stop taking invoices from one tenant's queue (the others keep sealing), or every tenant's; jobs in hand finish"
+          : "take invoices again from one tenant's queue, or every tenant's",
+      )
+      .option('--tenant <tenant>', `only this tenant (default: every tenant)`)
+      .option('--json', 'print one JSON document')
+      .option(...jobsOption)
+      .action(async (opts: Parameters<CommandModules['./commands/pause']['pauseCommand']>[1]) => {
+        await loadCommand('./commands/pause').pauseCommand(action, opts, io);
+      });
+  }
 
   const sandbox = program
     .command('sandbox')

@@ -1,7 +1,7 @@
 // `sealer runs [--tenant T] [--limit N] [--json]`: how the recent runs stand (counts, invoices awaiting
 // approval, start, end, level) and the approvals parked.
 import { ParkedApprovals } from '../../csc';
-import { listRunSummaries, type RunSummary } from '../../queue';
+import { listRunSummaries, pausedTenants, type RunSummary } from '../../queue';
 import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
 
 export interface RunsOptions extends CommonOptions {
@@ -35,8 +35,16 @@ export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Pro
     const approvals = (await new ParkedApprovals(ctx.redis, ctx.prefix).list()).filter(
       (a) => opts.tenant === undefined || a.tenant === opts.tenant,
     );
+    const paused = (
+      await pausedTenants({
+        redis: ctx.redis,
+        connection: ctx.connection,
+        prefix: ctx.prefix,
+        tenants: ctx.jobs.map((j) => j.tenant),
+      })
+    ).filter((t) => opts.tenant === undefined || t === opts.tenant);
     if (opts.json) {
-      io.stdout.write(JSON.stringify({ runs, approvals }, null, 2) + '\n');
+      io.stdout.write(JSON.stringify({ runs, approvals, paused }, null, 2) + '\n');
       return;
     }
     for (const r of runs) {
@@ -53,6 +61,7 @@ export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Pro
     io.stdout.write(
       `runs: ${runs.length} shown, ${approvals.length} approval(s) parked` +
         (awaiting ? `, awaiting approval: ${awaiting} invoices` : '') +
+        (paused.length ? `; paused: ${paused.join(', ')}` : '') +
         '\n',
     );
   } finally {

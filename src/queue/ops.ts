@@ -43,6 +43,8 @@ export interface RunSummary {
     /** queued, not yet sealed, already sealed or failed */
     pending: number;
   };
+  /** provider calls the run took part in (a signHash batch may serve several runs: each counts it) */
+  calls: { signHash: number; authorize: number; signatures: number };
 }
 
 export interface RunDetail extends RunSummary {
@@ -91,6 +93,11 @@ function summarise(runId: string, c: RunCounts & Record<string, unknown>): RunSu
       rows: c.rows,
       awaitingApproval: c.awaitingApproval ?? 0,
       pending: Math.max(0, c.enqueued - settled),
+    },
+    calls: {
+      signHash: Number(c.signHashCalls ?? 0),
+      authorize: Number(c.authorizeCalls ?? 0),
+      signatures: Number(c.signHashHashes ?? 0),
     },
   };
 }

@@ -29,6 +29,8 @@ import { SigningContexts, type SigningContext } from './signing-contexts';
 import { sealQueueName, type SealJobData, type SealJobResult } from './seal-job';
 import { markAwaiting, pendingInvoices, recordOutcome, settleRun, type Outcome } from './run-record';
 import { RedisAuthorisationGuards } from '../custody';
+import { fanOut, type SealingObserver } from '../common/sealing-events';
+import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export { SealError } from '../seal';
@@ -80,6 +82,8 @@ export interface SealWorkerOptions {
   prepareLimits?: Partial<PrepareLimits>;
   /** folds Redis connection errors into one line per outage */
   health?: RedisHealth;
+  /** told of what sealing does (metrics); the worker also counts each run's provider calls itself */
+  observe?: SealingObserver;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -97,6 +101,7 @@ export class SealWorker {
   private readonly pool: PreparePool;
   private readonly approvals: ParkedApprovals;
   private readonly jobsByName: Map<string, JobDefinition>;
+  private readonly observe: SealingObserver;
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
@@ -106,7 +111,14 @@ export class SealWorker {
       onThreadError: (err) => options.logger.warn({ err: err.message }, 'prepare thread failed'),
     });
     this.approvals = new ParkedApprovals(options.redis, options.prefix);
+    this.observe = fanOut(
+      countProviderCalls(options.redis, options.prefix, (err) =>
+        options.logger.warn({ err: err.message }, "cannot count a run's provider calls"),
+      ),
+      options.observe,
+    );
     this.contexts = new SigningContexts({
+      observe: this.observe,
       logger: options.logger,
       defaultProviderUrl: options.defaultProviderUrl,
       batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
@@ -175,7 +187,10 @@ export class SealWorker {
   }
 
   /** Calls `listener` for every job of every tenant that completes or fails (an attempt). */
-  onJob(event: 'completed' | 'failed', listener: (job: Job<SealJobData> | undefined, err?: Error) => void): void {
+  onJob(
+    event: 'completed' | 'failed',
+    listener: (job: Job<SealJobData> | undefined, err?: Error) => void,
+  ): void {
     for (const w of this.workers.values()) {
       if (event === 'completed') w.on('completed', (job) => listener(job));
       else w.on('failed', (job, err) => listener(job, err));
@@ -183,7 +198,6 @@ export class SealWorker {
   }
 
   private watch(worker: Worker<SealJobData, SealJobResult>): void {
-    const options = this.options;
     // The processor records every failure itself, awaited, before BullMQ learns the fate. A job that
     // BullMQ fails without running it to the end (stalled too often) is recorded here; recording is
     // idempotent (recordOutcome), so a failure the processor recorded is not counted or audited twice.
@@ -245,6 +259,15 @@ export class SealWorker {
   private async recordFailure(job: Job<SealJobData>, fate: Fate): Promise<void> {
     const data = job.data;
     const fresh = await this.settle(job, 'failed', fate);
+    if (fresh) {
+      this.observe({
+        type: 'failed',
+        tenant: data.tenant,
+        job: data.jobName,
+        runId: data.runId,
+        kind: fate.kind,
+      });
+    }
     const def = this.jobsByName.get(data.jobName);
     if (data.pendingHash && def) {
       await this.approvals.removePending(
@@ -347,6 +370,7 @@ export class SealWorker {
 
   private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
     let result: SealJobResult;
+    const started = performance.now();
     try {
       result = await this.deliver(job.data);
     } catch (err) {
@@ -372,7 +396,17 @@ export class SealWorker {
     }
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
     // re-run after a crash finds the invoice sealed, and the run counts it once.
-    await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed');
+    const fresh = await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed');
+    if (fresh && result.status === 'sealed') {
+      this.observe({
+        type: 'sealed',
+        tenant: job.data.tenant,
+        job: job.data.jobName,
+        runId: job.data.runId,
+        level: result.level ?? this.jobsByName.get(job.data.jobName)?.signing.level ?? 'B-B',
+        ms: performance.now() - started,
+      });
+    }
     return result;
   }
 
@@ -597,7 +631,7 @@ export class SealWorker {
       );
     }
     try {
-      signature = await ctx.signer.sign(hashToSign);
+      signature = await ctx.signer.sign(hashToSign, data.runId);
     } catch (err) {
       if (err instanceof ApprovalNeededError) {
         const bound = ctx.facts.scal === 2 && ctx.sadManager.approvalBased;
@@ -654,7 +688,7 @@ export class SealWorker {
       data.runId,
     );
     if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
-    return { status: 'sealed', file: target, sealedSha256 };
+    return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
   }
 
   private closing?: Promise<void>;

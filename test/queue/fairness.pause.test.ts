@@ -81,12 +81,18 @@ test(
       sourceLength: bytes.length,
       exportFile: path.join(dir, 'inbox', 'sakura', 'big.csv'),
     };
-    await addRunCounts(redis, prefix, bigRun, { rows: BIG }, {
-      job: 'sakura-nightly',
-      tenant: 'sakura',
-      startedAt: new Date().toISOString(),
-      state: 'producing',
-    });
+    await addRunCounts(
+      redis,
+      prefix,
+      bigRun,
+      { rows: BIG },
+      {
+        job: 'sakura-nightly',
+        tenant: 'sakura',
+        startedAt: new Date().toISOString(),
+        state: 'producing',
+      },
+    );
     const fillStarted = performance.now();
     for (let at = 0; at < BIG; at += 5000) {
       const chunk = Array.from({ length: Math.min(5000, BIG - at) }, (_, i) => {
@@ -160,12 +166,20 @@ test(
         now: new Date(Date.now() + 1000),
       });
       assert.equal(fujiLater.totals.enqueued, 20);
-      await until('fuji seals while sakura is paused', 120_000, async () => (await sealedOf(fujiLater.runId)) === 20);
+      await until(
+        'fuji seals while sakura is paused',
+        120_000,
+        async () => (await sealedOf(fujiLater.runId)) === 20,
+      );
       assert.equal(await sealedOf(bigRun), pausedAt, 'sakura sealed nothing while paused');
 
       assert.deepEqual(await resumeSealing(target), ['sakura']);
       assert.deepEqual(await pausedTenants(target), []);
-      await until('sakura seals again after resume', 120_000, async () => (await sealedOf(bigRun)) > pausedAt);
+      await until(
+        'sakura seals again after resume',
+        120_000,
+        async () => (await sealedOf(bigRun)) > pausedAt,
+      );
     } finally {
       await worker.close();
       await running;

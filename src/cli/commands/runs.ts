@@ -28,6 +28,11 @@ export function runTimesLine(r: RunSummary): string {
   return `  ${parts.join(', ')}`;
 }
 
+/** The provider calls the run took part in, indented under the run's line. */
+export function runCallsLine(r: RunSummary): string {
+  return `  provider: ${r.calls.signHash} signHash call(s) for ${r.calls.signatures} signature(s), ${r.calls.authorize} authorisation(s)`;
+}
+
 export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Promise<void> {
   const ctx = await openContext(opts);
   try {
@@ -50,6 +55,7 @@ export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Pro
     for (const r of runs) {
       io.stdout.write(runLine(r) + '\n');
       io.stdout.write(runTimesLine(r) + '\n');
+      io.stdout.write(runCallsLine(r) + '\n');
     }
     for (const a of approvals) {
       const expired = a.expiresAt <= Date.now();

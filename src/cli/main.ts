@@ -212,7 +212,10 @@ function buildProgram(io: CliIo): Command {
       '--prompt',
       'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page',
     )
-    .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
+    .option(
+      '--approver <name>',
+      "who approves, for the audit trail (default: the identity the provider's page reports, if any)",
+    )
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
     .option(...jobsOption)

@@ -97,7 +97,6 @@ async function setUpCustody(
         prefix: ctx.prefix,
         logger: ctx.logger,
         defaultProviderUrl: sandbox.url,
-        approvedBy: `${job.tenant} approver (played by the demo)`,
         timeoutMs: 60_000,
         showUrl: (url) => {
           ctx.say(
@@ -107,17 +106,21 @@ async function setUpCustody(
             `  the demo plays ${job.tenant}'s approver: PIN and one-time code typed on the sandbox's page, never given to the application`,
           );
           played = (async () => {
-            await playApprover(url, {
-              pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
-              totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
-            });
+            await playApprover(
+              url,
+              {
+                pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
+                totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
+              },
+              `approver@${job.tenant}.example (played by the demo)`,
+            );
           })();
         },
       });
       await played;
       approvals++;
       ctx.say(
-        `  approved ${approval.numSignatures} seals until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
+        `  approved ${approval.numSignatures} seals by ${approval.approvedBy ?? 'an approver the provider did not name'} until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
       );
     } else {
       ctx.say(`custody ${job.tenant}: ${custody.mode}`);

@@ -58,6 +58,8 @@ export interface SealerMetricsOptions {
 
 type Counts = Record<string, number>;
 
+const CLOSE_TIMEOUT_MS = 2000;
+
 export class SealerMetrics {
   readonly registry = new Registry();
   private readonly tenants?: ReadonlySet<string>;
@@ -79,6 +81,10 @@ export class SealerMetrics {
   private readonly timestampSeconds: Histogram<'source' | 'outcome'>;
   private readonly sealSeconds: Histogram<'tenant' | 'level'>;
   private readonly scrapeErrors: Counter<'gauge'>;
+  private readonly queueDepth?: Gauge<'tenant' | 'state'>;
+  private readonly approvalsRemaining?: Gauge<'tenant' | 'credential'>;
+  /** the Redis reads of the scrape under way, shared by every metric of that scrape */
+  private refreshing?: Promise<void>;
 
   constructor(private readonly options: SealerMetricsOptions = {}) {
     this.tenants = options.tenants ? new Set(options.tenants) : undefined;
@@ -150,24 +156,27 @@ export class SealerMetrics {
       help: 'Scrapes that left a gauge out because Redis did not answer, by gauge',
       labelNames: ['gauge'],
       registers,
+      // prom-client reads every metric of a scrape at once: without waiting for the gauges' reads, an
+      // error would show one scrape late.
+      collect: () => this.refresh(),
     });
 
     if (options.queues && options.tenants?.length) {
-      const depth: Gauge<'tenant' | 'state'> = new Gauge({
+      this.queueDepth = new Gauge({
         name: 'sealer_queue_depth',
         help: "Jobs in each tenant's seal queue, by state (read at scrape time)",
         labelNames: ['tenant', 'state'],
         registers,
-        collect: () => this.collectQueueDepth(depth),
+        collect: () => this.refresh(),
       });
     }
     if (options.approvals) {
-      const remaining: Gauge<'tenant' | 'credential'> = new Gauge({
+      this.approvalsRemaining = new Gauge({
         name: 'sealer_approvals_remaining',
         help: 'Signatures left on the parked approval of each credential (0 once expired; read at scrape time)',
         labelNames: ['tenant', 'credential'],
         registers,
-        collect: () => this.collectApprovals(remaining),
+        collect: () => this.refresh(),
       });
     }
   }
@@ -232,7 +241,12 @@ export class SealerMetrics {
     this.closed = true;
     const queues = [...this.queues.values()];
     this.queues.clear();
-    await Promise.allSettled(queues.map((q) => q.close()));
+    // With Redis down, close() may wait for a connection that never comes: disconnect after a while.
+    await Promise.allSettled(
+      queues.map((q) =>
+        withTimeout(q.close(), CLOSE_TIMEOUT_MS, 'closing a queue').catch(async () => q.disconnect()),
+      ),
+    );
   }
 
   private tenant(name: string): string {
@@ -263,6 +277,22 @@ export class SealerMetrics {
       p.then(forget, forget);
     }
     return withTimeout(p, this.scrapeTimeoutMs, `reading ${key} from Redis`);
+  }
+
+  /** Reads the gauges from Redis, once for all the metrics that one scrape collects side by side. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= Promise.all([
+      this.queueDepth && this.collectQueueDepth(this.queueDepth),
+      this.approvalsRemaining && this.collectApprovals(this.approvalsRemaining),
+    ]).then(
+      () => {
+        this.refreshing = undefined;
+      },
+      () => {
+        this.refreshing = undefined;
+      },
+    );
+    return this.refreshing;
   }
 
   private async collectQueueDepth(gauge: Gauge<'tenant' | 'state'>): Promise<void> {

@@ -112,14 +112,16 @@ async function pingRedis(url: string, timeoutMs: number): Promise<string> {
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  probe.on('error', () => undefined);
+  // connect() itself only says "Connection is closed"; the socket's error says why (ECONNREFUSED, ...)
+  let socketError: NodeJS.ErrnoException | undefined;
+  probe.on('error', (err: NodeJS.ErrnoException) => (socketError ??= err));
   try {
     await probe.connect();
     const reply = await probe.ping();
     if (reply !== 'PONG') throw new Error(`PING answered ${reply}`);
     return 'PONG';
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = (err as NodeJS.ErrnoException).code ?? socketError?.code;
     throw new Error(`Redis does not answer PING${code ? ` (${code})` : `: ${(err as Error).message}`}`, {
       cause: err,
     });

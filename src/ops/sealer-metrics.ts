@@ -269,7 +269,9 @@ export class SealerMetrics {
   private read<T>(key: string, start: () => Promise<T>): Promise<T> {
     let p = this.inFlight.get(key) as Promise<T> | undefined;
     if (!p) {
-      p = start();
+      // started inside a promise, so that even a synchronous throw (a Queue that cannot be made) is
+      // counted as a scrape error like any other
+      p = Promise.resolve().then(start);
       this.inFlight.set(key, p);
       const forget = (): void => {
         if (this.inFlight.get(key) === p) this.inFlight.delete(key);

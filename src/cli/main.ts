@@ -41,6 +41,7 @@ interface CommandModules {
   './commands/demo': typeof import('./commands/demo');
   './commands/enqueue': typeof import('./commands/enqueue');
   './commands/factors': typeof import('./commands/factors');
+  './commands/pause': typeof import('./commands/pause');
   './commands/renew': typeof import('./commands/renew');
   './commands/retry': typeof import('./commands/retry');
   './commands/run': typeof import('./commands/run');
@@ -228,7 +229,10 @@ function buildProgram(io: CliIo): Command {
       '--prompt',
       'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page',
     )
-    .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
+    .option(
+      '--approver <name>',
+      "who approves, for the audit trail (default: the identity the provider's page reports, if any)",
+    )
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
     .option(...jobsOption)
@@ -300,6 +304,21 @@ function buildProgram(io: CliIo): Command {
       const { retryCommand, retryTarget } = loadCommand('./commands/retry');
       await retryCommand(retryTarget(jobIds, opts, cmd), opts, io);
     });
+
+  for (const action of ['pause', 'resume'] as const) {
+    usageErrorsExit2(program.command(action))
+      .description(
+        action === 'pause'
+          ? "stop taking invoices from one tenant's queue (the others keep sealing), or every tenant's; jobs in hand finish"
+          : "take invoices again from one tenant's queue, or every tenant's",
+      )
+      .option('--tenant <tenant>', `only this tenant (default: every tenant)`)
+      .option('--json', 'print one JSON document')
+      .option(...jobsOption)
+      .action(async (opts: Parameters<CommandModules['./commands/pause']['pauseCommand']>[1]) => {
+        await loadCommand('./commands/pause').pauseCommand(action, opts, io);
+      });
+  }
 
   const sandbox = program
     .command('sandbox')

@@ -12,3 +12,4 @@ export * from './renew-worker';
 export * from './run-renewal';
 export * from './renew-scheduler';
 export * from './ops';
+export * from './pause';

@@ -47,6 +47,8 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     prefix: ctx.prefix,
     jobs,
     unavailableJobs: unavailable,
+    // A tenant whose only definition cannot be used now: its invoices are taken and told to wait.
+    extraTenants: preflight.map((p) => p.job.tenant),
     logger: ctx.logger,
     concurrency: opts.concurrency,
     threads: opts.threads,
@@ -63,8 +65,8 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
   });
   let sealed = 0;
   let failed = 0;
-  worker.worker.on('completed', () => sealed++);
-  worker.worker.on('failed', () => failed++);
+  worker.onJob('completed', () => sealed++);
+  worker.onJob('failed', () => failed++);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -7,9 +7,17 @@ import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { AuditLog } from '../outbox';
-import { readRunDetail, retryJobs, type RetryResult, type RetryTarget } from '../queue';
-import { pauseSealing, resumeSealing, pausedTenants, type PauseTarget } from '../queue/pause';
-import type { SealQueues } from './seal-queues';
+import {
+  pauseSealing,
+  pausedTenants,
+  readRunDetail,
+  resumeSealing,
+  retryJobs,
+  type PauseTarget,
+  type RetryResult,
+  type RetryTarget,
+} from '../queue';
+import type { OpsQueues } from './board-queues';
 
 export type OpsActionName = 'retry-invoice' | 'retry-run' | 'pause' | 'resume';
 
@@ -25,7 +33,7 @@ export interface OpsActionsOptions {
   prefix: string;
   jobs: JobDefinition[];
   logger: Logger;
-  queues: SealQueues;
+  queues: OpsQueues;
 }
 
 /** Thrown for a request naming no such tenant, run or job: the page answers 400, nothing is audited. */
@@ -54,7 +62,7 @@ export class OpsActions {
       throw new BadActionRequest(`no seal job ${jobId} of a known tenant`);
     }
     return this.audited(user, 'retry-invoice', jobId, [tenant], async () =>
-      retryOutcome(await this.retry(tenant, { jobIds: [jobId] })),
+      retryOutcome(await this.retry({ jobIds: [jobId] })),
     );
   }
 
@@ -65,7 +73,7 @@ export class OpsActions {
       throw new BadActionRequest(`no run ${runId} is recorded`);
     const tenant = run.tenant;
     return this.audited(user, 'retry-run', runId, [tenant], async () =>
-      retryOutcome(await this.retry(tenant, { runId, tenant })),
+      retryOutcome(await this.retry({ runId, tenant })),
     );
   }
 
@@ -98,12 +106,12 @@ export class OpsActions {
   }
 
   /**
-   * The one call into retryJobs: its `queue` is the tenant's seal queue (see SealQueues.sealQueueOf),
-   * so that the move to one queue per tenant changes nothing here.
+   * The one call into retryJobs, as `sealer retry` makes it: the queue part's SealQueues finds each
+   * job in its tenant's queue.
    */
-  private retry(tenant: string, target: RetryTarget): Promise<RetryResult> {
+  private retry(target: RetryTarget): Promise<RetryResult> {
     const { redis, prefix, jobs, queues } = this.options;
-    return retryJobs({ redis, prefix, jobs, queue: queues.sealQueueOf(tenant) }, target);
+    return retryJobs({ redis, prefix, jobs, queue: queues.seal }, target);
   }
 
   /** Runs an action, then logs it and appends it to each touched tenant's audit trail(s). */

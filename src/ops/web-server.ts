@@ -15,7 +15,7 @@ import { mountArchivePage } from './archive-page';
 import { mountLogin, requireSession } from './login';
 import { OpsActions } from './ops-actions';
 import { mountRunsPage } from './runs-page';
-import { SealQueues } from './seal-queues';
+import { OpsQueues } from './board-queues';
 import { SessionKeeper } from './session';
 
 type BullBoardApi = typeof import('@bull-board/api');
@@ -73,7 +73,7 @@ export async function startOpsWeb(opts: OpsWebOptions): Promise<OpsWeb> {
   }
   const { logger } = opts;
   const sessions = new SessionKeeper({ ttlMs: opts.sessionTtlMs });
-  const queues = new SealQueues(opts.connection, opts.prefix);
+  const queues = new OpsQueues(opts.connection, opts.prefix);
   const actions = new OpsActions({
     redis: opts.redis,
     connection: opts.connection,
@@ -107,7 +107,9 @@ export async function startOpsWeb(opts: OpsWebOptions): Promise<OpsWeb> {
   board.setBasePath('/queues');
   const { createBullBoard, BullMQAdapter } = bullBoardApi();
   createBullBoard({
-    queues: queues.boardQueues(actions.tenants).map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
+    queues: (await queues.boardQueues(actions.tenants)).map(
+      (q) => new BullMQAdapter(q, { readOnlyMode: true }),
+    ),
     // The same class at run time (see bullBoardApi); the type checker sees the top-level copy's.
     serverAdapter: board as unknown as Parameters<BullBoardApi['createBullBoard']>[0]['serverAdapter'],
     options: { uiConfig: { boardTitle: 'sealer queues' } },

@@ -15,7 +15,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { loadJobs, type JobDefinition } from '../../src/jobs';
 import { createLogger } from '../../src/common/logger';
 import {
-  openSealQueue,
+  openSealQueues,
+  pausedTenants,
   produceRun,
   readRun,
   runSettled,
@@ -70,7 +71,7 @@ async function setUp(): Promise<void> {
     level: 'info',
     destination: pino.destination({ dest: path.join(dir, 'night.log'), sync: true }),
   });
-  const queue = openSealQueue(r.connection, r.prefix);
+  const queue = openSealQueues(r.connection, r.prefix);
   after(() => queue.close());
   produced = await produceRun(jobs[0]!, { queue, redis: r.redis, prefix: r.prefix, logger });
   assert.equal(produced.totals.enqueued, 4);
@@ -111,6 +112,17 @@ async function setUp(): Promise<void> {
     await working;
   });
   await fs.mkdir(SCREENS, { recursive: true });
+}
+
+/** Every entry of sakura's audit trail, oldest first. */
+async function auditEntries(): Promise<Record<string, unknown>[]> {
+  const auditDir = path.join(jobs[0]!.outboxRoot, 'sakura', 'audit');
+  const files = (await fs.readdir(auditDir)).filter((f) => f.endsWith('.jsonl')).sort();
+  const text = (await Promise.all(files.map((f) => fs.readFile(path.join(auditDir, f), 'utf8')))).join('');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function loggedIn(): Promise<{ context: BrowserContext; page: Page }> {
@@ -217,18 +229,7 @@ async function loginAndRetry(): Promise<void> {
 
     // Audited: a pino line and an ops-action entry in sakura's trail, which still verifies.
     const outboxRoot = jobs[0]!.outboxRoot;
-    const auditDir = path.join(outboxRoot, 'sakura', 'audit');
-    const entries = (
-      await Promise.all(
-        (await fs.readdir(auditDir))
-          .filter((f) => f.endsWith('.jsonl'))
-          .map((f) => fs.readFile(path.join(auditDir, f), 'utf8')),
-      )
-    )
-      .join('')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const entries = await auditEntries();
     const ops = entries.filter((e) => e.type === 'ops-action');
     assert.equal(ops.length, 1);
     assert.deepEqual(
@@ -258,12 +259,34 @@ async function loginAndRetry(): Promise<void> {
     await page.goto(`${web.url}/`);
     assert.equal((await page.textContent('#flash'))?.trim(), 'Failed: requeued 0');
 
+    // Pause and resume sakura from the page: the queue part's pause, shown on the page, audited.
+    const pauseState = () => page.locator('#tenants tr[data-tenant="sakura"] td.pause-state').textContent();
+    const target = { redis: r.redis, connection: r.connection, prefix: r.prefix, tenants: ['sakura'] };
+    await Promise.all([page.waitForURL(`${web.url}/`), page.click('#pause-sakura')]);
+    assert.equal((await page.textContent('#flash'))?.trim(), 'paused: sakura');
+    assert.equal(await pauseState(), 'paused');
+    assert.deepEqual(await pausedTenants(target), ['sakura']);
+    await Promise.all([page.waitForURL(`${web.url}/`), page.click('#resume-all')]);
+    assert.equal((await page.textContent('#flash'))?.trim(), 'resumed: sakura');
+    assert.equal(await pauseState(), 'sealing');
+    assert.deepEqual(await pausedTenants(target), []);
+    const later = (await auditEntries()).filter((e) => e.type === 'ops-action').slice(1);
+    assert.deepEqual(
+      later.map((e) => [e.action, e.by, e.target, e.result]),
+      [
+        ['retry-run', USER, produced.runId, 'requeued 0'],
+        ['pause', USER, 'sakura', 'paused: sakura'],
+        ['resume', USER, 'all', 'resumed: sakura'],
+      ],
+    );
+    assert.equal((await verifyTenantAudit(jobs[0]!.outboxRoot, 'sakura')).ok, true);
+
     // Bull Board is served behind the same login and lists every queue of the tenant.
     await page.goto(`${web.url}/queues`);
     const api = await page.request.get(`${web.url}/queues/api/queues`);
     assert.equal(api.status(), 200);
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
-    assert.deepEqual(names, ['renew', 'seal', 'seal.sakura']);
+    assert.deepEqual(names, ['renew', 'seal.sakura']);
     await page.screenshot({ path: path.join(SCREENS, 'queues.png'), fullPage: true });
 
     // Logged out: the same cookie no longer opens a page.

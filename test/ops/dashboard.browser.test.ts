@@ -287,6 +287,9 @@ async function loginAndRetry(): Promise<void> {
     assert.equal(api.status(), 200);
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
     assert.deepEqual(names, ['renew', 'seal.sakura']);
+    // The board's own page for sakura's queue, once its script has drawn the jobs.
+    await page.goto(`${web.url}/queues/queue/seal.sakura?status=completed`);
+    await page.waitForFunction(() => /SKR-000001/.test(document.body.innerText));
     await page.screenshot({ path: path.join(SCREENS, 'queues.png'), fullPage: true });
 
     // Logged out: the same cookie no longer opens a page.

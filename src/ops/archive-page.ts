@@ -168,14 +168,17 @@ export function mountArchivePage(app: Express, o: ArchivePageOptions): void {
     res: Response,
   ): Promise<{ entry: ArchivedInvoice; file: string } | undefined> => {
     const { tenant, invoice, sha } = req.query;
+    if (!o.archive) {
+      res.status(404).type('text').send('no archive index is configured for this dashboard');
+      return undefined;
+    }
     if (
-      !o.archive ||
       typeof tenant !== 'string' ||
       typeof invoice !== 'string' ||
       typeof sha !== 'string' ||
       !tenants.includes(tenant)
     ) {
-      res.status(400).type('text').send('tenant, invoice and sha are required');
+      res.status(400).type('text').send('tenant (a known one), invoice and sha are required');
       return undefined;
     }
     const entry = (await o.archive.find(tenant, invoice)).find((e) => e.sealedSha256 === sha);

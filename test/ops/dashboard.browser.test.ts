@@ -407,6 +407,19 @@ async function archivePage(): Promise<void> {
     );
     await page.screenshot({ path: path.join(SCREENS, 'archive-verify.png'), fullPage: true });
 
+    // Markup in a customer's name is shown as text, never run or rendered.
+    const tricky = '<b>太字</b><script>window.pwned = 1</script> & Co';
+    await archive.record({
+      ...entryOf(rows[1]!, 1),
+      invoiceNumber: 'ESC-1',
+      customer: tricky,
+      sourceSha256: 'f'.repeat(64),
+    });
+    await search({ customer: '太字' });
+    assert.equal(await page.locator('#results tr[data-invoice="ESC-1"] td').nth(1).textContent(), tricky);
+    assert.equal(await page.locator('#results b, #results script').count(), 0);
+    assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+
     // Files outside the tenant's outbox are never served: an index entry pointing at the inbox, and
     // a symlink inside the outbox pointing out of it.
     const source = path.join(dir, 'inbox', 'sakura', 'pdf', `${inv[0]}.pdf`);

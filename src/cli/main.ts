@@ -155,6 +155,12 @@ function buildProgram(io: CliIo): Command {
       'look for jobs of crashed workers this often (BullMQ stalledInterval)',
       positiveInt,
     )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus /metrics and /healthz on this port (0 = any free port)',
+      nonNegativeInt,
+    )
+    .option('--metrics-host <host>', 'address for /metrics and /healthz', '127.0.0.1')
     .action(lazy(() => loadCommand('./commands/work').workCommand));
 
   program

@@ -226,6 +226,11 @@ export class SealWorker {
   /** Invoices being processed now, by job ID (what a forced stop leaves to another worker). */
   private readonly inHand = new Map<string, string>();
 
+  /** Whether the prepare thread pool still runs a task within `deadlineMs` (for /healthz). */
+  poolAlive(deadlineMs = 2000): Promise<boolean> {
+    return this.pool.alive(deadlineMs);
+  }
+
   inFlight(): { jobId: string; invoice: string }[] {
     return [...this.inHand].map(([jobId, invoice]) => ({ jobId, invoice }));
   }

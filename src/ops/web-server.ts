@@ -7,6 +7,9 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+// package.json pins @bull-board/api to the version @bull-board/express is built with: one copy, one class.
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { ArchiveIndex } from '../archive/archive-index';
 import type { JobDefinition } from '../jobs';
@@ -17,29 +20,6 @@ import { OpsActions } from './ops-actions';
 import { mountRunsPage } from './runs-page';
 import { OpsQueues } from './board-queues';
 import { SessionKeeper } from './session';
-
-type BullBoardApi = typeof import('@bull-board/api');
-type BullMQAdapterClass = typeof import('@bull-board/api/bullMQAdapter').BullMQAdapter;
-
-/**
- * @bull-board/api as the express adapter sees it. @bull-board/express 9.10.1 pins @bull-board/api
- * 9.10.1 and gets its own copy when the top-level one is newer (9.10.2 here); the board must be built
- * by the copy the adapter and the UI were made with, or their classes differ. Once the versions agree,
- * this resolves to the top-level package.
- */
-function bullBoardApi(): {
-  createBullBoard: BullBoardApi['createBullBoard'];
-  BullMQAdapter: BullMQAdapterClass;
-} {
-  const from = { paths: [require.resolve('@bull-board/express')] };
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const api = require(require.resolve('@bull-board/api', from)) as BullBoardApi;
-  const adapter = require(require.resolve('@bull-board/api/bullMQAdapter', from)) as {
-    BullMQAdapter: BullMQAdapterClass;
-  };
-  /* eslint-enable @typescript-eslint/no-require-imports */
-  return { createBullBoard: api.createBullBoard, BullMQAdapter: adapter.BullMQAdapter };
-}
 
 export interface OpsWebOptions {
   /** default 127.0.0.1: the dashboard is for an ops network, not the internet */
@@ -105,13 +85,11 @@ export async function startOpsWeb(opts: OpsWebOptions): Promise<OpsWeb> {
 
   const board = new ExpressAdapter();
   board.setBasePath('/queues');
-  const { createBullBoard, BullMQAdapter } = bullBoardApi();
   createBullBoard({
     queues: (await queues.boardQueues(actions.tenants)).map(
       (q) => new BullMQAdapter(q, { readOnlyMode: true }),
     ),
-    // The same class at run time (see bullBoardApi); the type checker sees the top-level copy's.
-    serverAdapter: board as unknown as Parameters<BullBoardApi['createBullBoard']>[0]['serverAdapter'],
+    serverAdapter: board,
     options: { uiConfig: { boardTitle: 'sealer queues' } },
   });
   const guard = requireSession(sessions);

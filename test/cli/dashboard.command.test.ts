@@ -142,6 +142,16 @@ test(
       const home = await fetch(`${base}/`, { headers: { cookie: cookie.split(';')[0]! } });
       assert.equal(home.status, 200);
       assert.match(await home.text(), /<tr data-tenant="fuji">/, cli.out.stderr);
+      // /metrics and /healthz answer a scraper or an orchestrator without the login.
+      const metrics = await fetch(`${base}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^sealer_queue_depth\{tenant="fuji",state="waiting"\} 0$/m);
+      const healthz = await fetch(`${base}/healthz`);
+      const checks = ((await healthz.json()) as { checks: { name: string; ok: boolean }[] }).checks;
+      assert.ok(
+        checks.some((c) => c.name === 'redis' && c.ok),
+        JSON.stringify(checks),
+      );
     } finally {
       stop.abort();
     }

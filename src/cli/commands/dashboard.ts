@@ -3,6 +3,10 @@
 // SIGINT/SIGTERM. The password is a secret reference, never a value on the command line; without one
 // the command refuses to start (exit 2).
 import { resolveSecret } from '../../jobs/secret-ref';
+import { ParkedApprovals } from '../../csc';
+import { checkHealth, providerTargets } from '../../ops/health';
+import { metricsRoutes } from '../../ops/metrics-server';
+import { SealerMetrics } from '../../ops/sealer-metrics';
 import { startOpsWeb } from '../../ops/web-server';
 import {
   describeProblem,
@@ -60,7 +64,24 @@ export async function dashboardCommand(opts: DashboardOptions, io: CliIo = proce
   io.signal?.addEventListener('abort', stop, { once: true });
   try {
     for (const p of ctx.problems) io.stderr.write(`${describeProblem(p)}\n`);
+    // Queue depth and approvals left, read at each scrape (the workers' own /metrics count the seals).
+    const metrics = new SealerMetrics({
+      tenants: [...new Set(ctx.jobs.map((j) => j.tenant))],
+      queues: { connection: ctx.connection, prefix: ctx.prefix },
+      approvals: new ParkedApprovals(ctx.redis, ctx.prefix),
+      onError: (err) => ctx.logger.warn({ err: err.message }, 'metrics: a gauge could not be read'),
+    });
+    const routes = metricsRoutes(metrics, () =>
+      checkHealth({
+        redisUrl: ctx.endpoint.url,
+        providers: providerTargets(ctx.jobs, process.env.SEALER_PROVIDER_URL),
+      }),
+    );
     const web = await startOpsWeb({
+      extraRoutes: (app) => {
+        app.get('/metrics', routes.metrics);
+        app.get('/healthz', routes.healthz);
+      },
       host: opts.host,
       port: opts.port,
       login: { user, password },
@@ -71,10 +92,14 @@ export async function dashboardCommand(opts: DashboardOptions, io: CliIo = proce
       logger: ctx.logger,
     });
     try {
-      io.stdout.write(`dashboard: ${web.url}/ (user ${user}); archive page: ${web.url}/archive\n`);
+      io.stdout.write(
+        `dashboard: ${web.url}/ (user ${user}); archive page: ${web.url}/archive; ` +
+          `${web.url}/metrics and ${web.url}/healthz need no login\n`,
+      );
       await stopped;
     } finally {
       await web.close();
+      await metrics.close();
     }
   } finally {
     process.off('SIGINT', stop);

@@ -6,6 +6,7 @@
 #   setup.sh SECRETS_DIR [SANDBOX_SECRETS_DIR]
 # - SECRETS_DIR/kek: the key-encryption key (32 random bytes, hex), mode 0600, made only if absent: a new
 #   key would make every stored factor and parked approval unreadable.
+# - SECRETS_DIR/dashboard-password: the dashboard's login password, made only if absent.
 # - SECRETS_DIR/<tenant>-client-secret: each tenant's OAuth2 client secret. With the sandbox provider they
 #   are copied from the sandbox's data folder (it makes its own); with a real provider the operator puts
 #   them there and no SANDBOX_SECRETS_DIR is given.
@@ -28,6 +29,18 @@ else
 fi
 # The worker refuses a key file its group or others may read (as ssh does a private key).
 chmod 600 "$kek"
+
+# The dashboard's login password, made once; read it from this file to sign in.
+password="$secrets_dir/dashboard-password"
+if [ -s "$password" ]; then
+  echo "setup: $password exists, kept"
+else
+  tmp="$password.tmp.$$"
+  node -e "process.stdout.write(require('node:crypto').randomBytes(18).toString('base64url') + '\n')" >"$tmp"
+  mv "$tmp" "$password"
+  echo "setup: made $password (the dashboard's password for SEALER_DASHBOARD_USER)"
+fi
+chmod 600 "$password"
 
 if [ -n "$sandbox_secrets" ]; then
   for tenant_dir in "$sandbox_secrets"/*/; do

@@ -37,9 +37,11 @@ interface CommandModules {
   './commands/approve': typeof import('./commands/approve');
   './commands/audit': typeof import('./commands/audit');
   './commands/bench': typeof import('./commands/bench');
+  './commands/dashboard': typeof import('./commands/dashboard');
   './commands/demo': typeof import('./commands/demo');
   './commands/enqueue': typeof import('./commands/enqueue');
   './commands/factors': typeof import('./commands/factors');
+  './commands/pause': typeof import('./commands/pause');
   './commands/renew': typeof import('./commands/renew');
   './commands/retry': typeof import('./commands/retry');
   './commands/run': typeof import('./commands/run');
@@ -153,6 +155,12 @@ function buildProgram(io: CliIo): Command {
       'look for jobs of crashed workers this often (BullMQ stalledInterval)',
       positiveInt,
     )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus /metrics and /healthz on this port (0 = any free port)',
+      nonNegativeInt,
+    )
+    .option('--metrics-host <host>', 'address for /metrics and /healthz', '127.0.0.1')
     .action(lazy(() => loadCommand('./commands/work').workCommand));
 
   program
@@ -164,6 +172,22 @@ function buildProgram(io: CliIo): Command {
     .action(async (opts: { jobs: string }) => {
       const { scheduleCommand } = loadCommand('./commands/schedule');
       await scheduleCommand(opts, io);
+    });
+
+  usageErrorsExit2(program.command('dashboard'))
+    .description(
+      'serve the ops web behind a login: queues (Bull Board), runs and failures with retry and pause buttons (audited), the archive',
+    )
+    .option('--port <port>', 'port to listen on (0 = any free port)', nonNegativeInt, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--user <user>', 'login user (default: SEALER_DASHBOARD_USER, else admin)')
+    .option(
+      '--password-ref <ref>',
+      'login password as a secret reference, env:NAME or file:PATH (default: SEALER_DASHBOARD_PASSWORD_REF)',
+    )
+    .option(...jobsOption)
+    .action(async (opts: Parameters<CommandModules['./commands/dashboard']['dashboardCommand']>[0]) => {
+      await loadCommand('./commands/dashboard').dashboardCommand(opts, io);
     });
 
   const factors = program
@@ -211,7 +235,10 @@ function buildProgram(io: CliIo): Command {
       '--prompt',
       'ask for PIN and OTP here (hidden; or one per stdin line) instead of the provider page',
     )
-    .option('--approver <name>', 'who approves, for the audit trail (default: the login name)')
+    .option(
+      '--approver <name>',
+      "who approves, for the audit trail (default: the identity the provider's page reports, if any)",
+    )
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option('--timeout-sec <sec>', 'how long to wait for the provider page', positiveInt, 600)
     .option(...jobsOption)
@@ -283,6 +310,21 @@ function buildProgram(io: CliIo): Command {
       const { retryCommand, retryTarget } = loadCommand('./commands/retry');
       await retryCommand(retryTarget(jobIds, opts, cmd), opts, io);
     });
+
+  for (const action of ['pause', 'resume'] as const) {
+    usageErrorsExit2(program.command(action))
+      .description(
+        action === 'pause'
+          ? "stop taking invoices from one tenant's queue (the others keep sealing), or every tenant's; jobs in hand finish"
+          : "take invoices again from one tenant's queue, or every tenant's",
+      )
+      .option('--tenant <tenant>', `only this tenant (default: every tenant)`)
+      .option('--json', 'print one JSON document')
+      .option(...jobsOption)
+      .action(async (opts: Parameters<CommandModules['./commands/pause']['pauseCommand']>[1]) => {
+        await loadCommand('./commands/pause').pauseCommand(action, opts, io);
+      });
+  }
 
   const sandbox = program
     .command('sandbox')

@@ -4,6 +4,7 @@
 // batchSize is a ceiling: a provider that refuses a call as carrying too many hashes gets it again in
 // parts, and every later batch stays within the limit it stated (providers cap hashes per call).
 import pino from 'pino';
+import type { SealingObserver } from '../common/sealing-events';
 import type { Logger } from '../common/logger';
 import type { CredentialFacts } from './credential-facts';
 import { CscBadReplyError, type CscClient } from './csc-client';
@@ -27,10 +28,14 @@ export interface BatchSignerOptions {
   logger?: Logger;
   /** names the tenant when an approval covers only part of a batch */
   tenant?: string;
+  /** told of every signHash call, with how many of its hashes each run had */
+  observe?: SealingObserver;
 }
 
 interface Waiting {
   hash: Buffer;
+  /** the run whose invoice this hash is, for per-run counts */
+  runId?: string;
   at: number;
   resolve: (sig: Buffer) => void;
   reject: (err: CscError | ApprovalNeededError) => void;
@@ -51,6 +56,7 @@ export class BatchSigner {
   private readonly maxInFlight: number;
   private readonly logger: Logger;
   private readonly tenant: string;
+  private readonly observe?: SealingObserver;
   private pending: Waiting[] = [];
   private lastArrival = 0;
   private timer?: NodeJS.Timeout;
@@ -67,6 +73,7 @@ export class BatchSigner {
     this.maxInFlight = o.maxInFlight ?? 4;
     this.logger = o.logger ?? pino({ level: 'silent' });
     this.tenant = o.tenant ?? '';
+    this.observe = o.observe;
     const id = o.credential.credentialId;
     const bad = (detail: string) =>
       new CscError({ endpoint: SIGN_HASH, retryable: false, detail: `credential ${id}: ${detail}` });
@@ -86,8 +93,8 @@ export class BatchSigner {
     }
   }
 
-  /** Sign one SHA-256 hash; resolves with its signature (DER for ECDSA). */
-  sign(hash: Buffer): Promise<Buffer> {
+  /** Sign one SHA-256 hash of run `runId`'s invoice; resolves with its signature (DER for ECDSA). */
+  sign(hash: Buffer, runId?: string): Promise<Buffer> {
     const id = this.credential.credentialId;
     if (this.closing) {
       return Promise.reject(
@@ -109,7 +116,7 @@ export class BatchSigner {
     }
     return new Promise<Buffer>((resolve, reject) => {
       const at = Date.now();
-      this.pending.push({ hash, at, resolve, reject });
+      this.pending.push({ hash, runId, at, resolve, reject });
       this.lastArrival = at;
       this.pump();
     });
@@ -134,6 +141,7 @@ export class BatchSigner {
     }
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.sadManager.releaseUnused();
   }
 
   private deadline(): number {
@@ -202,7 +210,10 @@ export class BatchSigner {
     const started = performance.now();
     let reservation: SadReservation;
     try {
-      reservation = await this.sadManager.reserve(all.map((w) => w.hash));
+      reservation = await this.sadManager.reserve(
+        all.map((w) => w.hash),
+        runsOf(all),
+      );
     } catch (err) {
       this.counts.batches++;
       await this.fail(all, undefined, err, started);
@@ -227,9 +238,12 @@ export class BatchSigner {
   private async signPart(batch: Waiting[], reservation: SadReservation, started: number): Promise<void> {
     const credentialId = this.credential.credentialId;
     this.counts.batches++;
+    // The call's own latency, not the reservation's (an authorisation may have come first).
+    let sent = performance.now();
     try {
       const hashes = batch.map((w) => w.hash);
       this.checkBinding(reservation, hashes);
+      sent = performance.now();
       const signatures =
         reservation.kind === 'credential-token'
           ? await this.client.signHash({
@@ -240,6 +254,7 @@ export class BatchSigner {
           : await this.client.signHash({ credential: this.credential, reservation, hashes });
       batch.forEach((w, i) => w.resolve(signatures[i]!));
       this.counts.signatures += signatures.length;
+      this.told(batch, sent, true);
       this.logger.info(
         { credentialId, size: batch.length, ms: Math.round(performance.now() - started) },
         'CSC batch signed',
@@ -247,6 +262,7 @@ export class BatchSigner {
     } catch (err) {
       const limit = err instanceof CscError ? statedHashLimit(err, batch.length) : undefined;
       if (limit === undefined) {
+        this.told(batch, sent, false);
         await this.fail(batch, reservation, err, started);
         return;
       }
@@ -255,6 +271,22 @@ export class BatchSigner {
       this.learnLimit(limit, err as CscError);
       await this.signInParts(batch, reservation, started);
     }
+  }
+
+  /** Tells the observer of one signHash call for `batch`. */
+  private told(batch: Waiting[], started: number, ok: boolean): void {
+    if (!this.observe) return;
+    const runs: Record<string, number> = {};
+    for (const w of batch) if (w.runId !== undefined) runs[w.runId] = (runs[w.runId] ?? 0) + 1;
+    this.observe({
+      type: 'signHash',
+      tenant: this.tenant,
+      credentialId: this.credential.credentialId,
+      hashes: batch.length,
+      ms: performance.now() - started,
+      ok,
+      runs,
+    });
   }
 
   private learnLimit(limit: number, err: CscError): void {
@@ -298,7 +330,10 @@ export class BatchSigner {
               part.map((w) => w.hash),
               this.credential.credentialId,
             )
-          : await this.sadManager.reserve(part.map((w) => w.hash));
+          : await this.sadManager.reserve(
+              part.map((w) => w.hash),
+              runsOf(part),
+            );
       } catch (err) {
         this.counts.batches++;
         await this.fail(part, undefined, err, started);
@@ -442,4 +477,9 @@ function isApprovalRefusal(err: CscError, kind: 'sad' | 'credential-token'): boo
 function afterPrefix(err: CscError): string {
   const prefix = `CSC ${err.endpoint} failed: `;
   return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+}
+
+/** The distinct runs of a batch's hashes. */
+function runsOf(batch: Waiting[]): string[] {
+  return [...new Set(batch.flatMap((w) => (w.runId === undefined ? [] : [w.runId])))];
 }

@@ -15,6 +15,7 @@
 // own authorisation, it means one batch per period per credential. credentials/authorize is never
 // re-sent as it was (see CscClient.authorize): the retries after a 429/503, a refused service token and
 // a refused OTP happen here, each with the code of a new step.
+import type { SealingObserver } from '../common/sealing-events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Logger } from '../common/logger';
@@ -63,6 +64,10 @@ export interface SadManagerOptions {
    * never calls credentials/authorize itself. A reservation may then cover fewer hashes than asked.
    */
   approvals?: ApprovalSource;
+  /** Told of authorisations and of signatures given up, for metrics and run records. */
+  observe?: SealingObserver;
+  /** names the tenant in what `observe` is told */
+  tenant?: string;
   /** Told of every authorisation made (for the audit trail); `sad` is for fingerprinting only. */
   onAuthorised?: (a: { numSignatures: number; expiresAt: number; sad: string; scal: 1 | 2 }) => void;
   /** Signatures asked for per SCAL1 authorisation at most; default and ceiling: credential.multisign. */
@@ -122,6 +127,8 @@ export class SadManager {
   private readonly clock: SadClock;
   private readonly approvals?: ApprovalSource;
   private readonly onAuthorised?: SadManagerOptions['onAuthorised'];
+  private readonly observe?: SealingObserver;
+  private readonly tenant: string;
   private readonly guard: AuthorisationGuard;
   private readonly demand?: () => Promise<number>;
   private readonly random: () => number;
@@ -143,6 +150,8 @@ export class SadManager {
     this.clock = o.clock ?? REAL_CLOCK;
     this.approvals = o.approvals;
     this.onAuthorised = o.onAuthorised;
+    this.observe = o.observe;
+    this.tenant = o.tenant ?? '';
     this.guard = o.guard ?? new InMemoryAuthorisationGuard();
     this.demand = o.demand;
     this.random = o.random ?? Math.random;
@@ -174,8 +183,9 @@ export class SadManager {
     return (this.current?.remaining ?? 0) + this.abandoned;
   }
 
-  /** Reserve hashes.length signatures and get the SAD to send them with. */
-  async reserve(hashes: Buffer[]): Promise<SadReservation> {
+  /** Reserve hashes.length signatures and get the SAD to send them with; `runs` are the runs whose
+   * invoices the hashes are, named in the authorisation an empty reservation makes. */
+  async reserve(hashes: Buffer[], runs: string[] = []): Promise<SadReservation> {
     const n = hashes.length;
     const id = this.credential.credentialId;
     if (n < 1) {
@@ -204,7 +214,7 @@ export class SadManager {
     }
     if (this.credential.scal === 2) {
       const bound = [...hashes];
-      const { sad, expiresAt } = await this.serialised(() => this.authorise(n, bound));
+      const { sad, expiresAt } = await this.serialised(() => this.authorise(n, bound, runs));
       return new Scal2Reservation(sad, expiresAt, bound);
     }
     for (;;) {
@@ -221,15 +231,36 @@ export class SadManager {
       }
       const fresh = await this.serialised(async () => {
         const numSignatures = await this.sized(n);
-        const got = await this.authorise(numSignatures);
+        const got = await this.authorise(numSignatures, undefined, runs);
         const next = { ...got, remaining: numSignatures - n };
-        this.abandoned += this.current?.remaining ?? 0;
+        this.giveUp(this.current?.remaining ?? 0);
         this.current = next;
         return next;
       });
       // A just-issued SAD is handed out even when its whole life is shorter than the margin.
       return new Scal1Reservation(fresh.sad, fresh.expiresAt, n);
     }
+  }
+
+  /** Signatures left on a SAD that will not be used (replaced, or the signer closing). */
+  private giveUp(count: number): void {
+    if (count <= 0) return;
+    this.abandoned += count;
+    this.observe?.({
+      type: 'signaturesUnused',
+      tenant: this.tenant,
+      credentialId: this.credential.credentialId,
+      count,
+    });
+  }
+
+  /** The signer is closing: what is left on the current SAD is reported as unused (and still counted
+   * by unusedSignatures()). */
+  releaseUnused(): void {
+    const left = this.current?.remaining ?? 0;
+    if (left <= 0 || !this.current) return;
+    this.current.remaining = 0;
+    this.giveUp(left);
   }
 
   /** An approval-based SAD or token the provider refused: no worker process hands it out again. */
@@ -293,15 +324,24 @@ export class SadManager {
 
   private async authorise(
     numSignatures: number,
-    hashes?: Buffer[],
+    hashes: Buffer[] | undefined,
+    runs: string[],
   ): Promise<{ sad: string; expiresAt: number }> {
     // Checked before queueing for the lease (fail fast) and again once holding it: the holder before
     // us may have latched the credential while we waited.
     await this.throwIfLatched();
-    return this.guard.withLease(async () => {
+    const got = await this.guard.withLease(async () => {
       await this.throwIfLatched();
       return this.authoriseHoldingLease(numSignatures, hashes);
     });
+    this.observe?.({
+      type: 'authorize',
+      tenant: this.tenant,
+      credentialId: this.credential.credentialId,
+      numSignatures,
+      runs,
+    });
+    return got;
   }
 
   private async authoriseHoldingLease(

@@ -6,6 +6,7 @@ import { totpCode } from '../csc';
 export async function playApprover(
   url: string,
   factors: { pin: string; totpSecret: string; totpPeriodSec?: number },
+  approver?: string,
 ): Promise<void> {
   const page = await fetch(url);
   const html = await page.text();
@@ -18,6 +19,7 @@ export async function playApprover(
     PIN: factors.pin,
     OTP: totpCode(factors.totpSecret, { period: factors.totpPeriodSec }),
     decision: 'approve',
+    ...(approver ? { approver } : {}),
   });
   const answer = await fetch(new URL(action, url), {
     method: 'POST',

@@ -1,18 +1,27 @@
 // `sealer demo`: one night for the two sample tenants, with nothing to configure. Uses a local Redis
 // (or a private one), the built-in sandbox provider (unless SEALER_PROVIDER_URL is set), fresh copies
-// of fixtures/exports as the inbox, and its own Redis prefix, which it clears first.
+// of fixtures/exports as the inbox, and the sealer's own key prefix (so `sealer runs` shows its night), clearing its
+// own tenants' and jobs' state first.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { startSandbox, type SandboxHandle } from '../sandbox';
 import { createLogger } from '../common/logger';
-import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis';
+import { connectRedis, resolveRedis } from '../common/redis';
+import { clearDemoState } from './demo-state';
 import { sealerCommandLine } from '../common/sealer-command';
 import crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger';
 import { FactorVault, loadJobs, loadKek, type JobDefinition } from '../jobs';
-import { approveOnProviderPage, openSealQueue, produceRun, runNight, type NightResult } from '../queue';
+import {
+  approveOnProviderPage,
+  DEFAULT_PREFIX,
+  openSealQueue,
+  produceRun,
+  runNight,
+  type NightResult,
+} from '../queue';
 import { auditDir, MANIFEST_NAME, runReportDir } from '../outbox';
 import { playApprover } from './play-approver';
 import { ProgressLine } from './progress-line';
@@ -97,7 +106,6 @@ async function setUpCustody(
         prefix: ctx.prefix,
         logger: ctx.logger,
         defaultProviderUrl: sandbox.url,
-        approvedBy: `${job.tenant} approver (played by the demo)`,
         timeoutMs: 60_000,
         showUrl: (url) => {
           ctx.say(
@@ -107,17 +115,21 @@ async function setUpCustody(
             `  the demo plays ${job.tenant}'s approver: PIN and one-time code typed on the sandbox's page, never given to the application`,
           );
           played = (async () => {
-            await playApprover(url, {
-              pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
-              totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
-            });
+            await playApprover(
+              url,
+              {
+                pin: await readSecret(path.join(dir, `${credentialId}.pin`)),
+                totpSecret: await readSecret(path.join(dir, `${credentialId}.totp`)),
+              },
+              `approver@${job.tenant}.example (played by the demo)`,
+            );
           })();
         },
       });
       await played;
       approvals++;
       ctx.say(
-        `  approved ${approval.numSignatures} seals until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
+        `  approved ${approval.numSignatures} seals by ${approval.approvedBy ?? 'an approver the provider did not name'} until ${new Date(approval.expiresAt).toISOString()}; parked encrypted in Redis for the workers`,
       );
     } else {
       ctx.say(`custody ${job.tenant}: ${custody.mode}`);
@@ -134,7 +146,8 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
   const logger = createLogger({
     destination: pino.destination({ dest: logFile, sync: true, append: false }),
   });
-  const prefix = o.prefix ?? 'sealer-demo';
+  // The sealer's own prefix, so that `sealer runs` and `sealer failed` show the demo's night.
+  const prefix = o.prefix ?? process.env.SEALER_PREFIX ?? DEFAULT_PREFIX;
   const say = o.out ?? ((line: string) => process.stdout.write(line + '\n'));
 
   const endpoint = await resolveRedis({ allowPrivate: true });
@@ -144,10 +157,6 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
   const redis = connectRedis(endpoint.url);
   let sandbox: SandboxHandle | undefined;
   try {
-    const cleared = await deleteKeysByPrefix(redis, prefix);
-    say(
-      `demo state: prefix "${prefix}" (${cleared} keys from an earlier demo cleared), fresh var/inbox and var/outbox`,
-    );
     let providerUrl = process.env.SEALER_PROVIDER_URL;
     if (!providerUrl) {
       sandbox = await startSandbox({
@@ -165,6 +174,15 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     say(await ensureKek(varDir));
     const jobs = await loadJobs(path.join(home, 'jobs'));
     const tenants = [...new Set(jobs.map((j) => j.tenant))];
+    const cleared = await clearDemoState(
+      redis,
+      prefix,
+      tenants,
+      jobs.map((j) => j.name),
+    );
+    say(
+      `demo state: prefix "${prefix}" (${cleared} keys of an earlier demo's tenants cleared), fresh var/inbox and var/outbox`,
+    );
     await fs.rm(path.join(varDir, 'outbox'), { recursive: true, force: true });
     await copyInbox(home, tenants);
     let approvals = 0;

@@ -15,6 +15,7 @@ export const AUDIT_ENTRY_TYPES = [
   'factors-stored',
   'key-rotated',
   'renewal',
+  'ops-action',
 ] as const;
 
 export type AuditEntryType = (typeof AUDIT_ENTRY_TYPES)[number];
@@ -111,6 +112,19 @@ export interface RenewalEntry {
   tsa: string;
 }
 
+/** What a person did from the ops dashboard (retry, pause, resume), and how it came out. */
+export interface OpsActionEntry {
+  type: 'ops-action';
+  /** retry-invoice, retry-run, pause, resume */
+  action: string;
+  /** the signed-in dashboard user */
+  by: string;
+  /** what it acted on: a job ID, a run ID, a tenant, or "all" */
+  target: string;
+  /** e.g. "requeued 1, already sealed 0" or "error: ..." */
+  result: string;
+}
+
 export type AuditEntryInput =
   | AuthorisationEntry
   | SealEntry
@@ -119,7 +133,8 @@ export type AuditEntryInput =
   | ApprovalDrawnEntry
   | FactorsStoredEntry
   | KeyRotatedEntry
-  | RenewalEntry;
+  | RenewalEntry
+  | OpsActionEntry;
 
 /** The fields the log adds to every entry. */
 export interface AuditChainFields {
@@ -160,6 +175,14 @@ export function encodeAuditLine(
   // A SAD passed where its fingerprint belongs would be in the log for good: refuse anything else.
   if ('sadFingerprint' in entry && !FINGERPRINT.test(entry.sadFingerprint)) {
     throw new AuditError('sadFingerprint must be 16 hex digits: pass sadFingerprint(sad), never the SAD');
+  }
+  // A dashboard action names who did what to what; an entry missing one says nothing an auditor can use.
+  if (entry.type === 'ops-action') {
+    for (const k of ['action', 'by', 'target', 'result'] as const) {
+      if (typeof entry[k] !== 'string' || entry[k] === '') {
+        throw new AuditError(`ops-action entry: ${k} must be a non-empty string`);
+      }
+    }
   }
   const fields = Object.fromEntries(Object.entries(entry).filter(([k]) => !RESERVED.has(k)));
   const body = JSON.stringify({

@@ -44,6 +44,8 @@ export interface ApprovalResult {
   numSignatures: number;
   expiresAt: number;
   fingerprint: string;
+  /** who approved, as recorded in the audit trail (--approver, else what the provider reported) */
+  approvedBy?: string;
   /** signatures the approval it replaced had left unused */
   replacedUnused: number;
   /** SCAL2: SHA-256 over the approved document hashes, in order (what the approver was shown) */
@@ -213,8 +215,9 @@ export async function approveOnProviderPage(
       numSignatures: hashes?.length ?? o.count,
       credentialId,
     });
+    // Who approved: as the command was told, else as the provider's page reports.
     return park(
-      o,
+      { ...o, approvedBy: o.approvedBy ?? token.approvedBy },
       'credential-token',
       token.token,
       token.expiresAt,
@@ -288,6 +291,7 @@ async function park(
     numSignatures: granted,
     expiresAt,
     fingerprint,
+    ...(o.approvedBy ? { approvedBy: o.approvedBy } : {}),
     replacedUnused,
     ...(hashes ? { documentsDigest: hashListDigest(hashes) } : {}),
   };

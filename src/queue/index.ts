@@ -13,3 +13,4 @@ export * from './renew-worker';
 export * from './run-renewal';
 export * from './renew-scheduler';
 export * from './ops';
+export * from './pause';

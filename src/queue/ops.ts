@@ -2,13 +2,13 @@
 // and the seal queue, so the CLI only prints. Retry re-queues a failed job under its own ID with its
 // attempts reset, after taking it back out of its run's failed count; an invoice the tenant's sealed
 // index lists is reported as already sealed and never queued again.
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import { findSealed } from '../outbox';
 import { SealerError } from '../common/errors';
 import { clearCredentialLatch } from '../custody';
 import type { SealJobData } from './seal-job';
+import type { SealQueues } from './seal-queue';
 import { reportSettledRun } from './report-run';
 import { createLogger, type Logger } from '../common/logger';
 import {
@@ -45,6 +45,8 @@ export interface RunSummary {
     /** queued, not yet sealed, already sealed or failed */
     pending: number;
   };
+  /** provider calls the run took part in (a signHash batch may serve several runs: each counts it) */
+  calls: { signHash: number; authorize: number; signatures: number };
 }
 
 export interface RunDetail extends RunSummary {
@@ -93,6 +95,11 @@ function summarise(runId: string, c: RunCounts & Record<string, unknown>): RunSu
       rows: c.rows,
       awaitingApproval: c.awaitingApproval ?? 0,
       pending: Math.max(0, c.enqueued - settled),
+    },
+    calls: {
+      signHash: Number(c.signHashCalls ?? 0),
+      authorize: Number(c.authorizeCalls ?? 0),
+      signatures: Number(c.signHashHashes ?? 0),
     },
   };
 }
@@ -195,7 +202,7 @@ export interface RetryResult {
 export interface RetryOptions {
   redis: Redis;
   prefix: string;
-  queue: Queue<SealJobData>;
+  queue: SealQueues;
   /** the job definitions: where each tenant's sealed index lives */
   jobs: JobDefinition[];
   /** for the run reports a retry rewrites; default: warnings and errors to stderr */

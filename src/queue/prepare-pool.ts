@@ -17,6 +17,7 @@ import {
   type PrepareOutcome,
   type PrepareTask,
   type PrepareTaskResult,
+  type PrepareThreadTask,
   type UpdateOutcome,
   type UpdateTask,
   type UpdateTaskResult,
@@ -185,6 +186,31 @@ export class PreparePool {
       entry.cancelDeadline?.();
       this.running.delete(taskId);
       options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Whether a thread takes and finishes a trivial task within `deadlineMs` (for /healthz): the real
+   * prepare entry point on an empty path, which fails at its first open() with no PDF work. It queues
+   * behind invoices in hand like any task, so a pool too jammed to take it in time counts as not alive;
+   * the deadline aborts it (a queued task leaves the queue, a running one loses its thread).
+   */
+  async alive(deadlineMs = 2000): Promise<boolean> {
+    const probe: Pick<PrepareThreadTask, 'sourcePath' | 'taskId' | 'limits'> = {
+      sourcePath: '',
+      // task IDs start at 1, so the thread's "started" message matches no deadline of a real task
+      taskId: 0,
+      limits: { maxInputBytes: 0, maxInflatedBytes: 0 },
+    };
+    try {
+      const outcome = (await this.pool.run(probe, {
+        name: 'prepareInThread',
+        signal: AbortSignal.timeout(deadlineMs),
+      })) as PrepareOutcome;
+      // Only the handler's own answer counts: a failed open of '' (ENOENT) is the expected outcome.
+      return typeof outcome === 'object' && outcome !== null && 'ok' in outcome;
+    } catch {
+      return false;
     }
   }
 

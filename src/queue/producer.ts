@@ -5,7 +5,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { setTimeout as delay } from 'node:timers/promises';
 import { glob } from 'tinyglobby';
@@ -26,6 +25,7 @@ import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
+import type { SealQueues } from './seal-queue';
 import { addRunCounts, settleRun, type RunCounts } from './run-record';
 import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
@@ -34,7 +34,7 @@ import { reportSettledRun } from './report-run';
 export class ProducerError extends SealerError {}
 
 export interface ProduceOptions {
-  queue: Queue<SealJobData>;
+  queue: SealQueues;
   redis: Redis;
   prefix: string;
   logger: Logger;
@@ -214,8 +214,9 @@ async function enqueueChunk(
     // re-queue invoices whose earlier job failed for good (a re-run is how ops retries a night).
     // One round trip per chunk: does the job hash exist, and is its ID in the failed sorted set.
     const pipeline = opts.redis.pipeline();
-    const failedKey = opts.queue.toKey('failed');
-    for (const id of ids) pipeline.exists(opts.queue.toKey(id)).zscore(failedKey, id);
+    const queue = opts.queue.forTenant(base.tenant);
+    const failedKey = queue.toKey('failed');
+    for (const id of ids) pipeline.exists(queue.toKey(id)).zscore(failedKey, id);
     const replies = (await pipeline.exec()) ?? [];
     const fresh: SealJobData[] = [];
     let requeued = 0;
@@ -229,7 +230,7 @@ async function enqueueChunk(
       const score = reply(2 * i + 1);
       if (exists !== 1) {
         fresh.push(data);
-      } else if (score !== null && (await opts.queue.remove(ids[i]!)) === 1) {
+      } else if (score !== null && (await queue.remove(ids[i]!)) === 1) {
         // Failed for good earlier: a re-run is how ops retries it. (A job that cannot be removed,
         // e.g. locked, stays and counts as a duplicate.)
         requeued++;

@@ -3,16 +3,15 @@
 // across schedulers through a Redis lock).
 import crypto from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { produceRun, type ProduceResult } from './producer';
-import type { SealJobData } from './seal-job';
+import type { SealQueues } from './seal-queue';
 
 export interface SchedulerOptions {
   jobs: JobDefinition[];
-  queue: Queue<SealJobData>;
+  queue: SealQueues;
   redis: Redis;
   prefix: string;
   logger: Logger;

@@ -38,6 +38,8 @@ export interface SealJobResult {
   status: 'sealed' | 'already-sealed';
   file: string;
   sealedSha256?: string;
+  /** the PAdES level reached, when this job sealed it */
+  level?: string;
 }
 
 /**

@@ -1,6 +1,9 @@
-// The one BullMQ queue of invoices to seal, with the job options every seal job gets.
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
-import { SEAL_QUEUE, type SealJobData } from './seal-job';
+// The seal queues: one BullMQ queue per tenant (sealQueueName), so that pausing one tenant leaves the
+// others sealing and a tenant with 500,000 invoices queued does not starve a tenant with 100 (each
+// tenant's worker takes from its own queue). SealQueues routes by tenant and answers for all of them.
+import { Queue, type ConnectionOptions, type Job, type JobsOptions, type JobType } from 'bullmq';
+import IORedis, { type Redis, type RedisOptions } from 'ioredis';
+import { sealQueueName, type SealJobData } from './seal-job';
 
 export const SEAL_JOB_OPTIONS: JobsOptions = {
   /** The job-level retry layer (the only one besides the CSC client's bounded wait on 429/503):
@@ -15,10 +18,135 @@ export const SEAL_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
-export function openSealQueue(
+/** The Redis set of tenants that have a seal queue: what "every tenant" means to ops verbs. */
+export function sealTenantsKey(prefix: string): string {
+  return `${prefix}:seal-tenants`;
+}
+
+/** The tenant part of a seal job ID (tenant|invoice|digest). */
+export function tenantOfJobId(jobId: string): string | undefined {
+  const bar = jobId.indexOf('|');
+  return bar > 0 ? jobId.slice(0, bar) : undefined;
+}
+
+export interface SealJobToAdd {
+  name: string;
+  data: SealJobData;
+  opts?: JobsOptions;
+}
+
+export class SealQueues {
+  private readonly queues = new Map<string, Queue<SealJobData>>();
+
+  constructor(
+    readonly connection: ConnectionOptions,
+    readonly prefix: string,
+    private readonly jobOptions: JobsOptions = SEAL_JOB_OPTIONS,
+  ) {}
+
+  /** The tenant's queue (opened once, reused). */
+  forTenant(tenant: string): Queue<SealJobData> {
+    let queue = this.queues.get(tenant);
+    if (!queue) {
+      queue = new Queue<SealJobData>(sealQueueName(tenant), {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: this.jobOptions,
+      });
+      for (const l of this.errorListeners) queue.on('error', l);
+      this.queues.set(tenant, queue);
+    }
+    return queue;
+  }
+
+  private own?: Redis;
+
+  /** For the tenant registry: the connection itself when it is a client, else one of our own. */
+  private async redis(): Promise<Redis> {
+    const c = this.connection as unknown;
+    if (c instanceof IORedis) return c;
+    if (!this.own) {
+      const { url, ...rest } = this.connection as RedisOptions & { url?: string };
+      this.own = url === undefined ? new IORedis(rest) : new IORedis(url, rest);
+      this.own.on('error', () => undefined);
+    }
+    return this.own;
+  }
+
+  /** Connection errors of every tenant's queue (the queues themselves log nothing). */
+  on(event: 'error', listener: (err: Error) => void): this {
+    this.errorListeners.push(listener);
+    for (const q of this.queues.values()) q.on(event, listener);
+    return this;
+  }
+
+  private readonly errorListeners: ((err: Error) => void)[] = [];
+
+  /** Every tenant that ever had a seal job queued here, plus `also` (the job definitions' tenants). */
+  async tenants(also: string[] = []): Promise<string[]> {
+    const known = await (await this.redis()).smembers(sealTenantsKey(this.prefix));
+    return [...new Set([...known, ...also])].sort();
+  }
+
+  /** Adds jobs to their tenants' queues (each job's `data.tenant`), one addBulk per tenant. */
+  async addBulk(jobs: SealJobToAdd[]): Promise<Job<SealJobData>[]> {
+    const byTenant = new Map<string, SealJobToAdd[]>();
+    for (const j of jobs) byTenant.set(j.data.tenant, [...(byTenant.get(j.data.tenant) ?? []), j]);
+    if (byTenant.size) await (await this.redis()).sadd(sealTenantsKey(this.prefix), ...byTenant.keys());
+    const added: Job<SealJobData>[] = [];
+    for (const [tenant, list] of byTenant) added.push(...(await this.forTenant(tenant).addBulk(list)));
+    return added;
+  }
+
+  /** The job with this ID (tenant|invoice|digest), from its tenant's queue. */
+  async getJob(jobId: string): Promise<Job<SealJobData> | undefined> {
+    const tenant = tenantOfJobId(jobId);
+    return tenant === undefined ? undefined : this.forTenant(tenant).getJob(jobId);
+  }
+
+  /** Jobs in these states across every tenant's queue. */
+  async getJobs(types: JobType[]): Promise<Job<SealJobData>[]> {
+    const all: Job<SealJobData>[] = [];
+    for (const t of await this.tenants()) all.push(...(await this.forTenant(t).getJobs(types)));
+    return all;
+  }
+
+  /** Counts per state, summed over every tenant's queue. */
+  async getJobCounts(...types: JobType[]): Promise<Record<string, number>> {
+    const sum: Record<string, number> = {};
+    for (const t of await this.tenants()) {
+      for (const [k, n] of Object.entries(await this.forTenant(t).getJobCounts(...types)))
+        sum[k] = (sum[k] ?? 0) + n;
+    }
+    return sum;
+  }
+
+  /** Jobs waiting or delayed (BullMQ's count()), summed over every tenant's queue. */
+  async count(): Promise<number> {
+    let n = 0;
+    for (const t of await this.tenants()) n += await this.forTenant(t).count();
+    return n;
+  }
+
+  async getFailedCount(): Promise<number> {
+    return (await this.getJobCounts('failed')).failed ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+    await this.own?.quit().catch(() => this.own?.disconnect());
+    this.own = undefined;
+  }
+}
+
+export function openSealQueues(
   connection: ConnectionOptions,
   prefix: string,
   jobOptions: JobsOptions = SEAL_JOB_OPTIONS,
-): Queue<SealJobData> {
-  return new Queue<SealJobData>(SEAL_QUEUE, { connection, prefix, defaultJobOptions: jobOptions });
+): SealQueues {
+  return new SealQueues(connection, prefix, jobOptions);
 }
+
+/** Kept for callers written when there was one queue: the same object as openSealQueues. */
+export const openSealQueue = openSealQueues;

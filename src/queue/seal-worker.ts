@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError, verifySealedPdf } from '../pades';
 import { SealError, type LevelFinisher } from '../seal';
@@ -26,7 +27,7 @@ import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
 import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
-import { SEAL_QUEUE, type SealJobData, type SealJobResult } from './seal-job';
+import { sealQueueName, type SealJobData, type SealJobResult } from './seal-job';
 import {
   markAwaiting,
   pendingInvoices,
@@ -38,6 +39,8 @@ import {
 } from './run-record';
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
+import { fanOut, type SealingObserver } from '../common/sealing-events';
+import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export { SealError } from '../seal';
@@ -68,8 +71,12 @@ export interface SealWorkerOptions {
   prefix: string;
   jobs: JobDefinition[];
   logger: Logger;
-  /** jobs processed at once; should be at least 2 × batchSize so batches fill. Default 64. */
+  /** jobs processed at once by this process, all tenants together; should be at least 2 × batchSize so
+   * batches fill. Default 64. */
   concurrency?: number;
+  /** tenants whose queues this worker takes from besides its job definitions' (a tenant whose only
+   * definition cannot be used now: its invoices are taken and told to wait, see unavailableJobs) */
+  extraTenants?: string[];
   /** prepare threads; default: one per core */
   threads?: number;
   defaultProviderUrl?: string;
@@ -99,6 +106,8 @@ export interface SealWorkerOptions {
   prepareLimits?: Partial<PrepareLimits>;
   /** folds Redis connection errors into one line per outage */
   health?: RedisHealth;
+  /** told of what sealing does (metrics); the worker also counts each run's provider calls itself */
+  observe?: SealingObserver;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -108,11 +117,15 @@ export interface SealedEvent {
 }
 
 export class SealWorker {
-  readonly worker: Worker<SealJobData, SealJobResult>;
+  /** one BullMQ worker per tenant queue, so a paused or huge tenant leaves the others their share */
+  readonly workers = new Map<string, Worker<SealJobData, SealJobResult>>();
+  /** the process-wide limit on jobs in hand: first come, first served across the tenants' workers */
+  private readonly slots: ReturnType<typeof pLimit>;
   readonly contexts: SigningContexts;
   private readonly pool: PreparePool;
   private readonly approvals: ParkedApprovals;
   private readonly jobsByName: Map<string, JobDefinition>;
+  private readonly observe: SealingObserver;
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
@@ -122,7 +135,14 @@ export class SealWorker {
       onThreadError: (err) => options.logger.warn({ err: err.message }, 'prepare thread failed'),
     });
     this.approvals = new ParkedApprovals(options.redis, options.prefix);
+    this.observe = fanOut(
+      countProviderCalls(options.redis, options.prefix, (err) =>
+        options.logger.warn({ err: err.message }, "cannot count a run's provider calls"),
+      ),
+      options.observe,
+    );
     this.contexts = new SigningContexts({
+      observe: this.observe,
       logger: options.logger,
       defaultProviderUrl: options.defaultProviderUrl,
       batchMaxWaitMs: options.batchMaxWaitMs ?? 200,
@@ -166,23 +186,46 @@ export class SealWorker {
         },
       },
     });
-    this.worker = new Worker<SealJobData, SealJobResult>(
-      SEAL_QUEUE,
-      (job, token) => this.process(job, token),
-      {
-        connection: options.connection,
-        prefix: options.prefix,
-        concurrency: options.concurrency ?? 64,
-        autorun: false,
-        maxStalledCount: options.maxStalledCount ?? 20,
-        ...(options.stalledIntervalMs === undefined ? {} : { stalledInterval: options.stalledIntervalMs }),
-        ...(options.lockDurationMs === undefined ? {} : { lockDuration: options.lockDurationMs }),
-      },
-    );
+    const concurrency = options.concurrency ?? 64;
+    this.slots = pLimit(concurrency);
+    const tenants = new Set([...options.jobs.map((j) => j.tenant), ...(options.extraTenants ?? [])]);
+    for (const tenant of [...tenants].sort()) {
+      const worker = new Worker<SealJobData, SealJobResult>(
+        sealQueueName(tenant),
+        (job, token) => this.slots(() => this.process(job, token)),
+        {
+          connection: options.connection,
+          prefix: options.prefix,
+          // Each tenant's worker may hold as many jobs as the whole process: the shared slots above
+          // bound the work, and a tenant alone on a night still fills every slot.
+          concurrency,
+          autorun: false,
+          maxStalledCount: options.maxStalledCount ?? 20,
+          ...(options.stalledIntervalMs === undefined ? {} : { stalledInterval: options.stalledIntervalMs }),
+          ...(options.lockDurationMs === undefined ? {} : { lockDuration: options.lockDurationMs }),
+        },
+      );
+      this.watch(worker);
+      this.workers.set(tenant, worker);
+    }
+  }
+
+  /** Calls `listener` for every job of every tenant that completes or fails (an attempt). */
+  onJob(
+    event: 'completed' | 'failed',
+    listener: (job: Job<SealJobData> | undefined, err?: Error) => void,
+  ): void {
+    for (const w of this.workers.values()) {
+      if (event === 'completed') w.on('completed', (job) => listener(job));
+      else w.on('failed', (job, err) => listener(job, err));
+    }
+  }
+
+  private watch(worker: Worker<SealJobData, SealJobResult>): void {
     // The processor records every failure itself, awaited, before BullMQ learns the fate. A job that
     // BullMQ fails without running it to the end (stalled too often) is recorded here; recording is
     // idempotent (recordOutcome), so a failure the processor recorded is not counted or audited twice.
-    this.worker.on('failed', (job, err) => {
+    worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (!final) return;
@@ -194,8 +237,8 @@ export class SealWorker {
           ),
       );
     });
-    this.worker.on('stalled', (jobId) => this.options.logger.warn({ jobId }, 'job stalled; it runs again'));
-    this.worker.on('error', (err) => {
+    worker.on('stalled', (jobId) => this.options.logger.warn({ jobId }, 'job stalled; it runs again'));
+    worker.on('error', (err) => {
       if (this.options.health) this.options.health.error(err, 'worker');
       else this.options.logger.error({ err: err.message }, 'worker error');
     });
@@ -206,6 +249,11 @@ export class SealWorker {
 
   /** Invoices being processed now, by job ID (what a forced stop leaves to another worker). */
   private readonly inHand = new Map<string, string>();
+
+  /** Whether the prepare thread pool still runs a task within `deadlineMs` (for /healthz). */
+  poolAlive(deadlineMs = 2000): Promise<boolean> {
+    return this.pool.alive(deadlineMs);
+  }
 
   inFlight(): { jobId: string; invoice: string }[] {
     return [...this.inHand].map(([jobId, invoice]) => ({ jobId, invoice }));
@@ -253,6 +301,15 @@ export class SealWorker {
   private async recordFailure(job: Job<SealJobData>, fate: Fate): Promise<void> {
     const data = job.data;
     const fresh = await this.settle(job, 'failed', fate);
+    if (fresh) {
+      this.observe({
+        type: 'failed',
+        tenant: data.tenant,
+        job: data.jobName,
+        runId: data.runId,
+        kind: fate.kind,
+      });
+    }
     const def = this.jobsByName.get(data.jobName);
     if (data.pendingHash && def) {
       await this.approvals.removePending(
@@ -306,7 +363,7 @@ export class SealWorker {
     if (this.closing) return;
     // Beside taking jobs, not before: a night does not wait for reports a crashed process owed.
     const catchUp = reportUnreportedRuns({ ...this.options, jobs: [...this.jobsByName.values()] });
-    await Promise.all([this.worker.run(), catchUp]);
+    await Promise.all([...[...this.workers.values()].map((w) => w.run()), catchUp]);
   }
 
   private jobDefinition(data: SealJobData, realSource?: string): JobDefinition {
@@ -357,6 +414,7 @@ export class SealWorker {
 
   private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
     let result: SealJobResult;
+    const started = performance.now();
     try {
       result = await this.deliver(job.data);
     } catch (err) {
@@ -382,7 +440,22 @@ export class SealWorker {
     }
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
     // re-run after a crash finds the invoice sealed, and the run counts it once.
-    await this.settle(job, result.status === 'sealed' ? 'sealed' : 'alreadySealed', undefined, result);
+    const fresh = await this.settle(
+      job,
+      result.status === 'sealed' ? 'sealed' : 'alreadySealed',
+      undefined,
+      result,
+    );
+    if (fresh && result.status === 'sealed') {
+      this.observe({
+        type: 'sealed',
+        tenant: job.data.tenant,
+        job: job.data.jobName,
+        runId: job.data.runId,
+        level: result.level ?? this.jobsByName.get(job.data.jobName)?.signing.level ?? 'B-B',
+        ms: performance.now() - started,
+      });
+    }
     return result;
   }
 
@@ -609,7 +682,7 @@ export class SealWorker {
       );
     }
     try {
-      signature = await ctx.signer.sign(hashToSign);
+      signature = await ctx.signer.sign(hashToSign, data.runId);
     } catch (err) {
       if (err instanceof ApprovalNeededError) {
         const bound = ctx.facts.scal === 2 && ctx.sadManager.approvalBased;
@@ -668,7 +741,7 @@ export class SealWorker {
       data.runId,
     );
     if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
-    return { status: 'sealed', file: target, sealedSha256 };
+    return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
   }
 
   private closing?: Promise<void>;
@@ -676,7 +749,7 @@ export class SealWorker {
   /** Finishes the jobs in hand, then releases the pool and signers. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.worker.close();
+      await Promise.all([...this.workers.values()].map((w) => w.close()));
       await this.contexts.close();
       await this.pool.close();
     })();

@@ -1,6 +1,7 @@
 // One signing context per credential (provider URL + client + credential): the CSC client, the
 // credential's facts, the CMS template built once, the SAD manager and the batch signer. Contexts are
 // created on first use and shared by every concurrent job of that credential.
+import type { SealingObserver } from '../common/sealing-events';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
@@ -66,6 +67,31 @@ export interface SigningContextOptions {
   now?: () => Date;
   /** Where the B-LT/B-LTA PDF updates run (the worker's thread pool); default this thread. */
   pdfUpdates?: PdfUpdates;
+  /** told of signHash calls, authorisations, unused signatures and timestamp requests */
+  observe?: SealingObserver;
+}
+
+/** A timestamp source that tells `observe` how long each token took, and whether it came. */
+function observed<T extends TimestampSource>(
+  source: T,
+  tenant: string,
+  kind: 'tsa' | 'provider',
+  observe: SealingObserver | undefined,
+): T {
+  if (!observe) return source;
+  const timestamp = source.timestamp.bind(source);
+  source.timestamp = async (digest) => {
+    const started = performance.now();
+    try {
+      const token = await timestamp(digest);
+      observe({ type: 'timestamp', tenant, source: kind, ms: performance.now() - started, ok: true });
+      return token;
+    } catch (err) {
+      observe({ type: 'timestamp', tenant, source: kind, ms: performance.now() - started, ok: false });
+      throw err;
+    }
+  };
+  return source;
 }
 
 export class SigningContexts {
@@ -155,7 +181,7 @@ export class SigningContexts {
       } else if (auth?.type === 'bearer') {
         authorization = `Bearer ${await resolveSecret(auth.token, job.baseDir, env)}`;
       }
-      return new Rfc3161Client({
+      const client = new Rfc3161Client({
         url: timestamp.url,
         authorization,
         policyOid: timestamp.policyOid,
@@ -165,6 +191,7 @@ export class SigningContexts {
         attempts: timestampAttempts,
         maxConcurrent: timestampConcurrency,
       });
+      return observed(client, job.tenant, 'tsa', this.options.observe);
     }
     const client = await clientOf();
     const info = await client.info();
@@ -173,7 +200,7 @@ export class SigningContexts {
         `job ${job.name}: level ${job.signing.level} needs a timestamp: the provider's info does not list signatures/timestamp and signing.timestamp names no TSA`,
       );
     }
-    return new ProviderTimestampSource({
+    const source = new ProviderTimestampSource({
       request: (digest, nonce) => client.timestamp(digest, nonce),
       trustRootsDer,
       maxConcurrent: timestampConcurrency,
@@ -182,6 +209,7 @@ export class SigningContexts {
       now: this.options.now,
       retryable: (err) => !(err instanceof CscError) || err.kind !== 'refused',
     });
+    return observed(source, job.tenant, 'provider', this.options.observe);
   }
 
   providerUrl(job: JobDefinition): string {
@@ -293,6 +321,8 @@ export class SigningContexts {
       ),
       demand: demandFor && (() => demandFor(job.tenant, job.signing.credentialId)),
       logger,
+      observe: this.options.observe,
+      tenant: job.tenant,
     });
     const signer = new BatchSigner({
       client,
@@ -304,6 +334,7 @@ export class SigningContexts {
       maxInFlight: this.options.maxInFlight,
       logger,
       tenant: job.tenant,
+      observe: this.options.observe,
     });
     return {
       key,

@@ -53,6 +53,8 @@ ${rows.map(([id, label, value]) => `<dt>${esc(label)}</dt><dd id="${id}">${esc(v
 ${error}
 <form method="post" action="/oauth2/authorize" autocomplete="off">
 <input type="hidden" name="transaction" value="${esc(a.transaction)}">
+<label for="approver">Your name or e-mail (reported to the application for its audit trail)</label>
+<input id="approver" name="approver" type="text" maxlength="100">
 <label for="pin">PIN</label>
 <input id="pin" name="PIN" type="password" inputmode="numeric" required>
 <label for="otp">One-time password</label>

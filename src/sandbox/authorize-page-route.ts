@@ -80,6 +80,7 @@ function approve({ ctx, params }: RouteRequest): RouteResult {
     return page(ctx, approval, transaction, { error: err.error, description: err.description });
   }
   ctx.approvals.delete(transaction);
+  const approver = typeof params.approver === 'string' ? params.approver.trim().slice(0, 100) : '';
   ctx.logger.info(
     {
       credentialID: approval.credentialId,
@@ -88,7 +89,10 @@ function approve({ ctx, params }: RouteRequest): RouteResult {
     },
     'sandbox: approver approved on the page',
   );
-  return redirect(approval.redirectUri, { code: ctx.codes.issue(approval), state: approval.state });
+  return redirect(approval.redirectUri, {
+    code: ctx.codes.issue(approver ? { ...approval, approver } : approval),
+    state: approval.state,
+  });
 }
 
 function page(

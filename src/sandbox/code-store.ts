@@ -18,6 +18,8 @@ export interface CredentialApproval {
   hashes?: Buffer[];
   /** RFC 7636 S256 code_challenge of the authorization request (the only method accepted). */
   codeChallenge: string;
+  /** who approved, as they named themselves on the page (reported in the token answer's id_token) */
+  approver?: string;
 }
 
 interface CodeEntry {

@@ -66,7 +66,7 @@ test(
     assert.equal(code, 0, err);
     assert.match(
       out,
-      /^approved: 5 seals for tenant sakura, credential sakura-eseal-rsa, via prompt, until \S+Z \(approval [0-9a-f]{16}\)$/m,
+      /^approved: 5 seals for tenant sakura, credential sakura-eseal-rsa, via prompt by keiko, until \S+Z \(approval [0-9a-f]{16}\)$/m,
     );
 
     const runs = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
@@ -105,6 +105,7 @@ test(
       const tab = await (await browser.newContext()).newPage();
       await tab.goto(approvalUrl);
       assert.equal(await tab.textContent('#num-signatures'), '7');
+      await tab.fill('#approver', 'hanako@sakura.example');
       await tab.fill('#pin', pin);
       await tab.fill('#otp', totpCode(totp, { period: 1, now: totpTime }));
       await Promise.all([tab.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback/), tab.click('#approve')]);
@@ -114,10 +115,13 @@ test(
     assert.equal(await exited, 0, pageErr);
     assert.match(
       pageOut,
-      /^approved: 7 seals for tenant sakura, credential sakura-eseal-rsa, via oauth2code, until \S+ \(approval [0-9a-f]{16}\); the earlier approval's 5 unused seals are dropped$/m,
+      /^approved: 7 seals for tenant sakura, credential sakura-eseal-rsa, via oauth2code by hanako@sakura\.example, until \S+ \(approval [0-9a-f]{16}\); the earlier approval's 5 unused seals are dropped$/m,
     );
     const after2 = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
-    assert.match(after2.stdout, /approval sakura\/sakura-eseal-rsa via oauth2code by \S+: 7 of 7 left/);
+    assert.match(
+      after2.stdout,
+      /approval sakura\/sakura-eseal-rsa via oauth2code by hanako@sakura\.example: 7 of 7 left/,
+    );
 
     // Both approvals are in the audit trail; no secret is in Redis or in what the commands printed.
     const files = await listAuditFiles(auditDir(path.join(dir, 'outbox'), 'sakura'));
@@ -126,8 +130,12 @@ test(
       audit
         .trim()
         .split('\n')
-        .map((l) => (JSON.parse(l) as { custody: string }).custody),
-      ['approval (prompt)', 'approval (oauth2code)'],
+        .map((l) => {
+          const e = JSON.parse(l) as { custody: string; approvedBy?: string };
+          return `${e.custody} by ${e.approvedBy}`;
+        }),
+      // who approved: as told at the prompt, and as the provider's page reported
+      ['approval (prompt) by keiko', 'approval (oauth2code) by hanako@sakura.example'],
     );
     const seen = [
       out,

@@ -152,6 +152,14 @@ test(
       pending: 0,
     });
     assert.deepEqual((await json('runs', '--tenant', 'sakura')).doc.runs, []);
+    // The run's provider calls are what the provider saw (only this run has signed so far).
+    const seen = sandbox.stats();
+    assert.deepEqual(summary!.calls, { signHash: seen.signHash, authorize: seen.authorize, signatures: 4 });
+    assert.equal(seen.authorize, 1, 'one authorisation for the night');
+    assert.match(
+      (await sealer('runs', '--tenant', 'fuji')).stdout,
+      /\d+ signHash call\(s\) for 4 signature\(s\), 1 authorisation\(s\)/,
+    );
 
     // The PDFs are back. One invoice is retried by its job ID; the other by a re-run of the export.
     for (const inv of ['FJ-000005', 'FJ-000006'])

@@ -54,7 +54,7 @@ test(
     }
     const child = spawn(
       process.execPath,
-      [CLI, 'work', '--jobs', jobsDir, '--concurrency', '8', '--threads', '1'],
+      [CLI, 'work', '--jobs', jobsDir, '--concurrency', '8', '--threads', '1', '--metrics-port', '0'],
       {
         env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' },
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -77,6 +77,15 @@ test(
       assert.ok(Date.now() < deadline, 'fuji invoices wait');
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The worker's /metrics counts what it sealed; /healthz says Redis, provider and pool are fine.
+    const base = /metrics: (http:\/\/\S+)\/metrics/.exec(stderr)?.[1];
+    assert.ok(base, `the worker names its metrics URL: ${stderr}`);
+    const exposition = await (await fetch(`${base}/metrics`)).text();
+    assert.match(exposition, /^sealer_invoices_sealed_total\{tenant="sakura",level="B-B"\} 6$/m);
+    const healthz = await fetch(`${base}/healthz`);
+    const report = (await healthz.json()) as { ok: boolean; checks: { name: string; ok: boolean }[] };
+    assert.equal(healthz.status, 200, JSON.stringify(report));
+    assert.deepEqual([...new Set(report.checks.map((c) => c.name))].sort(), ['pool', 'provider', 'redis']);
     child.kill('SIGTERM');
     await exited;
     const sakura = await readRun(redis, prefix, runs.get('sakura')!);

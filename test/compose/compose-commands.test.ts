@@ -60,8 +60,8 @@ async function spawnService(app: string, command: string[], env: NodeJS.ProcessE
   return { child, exited, text: () => fs.readFile(log, 'utf8') };
 }
 
-async function healthcheck(command: string, pid: number, redisUrl: string) {
-  return execFileP(process.execPath, [HEALTHCHECK, command], {
+async function healthcheck(command: string, pid: number, redisUrl: string, healthzUrl?: string) {
+  return execFileP(process.execPath, [HEALTHCHECK, command, ...(healthzUrl ? [healthzUrl] : [])], {
     env: { ...process.env, HEALTHCHECK_PID: String(pid), REDIS_URL: redisUrl },
   }).then(
     () => ({ code: 0, stderr: '' }),
@@ -104,6 +104,9 @@ test(
     assert.equal(await mode(path.join(secrets, 'kek')), 0o600);
     assert.equal(await mode(secrets), 0o700);
     assert.match(first.stdout, /made .*kek/);
+    const password = await fs.readFile(path.join(secrets, 'dashboard-password'), 'utf8');
+    assert.match(password, /^[A-Za-z0-9_-]{24}\n$/);
+    assert.equal(await mode(path.join(secrets, 'dashboard-password')), 0o600);
     for (const tenant of ['sakura', 'fuji']) {
       const copy = path.join(secrets, `${tenant}-client-secret`);
       assert.equal(
@@ -121,6 +124,7 @@ test(
     assert.equal(await fs.readFile(path.join(secrets, 'kek'), 'utf8'), kek);
     assert.equal(await mode(path.join(secrets, 'kek')), 0o600);
     assert.match(second.stdout, /sakura-client-secret up to date/);
+    assert.equal(await fs.readFile(path.join(secrets, 'dashboard-password'), 'utf8'), password);
   },
 );
 
@@ -153,6 +157,14 @@ test(
       assert.equal(worker.child.exitCode, null, 'worker still running');
 
       assert.deepEqual(await healthcheck('work', worker.child.pid!, redis.url), { code: 0, stderr: '' });
+      // The compose healthcheck also asks the worker's /healthz (Redis, provider, thread pool).
+      const healthz = svc.worker!.healthcheck!.test.at(-1)!;
+      assert.match(healthz, /^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
+      await until(
+        'the worker to answer /healthz healthy',
+        60_000,
+        async () => (await healthcheck('work', worker.child.pid!, redis.url, healthz)).code === 0,
+      );
       await until(
         'the scheduler to start',
         60_000,

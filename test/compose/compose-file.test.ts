@@ -58,7 +58,14 @@ test(
   { timeout: TEST_TIMEOUT_MS },
   async () => {
     const c = await compose();
-    assert.deepEqual(Object.keys(c.services).sort(), ['redis', 'sandbox', 'scheduler', 'setup', 'worker']);
+    assert.deepEqual(Object.keys(c.services).sort(), [
+      'dashboard',
+      'redis',
+      'sandbox',
+      'scheduler',
+      'setup',
+      'worker',
+    ]);
     const { setup, worker, scheduler } = c.services as Record<string, Service>;
     assert.ok(setup && worker && scheduler);
 
@@ -73,15 +80,35 @@ test(
       assert.deepEqual(s.depends_on?.redis, { condition: 'service_healthy' }, name);
       // Bounded restarts: a worker that cannot start at all stops after a few tries instead of looping.
       assert.match(s.restart ?? '', /^on-failure:\d+$/, `${name} restart`);
+      // The worker's check also asks its own /healthz, on the port its command serves metrics on.
+      const port = flag(s.command ?? [], '--metrics-port');
       assert.deepEqual(
         s.healthcheck?.test,
-        ['CMD', 'node', 'dist/src/ops/healthcheck.js', s.command?.[0]],
+        [
+          'CMD',
+          'node',
+          'dist/src/ops/healthcheck.js',
+          s.command?.[0],
+          ...(port ? [`http://127.0.0.1:${port}/healthz`] : []),
+        ],
         name,
       );
       await fs.access(path.join(ROOT, 'dist', 'src', 'ops', 'healthcheck.js'));
       assert.equal(s.environment?.REDIS_URL, 'redis://redis:6379');
     }
     assert.deepEqual(worker.depends_on?.sandbox, { condition: 'service_healthy' });
+    assert.ok(flag(worker.command ?? [], '--metrics-port'), 'the worker serves /metrics and /healthz');
+
+    // The dashboard: one instance on a published port, its password a compose secret setup makes.
+    const dashboard = c.services.dashboard!;
+    assert.equal(dashboard.command?.[0], 'dashboard');
+    assert.equal(flag(dashboard.command ?? [], '--password-ref'), 'file:/run/secrets/dashboard-password');
+    assert.ok(
+      (dashboard.secrets ?? []).some(
+        (s) => s.source === 'dashboard-password' && s.target === '/run/secrets/dashboard-password',
+      ),
+    );
+    assert.match(c.secrets['dashboard-password']?.file ?? '', /^\$\{SECRETS_DIR.*\/dashboard-password$/);
 
     // --scale worker=3 needs no fixed name and no fixed host port.
     assert.equal(worker.container_name, undefined);

@@ -79,6 +79,7 @@ test(
       assert.equal(await error.getAttribute('data-error'), 'invalid_pin');
       assert.ok(page.url().startsWith(fx.sandbox.oauth2Url), 'still on the provider page');
 
+      await page.fill('#approver', 'hanako.sato@sakura.example');
       await page.fill('#pin', await pinOf(fx, id));
       await page.fill('#otp', await freshOtp(fx, id));
       await Promise.all([
@@ -97,6 +98,7 @@ test(
         redirectUri: loop.redirectUri,
       });
       assert.equal(token.numSignatures, 5);
+      assert.equal(token.approvedBy, 'hanako.sato@sakura.example', 'the page reports who approved');
       const client = await fx.clientFor(id);
       const credential = await client.credentialInfo(id);
       const sigs = await client.signHash({ credential, hashes: hashes(3), credentialToken: token.token });

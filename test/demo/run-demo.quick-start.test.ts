@@ -1,5 +1,7 @@
 // The quick start's `npm run demo`, run on a copy of the project's fixtures and job definitions: both
 // custody models, every good invoice sealed, audit chains intact, and a second run works as well.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -12,6 +14,7 @@ import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 test(
   'the demo seals the sample exports for an approving and a delegating tenant, twice',
@@ -23,6 +26,10 @@ test(
     const prefix = `sealer-test-demo-${crypto.randomBytes(4).toString('hex')}`;
     const redis = connectRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     try {
+      // Another tenant's state under the same prefix: the demo clears only its own tenants' keys.
+      await redis.hset(`${prefix}:run:other-nightly-20261201-010000-000`, 'tenant', 'other');
+      await redis.set(`${prefix}:seal.other:meta`, 'x');
+      let lastRuns: string[] = [];
       for (const round of [1, 2]) {
         const lines: string[] = [];
         const night = await runDemo({ home, concurrency: 32, prefix, out: (l) => lines.push(l) });
@@ -39,6 +46,7 @@ test(
         const sealed = night.runs.reduce((n, r) => n + r.counts.sealed, 0);
         const rejected = night.runs.reduce((n, r) => n + r.counts.rejected, 0);
         assert.deepEqual({ round, sealed, rejected }, { round, sealed: 64, rejected: 3 });
+        lastRuns = night.runs.map((r) => r.produced.runId);
         const byTenant = Object.fromEntries(night.credentials.map((c) => [c.tenant, c]));
         assert.equal(byTenant.sakura?.custody, 'approval');
         assert.equal(byTenant.sakura?.authorisations, 0);
@@ -50,6 +58,33 @@ test(
           assert.ok(audit.ok && audit.entries >= 33, JSON.stringify(audit));
         }
       }
+      assert.equal(await redis.exists(`${prefix}:run:other-nightly-20261201-010000-000`), 1);
+      assert.equal(await redis.exists(`${prefix}:seal.other:meta`), 1);
+
+      // `sealer runs` and `sealer failed`, under the same (default) prefix, show the demo's night.
+      const env = { ...process.env, SEALER_PREFIX: prefix };
+      const cli = async (...args: string[]) =>
+        JSON.parse(
+          (
+            await promisify(execFile)(
+              process.execPath,
+              [CLI, ...args, '--jobs', path.join(home, 'jobs'), '--json'],
+              { env },
+            )
+          ).stdout,
+        ) as Record<string, unknown>;
+      const runs = (await cli('runs')).runs as { runId: string; counts: { sealed: number } }[];
+      for (const id of lastRuns)
+        assert.ok(
+          runs.some((r) => r.runId === id),
+          `sealer runs lists ${id}`,
+        );
+      assert.equal(
+        runs.filter((r) => lastRuns.includes(r.runId)).reduce((n, r) => n + r.counts.sealed, 0),
+        64,
+      );
+      assert.deepEqual((await cli('failed')).failed, []);
+
       const kek = await fs.stat(path.join(home, 'var', 'kek'));
       assert.equal(kek.mode & 0o777, 0o600);
     } finally {

@@ -314,7 +314,7 @@ test(
     let allSettled!: () => void;
     const settledAll = new Promise<void>((resolve) => (allSettled = resolve));
     const worker = new Worker<SealJobData>(
-      queue.name,
+      queue.forTenant(job.tenant).name,
       async (j) => {
         if (j.data.invoiceNumber === 'F-000003') throw new UnrecoverableError('refused for the test');
         return 'ok';

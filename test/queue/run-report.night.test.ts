@@ -196,9 +196,9 @@ test(
       m.filter((r) => r.invoiceNumber === 'INV-2'),
     );
     assert.equal(
-      await queue.remove(
-        sealJobId({ tenant: 'sakura', invoiceNumber: 'INV-2', sourceSha256: first!.sourceSha256 }),
-      ),
+      await queue
+        .forTenant('sakura')
+        .remove(sealJobId({ tenant: 'sakura', invoiceNumber: 'INV-2', sourceSha256: first!.sourceSha256 })),
       1,
     );
     await writeExportCsv(path.join(inbox, 'invoices-2.csv'), HEADERS, [rows[1]!], 'utf8-bom');

@@ -116,8 +116,8 @@ test(
       threads: 1,
     });
     const failures = new Map<string, Error>();
-    worker.worker.on('failed', (job, err) => {
-      if (job) failures.set(job.id ?? '', err);
+    worker.onJob('failed', (job, err) => {
+      if (job && err) failures.set(job.id ?? '', err);
     });
     const running = worker.run();
     try {

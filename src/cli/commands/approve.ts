@@ -1,5 +1,4 @@
 // `sealer approve`: an approver of a tenant that keeps its own factors approves N seals for tonight.
-import os from 'node:os';
 import { approvalJobOf, approveAtPrompt, approveOnProviderPage } from '../../queue';
 import { openContext, type CommonOptions } from '../context';
 import { secretReader } from '../secret-input';
@@ -25,7 +24,7 @@ export async function approveCommand(
       prefix: ctx.prefix,
       logger: ctx.logger,
       defaultProviderUrl: opts.providerUrl ?? process.env.SEALER_PROVIDER_URL,
-      approvedBy: opts.approver ?? os.userInfo().username,
+      approvedBy: opts.approver,
       onDocuments: (count: number, digest: string, waiting: number) =>
         console.log(
           `SCAL2: approving ${count} of the ${waiting} documents waiting, list digest ${digest} (the provider's page shows the same)`,
@@ -60,7 +59,7 @@ export async function approveCommand(
     }
     const until = new Date(result.expiresAt).toISOString();
     console.log(
-      `approved: ${result.numSignatures} seals for tenant ${result.tenant}, credential ${result.credentialId}, via ${result.via}, until ${until} (approval ${result.fingerprint})` +
+      `approved: ${result.numSignatures} seals for tenant ${result.tenant}, credential ${result.credentialId}, via ${result.via}${result.approvedBy ? ` by ${result.approvedBy}` : ''}, until ${until} (approval ${result.fingerprint})` +
         (result.replacedUnused
           ? `; the earlier approval's ${result.replacedUnused} unused seals are dropped`
           : ''),

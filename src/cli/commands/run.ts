@@ -3,7 +3,7 @@
 import { readRunDetail } from '../../queue';
 import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
 import { failureLine } from './failed';
-import { runLine, runTimesLine } from './runs';
+import { runCallsLine, runLine, runTimesLine } from './runs';
 
 export async function runCommand(
   runId: string,
@@ -24,6 +24,7 @@ export async function runCommand(
     }
     io.stdout.write(runLine(detail) + '\n');
     io.stdout.write(runTimesLine(detail) + '\n');
+    io.stdout.write(runCallsLine(detail) + '\n');
     for (const f of detail.failures) io.stdout.write(`  ${failureLine(f)}\n`);
     for (const e of detail.fileErrors) io.stdout.write(`  export ${e.file} failed: ${e.error}\n`);
     for (const n of detail.notReady)

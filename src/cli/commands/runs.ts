@@ -1,7 +1,7 @@
 // `sealer runs [--tenant T] [--limit N] [--json]`: how the recent runs stand (counts, invoices awaiting
 // approval, start, end, level) and the approvals parked.
 import { ParkedApprovals } from '../../csc';
-import { listRunSummaries, type RunSummary } from '../../queue';
+import { listRunSummaries, pausedTenants, type RunSummary } from '../../queue';
 import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
 
 export interface RunsOptions extends CommonOptions {
@@ -28,6 +28,11 @@ export function runTimesLine(r: RunSummary): string {
   return `  ${parts.join(', ')}`;
 }
 
+/** The provider calls the run took part in, indented under the run's line. */
+export function runCallsLine(r: RunSummary): string {
+  return `  provider: ${r.calls.signHash} signHash call(s) for ${r.calls.signatures} signature(s), ${r.calls.authorize} authorisation(s)`;
+}
+
 export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Promise<void> {
   const ctx = await openContext(opts);
   try {
@@ -35,13 +40,22 @@ export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Pro
     const approvals = (await new ParkedApprovals(ctx.redis, ctx.prefix).list()).filter(
       (a) => opts.tenant === undefined || a.tenant === opts.tenant,
     );
+    const paused = (
+      await pausedTenants({
+        redis: ctx.redis,
+        connection: ctx.connection,
+        prefix: ctx.prefix,
+        tenants: ctx.jobs.map((j) => j.tenant),
+      })
+    ).filter((t) => opts.tenant === undefined || t === opts.tenant);
     if (opts.json) {
-      io.stdout.write(JSON.stringify({ runs, approvals }, null, 2) + '\n');
+      io.stdout.write(JSON.stringify({ runs, approvals, paused }, null, 2) + '\n');
       return;
     }
     for (const r of runs) {
       io.stdout.write(runLine(r) + '\n');
       io.stdout.write(runTimesLine(r) + '\n');
+      io.stdout.write(runCallsLine(r) + '\n');
     }
     for (const a of approvals) {
       const expired = a.expiresAt <= Date.now();
@@ -53,6 +67,7 @@ export async function runsCommand(opts: RunsOptions, io: CliIo = processIo): Pro
     io.stdout.write(
       `runs: ${runs.length} shown, ${approvals.length} approval(s) parked` +
         (awaiting ? `, awaiting approval: ${awaiting} invoices` : '') +
+        (paused.length ? `; paused: ${paused.join(', ')}` : '') +
         '\n',
     );
   } finally {

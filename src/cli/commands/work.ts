@@ -1,4 +1,8 @@
+import { ParkedApprovals } from '../../csc';
 import { SealWorker, SigningContexts } from '../../queue';
+import { checkHealth, providerTargets } from '../../ops/health';
+import { startMetricsServer } from '../../ops/metrics-server';
+import { SealerMetrics } from '../../ops/sealer-metrics';
 import { RedisHealth } from '../../common/redis-health';
 import { sealerCommandLine } from '../../common/sealer-command';
 import { describeProblem, openContext, type CommonOptions } from '../context';
@@ -17,6 +21,9 @@ export interface WorkOptions extends CommonOptions {
   maxInflatedMb?: number;
   prepareHeapMb?: number;
   prepareDeadlineSec?: number;
+  /** serve /metrics and /healthz on this port */
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 export async function workCommand(opts: WorkOptions): Promise<void> {
@@ -41,12 +48,24 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
       `cannot start: no job definition can be used${unavailable.size ? ` (${unavailable.size} skipped, named above)` : ''}`,
     );
   }
+  const metrics =
+    opts.metricsPort === undefined
+      ? undefined
+      : new SealerMetrics({
+          tenants: [...new Set(ctx.jobs.map((j) => j.tenant))],
+          queues: { connection: ctx.connection, prefix: ctx.prefix },
+          approvals: new ParkedApprovals(ctx.redis, ctx.prefix),
+          onError: (err) => health.error(err, 'metrics'),
+        });
   const worker = new SealWorker({
+    observe: metrics?.observe,
     connection: ctx.connection,
     redis: ctx.redis,
     prefix: ctx.prefix,
     jobs,
     unavailableJobs: unavailable,
+    // A tenant whose only definition cannot be used now: its invoices are taken and told to wait.
+    extraTenants: preflight.map((p) => p.job.tenant),
     logger: ctx.logger,
     concurrency: opts.concurrency,
     threads: opts.threads,
@@ -61,10 +80,27 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     stalledIntervalMs: opts.stalledInterval,
     health,
   });
+  const metricsServer =
+    metrics &&
+    (await startMetricsServer({
+      host: opts.metricsHost ?? '127.0.0.1',
+      port: opts.metricsPort!,
+      metrics,
+      health: () =>
+        checkHealth({
+          redisUrl: ctx.endpoint.url,
+          providers: providerTargets(jobs, defaultProviderUrl),
+          poolAlive: () => worker.poolAlive(2000),
+        }),
+    }));
+  if (metricsServer) {
+    ctx.logger.info({ url: metricsServer.url }, 'metrics and health served');
+    console.error(`metrics: ${metricsServer.url}/metrics, health: ${metricsServer.url}/healthz`);
+  }
   let sealed = 0;
   let failed = 0;
-  worker.worker.on('completed', () => sealed++);
-  worker.worker.on('failed', () => failed++);
+  worker.onJob('completed', () => sealed++);
+  worker.onJob('failed', () => failed++);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -106,6 +142,8 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     await worker.run();
   } finally {
     await worker.close();
+    await metricsServer?.close();
+    await metrics?.close();
     // What this process drew from the provider; unused signatures are billed all the same.
     for (const c of await worker.contexts.all()) {
       const line = {

@@ -56,7 +56,8 @@ async function runRejects(job: JobDefinition, runId: string): Promise<RunReportR
 /**
  * Writes the settled run's report. Never throws: the invoices are sealed and counted whatever happens
  * here, and a job must not fail (or retry into a run that will not settle again) for its report; a
- * failure is logged with the run ID, and `sealer retry` or a re-settle writes it again.
+ * failure is logged with the run ID and leaves `reportedFor` unset, so the next worker that starts
+ * writes it (reportUnreportedRuns), as does a re-settle after `sealer retry`.
  */
 export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFiles | undefined> {
   try {

@@ -1,0 +1,19 @@
+// The archive contract on the embedded SQLite file (the default storage).
+import path from 'node:path';
+import { before } from 'node:test';
+import { SqliteArchive } from '../../src/archive';
+import { tempDir } from '../helpers/temp-dir';
+import { archiveContract } from './archive-contract';
+
+let dir = '';
+let fresh = 0;
+before(async () => {
+  dir = await tempDir('sealer-archive-');
+});
+
+archiveContract({
+  // A folder that does not exist yet: the archive creates it.
+  open: async (options) => new SqliteArchive(path.join(dir, 'shared', '.archive', 'index.sqlite'), options),
+  openEmpty: async (options) =>
+    new SqliteArchive(path.join(dir, `empty-${++fresh}`, 'index.sqlite'), options),
+});

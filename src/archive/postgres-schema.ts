@@ -32,10 +32,15 @@ const migrations = (s: string): string[] => [
      run_id text NOT NULL,
      UNIQUE (tenant, invoice_number, source_sha256)
    );
-   -- NULLS FIRST everywhere: undated invoices sort first, as they do in the SQLite archive.
-   CREATE INDEX invoices_by_date ON ${s}.invoices (tenant, issue_date NULLS FIRST, invoice_number, id);
-   CREATE INDEX invoices_by_amount ON ${s}.invoices (tenant, amount, issue_date NULLS FIRST, invoice_number, id);
-   CREATE INDEX invoices_by_customer ON ${s}.invoices (customer_id, issue_date NULLS FIRST, invoice_number, id);`,
+   -- As in the SQLite file: one index per search shape, in result order, carrying the other filter
+   -- columns so that filtering, counting and skipping to a page are index-only scans. NULLS FIRST
+   -- everywhere: undated invoices sort first, as they do in SQLite.
+   CREATE INDEX invoices_by_date ON ${s}.invoices (tenant, issue_date NULLS FIRST, invoice_number, id)
+     INCLUDE (amount, customer_id);
+   CREATE INDEX invoices_by_amount ON ${s}.invoices (tenant, amount, issue_date NULLS FIRST, invoice_number, id)
+     INCLUDE (customer_id);
+   CREATE INDEX invoices_by_customer ON ${s}.invoices (tenant, customer_id, issue_date NULLS FIRST, invoice_number, id)
+     INCLUDE (amount);`,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length;

@@ -39,6 +39,8 @@ export interface ArchiveBenchShape {
 
 export interface ArchiveBenchResult {
   backend: 'sqlite' | 'postgres';
+  /** the SQLite file or the PostgreSQL schema that was filled (gone afterwards unless `keep`) */
+  location: string;
   rows: number;
   fillMs: number;
   rowsPerSecond: number;
@@ -167,7 +169,8 @@ export async function benchArchive(options: ArchiveBenchOptions): Promise<Archiv
           `  rows ${result.rows}, total ${result.total}${result.totalCapped ? '+' : ''}`,
       );
     }
-    return { backend, rows: options.rows, fillMs, rowsPerSecond, storageBytes, shapes: results };
+    const location = archive instanceof PostgresArchive ? archive.schema : archive.file;
+    return { backend, location, rows: options.rows, fillMs, rowsPerSecond, storageBytes, shapes: results };
   } finally {
     if (archive instanceof PostgresArchive && !options.keep) await archive.dropSchema();
     await archive.close();

@@ -7,6 +7,8 @@ import { foldCustomer } from './fold-customer';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
+/** `total` counts at most this many matches unless an archive is opened with another countCap. */
+export const DEFAULT_COUNT_CAP = 10_000;
 
 /** A query whose values have been checked; `customer` is folded, and absent when it was blank. */
 export interface CheckedQuery {

@@ -6,10 +6,9 @@ import pg from 'pg';
 import type { ArchiveIndex, ArchiveQuery, ArchiveSearchResult, ArchivedInvoice } from './archive-index';
 import type { Logger } from '../common/logger';
 import { ArchiveError } from './archive-error';
-import { checkEntry, checkQuery } from './check-query';
+import { DEFAULT_COUNT_CAP, checkEntry, checkQuery } from './check-query';
 import { foldCustomer } from './fold-customer';
 import { migratePostgres, quoteIdent } from './postgres-schema';
-import { DEFAULT_COUNT_CAP } from './sqlite-archive';
 
 export interface PostgresArchiveOptions {
   /** The schema holding the archive's tables. Default `sealer_archive`. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ArchiveIndex, ArchiveQuery, ArchiveSearchResult, ArchivedInvoice } from './archive-index';
 import { ArchiveError } from './archive-error';
-import { checkEntry, checkQuery } from './check-query';
+import { DEFAULT_COUNT_CAP, checkEntry, checkQuery } from './check-query';
 import { foldCustomer } from './fold-customer';
 import { migrateSqlite } from './sqlite-schema';
 
@@ -16,9 +16,9 @@ export interface SqliteArchiveOptions {
   busyTimeoutMs?: number;
   /** `total` counts at most this many matches, then says totalCapped. Default 10000. */
   countCap?: number;
+  /** Page cache per connection, MiB: enough for the indexes keeps searches and bulk loads in memory. Default 64. */
+  cacheMiB?: number;
 }
-
-export const DEFAULT_COUNT_CAP = 10_000;
 
 interface InvoiceRow {
   tenant: string;
@@ -89,10 +89,11 @@ export class SqliteArchive implements ArchiveIndex {
       // FULL: an invoice the worker has delivered stays in the index through a power cut too.
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
-      // 64 MiB of page cache: the indexes of a million invoices stay in memory while searching.
-      this.db.pragma('cache_size = -65536');
+      this.db.pragma(`cache_size = ${-1024 * (options.cacheMiB ?? 64)}`);
       migrateSqlite(this.db, this.file);
-      // Fresh statistics for the planner where they are missing or stale (cheap when they are not).
+      // Statistics where they are missing or stale, sampled (analysis_limit) so that opening a large
+      // archive stays quick; search() does not depend on them for its choice of index.
+      this.db.pragma('analysis_limit = 1000');
       this.db.pragma('optimize = 0x10002');
     } catch (err) {
       this.db.close();
@@ -156,43 +157,42 @@ export class SqliteArchive implements ArchiveIndex {
   async search(query: ArchiveQuery): Promise<ArchiveSearchResult> {
     this.assertOpen();
     const q = checkQuery(query);
-    const where: string[] = ['i.tenant = @tenant'];
-    const params: Record<string, unknown> = { tenant: q.tenant, cap: this.countCap + 1 };
-    if (q.issueDateFrom !== undefined) {
-      where.push('i.issue_date >= @issueDateFrom');
-      params.issueDateFrom = q.issueDateFrom;
+    const params: Record<string, unknown> = { ...q, cap: this.countCap + 1 };
+    const dates: string[] = [];
+    if (q.issueDateFrom !== undefined) dates.push('i.issue_date >= @issueDateFrom');
+    if (q.issueDateTo !== undefined) dates.push('i.issue_date <= @issueDateTo');
+    // Which index drives the search is decided here, not left to statistics that a growing archive
+    // may lack: the amount or customer index only when its filter alone matches at most `cap` rows
+    // (a capped count finds out reading at most that many index entries), else the date index, which
+    // is in result order, so a page stops early and nothing large is sorted. A unary + keeps an
+    // index out of a plan.
+    const capped = (terms: string) =>
+      this.db
+        .prepare(
+          `SELECT count(*) FROM (SELECT 1 FROM invoices i WHERE i.tenant = @tenant AND ${terms} LIMIT @cap)`,
+        )
+        .pluck()
+        .get(params) as number;
+    const narrow: Array<{ terms: string; count: number }> = [];
+    const broad: string[] = [];
+    const amounts: string[] = [];
+    if (q.amountMin !== undefined) amounts.push('i.amount >= @amountMin');
+    if (q.amountMax !== undefined) amounts.push('i.amount <= @amountMax');
+    if (amounts.length > 0) {
+      const count = capped(amounts.join(' AND '));
+      if (count > this.countCap) broad.push(...amounts.map((t) => `+${t}`));
+      else narrow.push({ terms: amounts.join(' AND '), count });
     }
-    if (q.issueDateTo !== undefined) {
-      where.push('i.issue_date <= @issueDateTo');
-      params.issueDateTo = q.issueDateTo;
-    }
-    if (q.amountMin !== undefined) {
-      where.push('i.amount >= @amountMin');
-      params.amountMin = q.amountMin;
-    }
-    if (q.amountMax !== undefined) {
-      where.push('i.amount <= @amountMax');
-      params.amountMax = q.amountMax;
-    }
-    let customerCount: number | undefined;
     if (q.customer !== undefined) {
       const ids = this.matchingCustomers.all(q.tenant, q.customer) as number[];
       if (ids.length === 0) return { rows: [], total: 0 };
       params.customerIds = JSON.stringify(ids);
-      // The planner cannot know how many invoices a set of customers has; the capped count can, for
-      // at most `cap` index entries. Few: read them by customer and sort. Many (山田, 株式会社): walk the
-      // result order and skip non-matching rows instead of sorting a large share of the tenant; the
-      // unary + keeps the customer index out of that plan.
       const inSet = 'i.customer_id IN (SELECT value FROM json_each(@customerIds))';
-      customerCount = this.db
-        .prepare(
-          `SELECT count(*) FROM (SELECT 1 FROM invoices i WHERE i.tenant = @tenant AND ${inSet} LIMIT @cap)`,
-        )
-        .pluck()
-        .get(params) as number;
-      where.push(customerCount > this.countCap ? `+${inSet}` : inSet);
+      const count = capped(inSet);
+      if (count > this.countCap) broad.push(`+${inSet}`);
+      else narrow.push({ terms: inSet, count });
     }
-    const filter = where.join(' AND ');
+    const filter = ['i.tenant = @tenant', ...dates, ...narrow.map((n) => n.terms), ...broad].join(' AND ');
     // The page's ids come off a covering index; only the rows of the page are then read, so a deep
     // offset skips index entries, not table rows.
     const rows = this.db
@@ -202,10 +202,11 @@ export class SqliteArchive implements ArchiveIndex {
          JOIN invoices i ON i.id = p.id JOIN customers c ON c.id = i.customer_id
          ORDER BY i.issue_date, i.invoice_number, i.id`,
       )
-      .all({ ...params, limit: q.limit, offset: q.offset }) as InvoiceRow[];
+      .all(params) as InvoiceRow[];
+    // A single filter has been counted already.
     const counted =
-      customerCount !== undefined && where.length === 2
-        ? customerCount
+      narrow.length === 1 && broad.length === 0 && dates.length === 0
+        ? narrow[0]!.count
         : (this.db
             .prepare(`SELECT count(*) FROM (SELECT 1 FROM invoices i WHERE ${filter} LIMIT @cap)`)
             .pluck()
@@ -226,7 +227,9 @@ export class SqliteArchive implements ArchiveIndex {
   /** Fresh planner statistics (after a bulk load; close() refreshes them where they went stale). */
   async optimize(): Promise<void> {
     this.assertOpen();
+    this.db.pragma('analysis_limit = 0');
     this.db.exec('ANALYZE');
+    this.db.pragma('analysis_limit = 1000');
   }
 
   /** Bytes on disk: the file and its write-ahead log. */

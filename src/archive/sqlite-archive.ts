@@ -16,6 +16,11 @@ export interface SqliteArchiveOptions {
   busyTimeoutMs?: number;
   /** `total` counts at most this many matches, then says totalCapped. Default 10000. */
   countCap?: number;
+  /**
+   * A search counts each of its filters alone up to this many matches to choose the index that
+   * drives it (see search()). Default 100000.
+   */
+  probeLimit?: number;
   /** Page cache per connection, MiB: enough for the indexes keeps searches and bulk loads in memory. Default 64. */
   cacheMiB?: number;
 }
@@ -65,6 +70,7 @@ export class SqliteArchive implements ArchiveIndex {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly countCap: number;
+  private readonly probeLimit: number;
   private readonly upsertCustomer: Database.Statement;
   private readonly customerId: Database.Statement;
   private readonly upsertInvoice: Database.Statement;
@@ -76,6 +82,7 @@ export class SqliteArchive implements ArchiveIndex {
   constructor(file: string, options: SqliteArchiveOptions = {}) {
     this.file = path.resolve(file);
     this.countCap = options.countCap ?? DEFAULT_COUNT_CAP;
+    this.probeLimit = options.probeLimit ?? 100_000;
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true });
       this.db = new Database(this.file);
@@ -91,15 +98,19 @@ export class SqliteArchive implements ArchiveIndex {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma(`cache_size = ${-1024 * (options.cacheMiB ?? 64)}`);
       migrateSqlite(this.db, this.file);
-      // Statistics where they are missing or stale, sampled (analysis_limit) so that opening a large
-      // archive stays quick; search() does not depend on them for its choice of index.
-      this.db.pragma('analysis_limit = 1000');
-      this.db.pragma('optimize = 0x10002');
     } catch (err) {
       this.db.close();
       throw err instanceof ArchiveError
         ? err
         : new ArchiveError(`cannot prepare the archive ${this.file}`, { cause: err });
+    }
+    // Statistics where they are missing or stale, sampled (analysis_limit) so that opening a large
+    // archive stays quick. Best effort: search() does not depend on them for its choice of index.
+    try {
+      this.db.pragma('analysis_limit = 1000');
+      this.db.pragma('optimize = 0x10002');
+    } catch {
+      // another process held the write lock past the busy timeout: the next open or close will do it
     }
     this.upsertCustomer = this.db.prepare(
       'INSERT INTO customers (tenant, name, folded) VALUES (?, ?, ?) ON CONFLICT (tenant, name) DO NOTHING',
@@ -157,58 +168,65 @@ export class SqliteArchive implements ArchiveIndex {
   async search(query: ArchiveQuery): Promise<ArchiveSearchResult> {
     this.assertOpen();
     const q = checkQuery(query);
-    const params: Record<string, unknown> = { ...q, cap: this.countCap + 1 };
+    const params: Record<string, unknown> = { ...q, cap: this.countCap + 1, probe: this.probeLimit };
+    const filters: Array<{ index: string; terms: string }> = [];
     const dates: string[] = [];
     if (q.issueDateFrom !== undefined) dates.push('i.issue_date >= @issueDateFrom');
     if (q.issueDateTo !== undefined) dates.push('i.issue_date <= @issueDateTo');
-    // Which index drives the search is decided here, not left to statistics that a growing archive
-    // may lack: the amount or customer index only when its filter alone matches at most `cap` rows
-    // (a capped count finds out reading at most that many index entries), else the date index, which
-    // is in result order, so a page stops early and nothing large is sorted. A unary + keeps an
-    // index out of a plan.
-    const capped = (terms: string) =>
-      this.db
-        .prepare(
-          `SELECT count(*) FROM (SELECT 1 FROM invoices i WHERE i.tenant = @tenant AND ${terms} LIMIT @cap)`,
-        )
-        .pluck()
-        .get(params) as number;
-    const narrow: Array<{ terms: string; count: number }> = [];
-    const broad: string[] = [];
+    if (dates.length > 0) filters.push({ index: 'invoices_by_date', terms: dates.join(' AND ') });
     const amounts: string[] = [];
     if (q.amountMin !== undefined) amounts.push('i.amount >= @amountMin');
     if (q.amountMax !== undefined) amounts.push('i.amount <= @amountMax');
-    if (amounts.length > 0) {
-      const count = capped(amounts.join(' AND '));
-      if (count > this.countCap) broad.push(...amounts.map((t) => `+${t}`));
-      else narrow.push({ terms: amounts.join(' AND '), count });
-    }
+    if (amounts.length > 0) filters.push({ index: 'invoices_by_amount', terms: amounts.join(' AND ') });
     if (q.customer !== undefined) {
       const ids = this.matchingCustomers.all(q.tenant, q.customer) as number[];
       if (ids.length === 0) return { rows: [], total: 0 };
       params.customerIds = JSON.stringify(ids);
-      const inSet = 'i.customer_id IN (SELECT value FROM json_each(@customerIds))';
-      const count = capped(inSet);
-      if (count > this.countCap) broad.push(`+${inSet}`);
-      else narrow.push({ terms: inSet, count });
+      filters.push({
+        index: 'invoices_by_customer',
+        terms: 'i.customer_id IN (SELECT value FROM json_each(@customerIds))',
+      });
     }
-    const filter = ['i.tenant = @tenant', ...dates, ...narrow.map((n) => n.terms), ...broad].join(' AND ');
+    // The index that drives the search is chosen here, not by the planner, whose statistics a growing
+    // archive may lack: each filter alone is counted through its own index, reading at most
+    // probeLimit entries; the filter with the fewest matches drives if it has fewer than that (read
+    // them, sort them), else the date index does, which is in result order, so a page stops early
+    // and nothing large is sorted.
+    const probed = filters.map((f) => ({
+      ...f,
+      count: this.db
+        .prepare(
+          `SELECT count(*) FROM (SELECT 1 FROM invoices i INDEXED BY ${f.index}
+           WHERE i.tenant = @tenant AND ${f.terms} LIMIT @probe)`,
+        )
+        .pluck()
+        .get(params) as number,
+    }));
+    const fewest = probed.reduce<(typeof probed)[number] | undefined>(
+      (best, f) => (best === undefined || f.count < best.count ? f : best),
+      undefined,
+    );
+    const driver = fewest !== undefined && fewest.count < this.probeLimit ? fewest.index : 'invoices_by_date';
+    const filter = ['i.tenant = @tenant', ...filters.map((f) => f.terms)].join(' AND ');
     // The page's ids come off a covering index; only the rows of the page are then read, so a deep
     // offset skips index entries, not table rows.
     const rows = this.db
       .prepare(
-        `SELECT ${COLUMNS} FROM (SELECT i.id FROM invoices i WHERE ${filter}
+        `SELECT ${COLUMNS} FROM (SELECT i.id FROM invoices i INDEXED BY ${driver} WHERE ${filter}
            ORDER BY i.issue_date, i.invoice_number, i.id LIMIT @limit OFFSET @offset) p
          JOIN invoices i ON i.id = p.id JOIN customers c ON c.id = i.customer_id
          ORDER BY i.issue_date, i.invoice_number, i.id`,
       )
       .all(params) as InvoiceRow[];
-    // A single filter has been counted already.
+    // One filter alone has been counted already, if its probe ran to the end or past the cap.
+    const single = probed.length === 1 ? probed[0]!.count : undefined;
     const counted =
-      narrow.length === 1 && broad.length === 0 && dates.length === 0
-        ? narrow[0]!.count
+      single !== undefined && (single < this.probeLimit || this.probeLimit > this.countCap)
+        ? single
         : (this.db
-            .prepare(`SELECT count(*) FROM (SELECT 1 FROM invoices i WHERE ${filter} LIMIT @cap)`)
+            .prepare(
+              `SELECT count(*) FROM (SELECT 1 FROM invoices i INDEXED BY ${driver} WHERE ${filter} LIMIT @cap)`,
+            )
             .pluck()
             .get(params) as number);
     const result: ArchiveSearchResult = {

@@ -16,4 +16,6 @@ archiveContract({
   open: async (options) => new SqliteArchive(path.join(dir, 'shared', '.archive', 'index.sqlite'), options),
   openEmpty: async (options) =>
     new SqliteArchive(path.join(dir, `empty-${++fresh}`, 'index.sqlite'), options),
+  // The default (each filter's own index drives), 1 (the date index always drives), 30 (a mix).
+  probeLimits: [100_000, 1, 30],
 });

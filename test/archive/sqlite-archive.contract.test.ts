@@ -1,15 +1,15 @@
 // The archive contract on the embedded SQLite file (the default storage).
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { before } from 'node:test';
+import { after } from 'node:test';
 import { SqliteArchive } from '../../src/archive';
-import { tempDir } from '../helpers/temp-dir';
 import { archiveContract } from './archive-contract';
 
-let dir = '';
+// Made here, at the top level, so that its removal is registered for the whole file.
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealer-archive-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 let fresh = 0;
-before(async () => {
-  dir = await tempDir('sealer-archive-');
-});
 
 archiveContract({
   // A folder that does not exist yet: the archive creates it.

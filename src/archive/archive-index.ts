@@ -52,6 +52,11 @@ export interface ArchiveSearchResult {
 export interface ArchiveIndex {
   /** Adds or updates (same tenant, invoice and source digest: a renewal) one sealed invoice. */
   record(entry: ArchivedInvoice): Promise<void>;
+  /**
+   * Added with the storages: records many entries in one transaction, all or none (a bulk load, a
+   * rebuild). Optional: a caller without it records one by one.
+   */
+  recordMany?(entries: readonly ArchivedInvoice[]): Promise<void>;
   search(query: ArchiveQuery): Promise<ArchiveSearchResult>;
   /** Every archived version of one invoice number (usually one), newest first. */
   find(tenant: string, invoiceNumber: string): Promise<ArchivedInvoice[]>;

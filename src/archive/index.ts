@@ -6,3 +6,5 @@ export { SqliteArchive, type SqliteArchiveOptions } from './sqlite-archive';
 export { PostgresArchive, type PostgresArchiveOptions } from './postgres-archive';
 export { openArchive, defaultArchiveFile, isPostgresSpec, type OpenArchiveOptions } from './open-archive';
 export { benchArchive, type ArchiveBenchOptions, type ArchiveBenchResult } from './bench-archive';
+export { TenantArchives, archiveSpecs } from './tenant-archives';
+export { reindexTenant, type ReindexResult } from './reindex';

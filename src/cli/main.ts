@@ -35,6 +35,7 @@ function packageVersion(): string {
 // The command modules by the path main.ts loads them from: types only, nothing is loaded here.
 interface CommandModules {
   './commands/approve': typeof import('./commands/approve');
+  './commands/archive': typeof import('./commands/archive');
   './commands/audit': typeof import('./commands/audit');
   './commands/bench': typeof import('./commands/bench');
   './commands/dashboard': typeof import('./commands/dashboard');
@@ -79,6 +80,13 @@ function positiveInt(value: string): number {
 function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+  return n;
+}
+
+/** Whole yen, negative for a credit note; full-width digits and commas as an export writes them. */
+function integer(value: string): number {
+  const n = Number(value.normalize('NFKC').replace(/,/g, ''));
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('must be a whole number (yen)');
   return n;
 }
 
@@ -326,6 +334,39 @@ function buildProgram(io: CliIo): Command {
       });
   }
 
+  const archive = program
+    .command('archive')
+    .description(
+      "finance's archive of sealed invoices: search by issue date, amount and customer; rebuild the index",
+    );
+  usageErrorsExit2(archive.command('search'))
+    .description(
+      "search a tenant's sealed invoices by issue-date range, amount range and customer, alone or combined",
+    )
+    .requiredOption('--tenant <tenant>', 'whose invoices')
+    .option('--from <date>', 'issue date from (YYYY-MM-DD, inclusive)')
+    .option('--to <date>', 'issue date to (YYYY-MM-DD, inclusive)')
+    .option('--min <yen>', 'amount from (whole yen, inclusive)', integer)
+    .option('--max <yen>', 'amount to (whole yen, inclusive)', integer)
+    .option('--customer <text>', "part of the customer's name (width and case folded)")
+    .option('--limit <n>', 'rows to show (at most 1000)', positiveInt, 100)
+    .option('--offset <n>', 'rows to skip', nonNegativeInt, 0)
+    .option('--json', 'print one JSON document')
+    .option(...jobsOption)
+    .action(async (opts: Parameters<CommandModules['./commands/archive']['archiveSearchCommand']>[0]) => {
+      await loadCommand('./commands/archive').archiveSearchCommand(opts, io);
+    });
+  archive
+    .command('reindex')
+    .description(
+      "rebuild the archive index from the outbox's manifests (an upsert: run again, nothing changes)",
+    )
+    .option('--tenant <tenant>', 'only this tenant (default: every tenant of the job definitions)')
+    .option(...jobsOption)
+    .action(async (opts: { jobs: string; tenant?: string }) => {
+      await loadCommand('./commands/archive').archiveReindexCommand(opts, io);
+    });
+
   const sandbox = program
     .command('sandbox')
     .description('run the local CSC v2 e-seal provider (test CA, two tenants) for demos and tests')
@@ -421,6 +462,15 @@ function buildProgram(io: CliIo): Command {
       ['B-B'],
     )
     .option('--tsa-latency-ms <ms>', 'sandbox TSA latency per timestamp', nonNegativeInt, 0)
+    .option(
+      '--archive-rows <n>',
+      'instead: fill an archive index with N synthetic invoices and time each search shape',
+      positiveInt,
+    )
+    .option(
+      '--archive <spec>',
+      'with --archive-rows: a postgres:// URL or a new SQLite file (default a temporary SQLite file)',
+    )
     .action(lazy(() => loadCommand('./commands/bench').benchCommand));
 
   return program;

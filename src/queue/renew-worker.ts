@@ -34,6 +34,7 @@ import {
 import { ArchiveRenewer, RenewalRefusedError, assessRenewal } from '../seal';
 import { JobConfigError, type JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
+import { archiveSpecs, TenantArchives, type ArchiveIndex } from '../archive';
 import { SigningContexts, trustRootsOf } from './signing-contexts';
 import { prefixEndingWith, sha256Hex } from './renew-plan';
 
@@ -93,6 +94,8 @@ export interface RenewWorkerOptions {
   defaultProviderUrl?: string;
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
+  /** the searchable archive whose rows follow renewals; default as the seal worker's */
+  archive?: ArchiveIndex;
 }
 
 /** Errors a retry cannot cure: the file or the job definition is wrong, not the network. */
@@ -112,9 +115,11 @@ export class RenewWorker {
   private readonly jobsByName: Map<string, JobDefinition>;
   private readonly renewers = new Map<string, Promise<ArchiveRenewer>>();
   private readonly now: () => Date;
+  private readonly archive: ArchiveIndex;
 
   constructor(private readonly options: RenewWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
+    this.archive = options.archive ?? new TenantArchives(archiveSpecs(options.jobs, options.env));
     this.now = options.now ?? (() => new Date());
     this.contexts = new SigningContexts({
       logger: options.logger,
@@ -138,6 +143,7 @@ export class RenewWorker {
   async close(): Promise<void> {
     await this.worker.close();
     await this.contexts.close();
+    if (this.options.archive === undefined) await this.archive.close();
   }
 
   private async process(job: Job<RenewJobData, RenewJobResult>): Promise<RenewJobResult> {
@@ -220,6 +226,30 @@ export class RenewWorker {
     const checks = await verifySealedPdf(renewed, { trustedRootsDer: roots, at: this.now() });
     const level = checks.find((c) => c.kind === 'signature')?.level ?? row.level;
     await appendManifestRow(d.dir, { ...row, sealedSha256: newSha256, level, status: 'renewed' });
+    // The archive row follows the file: its new digest and level (the invoice's facts stay).
+    const sig = checks.find((c) => c.kind === 'signature');
+    const known = (await this.archive.find(d.tenant, d.invoiceNumber)).find(
+      (r) => r.sourceSha256 === row.sourceSha256,
+    );
+    const amount = Number(row.amount);
+    await this.archive.record({
+      tenant: d.tenant,
+      invoiceNumber: d.invoiceNumber,
+      customer: known?.customer ?? row.customer ?? '',
+      amount: known?.amount ?? (Number.isSafeInteger(amount) ? amount : 0),
+      ...((known?.issueDate ?? row.issueDate) ? { issueDate: known?.issueDate ?? row.issueDate } : {}),
+      file: d.file,
+      sealedSha256: newSha256,
+      sourceSha256: row.sourceSha256,
+      level: level ?? known?.level ?? 'B-LTA',
+      sealedAt: known?.sealedAt ?? row.signingTime,
+      certificateSerial: row.certificateSerial,
+      ...((sig?.signatureTimestamp?.genTime ?? known?.timestampAt)
+        ? { timestampAt: sig?.signatureTimestamp?.genTime?.toISOString() ?? known?.timestampAt }
+        : {}),
+      job: row.job,
+      runId: known?.runId ?? row.runId,
+    });
     return { reason: d.reason, newSealedSha256: newSha256, documentTimestampTime, tsa };
   }
 

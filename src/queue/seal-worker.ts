@@ -40,6 +40,7 @@ import {
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
 import { fanOut, type SealingObserver } from '../common/sealing-events';
+import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
@@ -108,6 +109,9 @@ export interface SealWorkerOptions {
   health?: RedisHealth;
   /** told of what sealing does (metrics); the worker also counts each run's provider calls itself */
   observe?: SealingObserver;
+  /** where delivered invoices are indexed for finance's search; default TenantArchives over the jobs'
+   * outboxes (or SEALER_ARCHIVE) */
+  archive?: ArchiveIndex;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -126,6 +130,8 @@ export class SealWorker {
   private readonly approvals: ParkedApprovals;
   private readonly jobsByName: Map<string, JobDefinition>;
   private readonly observe: SealingObserver;
+  private readonly archive: ArchiveIndex;
+  private readonly ownArchive: boolean;
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
@@ -135,6 +141,8 @@ export class SealWorker {
       onThreadError: (err) => options.logger.warn({ err: err.message }, 'prepare thread failed'),
     });
     this.approvals = new ParkedApprovals(options.redis, options.prefix);
+    this.ownArchive = options.archive === undefined;
+    this.archive = options.archive ?? new TenantArchives(archiveSpecs(options.jobs, options.env));
     this.observe = fanOut(
       countProviderCalls(options.redis, options.prefix, (err) =>
         options.logger.warn({ err: err.message }, "cannot count a run's provider calls"),
@@ -580,6 +588,15 @@ export class SealWorker {
       await audit.append(this.sealEntry(data, def, target, sealedSha256, last.certificateSerialHex ?? ''));
       restored.push('audit seal entry');
     }
+    // An upsert: written again when it was there already, so it is there now.
+    await this.archiveRow(data, {
+      file: target,
+      sealedSha256,
+      level: last.level ?? row?.level ?? def.signing.level,
+      sealedAt: row?.signingTime ?? (await fs.stat(target)).mtime.toISOString(),
+      certificateSerial: last.certificateSerialHex ?? '',
+      timestampAt: last.signatureTimestamp?.genTime?.toISOString(),
+    });
     const sealedBy = row?.runId;
     await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target, sealedBy);
     this.options.logger.warn(
@@ -691,8 +708,9 @@ export class SealWorker {
       throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
     let sealed: Buffer;
+    let timestampAt: string | undefined;
     try {
-      ({ sealed } = await finisher.finish(
+      const finished = await finisher.finish(
         {
           bytes: Buffer.from(prepared.preparedBytes),
           byteRange: prepared.byteRange,
@@ -702,7 +720,9 @@ export class SealWorker {
           signedAttributes: Buffer.from(prepared.signedAttributes),
         },
         signature,
-      ));
+      );
+      sealed = finished.sealed;
+      timestampAt = finished.signatureTimestamp?.genTime.toISOString();
     } catch (err) {
       if (err instanceof SealError || err instanceof CertificateUnusableError) {
         throw new SealError(`invoice ${data.invoiceNumber}: ${err.message}`, { cause: err });
@@ -711,7 +731,8 @@ export class SealWorker {
       // and the last attempt fails the invoice with this reason. Never a lower level instead.
       throw withContext(err, `invoice ${data.invoiceNumber}: level ${finisher.level}`);
     }
-    // Delivery order: file, manifest row, audit entry, then the index entry that says all three exist.
+    // Delivery order: file, manifest row, audit entry, archive row, then the sealed-index entry that says
+    // all four exist.
     // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
     await writeNew(target, sealed);
     const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
@@ -732,6 +753,14 @@ export class SealWorker {
     await AuditLog.forTenant(def.outboxRoot, def.tenant).append(
       this.sealEntry(data, def, target, sealedSha256, ctx.template.certificateSerialHex),
     );
+    await this.archiveRow(data, {
+      file: target,
+      sealedSha256,
+      level: finisher.level,
+      sealedAt: signingTime.toISOString(),
+      certificateSerial: ctx.template.certificateSerialHex,
+      timestampAt,
+    });
     await recordSealed(
       def.outboxRoot,
       data.tenant,
@@ -744,6 +773,32 @@ export class SealWorker {
     return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
   }
 
+  /** The invoice's row in the searchable archive (an upsert: the repair path may write it again). */
+  private async archiveRow(
+    data: SealJobData,
+    seal: Pick<
+      ArchivedInvoice,
+      'file' | 'sealedSha256' | 'level' | 'sealedAt' | 'certificateSerial' | 'timestampAt'
+    >,
+  ): Promise<void> {
+    try {
+      await this.archive.record({
+        tenant: data.tenant,
+        invoiceNumber: data.invoiceNumber,
+        customer: data.customer ?? '',
+        amount: data.amount ?? 0,
+        ...(data.issueDate ? { issueDate: data.issueDate } : {}),
+        sourceSha256: data.sourceSha256,
+        job: data.jobName,
+        runId: data.runId,
+        ...seal,
+      });
+    } catch (err) {
+      // Thrown: the retry finds the file delivered and writes the row then (completeEarlierDelivery).
+      throw withContext(err, `invoice ${data.invoiceNumber}: the archive index cannot be written`);
+    }
+  }
+
   private closing?: Promise<void>;
 
   /** Finishes the jobs in hand, then releases the pool and signers. Safe to call more than once. */
@@ -752,6 +807,7 @@ export class SealWorker {
       await Promise.all([...this.workers.values()].map((w) => w.close()));
       await this.contexts.close();
       await this.pool.close();
+      if (this.ownArchive) await this.archive.close();
     })();
     return this.closing;
   }

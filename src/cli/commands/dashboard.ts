@@ -3,6 +3,7 @@
 // SIGINT/SIGTERM. The password is a secret reference, never a value on the command line; without one
 // the command refuses to start (exit 2).
 import { resolveSecret } from '../../jobs/secret-ref';
+import { archiveSpecs, TenantArchives } from '../../archive';
 import { ParkedApprovals } from '../../csc';
 import { checkHealth, providerTargets } from '../../ops/health';
 import { metricsRoutes } from '../../ops/metrics-server';
@@ -77,7 +78,10 @@ export async function dashboardCommand(opts: DashboardOptions, io: CliIo = proce
         providers: providerTargets(ctx.jobs, process.env.SEALER_PROVIDER_URL),
       }),
     );
+    // The archive page searches each tenant's index (beside its outbox, or SEALER_ARCHIVE).
+    const archive = new TenantArchives(archiveSpecs(ctx.jobs));
     const web = await startOpsWeb({
+      archive,
       extraRoutes: (app) => {
         app.get('/metrics', routes.metrics);
         app.get('/healthz', routes.healthz);
@@ -100,6 +104,7 @@ export async function dashboardCommand(opts: DashboardOptions, io: CliIo = proce
     } finally {
       await web.close();
       await metrics.close();
+      await archive.close();
     }
   } finally {
     process.off('SIGINT', stop);

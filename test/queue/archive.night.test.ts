@@ -1,0 +1,125 @@
+// The worker keeps finance's archive as it delivers: after a real night every sealed invoice is in the
+// index with the export's customer, amount and issue date, `sealer archive search` finds them by each
+// field, the index is on disk (read by another process after the worker stopped), and `sealer archive
+// reindex` rebuilds it from the manifests when it is lost.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { loadJobs } from '../../src/jobs';
+import { defaultArchiveFile } from '../../src/archive';
+import { readManifest } from '../../src/outbox';
+import { runNight } from '../../src/queue';
+import { tempDir } from '../helpers/temp-dir';
+import { testRedis } from '../helpers/test-redis';
+import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
+import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
+
+const execFileP = promisify(execFile);
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+interface Found {
+  total: number;
+  rows: {
+    invoiceNumber: string;
+    customer: string;
+    amount: number;
+    issueDate?: string;
+    file: string;
+    level: string;
+  }[];
+}
+
+test(
+  'the worker indexes what it delivers; search and reindex from the command line',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const sandbox = await startTestSandbox(dir);
+    const jobsDir = path.join(dir, 'jobs');
+    await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 8 });
+    await writeTenantExport(path.join(dir, 'inbox', 'sakura'), 'sakura', 12);
+    const jobs = await loadJobs(jobsDir);
+    const night = await runNight({ jobs, connection, redis, prefix, logger: pino({ level: 'silent' }) });
+    const run = night.runs[0]!;
+    assert.equal(run.counts.sealed, 12);
+
+    // What finance's manifest says of each invoice is what the index says.
+    const outbox = path.join(dir, 'outbox');
+    const manifest = await readManifest(path.join(outbox, 'sakura', run.produced.runDate, 'manifest.csv'));
+    assert.equal(manifest.length, 12);
+    const env = { ...process.env, SEALER_ARCHIVE: '' };
+    const search = async (...args: string[]): Promise<Found> =>
+      JSON.parse(
+        (
+          await execFileP(
+            process.execPath,
+            [CLI, 'archive', 'search', '--tenant', 'sakura', '--jobs', jobsDir, '--json', ...args],
+            { env },
+          )
+        ).stdout,
+      ) as Found;
+    const all = await search();
+    assert.equal(all.total, 12);
+    for (const m of manifest) {
+      const r = all.rows.find((x) => x.invoiceNumber === m.invoiceNumber);
+      assert.ok(r, `${m.invoiceNumber} is indexed`);
+      assert.equal(r.customer, m.customer);
+      assert.equal(r.amount, Number(m.amount));
+      assert.equal(r.issueDate, m.issueDate);
+      assert.equal(r.level, 'B-B');
+      assert.equal(r.file, path.join(outbox, 'sakura', run.produced.runDate, m.file));
+    }
+
+    // Each field alone and combined gives exactly the invoices the manifest says should match.
+    const expect = (pick: (m: (typeof manifest)[number]) => boolean) =>
+      manifest
+        .filter(pick)
+        .map((m) => m.invoiceNumber)
+        .sort();
+    const got = (f: Found) => f.rows.map((r) => r.invoiceNumber).sort();
+    const customer = manifest[0]!.customer!;
+    const part = [...customer].slice(1, 3).join('');
+    assert.deepEqual(
+      got(await search('--customer', part)),
+      expect((m) => m.customer!.includes(part)),
+    );
+    const amounts = manifest.map((m) => Number(m.amount)).sort((a, b) => a - b);
+    const [lo, hi] = [amounts[3]!, amounts[8]!];
+    assert.deepEqual(
+      got(await search('--min', String(lo), '--max', String(hi))),
+      expect((m) => Number(m.amount) >= lo && Number(m.amount) <= hi),
+    );
+    const date = manifest[0]!.issueDate!;
+    assert.deepEqual(
+      got(await search('--from', date, '--to', date)),
+      expect((m) => m.issueDate === date),
+    );
+    assert.deepEqual(got(await search('--to', '2000-01-01')), []);
+    assert.deepEqual(
+      got(await search('--customer', part, '--min', String(lo), '--from', date)),
+      expect((m) => m.customer!.includes(part) && Number(m.amount) >= lo && m.issueDate! >= date),
+    );
+    // A bad query is a usage error naming the field.
+    await assert.rejects(search('--from', '2026-02-30'), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2);
+      assert.match(err.stderr, /issueDateFrom/);
+      return true;
+    });
+
+    // The index lost: reindex rebuilds it from the manifests.
+    await fs.rm(path.dirname(defaultArchiveFile(outbox)), { recursive: true });
+    const reindexed = await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], {
+      env,
+    });
+    assert.match(reindexed.stdout, /^archive reindex: 12 invoice\(s\) indexed$/m);
+    assert.deepEqual(got(await search()), got(all));
+    const again = await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], { env });
+    assert.match(again.stdout, /12 invoice\(s\) indexed/);
+    assert.equal((await search()).total, 12, 'reindexing again adds nothing');
+  },
+);

@@ -3,7 +3,7 @@
 // was missing fails that invoice; the dashboard refuses a wrong password and an empty one, sends a
 // browser without a session to /login and gives a script 401; after login the failure is on the page,
 // its Retry button re-queues it (the PDF is back), the worker seals it, and the tenant's audit trail
-// holds the ops-action. The archive page searches an in-memory index by each field, serves the sealed
+// holds the ops-action. The archive page searches a real SQLite index by each field, serves the sealed
 // PDF's bytes, refuses a file outside the tenant's outbox, and shows the verification. Screenshots go
 // to /work/notes/screens/.
 import { after, test } from 'node:test';
@@ -26,7 +26,7 @@ import {
 import { readManifest, verifyTenantAudit, type ManifestRow } from '../../src/outbox';
 import { startOpsWeb, type OpsWeb } from '../../src/ops/web-server';
 import { chromiumSkip, launchChromium } from '../helpers/chromium';
-import { MemoryArchive } from '../helpers/memory-archive';
+import { SqliteArchive, type ArchiveIndex } from '../../src/archive';
 import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis, type TestRedis } from '../helpers/test-redis';
@@ -46,7 +46,7 @@ let worker: SealWorker;
 let working: Promise<void>;
 let web: OpsWeb;
 let browser: Browser;
-let archive: MemoryArchive;
+let archive: ArchiveIndex;
 let logLines: string[];
 
 /** Polls `check` until it holds (a condition, not a clock): the test's own timeout bounds it. */
@@ -91,7 +91,8 @@ async function setUp(): Promise<void> {
   assert.equal((await readRun(r.redis, r.prefix, produced.runId)).failed, 1);
   await fs.rename(path.join(dir, 'missing.pdf'), pdf);
 
-  archive = new MemoryArchive();
+  // The real SQLite index, in the test's folder; rows written below with chosen facts.
+  archive = new SqliteArchive(path.join(dir, 'archive-page.sqlite'));
   logLines = [];
   web = await startOpsWeb({
     login: { user: USER, password: PASSWORD },
@@ -108,6 +109,7 @@ async function setUp(): Promise<void> {
   after(async () => {
     await browser.close();
     await web.close();
+    await archive.close();
     await worker.close();
     await working;
   });

@@ -258,6 +258,22 @@ test(
     assert.equal((await sealer('run', 'no-such-run')).code, 1);
     assert.equal((await sealer('failed', '--run', 'no-such-run')).code, 1);
 
+    // pause / resume: one tenant, as ops would from a shell; runs says what is paused.
+    const paused = await json('pause', '--tenant', 'fuji');
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.deepEqual(paused.doc, { action: 'pause', changed: ['fuji'], paused: ['fuji'] });
+    assert.equal(await queue.forTenant('fuji').isPaused(), true);
+    assert.match((await sealer('runs')).stdout, /; paused: fuji$/m);
+    assert.match(
+      (await sealer('pause')).stdout,
+      /^pause: every tenant: nothing to pause; paused now: fuji$/m,
+    );
+    assert.equal((await sealer('pause', '--tenant', 'nobody')).code, 1);
+    const resumed = await sealer('resume');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /^resume: every tenant: fuji resumed; paused now: none$/m);
+    assert.equal(await queue.forTenant('fuji').isPaused(), false);
+
     // Usage errors are 2: no target, two targets, --tenant with IDs, a bad flag.
     for (const args of [
       ['retry'],

@@ -90,7 +90,14 @@ export class PostgresArchive implements ArchiveIndex {
     const schema = options.schema ?? DEFAULT_SCHEMA;
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
       throw new ArchiveError(`archive schema name ${JSON.stringify(schema)} must be 1-63 of [a-z0-9_]`);
-    const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 4 });
+    // Bounded waits: a database that stops answering must fail a write or a search, not hang the worker.
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.maxConnections ?? 4,
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 30_000,
+      statement_timeout: 30_000,
+    });
     // An idle connection that breaks must not crash the worker; the next query reconnects.
     pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'archive database connection lost'));
     let trigram: boolean;

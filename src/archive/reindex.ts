@@ -32,20 +32,21 @@ export async function reindexTenant(
     const dir = path.join(tenantDir, folder);
     const entries: ArchivedInvoice[] = [];
     for (const row of (await latestManifestRows(dir)).values()) {
+      // A manifest reads an empty cell as '', a missing column as undefined: both mean "not known".
       const amount = Number(row.amount);
-      const facts = row.customer !== undefined && row.amount !== undefined && Number.isSafeInteger(amount);
+      const facts = !!row.customer && !!row.amount && Number.isSafeInteger(amount);
       if (!facts) result.withoutFacts++;
       entries.push({
         tenant,
         invoiceNumber: row.invoiceNumber,
-        customer: row.customer ?? '',
+        customer: row.customer || '',
         amount: facts ? amount : 0,
         ...(row.issueDate ? { issueDate: row.issueDate } : {}),
         file: path.join(dir, row.file),
         sealedSha256: row.sealedSha256,
         sourceSha256: row.sourceSha256,
-        level: row.level ?? 'B-B',
-        sealedAt: row.sealedAtUtc ?? row.signingTime,
+        level: row.level || 'B-B',
+        sealedAt: row.sealedAtUtc || row.signingTime,
         certificateSerial: row.certificateSerial,
         job: row.job,
         runId: row.runId,

@@ -383,11 +383,17 @@ export function approverOf(idToken: unknown): string | undefined {
   } catch {
     return undefined;
   }
-  for (const claim of ['preferred_username', 'email', 'name', 'sub']) {
+  const text = (claim: string): string | undefined => {
     const v = claims[claim];
-    if (typeof v === 'string' && v.trim() !== '') return printable(v).trim().slice(0, 200);
-  }
-  return undefined;
+    const clean = typeof v === 'string' ? printable(v).trim().slice(0, 200) : '';
+    return clean === '' ? undefined : clean;
+  };
+  // A name the person may edit, for people to read, and `sub`, the identifier the provider stands by
+  // (OIDC: only iss + sub identify), so that a chosen display name cannot pass for someone else.
+  const shown = text('preferred_username') ?? text('email') ?? text('name');
+  const sub = text('sub');
+  if (shown === undefined) return sub;
+  return sub === undefined || sub === shown ? shown : `${shown} (sub ${sub})`;
 }
 
 /** What RFC 9396 `authorization_details` in the token answer says was granted, when it says it. */
@@ -408,7 +414,8 @@ function grantedCredential(details: unknown): { credentialId?: string; numSignat
   return { credentialId, numSignatures };
 }
 
-/** Without control characters, which have no place in a name and could forge log or audit lines. */
+/** Without control or format characters (C0, C1, bidi overrides, line separators): they could forge or
+ * hide text in a terminal, a log or the audit trail. */
 function printable(s: string): string {
-  return [...s].filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f).join('');
+  return s.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '');
 }

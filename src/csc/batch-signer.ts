@@ -239,7 +239,8 @@ export class BatchSigner {
     const credentialId = this.credential.credentialId;
     this.counts.batches++;
     // The call's own latency, not the reservation's (an authorisation may have come first).
-    let sent = performance.now();
+    // When the call went out (undefined: refused here before sending, so no call to count).
+    let sent: number | undefined;
     try {
       const hashes = batch.map((w) => w.hash);
       this.checkBinding(reservation, hashes);
@@ -261,8 +262,9 @@ export class BatchSigner {
       );
     } catch (err) {
       const limit = err instanceof CscError ? statedHashLimit(err, batch.length) : undefined;
+      // A call the provider refused (for its size too) is a call it saw and may count.
+      if (sent !== undefined) this.told(batch, sent, false);
       if (limit === undefined) {
-        this.told(batch, sent, false);
         await this.fail(batch, reservation, err, started);
         return;
       }

@@ -4,6 +4,10 @@
 import type { Redis } from 'ioredis';
 import { sealQueueName } from '../queue';
 
+// A run ID is <job>-YYYYMMDD-HHMMSS-mmm (run-clock.ts): job fuji-nightly must not match fuji-nightly-eu.
+const RUN_SUFFIX = '-\\d{8}-\\d{6}-\\d{3}';
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function belongs(key: string, prefix: string, tenants: string[], jobs: string[]): boolean {
   const rest = key.slice(prefix.length + 1);
   for (const t of tenants) {
@@ -11,12 +15,13 @@ function belongs(key: string, prefix: string, tenants: string[], jobs: string[])
     for (const kind of ['invoice-case', 'enqueue-lock']) if (rest === `${kind}:${t}`) return true;
     for (const kind of ['approval', 'approval-hashes', 'approval-pending'])
       if (rest.startsWith(`${kind}:${t}:`)) return true;
-    // custody:lease:<url>:<tenant>:<credential> and custody:totp-step:… (URI-encoded parts)
-    if (/^custody:(lease|totp-step):/.test(rest) && rest.split(':').includes(encodeURIComponent(t)))
-      return true;
+    // custody:lease:<url>:<tenant>:<credential> and custody:totp-step:… (URI-encoded parts, so the
+    // tenant is the next-to-last part)
+    const parts = rest.split(':');
+    if (/^custody:(lease|totp-step):/.test(rest) && parts.at(-2) === encodeURIComponent(t)) return true;
   }
   for (const j of jobs) {
-    if (rest.startsWith(`run:${j}-`)) return true;
+    if (new RegExp(`^run:${escape(j)}${RUN_SUFFIX}(:|$)`).test(rest)) return true;
     for (const kind of ['open-runs', 'producing', 'renewing']) if (rest === `${kind}:${j}`) return true;
   }
   return false;
@@ -38,7 +43,7 @@ export async function clearDemoState(
     if (mine.length) removed += await redis.unlink(...mine);
   } while (cursor !== '0');
   const runs = (await redis.smembers(`${prefix}:runs`)).filter((r) =>
-    jobs.some((j) => r.startsWith(`${j}-`)),
+    jobs.some((j) => new RegExp(`^${escape(j)}${RUN_SUFFIX}$`).test(r)),
   );
   if (runs.length) await redis.srem(`${prefix}:runs`, ...runs);
   // Latches are fields of one hash, each a JSON [providerUrl, tenant, credentialId].

@@ -224,32 +224,34 @@ export class RenewWorker {
       });
     }
     const checks = await verifySealedPdf(renewed, { trustedRootsDer: roots, at: this.now() });
-    const level = checks.find((c) => c.kind === 'signature')?.level ?? row.level;
-    await appendManifestRow(d.dir, { ...row, sealedSha256: newSha256, level, status: 'renewed' });
-    // The archive row follows the file: its new digest and level (the invoice's facts stay).
-    const sig = checks.find((c) => c.kind === 'signature');
+    // Our seal is the last signature (an input may carry others before it).
+    const sig = checks.filter((c) => c.kind === 'signature').at(-1);
+    const level = sig?.level ?? row.level;
+    // The archive row first: were it written after the manifest row and failed, the retry would find
+    // the file already renewed and the archive would keep the old digest. A retry (the "finished" path)
+    // writes both again; both are idempotent.
     const known = (await this.archive.find(d.tenant, d.invoiceNumber)).find(
       (r) => r.sourceSha256 === row.sourceSha256,
     );
     const amount = Number(row.amount);
+    const timestampAt = sig?.signatureTimestamp?.genTime?.toISOString() ?? known?.timestampAt;
     await this.archive.record({
       tenant: d.tenant,
       invoiceNumber: d.invoiceNumber,
       customer: known?.customer ?? row.customer ?? '',
-      amount: known?.amount ?? (Number.isSafeInteger(amount) ? amount : 0),
+      amount: known?.amount ?? (row.amount && Number.isSafeInteger(amount) ? amount : 0),
       ...((known?.issueDate ?? row.issueDate) ? { issueDate: known?.issueDate ?? row.issueDate } : {}),
       file: d.file,
       sealedSha256: newSha256,
       sourceSha256: row.sourceSha256,
-      level: level ?? known?.level ?? 'B-LTA',
+      level: level || known?.level || 'B-LTA',
       sealedAt: known?.sealedAt ?? row.signingTime,
       certificateSerial: row.certificateSerial,
-      ...((sig?.signatureTimestamp?.genTime ?? known?.timestampAt)
-        ? { timestampAt: sig?.signatureTimestamp?.genTime?.toISOString() ?? known?.timestampAt }
-        : {}),
+      ...(timestampAt ? { timestampAt } : {}),
       job: row.job,
       runId: known?.runId ?? row.runId,
     });
+    await appendManifestRow(d.dir, { ...row, sealedSha256: newSha256, level, status: 'renewed' });
     return { reason: d.reason, newSealedSha256: newSha256, documentTimestampTime, tsa };
   }
 

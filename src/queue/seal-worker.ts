@@ -200,7 +200,7 @@ export class SealWorker {
     for (const tenant of [...tenants].sort()) {
       const worker = new Worker<SealJobData, SealJobResult>(
         sealQueueName(tenant),
-        (job, token) => this.slots(() => this.process(job, token)),
+        (job, token) => this.slots(() => this.processWhenFree(tenant, job, token)),
         {
           connection: options.connection,
           prefix: options.prefix,
@@ -216,6 +216,35 @@ export class SealWorker {
       this.watch(worker);
       this.workers.set(tenant, worker);
     }
+  }
+
+  /**
+   * A job that waited for a slot may have been fetched before its tenant was paused or the worker began
+   * to close: it goes back to its queue (delayed until now: no attempt spent) instead of sealing, so a
+   * pause stops a tenant at once and a closing worker starts nothing new.
+   */
+  private async processWhenFree(
+    tenant: string,
+    job: Job<SealJobData, SealJobResult>,
+    token?: string,
+  ): Promise<SealJobResult> {
+    if (this.closing || (await this.tenantPaused(tenant))) {
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError();
+    }
+    return this.process(job, token);
+  }
+
+  private readonly pausedSeen = new Map<string, { paused: boolean; at: number }>();
+
+  /** Whether the tenant's queue is paused (BullMQ's meta flag), looked up at most once a second. */
+  private async tenantPaused(tenant: string): Promise<boolean> {
+    const seen = this.pausedSeen.get(tenant);
+    if (seen && Date.now() - seen.at < 1000) return seen.paused;
+    const key = `${this.options.prefix}:${sealQueueName(tenant)}:meta`;
+    const paused = (await this.options.redis.hexists(key, 'paused')) === 1;
+    this.pausedSeen.set(tenant, { paused, at: Date.now() });
+    return paused;
   }
 
   /** Calls `listener` for every job of every tenant that completes or fails (an attempt). */
@@ -578,6 +607,7 @@ export class SealWorker {
         certificateSerial: last.certificateSerialHex ?? '',
         job: data.jobName,
         runId: data.runId,
+        level: last.level ?? def.signing.level,
         ...manifestFacts(data, (await fs.stat(target)).mtime),
         status: 'sealed',
       });
@@ -588,17 +618,17 @@ export class SealWorker {
       await audit.append(this.sealEntry(data, def, target, sealedSha256, last.certificateSerialHex ?? ''));
       restored.push('audit seal entry');
     }
+    const sealedBy = row?.runId;
+    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target, sealedBy);
     // An upsert: written again when it was there already, so it is there now.
     await this.archiveRow(data, {
       file: target,
       sealedSha256,
-      level: last.level ?? row?.level ?? def.signing.level,
-      sealedAt: row?.signingTime ?? (await fs.stat(target)).mtime.toISOString(),
+      level: last.level ?? (row?.level || def.signing.level),
+      sealedAt: row?.signingTime || (await fs.stat(target)).mtime.toISOString(),
       certificateSerial: last.certificateSerialHex ?? '',
       timestampAt: last.signatureTimestamp?.genTime?.toISOString(),
     });
-    const sealedBy = row?.runId;
-    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target, sealedBy);
     this.options.logger.warn(
       { invoice: data.invoiceNumber, file: target, restored },
       'interrupted delivery completed without sealing again',
@@ -731,8 +761,8 @@ export class SealWorker {
       // and the last attempt fails the invoice with this reason. Never a lower level instead.
       throw withContext(err, `invoice ${data.invoiceNumber}: level ${finisher.level}`);
     }
-    // Delivery order: file, manifest row, audit entry, archive row, then the sealed-index entry that says
-    // all four exist.
+    // Delivery order: file, manifest row, audit entry, then the sealed-index entry that says all three
+    // exist; the archive row (a search index, best effort) after them.
     // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
     await writeNew(target, sealed);
     const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
@@ -753,14 +783,6 @@ export class SealWorker {
     await AuditLog.forTenant(def.outboxRoot, def.tenant).append(
       this.sealEntry(data, def, target, sealedSha256, ctx.template.certificateSerialHex),
     );
-    await this.archiveRow(data, {
-      file: target,
-      sealedSha256,
-      level: finisher.level,
-      sealedAt: signingTime.toISOString(),
-      certificateSerial: ctx.template.certificateSerialHex,
-      timestampAt,
-    });
     await recordSealed(
       def.outboxRoot,
       data.tenant,
@@ -769,6 +791,14 @@ export class SealWorker {
       target,
       data.runId,
     );
+    await this.archiveRow(data, {
+      file: target,
+      sealedSha256,
+      level: finisher.level,
+      sealedAt: signingTime.toISOString(),
+      certificateSerial: ctx.template.certificateSerialHex,
+      timestampAt,
+    });
     if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
     return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
   }
@@ -794,8 +824,13 @@ export class SealWorker {
         ...seal,
       });
     } catch (err) {
-      // Thrown: the retry finds the file delivered and writes the row then (completeEarlierDelivery).
-      throw withContext(err, `invoice ${data.invoiceNumber}: the archive index cannot be written`);
+      // The archive is a search index over what was delivered, written after the delivery is complete:
+      // an unreachable index must not turn a delivered invoice into a failed one (nor spend signatures
+      // on retries). The row is missing until `sealer archive reindex` rebuilds it from the manifests.
+      this.options.logger.error(
+        { tenant: data.tenant, invoice: data.invoiceNumber, err: (err as Error).message },
+        'archive row not written: the invoice is delivered; run `sealer archive reindex` once the index is back',
+      );
     }
   }
 

@@ -29,6 +29,8 @@ test(
       // Another tenant's state under the same prefix: the demo clears only its own tenants' keys.
       await redis.hset(`${prefix}:run:other-nightly-20261201-010000-000`, 'tenant', 'other');
       await redis.set(`${prefix}:seal.other:meta`, 'x');
+      // ...and a job whose name starts with a demo job's (fuji-nightly-eu is not fuji-nightly).
+      await redis.hset(`${prefix}:run:fuji-nightly-eu-20261201-010000-000`, 'tenant', 'fuji-eu');
       let lastRuns: string[] = [];
       for (const round of [1, 2]) {
         const lines: string[] = [];
@@ -60,6 +62,7 @@ test(
       }
       assert.equal(await redis.exists(`${prefix}:run:other-nightly-20261201-010000-000`), 1);
       assert.equal(await redis.exists(`${prefix}:seal.other:meta`), 1);
+      assert.equal(await redis.exists(`${prefix}:run:fuji-nightly-eu-20261201-010000-000`), 1);
 
       // `sealer runs` and `sealer failed`, under the same (default) prefix, show the demo's night.
       const env = { ...process.env, SEALER_PREFIX: prefix };

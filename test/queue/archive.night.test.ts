@@ -13,6 +13,7 @@ import { loadJobs } from '../../src/jobs';
 import { defaultArchiveFile } from '../../src/archive';
 import { readManifest } from '../../src/outbox';
 import { runNight } from '../../src/queue';
+import { writeSampleExport } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
@@ -121,5 +122,29 @@ test(
     const again = await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], { env });
     assert.match(again.stdout, /12 invoice\(s\) indexed/);
     assert.equal((await search()).total, 12, 'reindexing again adds nothing');
+
+    // An archive that cannot be written does not fail delivered invoices: they are sealed, and the index
+    // catches up with a reindex once it is back.
+    await writeSampleExport({
+      dir: path.join(dir, 'inbox', 'sakura'),
+      tenantName: 'Sakura Shoji K.K.',
+      invoicePrefix: 'SKX',
+      count: 5,
+      encoding: 'utf8',
+      exportName: 'later.csv',
+    });
+    const later = await runNight({
+      jobs,
+      connection,
+      redis,
+      prefix,
+      logger: pino({ level: 'silent' }),
+      env: { ...process.env, SEALER_ARCHIVE: '/dev/null/archive.sqlite' },
+      now: new Date(Date.now() + 1000),
+    });
+    assert.deepEqual([later.runs[0]!.counts.sealed, later.runs[0]!.counts.failed], [5, 0]);
+    assert.equal((await search()).total, 12, 'not indexed while the archive was unreachable');
+    await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], { env });
+    assert.equal((await search()).total, 17);
   },
 );

@@ -80,19 +80,30 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     stalledIntervalMs: opts.stalledInterval,
     health,
   });
-  const metricsServer =
-    metrics &&
-    (await startMetricsServer({
-      host: opts.metricsHost ?? '127.0.0.1',
-      port: opts.metricsPort!,
-      metrics,
-      health: () =>
-        checkHealth({
-          redisUrl: ctx.endpoint.url,
-          providers: providerTargets(jobs, defaultProviderUrl),
-          poolAlive: () => worker.poolAlive(2000),
-        }),
-    }));
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  try {
+    metricsServer =
+      metrics &&
+      (await startMetricsServer({
+        host: opts.metricsHost ?? '127.0.0.1',
+        port: opts.metricsPort!,
+        metrics,
+        health: () =>
+          checkHealth({
+            redisUrl: ctx.endpoint.url,
+            providers: providerTargets(jobs, defaultProviderUrl),
+            poolAlive: () => worker.poolAlive(2000),
+          }),
+      }));
+  } catch (err) {
+    // A port already taken: say so and exit, releasing what was opened (nothing was taken yet).
+    await worker.close();
+    await metrics?.close();
+    await ctx.release();
+    throw new Error(`cannot serve /metrics on port ${opts.metricsPort}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   if (metricsServer) {
     ctx.logger.info({ url: metricsServer.url }, 'metrics and health served');
     console.error(`metrics: ${metricsServer.url}/metrics, health: ${metricsServer.url}/healthz`);

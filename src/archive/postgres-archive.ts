@@ -9,6 +9,7 @@ import { ArchiveError } from './archive-error';
 import { DEFAULT_COUNT_CAP, checkEntry, checkQuery } from './check-query';
 import { foldCustomer } from './fold-customer';
 import { migratePostgres, quoteIdent } from './postgres-schema';
+import { toInvoice, type InvoiceRow } from './invoice-row';
 
 export interface PostgresArchiveOptions {
   /** The schema holding the archive's tables. Default `sealer_archive`. */
@@ -22,46 +23,9 @@ export interface PostgresArchiveOptions {
 
 export const DEFAULT_SCHEMA = 'sealer_archive';
 
-interface InvoiceRow {
-  tenant: string;
-  invoice_number: string;
-  customer: string;
-  amount: string;
-  issue_date: string | null;
-  file: string;
-  sealed_sha256: string;
-  source_sha256: string;
-  level: string;
-  sealed_at: string;
-  certificate_serial: string;
-  timestamp_at: string | null;
-  job: string;
-  run_id: string;
-}
-
 const COLUMNS = `i.tenant, i.invoice_number, c.name AS customer, i.amount,
   to_char(i.issue_date, 'YYYY-MM-DD') AS issue_date, i.file, i.sealed_sha256, i.source_sha256, i.level,
   i.sealed_at, i.certificate_serial, i.timestamp_at, i.job, i.run_id`;
-
-function toInvoice(row: InvoiceRow): ArchivedInvoice {
-  const entry: ArchivedInvoice = {
-    tenant: row.tenant,
-    invoiceNumber: row.invoice_number,
-    customer: row.customer,
-    amount: Number(row.amount),
-    file: row.file,
-    sealedSha256: row.sealed_sha256,
-    sourceSha256: row.source_sha256,
-    level: row.level,
-    sealedAt: row.sealed_at,
-    certificateSerial: row.certificate_serial,
-    job: row.job,
-    runId: row.run_id,
-  };
-  if (row.issue_date !== null) entry.issueDate = row.issue_date;
-  if (row.timestamp_at !== null) entry.timestampAt = row.timestamp_at;
-  return entry;
-}
 
 /** `text` as a LIKE pattern matching it anywhere (backslash is LIKE's default escape). */
 function containsPattern(text: string): string {

@@ -10,6 +10,7 @@ import { ArchiveError } from './archive-error';
 import { DEFAULT_COUNT_CAP, checkEntry, checkQuery } from './check-query';
 import { foldCustomer } from './fold-customer';
 import { migrateSqlite } from './sqlite-schema';
+import { toInvoice, type InvoiceRow } from './invoice-row';
 
 export interface SqliteArchiveOptions {
   /** How long (ms) a write waits for another process's write lock before failing. Default 10000. */
@@ -25,46 +26,9 @@ export interface SqliteArchiveOptions {
   cacheMiB?: number;
 }
 
-interface InvoiceRow {
-  tenant: string;
-  invoice_number: string;
-  customer: string;
-  amount: number;
-  issue_date: string | null;
-  file: string;
-  sealed_sha256: string;
-  source_sha256: string;
-  level: string;
-  sealed_at: string;
-  certificate_serial: string;
-  timestamp_at: string | null;
-  job: string;
-  run_id: string;
-}
-
 const COLUMNS = `i.tenant, i.invoice_number, c.name AS customer, i.amount, i.issue_date, i.file,
   i.sealed_sha256, i.source_sha256, i.level, i.sealed_at, i.certificate_serial, i.timestamp_at, i.job,
   i.run_id`;
-
-function toInvoice(row: InvoiceRow): ArchivedInvoice {
-  const entry: ArchivedInvoice = {
-    tenant: row.tenant,
-    invoiceNumber: row.invoice_number,
-    customer: row.customer,
-    amount: row.amount,
-    file: row.file,
-    sealedSha256: row.sealed_sha256,
-    sourceSha256: row.source_sha256,
-    level: row.level,
-    sealedAt: row.sealed_at,
-    certificateSerial: row.certificate_serial,
-    job: row.job,
-    runId: row.run_id,
-  };
-  if (row.issue_date !== null) entry.issueDate = row.issue_date;
-  if (row.timestamp_at !== null) entry.timestampAt = row.timestamp_at;
-  return entry;
-}
 
 export class SqliteArchive implements ArchiveIndex {
   readonly file: string;

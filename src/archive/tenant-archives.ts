@@ -5,6 +5,7 @@
 import type { ArchiveIndex, ArchiveQuery, ArchiveSearchResult, ArchivedInvoice } from './archive-index';
 import { ArchiveError } from './archive-error';
 import { defaultArchiveFile, openArchive, type OpenArchiveOptions } from './open-archive';
+import { groupBy } from '../common/group-by';
 
 /** Which storage holds a tenant's rows, from the tenants' outbox roots (their job definitions). */
 export function archiveSpecs(
@@ -47,8 +48,7 @@ export class TenantArchives implements ArchiveIndex {
 
   /** One transaction per storage where the storage has one (SQLite, PostgreSQL both do). */
   async recordMany(entries: readonly ArchivedInvoice[]): Promise<void> {
-    const byTenant = new Map<string, ArchivedInvoice[]>();
-    for (const e of entries) byTenant.set(e.tenant, [...(byTenant.get(e.tenant) ?? []), e]);
+    const byTenant = groupBy(entries, (e) => e.tenant);
     for (const [tenant, list] of byTenant) {
       const index = await this.forTenant(tenant);
       if (index.recordMany) await index.recordMany(list);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { JobConfigError } from './job-config-error';
 import { jobDefinitionSchema, type JobDefinition } from './job-definition';
+import { groupBy } from '../common/group-by';
 
 function describeIssues(error: z.ZodError): string {
   return error.issues
@@ -161,13 +162,6 @@ export function findJob(jobs: JobDefinition[], name: string, problems: JobProble
     `no job named ${name}; known: ${jobs.map((j) => j.name).join(', ') || 'none'}` +
       (problems.length ? `; left out as broken: ${problems.map((p) => p.job).join(', ')}` : ''),
   );
-}
-
-// Map.groupBy arrives with Node 21; the engines field allows 20.
-function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) groups.set(keyOf(item), [...(groups.get(keyOf(item)) ?? []), item]);
-  return groups;
 }
 
 /** Two files with one job name: neither is taken, since either could be the one meant. */

@@ -4,6 +4,7 @@
 import { Queue, type ConnectionOptions, type Job, type JobsOptions, type JobType } from 'bullmq';
 import IORedis, { type Redis, type RedisOptions } from 'ioredis';
 import { sealQueueName, type SealJobData } from './seal-job';
+import { groupBy } from '../common/group-by';
 
 export const SEAL_JOB_OPTIONS: JobsOptions = {
   /** The job-level retry layer (the only one besides the CSC client's bounded wait on 429/503):
@@ -90,8 +91,7 @@ export class SealQueues {
 
   /** Adds jobs to their tenants' queues (each job's `data.tenant`), one addBulk per tenant. */
   async addBulk(jobs: SealJobToAdd[]): Promise<Job<SealJobData>[]> {
-    const byTenant = new Map<string, SealJobToAdd[]>();
-    for (const j of jobs) byTenant.set(j.data.tenant, [...(byTenant.get(j.data.tenant) ?? []), j]);
+    const byTenant = groupBy(jobs, (j) => j.data.tenant);
     if (byTenant.size) await (await this.redis()).sadd(sealTenantsKey(this.prefix), ...byTenant.keys());
     const added: Job<SealJobData>[] = [];
     for (const [tenant, list] of byTenant) added.push(...(await this.forTenant(tenant).addBulk(list)));

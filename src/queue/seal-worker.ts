@@ -237,7 +237,8 @@ export class SealWorker {
 
   private readonly pausedSeen = new Map<string, { paused: boolean; at: number }>();
 
-  /** Whether the tenant's queue is paused (BullMQ's meta flag), looked up at most once a second. */
+  /** Whether the tenant's queue is paused (BullMQ's meta flag, what Queue.isPaused reads, read on the
+   * worker's own connection rather than a Queue's per tenant), looked up at most once a second. */
   private async tenantPaused(tenant: string): Promise<boolean> {
     const seen = this.pausedSeen.get(tenant);
     if (seen && Date.now() - seen.at < 1000) return seen.paused;

@@ -142,6 +142,7 @@ export class BatchSigner {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.sadManager.releaseUnused();
+    await this.sadManager.aheadSettled();
   }
 
   private deadline(): number {
@@ -213,6 +214,7 @@ export class BatchSigner {
       reservation = await this.sadManager.reserve(
         all.map((w) => w.hash),
         runsOf(all),
+        { upTo: true },
       );
     } catch (err) {
       this.counts.batches++;
@@ -220,6 +222,13 @@ export class BatchSigner {
       return;
     }
     let batch = all;
+    if (reservation.count < all.length && !this.sadManager.approvalBased) {
+      // The current SAD had fewer left than the batch: they are spent to the last, and the rest of the
+      // batch goes under the next SAD in a call of its own (one signHash carries one SAD).
+      const { covered, rest } = split(all, reservation);
+      await Promise.all([this.signPart(covered, reservation, started), this.runBatch(rest)]);
+      return;
+    }
     if (reservation.count < all.length) {
       // An approval covered part of the batch: sign that part; the rest waits for the next approval.
       const { covered, rest } = split(all, reservation);

@@ -10,9 +10,12 @@
 // and a latch that stops every process once the provider refused our factors (sending them again would
 // only lock the key) until new factors, a new approval or ops clear it.
 //
-// So a credential is authorised at most once per TOTP period (30 s by default). Under SCAL1 one
-// authorisation covers many signatures, so this rarely shows; under SCAL2, where every batch needs its
-// own authorisation, it means one batch per period per credential. credentials/authorize is never
+// So a credential is authorised at most once per TOTP period (30 s by default): under SCAL1 a night
+// seals at most multisign signatures per step. To reach that ceiling the next SAD is authorised ahead
+// (authoriseAhead), on the next step, while the current one still has signatures, and a batch larger
+// than what a SAD has left takes its last signatures (reserve with upTo) instead of abandoning them.
+// Under SCAL2, where every batch needs its own authorisation, it means one batch per period per
+// credential. credentials/authorize is never
 // re-sent as it was (see CscClient.authorize): the retries after a 429/503, a refused service token and
 // a refused OTP happen here, each with the code of a new step.
 import type { SealingObserver } from '../common/sealing-events';
@@ -79,6 +82,14 @@ export interface SadManagerOptions {
    */
   demand?: () => Promise<number>;
   /**
+   * Authorise the next SCAL1 SAD ahead, on the next TOTP step, while the current one still has
+   * signatures, so that a night is limited by one authorisation per step rather than idling for one
+   * whenever a SAD runs out. Needs `demand` (nothing is authorised ahead without one). `margin` is how
+   * many invoices the demand may count that this process already holds signatures for (reserved,
+   * being signed or delivered): the worker's concurrency. Default: off.
+   */
+  authoriseAhead?: { margin: number };
+  /**
    * Coordinates authorisations with the other processes of this credential (lease, TOTP steps, latch).
    * Default: an in-memory guard, which is right for a single process only.
    */
@@ -112,7 +123,15 @@ interface CurrentSad {
   sad: string;
   expiresAt: number;
   remaining: number;
+  /** When it was authorised (clock time) and how many it was authorised for: its rate of use. */
+  since: number;
+  size: number;
 }
+
+/** How often at most the demand is read to decide on authorising ahead. */
+const AHEAD_CHECK_MS = 1000;
+/** Authorise ahead once the current SAD would run out within this many TOTP steps at its rate of use. */
+const AHEAD_STEPS = 2;
 
 const AUTHORIZE = 'credentials/authorize';
 
@@ -133,6 +152,17 @@ export class SadManager {
   private readonly demand?: () => Promise<number>;
   private readonly random: () => number;
   private current?: CurrentSad;
+  /** A SAD authorised ahead, handed out once the current one is spent. */
+  private next?: CurrentSad;
+  private readonly ahead?: { margin: number };
+  /** The authorisation ahead under way (waiting for its step, or sent). */
+  private aheadTask?: Promise<void>;
+  private aheadCheckedAt = -Infinity;
+  /** TOTP period (s) of the last authorisation; undefined: no OTP, so no step to wait for. */
+  private period?: number;
+  private closed = false;
+  private wakeClosed?: () => void;
+  private readonly closedSignal = new Promise<void>((resolve) => (this.wakeClosed = resolve));
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
   private count = 0;
@@ -155,6 +185,17 @@ export class SadManager {
     this.guard = o.guard ?? new InMemoryAuthorisationGuard();
     this.demand = o.demand;
     this.random = o.random ?? Math.random;
+    if (o.authoriseAhead) {
+      const m = o.authoriseAhead.margin;
+      if (!Number.isInteger(m) || m < 0) {
+        throw new CscError({
+          endpoint: AUTHORIZE,
+          retryable: false,
+          detail: `authoriseAhead margin ${m} is not a count`,
+        });
+      }
+      this.ahead = { margin: m };
+    }
     const max = o.maxSignaturesPerAuthorisation ?? o.credential.multisign;
     if (!Number.isInteger(max) || max < 1) {
       throw new CscError({
@@ -180,12 +221,16 @@ export class SadManager {
   unusedSignatures(): number {
     // Left on the current SAD (usable or not: the provider bills them either way) and on SADs given up
     // because a batch needed more than they had left.
-    return (this.current?.remaining ?? 0) + this.abandoned;
+    return (this.current?.remaining ?? 0) + (this.next?.remaining ?? 0) + this.abandoned;
   }
 
-  /** Reserve hashes.length signatures and get the SAD to send them with; `runs` are the runs whose
-   * invoices the hashes are, named in the authorisation an empty reservation makes. */
-  async reserve(hashes: Buffer[], runs: string[] = []): Promise<SadReservation> {
+  /**
+   * Reserve hashes.length signatures and get the SAD to send them with; `runs` are the runs whose
+   * invoices the hashes are, named in the authorisation an empty reservation makes. With `upTo`, a
+   * SCAL1 reservation may cover fewer (a prefix of the batch: what the current SAD has left), so a SAD
+   * is spent to its last signature and the caller reserves again for the rest.
+   */
+  async reserve(hashes: Buffer[], runs: string[] = [], o: { upTo?: boolean } = {}): Promise<SadReservation> {
     const n = hashes.length;
     const id = this.credential.credentialId;
     if (n < 1) {
@@ -217,29 +262,116 @@ export class SadManager {
       const { sad, expiresAt } = await this.serialised(() => this.authorise(n, bound, runs));
       return new Scal2Reservation(sad, expiresAt, bound);
     }
+    const least = o.upTo ? 1 : n;
     for (;;) {
+      this.promote(least);
       const cur = this.current;
-      if (cur && cur.remaining >= n && this.usable(cur)) {
-        cur.remaining -= n;
-        return new Scal1Reservation(cur.sad, cur.expiresAt, n);
+      if (cur && cur.remaining >= least && this.usable(cur)) {
+        const take = Math.min(n, cur.remaining);
+        cur.remaining -= take;
+        this.considerAhead(runs);
+        return new Scal1Reservation(cur.sad, cur.expiresAt, take);
       }
-      // Too few left for this batch (one signHash carries one SAD): the rest are abandoned.
       if (this.authorising) {
-        // Someone is already authorising: wait and look again rather than drawing a second SAD.
+        // Someone is already authorising (maybe ahead): wait and look again rather than drawing a second SAD.
         await this.authorising.catch(() => undefined);
         continue;
       }
       const fresh = await this.serialised(async () => {
         const numSignatures = await this.sized(n);
         const got = await this.authorise(numSignatures, undefined, runs);
-        const next = { ...got, remaining: numSignatures - n };
+        // Too few were left on the one replaced for this batch (one signHash carries one SAD).
         this.giveUp(this.current?.remaining ?? 0);
-        this.current = next;
-        return next;
+        this.current = { ...got, remaining: numSignatures - n, since: this.clock.now(), size: numSignatures };
+        this.aheadCheckedAt = -Infinity;
+        return this.current;
       });
+      this.considerAhead(runs);
       // A just-issued SAD is handed out even when its whole life is shorter than the margin.
       return new Scal1Reservation(fresh.sad, fresh.expiresAt, n);
     }
+  }
+
+  /** Hands out the SAD authorised ahead once the current one cannot serve `least` more signatures. */
+  private promote(least: number): void {
+    const cur = this.current;
+    if (!this.next || (cur && cur.remaining >= least && this.usable(cur))) return;
+    this.giveUp(cur?.remaining ?? 0);
+    this.current = this.next;
+    this.next = undefined;
+    this.aheadCheckedAt = -Infinity; // a new SAD in hand: time to look ahead again
+  }
+
+  /** Starts authorising the next SAD ahead when this manager does that and none is under way; `runs`
+   * are the runs of the batch that was served, named in the authorisation. */
+  private considerAhead(runs: string[]): void {
+    if (!this.ahead || !this.demand || this.closed || this.aheadTask || this.next) return;
+    const now = this.clock.now();
+    if (now - this.aheadCheckedAt < AHEAD_CHECK_MS) return;
+    const cur = this.current;
+    if (cur && !this.runsOutSoon(cur, now)) return;
+    this.aheadCheckedAt = now;
+    this.aheadTask = this.authoriseNextAhead(runs)
+      .catch((err: unknown) => {
+        // Only an economy: the batch that needs a SAD authorises one itself and meets the error there.
+        this.logger.warn(
+          { credentialId: this.credential.credentialId, err: (err as Error).message },
+          'authorising the next SAD ahead failed; the next batch that needs one will authorise it',
+        );
+      })
+      .finally(() => {
+        this.aheadTask = undefined;
+      });
+  }
+
+  /** Whether `cur`, at the rate it has been used, runs out within AHEAD_STEPS TOTP steps (or seconds). */
+  private runsOutSoon(cur: CurrentSad, now: number): boolean {
+    const used = cur.size - cur.remaining;
+    const elapsed = now - cur.since;
+    if (used <= 0) return false;
+    if (elapsed <= 0) return true;
+    const msLeft = (cur.remaining / used) * elapsed;
+    return msLeft <= AHEAD_STEPS * (this.period ?? 1) * 1000;
+  }
+
+  /** Signatures still wanted beyond those in hand (the current SAD, plus the margin); may be <= 0. */
+  private async wantedAhead(): Promise<number> {
+    let demand: number;
+    try {
+      demand = await this.demand!();
+    } catch {
+      return 0;
+    }
+    if (!Number.isFinite(demand)) return 0;
+    const cur = this.current;
+    const inHand = (cur && this.usable(cur) ? cur.remaining : 0) + (this.next?.remaining ?? 0);
+    return Math.min(this.maxPerAuthorisation, Math.ceil(demand) - inHand - this.ahead!.margin);
+  }
+
+  private async authoriseNextAhead(runs: string[]): Promise<void> {
+    if ((await this.wantedAhead()) <= 0) return;
+    // Wait for the step after the one last sent, outside the lease: until then it is nobody's turn.
+    if (this.period !== undefined && Number.isFinite(this.nextStep)) {
+      const waitMs = this.nextStep * this.period * 1000 - this.clock.now();
+      if (waitMs > 0) await Promise.race([this.clock.sleep(waitMs), this.closedSignal]);
+    }
+    if (this.closed) return;
+    await this.serialised(async () => {
+      // Looked at again: a batch may have authorised meanwhile, or the night may be nearly done.
+      const wanted = this.closed || this.next ? 0 : await this.wantedAhead();
+      if (wanted <= 0) return;
+      const got = await this.authorise(wanted, undefined, runs);
+      const held: CurrentSad = { ...got, remaining: wanted, since: this.clock.now(), size: wanted };
+      if (this.closed) {
+        this.giveUp(wanted);
+        return;
+      }
+      this.logger.debug(
+        { credentialId: this.credential.credentialId, numSignatures: wanted },
+        'next SAD authorised ahead',
+      );
+      this.next = held;
+    });
   }
 
   /** Signatures left on a SAD that will not be used (replaced, or the signer closing). */
@@ -254,13 +386,22 @@ export class SadManager {
     });
   }
 
-  /** The signer is closing: what is left on the current SAD is reported as unused (and still counted
-   * by unusedSignatures()). */
+  /** The signer is closing: what is left on the current SAD and on one authorised ahead is reported as
+   * unused (and still counted by unusedSignatures()); nothing more is authorised ahead. */
   releaseUnused(): void {
-    const left = this.current?.remaining ?? 0;
-    if (left <= 0 || !this.current) return;
-    this.current.remaining = 0;
-    this.giveUp(left);
+    this.closed = true;
+    this.wakeClosed?.();
+    for (const held of [this.current, this.next]) {
+      const left = held?.remaining ?? 0;
+      if (left <= 0 || !held) continue;
+      held.remaining = 0;
+      this.giveUp(left);
+    }
+  }
+
+  /** Resolves once no authorisation ahead is under way (one cut short by releaseUnused ends at once). */
+  async aheadSettled(): Promise<void> {
+    await this.aheadTask;
   }
 
   /** An approval-based SAD or token the provider refused: no worker process hands it out again. */
@@ -273,6 +414,7 @@ export class SadManager {
     // A SCAL2 SAD is never handed out twice, so there is nothing to forget.
     const sad = typeof what === 'string' ? what : what.scal === 1 ? what.sad : undefined;
     if (sad !== undefined && this.current?.sad === sad) this.current = undefined;
+    if (sad !== undefined && this.next?.sad === sad) this.next = undefined;
   }
 
   /** Refuses to authorise while any process has latched this credential (the provider refused our factors). */
@@ -495,6 +637,7 @@ export class SadManager {
         const claim = await this.guard.claimStep(step, period);
         if (claim.claimed) {
           this.nextStep = step + 1;
+          this.period = period;
           return totpCode(secret, { digits: f.totpDigits, period, algorithm: f.totpAlgorithm, now });
         }
         this.nextStep = claim.lastUsed + 1;

@@ -75,6 +75,11 @@ export interface SealWorkerOptions {
   /** jobs processed at once by this process, all tenants together; should be at least 2 × batchSize so
    * batches fill. Default 64. */
   concurrency?: number;
+  /**
+   * Authorise a credential's next SAD ahead, on the next TOTP step, while the current one still has
+   * signatures, so that a night is not idled waiting for a step whenever a SAD runs out. Default true.
+   */
+  authoriseAhead?: boolean;
   /** tenants whose queues this worker takes from besides its job definitions' (a tenant whose only
    * definition cannot be used now: its invoices are taken and told to wait, see unavailableJobs) */
   extraTenants?: string[];
@@ -149,6 +154,7 @@ export class SealWorker {
       ),
       options.observe,
     );
+    const concurrency = options.concurrency ?? 64;
     this.contexts = new SigningContexts({
       observe: this.observe,
       logger: options.logger,
@@ -172,6 +178,8 @@ export class SealWorker {
             .filter((j) => j.tenant === tenant && j.signing.credentialId === credentialId)
             .map((j) => j.name),
         ),
+      // The demand counts the invoices this process holds too, up to its concurrency.
+      ...(options.authoriseAhead !== false && { authoriseAheadMargin: concurrency }),
       env: options.env,
       // Loading the sealed file again for the DSS and the document timestamp is prepare's kind of work:
       // it runs in the same threads, under the same limits, so the event loop stays free for batching.
@@ -194,7 +202,6 @@ export class SealWorker {
         },
       },
     });
-    const concurrency = options.concurrency ?? 64;
     this.slots = pLimit(concurrency);
     const tenants = new Set([...options.jobs.map((j) => j.tenant), ...(options.extraTenants ?? [])]);
     for (const tenant of [...tenants].sort()) {

@@ -60,6 +60,12 @@ export interface SigningContextOptions {
   guards?: RedisAuthorisationGuards;
   /** signatures still wanted from a credential (queued invoices), to size numSignatures; default the most */
   demandFor?: (tenant: string, credentialId: string) => Promise<number>;
+  /**
+   * With demandFor: authorise each SCAL1 credential's next SAD ahead, on the next TOTP step, while the
+   * current one still has signatures. The value is how many invoices this process may hold at once
+   * (its concurrency), which the demand also counts. Default: off.
+   */
+  authoriseAheadMargin?: number;
   env?: NodeJS.ProcessEnv;
   /** Most bytes loading a PDF may inflate, for the DSS and document-timestamp updates. */
   maxInflatedBytes?: number;
@@ -320,6 +326,8 @@ export class SigningContexts {
         logger,
       ),
       demand: demandFor && (() => demandFor(job.tenant, job.signing.credentialId)),
+      ...(this.options.authoriseAheadMargin !== undefined &&
+        !oneDocument && { authoriseAhead: { margin: this.options.authoriseAheadMargin } }),
       logger,
       observe: this.options.observe,
       tenant: job.tenant,

@@ -1,7 +1,12 @@
 // TOTP checks for credentials/authorize: RFC 6238 codes (6 digits, HMAC-SHA-1, the sandbox's period,
-// one step either side), and replay refusal as section 5.2 asks: per credential the last accepted time
+// one step either side but never less than 10 s: a real provider's 30 s step tolerates 30 s of delay,
+// and a test's 1 s step must not turn a loaded machine's scheduling delays into refusals), and replay
+// refusal as section 5.2 asks: per credential the last accepted time
 // step is remembered, and a code of that step or an earlier one is refused. In memory: a restart forgets.
 import { verifySync } from 'otplib';
+
+/** Least tolerance (s) for a code computed before the request reached the sandbox. */
+const MIN_TOLERANCE_SEC = 10;
 
 export type TotpVerdict = { ok: true; step: number } | { ok: false; replayed: boolean };
 
@@ -23,7 +28,7 @@ export class TotpVerifier {
         token,
         period: this.periodSec,
         epoch: Math.floor(this.now() / 1000),
-        epochTolerance: this.periodSec,
+        epochTolerance: Math.max(this.periodSec, MIN_TOLERANCE_SEC),
       });
       if (!result.valid || !('timeStep' in result)) return { ok: false, replayed: false };
       step = result.timeStep;

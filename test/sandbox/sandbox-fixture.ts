@@ -182,13 +182,17 @@ export function timeStep(cred: SandboxCredential, nowMs = Date.now()): number {
   return Math.floor(nowMs / 1000 / cred.totpPeriodSec);
 }
 
-/** A 6-digit code that is valid for none of the steps the sandbox accepts (now and one either side). */
+/** A 6-digit code that is valid for none of the steps the sandbox accepts (one step either side, at
+ * least 10 s either side: see src/sandbox/totp-verifier.ts), with a margin. */
 export async function wrongOtp(cred: SandboxCredential, nowMs = Date.now()): Promise<string> {
   const totpSecret = await secret(cred.totpSecretFile);
   const now = Math.floor(nowMs / 1000);
   const p = cred.totpPeriodSec;
+  const steps = Math.max(2, Math.ceil(12 / p));
   const valid = new Set(
-    [-2, -1, 0, 1, 2].map((d) => generateSync({ secret: totpSecret, period: p, epoch: now + d * p })),
+    Array.from({ length: 2 * steps + 1 }, (_, i) =>
+      generateSync({ secret: totpSecret, period: p, epoch: now + (i - steps) * p }),
+    ),
   );
   let n = Number(generateSync({ secret: totpSecret, period: p, epoch: now }));
   let code: string;

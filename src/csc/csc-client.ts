@@ -4,6 +4,7 @@
 // nothing here knows about PDFs, batches or SAD reuse.
 // It speaks CSC API v2 (`hashes`, `hashAlgorithmOID`, `authData`) or v1.0.4.0 (`hash`, `hashAlgo`,
 // `PIN`/`OTP`), as the provider profile says; service authentication is the same in both.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Logger } from '../common/logger';
 import { CscError, isServiceTokenRefusal } from './csc-error';
@@ -112,6 +113,12 @@ export class CscClient {
   };
   /** The 429/503 policy; the SAD manager applies it to credentials/authorize, which this client never re-sends. */
   readonly retry: Readonly<RetryPolicy>;
+  /**
+   * No call leaves before this time (ms): a provider that asked one call to wait (429/503 with
+   * Retry-After) is over its limit for every call, so the batches in flight and the next ones wait too
+   * instead of each spending its re-sends on refusals.
+   */
+  private notBefore = 0;
   readonly baseUrl: string;
   readonly apiVersion: CscApiVersion;
   private readonly timeoutMs: number;
@@ -412,6 +419,8 @@ export class CscClient {
     const url = `${this.baseUrl}/${endpoint}`;
     const options = this.postOptions(endpoint, count, resend);
     for (let attempt = 0; ; attempt++) {
+      const wait = this.notBefore - Date.now();
+      if (wait > 0) await sleep(wait);
       const token = await this.tokens.token();
       try {
         return (await postJson(url, body, { ...options, bearer: token })).body;
@@ -439,7 +448,10 @@ export class CscClient {
       timeoutMs: this.timeoutMs,
       retry: resend ? this.retry : { ...this.retry, maxRetries: 0 },
       onSend: count,
-      onBackoff: (b) => this.logger.warn(b, 'CSC provider asked to slow down; waiting'),
+      onBackoff: (b) => {
+        this.notBefore = Math.max(this.notBefore, Date.now() + b.waitMs);
+        this.logger.warn(b, 'CSC provider asked to slow down; waiting');
+      },
       agent: this.agent,
     };
   }

@@ -34,6 +34,8 @@ export interface FaultDecision {
   answer?: Chosen<AnswerFaultRule>;
   /** credentials/authorize: the SAD it issues expires early. */
   sadExpiry?: Chosen<SadExpiryFaultRule>;
+  /** Over a limit rule's requests per second: answered 429 with this Retry-After; already counted. */
+  limited?: { retryAfterSec: number };
   /** Draws for a signatures fault (which signature to tamper with). */
   draw: () => number;
 }
@@ -70,10 +72,13 @@ export class FaultInjector {
   private injected = new Map<FaultEndpoint, Map<string, number>>();
   private requests = new Map<FaultEndpoint, number>();
   private hangingNow = 0;
+  /** Per limit rule: the second being counted and the requests let through in it. */
+  private windows = new Map<number, { second: number; calls: number }>();
 
   constructor(
     private readonly logger: Logger,
     plan?: FaultPlan | string,
+    private readonly now: () => number = Date.now,
   ) {
     if (plan !== undefined) this.replace(plan);
   }
@@ -87,6 +92,7 @@ export class FaultInjector {
     this.injectedByRule = this.rules.map(() => 0);
     this.pendingByRule = this.rules.map(() => 0);
     this.requests.clear();
+    this.windows.clear();
     if (options.resetCounts === true) this.injected.clear();
     this.logger.info({ seed: this.draws.seed, rules: this.rules }, 'sandbox: fault rules set');
     return this.state();
@@ -110,7 +116,19 @@ export class FaultInjector {
     let answerDraw: number | undefined;
     let answerFloor = 0;
     for (const { rule, index } of matching) {
-      if (rule.fault === 'latency') {
+      if (rule.fault === 'limit') {
+        const at = this.now();
+        const second = Math.floor(at / 1000);
+        const w = this.windows.get(index);
+        const counted = w?.second === second ? w : { second, calls: 0 };
+        this.windows.set(index, counted);
+        if (counted.calls < rule.perSecond) {
+          counted.calls += 1;
+        } else if (decision.limited === undefined) {
+          decision.limited = { retryAfterSec: Math.max(1, Math.ceil(((second + 1) * 1000 - at) / 1000)) };
+          this.count(endpoint, index, this.generation, 'limit', site);
+        }
+      } else if (rule.fault === 'latency') {
         const hit = this.draws.next(stream('latency', index)) < rule.rate;
         const spread = this.draws.next(stream('latency-ms', index));
         if (hit && this.take(index, rule)) {

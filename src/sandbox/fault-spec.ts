@@ -40,7 +40,7 @@ const ENDPOINT_NAMES: Record<string, FaultEndpoint | 'csc'> = {
   ...Object.fromEntries(FAULT_ENDPOINTS.map((e) => [e, e])),
 };
 
-const FAULTS = ['status', 'latency', 'hang', 'drop', 'signatures', 'sad-expiry'] as const;
+const FAULTS = ['status', 'latency', 'hang', 'drop', 'signatures', 'sad-expiry', 'limit'] as const;
 /** Faults that decide the answer: a request gets at most one of them. */
 export const ANSWER_FAULTS: ReadonlySet<FaultRule['fault']> = new Set([
   'status',
@@ -87,6 +87,11 @@ const ruleSchemas = {
     mode: z.enum(['missing', 'extra', 'wrong-hash', 'corrupt'], {
       error: 'must be missing, extra, wrong-hash or corrupt',
     }),
+  }),
+  limit: z.strictObject({
+    ...base,
+    fault: z.literal('limit'),
+    perSecond: z.number().int('must be a whole number').min(1, 'must be >= 1'),
   }),
   'sad-expiry': z.strictObject({
     ...base,
@@ -151,6 +156,10 @@ export function parseFaultRule(value: unknown, label: string): FaultRule {
         fail(label, `signatures faults apply to signatures/signHash only, not ${endpoint}`);
       }
       return { ...common, fault: 'signatures', mode: r.mode };
+    case 'limit':
+      // A limit holds for every request: a rate or a max would make it something else.
+      if (r.rate !== 1 || r.max !== undefined) fail(label, 'a limit takes no rate and no max');
+      return { endpoint, rate: 1, fault: 'limit', perSecond: r.perSecond };
     case 'sad-expiry':
       if (endpoint !== 'credentials/authorize') {
         fail(label, `sad-expiry applies to credentials/authorize only, not ${endpoint}`);
@@ -282,6 +291,11 @@ function specItemRule(item: string, label: string): Record<string, unknown> {
     case 'corrupt':
       noArgs(fault, args, label);
       return Object.assign(rule, { fault: 'signatures', mode: fault });
+    case 'limit': {
+      const per = args.length === 1 ? /^(\d+)\/s$/.exec(args[0]!) : null;
+      if (per === null) fail(label, 'limit needs requests per second, e.g. signHash:limit:10/s');
+      return Object.assign(rule, { fault: 'limit', perSecond: Number(per[1]) });
+    }
     case 'sad-expiry': {
       Object.assign(rule, { fault: 'sad-expiry' });
       if (args.length === 0)
@@ -298,7 +312,7 @@ function specItemRule(item: string, label: string): Record<string, unknown> {
     default:
       return fail(
         label,
-        `unknown fault ${JSON.stringify(fault)} (500, 503, 429, latency, hang, drop, missing, extra, wrong-hash, corrupt, sad-expiry)`,
+        `unknown fault ${JSON.stringify(fault)} (500, 503, 429, latency, hang, drop, missing, extra, wrong-hash, corrupt, sad-expiry, limit)`,
       );
   }
 }

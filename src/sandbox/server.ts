@@ -315,7 +315,7 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   const logger = options.logger ?? createLogger({ name: 'sandbox' });
   const state = await loadOrProvision(options.dataDir, options.multisign);
   if (state.provisioned) logger.info({ dataDir: options.dataDir }, 'sandbox: provisioned a new dataDir');
-  const faults = new FaultInjector(logger, options.faults);
+  const faults = new FaultInjector(logger, options.faults, options.now);
 
   // One clock for every lifetime (real time unless a test injects its own), so that expiry, lockout
   // and the codes' lives all move together when a test moves time forward.
@@ -509,6 +509,12 @@ async function handle(ctx: SandboxContext, o: Defaulted, req: IncomingMessage, r
       ctx.faults.released(decision?.answer);
       ctx.faults.released(decision?.sadExpiry);
       return;
+    }
+    if (decision?.limited !== undefined) {
+      // Over the provider's rate limit: refused before anything else happens to the request.
+      ctx.faults.released(decision.answer);
+      ctx.faults.released(decision.sadExpiry);
+      throw cscErrors.tooManyRequests(decision.limited.retryAfterSec);
     }
     if (route === undefined) throw cscErrors.notFound(pathname);
     if (route.stat !== undefined) ctx.stats[route.stat] += 1;

@@ -146,7 +146,15 @@ export interface SadExpiryFaultRule extends FaultRuleBase {
   afterUses?: number;
 }
 
+/** A provider's rate limit: at most `perSecond` requests in each second (a fixed window, as many
+ * front ends count); the rest of that second is answered 429 with Retry-After (whole seconds). */
+export interface LimitFaultRule extends FaultRuleBase {
+  fault: 'limit';
+  perSecond: number;
+}
+
 export type FaultRule =
+  | LimitFaultRule
   | StatusFaultRule
   | LatencyFaultRule
   | HangFaultRule

@@ -35,6 +35,12 @@ export interface AuthorisationGuard {
   latch(latch: CredentialLatch): Promise<void>;
   /** New factors, a new approval or a retry by ops: authorising may go on. */
   clearLatch(): Promise<void>;
+  /**
+   * Tells the other processes of this credential how many authorised signatures this process holds
+   * and invoices it has in hand (`own`), and answers how many they hold and have, so a demand shared by all is not authorised once per
+   * process. Optional: without it, a process counts only its own.
+   */
+  shareInHand?(own: number): Promise<number>;
 }
 
 /**

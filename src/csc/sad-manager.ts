@@ -130,6 +130,8 @@ interface CurrentSad {
 
 /** How often at most the demand is read to decide on authorising ahead. */
 const AHEAD_CHECK_MS = 1000;
+/** How often (real ms) at most this process tells the others how many signatures it holds. */
+const IN_HAND_TELL_MS = 5000;
 /** Authorise ahead once the current SAD would run out within this many TOTP steps at its rate of use. */
 const AHEAD_STEPS = 2;
 
@@ -158,6 +160,7 @@ export class SadManager {
   /** The authorisation ahead under way (waiting for its step, or sent). */
   private aheadTask?: Promise<void>;
   private aheadCheckedAt = -Infinity;
+  private inHandToldAt = -Infinity;
   /** TOTP period (s) of the last authorisation; undefined: no OTP, so no step to wait for. */
   private period?: number;
   private closed = false;
@@ -305,7 +308,9 @@ export class SadManager {
   /** Starts authorising the next SAD ahead when this manager does that and none is under way; `runs`
    * are the runs of the batch that was served, named in the authorisation. */
   private considerAhead(runs: string[]): void {
-    if (!this.ahead || !this.demand || this.closed || this.aheadTask || this.next) return;
+    if (!this.ahead || !this.demand || this.closed) return;
+    this.tellInHand();
+    if (this.aheadTask || this.next) return;
     const now = this.clock.now();
     if (now - this.aheadCheckedAt < AHEAD_CHECK_MS) return;
     const cur = this.current;
@@ -322,6 +327,16 @@ export class SadManager {
       .finally(() => {
         this.aheadTask = undefined;
       });
+  }
+
+  /** Keeps this process's count of signatures in hand fresh for the others (see wantedAhead). */
+  private tellInHand(): void {
+    const now = Date.now();
+    if (now - this.inHandToldAt < IN_HAND_TELL_MS) return;
+    this.inHandToldAt = now;
+    const cur = this.current;
+    const own = (cur && this.usable(cur) ? cur.remaining : 0) + (this.next?.remaining ?? 0);
+    this.othersInHand(own + this.ahead!.margin).catch(() => undefined);
   }
 
   /** Whether `cur`, at the rate it has been used, runs out within AHEAD_STEPS TOTP steps (or seconds). */
@@ -345,7 +360,24 @@ export class SadManager {
     if (!Number.isFinite(demand)) return 0;
     const cur = this.current;
     const inHand = (cur && this.usable(cur) ? cur.remaining : 0) + (this.next?.remaining ?? 0);
-    return Math.min(this.maxPerAuthorisation, Math.ceil(demand) - inHand - this.ahead!.margin);
+    // The demand is every process's: what the others hold, and the invoices they have in hand, are not
+    // wanted again here.
+    const others = await this.othersInHand(inHand + this.ahead!.margin);
+    return Math.min(this.maxPerAuthorisation, Math.ceil(demand) - inHand - others - this.ahead!.margin);
+  }
+
+  /** What the other processes of this credential hold (0 when the guard cannot tell or fails). */
+  private async othersInHand(own: number): Promise<number> {
+    if (!this.guard.shareInHand) return 0;
+    try {
+      return await this.guard.shareInHand(own);
+    } catch (err) {
+      this.logger.warn(
+        { credentialId: this.credential.credentialId, err: (err as Error).message },
+        "cannot share the signatures in hand; counting this process's only",
+      );
+      return 0;
+    }
   }
 
   private async authoriseNextAhead(runs: string[]): Promise<void> {
@@ -391,6 +423,7 @@ export class SadManager {
   releaseUnused(): void {
     this.closed = true;
     this.wakeClosed?.();
+    if (this.ahead) this.othersInHand(0).catch(() => undefined); // the others stop counting ours
     for (const held of [this.current, this.next]) {
       const left = held?.remaining ?? 0;
       if (left <= 0 || !held) continue;

@@ -23,6 +23,11 @@ export function totpStepKey(prefix: string, ref: CredentialRef): string {
   return `${prefix}:custody:totp-step:${idOf(ref)}`;
 }
 
+/** Authorised signatures each worker process holds: a hash (field: process token; value `count:expiresAtMs`). */
+export function inHandKey(prefix: string, ref: CredentialRef): string {
+  return `${prefix}:custody:in-hand:${idOf(ref)}`;
+}
+
 /** Every latched credential, in one hash (field: latchField(ref); value: JSON of StoredLatch). */
 export function latchesKey(prefix: string): string {
   return `${prefix}:custody:latches`;

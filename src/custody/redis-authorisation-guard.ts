@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import pino from 'pino';
 import type { AuthorisationGuard, CredentialLatch, StepClaim } from '../csc';
 import type { Logger } from '../common/logger';
-import { leaseKey, totpStepKey, type CredentialRef } from './credential-keys';
+import { inHandKey, leaseKey, totpStepKey, type CredentialRef } from './credential-keys';
 import { clearCredentialLatch, readLatch, setLatch } from './credential-latches';
 import { CustodyError } from './custody-error';
 
@@ -49,7 +49,32 @@ end
 return {0, stored}
 `;
 
+// KEYS[1] in-hand hash; ARGV[1] own field, ARGV[2] own count, ARGV[3] now (ms), ARGV[4] lifetime (ms).
+// Records the own count and returns the others' (dropping the entries of processes that stopped telling).
+const SHARE_IN_HAND = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local others = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    local n, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if n and tonumber(expires) > tonumber(ARGV[3]) then
+      others = others + tonumber(n)
+    else
+      redis.call('HDEL', KEYS[1], all[i])
+    end
+  end
+end
+return others
+`;
+
+/** How long a process's count of signatures in hand stands without being told again. */
+const IN_HAND_MS = 30_000;
+
 export class RedisAuthorisationGuard implements AuthorisationGuard {
+  /** This guard's field in the in-hand hash: one per process and credential. */
+  private readonly inHandField = crypto.randomUUID();
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly ref: CredentialRef;
@@ -122,6 +147,19 @@ export class RedisAuthorisationGuard implements AuthorisationGuard {
 
   async clearLatch(): Promise<void> {
     await clearCredentialLatch(this.redis, this.prefix, this.ref);
+  }
+
+  async shareInHand(own: number): Promise<number> {
+    const others = await this.redis.eval(
+      SHARE_IN_HAND,
+      1,
+      inHandKey(this.prefix, this.ref),
+      this.inHandField,
+      String(Math.max(0, Math.floor(own))),
+      String(Date.now()),
+      String(IN_HAND_MS),
+    );
+    return Number(others);
   }
 
   private async acquire(key: string, token: string): Promise<void> {

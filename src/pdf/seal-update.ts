@@ -131,7 +131,8 @@ function firstPage(pdf: LazyPdf, pages: PdfValue | undefined): IndirectObject {
   const visit = (node: PdfValue | undefined, depth: number): IndirectObject | undefined => {
     if (!(node instanceof PdfRef)) throw new FastPathUnavailable('a page tree node that is not an indirect object');
     if (seen.has(node.num) || depth > MAX_TREE_DEPTH) {
-      throw new PdfStructureError(`input PDF has a loop in its page tree at object ${node.num}`);
+      // A refusal, not a fallback: pdf-lib's page walk recurses until the stack overflows.
+      throw new PdfError(`input PDF has a loop in its page tree at object ${node.num}`);
     }
     seen.add(node.num);
     const object = pdf.resolve(node);

@@ -17,7 +17,8 @@ export class PdfString {
   /** As pdf-lib's decodeText: UTF-16BE with a BOM, UTF-8 with a BOM, else PDFDocEncoding (≈ Latin-1). */
   text(): string {
     const b = this.bytes;
-    if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) return Buffer.from(b.subarray(2)).swap16().toString('utf16le');
+    if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff)
+      return Buffer.from(b.subarray(2)).swap16().toString('utf16le');
     if (b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return b.toString('utf8', 3);
     return b.toString('latin1');
   }
@@ -111,9 +112,9 @@ export class ObjectParser {
   peekUint(): number | undefined {
     this.skipWhitespace();
     let p = this.pos;
-    while (isDigit(this.buf[p])) p++;
+    let n = 0;
+    for (let c = this.buf[p]; isDigit(c); c = this.buf[++p]) n = n * 10 + c! - 0x30;
     if (p === this.pos || p - this.pos > 15 || isRegular(this.buf[p])) return undefined;
-    const n = Number(this.buf.toString('latin1', this.pos, p));
     this.pos = p;
     return n;
   }
@@ -122,7 +123,10 @@ export class ObjectParser {
   keyword(word: string): boolean {
     this.skipWhitespace();
     const end = this.pos + word.length;
-    if (this.buf.toString('latin1', this.pos, end) !== word || isRegular(this.buf[end])) return false;
+    for (let i = 0; i < word.length; i++) {
+      if (this.buf[this.pos + i] !== word.charCodeAt(i)) return false;
+    }
+    if (isRegular(this.buf[end])) return false;
     this.pos = end;
     return true;
   }
@@ -168,17 +172,30 @@ export class ObjectParser {
     if (word === 'true') return true;
     if (word === 'false') return false;
     if (word === 'null') return null;
-    return this.fail(`has an unexpected token ${JSON.stringify(word.slice(0, 20) || String.fromCharCode(c))}`, start);
+    return this.fail(
+      `has an unexpected token ${JSON.stringify(word.slice(0, 20) || String.fromCharCode(c))}`,
+      start,
+    );
   }
 
   private numberOrRef(): number | PdfRef {
     const { buf } = this;
     const start = this.pos;
+    // Most numbers are small integers, and an integer may start a reference: read those without a string.
+    const int = this.peekUint();
+    if (int !== undefined) {
+      const save = this.pos;
+      const gen = this.peekUint();
+      if (gen !== undefined && this.keyword('R')) return new PdfRef(int, gen);
+      this.pos = save;
+      return int;
+    }
     let end = start;
     while (isRegular(buf[end])) end++;
     const text = buf.toString('latin1', start, end);
     const n = Number(text);
-    if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(text) || !Number.isFinite(n)) this.fail(`has a bad number ${text.slice(0, 20)}`, start);
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(text) || !Number.isFinite(n))
+      this.fail(`has a bad number ${text.slice(0, 20)}`, start);
     this.pos = end;
     if (!/^\d+$/.test(text)) return n;
     // "num gen R": look ahead without consuming unless the whole reference is there.
@@ -262,7 +279,8 @@ export class ObjectParser {
         if (simple[e] !== undefined) out.push(simple[e]);
         else if (e >= 0x30 && e <= 0x37) {
           let v = e - 0x30;
-          for (let k = 0; k < 2 && buf[this.pos]! >= 0x30 && buf[this.pos]! <= 0x37; k++) v = v * 8 + buf[this.pos++]! - 0x30;
+          for (let k = 0; k < 2 && buf[this.pos]! >= 0x30 && buf[this.pos]! <= 0x37; k++)
+            v = v * 8 + buf[this.pos++]! - 0x30;
           out.push(v & 0xff);
         } else if (e === 0x0d) {
           if (buf[this.pos] === 0x0a) this.pos++;

@@ -47,7 +47,10 @@ export interface IndirectObject {
   stream?: { dataStart: number; dataEnd: number };
 }
 
-type Entry = { type: 'free' } | { type: 'file'; offset: number; gen: number } | { type: 'packed'; stream: number; index: number };
+type Entry =
+  | { type: 'free' }
+  | { type: 'file'; offset: number; gen: number }
+  | { type: 'packed'; stream: number; index: number };
 
 interface TableSection {
   kind: 'table';
@@ -160,7 +163,12 @@ export class LazyPdf {
       this.fail(`has an xref stream at offset ${offset} with an unreadable /Size`);
     }
     const indexValue = dict.get('Index');
-    const flat = indexValue === undefined ? [0, size] : indexValue instanceof PdfArray ? indexValue.items.map(int) : [undefined];
+    const flat =
+      indexValue === undefined
+        ? [0, size]
+        : indexValue instanceof PdfArray
+          ? indexValue.items.map(int)
+          : [undefined];
     if (flat.length % 2 || flat.some((x) => x === undefined || x < 0 || x > MAX_OBJECTS)) {
       this.fail(`has an xref stream at offset ${offset} with an unreadable /Index`);
     }
@@ -169,9 +177,18 @@ export class LazyPdf {
     for (let i = 0; i < flat.length; i += 2) {
       index.push({ first: flat[i]!, count: flat[i + 1]!, row: rows });
       rows += flat[i + 1]!;
-      if (rows > MAX_OBJECTS) this.fail(`has an xref stream at offset ${offset} with more than ${MAX_OBJECTS} entries`);
+      if (rows > MAX_OBJECTS)
+        this.fail(`has an xref stream at offset ${offset} with more than ${MAX_OBJECTS} entries`);
     }
-    return { kind: 'stream', offset, trailer: dict, widths: widths as [number, number, number], index, rows, object };
+    return {
+      kind: 'stream',
+      offset,
+      trailer: dict,
+      widths: widths as [number, number, number],
+      index,
+      rows,
+      object,
+    };
   }
 
   private readTable(offset: number, p: ObjectParser): TableSection {
@@ -191,10 +208,16 @@ export class LazyPdf {
       if (input[p.pos] === 0x0a) p.pos++;
       const at = p.pos;
       if (first + count > MAX_OBJECTS || at + count * TABLE_ENTRY > input.length) {
-        this.fail(`has an xref subsection "${first} ${count}" at offset ${headerAt} that runs past the end of the file`);
+        this.fail(
+          `has an xref subsection "${first} ${count}" at offset ${headerAt} that runs past the end of the file`,
+        );
       }
       for (const i of count > 0 ? [0, count - 1] : []) {
-        if (!/^\d{10} \d{5} [fn][\r\n ]{2}$/.test(input.toString('latin1', at + i * TABLE_ENTRY, at + (i + 1) * TABLE_ENTRY))) {
+        if (
+          !/^\d{10} \d{5} [fn][\r\n ]{2}$/.test(
+            input.toString('latin1', at + i * TABLE_ENTRY, at + (i + 1) * TABLE_ENTRY),
+          )
+        ) {
           this.fail(`has an xref entry that is not 20 bytes long in the subsection at offset ${headerAt}`);
         }
       }
@@ -203,7 +226,8 @@ export class LazyPdf {
     }
     p.skipWhitespace();
     const trailer = p.value();
-    if (!(trailer instanceof PdfDict)) this.fail(`has a trailer at offset ${offset} that is not a dictionary`);
+    if (!(trailer instanceof PdfDict))
+      this.fail(`has a trailer at offset ${offset} that is not a dictionary`);
     return { kind: 'table', offset, trailer, subsections };
   }
 
@@ -266,7 +290,8 @@ export class LazyPdf {
     if (entry?.type === 'file') {
       this.checkOffset(entry.offset, `object ${ref.num}`);
       found = this.readObjectAt(entry.offset, ref.num);
-      if (found.gen !== entry.gen) this.fail(`has object ${ref.num} with generation ${found.gen}, its xref entry says ${entry.gen}`);
+      if (found.gen !== entry.gen)
+        this.fail(`has object ${ref.num} with generation ${found.gen}, its xref entry says ${entry.gen}`);
     } else if (entry?.type === 'packed') {
       found = this.readPacked(ref.num, entry.stream, entry.index);
     }
@@ -298,12 +323,13 @@ export class LazyPdf {
     if (this.input[p.pos] === 0x0a) p.pos++;
     const dataStart = p.pos;
     const lengthValue = value.get('Length');
-    const length = int(lengthValue instanceof PdfRef ? this.lookup(lengthValue) ?? undefined : lengthValue);
+    const length = int(lengthValue instanceof PdfRef ? (this.lookup(lengthValue) ?? undefined) : lengthValue);
     if (length === undefined || length < 0 || dataStart + length > this.input.length) {
       this.fail(`has stream object ${num} at offset ${offset} with a /Length outside the file`);
     }
     const after = new ObjectParser(this.input, dataStart + length, this.where);
-    if (!after.keyword('endstream')) this.fail(`has stream object ${num} at offset ${offset} whose /Length is wrong`);
+    if (!after.keyword('endstream'))
+      this.fail(`has stream object ${num} at offset ${offset} whose /Length is wrong`);
     return { num, gen, value, raw, stream: { dataStart, dataEnd: dataStart + length } };
   }
 
@@ -327,7 +353,10 @@ export class LazyPdf {
       data = this.budget.inflate(raw, type);
     } catch (err) {
       if (err instanceof PdfLimitError) throw err;
-      throw new PdfStructureError(`input PDF has a ${type} stream (object ${object.num}) that does not inflate`, { cause: err });
+      throw new PdfStructureError(
+        `input PDF has a ${type} stream (object ${object.num}) that does not inflate`,
+        { cause: err },
+      );
     }
     if (parms instanceof PdfDict) data = this.unpredict(data, parms, type);
     if (expectedLength !== undefined && data.length < expectedLength) {
@@ -394,14 +423,22 @@ export class LazyPdf {
       const first = int(dict.get('First'));
       const data = this.streamData(holder, '/ObjStm');
       // Each of the N pairs takes at least 4 bytes ("1 0 "), all before /First.
-      if (n === undefined || first === undefined || n < 0 || first < 0 || first > data.length || n * 4 > first + 1) {
+      if (
+        n === undefined ||
+        first === undefined ||
+        n < 0 ||
+        first < 0 ||
+        first > data.length ||
+        n * 4 > first + 1
+      ) {
         this.fail(`has object stream ${streamNum} with an unreadable /N or /First`);
       }
       const p = new ObjectParser(data, 0, (pos) => `offset ${pos} of object stream ${streamNum}`);
       const table: number[] = [];
       for (let i = 0; i < 2 * n; i++) {
         const v = p.peekUint();
-        if (v === undefined || p.pos > first) this.fail(`has object stream ${streamNum} with an unreadable offset table`);
+        if (v === undefined || p.pos > first)
+          this.fail(`has object stream ${streamNum} with an unreadable offset table`);
         table.push(v);
       }
       decoded = { data, first, table };
@@ -409,7 +446,9 @@ export class LazyPdf {
     }
     const { data, first, table } = decoded;
     if (index < 0 || 2 * index >= table.length || table[2 * index] !== num) {
-      this.fail(`has object ${num} at index ${index} of object stream ${streamNum}, which holds another object there`);
+      this.fail(
+        `has object ${num} at index ${index} of object stream ${streamNum}, which holds another object there`,
+      );
     }
     const start = first + table[2 * index + 1]!;
     if (start >= data.length) this.fail(`has object ${num} outside its object stream ${streamNum}`);

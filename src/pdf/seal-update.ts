@@ -17,7 +17,15 @@ import { PDFContext } from 'pdf-lib';
 import { asBuffer } from './bytes';
 import { checkInput, checkNotEmpty, ENCRYPTED_INPUT_MESSAGE, startXref } from './incremental-update';
 import { DEFAULT_MAX_INFLATED_BYTES, InflateBudget } from './inflate-limit';
-import { PdfArray, PdfDict, PdfName, PdfRef, PdfString, PdfStructureError, type PdfValue } from './lazy-parser';
+import {
+  PdfArray,
+  PdfDict,
+  PdfName,
+  PdfRef,
+  PdfString,
+  PdfStructureError,
+  type PdfValue,
+} from './lazy-parser';
 import { FastPathUnavailable, LazyPdf, type IndirectObject } from './lazy-reader';
 import { PdfError } from './pdf-error';
 import {
@@ -129,7 +137,8 @@ function readFields(pdf: LazyPdf, fields: PdfArray): Set<string> {
 function firstPage(pdf: LazyPdf, pages: PdfValue | undefined): IndirectObject {
   const seen = new Set<number>();
   const visit = (node: PdfValue | undefined, depth: number): IndirectObject | undefined => {
-    if (!(node instanceof PdfRef)) throw new FastPathUnavailable('a page tree node that is not an indirect object');
+    if (!(node instanceof PdfRef))
+      throw new FastPathUnavailable('a page tree node that is not an indirect object');
     if (seen.has(node.num) || depth > MAX_TREE_DEPTH) {
       // A refusal, not a fallback: pdf-lib's page walk recurses until the stack overflows.
       throw new PdfError(`input PDF has a loop in its page tree at object ${node.num}`);
@@ -137,12 +146,15 @@ function firstPage(pdf: LazyPdf, pages: PdfValue | undefined): IndirectObject {
     seen.add(node.num);
     const object = pdf.resolve(node);
     const dict = object?.value;
-    if (!object || !isDict(dict)) throw new PdfStructureError(`input PDF has page tree node ${node.num} that is not a dictionary`);
+    if (!object || !isDict(dict))
+      throw new PdfStructureError(`input PDF has page tree node ${node.num} that is not a dictionary`);
     const type = pdf.lookup(dict.get('Type'));
     const kids = pdf.lookup(dict.get('Kids'));
     if (type instanceof PdfName && type.name === 'Page') return object;
     if (!(kids instanceof PdfArray)) {
-      throw new PdfStructureError(`input PDF has page tree node ${node.num} that is neither /Page nor has /Kids`);
+      throw new PdfStructureError(
+        `input PDF has page tree node ${node.num} that is neither /Page nor has /Kids`,
+      );
     }
     for (const kid of kids.items) {
       const leaf = visit(kid, depth + 1);
@@ -211,7 +223,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   checkSigningTime(options.signingTime);
   const signatureBytes = options.signatureBytes ?? DEFAULT_SIGNATURE_BYTES;
   checkSignatureBytes(signatureBytes);
-  if (options.appearance) throw new FastPathUnavailable('a visible appearance (fonts and images via pdf-lib)');
+  if (options.appearance)
+    throw new FastPathUnavailable('a visible appearance (fonts and images via pdf-lib)');
   const input = asBuffer(inputBytes);
   checkNotEmpty(input);
   checkInput(input);
@@ -225,7 +238,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   const rootRef = trailer.get('Root');
   if (!(rootRef instanceof PdfRef)) throw new PdfStructureError('input PDF trailer has no /Root reference');
   const catalog = pdf.resolve(rootRef);
-  if (!catalog || !isDict(catalog.value)) throw new PdfStructureError(`input PDF has a /Root ${rootRef} that is not a dictionary`);
+  if (!catalog || !isDict(catalog.value))
+    throw new PdfStructureError(`input PDF has a /Root ${rootRef} that is not a dictionary`);
   const catalogDict = catalog.value;
   const size = trailer.get('Size');
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
@@ -239,7 +253,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   const page = firstPage(pdf, catalogDict.get('Pages'));
   const rewrites = new Map<number, Rewrite>();
   const edit = (object: IndirectObject, e: Edit) => {
-    if (object.num >= size) throw new PdfStructureError(`input PDF has object ${object.num} at or past its /Size ${size}`);
+    if (object.num >= size)
+      throw new PdfStructureError(`input PDF has object ${object.num} at or past its /Size ${size}`);
     const r = rewrites.get(object.num) ?? { object, edits: [] };
     if (r.object !== object) throw new FastPathUnavailable(`object ${object.num} reached in two ways`);
     r.edits.push(e);
@@ -277,7 +292,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
       edit(holder, appendTo(holder.raw.buf, fieldsValue, widgetRef));
     } else if (fieldsValue instanceof PdfRef) {
       const fields = pdf.resolve(fieldsValue);
-      if (!fields || !(fields.value instanceof PdfArray)) throw new FastPathUnavailable('/Fields that is not an array');
+      if (!fields || !(fields.value instanceof PdfArray))
+        throw new FastPathUnavailable('/Fields that is not an array');
       taken = readFields(pdf, fields.value);
       edit(fields, appendTo(fields.raw.buf, fields.value, widgetRef));
     } else {
@@ -286,10 +302,17 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
     const sigFlagsEntry = acroForm.entries.get('SigFlags');
     const sigFlags = pdf.lookup(sigFlagsEntry?.value);
     if (sigFlagsEntry === undefined) {
-      edit(holder, addEntry(acroForm, 'SigFlags', String(SIG_FLAGS_SIGNATURES_EXIST | SIG_FLAGS_APPEND_ONLY)));
+      edit(
+        holder,
+        addEntry(acroForm, 'SigFlags', String(SIG_FLAGS_SIGNATURES_EXIST | SIG_FLAGS_APPEND_ONLY)),
+      );
     } else if (typeof sigFlags === 'number' && Number.isSafeInteger(sigFlags)) {
       const value = String(sigFlags | SIG_FLAGS_SIGNATURES_EXIST | SIG_FLAGS_APPEND_ONLY);
-      edit(holder, { at: sigFlagsEntry.valueStart, remove: sigFlagsEntry.valueEnd - sigFlagsEntry.valueStart, text: value });
+      edit(holder, {
+        at: sigFlagsEntry.valueStart,
+        remove: sigFlagsEntry.valueEnd - sigFlagsEntry.valueStart,
+        text: value,
+      });
     } else {
       throw new FastPathUnavailable('/SigFlags that is not an integer');
     }
@@ -305,7 +328,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   else if (annots instanceof PdfArray) edit(page, appendTo(page.raw.buf, annots, widgetRef));
   else if (annots instanceof PdfRef) {
     const array = pdf.resolve(annots);
-    if (!array || !(array.value instanceof PdfArray)) throw new FastPathUnavailable('/Annots that is not an array');
+    if (!array || !(array.value instanceof PdfArray))
+      throw new FastPathUnavailable('/Annots that is not an array');
     edit(array, appendTo(array.raw.buf, array.value, widgetRef));
   } else throw new FastPathUnavailable('/Annots that is not an array');
 
@@ -326,10 +350,18 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   });
   const dictAt = out.object(sigNum, 0, dictBytes);
   if (newAcroForm !== undefined) {
-    out.object(newAcroForm, 0, `<<\n/Fields [ ${widgetRef} ]\n/SigFlags ${SIG_FLAGS_SIGNATURES_EXIST | SIG_FLAGS_APPEND_ONLY}\n>>`);
+    out.object(
+      newAcroForm,
+      0,
+      `<<\n/Fields [ ${widgetRef} ]\n/SigFlags ${SIG_FLAGS_SIGNATURES_EXIST | SIG_FLAGS_APPEND_ONLY}\n>>`,
+    );
   }
   // Invisible, with an (empty) appearance stream all the same, as PDF/A insists.
-  out.object(apNum, 0, '<<\n/Type /XObject\n/Subtype /Form\n/BBox [ 0 0 0 0 ]\n/Resources <<\n>>\n/Length 0\n>>\nstream\n\nendstream');
+  out.object(
+    apNum,
+    0,
+    '<<\n/Type /XObject\n/Subtype /Form\n/BBox [ 0 0 0 0 ]\n/Resources <<\n>>\n/Length 0\n>>\nstream\n\nendstream',
+  );
   out.object(
     widgetNum,
     0,
@@ -343,7 +375,9 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
     .map(([key, value]) => `/${key} ${value}\n`)
     .join('');
   if (pdf.newest.kind === 'table') {
-    const rows = [...out.offsets].map(([num, { gen, at }]) => ({ num, gen, at })).sort((a, b) => a.num - b.num);
+    const rows = [...out.offsets]
+      .map(([num, { gen, at }]) => ({ num, gen, at }))
+      .sort((a, b) => a.num - b.num);
     const xrefAtOut = input.length + out.length;
     let table = 'xref\n0 1\n0000000000 65535 f \n';
     let i = 0;
@@ -354,7 +388,9 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
         table += `${String(row.at).padStart(10, '0')} ${String(row.gen).padStart(5, '0')} n \n`;
       }
     }
-    out.add(`${table}trailer\n<<\n/Size ${Math.max(size, next)}\n${kept}/Prev ${xrefAt}\n>>\nstartxref\n${xrefAtOut}\n%%EOF\n`);
+    out.add(
+      `${table}trailer\n<<\n/Size ${Math.max(size, next)}\n${kept}/Prev ${xrefAt}\n>>\nstartxref\n${xrefAtOut}\n%%EOF\n`,
+    );
   } else {
     const xrefNum = next++;
     const xrefStreamAt = input.length + out.length;
@@ -372,7 +408,9 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
       data.writeUIntBE(row.field2, at + 1, width);
       data.writeUInt16BE(row.gen, at + 1 + width);
     });
-    const index = runs(rows).map((run) => `${run.first} ${run.count}`).join(' ');
+    const index = runs(rows)
+      .map((run) => `${run.first} ${run.count}`)
+      .join(' ');
     out.add(
       `${xrefNum} 0 obj\n<<\n/Type /XRef\n/Size ${next}\n/W [ 1 ${width} 2 ]\n/Index [ ${index} ]\n${kept}` +
         `/Prev ${xrefAt}\n/Length ${data.length}\n>>\nstream\n`,
@@ -396,7 +434,8 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   const arrayEnd = update.indexOf(']', placeholderAt, 'latin1') + 1;
   const filled = `[0 ${byteRange[1]} ${byteRange[2]} ${byteRange[3]}]`;
   const room = arrayEnd - arrayStart;
-  if (filled.length > room) throw new PdfError(`ByteRange ${filled} does not fit its ${room}-byte placeholder`);
+  if (filled.length > room)
+    throw new PdfError(`ByteRange ${filled} does not fit its ${room}-byte placeholder`);
   update.write(filled.slice(0, -1).padEnd(room - 1, ' ') + ']', arrayStart, 'latin1');
 
   const contentDigest = createHash('sha256')

@@ -23,12 +23,15 @@ export async function renderMultiPageInvoice(options: MultiPageInvoiceOptions = 
       const item = p * linesPerPage + i + 1;
       // Amounts differ per line so the content streams do not compress to nothing.
       const amount = ((item * 7919) % 100000) + 100;
-      page.drawText(`${String(item).padStart(4, '0')}  Delivery ${item * 37}  qty ${(item % 9) + 1}  JPY ${amount}`, {
-        x: 56,
-        y: 770 - i * 13.5,
-        size: 9,
-        font,
-      });
+      page.drawText(
+        `${String(item).padStart(4, '0')}  Delivery ${item * 37}  qty ${(item % 9) + 1}  JPY ${amount}`,
+        {
+          x: 56,
+          y: 770 - i * 13.5,
+          size: 9,
+          font,
+        },
+      );
     }
   }
   const id = PDFHexString.of('6d756c74692d706167652d696e766f69');

@@ -47,7 +47,8 @@ function tool(cmd: string, args: string[], input: Buffer, name: string): Buffer 
   return readFileSync(to);
 }
 
-const qpdf = (args: string[], input: Buffer, name: string) => tool('qpdf', [...args, '{in}', '{out}'], input, name);
+const qpdf = (args: string[], input: Buffer, name: string) =>
+  tool('qpdf', [...args, '{in}', '{out}'], input, name);
 
 /**
  * A hybrid-reference file (ISO 32000-1 §7.5.8.4): an update whose classic table lists only an object
@@ -106,7 +107,11 @@ before(async () => {
     'pdf-lib object streams': await renderSampleInvoice({ ...invoice, useObjectStreams: true }),
     'qpdf object streams': qpdf(['--object-streams=generate'], classic, 'qpdf'),
     'qpdf --linearize': qpdf(['--linearize'], classic, 'lin'),
-    'qpdf --linearize object streams': qpdf(['--linearize', '--object-streams=generate'], multiPage, 'linobj'),
+    'qpdf --linearize object streams': qpdf(
+      ['--linearize', '--object-streams=generate'],
+      multiPage,
+      'linobj',
+    ),
     ghostscript: tool(
       'gs',
       ['-q', '-dNOPAUSE', '-dBATCH', '-dSAFER', '-sDEVICE=pdfwrite', '-sOutputFile={out}', '{in}'],
@@ -152,7 +157,11 @@ test(
     for (const [name, input] of Object.entries(corpus)) {
       const before = check(input, `${name} input`);
       assert.match(before.report, /No syntax or stream encoding errors/, `${name}: input is sound`);
-      const p = await prepareSealUpdate(input, { signingTime, reason: 'Invoice e-seal', name: 'Example Tenant KK' });
+      const p = await prepareSealUpdate(input, {
+        signingTime,
+        reason: 'Invoice e-seal',
+        name: 'Example Tenant KK',
+      });
       assert.equal(p.path, 'fast', `${name}: ${p.fallbackReason}`);
       assert.equal(p.inputLength, input.length);
       const whole = Buffer.concat([input, p.update]);
@@ -168,7 +177,11 @@ test(
       assert.equal(p.update.toString('latin1').match(/%%EOF/g)?.length, 1, `${name}: one update`);
 
       // preparePdf is input || the same update.
-      const full = await preparePdf(input, { signingTime, reason: 'Invoice e-seal', name: 'Example Tenant KK' });
+      const full = await preparePdf(input, {
+        signingTime,
+        reason: 'Invoice e-seal',
+        name: 'Example Tenant KK',
+      });
       assert.ok(full.bytes.equals(whole), `${name}: preparePdf = input || update`);
 
       const afterCheck = check(whole, name);
@@ -178,79 +191,119 @@ test(
 
       const report = pdfsig(seal(input, p), name);
       const expected = name.startsWith('earlier incremental') ? 1 : 0;
-      assert.equal(report.match(/Signature Validation: Signature is Valid\./g)?.length, 1, `${name}: ${report}`);
+      assert.equal(
+        report.match(/Signature Validation: Signature is Valid\./g)?.length,
+        1,
+        `${name}: ${report}`,
+      );
       assert.match(report, new RegExp(`Signature #${expected + 1}:[\\s\\S]*Total document signed`), name);
       assert.equal(p.fieldName, `Signature${expected + 1}`, name);
     }
   },
 );
 
-test('the hybrid file is read through /XRefStm: the page comes from the object stream', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const p = prepareSealUpdateFast(corpus.hybrid!, { signingTime });
-  assert.match(p.update.toString('latin1'), /\/Type \/Page\n\/HybridMarker true\n[\s\S]*\/Annots \[ \d+ 0 R \]/);
-});
+test(
+  'the hybrid file is read through /XRefStm: the page comes from the object stream',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const p = prepareSealUpdateFast(corpus.hybrid!, { signingTime });
+    assert.match(
+      p.update.toString('latin1'),
+      /\/Type \/Page\n\/HybridMarker true\n[\s\S]*\/Annots \[ \d+ 0 R \]/,
+    );
+  },
+);
 
-test('the fast path writes what the pdf-lib path writes, in the input’s xref flavour', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const options = { signingTime, reason: '請求書 (e-seal)', name: 'Example Tenant KK', location: 'Tokyo', contactInfo: 'x' };
-  const sigDict = (s: string) => /<<\n\/Type \/Sig\n[\s\S]*?\n>>/.exec(s)?.[0].replace(/\/ByteRange \[[^\]]*\]/, '');
-  for (const [name, input] of Object.entries(corpus)) {
-    const fast = prepareSealUpdateFast(input, options);
-    const slow = await preparePdfWithPdfLib(input, options);
-    const fastText = fast.update.toString('latin1');
-    const slowText = slow.bytes.toString('latin1', input.length);
-    assert.equal(fast.fieldName, slow.fieldName, name);
-    assert.equal(sigDict(fastText), sigDict(slowText), `${name}: the same signature dictionary`);
-    assert.equal(/\nxref\n/.test(fastText), /\nxref\n/.test(slowText), `${name}: same xref flavour`);
-    // Both rewrite the same existing objects (the catalog only when /AcroForm is new); objects
-    // numbered below the signature dictionary's existed before. pdf-lib packs changed objects into a
-    // new object stream for xref-stream inputs, where this cannot be read off the text.
-    const existing = (text: string) => {
-      const sigNum = Number(/\/V (\d+) 0 R/.exec(text)?.[1] ?? /(\d+) 0 obj\n<<\n\/Type \/Sig\n/.exec(text)![1]);
-      return [...text.matchAll(/(?:^|\n)(\d+) \d+ obj\n/g)].map((m) => Number(m[1])).filter((n) => n < sigNum);
+test(
+  'the fast path writes what the pdf-lib path writes, in the input’s xref flavour',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const options = {
+      signingTime,
+      reason: '請求書 (e-seal)',
+      name: 'Example Tenant KK',
+      location: 'Tokyo',
+      contactInfo: 'x',
     };
-    if (!slowText.includes('/Type /ObjStm')) {
-      assert.deepEqual(existing(fastText), existing(slowText), `${name}: same rewritten objects`);
+    const sigDict = (s: string) =>
+      /<<\n\/Type \/Sig\n[\s\S]*?\n>>/.exec(s)?.[0].replace(/\/ByteRange \[[^\]]*\]/, '');
+    for (const [name, input] of Object.entries(corpus)) {
+      const fast = prepareSealUpdateFast(input, options);
+      const slow = await preparePdfWithPdfLib(input, options);
+      const fastText = fast.update.toString('latin1');
+      const slowText = slow.bytes.toString('latin1', input.length);
+      assert.equal(fast.fieldName, slow.fieldName, name);
+      assert.equal(sigDict(fastText), sigDict(slowText), `${name}: the same signature dictionary`);
+      assert.equal(/\nxref\n/.test(fastText), /\nxref\n/.test(slowText), `${name}: same xref flavour`);
+      // Both rewrite the same existing objects (the catalog only when /AcroForm is new); objects
+      // numbered below the signature dictionary's existed before. pdf-lib packs changed objects into a
+      // new object stream for xref-stream inputs, where this cannot be read off the text.
+      const existing = (text: string) => {
+        const sigNum = Number(
+          /\/V (\d+) 0 R/.exec(text)?.[1] ?? /(\d+) 0 obj\n<<\n\/Type \/Sig\n/.exec(text)![1],
+        );
+        return [...text.matchAll(/(?:^|\n)(\d+) \d+ obj\n/g)]
+          .map((m) => Number(m[1]))
+          .filter((n) => n < sigNum);
+      };
+      if (!slowText.includes('/Type /ObjStm')) {
+        assert.deepEqual(existing(fastText), existing(slowText), `${name}: same rewritten objects`);
+      }
     }
-  }
-});
+  },
+);
 
-test('embedCmsInUpdate writes into the update what embedCms writes into the whole file', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const input = corpus.classic!;
-  const p = await prepareSealUpdate(input, { signingTime });
-  const cms = Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), Buffer.alloc(256, 7)]);
-  const whole = embedCms({ ...p, bytes: Buffer.concat([input, p.update]) }, cms);
-  assert.ok(Buffer.concat([input, embedCmsInUpdate(p, cms)]).equals(whole));
-});
+test(
+  'embedCmsInUpdate writes into the update what embedCms writes into the whole file',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const input = corpus.classic!;
+    const p = await prepareSealUpdate(input, { signingTime });
+    const cms = Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), Buffer.alloc(256, 7)]);
+    const whole = embedCms({ ...p, bytes: Buffer.concat([input, p.update]) }, cms);
+    assert.ok(Buffer.concat([input, embedCmsInUpdate(p, cms)]).equals(whole));
+  },
+);
 
-test('inputs the fast path leaves to pdf-lib still prepare, and say why', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const input = corpus.classic!;
-  const visible = await prepareSealUpdate(input, {
-    signingTime,
-    appearance: { page: 1, x: 400, y: 60, size: 80, text: 'Example Tenant KK' },
-  });
-  assert.equal(visible.path, 'pdf-lib');
-  assert.match(visible.fallbackReason!, /visible appearance/);
+test(
+  'inputs the fast path leaves to pdf-lib still prepare, and say why',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const input = corpus.classic!;
+    const visible = await prepareSealUpdate(input, {
+      signingTime,
+      appearance: { page: 1, x: 400, y: 60, size: 80, text: 'Example Tenant KK' },
+    });
+    assert.equal(visible.path, 'pdf-lib');
+    assert.match(visible.fallbackReason!, /visible appearance/);
 
-  const certified = await certifiedPdf(input, {
-    signer: pki.ecdsa,
-    signingTime,
-    p: 2,
-    emptyFields: [{ name: 'CompanySeal' }],
-  });
-  const filled = await prepareSealUpdate(certified, { signingTime });
-  assert.equal(filled.path, 'pdf-lib');
-  assert.match(filled.fallbackReason!, /certified/);
-  assert.equal(filled.filledExistingField, true);
-  assert.equal(filled.fieldName, 'CompanySeal');
-  // The update alone, a buffer of its own.
-  assert.equal(filled.update.byteOffset, 0);
-  assert.ok((await preparePdf(certified, { signingTime })).bytes.equals(Buffer.concat([certified, filled.update])));
-});
+    const certified = await certifiedPdf(input, {
+      signer: pki.ecdsa,
+      signingTime,
+      p: 2,
+      emptyFields: [{ name: 'CompanySeal' }],
+    });
+    const filled = await prepareSealUpdate(certified, { signingTime });
+    assert.equal(filled.path, 'pdf-lib');
+    assert.match(filled.fallbackReason!, /certified/);
+    assert.equal(filled.filledExistingField, true);
+    assert.equal(filled.fieldName, 'CompanySeal');
+    // The update alone, a buffer of its own.
+    assert.equal(filled.update.byteOffset, 0);
+    assert.ok(
+      (await preparePdf(certified, { signingTime })).bytes.equals(Buffer.concat([certified, filled.update])),
+    );
+  },
+);
 
 test('refusals are the same PdfErrors on the fast path', { timeout: TEST_TIMEOUT_MS }, async () => {
   const input = corpus.classic!;
   const encrypted = qpdf(['--encrypt', 'u', 'o', '256', '--'], input, 'enc');
-  const encryptedStreams = qpdf(['--object-streams=generate', '--encrypt', 'u', 'o', '256', '--'], input, 'enc2');
+  const encryptedStreams = qpdf(
+    ['--object-streams=generate', '--encrypt', 'u', 'o', '256', '--'],
+    input,
+    'enc2',
+  );
   const cases: [Buffer, RegExp, unknown?][] = [
     [Buffer.alloc(0), /^input PDF is empty \(0 bytes\)$/],
     [Buffer.from('hello, not a pdf'), /not a PDF/],
@@ -260,12 +313,18 @@ test('refusals are the same PdfErrors on the fast path', { timeout: TEST_TIMEOUT
     [buildPdf(['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [] /Count 0 >>']), /no pages/],
   ];
   for (const [bytes, message] of cases) {
-    assert.throws(() => prepareSealUpdateFast(bytes, { signingTime }), (e: unknown) => {
-      assert.ok(e instanceof PdfError && !(e instanceof PdfStructureError), String(e));
-      assert.match(e.message, message);
-      return true;
-    });
-    await assert.rejects(preparePdf(bytes, { signingTime }), (e: unknown) => e instanceof PdfError && message.test(e.message));
+    assert.throws(
+      () => prepareSealUpdateFast(bytes, { signingTime }),
+      (e: unknown) => {
+        assert.ok(e instanceof PdfError && !(e instanceof PdfStructureError), String(e));
+        assert.match(e.message, message);
+        return true;
+      },
+    );
+    await assert.rejects(
+      preparePdf(bytes, { signingTime }),
+      (e: unknown) => e instanceof PdfError && message.test(e.message),
+    );
   }
   assert.throws(() => prepareSealUpdateFast(input, { signingTime, signatureBytes: 10 }), /signatureBytes/);
   assert.throws(() => prepareSealUpdateFast(input, { signingTime: new Date('nope') }), /signingTime/);
@@ -276,73 +335,113 @@ function withSection(base: Buffer, trailer: (at: number) => string): Buffer {
   const at = base.length;
   return Buffer.concat([
     base,
-    Buffer.from(`xref\n0 1\n0000000000 65535 f \ntrailer\n<< ${trailer(at)} >>\nstartxref\n${at}\n%%EOF\n`, 'latin1'),
+    Buffer.from(
+      `xref\n0 1\n0000000000 65535 f \ntrailer\n<< ${trailer(at)} >>\nstartxref\n${at}\n%%EOF\n`,
+      'latin1',
+    ),
   ]);
 }
 
-test('hostile cross-reference data is a PdfError naming the problem', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const base = buildPdf([...ONE_PAGE]);
-  const baseXref = Number(/startxref\n(\d+)/.exec(base.toString('latin1'))![1]);
-  const selfLoop = withSection(base, (at) => `/Size 4 /Root 1 0 R /Prev ${at}`);
-  // Two sections pointing at each other: the original trailer now has a /Prev to the new one.
-  const padded = base.toString('latin1').replace('/Size 4 /Root 1 0 R', '/Size 4 /Root 1 0 R /Prev 0000000000');
-  const twoLoop = withSection(Buffer.from(padded, 'latin1'), () => `/Size 4 /Root 1 0 R /Prev ${baseXref}`);
-  twoLoop.write(String(padded.length).padStart(10, '0'), padded.indexOf('/Prev 0000000000') + 6, 'latin1');
-  const pastEnd = Buffer.from(base.toString('latin1').replace(/startxref\n\d+/, 'startxref\n999999999'), 'latin1');
-  const entryPastEnd = Buffer.from(
-    base.toString('latin1').replace(/0000000000 65535 f \n\d{10}/, '0000000000 65535 f \n0099999999'),
-    'latin1',
-  );
-  const hugeCount = Buffer.from(base.toString('latin1').replace('xref\n0 4\n', 'xref\n0 99999999\n'), 'latin1');
-  const pageLoop = buildPdf(['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [2 0 R] /Count 1 >>']);
-  // Structure errors fall back to pdf-lib; a page-tree loop is refused outright (pdf-lib's own page
-  // walk overflows the stack on it).
-  const cases: [string, Buffer, RegExp, boolean?][] = [
-    ['a /Prev pointing at itself', selfLoop, new RegExp(`loop in its /Prev chain: offset ${base.length} is visited twice`)],
-    ['two sections pointing at each other', twoLoop, new RegExp(`loop in its /Prev chain: offset ${padded.length} is visited twice`)],
-    ['startxref past the end', pastEnd, /startxref or \/Prev offset 999999999 outside the file/],
-    ['an xref entry past the end', entryPastEnd, /object 1 offset 99999999 outside the file/],
-    ['a subsection count larger than the file', hugeCount, /xref subsection "0 99999999" .* runs past the end of the file/],
-    ['a page tree that contains itself', pageLoop, /^input PDF has a loop in its page tree at object 2$/, true],
-  ];
-  for (const [name, bytes, message, refused] of cases) {
-    assert.throws(
-      () => prepareSealUpdateFast(bytes, { signingTime }),
-      (e: unknown) => {
-        assert.ok(e instanceof PdfError, `${name}: ${String(e)}`);
-        assert.equal(e instanceof PdfStructureError, !refused, name);
-        assert.match(e.message, message, name);
-        return true;
-      },
-      name,
+test(
+  'hostile cross-reference data is a PdfError naming the problem',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const base = buildPdf([...ONE_PAGE]);
+    const baseXref = Number(/startxref\n(\d+)/.exec(base.toString('latin1'))![1]);
+    const selfLoop = withSection(base, (at) => `/Size 4 /Root 1 0 R /Prev ${at}`);
+    // Two sections pointing at each other: the original trailer now has a /Prev to the new one.
+    const padded = base
+      .toString('latin1')
+      .replace('/Size 4 /Root 1 0 R', '/Size 4 /Root 1 0 R /Prev 0000000000');
+    const twoLoop = withSection(Buffer.from(padded, 'latin1'), () => `/Size 4 /Root 1 0 R /Prev ${baseXref}`);
+    twoLoop.write(String(padded.length).padStart(10, '0'), padded.indexOf('/Prev 0000000000') + 6, 'latin1');
+    const pastEnd = Buffer.from(
+      base.toString('latin1').replace(/startxref\n\d+/, 'startxref\n999999999'),
+      'latin1',
     );
-    // The whole-file parse of pdf-lib is the second opinion: it prepares or refuses, never hangs.
-    const outcome: PreparedSealUpdate | Error = await prepareSealUpdate(bytes, { signingTime }).catch(
-      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    const entryPastEnd = Buffer.from(
+      base.toString('latin1').replace(/0000000000 65535 f \n\d{10}/, '0000000000 65535 f \n0099999999'),
+      'latin1',
     );
-    if (refused) assert.ok(outcome instanceof PdfError && message.test(outcome.message), name);
-    else if (outcome instanceof Error) assert.ok(outcome instanceof PdfError, `${name}: ${String(outcome)}`);
-    else {
-      assert.equal(outcome.path, 'pdf-lib', name);
-      assert.match(outcome.fallbackReason!, message, name);
+    const hugeCount = Buffer.from(
+      base.toString('latin1').replace('xref\n0 4\n', 'xref\n0 99999999\n'),
+      'latin1',
+    );
+    const pageLoop = buildPdf([
+      '<< /Type /Catalog /Pages 2 0 R >>',
+      '<< /Type /Pages /Kids [2 0 R] /Count 1 >>',
+    ]);
+    // Structure errors fall back to pdf-lib; a page-tree loop is refused outright (pdf-lib's own page
+    // walk overflows the stack on it).
+    const cases: [string, Buffer, RegExp, boolean?][] = [
+      [
+        'a /Prev pointing at itself',
+        selfLoop,
+        new RegExp(`loop in its /Prev chain: offset ${base.length} is visited twice`),
+      ],
+      [
+        'two sections pointing at each other',
+        twoLoop,
+        new RegExp(`loop in its /Prev chain: offset ${padded.length} is visited twice`),
+      ],
+      ['startxref past the end', pastEnd, /startxref or \/Prev offset 999999999 outside the file/],
+      ['an xref entry past the end', entryPastEnd, /object 1 offset 99999999 outside the file/],
+      [
+        'a subsection count larger than the file',
+        hugeCount,
+        /xref subsection "0 99999999" .* runs past the end of the file/,
+      ],
+      [
+        'a page tree that contains itself',
+        pageLoop,
+        /^input PDF has a loop in its page tree at object 2$/,
+        true,
+      ],
+    ];
+    for (const [name, bytes, message, refused] of cases) {
+      assert.throws(
+        () => prepareSealUpdateFast(bytes, { signingTime }),
+        (e: unknown) => {
+          assert.ok(e instanceof PdfError, `${name}: ${String(e)}`);
+          assert.equal(e instanceof PdfStructureError, !refused, name);
+          assert.match(e.message, message, name);
+          return true;
+        },
+        name,
+      );
+      // The whole-file parse of pdf-lib is the second opinion: it prepares or refuses, never hangs.
+      const outcome: PreparedSealUpdate | Error = await prepareSealUpdate(bytes, { signingTime }).catch(
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      );
+      if (refused) assert.ok(outcome instanceof PdfError && message.test(outcome.message), name);
+      else if (outcome instanceof Error)
+        assert.ok(outcome instanceof PdfError, `${name}: ${String(outcome)}`);
+      else {
+        assert.equal(outcome.path, 'pdf-lib', name);
+        assert.match(outcome.fallbackReason!, message, name);
+      }
     }
-  }
-});
+  },
+);
 
-test('the fast path inflates only what it reads: an untouched bomb costs nothing, a touched one is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const MiB = 1024 * 1024;
-  // Object 4 is a 256 MiB bomb no object the seal touches lives in.
-  const untouched = await prepareSealUpdate(objectStreamBomb(256), { signingTime, maxInflatedBytes: MiB });
-  assert.equal(untouched.path, 'fast');
+test(
+  'the fast path inflates only what it reads: an untouched bomb costs nothing, a touched one is refused',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const MiB = 1024 * 1024;
+    // Object 4 is a 256 MiB bomb no object the seal touches lives in.
+    const untouched = await prepareSealUpdate(objectStreamBomb(256), { signingTime, maxInflatedBytes: MiB });
+    assert.equal(untouched.path, 'fast');
 
-  // The same bomb as the newest xref stream, the one every lookup goes through.
-  const bomb = xrefStreamBomb(16).toString('latin1').replace('/Type /XRef', '/Root 1 0 R /Type /XRef');
-  const at = bomb.indexOf('4 0 obj');
-  const touched = Buffer.from(bomb.replace(/startxref\n\d+/, `startxref\n${at}`), 'latin1');
-  const err = await prepareSealUpdate(touched, { signingTime, maxInflatedBytes: MiB }).then(
-    () => assert.fail('expected a refusal'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof PdfLimitError, String(err));
-  assert.match(err.message, /inflates to more than 1048576 bytes \(\/XRef of \d+ compressed bytes\)/);
-});
+    // The same bomb as the newest xref stream, the one every lookup goes through.
+    const bomb = xrefStreamBomb(16).toString('latin1').replace('/Type /XRef', '/Root 1 0 R /Type /XRef');
+    const at = bomb.indexOf('4 0 obj');
+    const touched = Buffer.from(bomb.replace(/startxref\n\d+/, `startxref\n${at}`), 'latin1');
+    const err = await prepareSealUpdate(touched, { signingTime, maxInflatedBytes: MiB }).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PdfLimitError, String(err));
+    assert.match(err.message, /inflates to more than 1048576 bytes \(\/XRef of \d+ compressed bytes\)/);
+  },
+);

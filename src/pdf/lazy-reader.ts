@@ -280,6 +280,12 @@ export class LazyPdf {
     return undefined; // §7.5.8.3: other types are to be treated as a null reference
   }
 
+  /** Whether some section lists object `num` as in use (a number a new object must not take). */
+  inUse(num: number): boolean {
+    const found = this.entry(num);
+    return found !== undefined && found.type !== 'free';
+  }
+
   /** Object `ref` (its value, bytes and number); null for a free or missing object (§7.3.10). */
   resolve(ref: PdfRef): IndirectObject | null {
     const cached = this.cache.get(ref.num);

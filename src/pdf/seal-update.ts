@@ -269,6 +269,11 @@ export function prepareSealUpdateFast(inputBytes: Uint8Array, options: PrepareOp
   const apNum = next++;
   const widgetNum = next++;
   const widgetRef = `${widgetNum} 0 R`;
+  // pdf-lib numbers from the objects it parsed; we trust /Size, so make sure it is past them all.
+  for (let num = size; num < next + 1; num++) {
+    if (pdf.inUse(num))
+      throw new PdfStructureError(`input PDF trailer /Size ${size} is not past object ${num}`);
+  }
 
   // The AcroForm: new, or its /Fields extended and /SigFlags set (in the catalog when it is direct).
   let taken = new Set<string>();

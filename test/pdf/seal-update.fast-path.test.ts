@@ -367,6 +367,10 @@ test(
       base.toString('latin1').replace('xref\n0 4\n', 'xref\n0 99999999\n'),
       'latin1',
     );
+    const smallSize = Buffer.from(
+      base.toString('latin1').replace('/Size 4 /Root', '/Size 2 /Root'),
+      'latin1',
+    );
     const pageLoop = buildPdf([
       '<< /Type /Catalog /Pages 2 0 R >>',
       '<< /Type /Pages /Kids [2 0 R] /Count 1 >>',
@@ -390,6 +394,11 @@ test(
         'a subsection count larger than the file',
         hugeCount,
         /xref subsection "0 99999999" .* runs past the end of the file/,
+      ],
+      [
+        'a trailer /Size that new objects would collide under',
+        smallSize,
+        /trailer \/Size 2 is not past object 2/,
       ],
       [
         'a page tree that contains itself',

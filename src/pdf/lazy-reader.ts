@@ -134,14 +134,15 @@ export class LazyPdf {
 
   private where = (pos: number) => `offset ${pos}`;
 
+  /** `what` reads after "has": "a startxref or /Prev offset", "an offset for object 7". */
   private checkOffset(offset: number, what: string): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= this.input.length) {
-      this.fail(`has a ${what} offset ${offset} outside the file (${this.input.length} bytes)`);
+      this.fail(`has ${what} (${offset}) outside the file (${this.input.length} bytes)`);
     }
   }
 
   private readSection(offset: number, what: string): XrefSection {
-    this.checkOffset(offset, what);
+    this.checkOffset(offset, `a ${what} offset`);
     const p = new ObjectParser(this.input, offset, this.where);
     // Some writers point a few bytes early (before an EOL); whitespace is skipped, nothing else.
     if (p.keyword('xref')) return this.readTable(offset, p);
@@ -294,7 +295,7 @@ export class LazyPdf {
     const entry = this.entry(ref.num);
     let found: IndirectObject | null = null;
     if (entry?.type === 'file') {
-      this.checkOffset(entry.offset, `object ${ref.num}`);
+      this.checkOffset(entry.offset, `an offset for object ${ref.num}`);
       found = this.readObjectAt(entry.offset, ref.num);
       if (found.gen !== entry.gen)
         this.fail(`has object ${ref.num} with generation ${found.gen}, its xref entry says ${entry.gen}`);

@@ -4,7 +4,7 @@
 // the digest cannot be taken in a prepare step (thread pool) and the CMS filled in after a remote batch.
 import { asBuffer } from './bytes';
 import { PdfError } from './pdf-error';
-import type { PlaceholderLayout } from './prepare';
+import type { PlaceholderLayout, PreparedSealUpdate } from './prepare';
 
 let zeros = Buffer.alloc(0);
 
@@ -15,7 +15,10 @@ function asciiZeros(n: number): Buffer {
 }
 
 /** Needs only the placeholder's layout, so a prepared value rebuilt from a job's data will do. */
-export function embedCms(prepared: PlaceholderLayout, cmsDer: Uint8Array): Buffer {
+export function embedCms(
+  prepared: Pick<PlaceholderLayout, 'bytes' | 'byteRange' | 'signatureBytes'>,
+  cmsDer: Uint8Array,
+): Buffer {
   const source = asBuffer(prepared.bytes);
   const [, contentsAt, contentsEnd] = prepared.byteRange;
   const room = (contentsEnd - contentsAt - 2) / 2;
@@ -42,4 +45,27 @@ export function embedCms(prepared: PlaceholderLayout, cmsDer: Uint8Array): Buffe
   const out = Buffer.from(source);
   out.write(asBuffer(cmsDer).toString('hex'), contentsAt + 1, 'latin1');
   return out;
+}
+
+/**
+ * The update-only form: the CMS written into a prepared update (from prepareSealUpdate), the input
+ * never touched. input || result is the sealed file, as embedCms would have written it.
+ */
+export function embedCmsInUpdate(
+  prepared: Pick<PreparedSealUpdate, 'update' | 'byteRange' | 'inputLength' | 'signatureBytes'>,
+  cmsDer: Uint8Array,
+): Buffer {
+  const [, contentsAt, contentsEnd, rest] = prepared.byteRange;
+  const shift = prepared.inputLength;
+  if (contentsAt < shift) {
+    throw new PdfError(`prepared update is inconsistent: /Contents at ${contentsAt} lies in the input`);
+  }
+  return embedCms(
+    {
+      bytes: asBuffer(prepared.update),
+      byteRange: [0, contentsAt - shift, contentsEnd - shift, rest],
+      signatureBytes: prepared.signatureBytes,
+    },
+    cmsDer,
+  );
 }

@@ -22,7 +22,7 @@ export interface LoadedForUpdate {
 }
 
 /** Offset of the newest cross-reference section, as the last startxref states it. */
-function startXref(input: Buffer): number {
+export function startXref(input: Buffer): number {
   const at = lastIndexOfAscii(input, 'startxref');
   if (at < 0) throw new PdfError('input PDF has no startxref: not a PDF or truncated');
   const match = /startxref\s+(\d+)/.exec(input.toString('latin1', at, Math.min(input.length, at + 40)));
@@ -41,14 +41,14 @@ function trailerNamesEncrypt(input: Buffer, offset: number): boolean {
   return section && ENCRYPT_KEY.test(input.toString('latin1', offset));
 }
 
-function checkNotEmpty(input: Buffer): void {
+export function checkNotEmpty(input: Buffer): void {
   if (input.length === 0) throw new PdfError('input PDF is empty (0 bytes)');
   if (input.every((byte) => isPdfWhitespace(byte))) {
     throw new PdfError(`input PDF is empty (0 bytes besides ${input.length} bytes of whitespace)`);
   }
 }
 
-function checkInput(input: Buffer): void {
+export function checkInput(input: Buffer): void {
   const head = indexOfAscii(input.subarray(0, 1024), '%PDF-');
   if (head < 0) throw new PdfError('input is not a PDF: no %PDF- header in the first 1024 bytes');
   if (lastIndexOfAscii(input.subarray(Math.max(0, input.length - 2048)), '%%EOF') < 0) {

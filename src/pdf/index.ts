@@ -4,6 +4,7 @@
 export { PdfError } from './pdf-error';
 export {
   preparePdf,
+  prepareSealUpdate,
   digestByteRange,
   DEFAULT_SIGNATURE_BYTES,
   SUBFILTER_ETSI_CADES_DETACHED,
@@ -11,6 +12,7 @@ export {
   type PlaceholderLayout,
   type PrepareOptions,
   type PreparedPdf,
+  type PreparedSealUpdate,
 } from './prepare';
 export { DEFAULT_MAX_INFLATED_BYTES, PdfLimitError } from './inflate-limit';
 export {
@@ -22,7 +24,7 @@ export {
   type SealAppearance,
   type BuiltSealAppearance,
 } from './seal-appearance';
-export { embedCms } from './embed';
+export { embedCms, embedCmsInUpdate } from './embed';
 export {
   appendDss,
   readDss,

@@ -208,3 +208,41 @@ export async function withInflateBudget<T>(maxBytes: number, load: () => Promise
   if (budget.exceeded) throw budget.exceeded;
   return result;
 }
+
+/**
+ * The same cap for the lazy reader of the fast prepare path (lazy-reader.ts), which inflates raw
+ * Flate data itself and only for the streams it needs: the one xref or object stream that holds an
+ * object it reads. Refuses with the same PdfLimitError and message as withInflateBudget.
+ */
+export class InflateBudget {
+  private used = 0;
+
+  constructor(readonly maxBytes: number) {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+      throw new PdfError(`maxInflatedBytes must be a positive integer, got ${maxBytes}`);
+    }
+  }
+
+  /** `data` inflated, counted against the cap; `type` (e.g. "/XRef") names the stream in the error. */
+  inflate(data: Uint8Array, type: string): Buffer {
+    const over = () =>
+      new PdfLimitError(
+        `input PDF inflates to more than ${this.maxBytes} bytes (${type} of ${data.length} compressed bytes): ` +
+          'a decompression bomb, or over the cap maxInflatedBytes',
+        'inflatedBytes',
+        this.maxBytes,
+      );
+    let out: Buffer;
+    try {
+      out = inflate(data, Math.max(1, this.maxBytes - this.used));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw over();
+      throw new PdfError(`input PDF has a ${type} stream that does not inflate: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.used += out.length;
+    if (this.used > this.maxBytes) throw over();
+    return out;
+  }
+}

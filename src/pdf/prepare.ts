@@ -15,7 +15,16 @@ import {
   readModificationPermissions,
 } from './modification-permissions';
 import { PdfError } from './pdf-error';
-import { buildSealAppearance, type SealAppearance } from './seal-appearance';
+import {
+  checkSignatureBytes,
+  checkSigningTime,
+  DEFAULT_SIGNATURE_BYTES,
+  type PreparedSealUpdate,
+  type PrepareOptions,
+  SUBFILTER_ETSI_CADES_DETACHED,
+} from './prepare-options';
+import { FastPathUnavailable, prepareSealUpdateFast, PdfStructureError } from './seal-update';
+import { buildSealAppearance } from './seal-appearance';
 import {
   type AddedSignatureField,
   addSignatureField,
@@ -24,32 +33,12 @@ import {
 } from './signature-field';
 
 export { ENCRYPTED_INPUT_MESSAGE } from './incremental-update';
-
-export const SUBFILTER_ETSI_CADES_DETACHED = 'ETSI.CAdES.detached';
-export const DEFAULT_SIGNATURE_BYTES = 8192;
-const MIN_SIGNATURE_BYTES = 256;
-const MAX_SIGNATURE_BYTES = 1024 * 1024;
-
-export interface PrepareOptions {
-  /** Written as the signature dictionary's /M; also what a B-B validator shows as the claimed time. */
-  signingTime: Date;
-  reason?: string;
-  location?: string;
-  /** The sealing organisation's name as /Name (validators show the certificate subject anyway). */
-  name?: string;
-  contactInfo?: string;
-  /** Bytes reserved for the DER CMS (the placeholder holds twice as many hex digits). Default 8192. */
-  signatureBytes?: number;
-  /** Most bytes loading the input may inflate (object and xref streams), against decompression bombs. */
-  maxInflatedBytes?: number;
-  /**
-   * For certified inputs with more than one empty signature field: the one the seal goes into. Not
-   * needed when there is one; ignored for uncertified inputs, which always get a new field.
-   */
-  certifiedFieldName?: string;
-  /** A visible company seal where the widget sits. Default: none, an invisible /Rect [0 0 0 0]. */
-  appearance?: SealAppearance;
-}
+export {
+  DEFAULT_SIGNATURE_BYTES,
+  SUBFILTER_ETSI_CADES_DETACHED,
+  type PreparedSealUpdate,
+  type PrepareOptions,
+} from './prepare-options';
 
 /** Where the placeholder is: all that embedding a CMS needs. */
 export interface PlaceholderLayout {
@@ -87,14 +76,6 @@ export function digestByteRange(bytes: Buffer, byteRange: readonly [number, numb
     .digest();
 }
 
-function checkSignatureBytes(n: number): void {
-  if (!Number.isInteger(n) || n < MIN_SIGNATURE_BYTES || n > MAX_SIGNATURE_BYTES) {
-    throw new PdfError(
-      `signatureBytes must be an integer from ${MIN_SIGNATURE_BYTES} to ${MAX_SIGNATURE_BYTES}, got ${n}`,
-    );
-  }
-}
-
 /** Puts the signature dictionary into the document (a new field, or an existing empty one). */
 type PlaceSignature = (
   doc: PDFDocument,
@@ -110,7 +91,56 @@ function placeSeal(doc: PDFDocument, field: SignatureFieldOptions, fieldName?: s
   return { ...addSignatureField(doc, field), filledExistingField: false };
 }
 
-export function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
+/**
+ * Which path prepares an input, tried in this order:
+ * - fast (seal-update.ts, the lazy reader): every input it can read, which is every well-formed PDF
+ *   with a classic xref table, an xref stream (Flate, PNG predictors), a hybrid /XRefStm, object
+ *   streams, linearization or earlier incremental updates, and no `appearance`, no /Perms /DocMDP
+ *   and no signed field with a /Lock or a signature with a /Reference;
+ * - pdf-lib (below): everything else. That is a visible `appearance` (fonts and images are embedded
+ *   with pdf-lib), certified or field-locked inputs (modification-permissions.ts reads a pdf-lib
+ *   document), streams with filters or predictors other than Flate/PNG where the reader needs one,
+ *   objects of unexpected types, and inputs whose structure the lazy reader finds broken
+ *   (PdfStructureError: bad offsets, a /Prev loop, entries not 20 bytes, a wrong /Length ...), which
+ *   pdf-lib may still recover by parsing the whole file; its refusal is then the answer.
+ * Refusals (empty, not a PDF, truncated, encrypted, no pages, bad options, over the inflate cap) are
+ * the same PdfErrors on both paths and are never retried on the other.
+ */
+export async function prepareSealUpdate(
+  inputBytes: Uint8Array,
+  options: PrepareOptions,
+): Promise<PreparedSealUpdate> {
+  const prepared = await prepareEither(inputBytes, options);
+  if ('update' in prepared) return prepared;
+  const { bytes, ...rest } = prepared.full;
+  // A copy of its own: a view would keep (and a structured clone would copy) the whole file.
+  const update = Buffer.alloc(bytes.length - rest.inputLength);
+  bytes.copy(update, 0, rest.inputLength);
+  return { ...rest, update, path: 'pdf-lib', fallbackReason: prepared.fallbackReason };
+}
+
+/** The input followed by its seal update, from whichever path took it (see prepareSealUpdate). */
+export async function preparePdf(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
+  const prepared = await prepareEither(inputBytes, options);
+  if (!('update' in prepared)) return prepared.full;
+  const { update, path: _path, fallbackReason: _reason, ...rest } = prepared;
+  return { ...rest, bytes: Buffer.concat([asBuffer(inputBytes), update]) };
+}
+
+async function prepareEither(
+  inputBytes: Uint8Array,
+  options: PrepareOptions,
+): Promise<PreparedSealUpdate | { full: PreparedPdf; fallbackReason: string }> {
+  try {
+    return prepareSealUpdateFast(inputBytes, options);
+  } catch (err) {
+    if (!(err instanceof FastPathUnavailable || err instanceof PdfStructureError)) throw err;
+    return { full: await preparePdfWithPdfLib(inputBytes, options), fallbackReason: err.message };
+  }
+}
+
+/** The pdf-lib path alone (also for benchmarks and tests). Not part of the pdf part's API. */
+export function preparePdfWithPdfLib(inputBytes: Uint8Array, options: PrepareOptions): Promise<PreparedPdf> {
   return appendSignatureUpdate(inputBytes, options, async (doc, field) => {
     const appearance = options.appearance && (await buildSealAppearance(doc, options.appearance));
     return placeSeal(doc, { ...field, appearance }, options.certifiedFieldName);
@@ -126,9 +156,7 @@ export async function appendSignatureUpdate(
   options: PrepareOptions,
   place: PlaceSignature,
 ): Promise<PreparedPdf> {
-  if (!(options.signingTime instanceof Date) || Number.isNaN(options.signingTime.getTime())) {
-    throw new PdfError('signingTime must be a valid Date');
-  }
+  checkSigningTime(options.signingTime);
   return appendPlaceholder(
     asBuffer(inputBytes),
     {

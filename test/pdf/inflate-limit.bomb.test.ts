@@ -1,6 +1,8 @@
 // The cap on bytes pdf-lib inflates while loading: bombs in object and xref streams are refused, the
 // cap is a total per document over every stream and filter stage, and objects inside compressed
 // streams still load as pdf-lib loaded them (filter chains, a wrong Adler-32 tolerated as pdf.js does).
+// Refusals go through the pdf-lib path itself: the fast path (seal-update.fast-path.test.ts) never
+// inflates a stream it does not read, so a bomb it does not touch costs it nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
@@ -13,13 +15,14 @@ import {
   xrefStreamBomb,
   type PdfObject,
 } from '../helpers/bomb-pdf';
+import { preparePdfWithPdfLib } from '../../src/pdf/prepare';
 
 const TIMEOUT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
 const options: PrepareOptions = { signingTime: new Date('2025-02-01T00:00:00Z') };
 
 async function refusal(input: Buffer, maxInflatedBytes?: number): Promise<PdfLimitError> {
-  const err = await preparePdf(input, { ...options, maxInflatedBytes }).then(
+  const err = await preparePdfWithPdfLib(input, { ...options, maxInflatedBytes }).then(
     () => assert.fail('expected the input to be refused'),
     (e: unknown) => e,
   );

@@ -482,12 +482,21 @@ function buildProgram(io: CliIo): Command {
     )
     .option('--totp-period <sec>', "the sandbox's TOTP step and the job's", positiveInt, 30)
     .option('--key <type>', 'key of the bench credential: ec (P-256) or rsa (RSA-2048)', parseBenchKey, 'rsa')
-    .option('--credential <id>', 'seal with this sandbox credential instead (its tenant, secrets and multisign)')
+    .option(
+      '--credential <id>',
+      'seal with this sandbox credential instead (its tenant, secrets and multisign)',
+    )
     .option('--workers <n>', 'worker processes on the one Redis', positiveInt, 1)
     .option('--naive <n>', 'invoices sealed the naive way after the worker (0: skip)', nonNegativeInt, 3)
     .option('--json <file>', 'also write every figure to this JSON file')
-    .option('--work-dir <dir>', 'keep exports, outboxes, sandbox and logs here (default: a temp folder, removed)')
-    .option('--verify', 'after timing, check every sealed file with the product verifier (exit 1 if one fails)')
+    .option(
+      '--work-dir <dir>',
+      'keep exports, outboxes, sandbox and logs here (default: a temp folder, removed)',
+    )
+    .option(
+      '--verify',
+      'after timing, check every sealed file with the product verifier (exit 1 if one fails)',
+    )
     .option(
       '--level <levels>',
       'PAdES level(s) to seal at, one night each: B-B, B-T, B-LT, B-LTA, a comma list, or all',

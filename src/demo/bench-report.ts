@@ -1,5 +1,5 @@
 // The benchmark's printed lines, from the figures runBench gathered (the same figures go to --json).
-import type { BenchFigures, NightFigures } from './bench';
+import type { BenchFigures, NightFigures } from './bench-types';
 import type { Summary } from './bench-figures';
 
 const STAGE_LABELS: Record<keyof NightFigures['stages'], string> = {

@@ -18,107 +18,26 @@ import { verifySealedPdf } from '../pades';
 import { openSealQueue, produceRun, readRun, runKey, runSettled } from '../queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
 import { ProgressLine } from './progress-line';
-import { procStats, redisCpuMs, RedisMemorySampler, summarise, type Summary } from './bench-figures';
+import { procStats, redisCpuMs, RedisMemorySampler, summarise } from './bench-figures';
 import { STAGE_NAMES, type BenchWorkerReport, type BenchWorkerStart } from './bench-worker';
 import { printFigures } from './bench-report';
+import type {
+  BenchFigures,
+  BenchKey,
+  BenchOptions,
+  NightFigures,
+  SandboxCredentialLine,
+} from './bench-types';
+export type { BenchFigures, BenchKey, BenchOptions, NightFigures } from './bench-types';
 
 import { BENCH_LEVELS, type BenchLevel } from './bench-levels';
 export { BENCH_LEVELS, type BenchLevel };
-
-export type BenchKey = 'ec' | 'rsa';
 
 /** The sandbox's large-multisign credentials (its `bench` tenant), by key type. */
 export const BENCH_CREDENTIALS: Record<BenchKey, string> = {
   rsa: 'bench-eseal-rsa',
   ec: 'bench-eseal-ec',
 };
-
-export interface BenchOptions {
-  invoices: number;
-  /** jobs in hand per worker process */
-  concurrency: number;
-  batchSize: number;
-  /** provider latency added to every CSC call (the sandbox's `csc:latency` fault), ms; default 0 */
-  latencyMs: number;
-  /** PAdES levels to seal at, one night each (timestamps from the sandbox's signatures/timestamp) */
-  levels?: readonly BenchLevel[];
-  /** sandbox TSA latency per timestamp (ms) */
-  tsaLatencyMs?: number;
-  /** the sandbox's TOTP step and the job's (s); default 30, the sandbox's real step */
-  totpPeriodSec?: number;
-  /** key of the bench credential (multisign 100,000); default rsa */
-  key?: BenchKey;
-  /** any sandbox credential ID instead of the bench one (e.g. sakura-eseal-rsa, multisign 500) */
-  credential?: string;
-  /** worker processes; default 1 */
-  workers?: number;
-  /** invoices sealed the naive way, after the worker's nights; 0 skips it. Default 3. */
-  naive?: number;
-  /** write every figure as JSON here */
-  json?: string;
-  /** keep the work folder (exports, outboxes, sandbox, logs) here instead of a removed temp folder */
-  workDir?: string;
-  /** check every sealed file with the product's verifier against the sandbox root, after timing */
-  verify?: boolean;
-  /** where lines go; default stdout */
-  out?: (line: string) => void;
-}
-
-/** A sandbox credential as the sandbox announces it on start. */
-interface SandboxCredentialLine {
-  tenant: string;
-  clientId: string;
-  credentialId: string;
-  keyType: string;
-  multisign: number;
-  secretsDir: string;
-}
-
-export interface NightFigures {
-  name: string;
-  mode: 'worker' | 'naive';
-  level: BenchLevel;
-  workers: number;
-  concurrency: number;
-  batchSize: number;
-  invoices: number;
-  sealed: number;
-  failed: number;
-  seconds: number;
-  rate: number;
-  /** CPU time during the night, ms: this process (producer, run polling), worker processes, sandbox,
-   * Redis (the whole server's) */
-  cpuMs: { bench: number; workers: number; sandbox?: number; redis?: number };
-  signHashCalls: number;
-  authorisations: number;
-  signaturesAuthorised: number;
-  unusedSignatures: number;
-  timestampRequests: number;
-  ocsp: number;
-  crl: number;
-  bytesAddedPerInvoice: number;
-  /** wall ms per sealed invoice in each step */
-  stages: Record<(typeof STAGE_NAMES)[number], Summary>;
-  /** successful signHash call durations, ms, and hashes per call */
-  batchMs: Summary;
-  hashesPerCall: number;
-  /** KB */
-  maxRssKb: { bench: number; workers: number[]; sandbox?: number };
-  redisMemory: { baselineBytes: number; peakBytes: number; lifetimePeakBytes?: number };
-  ceiling: { multisign: number; totpPeriodSec: number; invoicesPerSec: number; percent: number };
-  verified?: { valid: number; files: number; problems: string[] };
-}
-
-export interface BenchFigures {
-  startedAt: string;
-  cores: number;
-  loadAverage: number[];
-  options: Omit<BenchOptions, 'out'>;
-  credential: SandboxCredentialLine;
-  nights: NightFigures[];
-  naive?: NightFigures;
-  floor: { seconds: number; rate: number; cpuMsPerInvoice: number };
-}
 
 async function measure<T>(fn: () => Promise<T>): Promise<{ seconds: number; cpuMs: number; value: T }> {
   const cpu0 = process.cpuUsage();
@@ -253,7 +172,10 @@ export async function runBench(o: BenchOptions): Promise<BenchFigures> {
     say(
       `bench: ${o.invoices} invoices, ${workers} worker process${workers === 1 ? '' : 'es'} × concurrency ${o.concurrency}, batch ${o.batchSize}, ` +
         `credential ${credential.credentialId} (${credential.keyType}, multisign ${credential.multisign}), TOTP step ${totpPeriodSec} s, ` +
-        `provider latency ${o.latencyMs} ms/call, ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, work dir ${work}`,
+        `provider latency ${o.latencyMs} ms/call, ${os.availableParallelism()} cores, load ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}, work dir ${work}`,
     );
     const env: Env = { work, sandbox, credential, redisUrl: endpoint.url, redis, prefix, totpPeriodSec };
     const nights: NightFigures[] = [];
@@ -304,7 +226,8 @@ export async function runBench(o: BenchOptions): Promise<BenchFigures> {
     const bad = [...nights, ...(naive ? [naive] : [])].filter(
       (n) => n.verified && n.verified.valid !== n.verified.files,
     );
-    if (bad.length > 0) throw new Error(`sealed files that do not verify: ${bad.map((n) => n.name).join(', ')}`);
+    if (bad.length > 0)
+      throw new Error(`sealed files that do not verify: ${bad.map((n) => n.name).join(', ')}`);
     return figures;
   } finally {
     sandbox?.child.kill('SIGTERM');
@@ -425,7 +348,10 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
     for (;;) {
       const counts = await readRun(env.redis, env.prefix, runId);
       await memory.sample();
-      progress.update(Math.min(counts.sealed + counts.alreadySealed + counts.failed, counts.enqueued), counts.enqueued);
+      progress.update(
+        Math.min(counts.sealed + counts.alreadySealed + counts.failed, counts.enqueued),
+        counts.enqueued,
+      );
       if (runSettled(counts)) return { produced, counts };
       if (Date.now() > deadline) throw new Error(`${name}: night did not settle: ${JSON.stringify(counts)}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -490,7 +416,11 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
     ) as NightFigures['stages'],
     batchMs: summarise(reports.map((r) => r.signHashMs)),
     hashesPerCall:
-      sum((r) => r.signHashHashes.reduce((a, b) => a + b, 0)) / Math.max(1, sum((r) => r.signHashHashes.length)),
+      sum((r) => r.signHashHashes.reduce((a, b) => a + b, 0)) /
+      Math.max(
+        1,
+        sum((r) => r.signHashHashes.length),
+      ),
     maxRssKb: {
       bench: process.resourceUsage().maxRSS,
       workers: reports.map((r) => r.maxRssKb),

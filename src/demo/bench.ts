@@ -265,6 +265,7 @@ async function startWorker(
     });
     child.once('exit', (code) => reject(new Error(`bench worker ${child.pid} exited with ${code}`)));
   });
+  report.catch(() => undefined); // awaited by the night; a failed night kills workers it never asks
   child.send(start);
   // A worker that dies before it is ready fails the night at once rather than at the deadline.
   await Promise.race([isReady, report.then(() => undefined)]);
@@ -328,41 +329,53 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
       }),
     ),
   );
-  const sandboxPid = env.sandbox.child.pid!;
   const logger = createLogger({
     level: 'warn',
     destination: pino.destination({ dest: path.join(work, 'bench.log'), sync: false, append: true }),
   });
+  const sandboxPid = env.sandbox.child.pid!;
   const memory = new RedisMemorySampler(env.redis);
-  await memory.sample();
-  const sandbox0 = await procStats(sandboxPid);
-  const redis0 = await redisCpuMs(env.redis);
-  const queue = openSealQueue({ url: env.redisUrl, maxRetriesPerRequest: null }, env.prefix);
   const progress = new ProgressLine(naive ? 'sealing naively' : `sealing ${level}`);
+  const queue = openSealQueue({ url: env.redisUrl, maxRetriesPerRequest: null }, env.prefix);
   let runId = '';
-  const timed = await measure(async () => {
-    const produced = await produceRun(job, { queue, redis: env.redis, prefix: env.prefix, logger });
-    runId = produced.runId;
-    // A night of 1,000 invoices/s needs no deadline; one at one authorisation per step does.
-    const deadline = Date.now() + 30 * 60_000 + (plan.invoices / (c.multisign / env.totpPeriodSec)) * 1000;
-    for (;;) {
-      const counts = await readRun(env.redis, env.prefix, runId);
-      await memory.sample();
-      progress.update(
-        Math.min(counts.sealed + counts.alreadySealed + counts.failed, counts.enqueued),
-        counts.enqueued,
-      );
-      if (runSettled(counts)) return { produced, counts };
-      if (Date.now() > deadline) throw new Error(`${name}: night did not settle: ${JSON.stringify(counts)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  progress.done();
-  const sandbox1 = await procStats(sandboxPid);
-  const redis1 = await redisCpuMs(env.redis);
-  for (const w of started) w.child.send({ type: 'stop' });
-  const reports = await Promise.all(started.map((w) => w.report));
-  await queue.close();
+  const sealNight = () =>
+    measure(async () => {
+      const produced = await produceRun(job, { queue, redis: env.redis, prefix: env.prefix, logger });
+      runId = produced.runId;
+      // A night of 1,000 invoices/s needs no deadline; one at one authorisation per step does.
+      const deadline = Date.now() + 30 * 60_000 + (plan.invoices / (c.multisign / env.totpPeriodSec)) * 1000;
+      for (;;) {
+        const counts = await readRun(env.redis, env.prefix, runId);
+        await memory.sample();
+        const settled = counts.sealed + counts.alreadySealed + counts.failed;
+        progress.update(Math.min(settled, counts.enqueued), counts.enqueued);
+        if (runSettled(counts)) return { produced, counts };
+        if (Date.now() > deadline)
+          throw new Error(`${name}: night did not settle: ${JSON.stringify(counts)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+  let timed: Awaited<ReturnType<typeof sealNight>>;
+  let reports: BenchWorkerReport[];
+  let sandbox0: Awaited<ReturnType<typeof procStats>>;
+  let sandbox1: Awaited<ReturnType<typeof procStats>>;
+  let redis0: number | undefined;
+  let redis1: number | undefined;
+  try {
+    await memory.sample();
+    sandbox0 = await procStats(sandboxPid);
+    redis0 = await redisCpuMs(env.redis);
+    timed = await sealNight();
+    progress.done();
+    sandbox1 = await procStats(sandboxPid);
+    redis1 = await redisCpuMs(env.redis);
+    for (const w of started) w.child.send({ type: 'stop' });
+    reports = await Promise.all(started.map((w) => w.report));
+  } finally {
+    await queue.close();
+    // A night that failed leaves no worker process behind.
+    for (const w of started) if (w.child.exitCode === null && w.child.connected) w.child.kill('SIGTERM');
+  }
   const { counts, produced } = timed.value;
   if (counts.sealed === 0) {
     const failures = await env.redis.lrange(`${runKey(env.prefix, runId)}:failures`, 0, 2);

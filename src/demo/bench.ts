@@ -107,8 +107,9 @@ async function startSandboxProcess(
           secretsDir: c[6]!,
         });
       }
-      // The credential lines come last; the bench tenant's is among them.
-      if (url && rootCertPath && [...credentials.values()].some((x) => x.tenant === 'bench')) resolve();
+      // The credential lines come last, the bench tenant's after the default ones.
+      const all = Object.values(BENCH_CREDENTIALS).every((id) => credentials.has(id));
+      if (url && rootCertPath && all) resolve();
     });
   });
   return { url: url!, child, rootCertPath: rootCertPath!, credentials };

@@ -14,3 +14,10 @@ export function parseBenchLevels(value: string): BenchLevel[] {
   }
   return levels as BenchLevel[];
 }
+
+/** `--key ec|rsa`. */
+export function parseBenchKey(value: string): 'ec' | 'rsa' {
+  if (value !== 'ec' && value !== 'rsa')
+    throw new InvalidArgumentError(`"${value}" is not a key type; use ec or rsa`);
+  return value;
+}

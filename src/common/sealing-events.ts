@@ -18,8 +18,36 @@ export type SealingEvent =
   | { type: 'signaturesUnused'; tenant: string; credentialId: string; count: number }
   /** one RFC 3161 request (own TSA or the provider's signatures/timestamp) */
   | { type: 'timestamp'; tenant: string; source: 'tsa' | 'provider'; ms: number; ok: boolean }
-  | { type: 'sealed'; tenant: string; job: string; runId: string; level: string; ms: number }
+  | {
+      type: 'sealed';
+      tenant: string;
+      job: string;
+      runId: string;
+      level: string;
+      ms: number;
+      /** where the invoice's time went (absent for a delivery completed without sealing again) */
+      stages?: SealStages;
+    }
   | { type: 'failed'; tenant: string; job: string; runId: string; kind: string };
+
+/**
+ * Wall-clock milliseconds one sealed invoice spent in each step (for the benchmark's breakdown). Steps of
+ * concurrent invoices overlap, so these are latencies, not CPU.
+ */
+export interface SealStages {
+  /** from the job's enqueueing to its processing start (the backlog ahead of it, retries' backoff) */
+  queueMs: number;
+  /** the prepare task, thread hop included */
+  prepareMs: number;
+  /** waiting for the batched signHash answer (batch fill, authorisation, the call) */
+  signMs: number;
+  /** CMS, embedding, level data, verify-before-write */
+  finishMs: number;
+  /** sealed file, manifest row, audit entry, sealed index, archive row */
+  deliverMs: number;
+  /** the run record's counts (Redis) */
+  recordMs: number;
+}
 
 export type SealingObserver = (event: SealingEvent) => void;
 

@@ -39,7 +39,7 @@ import {
 } from './run-record';
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
-import { fanOut, type SealingObserver } from '../common/sealing-events';
+import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
@@ -460,8 +460,10 @@ export class SealWorker {
   private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
     let result: SealJobResult;
     const started = performance.now();
+    // Filled in by seal() as the invoice goes through its steps, for the 'sealed' event.
+    const stages: Partial<SealStages> = { queueMs: Math.max(0, Date.now() - job.timestamp) };
     try {
-      result = await this.deliver(job.data);
+      result = await this.deliver(job.data, stages);
     } catch (err) {
       const fate = fateOf(err);
       if (fate.action === 'wait') await this.wait(job, token, err, fate);
@@ -485,12 +487,14 @@ export class SealWorker {
     }
     // Counted here, not in a 'completed' listener, so a crash cannot leave a run that never settles; a
     // re-run after a crash finds the invoice sealed, and the run counts it once.
+    const recording = performance.now();
     const fresh = await this.settle(
       job,
       result.status === 'sealed' ? 'sealed' : 'alreadySealed',
       undefined,
       result,
     );
+    stages.recordMs = performance.now() - recording;
     if (fresh && result.status === 'sealed') {
       this.observe({
         type: 'sealed',
@@ -499,6 +503,7 @@ export class SealWorker {
         runId: job.data.runId,
         level: result.level ?? this.jobsByName.get(job.data.jobName)?.signing.level ?? 'B-B',
         ms: performance.now() - started,
+        ...(stages.prepareMs === undefined ? {} : { stages: stages as SealStages }),
       });
     }
     return result;
@@ -547,7 +552,7 @@ export class SealWorker {
     throw new DelayedError();
   }
 
-  private async deliver(data: SealJobData): Promise<SealJobResult> {
+  private async deliver(data: SealJobData, stages: Partial<SealStages> = {}): Promise<SealJobResult> {
     // Where the source really is, through any symbolic link; a missing file fails later, in prepare.
     const real = await fs.realpath(data.sourcePath).catch(() => undefined);
     const def = this.jobDefinition(data, real);
@@ -581,7 +586,7 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`,
       );
     }
-    return this.seal(data, def, context, target);
+    return this.seal(data, def, context, target, stages);
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
@@ -669,6 +674,7 @@ export class SealWorker {
     def: JobDefinition,
     ctx: SigningContext,
     target: string,
+    stages: Partial<SealStages>,
   ): Promise<SealJobResult> {
     // Waiting for an approval: look before preparing (a night may hold thousands of waiting invoices,
     // each looking again every poll). A SCAL2 document is prepared once to learn its hash.
@@ -697,6 +703,7 @@ export class SealWorker {
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
     let prepared;
+    let t = performance.now();
     try {
       prepared = await this.pool.run({
         sourcePath: data.sourcePath,
@@ -729,6 +736,7 @@ export class SealWorker {
         ? withContext(err, context)
         : new UnsealableError(`${context}: ${(err as Error).message}`, { cause: err });
     }
+    stages.prepareMs = performance.now() - t;
     let signature: Buffer;
     const hashToSign = Buffer.from(prepared.hashToSign);
     if (data.pendingHash && data.pendingHash !== hashToSign.toString('hex')) {
@@ -736,6 +744,7 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: prepared again, the document no longer has the hash its approval waited for`,
       );
     }
+    t = performance.now();
     try {
       signature = await ctx.signer.sign(hashToSign, data.runId);
     } catch (err) {
@@ -745,8 +754,10 @@ export class SealWorker {
       }
       throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
+    stages.signMs = performance.now() - t;
     let sealed: Buffer;
     let timestampAt: string | undefined;
+    t = performance.now();
     try {
       const finished = await finisher.finish(
         {
@@ -772,6 +783,8 @@ export class SealWorker {
     // Delivery order: file, manifest row, audit entry, then the sealed-index entry that says all three
     // exist; the archive row (a search index, best effort) after them.
     // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
+    stages.finishMs = performance.now() - t;
+    t = performance.now();
     await writeNew(target, sealed);
     const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
     await appendManifestRow(path.dirname(target), {
@@ -808,6 +821,7 @@ export class SealWorker {
       timestampAt,
     });
     if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
+    stages.deliverMs = performance.now() - t;
     return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
   }
 

@@ -79,6 +79,23 @@ export const DEFAULT_TENANTS: readonly TenantPlan[] = [
   },
 ];
 
+/**
+ * Provisioned only when asked (`SandboxOptions.benchTenant`, `sealer sandbox --bench-tenant`; kept in the
+ * dataDir from then on): credentials with a `multisign` so large that one authorisation per TOTP step
+ * (30 s) is no ceiling for a benchmark (at 500 it would be 16.7 invoices/s). Not in DEFAULT_TENANTS: an
+ * RSA key costs ~0.2 s of CPU to make, which every fresh dataDir (every test's) would pay.
+ */
+export const BENCH_TENANT: TenantPlan = {
+  tenant: 'bench',
+  clientId: 'bench-app',
+  organization: 'Bench Shoji K.K.',
+  organizationIdentifier: 'NTRJP-5555555555555',
+  credentials: [
+    { credentialId: 'bench-eseal-rsa', keyType: 'rsa-2048', scal: 1, multisign: 100_000 },
+    { credentialId: 'bench-eseal-ec', keyType: 'ecdsa-p256', scal: 1, multisign: 100_000 },
+  ],
+};
+
 const stateSchema = z.object({
   version: z.literal(STATE_VERSION),
   tenants: z.array(
@@ -152,7 +169,10 @@ export interface SandboxState {
 export async function loadOrProvision(
   dataDir: string,
   multisignOverride: Record<string, number> = {},
+  options: { benchTenant?: boolean } = {},
 ): Promise<SandboxState> {
+  // Tenants made on request: added to a dataDir that lacks them (the default ones never are).
+  const extra: readonly TenantPlan[] = options.benchTenant === true ? [BENCH_TENANT] : [];
   const statePath = path.join(dataDir, 'state.json');
   let state: StateFile;
   let provisioned = false;
@@ -161,10 +181,10 @@ export async function loadOrProvision(
     throw new SandboxError(`cannot read sandbox state ${statePath}`, { cause: err });
   });
   if (raw === undefined) {
-    state = await provision(dataDir, DEFAULT_TENANTS);
+    state = await provision(dataDir, [...DEFAULT_TENANTS, ...extra]);
     provisioned = true;
   } else {
-    state = await provisionMissing(dataDir, parseState(statePath, raw), DEFAULT_TENANTS);
+    state = await provisionMissing(dataDir, parseState(statePath, raw), DEFAULT_TENANTS, extra);
   }
   return load(dataDir, state, multisignOverride, provisioned);
 }
@@ -213,34 +233,48 @@ async function provision(dataDir: string, plan: readonly TenantPlan[]): Promise<
 
 /**
  * Adds to an existing dataDir the default credentials it lacks (those added to DEFAULT_TENANTS after it
- * was made), of tenants it already has; its own tenants, credentials and secrets are left as they are.
- * A credential's key and certificate are made in a temp folder and renamed into place, so when two
- * sandboxes upgrade one dataDir at once, one pair wins whole and both record the same state.
+ * was made), of tenants it already has, and the `extra` tenants (made on request) it lacks, with their
+ * credentials; its own tenants, credentials and secrets are left as they are.
+ * A credential's key and certificate are made in a temp folder and renamed into place, and a new
+ * tenant's client secret is created once (ensureSecret), so when two sandboxes upgrade one dataDir at
+ * once, one of each wins whole and both record the same state.
  */
 async function provisionMissing(
   dataDir: string,
   state: StateFile,
   plan: readonly TenantPlan[],
+  extra: readonly TenantPlan[] = [],
 ): Promise<StateFile> {
-  const missing = plan.flatMap((tenant) =>
-    state.tenants.some((t) => t.tenant === tenant.tenant)
+  const newTenants = extra.filter((tenant) => !state.tenants.some((t) => t.tenant === tenant.tenant));
+  const missing = [...plan, ...extra].flatMap((tenant) =>
+    state.tenants.some((t) => t.tenant === tenant.tenant) || newTenants.includes(tenant)
       ? tenant.credentials
           .filter((c) => !state.credentials.some((s) => s.credentialId === c.credentialId))
           .map((cred) => ({ tenant, cred }))
       : [],
   );
-  if (missing.length === 0) return state;
+  if (missing.length === 0 && newTenants.length === 0) return state;
   const p = paths(dataDir);
   const root: CaMaterial = { certPem: await readRequired(p.rootCert), keyPem: await readRequired(p.rootKey) };
+  const tenants = [...state.tenants];
+  for (const tenant of newTenants) {
+    await ensureSecret(p.clientSecret(tenant.tenant), () => randomBytes(24).toString('base64url'));
+    tenants.push({
+      tenant: tenant.tenant,
+      clientId: tenant.clientId,
+      organization: tenant.organization,
+      organizationIdentifier: tenant.organizationIdentifier,
+    });
+  }
   const credentials = [...state.credentials];
   for (const { tenant, cred } of missing) {
     // Organisation names as this dataDir recorded them, so the new certificate names the same company.
-    const recorded = state.tenants.find((t) => t.tenant === tenant.tenant);
+    const recorded = tenants.find((t) => t.tenant === tenant.tenant);
     const owner: TenantPlan = { ...tenant, ...recorded, credentials: [] };
     await provisionCredentialOnce(dataDir, root, owner, cred);
     credentials.push(stateEntry(owner, cred));
   }
-  const upgraded: StateFile = { ...state, credentials };
+  const upgraded: StateFile = { ...state, tenants, credentials };
   await writeState(dataDir, upgraded);
   return upgraded;
 }

@@ -266,6 +266,7 @@ type Defaulted = Required<
     SandboxOptions,
     | 'dataDir'
     | 'multisign'
+    | 'benchTenant'
     | 'logger'
     | 'publicUrl'
     | 'now'
@@ -313,7 +314,9 @@ export async function startSandbox(options: SandboxOptions): Promise<SandboxHand
   const o = { ...DEFAULTS, ...definedOnly(options) };
   checkOptions(o);
   const logger = options.logger ?? createLogger({ name: 'sandbox' });
-  const state = await loadOrProvision(options.dataDir, options.multisign);
+  const state = await loadOrProvision(options.dataDir, options.multisign, {
+    benchTenant: options.benchTenant,
+  });
   if (state.provisioned) logger.info({ dataDir: options.dataDir }, 'sandbox: provisioned a new dataDir');
   const faults = new FaultInjector(logger, options.faults, options.now);
 

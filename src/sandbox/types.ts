@@ -42,6 +42,10 @@ export interface SandboxOptions {
    * once (a newer one replaces it), written to `<dataDir>/outbox-otp/<credentialID>.txt` (mode 0600: the
    * approver's phone); credentials/authorize then accepts that code only, never the TOTP. Default none. */
   onlineOtp?: string[];
+  /** Also provision the `bench` tenant (client `bench-app`): credentials `bench-eseal-rsa` (RSA-2048) and
+   * `bench-eseal-ec` (P-256), SCAL1, PIN + OTP, `multisign` 100,000, for benchmarks at the real 30 s TOTP
+   * step. A dataDir keeps it once made. Default `false` (its RSA key would slow every fresh dataDir). */
+  benchTenant?: boolean;
   /** Per-credentialID override of `multisign` (not persisted), for tests. */
   multisign?: Record<string, number>;
   /** Logger; default `createLogger({ name: 'sandbox' })`. Secrets are never logged. */

@@ -195,7 +195,10 @@ test(
   { timeout: TEST_TIMEOUT_MS },
   async () => {
     const { url } = await testRedis();
-    const r = await sealer(['bench', '--invoices', '30', '--batch-size', '7'], { REDIS_URL: url });
+    // The naive pass is test/demo/bench.smoke.test.ts's; at the real 30 s step it waits a step per invoice.
+    const r = await sealer(['bench', '--invoices', '30', '--batch-size', '7', '--naive', '0'], {
+      REDIS_URL: url,
+    });
     assert.equal(r.code, 0, r.stderr);
     // At least ceil(30 / 7) calls; a loaded machine may flush a partial batch early and make more.
     const calls = Number(/(\d+) signHash calls/.exec(r.stdout)?.[1]);
@@ -212,7 +215,11 @@ test(
   { timeout: TEST_TIMEOUT_MS },
   async () => {
     const { url } = await testRedis();
-    const r = await sealer(['bench', '--invoices', '12', '--level', 'B-T,B-LTA'], { REDIS_URL: url });
+    // 1 s steps: the second night's authorisation waits for a step the first did not use.
+    const r = await sealer(
+      ['bench', '--invoices', '12', '--level', 'B-T,B-LTA', '--naive', '0', '--totp-period', '1'],
+      { REDIS_URL: url },
+    );
     assert.equal(r.code, 0, r.stderr);
     // Piped, as here: no progress bar redraws, one progress line per level (stage), then the summary.
     assert.ok(!r.stdout.includes('\r') && !r.stderr.includes('\r'), JSON.stringify(r.stderr));

@@ -1,5 +1,5 @@
 import { benchArchive } from '../../archive/bench-archive';
-import { runBench, type BenchLevel } from '../../demo/bench';
+import { runBench, type BenchKey, type BenchLevel } from '../../demo/bench';
 // main.ts parses --level itself (bench-levels.ts), so that it need not load this module to do so.
 export { parseBenchLevels } from '../bench-levels';
 
@@ -10,6 +10,14 @@ export async function benchCommand(opts: {
   latencyMs: number;
   level: BenchLevel[];
   tsaLatencyMs: number;
+  totpPeriod: number;
+  key: BenchKey;
+  credential?: string;
+  workers: number;
+  naive: number;
+  json?: string;
+  workDir?: string;
+  verify?: boolean;
   archiveRows?: number;
   archive?: string;
 }): Promise<void> {
@@ -21,5 +29,20 @@ export async function benchCommand(opts: {
     });
     return;
   }
-  await runBench({ ...opts, levels: opts.level });
+  await runBench({
+    invoices: opts.invoices,
+    concurrency: opts.concurrency,
+    batchSize: opts.batchSize,
+    latencyMs: opts.latencyMs,
+    levels: opts.level,
+    tsaLatencyMs: opts.tsaLatencyMs,
+    totpPeriodSec: opts.totpPeriod,
+    key: opts.key,
+    credential: opts.credential,
+    workers: opts.workers,
+    naive: opts.naive,
+    json: opts.json,
+    workDir: opts.workDir,
+    verify: opts.verify === true,
+  });
 }

@@ -21,6 +21,7 @@ export async function sandboxCommand(opts: {
   faults?: string;
   tsaCertDays?: number;
   tsaLatencyMs?: number;
+  benchTenant?: boolean;
 }): Promise<void> {
   if (opts.ecdsaFormat !== 'der' && opts.ecdsaFormat !== 'raw') {
     throw new Error(`--ecdsa-format must be der or raw, not ${opts.ecdsaFormat}`);
@@ -39,6 +40,7 @@ export async function sandboxCommand(opts: {
     faults,
     tsaCertificateDays: opts.tsaCertDays,
     tsaLatencyMs: opts.tsaLatencyMs,
+    benchTenant: opts.benchTenant === true,
     logger: createLogger({ name: 'sandbox' }),
   });
   console.error(`sandbox CSC v2 provider listening at ${sandbox.url}`);

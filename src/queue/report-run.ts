@@ -71,7 +71,8 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
     ]);
     const failureOf = new Map(failures.map((f) => [f.jobId, f]));
     const invoices: RunReportInvoice[] = [];
-    for (const [jobId, { outcome, invoice }] of settled) {
+    for (const [jobId, entry] of settled) {
+      const { outcome, invoice } = entry;
       const ids = parseJobId(jobId);
       const failure = failureOf.get(jobId);
       const invoiceNumber = invoice?.invoice ?? failure?.invoice ?? ids?.invoiceNumber;
@@ -87,6 +88,8 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
           ids && (await findSealed(job.outboxRoot, job.tenant, ids.invoiceNumber, ids.sourceSha256));
         status = record?.runId === o.runId ? 'sealed' : 'already sealed';
       }
+      // A sealed invoice's customer, amount, issue date, file and digest come from the sealed index and
+      // the manifest row (writeRunReport looks them up): the run keeps only its outcome and export row.
       invoices.push({
         invoiceNumber,
         ...(ids && { sourceSha256: ids.sourceSha256 }),
@@ -94,8 +97,8 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
         customer: invoice?.customer,
         amount: invoice?.amount,
         issueDate: invoice?.issueDate,
-        line: invoice?.line ?? failure?.line,
-        exportFile: invoice?.exportFile ?? failure?.exportFile,
+        line: invoice?.line ?? entry.line ?? failure?.line,
+        exportFile: invoice?.exportFile ?? entry.exportFile ?? failure?.exportFile,
         file: invoice?.file,
         sealedSha256: invoice?.sealedSha256,
         ...(status === 'failed' &&

@@ -14,10 +14,24 @@ export const SEAL_JOB_OPTIONS: JobsOptions = {
    * fails at once. A re-run of the export re-queues what failed. */
   attempts: 6,
   backoff: { type: 'exponential', delay: 10_000, jitter: 0.3 },
-  /** completed jobs stay 90 days so a re-run of the same export deduplicates by job ID */
-  removeOnComplete: { age: 90 * 24 * 3600 },
-  removeOnFail: false,
+  /** Redis holds what a night needs, not a history: a completed job goes at once (about 2 KB each,
+   * a million a night). What it settled stays where it is durable or small: the sealed file, the
+   * outbox's sealed index (which is how a re-run of the export recognises it, see producer.ts), the
+   * run record's outcome and the run report. */
+  removeOnComplete: true,
+  /** Failed jobs stay for `sealer retry` and the dashboard, bounded per tenant queue so that a night
+   * the provider was down cannot fill Redis: a month, and the newest 100,000. One pruned is still in
+   * its run's failures list, and a re-run of its export queues it again. */
+  removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
+  /** one stack (the last attempt's) per failed job, not one per attempt */
+  stackTraceLimit: 1,
 };
+
+/** The job options of a seal queue: SEAL_JOB_OPTIONS with `overrides` over them (tests shorten the
+ * backoff without keeping completed jobs by accident). */
+export function sealJobOptions(overrides: JobsOptions = {}): JobsOptions {
+  return { ...SEAL_JOB_OPTIONS, ...overrides };
+}
 
 /** The Redis set of tenants that have a seal queue: what "every tenant" means to ops verbs. */
 export function sealTenantsKey(prefix: string): string {
@@ -52,7 +66,7 @@ export class SealQueues {
       queue = new Queue<SealJobData>(sealQueueName(tenant), {
         connection: this.connection,
         prefix: this.prefix,
-        defaultJobOptions: this.jobOptions,
+        defaultJobOptions: sealJobOptions(this.jobOptions),
       });
       for (const l of this.errorListeners) queue.on('error', l);
       this.queues.set(tenant, queue);

@@ -7,7 +7,7 @@ import type { JobDefinition } from '../jobs';
 import { findSealed } from '../outbox';
 import { SealerError } from '../common/errors';
 import { clearCredentialLatch } from '../custody';
-import type { SealJobData } from './seal-job';
+import { parseSealJobId } from './seal-job';
 import type { SealQueues } from './seal-queue';
 import { reportSettledRun } from './report-run';
 import { createLogger, type Logger } from '../common/logger';
@@ -211,15 +211,6 @@ export interface RetryOptions {
   logger?: Logger;
 }
 
-/** Parses tenant|invoice|digest (sealJobId) for a job no longer in the queue. */
-function parseJobId(
-  jobId: string,
-): Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> | undefined {
-  const parts = jobId.split('|');
-  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
-  return { tenant: parts[0]!, invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
-}
-
 export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promise<RetryResult> {
   const { redis, prefix, queue, jobs } = opts;
   // Which runs list each job as failed: an invoice sealed since is taken out of their failed counts.
@@ -243,7 +234,7 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
   const result: RetryResult = { requeued: [], alreadySealed: [], notFailed: [], unknown: [] };
   for (const [jobId, runs] of listedIn) {
     const job = await queue.getJob(jobId);
-    const data = job?.data ?? parseJobId(jobId);
+    const data = job?.data ?? parseSealJobId(jobId);
     if (!data) {
       result.unknown.push(jobId);
       continue;

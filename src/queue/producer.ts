@@ -258,9 +258,13 @@ async function enqueueChunk(
     // recorded its seal in the index before it completed), under the lock, so no producer races it.
     const sealed = await Promise.all(
       unseen.map((u) =>
-        findSealed(outboxRoot, base.tenant, u.data.invoiceNumber, u.data.sourceSha256).catch((err: unknown) => {
-          throw new ProducerError(`invoice ${u.data.invoiceNumber}: ${(err as Error).message}`, { cause: err });
-        }),
+        findSealed(outboxRoot, base.tenant, u.data.invoiceNumber, u.data.sourceSha256).catch(
+          (err: unknown) => {
+            throw new ProducerError(`invoice ${u.data.invoiceNumber}: ${(err as Error).message}`, {
+              cause: err,
+            });
+          },
+        ),
       ),
     );
     const alreadySealed = unseen.filter((_, i) => sealed[i] !== undefined);

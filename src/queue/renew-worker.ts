@@ -85,7 +85,11 @@ export function openRenewQueue(
   prefix: string,
   jobOptions: JobsOptions = RENEW_JOB_OPTIONS,
 ): Queue<RenewJobData> {
-  return new Queue<RenewJobData>(RENEW_QUEUE, { connection, prefix, defaultJobOptions: { ...RENEW_JOB_OPTIONS, ...jobOptions } });
+  return new Queue<RenewJobData>(RENEW_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: { ...RENEW_JOB_OPTIONS, ...jobOptions },
+  });
 }
 
 export interface RenewWorkerOptions {

@@ -15,6 +15,7 @@ import {
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { readFailures, readRun, readSettledInvoices, runKey, type RunCounts } from './run-record';
+import { parseSealJobId } from './seal-job';
 
 export interface ReportRunOptions {
   redis: Redis;
@@ -25,13 +26,6 @@ export interface ReportRunOptions {
   counts: RunCounts;
   /** the run's job definition (its outbox and export folder); without it no report can be written */
   job: JobDefinition | undefined;
-}
-
-/** tenant|invoice|digest (sealJobId) */
-function parseJobId(jobId: string): { invoiceNumber: string; sourceSha256: string } | undefined {
-  const parts = jobId.split('|');
-  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
-  return { invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
 }
 
 /** The rejects files the producer wrote for this run (`<export>.<run ID>.rejects.csv`), merged. */
@@ -73,7 +67,7 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
     const invoices: RunReportInvoice[] = [];
     for (const [jobId, entry] of settled) {
       const { outcome, invoice } = entry;
-      const ids = parseJobId(jobId);
+      const ids = parseSealJobId(jobId);
       const failure = failureOf.get(jobId);
       const invoiceNumber = invoice?.invoice ?? failure?.invoice ?? ids?.invoiceNumber;
       if (invoiceNumber === undefined) continue;

@@ -3,7 +3,13 @@
 // tenant's worker takes from its own queue). SealQueues routes by tenant and answers for all of them.
 import { Queue, type ConnectionOptions, type Job, type JobsOptions, type JobType } from 'bullmq';
 import IORedis, { type Redis, type RedisOptions } from 'ioredis';
-import { sealQueueName, type SealJobData } from './seal-job';
+import {
+  sealJobData,
+  sealQueueName,
+  storedSealJobData,
+  type SealJobData,
+  type StoredSealJobData,
+} from './seal-job';
 import { groupBy } from '../common/group-by';
 
 export const SEAL_JOB_OPTIONS: JobsOptions = {
@@ -51,7 +57,7 @@ export interface SealJobToAdd {
 }
 
 export class SealQueues {
-  private readonly queues = new Map<string, Queue<SealJobData>>();
+  private readonly queues = new Map<string, Queue<StoredSealJobData>>();
 
   constructor(
     readonly connection: ConnectionOptions,
@@ -59,11 +65,11 @@ export class SealQueues {
     private readonly jobOptions: JobsOptions = SEAL_JOB_OPTIONS,
   ) {}
 
-  /** The tenant's queue (opened once, reused). */
-  forTenant(tenant: string): Queue<SealJobData> {
+  /** The tenant's queue (opened once, reused); its jobs hold StoredSealJobData (see hydrate). */
+  forTenant(tenant: string): Queue<StoredSealJobData> {
     let queue = this.queues.get(tenant);
     if (!queue) {
-      queue = new Queue<SealJobData>(sealQueueName(tenant), {
+      queue = new Queue<StoredSealJobData>(sealQueueName(tenant), {
         connection: this.connection,
         prefix: this.prefix,
         defaultJobOptions: sealJobOptions(this.jobOptions),
@@ -108,20 +114,24 @@ export class SealQueues {
     const byTenant = groupBy(jobs, (j) => j.data.tenant);
     if (byTenant.size) await (await this.redis()).sadd(sealTenantsKey(this.prefix), ...byTenant.keys());
     const added: Job<SealJobData>[] = [];
-    for (const [tenant, list] of byTenant) added.push(...(await this.forTenant(tenant).addBulk(list)));
+    for (const [tenant, list] of byTenant) {
+      const stored = list.map((j) => ({ ...j, data: storedSealJobData(j.data) }));
+      added.push(...(await this.forTenant(tenant).addBulk(stored)).map(hydrate));
+    }
     return added;
   }
 
-  /** The job with this ID (tenant|invoice|digest), from its tenant's queue. */
+  /** The job with this ID (tenant|invoice|digest), from its tenant's queue, its data whole. */
   async getJob(jobId: string): Promise<Job<SealJobData> | undefined> {
     const tenant = tenantOfJobId(jobId);
-    return tenant === undefined ? undefined : this.forTenant(tenant).getJob(jobId);
+    const job = tenant === undefined ? undefined : await this.forTenant(tenant).getJob(jobId);
+    return job && hydrate(job);
   }
 
-  /** Jobs in these states across every tenant's queue. */
+  /** Jobs in these states across every tenant's queue, their data whole. */
   async getJobs(types: JobType[]): Promise<Job<SealJobData>[]> {
     const all: Job<SealJobData>[] = [];
-    for (const t of await this.tenants()) all.push(...(await this.forTenant(t).getJobs(types)));
+    for (const t of await this.tenants()) all.push(...(await this.forTenant(t).getJobs(types)).map(hydrate));
     return all;
   }
 
@@ -152,6 +162,16 @@ export class SealQueues {
     await this.own?.quit().catch(() => this.own?.disconnect());
     this.own = undefined;
   }
+}
+
+/**
+ * A job read from Redis with its data made whole again (sealJobData): the same object, so that what
+ * BullMQ does with it (retry, remove, moveToDelayed) stays as it is. Its data is written back whole
+ * only by updateData, which the worker strips again.
+ */
+export function hydrate<R>(job: Job<StoredSealJobData, R>): Job<SealJobData, R> {
+  job.data = sealJobData(job.id, job.data);
+  return job as unknown as Job<SealJobData, R>;
 }
 
 export function openSealQueues(

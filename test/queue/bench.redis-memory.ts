@@ -71,7 +71,10 @@ async function main(): Promise<void> {
   while (!(await redisAnswers(url))) await new Promise((r) => setTimeout(r, 50));
   const redis = connectRedis(url);
   const prefix = 'sealer-bench-trim';
-  const logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(dir, 'night.log'), sync: false }));
+  const logger = pino(
+    { level: 'warn' },
+    pino.destination({ dest: path.join(dir, 'night.log'), sync: false }),
+  );
   const sandbox = await startSandbox({
     totpPeriodSec: 1,
     dataDir: path.join(dir, 'sandbox'),
@@ -137,4 +140,7 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -11,7 +11,14 @@ import { parse } from 'csv-parse/sync';
 import pino from 'pino';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { loadJobFile } from '../../src/jobs';
-import { invoiceCaseKey, openSealQueue, produceRun, readRun, type SealJobData } from '../../src/queue';
+import {
+  invoiceCaseKey,
+  openSealQueue,
+  produceRun,
+  readRun,
+  sealJobData,
+  type StoredSealJobData,
+} from '../../src/queue';
 import { writeExportCsv } from '../../src/export';
 import { csvLine } from '../../src/export/csv-write';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
@@ -314,12 +321,13 @@ test(
     let settled = 0;
     let allSettled!: () => void;
     const settledAll = new Promise<void>((resolve) => (allSettled = resolve));
-    const worker = new Worker<SealJobData>(
+    const worker = new Worker<StoredSealJobData>(
       queue.forTenant(job.tenant).name,
       async (j) => {
-        if (j.data.invoiceNumber === 'F-000003') throw new UnrecoverableError('refused for the test');
+        // Redis holds the data less what the job ID says; the seal worker makes it whole so.
+        const d = sealJobData(j.id, j.data);
+        if (d.invoiceNumber === 'F-000003') throw new UnrecoverableError('refused for the test');
         // As the seal worker does before its job completes (and leaves Redis): the sealed index entry.
-        const d = j.data;
         const file = path.join(job.outboxRoot, d.tenant, d.runDate, `${d.invoiceNumber}.pdf`);
         await recordSealed(job.outboxRoot, d.tenant, d.invoiceNumber, d.sourceSha256, file, d.runId);
         return 'ok';

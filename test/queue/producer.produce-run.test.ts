@@ -69,6 +69,18 @@ test(
     const data: SealJobData = one.data;
     assert.equal(data.sourcePath, path.join(dir, 'inbox', 'pdf', 'ACM-000001.pdf'));
     assert.ok(JSON.stringify(data).length < 1000, 'job data holds references, not PDF bytes');
+    // Redis holds it less what the job ID says; the queue hands it back whole.
+    const stored = JSON.parse((await redis.hget(queue.forTenant('acme').toKey(one.id!), 'data'))!) as object;
+    assert.deepEqual(
+      Object.keys(stored).filter((k) => ['tenant', 'invoiceNumber', 'sourceSha256'].includes(k)),
+      [],
+    );
+    assert.deepEqual(
+      { ...stored, tenant: 'acme', invoiceNumber: 'ACM-000001', sourceSha256: data.sourceSha256 },
+      {
+        ...data,
+      },
+    );
     assert.deepEqual(await fs.readdir(path.join(dir, 'inbox')), ['pdf', 'processed']);
     const counts = await readRun(redis, prefix, result.runId);
     assert.equal(counts.enqueued, 30);

@@ -214,12 +214,14 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     await copyInbox(home, tenants);
     const queue = openSealQueue({ url: endpoint.url, maxRetriesPerRequest: null }, prefix);
     let again = 0;
-    let duplicates = 0;
+    let queued = 0;
+    let sealedBefore = 0;
     try {
       for (const job of jobs) {
         const r = await produceRun(job, { queue, redis, prefix, logger });
         again += r.totals.enqueued;
-        duplicates += r.totals.duplicates;
+        queued += r.totals.duplicates;
+        sealedBefore += r.totals.alreadySealed;
       }
     } finally {
       await queue.close();
@@ -279,7 +281,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
         `awaiting approval: ${awaiting} invoices (they seal once \`${sealerCommandLine('approve')}\` is run)`,
       );
     say(
-      `re-run of the same exports: ${again} enqueued, ${duplicates} recognised as already queued or sealed`,
+      `re-run of the same exports: ${again} enqueued, ${sealedBefore} recognised as already sealed (the outbox's sealed index), ${queued} as already queued`,
     );
     say(
       `logs: ${path.relative(home, logFile)}${sandbox ? `; check a file: ${sealerCommandLine(`verify --root ${path.relative(home, sandbox.rootCertPath)} <pdf>`)}` : ''}`,

@@ -7,7 +7,7 @@ import type { JobDefinition } from '../jobs';
 import { findSealed } from '../outbox';
 import { SealerError } from '../common/errors';
 import { clearCredentialLatch } from '../custody';
-import type { SealJobData } from './seal-job';
+import { parseSealJobId } from './seal-job';
 import type { SealQueues } from './seal-queue';
 import { reportSettledRun } from './report-run';
 import { createLogger, type Logger } from '../common/logger';
@@ -193,9 +193,11 @@ export interface RetryResult {
   requeued: RetryItem[];
   /** sealed since it failed (the sealed index names the file): not queued again */
   alreadySealed: (RetryItem & { file: string })[];
-  /** the job is not failed now (waiting, active, delayed, completed): left as it is */
+  /** the job is not failed now (waiting, active, delayed): left as it is. A completed job is not in
+   * Redis (removed on completion): it is found in the sealed index and reported as already sealed. */
   notFailed: (RetryItem & { state: string })[];
-  /** no such job in the queue and no sealed record of it */
+  /** no such job in the queue and no sealed record of it (never queued, or a failed job its queue's
+   * bound pruned: a re-run of its export queues it again) */
   unknown: string[];
 }
 
@@ -209,19 +211,12 @@ export interface RetryOptions {
   logger?: Logger;
 }
 
-/** Parses tenant|invoice|digest (sealJobId) for a job no longer in the queue. */
-function parseJobId(
-  jobId: string,
-): Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> | undefined {
-  const parts = jobId.split('|');
-  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
-  return { tenant: parts[0]!, invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
-}
-
 export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promise<RetryResult> {
   const { redis, prefix, queue, jobs } = opts;
   // Which runs list each job as failed: an invoice sealed since is taken out of their failed counts.
   const listedIn = new Map<string, Set<string>>();
+  /** what the runs' failures lists say of each job: its export row, when the job itself is gone */
+  const listed = new Map<string, FailedInvoice>();
   if ('jobIds' in target) {
     for (const id of target.jobIds) listedIn.set(id, new Set());
   } else {
@@ -231,6 +226,7 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
     });
     for (const f of failed) {
       if (f.jobId === undefined) continue;
+      listed.set(f.jobId, f);
       const runs = listedIn.get(f.jobId) ?? new Set<string>();
       listedIn.set(f.jobId, runs.add(f.runId));
     }
@@ -238,7 +234,7 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
   const result: RetryResult = { requeued: [], alreadySealed: [], notFailed: [], unknown: [] };
   for (const [jobId, runs] of listedIn) {
     const job = await queue.getJob(jobId);
-    const data = job?.data ?? parseJobId(jobId);
+    const data = job?.data ?? parseSealJobId(jobId);
     if (!data) {
       result.unknown.push(jobId);
       continue;
@@ -256,11 +252,13 @@ export async function retryJobs(opts: RetryOptions, target: RetryTarget): Promis
       // own and, when a re-run of the export queued it again, the earlier one).
       for (const r of runId === undefined ? runs : new Set([...runs, runId])) {
         if (await reopenFailure(redis, prefix, r, jobId)) {
+          // The export row from the job, or (a failed job pruned by its queue's bound) from the
+          // failures list; the rest the report reads from the sealed index and the manifest.
+          const row = listed.get(jobId);
           await recordOutcome(redis, prefix, r, jobId, 'alreadySealed', undefined, {
             invoice: data.invoiceNumber,
-            line: job?.data.line ?? 0,
-            ...(job && { exportFile: job.data.exportFile, customer: job.data.customer }),
-            ...(job && { amount: job.data.amount, issueDate: job.data.issueDate }),
+            line: job?.data.line ?? row?.line ?? 0,
+            exportFile: job?.data.exportFile ?? row?.exportFile,
             file: sealed.file,
           });
           const settled = await settleRun(redis, prefix, r);

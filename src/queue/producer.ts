@@ -1,6 +1,8 @@
 // The producer: reads one core-system export and enqueues one BullMQ job per invoice, in addBulk chunks,
-// with deterministic job IDs so a re-run enqueues nothing twice. It takes an export only once the job's
-// rule says it is complete, and moves it to processed/ only after every row is enqueued or rejected.
+// with deterministic job IDs so a re-run enqueues nothing twice: an invoice whose job is still in Redis
+// is already queued, one the outbox's sealed index lists is already sealed (completed jobs leave Redis at
+// once). It takes an export only once the job's rule says it is complete, and moves it to processed/
+// only after every row is enqueued, recognised or rejected.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -26,7 +28,8 @@ import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
 import type { SealQueues } from './seal-queue';
-import { addRunCounts, settleRun, type RunCounts } from './run-record';
+import { addRunCounts, recordOutcomes, settleRun, type RunCounts } from './run-record';
+import { findSealed } from '../outbox';
 import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
 import { reportSettledRun } from './report-run';
@@ -47,7 +50,18 @@ export interface ProduceOptions {
   onProgress?: (p: { file: string; rows: number }) => void;
 }
 
-export interface FileResult extends Pick<RunCounts, 'rows' | 'enqueued' | 'duplicates' | 'rejected'> {
+/**
+ * What the producer counts of an export: rows = enqueued + duplicates + alreadySealed + rejected.
+ * `duplicates` are invoices whose job is still queued (waiting, active, delayed); `alreadySealed` ones
+ * the tenant's sealed index lists, which are not queued again and count in their run as already sealed
+ * (the run's `enqueued` includes them: every invoice the run took on is sealed, already sealed, failed
+ * or still waiting).
+ */
+export interface ProduceCounts extends Pick<RunCounts, 'rows' | 'enqueued' | 'duplicates' | 'rejected'> {
+  alreadySealed: number;
+}
+
+export interface FileResult extends ProduceCounts {
   file: string;
   /** of the enqueued: invoices whose earlier job had failed, queued again */
   requeued: number;
@@ -70,7 +84,7 @@ export interface ProduceResult {
   runId: string;
   runDate: string;
   files: FileResult[];
-  totals: Pick<RunCounts, 'rows' | 'enqueued' | 'duplicates' | 'rejected'>;
+  totals: ProduceCounts;
   failedFiles: { file: string; error: string }[];
   /** exports left in place because they are not yet complete (or changed while read) */
   notReady: NotReadyFile[];
@@ -164,6 +178,7 @@ async function withEnqueueLock<T>(opts: ProduceOptions, tenant: string, fn: () =
 interface ChunkResult {
   enqueued: number;
   duplicates: number;
+  alreadySealed: number;
   requeued: number;
   /** rows whose invoice number differs only in case from one the tenant already enqueued */
   caseClashes: RejectedRow[];
@@ -172,6 +187,7 @@ interface ChunkResult {
 async function enqueueChunk(
   records: InvoiceRecord[],
   base: Omit<SealJobData, 'invoiceNumber' | 'sourcePath' | 'sourceSha256' | 'sourceLength' | 'line'>,
+  outboxRoot: string,
   opts: ProduceOptions,
 ): Promise<ChunkResult> {
   const datas: SealJobData[] = await Promise.all(
@@ -218,6 +234,7 @@ async function enqueueChunk(
     const failedKey = queue.toKey('failed');
     for (const id of ids) pipeline.exists(queue.toKey(id)).zscore(failedKey, id);
     const replies = (await pipeline.exec()) ?? [];
+    const unseen: { data: SealJobData; id: string }[] = [];
     const fresh: SealJobData[] = [];
     let requeued = 0;
     const reply = (at: number): unknown => {
@@ -229,7 +246,7 @@ async function enqueueChunk(
       const exists = reply(2 * i);
       const score = reply(2 * i + 1);
       if (exists !== 1) {
-        fresh.push(data);
+        unseen.push({ data, id: ids[i]! });
       } else if (score !== null && (await queue.remove(ids[i]!)) === 1) {
         // Failed for good earlier: a re-run is how ops retries it. (A job that cannot be removed,
         // e.g. locked, stays and counts as a duplicate.)
@@ -237,6 +254,32 @@ async function enqueueChunk(
         fresh.push(data);
       }
     }
+    // No job in Redis: new, or completed and removed. Asked after Redis (a job completing meanwhile
+    // recorded its seal in the index before it completed), under the lock, so no producer races it.
+    const sealed = await Promise.all(
+      unseen.map((u) =>
+        findSealed(outboxRoot, base.tenant, u.data.invoiceNumber, u.data.sourceSha256).catch(
+          (err: unknown) => {
+            throw new ProducerError(`invoice ${u.data.invoiceNumber}: ${(err as Error).message}`, {
+              cause: err,
+            });
+          },
+        ),
+      ),
+    );
+    const alreadySealed = unseen.filter((_, i) => sealed[i] !== undefined);
+    for (const [i, u] of unseen.entries()) if (sealed[i] === undefined) fresh.push(u.data);
+    // Counted in this run as already sealed (and as taken on: see ProduceCounts), listed in its report.
+    await recordOutcomes(
+      opts.redis,
+      opts.prefix,
+      base.runId,
+      alreadySealed.map((u) => ({
+        jobId: u.id,
+        outcome: 'alreadySealed' as const,
+        invoice: { invoice: u.data.invoiceNumber, line: u.data.line, exportFile: u.data.exportFile },
+      })),
+    );
     if (fresh.length) {
       await opts.queue.addBulk(
         fresh.map((data) => ({ name: data.jobName, data, opts: { jobId: sealJobId(data) } })),
@@ -244,7 +287,8 @@ async function enqueueChunk(
     }
     return {
       enqueued: fresh.length,
-      duplicates: candidates.length - fresh.length,
+      duplicates: candidates.length - fresh.length - alreadySealed.length,
+      alreadySealed: alreadySealed.length,
       requeued,
       caseClashes,
     };
@@ -275,6 +319,7 @@ async function produceFile(
     rows: 0,
     enqueued: 0,
     duplicates: 0,
+    alreadySealed: 0,
     rejected: 0,
     requeued: 0,
   };
@@ -287,22 +332,23 @@ async function produceFile(
   const flush = async () => {
     let r: ChunkResult;
     try {
-      r = await enqueueChunk(pending, base, opts);
+      r = await enqueueChunk(pending, base, job.outboxRoot, opts);
     } catch (err) {
       // The file stays where it is; a re-run skips what this run did enqueue.
       throw new ProducerError(
-        `${file}: enqueueing failed after ${result.enqueued + result.duplicates} row(s) were queued; ` +
+        `${file}: enqueueing failed after ${result.enqueued + result.duplicates + result.alreadySealed} row(s) were queued or recognised; ` +
           `the export stays in place and a re-run skips those: ${err instanceof Error ? err.message : String(err)}`,
         { cause: err },
       );
     }
     result.enqueued += r.enqueued;
     result.duplicates += r.duplicates;
+    result.alreadySealed += r.alreadySealed;
     result.requeued += r.requeued;
     // Counted per chunk, so that a file failing midway still counts the invoices it did queue (the
     // workers will seal them) and the run settles on exact numbers.
     await addRunCounts(opts.redis, opts.prefix, ids.runId, {
-      enqueued: r.enqueued,
+      enqueued: r.enqueued + r.alreadySealed,
       duplicates: r.duplicates,
     });
     for (const row of r.caseClashes) await reject(row);
@@ -337,9 +383,10 @@ async function produceFile(
     await rejects.close();
   }
   if (result.rejected) result.rejectsFile = rejectsFile;
-  if (result.rows !== result.enqueued + result.duplicates + result.rejected) {
+  if (result.rows !== result.enqueued + result.duplicates + result.alreadySealed + result.rejected) {
     throw new ProducerError(
-      `${file}: ${result.rows} rows but ${result.enqueued} enqueued + ${result.duplicates} duplicates + ${result.rejected} rejected`,
+      `${file}: ${result.rows} rows but ${result.enqueued} enqueued + ${result.duplicates} duplicates + ` +
+        `${result.alreadySealed} already sealed + ${result.rejected} rejected`,
     );
   }
   // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
@@ -407,7 +454,7 @@ export async function produceRun(
   const result: ProduceResult = {
     ...ids,
     files: [],
-    totals: { rows: 0, enqueued: 0, duplicates: 0, rejected: 0 },
+    totals: { rows: 0, enqueued: 0, duplicates: 0, alreadySealed: 0, rejected: 0 },
     failedFiles: [],
     notReady: [],
   };
@@ -449,7 +496,8 @@ export async function produceRun(
       const fr = await produceFile(file, job, ids, opts, ready);
       if (fr.leftInPlace !== undefined) await leaveInPlace(file, fr.leftInPlace);
       result.files.push(fr);
-      for (const k of ['rows', 'enqueued', 'duplicates', 'rejected'] as const) result.totals[k] += fr[k];
+      for (const k of ['rows', 'enqueued', 'duplicates', 'alreadySealed', 'rejected'] as const)
+        result.totals[k] += fr[k];
       await addRunCounts(opts.redis, opts.prefix, ids.runId, { rows: fr.rows, rejected: fr.rejected });
       // Ops' way to retry is to run the export again: failed invoices queued again may meet a
       // credential stopped by a refused factor, which that retry releases, for every worker.

@@ -44,8 +44,12 @@ export const RENEW_JOB_OPTIONS: JobsOptions = {
   /** A TSA or OCSP responder down for a while: retried over about five minutes, like a seal job. */
   attempts: 6,
   backoff: { type: 'exponential', delay: 10_000, jitter: 0.3 },
-  removeOnComplete: { age: 90 * 24 * 3600 },
-  removeOnFail: false,
+  /** A renewal pass reads its jobs' results as they complete (run-renewal.ts): a day is plenty for a
+   * pass in another process to read them too, and no history is kept in Redis (the manifest and the
+   * audit trail are the record of what was renewed). */
+  removeOnComplete: { age: 24 * 3600 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
+  stackTraceLimit: 1,
 };
 
 export interface RenewJobData {
@@ -81,7 +85,11 @@ export function openRenewQueue(
   prefix: string,
   jobOptions: JobsOptions = RENEW_JOB_OPTIONS,
 ): Queue<RenewJobData> {
-  return new Queue<RenewJobData>(RENEW_QUEUE, { connection, prefix, defaultJobOptions: jobOptions });
+  return new Queue<RenewJobData>(RENEW_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: { ...RENEW_JOB_OPTIONS, ...jobOptions },
+  });
 }
 
 export interface RenewWorkerOptions {

@@ -15,6 +15,7 @@ import {
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import { readFailures, readRun, readSettledInvoices, runKey, type RunCounts } from './run-record';
+import { parseSealJobId } from './seal-job';
 
 export interface ReportRunOptions {
   redis: Redis;
@@ -25,13 +26,6 @@ export interface ReportRunOptions {
   counts: RunCounts;
   /** the run's job definition (its outbox and export folder); without it no report can be written */
   job: JobDefinition | undefined;
-}
-
-/** tenant|invoice|digest (sealJobId) */
-function parseJobId(jobId: string): { invoiceNumber: string; sourceSha256: string } | undefined {
-  const parts = jobId.split('|');
-  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
-  return { invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
 }
 
 /** The rejects files the producer wrote for this run (`<export>.<run ID>.rejects.csv`), merged. */
@@ -71,8 +65,9 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
     ]);
     const failureOf = new Map(failures.map((f) => [f.jobId, f]));
     const invoices: RunReportInvoice[] = [];
-    for (const [jobId, { outcome, invoice }] of settled) {
-      const ids = parseJobId(jobId);
+    for (const [jobId, entry] of settled) {
+      const { outcome, invoice } = entry;
+      const ids = parseSealJobId(jobId);
       const failure = failureOf.get(jobId);
       const invoiceNumber = invoice?.invoice ?? failure?.invoice ?? ids?.invoiceNumber;
       if (invoiceNumber === undefined) continue;
@@ -87,6 +82,8 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
           ids && (await findSealed(job.outboxRoot, job.tenant, ids.invoiceNumber, ids.sourceSha256));
         status = record?.runId === o.runId ? 'sealed' : 'already sealed';
       }
+      // A sealed invoice's customer, amount, issue date, file and digest come from the sealed index and
+      // the manifest row (writeRunReport looks them up): the run keeps only its outcome and export row.
       invoices.push({
         invoiceNumber,
         ...(ids && { sourceSha256: ids.sourceSha256 }),
@@ -94,8 +91,8 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
         customer: invoice?.customer,
         amount: invoice?.amount,
         issueDate: invoice?.issueDate,
-        line: invoice?.line ?? failure?.line,
-        exportFile: invoice?.exportFile ?? failure?.exportFile,
+        line: invoice?.line ?? entry.line ?? failure?.line,
+        exportFile: invoice?.exportFile ?? entry.exportFile ?? failure?.exportFile,
         file: invoice?.file,
         sealedSha256: invoice?.sealedSha256,
         ...(status === 'failed' &&

@@ -1,7 +1,9 @@
 // Run records in Redis: one hash per run with its counts, so any process can tell how a run stands.
 // The counts must add up: enqueued = sealed + alreadySealed + failed + still waiting. An invoice's
 // outcome is counted once however often its job runs (a crash or a lost completion re-runs it): the
-// run keeps the set of job IDs already settled, and one script adds to the set and the count together.
+// run keeps each settled job ID's outcome (a few bytes: no job is kept in Redis once it completed), and
+// one script records the outcome and adds to the count together.
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 
 export interface RunCounts {
@@ -61,9 +63,11 @@ export interface RunFailure {
 }
 
 /**
- * What a run keeps of one settled invoice for its report: the job's facts from the export row and,
- * when sealed, the sealed file's digest. Kept per job ID beside the counts, so that the report lists
- * every invoice of the run (sealed, already sealed, failed) from Redis and the outbox alone.
+ * What a run keeps of one settled invoice for its report. A sealed or already sealed invoice keeps only
+ * its outcome and export row (line, export file's name) beside its job ID: the rest of what the report
+ * says of it (customer, amount, issue date, sealed file and digest) is in the outbox's sealed index and
+ * manifest, durable, so Redis does not carry it a second time for a million invoices. A failed invoice
+ * is in no manifest: it keeps the job's facts from the export row.
  */
 export interface SettledInvoice {
   invoice: string;
@@ -72,23 +76,73 @@ export interface SettledInvoice {
   customer?: string;
   amount?: number;
   issueDate?: string;
-  /** the sealed file (absolute) and its digest, when the job returned them */
+  /** the sealed file (absolute) and its digest, when the job returned them (not kept since runs keep
+   * no more than the outbox cannot tell) */
   file?: string;
   sealedSha256?: string;
 }
 
-// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] awaiting set,
-// KEYS[5] outcome by job ID, KEYS[6] settled invoice (JSON) by job ID
-// ARGV[1] job ID, ARGV[2] count field, ARGV[3] failure JSON ('' for none), ARGV[4] invoice JSON ('' for none)
+/**
+ * The outcome hash's value: `<outcome>\t<line>\t<export file name>`, or the bare outcome (as runs kept
+ * it before export rows were kept there). About 30 bytes beside the job ID.
+ */
+function outcomeValue(outcome: Outcome, invoice?: Pick<SettledInvoice, 'line' | 'exportFile'>): string {
+  if (!invoice) return outcome;
+  return `${outcome}\t${invoice.line}\t${invoice.exportFile === undefined ? '' : path.basename(invoice.exportFile)}`;
+}
+
+function parseOutcomeValue(value: string): { outcome: Outcome; line?: number; exportFile?: string } {
+  const [outcome, line, ...name] = value.split('\t');
+  const exportFile = name.join('\t');
+  return {
+    outcome: outcome as Outcome,
+    ...(line === undefined || line === '' ? {} : { line: Number(line) }),
+    ...(exportFile === '' ? {} : { exportFile }),
+  };
+}
+
+// KEYS[1] run hash, KEYS[2] settled set (runs recorded before the outcome hash was the record),
+// KEYS[3] failures list, KEYS[4] awaiting set, KEYS[5] outcome by job ID, KEYS[6] failed invoice (JSON)
+// by job ID
+// ARGV[1] job ID, ARGV[2] count field, ARGV[3] failure JSON ('' for none), ARGV[4] invoice JSON ('' for
+// none), ARGV[5] outcome value (outcomeValue)
 // Returns 1 when counted now, 0 when this job was counted already.
 const SETTLE_SCRIPT = `
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('HSETNX', KEYS[5], ARGV[1], ARGV[5]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 redis.call('SREM', KEYS[4], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[4]) end
 return 1`;
+
+/** One invoice's outcome, as recordOutcome and recordOutcomes take it. */
+export interface OutcomeRecord {
+  jobId: string;
+  outcome: Outcome;
+  failure?: RunFailure;
+  invoice?: SettledInvoice;
+}
+
+function settleArgs(prefix: string, runId: string, r: OutcomeRecord): (string | number)[] {
+  const key = runKey(prefix, runId);
+  return [
+    SETTLE_SCRIPT,
+    6,
+    key,
+    `${key}:settled`,
+    `${key}:failures`,
+    `${key}:awaiting`,
+    `${key}:outcomes`,
+    `${key}:invoices`,
+    r.jobId,
+    r.outcome,
+    r.failure ? JSON.stringify(r.failure) : '',
+    // Only a failed invoice keeps its facts here; the others' are in the outbox (see SettledInvoice).
+    r.invoice && r.outcome === 'failed' ? JSON.stringify(r.invoice) : '',
+    outcomeValue(r.outcome, r.invoice),
+  ];
+}
 
 /**
  * Counts one invoice's outcome in its run, once: returns false (and counts nothing) when this job was
@@ -103,44 +157,61 @@ export async function recordOutcome(
   failure?: RunFailure,
   invoice?: SettledInvoice,
 ): Promise<boolean> {
-  const key = runKey(prefix, runId);
-  const fresh = await redis.eval(
-    SETTLE_SCRIPT,
-    6,
-    key,
-    `${key}:settled`,
-    `${key}:failures`,
-    `${key}:awaiting`,
-    `${key}:outcomes`,
-    `${key}:invoices`,
-    jobId,
-    outcome,
-    failure ? JSON.stringify(failure) : '',
-    invoice ? JSON.stringify(invoice) : '',
-  );
+  const [script, numKeys, ...rest] = settleArgs(prefix, runId, { jobId, outcome, failure, invoice });
+  const fresh = await redis.eval(script as string, numKeys as number, ...rest);
   return fresh === 1;
 }
 
-/** Every settled invoice of the run by job ID: its outcome and what was kept of it (the outcome is
- * absent for jobs settled before outcomes were kept; the invoice also for one `sealer retry` counted
- * as already sealed without its job in hand). */
+/** recordOutcome for many invoices of one run in one round trip; returns how many were counted now. */
+export async function recordOutcomes(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  records: OutcomeRecord[],
+): Promise<number> {
+  if (records.length === 0) return 0;
+  const pipeline = redis.pipeline();
+  for (const r of records) {
+    const [script, numKeys, ...rest] = settleArgs(prefix, runId, r);
+    pipeline.eval(script as string, numKeys as number, ...rest);
+  }
+  let fresh = 0;
+  for (const [err, value] of (await pipeline.exec()) ?? []) {
+    if (err) throw err;
+    if (value === 1) fresh++;
+  }
+  return fresh;
+}
+
+/** What the run kept of one settled invoice (see SettledInvoice). */
+export interface SettledEntry {
+  /** absent for jobs settled before outcomes were kept */
+  outcome?: Outcome;
+  /** the export row, when kept */
+  line?: number;
+  exportFile?: string;
+  /** a failed invoice's facts (and, in runs recorded before, any invoice's) */
+  invoice?: SettledInvoice;
+}
+
+/** Every settled invoice of the run by job ID (see SettledEntry). */
 export async function readSettledInvoices(
   redis: Redis,
   prefix: string,
   runId: string,
-): Promise<Map<string, { outcome?: Outcome; invoice?: SettledInvoice }>> {
+): Promise<Map<string, SettledEntry>> {
   const key = runKey(prefix, runId);
   const [outcomes, invoices, settled] = await Promise.all([
     redis.hgetall(`${key}:outcomes`),
     redis.hgetall(`${key}:invoices`),
     redis.smembers(`${key}:settled`),
   ]);
-  const out = new Map<string, { outcome?: Outcome; invoice?: SettledInvoice }>();
-  for (const jobId of settled) {
+  const out = new Map<string, SettledEntry>();
+  for (const jobId of new Set([...Object.keys(outcomes), ...settled])) {
     const raw = invoices[jobId];
-    const outcome = outcomes[jobId] as Outcome | undefined;
+    const value = outcomes[jobId];
     out.set(jobId, {
-      ...(outcome === undefined ? {} : { outcome }),
+      ...(value === undefined ? {} : parseOutcomeValue(value)),
       ...(raw === undefined ? {} : { invoice: JSON.parse(raw) as SettledInvoice }),
     });
   }
@@ -238,7 +309,8 @@ export async function listRuns(
   );
 }
 
-// KEYS[1] run hash, KEYS[2] settled set, KEYS[3] failures list, KEYS[4] open runs of the run's job
+// KEYS[1] run hash, KEYS[2] settled set (older runs), KEYS[3] failures list, KEYS[4] open runs of the
+// run's job, KEYS[5] outcome by job ID, KEYS[6] failed invoice by job ID
 // ARGV[1] job ID, ARGV[2] run ID
 const REOPEN_SCRIPT = `
 local found = false
@@ -250,7 +322,9 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
   end
 end
 if not found then return 0 end
-if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'failed', -1) end
+local counted = redis.call('HDEL', KEYS[5], ARGV[1]) + redis.call('SREM', KEYS[2], ARGV[1])
+if counted > 0 then redis.call('HINCRBY', KEYS[1], 'failed', -1) end
+redis.call('HDEL', KEYS[6], ARGV[1])
 redis.call('HDEL', KEYS[1], 'settledAt')
 if KEYS[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[2]) end
 return 1`;
@@ -271,11 +345,13 @@ export async function reopenFailure(
   const job = await redis.hget(key, 'job');
   const reopened = await redis.eval(
     REOPEN_SCRIPT,
-    4,
+    6,
     key,
     `${key}:settled`,
     `${key}:failures`,
     job === null ? '' : openRunsKey(prefix, job),
+    `${key}:outcomes`,
+    `${key}:invoices`,
     jobId,
     runId,
   );

@@ -1,4 +1,5 @@
-// What one queued invoice carries: references (paths, digests) and identity, never PDF bytes or secrets.
+// What one queued invoice carries: references (paths, digests) and identity, never PDF bytes or secrets;
+// in Redis, less what its job ID says (StoredSealJobData).
 import type { ConnectionOptions } from 'bullmq';
 
 export const SEAL_QUEUE = 'seal';
@@ -50,6 +51,41 @@ export interface SealJobResult {
  */
 export function sealJobId(data: Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'>): string {
   return `${data.tenant}|${data.invoiceNumber}|${data.sourceSha256}`;
+}
+
+/**
+ * What a seal job stores in Redis: its data less what its job ID already says (tenant, invoice number,
+ * source digest), about a quarter of the job's data, for each of a night's million queued invoices.
+ * Jobs queued before carry them in full; what they carry wins over the ID.
+ */
+export type StoredSealJobData = Omit<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> &
+  Partial<Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'>>;
+
+export function storedSealJobData(data: SealJobData): StoredSealJobData {
+  const { tenant: _tenant, invoiceNumber: _invoice, sourceSha256: _digest, ...rest } = data;
+  return rest;
+}
+
+/** The job ID's parts (sealJobId), or undefined when it is not one. */
+export function parseSealJobId(
+  jobId: string,
+): Pick<SealJobData, 'tenant' | 'invoiceNumber' | 'sourceSha256'> | undefined {
+  const parts = jobId.split('|');
+  if (parts.length !== 3 || !/^[0-9a-f]{64}$/.test(parts[2]!)) return undefined;
+  return { tenant: parts[0]!, invoiceNumber: parts[1]!, sourceSha256: parts[2]! };
+}
+
+/** A stored job's whole data again: what it stored, and the rest from its ID. */
+export function sealJobData(jobId: string | undefined, stored: StoredSealJobData): SealJobData {
+  if (stored.tenant !== undefined && stored.invoiceNumber !== undefined && stored.sourceSha256 !== undefined)
+    return stored as SealJobData;
+  const ids = jobId === undefined ? undefined : parseSealJobId(jobId);
+  return {
+    ...stored,
+    tenant: stored.tenant ?? ids?.tenant ?? '',
+    invoiceNumber: stored.invoiceNumber ?? ids?.invoiceNumber ?? '',
+    sourceSha256: stored.sourceSha256 ?? ids?.sourceSha256 ?? '',
+  };
 }
 
 export interface QueueConnection {

@@ -3,7 +3,13 @@
 // tenant's worker takes from its own queue). SealQueues routes by tenant and answers for all of them.
 import { Queue, type ConnectionOptions, type Job, type JobsOptions, type JobType } from 'bullmq';
 import IORedis, { type Redis, type RedisOptions } from 'ioredis';
-import { sealQueueName, type SealJobData } from './seal-job';
+import {
+  sealJobData,
+  sealQueueName,
+  storedSealJobData,
+  type SealJobData,
+  type StoredSealJobData,
+} from './seal-job';
 import { groupBy } from '../common/group-by';
 
 export const SEAL_JOB_OPTIONS: JobsOptions = {
@@ -14,10 +20,24 @@ export const SEAL_JOB_OPTIONS: JobsOptions = {
    * fails at once. A re-run of the export re-queues what failed. */
   attempts: 6,
   backoff: { type: 'exponential', delay: 10_000, jitter: 0.3 },
-  /** completed jobs stay 90 days so a re-run of the same export deduplicates by job ID */
-  removeOnComplete: { age: 90 * 24 * 3600 },
-  removeOnFail: false,
+  /** Redis holds what a night needs, not a history: a completed job goes at once (about 2 KB each,
+   * a million a night). What it settled stays where it is durable or small: the sealed file, the
+   * outbox's sealed index (which is how a re-run of the export recognises it, see producer.ts), the
+   * run record's outcome and the run report. */
+  removeOnComplete: true,
+  /** Failed jobs stay for `sealer retry` and the dashboard, bounded per tenant queue so that a night
+   * the provider was down cannot fill Redis: a month, and the newest 100,000. One pruned is still in
+   * its run's failures list, and a re-run of its export queues it again. */
+  removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
+  /** one stack (the last attempt's) per failed job, not one per attempt */
+  stackTraceLimit: 1,
 };
+
+/** The job options of a seal queue: SEAL_JOB_OPTIONS with `overrides` over them (tests shorten the
+ * backoff without keeping completed jobs by accident). */
+export function sealJobOptions(overrides: JobsOptions = {}): JobsOptions {
+  return { ...SEAL_JOB_OPTIONS, ...overrides };
+}
 
 /** The Redis set of tenants that have a seal queue: what "every tenant" means to ops verbs. */
 export function sealTenantsKey(prefix: string): string {
@@ -37,7 +57,7 @@ export interface SealJobToAdd {
 }
 
 export class SealQueues {
-  private readonly queues = new Map<string, Queue<SealJobData>>();
+  private readonly queues = new Map<string, Queue<StoredSealJobData>>();
 
   constructor(
     readonly connection: ConnectionOptions,
@@ -45,14 +65,14 @@ export class SealQueues {
     private readonly jobOptions: JobsOptions = SEAL_JOB_OPTIONS,
   ) {}
 
-  /** The tenant's queue (opened once, reused). */
-  forTenant(tenant: string): Queue<SealJobData> {
+  /** The tenant's queue (opened once, reused); its jobs hold StoredSealJobData (see hydrate). */
+  forTenant(tenant: string): Queue<StoredSealJobData> {
     let queue = this.queues.get(tenant);
     if (!queue) {
-      queue = new Queue<SealJobData>(sealQueueName(tenant), {
+      queue = new Queue<StoredSealJobData>(sealQueueName(tenant), {
         connection: this.connection,
         prefix: this.prefix,
-        defaultJobOptions: this.jobOptions,
+        defaultJobOptions: sealJobOptions(this.jobOptions),
       });
       for (const l of this.errorListeners) queue.on('error', l);
       this.queues.set(tenant, queue);
@@ -94,20 +114,24 @@ export class SealQueues {
     const byTenant = groupBy(jobs, (j) => j.data.tenant);
     if (byTenant.size) await (await this.redis()).sadd(sealTenantsKey(this.prefix), ...byTenant.keys());
     const added: Job<SealJobData>[] = [];
-    for (const [tenant, list] of byTenant) added.push(...(await this.forTenant(tenant).addBulk(list)));
+    for (const [tenant, list] of byTenant) {
+      const stored = list.map((j) => ({ ...j, data: storedSealJobData(j.data) }));
+      added.push(...(await this.forTenant(tenant).addBulk(stored)).map(hydrate));
+    }
     return added;
   }
 
-  /** The job with this ID (tenant|invoice|digest), from its tenant's queue. */
+  /** The job with this ID (tenant|invoice|digest), from its tenant's queue, its data whole. */
   async getJob(jobId: string): Promise<Job<SealJobData> | undefined> {
     const tenant = tenantOfJobId(jobId);
-    return tenant === undefined ? undefined : this.forTenant(tenant).getJob(jobId);
+    const job = tenant === undefined ? undefined : await this.forTenant(tenant).getJob(jobId);
+    return job && hydrate(job);
   }
 
-  /** Jobs in these states across every tenant's queue. */
+  /** Jobs in these states across every tenant's queue, their data whole. */
   async getJobs(types: JobType[]): Promise<Job<SealJobData>[]> {
     const all: Job<SealJobData>[] = [];
-    for (const t of await this.tenants()) all.push(...(await this.forTenant(t).getJobs(types)));
+    for (const t of await this.tenants()) all.push(...(await this.forTenant(t).getJobs(types)).map(hydrate));
     return all;
   }
 
@@ -138,6 +162,16 @@ export class SealQueues {
     await this.own?.quit().catch(() => this.own?.disconnect());
     this.own = undefined;
   }
+}
+
+/**
+ * A job read from Redis with its data made whole again (sealJobData): the same object, so that what
+ * BullMQ does with it (retry, remove, moveToDelayed) stays as it is. Its data is written back whole
+ * only by updateData, which the worker strips again.
+ */
+export function hydrate<R>(job: Job<StoredSealJobData, R>): Job<SealJobData, R> {
+  job.data = sealJobData(job.id, job.data);
+  return job as unknown as Job<SealJobData, R>;
 }
 
 export function openSealQueues(

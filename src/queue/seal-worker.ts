@@ -27,7 +27,13 @@ import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
 import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
 import { SigningContexts, type SigningContext } from './signing-contexts';
-import { sealQueueName, type SealJobData, type SealJobResult } from './seal-job';
+import {
+  sealJobData,
+  sealQueueName,
+  storedSealJobData,
+  type SealJobData,
+  type SealJobResult,
+} from './seal-job';
 import {
   markAwaiting,
   pendingInvoices,
@@ -58,6 +64,12 @@ function settledInvoice(data: SealJobData, result?: SealJobResult): SettledInvoi
     file: result?.file,
     sealedSha256: result?.sealedSha256,
   };
+}
+
+/** The job with its data whole (see StoredSealJobData); the same object. */
+function whole<J extends Job<SealJobData>>(job: J): J {
+  job.data = sealJobData(job.id, job.data);
+  return job;
 }
 
 function isInside(folder: string, file: string): boolean {
@@ -261,8 +273,8 @@ export class SealWorker {
     listener: (job: Job<SealJobData> | undefined, err?: Error) => void,
   ): void {
     for (const w of this.workers.values()) {
-      if (event === 'completed') w.on('completed', (job) => listener(job));
-      else w.on('failed', (job, err) => listener(job, err));
+      if (event === 'completed') w.on('completed', (job) => listener(whole(job)));
+      else w.on('failed', (job, err) => listener(job && whole(job), err));
     }
   }
 
@@ -270,8 +282,10 @@ export class SealWorker {
     // The processor records every failure itself, awaited, before BullMQ learns the fate. A job that
     // BullMQ fails without running it to the end (stalled too often) is recorded here; recording is
     // idempotent (recordOutcome), so a failure the processor recorded is not counted or audited twice.
-    worker.on('failed', (job, err) => {
-      if (!job) return;
+    worker.on('failed', (failed, err) => {
+      if (!failed) return;
+      // A job failed without running here (stalled too often) was read from Redis: make it whole.
+      const job = whole(failed);
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (!final) return;
       this.recordFailure(job, { action: 'fail', kind: 'transient', reason: err.message }).catch(
@@ -448,6 +462,8 @@ export class SealWorker {
   }
 
   async process(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
+    // Redis holds the job's data less what its ID says (StoredSealJobData): whole again from here on.
+    whole(job);
     const id = job.id ?? '';
     this.inHand.set(id, job.data.invoiceNumber);
     try {
@@ -519,11 +535,10 @@ export class SealWorker {
     const { redis, prefix, logger } = this.options;
     if (err instanceof AwaitingBoundApproval) {
       // SCAL2: the approver must see this hash; keep what makes the next preparation identical.
-      await job.updateData({
-        ...job.data,
-        signingTime: err.signingTime,
-        pendingHash: err.hash.toString('hex'),
-      });
+      // Written back as stored (less what the ID says); this process keeps the whole data.
+      const data = { ...job.data, signingTime: err.signingTime, pendingHash: err.hash.toString('hex') };
+      await job.updateData(storedSealJobData(data) as SealJobData);
+      job.data = data;
       await this.approvals.addPending(err.tenant, err.credentialId, {
         hash: err.hash,
         jobId: job.id ?? '',

@@ -83,7 +83,10 @@ test('enqueue: the good job runs, the broken one is named with why', TIMEOUT, as
     const good = capture();
     const code = await run(['node', 'sealer', 'enqueue', 'sakura-nightly', '--jobs', jobsDir], good.io);
     assert.equal(code, 0, good.out.stderr);
-    assert.match(good.out.stdout, /4 rows: 4 enqueued, 0 duplicates, 0 rejected, 0 file\(s\) failed/);
+    assert.match(
+      good.out.stdout,
+      /4 rows: 4 enqueued, 0 already queued, 0 already sealed, 0 rejected, 0 file\(s\) failed/,
+    );
     assert.equal(await queue.count(), 4);
     // The other tenant's broken file is logged at error level (pino level 50), not hidden.
     const logged = good.out.logs

@@ -134,7 +134,7 @@ test(
     };
     const enqueued = await sealer(['enqueue', 'fuji-nightly', '--jobs', path.join(dir, 'jobs')], env);
     assert.equal(enqueued.code, 0, enqueued.stderr);
-    assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 duplicates, 0 rejected/);
+    assert.match(enqueued.stdout, /12 rows: 12 enqueued, 0 already queued, 0 already sealed, 0 rejected/);
     // Piped, as here: no carriage-return redraws of the rows-read count.
     assert.ok(!enqueued.stdout.includes('\r') && !enqueued.stderr.includes('\r'), enqueued.stderr);
 

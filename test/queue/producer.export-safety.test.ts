@@ -11,7 +11,14 @@ import { parse } from 'csv-parse/sync';
 import pino from 'pino';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { loadJobFile } from '../../src/jobs';
-import { invoiceCaseKey, openSealQueue, produceRun, readRun, type SealJobData } from '../../src/queue';
+import {
+  invoiceCaseKey,
+  openSealQueue,
+  produceRun,
+  readRun,
+  sealJobData,
+  type StoredSealJobData,
+} from '../../src/queue';
 import { writeExportCsv } from '../../src/export';
 import { csvLine } from '../../src/export/csv-write';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
@@ -19,6 +26,7 @@ import { renderSampleInvoice } from '../../src/pdf';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { listCredentialLatches, RedisAuthorisationGuards } from '../../src/custody';
+import { recordSealed } from '../../src/outbox';
 
 const logger = pino({ level: 'silent' });
 const TIMEOUT = { timeout: 180_000 };
@@ -124,7 +132,7 @@ test(
     // Quiet for the whole period: every row of the complete file is taken, and only now it moves.
     const done = await produceRun(job, { ...opts, now: at(90_000) });
     assert.deepEqual(done.notReady, []);
-    assert.deepEqual(done.totals, { rows: 6, enqueued: 6, duplicates: 0, rejected: 0 });
+    assert.deepEqual(done.totals, { rows: 6, enqueued: 6, duplicates: 0, alreadySealed: 0, rejected: 0 });
     assert.equal(await queue.count(), 6);
     assert.deepEqual(await inboxFiles(inbox), ['pdf', 'processed']);
   },
@@ -161,13 +169,13 @@ test(
     assert.match(first.files[0]!.leftInPlace ?? '', /changed while it was read/);
     assert.equal(first.notReady[0]!.file, file);
     // Only the 8 rows whose lines were complete when the read began are read and queued.
-    assert.deepEqual(first.totals, { rows: 8, enqueued: 8, duplicates: 0, rejected: 0 });
+    assert.deepEqual(first.totals, { rows: 8, enqueued: 8, duplicates: 0, alreadySealed: 0, rejected: 0 });
     assert.deepEqual(await inboxFiles(inbox), ['invoices.csv', 'pdf']);
 
     // Once quiet, a later run takes all 12: the 8 are duplicates.
     const mtime = (await fs.stat(file)).mtime;
     const later = await produceRun(job, { ...opts, now: new Date(mtime.getTime() + 61_000) });
-    assert.deepEqual(later.totals, { rows: 12, enqueued: 4, duplicates: 8, rejected: 0 });
+    assert.deepEqual(later.totals, { rows: 12, enqueued: 4, duplicates: 8, alreadySealed: 0, rejected: 0 });
     assert.equal(await queue.count(), 12);
     assert.ok(later.files[0]!.processedTo);
   },
@@ -238,7 +246,7 @@ test(
     // The core system marks it complete: taken, marker gone.
     await fs.writeFile(`${b}.done`, '');
     const third = await produceRun(job, { ...opts, now: at(3000) });
-    assert.deepEqual(third.totals, { rows: 1, enqueued: 1, duplicates: 0, rejected: 0 });
+    assert.deepEqual(third.totals, { rows: 1, enqueued: 1, duplicates: 0, alreadySealed: 0, rejected: 0 });
     assert.deepEqual(await inboxFiles(inbox), ['pdf', 'processed']);
     assert.equal(await queue.count(), 3);
   },
@@ -252,7 +260,7 @@ test(
     const first = path.join(inbox, 'first.csv');
     await writeExportCsv(first, HEADERS, await invoiceRows(inbox, ['XCASE-001', 'K-1']), 'utf8', T0);
     const r1 = await produceRun(job, { ...opts, now: at(3_600_000) });
-    assert.deepEqual(r1.totals, { rows: 2, enqueued: 2, duplicates: 0, rejected: 0 });
+    assert.deepEqual(r1.totals, { rows: 2, enqueued: 2, duplicates: 0, alreadySealed: 0, rejected: 0 });
     assert.equal(await redis.hget(invoiceCaseKey(prefix, 'acme'), 'xcase-001'), 'XCASE-001');
 
     // A later export of the same tenant: xcase-001 clashes with the XCASE-001 enqueued before; K-1 with
@@ -264,7 +272,7 @@ test(
     rows.push(['CON', '株式会社テスト', '1,000', '2026/11/24', 'pdf/K-2.pdf']);
     await writeExportCsv(second, HEADERS, rows, 'utf8', T0);
     const r2 = await produceRun(job, { ...opts, now: at(7_200_000) });
-    assert.deepEqual(r2.totals, { rows: 4, enqueued: 2, duplicates: 0, rejected: 2 });
+    assert.deepEqual(r2.totals, { rows: 4, enqueued: 2, duplicates: 0, alreadySealed: 0, rejected: 2 });
     assert.equal(await queue.count(), 4);
     const rejectsFile = r2.files[0]!.rejectsFile!;
     const back = parse(await fs.readFile(rejectsFile), { bom: true, columns: true }) as Record<
@@ -290,14 +298,14 @@ test(
     // The first export again: the same numbers in the same case are plain duplicates.
     await fs.rename(r1.files[0]!.processedTo!, first);
     const r3 = await produceRun(job, { ...opts, now: at(10_800_000) });
-    assert.deepEqual(r3.totals, { rows: 2, enqueued: 0, duplicates: 2, rejected: 0 });
+    assert.deepEqual(r3.totals, { rows: 2, enqueued: 0, duplicates: 2, alreadySealed: 0, rejected: 0 });
     const queued = (await queue.getJobs(['waiting'])).map((j) => j.data.invoiceNumber).sort();
     assert.deepEqual(queued, ['K-1', 'K-1', 'K-2', 'XCASE-001']);
   },
 );
 
 test(
-  'a re-run re-queues the invoice whose job failed for good and counts the rest as duplicates',
+  'a re-run re-queues the invoice whose job failed for good and counts the rest as already sealed',
   TIMEOUT,
   async () => {
     const { inbox, job, queue, opts, connection, prefix } = await setup();
@@ -313,10 +321,15 @@ test(
     let settled = 0;
     let allSettled!: () => void;
     const settledAll = new Promise<void>((resolve) => (allSettled = resolve));
-    const worker = new Worker<SealJobData>(
+    const worker = new Worker<StoredSealJobData>(
       queue.forTenant(job.tenant).name,
       async (j) => {
-        if (j.data.invoiceNumber === 'F-000003') throw new UnrecoverableError('refused for the test');
+        // Redis holds the data less what the job ID says; the seal worker makes it whole so.
+        const d = sealJobData(j.id, j.data);
+        if (d.invoiceNumber === 'F-000003') throw new UnrecoverableError('refused for the test');
+        // As the seal worker does before its job completes (and leaves Redis): the sealed index entry.
+        const file = path.join(job.outboxRoot, d.tenant, d.runDate, `${d.invoiceNumber}.pdf`);
+        await recordSealed(job.outboxRoot, d.tenant, d.invoiceNumber, d.sourceSha256, file, d.runId);
         return 'ok';
       },
       { connection, prefix, concurrency: 5 },
@@ -346,7 +359,11 @@ test(
 
     await fs.rename(first.files[0]!.processedTo!, path.join(inbox, 'invoices.csv'));
     const again = await produceRun(job, { ...opts, chunkSize: 2 });
-    assert.deepEqual(again.totals, { rows: 5, enqueued: 1, duplicates: 4, rejected: 0 });
+    // The four completed jobs left Redis; the sealed index knows them, so none is queued again.
+    assert.deepEqual(again.totals, { rows: 5, enqueued: 1, duplicates: 0, alreadySealed: 4, rejected: 0 });
+    const run = await readRun(opts.redis, prefix, again.runId);
+    assert.equal(run.alreadySealed, 4);
+    assert.equal(run.enqueued, 5, 'the run took on all five: four settled as already sealed, one queued');
     assert.equal(again.files[0]!.requeued, 1);
     assert.deepEqual(await listCredentialLatches(opts.redis, prefix), [], 'the re-run cleared the latch');
     assert.equal(await queue.getFailedCount(), 0);

@@ -60,7 +60,7 @@ test(
   async () => {
     const { dir, job, queue, redis, prefix } = await setup(30);
     const result = await produceRun(job, { queue, redis, prefix, logger, chunkSize: 7 });
-    assert.deepEqual(result.totals, { rows: 30, enqueued: 30, duplicates: 0, rejected: 0 });
+    assert.deepEqual(result.totals, { rows: 30, enqueued: 30, duplicates: 0, alreadySealed: 0, rejected: 0 });
     assert.equal(await queue.count(), 30);
     const jobs = await queue.getJobs(['waiting']);
     const one = jobs.find((j) => j.data.invoiceNumber === 'ACM-000001')!;
@@ -69,6 +69,18 @@ test(
     const data: SealJobData = one.data;
     assert.equal(data.sourcePath, path.join(dir, 'inbox', 'pdf', 'ACM-000001.pdf'));
     assert.ok(JSON.stringify(data).length < 1000, 'job data holds references, not PDF bytes');
+    // Redis holds it less what the job ID says; the queue hands it back whole.
+    const stored = JSON.parse((await redis.hget(queue.forTenant('acme').toKey(one.id!), 'data'))!) as object;
+    assert.deepEqual(
+      Object.keys(stored).filter((k) => ['tenant', 'invoiceNumber', 'sourceSha256'].includes(k)),
+      [],
+    );
+    assert.deepEqual(
+      { ...stored, tenant: 'acme', invoiceNumber: 'ACM-000001', sourceSha256: data.sourceSha256 },
+      {
+        ...data,
+      },
+    );
     assert.deepEqual(await fs.readdir(path.join(dir, 'inbox')), ['pdf', 'processed']);
     const counts = await readRun(redis, prefix, result.runId);
     assert.equal(counts.enqueued, 30);
@@ -77,7 +89,7 @@ test(
     // The same export again enqueues nothing and says so.
     await fs.rename(result.files[0]!.processedTo!, path.join(dir, 'inbox', 'invoices.csv'));
     const again = await produceRun(job, { queue, redis, prefix, logger });
-    assert.deepEqual(again.totals, { rows: 30, enqueued: 0, duplicates: 30, rejected: 0 });
+    assert.deepEqual(again.totals, { rows: 30, enqueued: 0, duplicates: 30, alreadySealed: 0, rejected: 0 });
     assert.equal(await queue.count(), 30);
   },
 );
@@ -140,7 +152,7 @@ test(
     const quiet = await produceRun({ ...job, exportFolder: empty }, { queue, redis, prefix, logger });
     assert.deepEqual(quiet.files, []);
     assert.deepEqual(quiet.failedFiles, []);
-    assert.deepEqual(quiet.totals, { rows: 0, enqueued: 0, duplicates: 0, rejected: 0 });
+    assert.deepEqual(quiet.totals, { rows: 0, enqueued: 0, duplicates: 0, alreadySealed: 0, rejected: 0 });
 
     // `sealer enqueue` says so and exits non-zero.
     const jobsDir = path.join(dir, 'jobs');
@@ -258,7 +270,7 @@ test(
     // Redis is back: the same export enqueues the rest, skips the first chunk, and only now moves.
     queue.addBulk = realAddBulk;
     const again = await produceRun(job, { queue, redis, prefix, logger, chunkSize: 7 });
-    assert.deepEqual(again.totals, { rows: 30, enqueued: 23, duplicates: 7, rejected: 0 });
+    assert.deepEqual(again.totals, { rows: 30, enqueued: 23, duplicates: 7, alreadySealed: 0, rejected: 0 });
     assert.equal(await queue.count(), 30);
     await assert.rejects(fs.access(exportFile));
     await fs.access(again.files[0]!.processedTo!);

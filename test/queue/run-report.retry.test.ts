@@ -123,6 +123,9 @@ test(
       now: new Date(Date.now() + 86_400_000),
     });
     assert.equal(rerun.totals.enqueued, 1);
+    // The other three completed and left Redis: the sealed index names them, none is queued again.
+    assert.equal(rerun.totals.alreadySealed, 3);
+    assert.equal(rerun.totals.duplicates, 0);
     await work([rerun.runId]);
     const sealedSince = await retryJobs({ redis, prefix, queue, jobs, logger }, { runId });
     assert.equal(sealedSince.alreadySealed.length, 1);
@@ -136,12 +139,12 @@ test(
     assert.ok(after3[2]!.sealedAtJst);
     await fs.access(path.join(dir, 'outbox', 'sakura', after3[2]!.file!));
     assert.deepEqual((await fs.readdir(reportDir)).sort(), ['manifest.csv', 'rejects.csv', 'summary.json']);
-    // The re-run has its own report, in its own date folder.
+    // The re-run has its own report, in its own date folder: what it sealed, and what it found sealed.
     const rerunSummary = await summaryWhen(
       path.join(dir, 'outbox', 'sakura', rerun.runDate, 'runs', rerun.runId, 'summary.json'),
       () => true,
     );
-    assert.deepEqual(rerunSummary.listed, { sealed: 1, alreadySealed: 0, failed: 0, rejects: 0 });
+    assert.deepEqual(rerunSummary.listed, { sealed: 1, alreadySealed: 3, failed: 0, rejects: 0 });
   },
 );
 

@@ -54,7 +54,7 @@ function report(io: CliIo, label: string, result: ProduceResult): void {
     line(
       `${f.file}: ${f.rows} rows, ${f.enqueued} enqueued` +
         (f.requeued ? ` (${f.requeued} of them failed before and are queued again)` : '') +
-        `, ${f.duplicates} already queued or sealed, ${f.rejected} rejected` +
+        `, ${f.duplicates} already queued, ${f.alreadySealed} already sealed, ${f.rejected} rejected` +
         (f.rejectsFile ? ` (see ${f.rejectsFile})` : ''),
     );
   }
@@ -63,6 +63,7 @@ function report(io: CliIo, label: string, result: ProduceResult): void {
   const t = result.totals;
   line(
     `run ${result.runId}: ${result.files.length + result.failedFiles.length} file(s), ${t.rows} rows: ` +
-      `${t.enqueued} enqueued, ${t.duplicates} duplicates, ${t.rejected} rejected, ${result.failedFiles.length} file(s) failed`,
+      `${t.enqueued} enqueued, ${t.duplicates} already queued, ${t.alreadySealed} already sealed, ${t.rejected} rejected, ` +
+      `${result.failedFiles.length} file(s) failed`,
   );
 }

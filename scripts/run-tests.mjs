@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // The test runner behind `npm test`: runs every dist/test/**/*.test.js in its own `node --test` process,
-// several at once, while the files that must not share the machine (hundreds of thousands of jobs, a
-// browser, a Redis outage timed against a grace period) run alone. node's --test-concurrency alone cannot
-// say "this file runs alone", and it also runs every helper module under dist/test as a file of its own.
+// several at once; files that load the machine (a TypeScript build, a browser, several worker
+// processes) take two slots, and the 500,000-job fairness file runs alone. node's --test-concurrency
+// cannot say "this file runs alone", and given dist/test/ it also runs every helper module as a file.
 //
-//   node scripts/run-tests.mjs [--concurrency N] [--file-timeout SEC] [file-or-folder ...]
+//   node scripts/run-tests.mjs [--concurrency N] [--file-timeout SEC] [--write-durations] [path ...]
 //
 // TEST_CONCURRENCY sets N as well (default: one more than the cores, at least 2: most files wait on
 // Redis, child processes and sockets rather than on a core). Each file's output is printed in one piece
 // when the file ends, so parallel files never interleave; the summary lists failures and the slowest
-// files. Durations of the last run are kept in dist/.test-durations.json and the longest files start
-// first next time, so that the run does not end waiting on one long file started last.
+// files. Durations of the last run are kept in dist/.test-durations.json (a fresh clone starts from
+// scripts/test-durations.json) and the longest files start first, so that the run does not end
+// waiting on one long file started last.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_TEST = path.join(ROOT, 'dist', 'test');
 const DURATIONS_FILE = path.join(ROOT, 'dist', '.test-durations.json');
+// The durations a fresh clone (CI) starts from, until its own run has written DURATIONS_FILE: from one
+// run on the 2-core development machine; `--write-durations` refreshes it from the last run.
+const CHECKED_IN_DURATIONS = path.join(ROOT, 'scripts', 'test-durations.json');
 
 // Files that need more than one slot, relative to dist/test, each with why. `slots: 'all'` runs a file
 // with nothing beside it; it also takes a lock that every runner on this machine honours, so that a
@@ -91,6 +95,7 @@ function parseArgs(argv) {
     const a = argv[i];
     if (a === '--concurrency') opts.concurrency = Number(argv[++i]);
     else if (a === '--file-timeout') opts.fileTimeoutSec = Number(argv[++i]);
+    else if (a === '--write-durations') opts.writeDurations = true;
     else opts.paths.push(a);
   }
   if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)
@@ -113,11 +118,14 @@ function testFiles(paths) {
 }
 
 function readDurations() {
-  try {
-    return JSON.parse(fs.readFileSync(DURATIONS_FILE, 'utf8'));
-  } catch {
-    return {};
+  for (const file of [DURATIONS_FILE, CHECKED_IN_DURATIONS]) {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      // not written yet: the next one
+    }
   }
+  return {};
 }
 
 const rel = (file) => path.relative(DIST_TEST, file).split(path.sep).join('/');
@@ -239,7 +247,9 @@ async function main() {
   const wall = performance.now() - t0;
   const durations = { ...last };
   for (const r of results) durations[rel(r.file)] = Math.round(r.ms);
-  fs.writeFileSync(DURATIONS_FILE, JSON.stringify(durations, null, 1) + '\n');
+  const sorted = Object.fromEntries(Object.entries(durations).sort(([a], [b]) => a.localeCompare(b)));
+  fs.writeFileSync(DURATIONS_FILE, JSON.stringify(sorted, null, 1) + '\n');
+  if (opts.writeDurations) fs.writeFileSync(CHECKED_IN_DURATIONS, JSON.stringify(sorted, null, 1) + '\n');
 
   const failed = results.filter((r) => !r.ok);
   console.log(`\nrun-tests: slowest files`);

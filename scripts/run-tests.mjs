@@ -249,8 +249,8 @@ async function main() {
   const durations = { ...last };
   for (const r of results) durations[rel(r.file)] = Math.round(r.ms);
   const sorted = Object.fromEntries(Object.entries(durations).sort(([a], [b]) => a.localeCompare(b)));
-  fs.writeFileSync(DURATIONS_FILE, JSON.stringify(sorted, null, 1) + '\n');
-  if (opts.writeDurations) fs.writeFileSync(CHECKED_IN_DURATIONS, JSON.stringify(sorted, null, 1) + '\n');
+  fs.writeFileSync(DURATIONS_FILE, JSON.stringify(sorted, null, 2) + '\n');
+  if (opts.writeDurations) fs.writeFileSync(CHECKED_IN_DURATIONS, JSON.stringify(sorted, null, 2) + '\n');
 
   const failed = results.filter((r) => !r.ok);
   console.log(`\nrun-tests: slowest files`);

@@ -80,8 +80,15 @@ test(
     // The worker's /metrics counts what it sealed; /healthz says Redis, provider and pool are fine.
     const base = /metrics: (http:\/\/\S+)\/metrics/.exec(stderr)?.[1];
     assert.ok(base, `the worker names its metrics URL: ${stderr}`);
-    const exposition = await (await fetch(`${base}/metrics`)).text();
-    assert.match(exposition, /^sealer_invoices_sealed_total\{tenant="sakura",level="B-B"\} 6$/m);
+    // The counter moves just after the run record does (the run can read settled a moment before the
+    // sixth is counted): ask until it shows all six, as a scraper would.
+    const sealedSix = /^sealer_invoices_sealed_total\{tenant="sakura",level="B-B"\} 6$/m;
+    let exposition = await (await fetch(`${base}/metrics`)).text();
+    while (!sealedSix.test(exposition) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      exposition = await (await fetch(`${base}/metrics`)).text();
+    }
+    assert.match(exposition, sealedSix);
     const healthz = await fetch(`${base}/healthz`);
     const report = (await healthz.json()) as { ok: boolean; checks: { name: string; ok: boolean }[] };
     assert.equal(healthz.status, 200, JSON.stringify(report));

@@ -36,7 +36,8 @@ interface Night {
 /**
  * Seals `count` sakura invoices with `signing` (merged over the service authentication) in one night.
  * All jobs are queued at once and the batch signer waits long for a full batch, so batches are full
- * but for the last (only BatchSigner's 500 ms cap on a partial batch's age could split one).
+ * but for the last. Both of its waits are long: with the default 500 ms cap on a partial batch's age,
+ * a loaded machine (prepares that straggle in) split a batch and the exact call counts failed.
  */
 async function sealNight(o: {
   count: number;
@@ -71,6 +72,7 @@ async function sealNight(o: {
     logger,
     concurrency: 2 * o.count,
     batchMaxWaitMs: 5_000,
+    batchMaxDelayMs: 5_000,
     timeoutMs: 120_000,
   });
   return { dir, sandbox, night, logFile, redisDump: await dumpPrefix(redis, prefix) };

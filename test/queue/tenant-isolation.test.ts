@@ -126,8 +126,22 @@ test(
         assert.ok(Date.now() < deadline, `only ${failures.size} of ${forged.length} forged jobs failed`);
         await new Promise((r) => setTimeout(r, 50));
       }
-      // The refusals' bookkeeping (run record, audit) is written after the event; let it land.
-      await new Promise((r) => setTimeout(r, 300));
+      // The refusals' bookkeeping (run record, audit) is written after the event: wait until it has
+      // landed (four failures in the run record, five refusals in the two audit trails), not a fixed time.
+      const auditLines = async (tenant: string) => {
+        let n = 0;
+        for (const f of await listAuditFiles(auditDir(outbox, tenant)))
+          n += (await fs.readFile(f, 'utf8')).split('\n').filter(Boolean).length;
+        return n;
+      };
+      const landDeadline = Date.now() + 30_000;
+      while (
+        (await redis.llen(`${runKey(prefix, 'forged-run')}:failures`)) < forged.length ||
+        (await auditLines('sakura').catch(() => 0)) + (await auditLines('fuji').catch(() => 0)) < 5
+      ) {
+        assert.ok(Date.now() < landDeadline, 'the refusals were recorded in the run and the audit trails');
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.deepEqual(await worker.contexts.all(), [], 'no signing context was even created');
     } finally {
       await worker.close();

@@ -7,6 +7,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { excelRead, excelSafe } from '../common/excel-cell';
 import { toJst, toUtc } from '../common/japan-time';
+import { appendFileDurably } from './atomic-write';
 import { OutboxConflictError, writeNew } from './outbox';
 
 export interface ManifestRow {
@@ -136,13 +137,7 @@ export async function appendManifestRow(dir: string, row: ManifestRow): Promise<
   const file = path.join(dir, MANIFEST_NAME);
   await ensureManifest(file);
   const columns = await columnsOf(file);
-  const handle = await fs.open(file, 'a');
-  try {
-    await handle.write(csvRecord(columns.map((c) => row[c] ?? '')));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await appendFileDurably(file, csvRecord(columns.map((c) => row[c] ?? '')));
   return file;
 }
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { stringify } from 'csv-stringify/sync';
+import { csvLine } from '../common/csv-text';
 import { excelRead, excelSafe } from '../common/excel-cell';
 import { toJst, toUtc } from '../common/japan-time';
 import { appendFileDurably } from './atomic-write';
@@ -80,7 +80,7 @@ export function manifestFacts(
 
 /** One CSV record (CRLF), every cell neutralised for Excel. */
 export function csvRecord(cells: readonly string[]): string {
-  return stringify([cells.map(excelSafe)], { record_delimiter: '\r\n' });
+  return csvLine(cells.map(excelSafe));
 }
 
 /** Creates the manifest with its header if it does not exist yet, atomically, so that two processes

@@ -35,6 +35,11 @@ export interface AtomicWriteOptions {
    * mode (0o700 for a folder of secrets), `false` when the caller made the folder itself.
    */
   mkdir?: boolean | number;
+  /**
+   * Whether to fsync the file and its folder (default true). Without it the write is still whole or
+   * nothing for readers, but a power cut may lose it: only for throwaway data (the sandbox's test PKI).
+   */
+  durable?: boolean;
 }
 
 type Data = string | Uint8Array;
@@ -81,12 +86,12 @@ async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Pr
 }
 
 /** Writes `data` to a new temp file beside `file` and syncs it; returns the temp file's path. */
-async function writeTemp(file: string, data: Data, mode: number): Promise<string> {
+async function writeTemp(file: string, data: Data, mode: number, durable: boolean): Promise<string> {
   const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx', mode);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
@@ -109,14 +114,14 @@ export async function writeFileReplacing(
   const dir = path.dirname(file);
   try {
     await makeParent(file, options.mkdir);
-    const tmp = await writeTemp(file, data, options.mode ?? 0o644);
+    const tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
     try {
       await fs.rename(tmp, file);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    await fsyncDir(dir);
+    if (options.durable !== false) await fsyncDir(dir);
   } catch (err) {
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   }
@@ -135,7 +140,7 @@ export async function writeFileExclusive(
   let tmp: string;
   try {
     await makeParent(file, options.mkdir);
-    tmp = await writeTemp(file, data, options.mode ?? 0o644);
+    tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
   } catch (err) {
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   }
@@ -150,7 +155,7 @@ export async function writeFileExclusive(
     await fs.rm(tmp, { force: true });
   }
   try {
-    await fsyncDir(dir);
+    if (options.durable !== false) await fsyncDir(dir);
   } catch (err) {
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   }
@@ -202,7 +207,7 @@ export function writeFileReplacingSync(file: string, data: Data, options: Atomic
       const fd = fsSync.openSync(tmp, 'wx', options.mode ?? 0o644);
       try {
         fsSync.writeFileSync(fd, data);
-        fsSync.fsyncSync(fd);
+        if (options.durable !== false) fsSync.fsyncSync(fd);
       } finally {
         fsSync.closeSync(fd);
       }
@@ -211,7 +216,7 @@ export function writeFileReplacingSync(file: string, data: Data, options: Atomic
       fsSync.rmSync(tmp, { force: true });
       throw err;
     }
-    fsyncDirSync(dir);
+    if (options.durable !== false) fsyncDirSync(dir);
   } catch (err) {
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   }

@@ -167,7 +167,7 @@ export class OnlineOtpStore {
   send(credentialId: string): string {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const file = path.join(this.outboxDir, `${credentialId}.txt`);
-    writeFileReplacingSync(file, `${code}\n`, { mode: 0o600, mkdir: 0o700 });
+    writeFileReplacingSync(file, `${code}\n`, { durable: false, mode: 0o600, mkdir: 0o700 });
     this.sent.set(credentialId, { code, expiresAt: this.now() + this.lifetimeMs });
     return file;
   }

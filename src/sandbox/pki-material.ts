@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as pkijs from 'pkijs';
 import lockfile from 'proper-lockfile';
-import { paths, type SandboxState } from './provisioning';
+import { paths, THROWAWAY, type SandboxState } from './provisioning';
 import { isRevocationReason, REVOCATION_REASONS, RevocationStore, type Revocation } from './revocation-store';
 import { FileExistsError, writeFileExclusive, writeFileReplacing } from '../outbox/atomic-write';
 import { SandboxError } from './sandbox-error';
@@ -161,9 +161,11 @@ async function loadOrIssueTsa(
   if (keyPem === undefined) {
     // An exclusive write fails if another sandbox wrote the key first: then its key stands.
     const fresh = await generateTsaKeyPem();
-    await writeFileExclusive(p.tsaKey, fresh, { mode: 0o600, mkdir: 0o700 }).catch((err: unknown) => {
-      if (!(err instanceof FileExistsError)) throw err;
-    });
+    await writeFileExclusive(p.tsaKey, fresh, { ...THROWAWAY, mode: 0o600, mkdir: 0o700 }).catch(
+      (err: unknown) => {
+        if (!(err instanceof FileExistsError)) throw err;
+      },
+    );
     keyPem = await fs.readFile(p.tsaKey, 'utf8');
   }
   const tsaKey = keyPem;
@@ -292,7 +294,7 @@ export function parseCertificate(der: Buffer): pkijs.Certificate {
 }
 
 function writeAtomically(file: string, text: string): Promise<void> {
-  return writeFileReplacing(file, text);
+  return writeFileReplacing(file, text, THROWAWAY);
 }
 
 /**

@@ -20,6 +20,10 @@ import { z } from 'zod';
 import { SIGN_ALGOS, type SandboxKeyType } from './oids';
 import { FileExistsError, writeFileExclusive, writeFileReplacing } from '../outbox/atomic-write';
 import { SandboxError } from './sandbox-error';
+
+// The sandbox's files are test material: written whole (atomic-write.ts), without the fsyncs that
+// make the outbox survive a power cut and would only slow every test that provisions a sandbox.
+export const THROWAWAY = { durable: false } as const;
 import {
   createRootCa,
   generalizedTime,
@@ -190,7 +194,7 @@ function parseState(statePath: string, raw: string): StateFile {
 async function provision(dataDir: string, plan: readonly TenantPlan[]): Promise<StateFile> {
   await mkdir(path.join(dataDir, 'ca'), { recursive: true });
   const root = await createRootCa();
-  await writeFileReplacing(paths(dataDir).rootCert, root.certPem);
+  await writeFileReplacing(paths(dataDir).rootCert, root.certPem, THROWAWAY);
   await writePrivate(paths(dataDir).rootKey, root.keyPem);
 
   const state: StateFile = { version: STATE_VERSION, tenants: [], credentials: [] };
@@ -282,7 +286,11 @@ function stateEntry(tenant: TenantPlan, cred: CredentialPlan): StateFile['creden
 }
 
 async function writeState(dataDir: string, state: StateFile): Promise<void> {
-  await writeFileReplacing(path.join(dataDir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+  await writeFileReplacing(
+    path.join(dataDir, 'state.json'),
+    `${JSON.stringify(state, null, 2)}\n`,
+    THROWAWAY,
+  );
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -312,7 +320,7 @@ async function provisionCredential(
   });
   const dir = where.credentialDir ?? path.dirname(p.credentialCert(cred.credentialId));
   await mkdir(dir, { recursive: true });
-  await writeFileReplacing(path.join(dir, 'cert.pem'), issued.certPem);
+  await writeFileReplacing(path.join(dir, 'cert.pem'), issued.certPem, THROWAWAY);
   await writePrivate(path.join(dir, 'key.pem'), issued.keyPem);
   // ensureSecret: when two sandboxes upgrade one dataDir at once, the first PIN and secret stand.
   if (cred.authMode === 'implicit') {
@@ -545,7 +553,7 @@ export function paths(dataDir: string) {
 /** Secret and key files: directory 0700, file 0600, value plus one trailing newline. Replaced whole,
  * and the temp file is new, so its mode holds whatever the file had before. */
 async function writePrivate(file: string, value: string): Promise<void> {
-  await writeFileReplacing(file, privateText(value), { mode: 0o600, mkdir: 0o700 });
+  await writeFileReplacing(file, privateText(value), { ...THROWAWAY, mode: 0o600, mkdir: 0o700 });
 }
 
 function privateText(value: string): string {
@@ -563,7 +571,7 @@ async function ensureSecret(file: string, generate: () => string): Promise<strin
   });
   if (existing !== undefined) return readSecret(file);
   try {
-    await writeFileExclusive(file, privateText(generate()), { mode: 0o600, mkdir: 0o700 });
+    await writeFileExclusive(file, privateText(generate()), { ...THROWAWAY, mode: 0o600, mkdir: 0o700 });
   } catch (err) {
     if (!(err instanceof FileExistsError)) throw err;
   }

@@ -171,5 +171,6 @@ function writeRevocations(file: string, entries: Revocation[]): void {
       reason: e.reason,
     })),
   };
-  writeFileReplacingSync(file, `${JSON.stringify(body, null, 2)}\n`);
+  // Not synced: sandbox test material (see THROWAWAY in provisioning.ts).
+  writeFileReplacingSync(file, `${JSON.stringify(body, null, 2)}\n`, { durable: false });
 }

@@ -3,7 +3,9 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // scripts/*.mjs: plain Node scripts (the test runner), outside the TypeScript project the type-aware rules need.
-  { ignores: ['dist/', 'node_modules/', 'var/', 'fixtures/', 'coverage/', '*.mjs', '*.cjs', 'scripts/*.mjs'] },
+  {
+    ignores: ['dist/', 'node_modules/', 'var/', 'fixtures/', 'coverage/', '*.mjs', '*.cjs', 'scripts/*.mjs'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,11 +1,10 @@
-// One binary HTTP exchange (RFC 3161 time-stamp queries, OCSP requests, CRL downloads): a timeout
-// over the whole answer, a cap on its size, TLS always verified (platform roots plus an optional
-// extra CA). No retries here: callers decide what a failure means. Headers may carry credentials
-// (a TSA's Basic or Bearer auth), so they never reach an error message.
-import http from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
+// One binary HTTP exchange (RFC 3161 time-stamp queries, OCSP requests, CRL downloads) over undici
+// (./http-dispatcher.ts): a timeout over the whole answer, a cap on its size, TLS always verified
+// (platform roots plus an optional extra CA). No retries here: callers decide what a failure means.
+// Headers may carry credentials (a TSA's Basic or Bearer auth), so they never reach an error message.
+import { request } from 'undici';
 import { SealerError } from './errors';
+import { extraCaDispatcher, headerValue, type Dispatcher } from './http-dispatcher';
 
 export interface BinaryRequest {
   method: 'GET' | 'POST';
@@ -40,91 +39,71 @@ export class HttpTransportError extends SealerError {
   }
 }
 
-const agents = new Map<string, https.Agent>();
-
-function agentFor(caPem: string | Buffer | undefined): https.Agent | undefined {
-  if (caPem === undefined) return undefined;
-  const key = caPem.toString();
-  let agent = agents.get(key);
-  if (!agent) {
-    agent = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, key] });
-    agents.set(key, agent);
-  }
-  return agent;
-}
-
 /** Origin and path only: a URL's query or userinfo may hold a token. */
 function describe(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
-export function requestBytes(rawUrl: string, r: BinaryRequest): Promise<BinaryAnswer> {
+export async function requestBytes(rawUrl: string, r: BinaryRequest): Promise<BinaryAnswer> {
   let url: URL;
   try {
     url = new URL(rawUrl);
   } catch (cause) {
-    return Promise.reject(new HttpTransportError(rawUrl, `not a URL: ${JSON.stringify(rawUrl)}`, { cause }));
+    throw new HttpTransportError(rawUrl, `not a URL: ${JSON.stringify(rawUrl)}`, { cause });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return Promise.reject(
-      new HttpTransportError(rawUrl, `${describe(url)}: only http and https URLs are fetched`),
-    );
+    throw new HttpTransportError(rawUrl, `${describe(url)}: only http and https URLs are fetched`);
   }
   const where = describe(url);
   const headers: Record<string, string> = { ...(r.headers ?? {}) };
   if (r.contentType) headers['content-type'] = r.contentType;
   if (r.accept) headers.accept = r.accept;
-  if (r.body) headers['content-length'] = String(r.body.length);
-  const transport = url.protocol === 'https:' ? https : http;
-
-  return new Promise((resolve, reject) => {
-    const signal = AbortSignal.timeout(r.timeoutMs);
-    let settled = false;
-    const fail = (message: string, cause?: unknown) => {
-      if (settled) return;
-      settled = true;
-      reject(
-        new HttpTransportError(
-          rawUrl,
-          signal.aborted ? `${where}: no complete answer within ${r.timeoutMs} ms` : `${where}: ${message}`,
-          { cause },
-        ),
-      );
-    };
-    const req = transport.request(
-      url,
-      {
-        method: r.method,
-        headers,
-        signal,
-        ...(url.protocol === 'https:' && r.caPem !== undefined ? { agent: agentFor(r.caPem) } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let length = 0;
-        res.on('data', (chunk: Buffer) => {
-          length += chunk.length;
-          if (length > r.maxBytes) {
-            fail(`answer is over ${r.maxBytes} bytes`);
-            req.destroy();
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => fail((err as Error).message, err));
-        res.on('end', () => {
-          if (!res.complete) return fail('connection closed before the answer was complete');
-          if (settled) return;
-          settled = true;
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: (res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase(),
-            body: Buffer.concat(chunks),
-          });
-        });
-      },
+  const signal = AbortSignal.timeout(r.timeoutMs);
+  const fail = (message: string, cause?: unknown) =>
+    new HttpTransportError(
+      rawUrl,
+      // Whatever fails after the deadline (abort, reset socket) is the deadline's doing: say so.
+      signal.aborted ? `${where}: no complete answer within ${r.timeoutMs} ms` : `${where}: ${message}`,
+      { cause },
     );
-    req.on('error', (err) => fail((err as Error).message, err));
-    req.end(r.body);
-  });
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      method: r.method,
+      headers,
+      body: r.body,
+      signal,
+      ...(url.protocol === 'https:' && r.caPem !== undefined
+        ? { dispatcher: extraCaDispatcher(r.caPem) }
+        : {}),
+    });
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
+  const tooLong = () => fail(`answer is over ${r.maxBytes} bytes`);
+  const declared = Number(headerValue(res.headers, 'content-length') ?? NaN);
+  if (declared > r.maxBytes) {
+    res.body.destroy();
+    throw tooLong();
+  }
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      length += chunk.length;
+      if (length > r.maxBytes) {
+        res.body.destroy();
+        throw tooLong();
+      }
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof HttpTransportError) throw err;
+    throw fail((err as Error).message, err);
+  }
+  return {
+    status: res.statusCode,
+    contentType: (headerValue(res.headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase(),
+    body: Buffer.concat(chunks),
+  };
 }

@@ -25,7 +25,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { OID } from './credential-facts';
 import { CscError } from './csc-error';
-import { extraCaAgent, postForm } from './http';
+import { extraCaDispatcher, postForm } from './http';
 
 /** CSC v2 oauth2/token: expires_in "if omitted, the default expiration time is 3600 (1 hour)". */
 const DEFAULT_TOKEN_LIFETIME_SEC = 3600;
@@ -332,7 +332,7 @@ export async function exchangeCode(r: CodeExchangeRequest): Promise<CredentialTo
     endpoint,
     timeoutMs: r.timeoutMs ?? 30_000,
     retry: { maxRetries: 0, maxDelayMs: 0 },
-    agent: r.caPem === undefined ? undefined : extraCaAgent(r.caPem),
+    dispatcher: r.caPem === undefined ? undefined : extraCaDispatcher(r.caPem),
   });
   const token = body.access_token;
   if (typeof token !== 'string' || token === '') throw fail('answer has no access_token');

@@ -10,7 +10,7 @@ import type { Logger } from '../common/logger';
 import { CscError, isServiceTokenRefusal } from './csc-error';
 import { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 import { normaliseEcdsaSignature } from './ecdsa-signature';
-import { extraCaAgent, postJson, type PostOptions, type RetryPolicy } from './http';
+import { extraCaDispatcher, postJson, type PostOptions, type RetryPolicy } from './http';
 import type { SadReservation } from './sad-reservation';
 import { ServiceTokenSource, type CscServiceAuth } from './service-auth';
 
@@ -124,7 +124,7 @@ export class CscClient {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly tokens: ServiceTokenSource;
-  private readonly agent?: PostOptions['agent'];
+  private readonly dispatcher?: PostOptions['dispatcher'];
   private infoPromise?: Promise<CscInfo>;
   /** authData ids learnt from credentials/info, per credential. */
   private readonly authDataIds = new Map<string, { PIN?: string; OTP?: string }>();
@@ -135,12 +135,12 @@ export class CscClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = { maxRetries: options.maxRetries ?? 3, maxDelayMs: options.maxRetryDelayMs ?? 10_000 };
     this.logger = options.logger ?? pino({ level: 'silent' });
-    this.agent = options.caPem === undefined ? undefined : extraCaAgent(options.caPem);
+    this.dispatcher = options.caPem === undefined ? undefined : extraCaDispatcher(options.caPem);
     this.tokens = new ServiceTokenSource({
       auth: options.auth,
       tokenUrl: () => this.tokenUrl(),
       loginUrl: `${this.baseUrl}/auth/login`,
-      agent: this.agent,
+      dispatcher: this.dispatcher,
       timeoutMs: this.timeoutMs,
       retry: this.retry,
       now: options.now ?? Date.now,
@@ -452,7 +452,7 @@ export class CscClient {
         this.notBefore = Math.max(this.notBefore, Date.now() + b.waitMs);
         this.logger.warn(b, 'CSC provider asked to slow down; waiting');
       },
-      agent: this.agent,
+      dispatcher: this.dispatcher,
     };
   }
 }

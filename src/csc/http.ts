@@ -2,10 +2,12 @@
 // CscError, and bounded polite retries when the provider says 429 or 503. Request bodies and headers
 // hold secrets (client secret, password, token, PIN, OTP, SAD), so they never reach an error or a log
 // line from here. TLS is always verified: against the platform's roots, plus an extra CA when the
-// provider profile names one; there is deliberately no way to skip verification.
-import https from 'node:https';
+// provider profile names one; there is deliberately no way to skip verification. The transport is undici
+// (../common/http-dispatcher.ts); redirects are not followed: a CSC endpoint that moved is an error.
+import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import tls from 'node:tls';
+import { request } from 'undici';
+import { extraCaDispatcher, headerValue, type Dispatcher } from '../common/http-dispatcher';
 import { CscError } from './csc-error';
 
 export interface RetryPolicy {
@@ -23,8 +25,8 @@ export interface PostOptions {
   bearer?: string;
   /** A whole `Authorization` header value (e.g. `Basic ...` for auth/login); wins over `bearer`. */
   authorization?: string;
-  /** HTTPS agent trusting an extra CA (see `extraCaAgent`); absent: global fetch and the platform's roots. */
-  agent?: https.Agent;
+  /** undici dispatcher trusting an extra CA (see `extraCaDispatcher`); absent: the platform's roots. */
+  dispatcher?: Dispatcher;
   /** Called just before each request leaves (counts requests, re-sends included). */
   onSend?: () => void;
   /** Called before each wait, so callers can log (without secrets) that the provider pushed back. */
@@ -76,15 +78,9 @@ export function backoffFor(
   return wait > policy.maxDelayMs ? undefined : wait;
 }
 
-/**
- * An agent that trusts the platform's roots plus `caPem` (one or more PEM certificates). Node's `ca`
- * option replaces the default roots rather than adding to them, hence the explicit union.
- */
-export function extraCaAgent(caPem: string | Buffer): https.Agent {
-  return new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, caPem.toString()] });
-}
+export { extraCaDispatcher };
 
-/** What one exchange gives back, whichever transport carried it. */
+/** What one exchange gives back. */
 interface RawAnswer {
   status: number;
   statusText: string;
@@ -104,11 +100,7 @@ async function postOnce(
   let res: RawAnswer;
   o.onSend?.();
   try {
-    // global fetch cannot take a CA without the undici package, so an extra CA goes through node:https.
-    res =
-      o.agent !== undefined && url.startsWith('https:')
-        ? await viaAgent(url, headers, payload, o.agent, o.timeoutMs)
-        : await viaFetch(url, headers, payload, o.timeoutMs);
+    res = await exchange(url, headers, payload, o.dispatcher, o.timeoutMs);
   } catch (err) {
     throw transportError(o.endpoint, o.timeoutMs, err);
   }
@@ -139,63 +131,35 @@ async function postOnce(
   });
 }
 
-async function viaFetch(
+/** One POST over undici; the timeout covers the whole answer, body included. */
+async function exchange(
   url: string,
   headers: Record<string, string>,
   payload: string,
+  dispatcher: Dispatcher | undefined,
   timeoutMs: number,
 ): Promise<RawAnswer> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers,
-    body: payload,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  return { status: res.status, statusText: res.statusText, header: (n) => res.headers.get(n), text };
-}
-
-/** The same exchange as viaFetch over node:https; the timeout covers the whole answer, body included. */
-function viaAgent(
-  url: string,
-  headers: Record<string, string>,
-  payload: string,
-  agent: https.Agent,
-  timeoutMs: number,
-): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const signal = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      headers,
+      body: payload,
+      signal,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    });
+    const text = await res.body.text();
+    return {
+      status: res.statusCode,
+      // request() gives no reason phrase (HTTP/2 has none); the standard one serves in messages.
+      statusText: STATUS_CODES[res.statusCode] ?? '',
+      header: (name) => headerValue(res.headers, name),
+      text,
+    };
+  } catch (err) {
     // Whatever fails after the deadline (abort, reset socket) is the deadline's doing: say so.
-    const fail = (err: unknown) => reject(signal.aborted ? signal.reason : err);
-    const req = https.request(
-      url,
-      {
-        method: 'POST',
-        headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
-        agent,
-        signal,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', fail);
-        res.on('end', () => {
-          if (!res.complete) return fail(new Error('connection closed before the answer was complete'));
-          resolve({
-            status: res.statusCode ?? 0,
-            statusText: res.statusMessage ?? '',
-            header: (name) => {
-              const v = res.headers[name.toLowerCase()];
-              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-            },
-            text: Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-      },
-    );
-    req.on('error', fail);
-    req.end(payload);
-  });
+    throw signal.aborted ? (signal.reason as Error) : err;
+  }
 }
 
 function challengeError(header: string | null): string | undefined {
@@ -240,7 +204,7 @@ function transportError(endpoint: string, timeoutMs: number, err: unknown): CscE
       cause: err,
     });
   }
-  // fetch wraps the socket's error in `cause`; node:https hands it over as it is.
+  // undici's request() hands the socket's error over as it is; its fetch() would wrap it in `cause`.
   const errno = e?.cause?.code ?? e?.code;
   if (errno !== undefined && TLS_TRUST_CODES.has(errno)) {
     return new CscError({

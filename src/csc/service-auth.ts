@@ -38,8 +38,8 @@ export interface ServiceTokenSourceOptions {
   timeoutMs: number;
   retry: RetryPolicy;
   now: () => number;
-  /** Transport settings shared with the CSC calls (the extra-CA agent). */
-  agent?: PostOptions['agent'];
+  /** Transport settings shared with the CSC calls (the extra-CA dispatcher). */
+  dispatcher?: PostOptions['dispatcher'];
   /** Called once per token request sent. */
   onRequest?: () => void;
 }
@@ -143,7 +143,7 @@ export class ServiceTokenSource {
       onSend: this.o.onRequest,
       timeoutMs: this.o.timeoutMs,
       retry: this.o.retry,
-      agent: this.o.agent,
+      dispatcher: this.o.dispatcher,
     };
   }
 }

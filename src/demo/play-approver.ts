@@ -1,6 +1,7 @@
 // The demo plays the approver of a tenant that keeps its own factors: it opens the sandbox provider's
 // approval page, types the PIN and a current one-time code as a person would, and follows the redirect
 // back to `sealer approve`'s loopback listener. Only for the built-in sandbox, whose page it knows.
+import { fetch } from 'undici';
 import { totpCode } from '../csc';
 
 export async function playApprover(

@@ -23,6 +23,7 @@ import {
   type NightResult,
 } from '../queue';
 import { auditDir, MANIFEST_NAME, runReportDir } from '../outbox';
+import { FileExistsError, writeFileExclusive } from '../outbox/atomic-write';
 import { playApprover } from './play-approver';
 import { ProgressLine } from './progress-line';
 
@@ -59,10 +60,11 @@ async function copyInbox(home: string, tenants: string[]): Promise<void> {
 async function ensureKek(varDir: string): Promise<string> {
   const file = path.join(varDir, 'kek');
   try {
-    await fs.writeFile(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    // Whole or not at all: a crash must not leave a short key that a later run would take as made.
+    await writeFileExclusive(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     return `made a key-encryption key in ${file}`;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (!(err instanceof FileExistsError)) throw err;
     return `key-encryption key ${file}`;
   }
 }

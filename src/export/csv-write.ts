@@ -1,19 +1,13 @@
 // Writing CSV files: exports for fixtures and benchmarks (in any encoding a core system would use)
-// with RFC 4180 quoting and CRLF line ends.
+// with RFC 4180 quoting and CRLF line ends (csv-stringify, through ../common/csv-text.ts).
 import fs from 'node:fs';
 import { once } from 'node:events';
 import iconv from 'iconv-lite';
+import { csvLine, csvRecords } from '../common/csv-text';
 
 const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
-/** RFC 4180: quote a field that holds a comma, a quote or a line break; double inner quotes. */
-export function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-export function csvLine(fields: readonly string[]): string {
-  return `${fields.map(csvField).join(',')}\r\n`;
-}
+export { csvLine };
 
 export function encodeCsvText(text: string, encoding: 'utf8' | 'utf8-bom' | 'cp932'): Buffer {
   return encoding === 'cp932' ? iconv.encode(text, 'cp932') : Buffer.from(text, 'utf8');
@@ -45,15 +39,7 @@ export async function writeExportCsv(
     await write(encodeCsvText(csvLine(headers), encoding));
     const slice = 1000;
     for (let i = 0; i < rows.length; i += slice) {
-      await write(
-        encodeCsvText(
-          rows
-            .slice(i, i + slice)
-            .map(csvLine)
-            .join(''),
-          encoding,
-        ),
-      );
+      await write(encodeCsvText(csvRecords(rows.slice(i, i + slice)), encoding));
     }
   } catch (err) {
     out.destroy();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { parse } from 'csv-parse/sync';
 import { excelRead, excelSafe } from '../common/excel-cell';
-import { csvLine } from './csv-write';
+import { csvLine } from '../common/csv-text';
 import type { RejectedRow } from './types';
 
 const UTF8_BOM = '\ufeff';

@@ -5,13 +5,13 @@
 // The associated data names the tenant and credential, so a ciphertext moved to another's place does
 // not decrypt; the file names its key by a fingerprint, so a wrong key is reported as such. No PIN,
 // TOTP secret or KEK ever appears in an error message or a log line.
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
 import { keyIdOf, openBox, sealBox, type SealedBox } from '../common/aead';
 import { sealerCommandLine } from '../common/sealer-command';
+import { writeFileReplacing } from '../outbox/atomic-write';
 import { JobConfigError } from './job-config-error';
 import type { JobDefinition, JobDefinitionFields } from './job-definition';
 import { resolveSecret, type SecretRef } from './secret-ref';
@@ -201,36 +201,10 @@ async function ensurePrivateDir(dir: string): Promise<void> {
   if (((await fs.stat(dir)).mode & 0o077) !== 0) await fs.chmod(dir, 0o700);
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Replaces `file` atomically: a reader sees the old content or the new, never a part. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomUUID()}.tmp`);
-  const handle = await fs.open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  try {
-    await fs.rename(temp, file);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
+/** Replaces `file` atomically: a reader sees the old content or the new, never a part. Mode 0600: the
+ * ciphertext is still a secret's; the folder is made private by ensurePrivateDir first. */
+function writeAtomically(file: string, text: string): Promise<void> {
+  return writeFileReplacing(file, text, { mode: 0o600, mkdir: false });
 }
 
 async function readFactorFile(file: string): Promise<FactorFile> {

@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import IORedis from 'ioredis';
 import { CscError } from '../csc/csc-error';
-import { extraCaAgent, postJson } from '../csc/http';
+import { extraCaDispatcher, postJson } from '../csc/http';
 import type { JobDefinition } from '../jobs/job-definition';
 import { TimeoutError, withTimeout } from './with-timeout';
 
@@ -137,12 +137,18 @@ async function pingRedis(url: string, timeoutMs: number): Promise<string> {
  * certificate we do not trust means it is not.
  */
 async function reachProvider(target: ProviderTarget, timeoutMs: number): Promise<string> {
-  const agent = target.caFile ? extraCaAgent(await fs.readFile(target.caFile)) : undefined;
+  // Shared per CA (../common/http-dispatcher.ts): repeated /healthz probes reuse one agent.
+  const dispatcher = target.caFile ? extraCaDispatcher(await fs.readFile(target.caFile)) : undefined;
   try {
     const { status } = await postJson(
       `${target.url}/info`,
       {},
-      { endpoint: 'info', timeoutMs, retry: { maxRetries: 0, maxDelayMs: 0 }, ...(agent ? { agent } : {}) },
+      {
+        endpoint: 'info',
+        timeoutMs,
+        retry: { maxRetries: 0, maxDelayMs: 0 },
+        ...(dispatcher ? { dispatcher } : {}),
+      },
     );
     return `info answered HTTP ${status}`;
   } catch (err) {
@@ -150,8 +156,6 @@ async function reachProvider(target: ProviderTarget, timeoutMs: number): Promise
       return `reachable; info answered HTTP ${err.status}${err.error ? ` (${err.error})` : ''}`;
     }
     throw new Error(`unreachable: ${(err as Error).message}`, { cause: err });
-  } finally {
-    agent?.destroy();
   }
 }
 

@@ -6,6 +6,7 @@
 // it prints one line naming what is wrong and exits 1, or exits 0. The pid (1 in a container) and the Redis
 // URL come from HEALTHCHECK_PID and REDIS_URL, so a test can point it at any process.
 import fs from 'node:fs/promises';
+import { fetch } from 'undici';
 import { redisAnswers } from '../common/redis';
 
 export interface HealthResult {

@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AuditError } from './audit-entry';
-import { tempPathFor } from './outbox';
+import { writeFileReplacing } from './atomic-write';
 
 export const AUDIT_DIR = 'audit';
 export const AUDIT_HEAD = 'HEAD';
@@ -80,28 +80,10 @@ export async function readAuditHead(dir: string): Promise<AuditHead | undefined>
   return head as AuditHead;
 }
 
-export async function fsyncPath(p: string): Promise<void> {
-  const handle = await fs.open(p, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Replaces HEAD atomically (temp, fsync, rename, fsync folder): a crash leaves the old or the new one. */
+/** Replaces HEAD atomically (writeFileReplacing): a crash leaves the old or the new one. */
 export async function writeAuditHead(dir: string, head: AuditHead): Promise<void> {
-  const file = path.join(dir, AUDIT_HEAD);
-  const tmp = tempPathFor(file);
-  const handle = await fs.open(tmp, 'wx');
-  try {
-    await handle.writeFile(JSON.stringify(head) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, file);
-  await fsyncPath(dir);
+  // The folder exists: the lock file that guards this write lives in it.
+  await writeFileReplacing(path.join(dir, AUDIT_HEAD), JSON.stringify(head) + '\n', { mkdir: false });
 }
 
 export interface AuditLine {

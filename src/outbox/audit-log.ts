@@ -17,7 +17,6 @@ import {
 } from './audit-entry';
 import {
   auditDir,
-  fsyncPath,
   listAuditFiles,
   readAuditHead,
   readAuditLastLines,
@@ -27,6 +26,7 @@ import {
   type AuditHead,
 } from './audit-files';
 import { FileLock, type FileLockOptions } from './audit-lock';
+import { appendFileDurably } from './atomic-write';
 
 export const AUDIT_LOCK = '.lock';
 
@@ -239,7 +239,7 @@ async function commitGroup(dir: string, queue: Pending[]): Promise<void> {
         for (const { item, err } of group.refused) item.reject(err);
         if (group.lines.length > 0) {
           const file = path.join(dir, group.file);
-          await appendDurably(file, group.lines.map((line) => line + '\n').join(''));
+          await appendFileDurably(file, group.lines.map((line) => line + '\n').join(''));
           const last = JSON.parse(group.lines.at(-1)!) as AuditRecord;
           await writeAuditHead(dir, {
             seq: last.seq,
@@ -380,24 +380,4 @@ async function repairCutLine(
   } finally {
     await handle.close();
   }
-}
-
-/** Appends `text` and syncs it; a new file's directory entry is synced too. */
-async function appendDurably(file: string, text: string): Promise<void> {
-  let created = true;
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, 'ax');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    created = false;
-    handle = await fs.open(file, 'a');
-  }
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  if (created) await fsyncPath(path.dirname(file));
 }

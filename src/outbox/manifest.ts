@@ -4,9 +4,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { stringify } from 'csv-stringify/sync';
+import { csvLine } from '../common/csv-text';
 import { excelRead, excelSafe } from '../common/excel-cell';
 import { toJst, toUtc } from '../common/japan-time';
+import { appendFileDurably } from './atomic-write';
 import { OutboxConflictError, writeNew } from './outbox';
 
 export interface ManifestRow {
@@ -79,7 +80,7 @@ export function manifestFacts(
 
 /** One CSV record (CRLF), every cell neutralised for Excel. */
 export function csvRecord(cells: readonly string[]): string {
-  return stringify([cells.map(excelSafe)], { record_delimiter: '\r\n' });
+  return csvLine(cells.map(excelSafe));
 }
 
 /** Creates the manifest with its header if it does not exist yet, atomically, so that two processes
@@ -136,13 +137,7 @@ export async function appendManifestRow(dir: string, row: ManifestRow): Promise<
   const file = path.join(dir, MANIFEST_NAME);
   await ensureManifest(file);
   const columns = await columnsOf(file);
-  const handle = await fs.open(file, 'a');
-  try {
-    await handle.write(csvRecord(columns.map((c) => row[c] ?? '')));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await appendFileDurably(file, csvRecord(columns.map((c) => row[c] ?? '')));
   return file;
 }
 

@@ -1,12 +1,16 @@
-// The outbox: sealed PDFs at <root>/<tenant>/<run date>/<invoice>.pdf, written atomically and durably,
-// never overwriting an existing file, plus a manifest finance can open in Excel.
+// The outbox: sealed PDFs at <root>/<tenant>/<run date>/<invoice>.pdf, written atomically and durably
+// (atomic-write.ts), never overwriting an existing file, plus a manifest finance can open in Excel.
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { SealerError } from '../common/errors';
 import { invoiceNumberProblem } from '../common/invoice-number';
-import { processAlive } from '../common/process-alive';
+import {
+  FileExistsError,
+  sweepTempFiles as sweepLeftovers,
+  writeFileExclusive,
+  writeFileReplacing,
+} from './atomic-write';
 
 export class OutboxError extends SealerError {}
 
@@ -63,120 +67,51 @@ export async function checkExistingSeal(
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+/** A temp file's name beside `file` (see atomic-write.ts). */
+export { tempPathFor } from './atomic-write';
 
-// Temp files name their host and process, so a sweep can tell a dead writer's leftovers from a live
-// writer's file: `.<name>.<host>~<pid>.<random>.tmp`.
-const HOST =
-  os
-    .hostname()
-    .replace(/[^A-Za-z0-9-]/g, '_')
-    .slice(0, 40) || 'host';
-const TEMP = /^\.(.+)\.([A-Za-z0-9_-]+)~(\d+)\.[0-9a-f]+\.tmp$/;
-
-/** A temp file's name beside `file`, to be renamed or linked into place. */
-export function tempPathFor(file: string): string {
-  const name = `.${path.basename(file)}.${HOST}~${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
-  return path.join(path.dirname(file), name);
-}
-
-/**
- * Removes temp files a crashed writer left in `dir`: those of this host whose process is gone, and
- * any older than `maxAgeMs` (another host's writer takes milliseconds, not an hour). Returns the count.
- */
+/** Removes temp files crashed writers left in `dir` (see atomic-write.ts); returns the count. */
 export async function sweepTempFiles(dir: string, maxAgeMs = 3_600_000): Promise<number> {
-  // Streamed: the sealed index holds one file per invoice ever sealed, too many to list in memory.
-  let names: AsyncIterable<{ name: string }>;
   try {
-    names = await fs.opendir(dir);
+    return await sweepLeftovers(dir, maxAgeMs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw new OutboxError(`cannot list ${dir} for leftover temp files`, { cause: err });
   }
-  let removed = 0;
-  for await (const { name } of names) {
-    const m = TEMP.exec(name);
-    if (!m) continue;
-    const file = path.join(dir, name);
-    const pid = Number(m[3]);
-    let stale = m[2] === HOST && pid !== process.pid && !processAlive(pid);
-    if (!stale) {
-      const st = await fs.stat(file).catch(() => undefined);
-      stale = st !== undefined && Date.now() - st.mtimeMs > maxAgeMs;
-    }
-    if (stale) {
-      await fs.rm(file, { force: true });
-      removed++;
-    }
-  }
-  return removed;
 }
 
 /**
- * Writes `bytes` to `file` durably (temp file, fsync, link, fsync dir). The final name is created with
- * link(), which fails if it exists, so a sealed file is never silently replaced.
+ * Writes `bytes` to `file` durably, never replacing what is there (writeFileExclusive: temp file,
+ * fsync, link, fsync dir), so a sealed file is never silently replaced.
  */
 export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = tempPathFor(file);
-  const handle = await fs.open(tmp, 'wx', 0o644);
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.link(tmp, file);
+    await writeFileExclusive(file, bytes);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+    if (err instanceof FileExistsError) {
       throw new OutboxConflictError(`refusing to overwrite existing outbox file ${file}`, { cause: err });
     }
     throw new OutboxError(`cannot write outbox file ${file}`, { cause: err });
-  } finally {
-    await fs.rm(tmp, { force: true });
   }
-  await fsyncDir(dir);
 }
 
 /**
- * Writes `bytes` to `file` durably, replacing what is there (temp file, fsync, rename, fsync dir): a
- * reader sees the old file or the new one, never part of one. For files that describe, not files
- * that are the record (a run report is rewritten when its run settles again); never for sealed PDFs.
+ * Writes `bytes` to `file` durably, replacing what is there (writeFileReplacing): a reader sees the
+ * old file or the new one, never part of one. For files that describe, not files that are the record
+ * (a run report is rewritten when its run settles again); never for sealed PDFs.
  */
 export async function writeReplacing(file: string, bytes: Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = tempPathFor(file);
   try {
-    const handle = await fs.open(tmp, 'wx', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
+    await writeFileReplacing(file, bytes);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
     throw new OutboxError(`cannot write ${file}`, { cause: err });
   }
-  await fsyncDir(dir);
 }
 
 /**
  * Replaces a delivered file with a longer one that contains it (archive renewal): `bytes` must start
  * with the file's current bytes, which must still hash to `expectedSha256` (nobody changed it since it
- * was read). Temp file, fsync, rename over the old one, fsync dir: a reader sees the old file or the
- * new one, never a mix. The only place the outbox replaces a file, on purpose.
+ * was read). Written with writeFileReplacing: a reader sees the old file or the new one, never a mix.
+ * The only place the outbox replaces a file, on purpose.
  */
 export async function replaceWithGrown(file: string, bytes: Buffer, expectedSha256: string): Promise<void> {
   const current = await fs.readFile(file).catch((err: unknown) => {
@@ -190,21 +125,12 @@ export async function replaceWithGrown(file: string, bytes: Buffer, expectedSha2
       `refusing to replace ${file}: the new bytes do not start with the old file`,
     );
   }
-  const tmp = tempPathFor(file);
-  const handle = await fs.open(tmp, 'wx', 0o644);
   try {
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
+    // The folder exists (the file was just read from it).
+    await writeFileReplacing(file, bytes, { mkdir: false });
   } catch (err) {
-    await fs.rm(tmp, { force: true });
     throw new OutboxError(`cannot replace outbox file ${file}`, { cause: err });
   }
-  await fsyncDir(path.dirname(file));
 }
 
 /**

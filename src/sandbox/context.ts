@@ -3,10 +3,10 @@
 // the Bearer check that lets signatures/signHash take a credential-scope token instead of a SAD, and the
 // store of online OTPs (codes credentials/sendOTP made and "sent" to the approver's phone, a file).
 import { randomInt } from 'node:crypto';
-import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { writeFileReplacingSync } from '../outbox/atomic-write';
 import { sameSecret } from './constant-time';
 import { cscErrors } from './csc-errors';
 import type { EcdsaSignatureFormat } from './hash-signer';
@@ -166,11 +166,8 @@ export class OnlineOtpStore {
   /** Makes a new code for the credential and writes it to its file on the "phone"; returns the file. */
   send(credentialId: string): string {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    fs.mkdirSync(this.outboxDir, { recursive: true, mode: 0o700 });
     const file = path.join(this.outboxDir, `${credentialId}.txt`);
-    const tmp = `${file}.${process.pid}.${randomInt(0, 2 ** 32)}.tmp`;
-    fs.writeFileSync(tmp, `${code}\n`, { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeFileReplacingSync(file, `${code}\n`, { durable: false, mode: 0o600, mkdir: 0o700 });
     this.sent.set(credentialId, { code, expiresAt: this.now() + this.lifetimeMs });
     return file;
   }

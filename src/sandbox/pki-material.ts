@@ -7,12 +7,14 @@
 import 'reflect-metadata';
 import { X509Certificate } from '@peculiar/x509';
 import * as asn1js from 'asn1js';
-import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as pkijs from 'pkijs';
-import { paths, type SandboxState } from './provisioning';
+import lockfile from 'proper-lockfile';
+import { paths, THROWAWAY, type SandboxState } from './provisioning';
 import { isRevocationReason, REVOCATION_REASONS, RevocationStore, type Revocation } from './revocation-store';
+import { FileExistsError, writeFileExclusive, writeFileReplacing } from '../outbox/atomic-write';
 import { SandboxError } from './sandbox-error';
 import type { RevocationReason } from './types';
 import {
@@ -87,7 +89,7 @@ export async function preparePki(dataDir: string, state: SandboxState, o: PkiOpt
     const certPath = p.credentialCert(id);
     // Under a lock, and rereading the file first: sandboxes starting at once on one dataDir with the
     // same base then serve one certificate, not one each.
-    const pem = await withLock(`${certPath}.lock`, async () => {
+    const pem = await withLock(certPath, async () => {
       const onDisk = await fs.readFile(certPath, 'utf8');
       const stored = new X509Certificate(onDisk);
       if (sameUrls(pkiUrlsOf(stored), wanted) && samePublicKey(stored, current)) {
@@ -157,19 +159,17 @@ async function loadOrIssueTsa(
   const p = paths(dataDir);
   let keyPem = await fs.readFile(p.tsaKey, 'utf8').catch(() => undefined);
   if (keyPem === undefined) {
-    // link() fails if another sandbox wrote the key first: then its key stands.
+    // An exclusive write fails if another sandbox wrote the key first: then its key stands.
     const fresh = await generateTsaKeyPem();
-    await fs.mkdir(path.dirname(p.tsaKey), { recursive: true, mode: 0o700 });
-    const tmp = `${p.tsaKey}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await fs.writeFile(tmp, fresh, { mode: 0o600 });
-    await fs.link(tmp, p.tsaKey).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-    await fs.unlink(tmp);
+    await writeFileExclusive(p.tsaKey, fresh, { ...THROWAWAY, mode: 0o600, mkdir: 0o700 }).catch(
+      (err: unknown) => {
+        if (!(err instanceof FileExistsError)) throw err;
+      },
+    );
     keyPem = await fs.readFile(p.tsaKey, 'utf8');
   }
   const tsaKey = keyPem;
-  return withLock(`${p.tsaCert}.lock`, async () => {
+  return withLock(p.tsaCert, async () => {
     const stored = await fs.readFile(p.tsaCert, 'utf8').catch(() => undefined);
     if (stored !== undefined && (await tsaCertStillFits(stored, tsaKey, root, days, nowMs, urls))) {
       const signer = tsaSigner(stored, tsaKey);
@@ -258,30 +258,32 @@ function samePublicKey(a: X509Certificate, b: X509Certificate): boolean {
 }
 
 /**
- * Runs `fn` holding an exclusive lock (a directory made with mkdir, which fails when it exists). A lock
- * older than 30 s is taken as left by a crashed process and removed.
+ * Runs `fn` holding an exclusive lock on `file` (proper-lockfile: a `<file>.lock` folder made with
+ * mkdir, kept fresh while held). A lock untouched for 30 s was left by a crashed process and is taken
+ * over; waiting gives up after 60 s.
  */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      await fs.mkdir(lockDir);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const st = await fs.stat(lockDir).catch(() => undefined);
-      if (st !== undefined && Date.now() - st.mtimeMs > 30_000) {
-        await fs.rm(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new SandboxError(`sandbox lock ${lockDir} is held for too long`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(file, {
+      lockfilePath: `${file}.lock`,
+      realpath: false, // the file itself may not exist yet
+      stale: 30_000,
+      retries: { retries: 3000, factor: 1, minTimeout: 20, maxTimeout: 20, maxRetryTime: 60_000 },
+      // Losing the lock to a takeover only means two sandboxes may issue one certificate each; both
+      // stay valid, so it is not worth the default of throwing from a timer.
+      onCompromised: () => undefined,
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new SandboxError(`sandbox lock ${file}.lock is held for too long`, { cause: err });
     }
+    throw err;
   }
   try {
     return await fn();
   } finally {
-    await fs.rm(lockDir, { recursive: true, force: true });
+    await release().catch(() => undefined);
   }
 }
 
@@ -291,10 +293,8 @@ export function parseCertificate(der: Buffer): pkijs.Certificate {
   return new pkijs.Certificate({ schema: asn1.result });
 }
 
-async function writeAtomically(file: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await fs.writeFile(tmp, text, { mode });
-  await fs.rename(tmp, file);
+function writeAtomically(file: string, text: string): Promise<void> {
+  return writeFileReplacing(file, text, THROWAWAY);
 }
 
 /**

@@ -12,13 +12,18 @@ import {
   X509Certificate as NodeX509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { chmod, link, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { generateSecret } from 'otplib';
 import { z } from 'zod';
 import { SIGN_ALGOS, type SandboxKeyType } from './oids';
+import { FileExistsError, writeFileExclusive, writeFileReplacing } from '../outbox/atomic-write';
 import { SandboxError } from './sandbox-error';
+
+// The sandbox's files are test material: written whole (atomic-write.ts), without the fsyncs that
+// make the outbox survive a power cut and would only slow every test that provisions a sandbox.
+export const THROWAWAY = { durable: false } as const;
 import {
   createRootCa,
   generalizedTime,
@@ -209,7 +214,7 @@ function parseState(statePath: string, raw: string): StateFile {
 async function provision(dataDir: string, plan: readonly TenantPlan[]): Promise<StateFile> {
   await mkdir(path.join(dataDir, 'ca'), { recursive: true });
   const root = await createRootCa();
-  await writeFile(paths(dataDir).rootCert, root.certPem);
+  await writeFileReplacing(paths(dataDir).rootCert, root.certPem, THROWAWAY);
   await writePrivate(paths(dataDir).rootKey, root.keyPem);
 
   const state: StateFile = { version: STATE_VERSION, tenants: [], credentials: [] };
@@ -315,10 +320,11 @@ function stateEntry(tenant: TenantPlan, cred: CredentialPlan): StateFile['creden
 }
 
 async function writeState(dataDir: string, state: StateFile): Promise<void> {
-  const statePath = path.join(dataDir, 'state.json');
-  const tmp = `${statePath}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
-  await rename(tmp, statePath);
+  await writeFileReplacing(
+    path.join(dataDir, 'state.json'),
+    `${JSON.stringify(state, null, 2)}\n`,
+    THROWAWAY,
+  );
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -348,7 +354,7 @@ async function provisionCredential(
   });
   const dir = where.credentialDir ?? path.dirname(p.credentialCert(cred.credentialId));
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'cert.pem'), issued.certPem);
+  await writeFileReplacing(path.join(dir, 'cert.pem'), issued.certPem, THROWAWAY);
   await writePrivate(path.join(dir, 'key.pem'), issued.keyPem);
   // ensureSecret: when two sandboxes upgrade one dataDir at once, the first PIN and secret stand.
   if (cred.authMode === 'implicit') {
@@ -505,10 +511,7 @@ export async function loadOrProvisionTls(
     }
   }
   const issued = await issueTlsServerCertificate(root, names);
-  await mkdir(path.dirname(p.tlsServer), { recursive: true, mode: 0o700 });
-  const tmp = `${p.tlsServer}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writePrivate(tmp, `${issued.keyPem.trim()}\n${issued.certPem.trim()}\n`);
-  await rename(tmp, p.tlsServer);
+  await writePrivate(p.tlsServer, `${issued.keyPem.trim()}\n${issued.certPem.trim()}\n`);
   return { certPem: issued.certPem, keyPem: issued.keyPem, path: p.tlsServer };
 }
 
@@ -581,12 +584,14 @@ export function paths(dataDir: string) {
   };
 }
 
-/** Secret and key files: directory 0700, file 0600, value plus one trailing newline. */
+/** Secret and key files: directory 0700, file 0600, value plus one trailing newline. Replaced whole,
+ * and the temp file is new, so its mode holds whatever the file had before. */
 async function writePrivate(file: string, value: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const text = value.endsWith('\n') ? value : `${value}\n`;
-  await writeFile(file, text, { mode: 0o600 });
-  await chmod(file, 0o600); // writeFile's mode only applies when it creates the file
+  await writeFileReplacing(file, privateText(value), { ...THROWAWAY, mode: 0o600, mkdir: 0o700 });
+}
+
+function privateText(value: string): string {
+  return value.endsWith('\n') ? value : `${value}\n`;
 }
 
 /**
@@ -599,14 +604,10 @@ async function ensureSecret(file: string, generate: () => string): Promise<strin
     throw new SandboxError(`sandbox file ${file} is unreadable`, { cause: err });
   });
   if (existing !== undefined) return readSecret(file);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writePrivate(tmp, generate());
   try {
-    await link(tmp, file);
+    await writeFileExclusive(file, privateText(generate()), { ...THROWAWAY, mode: 0o600, mkdir: 0o700 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await unlink(tmp);
+    if (!(err instanceof FileExistsError)) throw err;
   }
   return readSecret(file);
 }

@@ -4,9 +4,9 @@
 // its modification time or size changed (one stat per OCSP or CRL request), so a revocation shows at
 // once. The OCSP responder says "unknown" for serials it never issued, "good" for issued, unrevoked ones.
 import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
+import { writeFileReplacingSync } from '../outbox/atomic-write';
 import { SandboxError } from './sandbox-error';
 import type { RevocationReason } from './types';
 
@@ -162,7 +162,6 @@ function readRevocations(file: string): Map<string, Revocation> {
 }
 
 function writeRevocations(file: string, entries: Revocation[]): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const body = {
     version: 1,
     revoked: entries.map((e) => ({
@@ -172,7 +171,6 @@ function writeRevocations(file: string, entries: Revocation[]): void {
       reason: e.reason,
     })),
   };
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  // Not synced: sandbox test material (see THROWAWAY in provisioning.ts).
+  writeFileReplacingSync(file, `${JSON.stringify(body, null, 2)}\n`, { durable: false });
 }

@@ -2,10 +2,11 @@
 // to one writer at a time, so the chain has every entry exactly once, in seq order, unbroken.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { AuditLog, verifyTenantAudit } from '../../src/outbox';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
@@ -63,19 +64,46 @@ test(
   },
 );
 
-test('a lock left by a process that died is taken over at once', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const root = await tempDir();
-  const dir = path.join(root, 'fuji', 'audit');
-  await fs.mkdir(dir, { recursive: true });
-  const dead = spawn(process.execPath, ['-e', '']);
-  await new Promise((resolve) => dead.once('exit', resolve));
-  await fs.writeFile(
-    path.join(dir, '.lock'),
-    JSON.stringify({ pid: dead.pid, host: os.hostname(), token: 'x' }),
-  );
-  const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 60_000, timeoutMs: 5_000 } });
-  assert.equal((await log.append({ type: 'refusal', reason: 'after a crash' })).seq, 1);
-});
+// Runs in a child: takes the audit folder's lock, says so, and waits to be killed holding it.
+const HOLD_LOCK = `
+const { FileLock } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'src', 'outbox', 'audit-lock.js'))});
+FileLock.acquire(process.argv[1], { staleMs: 60000 }).then(() => process.stdout.write('held\\n'));
+setInterval(() => undefined, 1000);
+`;
+
+/** A child process that holds the lock at `lockPath` when this resolves. */
+async function lockHolder(lockPath: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', HOLD_LOCK, lockPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const said = once(readline.createInterface({ input: child.stdout! }), 'line') as Promise<[string]>;
+  const died = once(child, 'exit').then(([code]) => `lock holder exited with ${String(code)} first`);
+  assert.equal(await Promise.race([said.then(([line]) => line), died]), 'held');
+  return child;
+}
+
+test(
+  'a lock left by a process that was killed is taken over at once',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const root = await tempDir();
+    const dir = path.join(root, 'fuji', 'audit');
+    await fs.mkdir(dir, { recursive: true });
+    const holder = await lockHolder(path.join(dir, '.lock'));
+    // SIGKILL: no exit handler runs, so the lock folder stays behind, fresh (staleMs is 60 s).
+    const exited = once(holder, 'exit');
+    holder.kill('SIGKILL');
+    await exited;
+    assert.ok((await fs.stat(path.join(dir, '.lock'))).isDirectory(), 'the killed holder left its lock');
+    const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 60_000, timeoutMs: 5_000 } });
+    assert.equal((await log.append({ type: 'refusal', reason: 'after a crash' })).seq, 1);
+    assert.deepEqual(
+      (await fs.readdir(dir)).filter((n) => !n.endsWith('.jsonl')),
+      ['HEAD'],
+      'the dead holder lock and its holder file are gone',
+    );
+  },
+);
 
 test(
   'a lock untouched for longer than staleMs is taken over; a fresh one is waited for',
@@ -86,14 +114,46 @@ test(
     await fs.mkdir(dir, { recursive: true });
     const lock = path.join(dir, '.lock');
     // Held by a live process (this one's parent) on another host name: only its age can free it.
-    const holder = JSON.stringify({ pid: process.ppid, host: 'elsewhere', token: 'y' });
-    await fs.writeFile(lock, holder);
-    const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 1_000, timeoutMs: 300 } });
+    await fs.mkdir(lock);
+    const st = await fs.stat(lock);
+    await fs.writeFile(
+      `${lock}.holder`,
+      JSON.stringify({
+        pid: process.ppid,
+        host: 'elsewhere',
+        token: 'y',
+        ino: st.ino,
+        birthtimeMs: st.birthtimeMs,
+      }),
+    );
+    const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 2_000, timeoutMs: 300 } });
     await assert.rejects(log.append({ type: 'refusal', reason: 'too soon' }), /timed out waiting for lock/);
 
     const old = new Date(Date.now() - 5_000);
     await fs.utimes(lock, old, old);
     assert.equal((await log.append({ type: 'refusal', reason: 'stale' })).seq, 1);
     assert.equal((await verifyTenantAudit(root, 'fuji')).ok, true);
+  },
+);
+
+test(
+  'a lock held by a live process of this host is waited for, not taken over',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const root = await tempDir();
+    const dir = path.join(root, 'fuji', 'audit');
+    await fs.mkdir(dir, { recursive: true });
+    const holder = await lockHolder(path.join(dir, '.lock'));
+    try {
+      const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 60_000, timeoutMs: 300 } });
+      await assert.rejects(log.append({ type: 'refusal', reason: 'held' }), /timed out waiting for lock/);
+    } finally {
+      const exited = once(holder, 'exit');
+      holder.kill('SIGTERM');
+      await exited;
+    }
+    // SIGTERM runs proper-lockfile's exit handler, which removes the lock folder: no wait at all now.
+    const log = AuditLog.forTenant(root, 'fuji', { lock: { staleMs: 60_000, timeoutMs: 5_000 } });
+    assert.equal((await log.append({ type: 'refusal', reason: 'after the holder left' })).seq, 1);
   },
 );

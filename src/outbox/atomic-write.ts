@@ -1,0 +1,255 @@
+// The product's one way to write a file that must survive a crash whole (../shared/DESIGN.md: the
+// outbox owns atomic writes for every part): a temp file beside the target, fsync, then rename (replace)
+// or link (never replace), then fsync the folder; and durable appends for logs. Temp files name their
+// host and process, so sweepTempFiles can tell a dead writer's leftovers from a live writer's file.
+// It imports nothing of the outbox's own, so lower parts (jobs, sandbox) can use it without the rest.
+import crypto from 'node:crypto';
+import fsSync from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SealerError } from '../common/errors';
+import { processAlive } from '../common/process-alive';
+
+/** A write that did not happen; names the target file and keeps the system error's `code`. */
+export class AtomicWriteError extends SealerError {
+  readonly code: string | undefined;
+  constructor(
+    message: string,
+    readonly file: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = (options?.cause as NodeJS.ErrnoException | undefined)?.code;
+  }
+}
+
+/** An exclusive write found the target already there; what is there was left untouched. */
+export class FileExistsError extends AtomicWriteError {}
+
+export interface AtomicWriteOptions {
+  /** Permission bits of the new file (less the umask). Default 0o644; secrets and keys pass 0o600. */
+  mode?: number;
+  /**
+   * Creates missing parent folders first: `true` (default) with the default mode, a number for their
+   * mode (0o700 for a folder of secrets), `false` when the caller made the folder itself.
+   */
+  mkdir?: boolean | number;
+  /**
+   * Whether to fsync the file and its folder (default true). Without it the write is still whole or
+   * nothing for readers, but a power cut may lose it: only for throwaway data (the sandbox's test PKI).
+   */
+  durable?: boolean;
+}
+
+type Data = string | Uint8Array;
+
+// `.<name>.<host>~<pid>.<random>.tmp`: hidden, and never a name any reader of a folder looks for.
+const HOST =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9-]/g, '_')
+    .slice(0, 40) || 'host';
+const TEMP = /^\.(.+)\.([A-Za-z0-9_-]+)~(\d+)\.[0-9a-f]+\.tmp$/;
+
+/** A temp file's name beside `file`, to be renamed or linked into place. */
+export function tempPathFor(file: string): string {
+  const name = `.${path.basename(file)}.${HOST}~${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  return path.join(path.dirname(file), name);
+}
+
+/** Syncs a folder, so that a rename, link or new file in it survives a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = fsSync.openSync(dir, 'r');
+  try {
+    fsSync.fsyncSync(fd);
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
+async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Promise<void> {
+  if (option === false) return;
+  await fs.mkdir(path.dirname(file), {
+    recursive: true,
+    ...(typeof option === 'number' ? { mode: option } : {}),
+  });
+}
+
+/** Writes `data` to a new temp file beside `file` and syncs it; returns the temp file's path. */
+async function writeTemp(file: string, data: Data, mode: number, durable: boolean): Promise<string> {
+  const tmp = tempPathFor(file);
+  const handle = await fs.open(tmp, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    if (durable) await handle.sync();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  return tmp;
+}
+
+/**
+ * Writes `file` whole, replacing what is there: a reader, or the file after a crash, holds the old
+ * bytes or the new ones, never a part. For files that describe (reports, state, HEAD); never for a
+ * sealed PDF, which writeFileExclusive keeps from being replaced.
+ */
+export async function writeFileReplacing(
+  file: string,
+  data: Data,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const dir = path.dirname(file);
+  try {
+    await makeParent(file, options.mkdir);
+    const tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
+    try {
+      await fs.rename(tmp, file);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    if (options.durable !== false) await fsyncDir(dir);
+  } catch (err) {
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+}
+
+/**
+ * Creates `file` whole, or fails with FileExistsError if it exists: link() never replaces a name, so
+ * what is there (a sealed PDF, a record, a secret another process made first) is never overwritten.
+ */
+export async function writeFileExclusive(
+  file: string,
+  data: Data,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const dir = path.dirname(file);
+  let tmp: string;
+  try {
+    await makeParent(file, options.mkdir);
+    tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
+  } catch (err) {
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+  try {
+    await fs.link(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new FileExistsError(`${file} exists: not overwriting it`, file, { cause: err });
+    }
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  try {
+    if (options.durable !== false) await fsyncDir(dir);
+  } catch (err) {
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+}
+
+/**
+ * Appends `data` to `file` (created if missing) and syncs it before returning; a new file's folder
+ * is synced too. One write() under O_APPEND keeps a record whole when several processes append.
+ */
+export async function appendFileDurably(file: string, data: Data): Promise<{ created: boolean }> {
+  let created = true;
+  try {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'ax');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      created = false;
+      handle = await fs.open(file, 'a');
+    }
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (created) await fsyncDir(path.dirname(file));
+  } catch (err) {
+    throw new AtomicWriteError(`cannot append to ${file}`, file, { cause: err });
+  }
+  return { created };
+}
+
+/**
+ * writeFileReplacing for the few synchronous callers (the sandbox's OTP "phone" and revocation list,
+ * written inside request handlers that answer from memory right after).
+ */
+export function writeFileReplacingSync(file: string, data: Data, options: AtomicWriteOptions = {}): void {
+  const dir = path.dirname(file);
+  try {
+    if (options.mkdir !== false) {
+      fsSync.mkdirSync(dir, {
+        recursive: true,
+        ...(typeof options.mkdir === 'number' ? { mode: options.mkdir } : {}),
+      });
+    }
+    const tmp = tempPathFor(file);
+    try {
+      const fd = fsSync.openSync(tmp, 'wx', options.mode ?? 0o644);
+      try {
+        fsSync.writeFileSync(fd, data);
+        if (options.durable !== false) fsSync.fsyncSync(fd);
+      } finally {
+        fsSync.closeSync(fd);
+      }
+      fsSync.renameSync(tmp, file);
+    } catch (err) {
+      fsSync.rmSync(tmp, { force: true });
+      throw err;
+    }
+    if (options.durable !== false) fsyncDirSync(dir);
+  } catch (err) {
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+}
+
+/**
+ * Removes temp files a crashed writer left in `dir`: those of this host whose process is gone, and
+ * any older than `maxAgeMs` (another host's writer takes milliseconds, not an hour). Returns the count.
+ */
+export async function sweepTempFiles(dir: string, maxAgeMs = 3_600_000): Promise<number> {
+  // Streamed: the sealed index holds one file per invoice ever sealed, too many to list in memory.
+  let names: AsyncIterable<{ name: string }>;
+  try {
+    names = await fs.opendir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new AtomicWriteError(`cannot list ${dir} for leftover temp files`, dir, { cause: err });
+  }
+  let removed = 0;
+  for await (const { name } of names) {
+    const m = TEMP.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const pid = Number(m[3]);
+    let stale = m[2] === HOST && pid !== process.pid && !processAlive(pid);
+    if (!stale) {
+      const st = await fs.stat(file).catch(() => undefined);
+      stale = st !== undefined && Date.now() - st.mtimeMs > maxAgeMs;
+    }
+    if (stale) {
+      await fs.rm(file, { force: true });
+      removed++;
+    }
+  }
+  return removed;
+}

@@ -28,7 +28,7 @@ import type { Logger } from '../common/logger';
 import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
 import type { SealQueues } from './seal-queue';
-import { addRunCounts, recordOutcomes, settleRun, type RunCounts } from './run-record';
+import { addRunCounts, expectRows, recordOutcomes, settleRun, type RunCounts } from './run-record';
 import { findSealed } from '../outbox';
 import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
@@ -295,6 +295,15 @@ async function enqueueChunk(
   });
 }
 
+/** Line feeds in `file` (0x0A is never part of a multibyte character in UTF-8 or Shift_JIS). */
+async function countLines(file: string): Promise<number> {
+  let lines = 0;
+  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
+  }
+  return lines;
+}
+
 async function produceFile(
   file: string,
   job: JobDefinition,
@@ -493,7 +502,12 @@ export async function produceRun(
         await leaveInPlace(file, ready.reason);
         continue;
       }
-      const fr = await produceFile(file, job, ids, opts, ready);
+      // Rows to come, for sizing authorisations while the file is read (an estimate: quoted line
+      // breaks count too; never a count that settles anything).
+      await expectRows(opts.redis, opts.prefix, ids.runId, Math.max(0, (await countLines(file)) - 1));
+      const fr = await produceFile(file, job, ids, opts, ready).finally(() =>
+        expectRows(opts.redis, opts.prefix, ids.runId, 0),
+      );
       if (fr.leftInPlace !== undefined) await leaveInPlace(file, fr.leftInPlace);
       result.files.push(fr);
       for (const k of ['rows', 'enqueued', 'duplicates', 'alreadySealed', 'rejected'] as const)

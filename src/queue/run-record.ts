@@ -224,8 +224,9 @@ export async function readFailures(redis: Redis, prefix: string, runId: string):
 }
 
 /**
- * Invoices still to settle in the given job's open runs (enqueued, not yet sealed or failed): what a
- * credential's next authorisation should cover. Runs settle and leave the open set.
+ * Invoices still to settle in the given job's open runs (enqueued, not yet sealed or failed), and while
+ * an export is being read the rows of it not read yet (see expectRows): what a credential's next
+ * authorisation should cover. Runs settle and leave the open set.
  */
 export async function pendingInvoices(redis: Redis, prefix: string, jobNames: string[]): Promise<number> {
   let pending = 0;
@@ -235,9 +236,29 @@ export async function pendingInvoices(redis: Redis, prefix: string, jobNames: st
       const c = await readRun(redis, prefix, runId);
       if (c.settledAt !== undefined) continue;
       pending += Math.max(0, c.enqueued - c.sealed - c.alreadySealed - c.failed);
+      const expecting = Number(c.expecting ?? 0);
+      if (c.state === 'producing' && expecting > 0) {
+        const read = c.enqueued + c.duplicates - Number(c.expectingFrom ?? 0);
+        pending += Math.max(0, expecting - read);
+      }
     }
   }
   return pending;
+}
+
+/**
+ * The producer starts reading an export of about `rows` rows: until it is read, the rows not read yet
+ * count as pending, so that the night's first authorisation covers the export rather than the first
+ * chunk queued (a credential is authorised once per TOTP step: a SAD sized to one chunk idles the night
+ * until the next step). 0 when the file is done.
+ */
+export async function expectRows(redis: Redis, prefix: string, runId: string, rows: number): Promise<void> {
+  const key = runKey(prefix, runId);
+  const [enqueued, duplicates] = await redis.hmget(key, 'enqueued', 'duplicates');
+  await redis.hset(key, {
+    expecting: String(Math.max(0, Math.floor(rows))),
+    expectingFrom: String(Number(enqueued ?? 0) + Number(duplicates ?? 0)),
+  });
 }
 
 function openRunsKey(prefix: string, job: string): string {

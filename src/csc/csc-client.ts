@@ -419,12 +419,14 @@ export class CscClient {
     const url = `${this.baseUrl}/${endpoint}`;
     const options = this.postOptions(endpoint, count, resend);
     for (let attempt = 0; ; attempt++) {
-      const wait = this.notBefore - Date.now();
-      if (wait > 0) await sleep(wait);
       const token = await this.tokens.token();
       try {
         return (await postJson(url, body, { ...options, bearer: token })).body;
       } catch (err) {
+        // Also a 429 on a call sent once (authorize) or with a wait too long to take: every call waits.
+        if (err instanceof CscError && (err.status === 429 || err.status === 503) && err.retryAfterMs) {
+          this.notBefore = Math.max(this.notBefore, Date.now() + err.retryAfterMs);
+        }
         if (err instanceof CscError && isServiceTokenRefusal(err)) {
           if (!this.tokens.refreshable) {
             this.logger.warn({ endpoint }, 'CSC provider refused the configured bearer token');
@@ -448,6 +450,10 @@ export class CscClient {
       timeoutMs: this.timeoutMs,
       retry: resend ? this.retry : { ...this.retry, maxRetries: 0 },
       onSend: count,
+      beforeSend: async () => {
+        const wait = this.notBefore - Date.now();
+        if (wait > 0) await sleep(wait);
+      },
       onBackoff: (b) => {
         this.notBefore = Math.max(this.notBefore, Date.now() + b.waitMs);
         this.logger.warn(b, 'CSC provider asked to slow down; waiting');

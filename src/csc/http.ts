@@ -31,6 +31,8 @@ export interface PostOptions {
   onSend?: () => void;
   /** Called before each wait, so callers can log (without secrets) that the provider pushed back. */
   onBackoff?: (info: { endpoint: string; status: number; waitMs: number; attempt: number }) => void;
+  /** Awaited before every attempt, re-sends included: a client-wide wait after a provider's 429. */
+  beforeSend?: () => Promise<void>;
 }
 
 export interface HttpAnswer {
@@ -46,15 +48,36 @@ export async function postForm(url: string, form: URLSearchParams, o: PostOption
   return post(url, form.toString(), 'application/x-www-form-urlencoded', o);
 }
 
+/**
+ * A 429 that came with Retry-After is a provider over its rate limit, not failing: it did nothing with
+ * the request, so waiting as told and sending again is always safe, and several calls in flight may
+ * each be refused a few times before their turn. Such answers get this many re-sends (each within
+ * maxDelayMs), counted apart from maxRetries.
+ */
+const RATE_LIMITED_RESENDS = 30;
+
 async function post(url: string, payload: string, contentType: string, o: PostOptions): Promise<HttpAnswer> {
+  let limited = 0;
   for (let attempt = 0; ; attempt++) {
+    await o.beforeSend?.();
     try {
       return await postOnce(url, payload, contentType, o);
     } catch (err) {
-      const wait = err instanceof CscError ? backoffFor(err, attempt, o.retry) : undefined;
+      const rateLimited =
+        err instanceof CscError &&
+        err.status === 429 &&
+        err.retryAfterMs !== undefined &&
+        o.retry.maxRetries > 0 &&
+        limited < RATE_LIMITED_RESENDS;
+      if (rateLimited) {
+        limited++;
+        attempt--; // not one of the re-sends maxRetries allows
+      }
+      const wait = err instanceof CscError ? backoffFor(err, rateLimited ? 0 : attempt, o.retry) : undefined;
       if (wait === undefined || !(err instanceof CscError) || err.status === undefined) throw err;
       o.onBackoff?.({ endpoint: o.endpoint, status: err.status, waitMs: wait, attempt: attempt + 1 });
-      await sleep(wait);
+      // The calls refused in one window come back spread a little, not in one instant.
+      await sleep(rateLimited ? wait + Math.round(Math.random() * Math.min(250, wait / 4)) : wait);
     }
   }
 }

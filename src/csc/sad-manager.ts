@@ -109,13 +109,14 @@ export interface SadManagerOptions {
 export interface SadClock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolves after `ms`, or at once (never rejecting) when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 const REAL_CLOCK: SadClock = {
   now: () => Date.now(),
-  sleep: async (ms) => {
-    await sleep(ms);
+  sleep: async (ms, signal) => {
+    await sleep(ms, undefined, signal && { signal }).catch(() => undefined);
   },
 };
 
@@ -164,8 +165,8 @@ export class SadManager {
   /** TOTP period (s) of the last authorisation; undefined: no OTP, so no step to wait for. */
   private period?: number;
   private closed = false;
-  private wakeClosed?: () => void;
-  private readonly closedSignal = new Promise<void>((resolve) => (this.wakeClosed = resolve));
+  /** Cuts short the waits of an authorisation ahead once the signer closes. */
+  private readonly closedAbort = new AbortController();
   /** The one authorisation in flight; others wait for it rather than starting their own. */
   private authorising?: Promise<unknown>;
   private count = 0;
@@ -285,7 +286,9 @@ export class SadManager {
         const got = await this.authorise(numSignatures, undefined, runs);
         // Too few were left on the one replaced for this batch (one signHash carries one SAD).
         this.giveUp(this.current?.remaining ?? 0);
-        this.current = { ...got, remaining: numSignatures - n, since: this.clock.now(), size: numSignatures };
+        // The rate of use is measured from after this first batch: it says nothing about the rate.
+        const remaining = numSignatures - n;
+        this.current = { ...got, remaining, since: this.clock.now(), size: remaining };
         this.aheadCheckedAt = -Infinity;
         return this.current;
       });
@@ -298,9 +301,13 @@ export class SadManager {
   /** Hands out the SAD authorised ahead once the current one cannot serve `least` more signatures. */
   private promote(least: number): void {
     const cur = this.current;
-    if (!this.next || (cur && cur.remaining >= least && this.usable(cur))) return;
+    const next = this.next;
+    if (!next || (cur && cur.remaining >= least && this.usable(cur))) return;
+    // A next SAD too small for the batch, or expired while it waited, would be given up as well.
+    if (next.remaining < least || !this.usable(next)) return;
     this.giveUp(cur?.remaining ?? 0);
-    this.current = this.next;
+    // Its rate of use runs from now, not from when it was authorised.
+    this.current = { ...next, since: this.clock.now(), size: next.remaining };
     this.next = undefined;
     this.aheadCheckedAt = -Infinity; // a new SAD in hand: time to look ahead again
   }
@@ -341,12 +348,15 @@ export class SadManager {
 
   /** Whether `cur`, at the rate it has been used, runs out within AHEAD_STEPS TOTP steps (or seconds). */
   private runsOutSoon(cur: CurrentSad, now: number): boolean {
+    const horizonMs = AHEAD_STEPS * (this.period ?? 1) * 1000;
+    // A SAD whose life ends first is replaced as well (SAD expiry follows the real clock).
+    if (cur.expiresAt - this.marginMs - Date.now() <= horizonMs) return true;
     const used = cur.size - cur.remaining;
     const elapsed = now - cur.since;
     if (used <= 0) return false;
     if (elapsed <= 0) return true;
     const msLeft = (cur.remaining / used) * elapsed;
-    return msLeft <= AHEAD_STEPS * (this.period ?? 1) * 1000;
+    return msLeft <= horizonMs;
   }
 
   /** Signatures still wanted beyond those in hand (the current SAD, plus the margin); may be <= 0. */
@@ -385,14 +395,20 @@ export class SadManager {
     // Wait for the step after the one last sent, outside the lease: until then it is nobody's turn.
     if (this.period !== undefined && Number.isFinite(this.nextStep)) {
       const waitMs = this.nextStep * this.period * 1000 - this.clock.now();
-      if (waitMs > 0) await Promise.race([this.clock.sleep(waitMs), this.closedSignal]);
+      if (waitMs > 0) await this.clock.sleep(waitMs, this.closedAbort.signal);
     }
     if (this.closed) return;
     await this.serialised(async () => {
       // Looked at again: a batch may have authorised meanwhile, or the night may be nearly done.
       const wanted = this.closed || this.next ? 0 : await this.wantedAhead();
-      if (wanted <= 0) return;
-      const got = await this.authorise(wanted, undefined, runs);
+      if (wanted <= 0 || this.closed) return;
+      let got: { sad: string; expiresAt: number };
+      try {
+        got = await this.authorise(wanted, undefined, runs, this.closedAbort.signal);
+      } catch (err) {
+        if (err instanceof StoppedBeforeSending) return; // closed before anything was sent
+        throw err;
+      }
       const held: CurrentSad = { ...got, remaining: wanted, since: this.clock.now(), size: wanted };
       if (this.closed) {
         this.giveUp(wanted);
@@ -422,7 +438,7 @@ export class SadManager {
    * unused (and still counted by unusedSignatures()); nothing more is authorised ahead. */
   releaseUnused(): void {
     this.closed = true;
-    this.wakeClosed?.();
+    this.closedAbort.abort();
     if (this.ahead) this.othersInHand(0).catch(() => undefined); // the others stop counting ours
     for (const held of [this.current, this.next]) {
       const left = held?.remaining ?? 0;
@@ -432,7 +448,8 @@ export class SadManager {
     }
   }
 
-  /** Resolves once no authorisation ahead is under way (one cut short by releaseUnused ends at once). */
+  /** Resolves once no authorisation ahead is under way: after releaseUnused one still waiting for its
+   * step or the lease ends without sending; one already sent is awaited (its SAD counted unused). */
   async aheadSettled(): Promise<void> {
     await this.aheadTask;
   }
@@ -497,17 +514,19 @@ export class SadManager {
     }
   }
 
+  /** `stop`: give up (StoppedBeforeSending) at any point before the request leaves. */
   private async authorise(
     numSignatures: number,
     hashes: Buffer[] | undefined,
     runs: string[],
+    stop?: AbortSignal,
   ): Promise<{ sad: string; expiresAt: number }> {
     // Checked before queueing for the lease (fail fast) and again once holding it: the holder before
     // us may have latched the credential while we waited.
     await this.throwIfLatched();
     const got = await this.guard.withLease(async () => {
       await this.throwIfLatched();
-      return this.authoriseHoldingLease(numSignatures, hashes);
+      return this.authoriseHoldingLease(numSignatures, hashes, stop);
     });
     this.observe?.({
       type: 'authorize',
@@ -522,7 +541,9 @@ export class SadManager {
   private async authoriseHoldingLease(
     numSignatures: number,
     hashes?: Buffer[],
+    stop?: AbortSignal,
   ): Promise<{ sad: string; expiresAt: number }> {
+    if (stop?.aborted) throw new StoppedBeforeSending();
     const c = this.credential;
     // An implicit credential is authorised by the service authentication alone: no factors are sent.
     const { pin, totpSecret, f } =
@@ -537,7 +558,8 @@ export class SadManager {
     let tokenRetries = 1;
     let busyAttempts = 0;
     for (;;) {
-      const otp = totpSecret === undefined ? undefined : await this.freshOtp(totpSecret, f);
+      const otp = totpSecret === undefined ? undefined : await this.freshOtp(totpSecret, f, stop);
+      if (stop?.aborted) throw new StoppedBeforeSending();
       const started = Date.now();
       try {
         const got = await this.client.authorize({
@@ -661,7 +683,7 @@ export class SadManager {
    * the current one is taken. The step is claimed before the request leaves: even a failed request may
    * have spent it.
    */
-  private async freshOtp(secret: string, f: KeyFactors): Promise<string> {
+  private async freshOtp(secret: string, f: KeyFactors, stop?: AbortSignal): Promise<string> {
     const period = f.totpPeriod ?? 30;
     for (;;) {
       const now = this.clock.now();
@@ -680,10 +702,14 @@ export class SadManager {
         { credentialId: this.credential.credentialId, waitMs },
         'TOTP code of this time step already used; waiting for the next step',
       );
-      await this.clock.sleep(waitMs);
+      await this.clock.sleep(waitMs, stop);
+      if (stop?.aborted) throw new StoppedBeforeSending();
     }
   }
 }
+
+/** An authorisation ahead given up before its request left (the signer closed). */
+class StoppedBeforeSending extends Error {}
 
 /**
  * 4xx other than rate limiting, timeouts and a refused service token: the provider looked at our

@@ -1,5 +1,5 @@
 // TOTP checks for credentials/authorize: RFC 6238 codes (6 digits, HMAC-SHA-1, the sandbox's period,
-// one step either side but never less than 10 s: a real provider's 30 s step tolerates 30 s of delay,
+// one step either side, and never less than 10 s late: a real provider's 30 s step tolerates 30 s of delay,
 // and a test's 1 s step must not turn a loaded machine's scheduling delays into refusals), and replay
 // refusal as section 5.2 asks: per credential the last accepted time
 // step is remembered, and a code of that step or an earlier one is refused. In memory: a restart forgets.
@@ -28,7 +28,8 @@ export class TotpVerifier {
         token,
         period: this.periodSec,
         epoch: Math.floor(this.now() / 1000),
-        epochTolerance: Math.max(this.periodSec, MIN_TOLERANCE_SEC),
+        // [past, future]: a code may be late, never from further ahead than one step.
+        epochTolerance: [Math.max(this.periodSec, MIN_TOLERANCE_SEC), this.periodSec],
       });
       if (!result.valid || !('timeStep' in result)) return { ok: false, replayed: false };
       step = result.timeStep;

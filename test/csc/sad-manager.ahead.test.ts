@@ -68,10 +68,12 @@ test(
 
       const first = await sign(hashes(4));
       await m.sadManager.aheadSettled();
-      assert.equal(m.asked.length, 2, 'a second SAD was authorised ahead');
-      assert.equal(m.asked[1]!.signedBefore, 4, 'while the first still had 6 signatures');
-
+      assert.equal(m.asked.length, 1, 'the batch that authorised says nothing of the rate of use');
       assert.equal((await sign(hashes(4))).reservation.sad, first.reservation.sad);
+      await m.sadManager.aheadSettled();
+      assert.equal(m.asked.length, 2, 'a second SAD was authorised ahead');
+      assert.ok(m.asked[1]!.signedBefore <= 8, 'before the first SAD was spent: it still has 2 (below)');
+
       const split = await sign(hashes(4));
       assert.equal(split.reservation.count, 2, 'the SAD with 2 left signs 2 of the batch of 4');
       assert.equal(split.reservation.sad, first.reservation.sad);
@@ -122,36 +124,48 @@ test('without authoriseAhead nothing is authorised before it is needed (as befor
 test('a demand covered by the SAD in hand (plus the margin) authorises nothing ahead', T, async () => {
   await withFixture(10, async (fx) => {
     const m = await manager(fx, { demand: async () => 12, authoriseAhead: { margin: 2 } });
-    const batch = hashes(4);
-    const reservation = await m.sadManager.reserve(batch, [], { upTo: true });
+    await m.sadManager.reserve(hashes(4), [], { upTo: true });
+    await m.sadManager.reserve(hashes(2), [], { upTo: true });
     await m.sadManager.aheadSettled();
-    await m.client.signHash({ credential: m.credential, reservation, hashes: batch });
-    // 12 queued (the 4 in hand among them), 6 left on the SAD, margin 2: 12 - 6 - 2 = 4 more wanted.
+    // 12 queued (the 6 in hand among them), 4 left on the SAD, margin 2: 12 - 4 - 2 = 6 more wanted.
     assert.deepEqual(
       m.asked.map((a) => a.numSignatures),
-      [10, 4],
+      [10, 6],
     );
-    const m2 = await manager(fx, { demand: async () => 8, authoriseAhead: { margin: 4 } });
+    const m2 = await manager(fx, { demand: async () => 6, authoriseAhead: { margin: 6 } });
     await m2.sadManager.reserve(hashes(4), [], { upTo: true });
+    await m2.sadManager.reserve(hashes(2), [], { upTo: true });
     await m2.sadManager.aheadSettled();
-    // 8 queued: a SAD of 8 (sized by the demand), 4 left on it, and the 4 in hand: nothing more wanted.
+    // 6 queued, all 6 in hand (the margin) under a SAD of 6 sized by the demand: nothing more wanted.
     assert.deepEqual(
       m2.asked.map((a) => a.numSignatures),
-      [8],
+      [6],
     );
   });
 });
 
-test('releaseUnused stops an authorisation waiting for its step and counts what is left', T, async () => {
+test('releaseUnused stops an authorisation ahead before it is sent, and counts what is left', T, async () => {
   await withFixture(10, async (fx) => {
-    const m = await manager(fx, { demand: async () => 1_000, authoriseAhead: { margin: 0 } });
-    const batch = hashes(3);
-    await m.sadManager.reserve(batch, [], { upTo: true });
-    m.sadManager.releaseUnused();
+    let reads = 0;
+    const closing: { manager?: SadManager } = {};
+    // The signer closes while the authorisation ahead reads the demand again (its second look).
+    const demand = async () => {
+      if (++reads === 3) closing.manager?.releaseUnused();
+      return 1_000;
+    };
+    const m = await manager(fx, { demand, authoriseAhead: { margin: 0 } });
+    closing.manager = m.sadManager;
+    await m.sadManager.reserve(hashes(3), [], { upTo: true });
+    await m.sadManager.reserve(hashes(2), [], { upTo: true });
     await m.sadManager.aheadSettled();
-    assert.ok(m.asked.length <= 2);
-    const authorisedAfterFirst = m.asked.slice(1).reduce((s, a) => s + a.numSignatures, 0);
-    assert.equal(m.sadManager.unusedSignatures(), 7 + authorisedAfterFirst);
+    assert.equal(reads, 3, 'sized once, looked at twice ahead, and closed meanwhile');
+    assert.deepEqual(
+      m.asked.map((a) => a.numSignatures),
+      [10],
+      'nothing was authorised after close',
+    );
+    assert.equal(fx.sandbox.stats().authorize, 1);
+    assert.equal(m.sadManager.unusedSignatures(), 5);
   });
 });
 

@@ -147,3 +147,15 @@ export function manyObjectsPdf(count: number): Buffer {
   const { data, entries } = objectStreamContents(10, objects);
   return pdfWithStream(entries, zlib.deflateSync(data));
 }
+
+/**
+ * The xref-stream bomb made the file's newest cross-reference section (startxref points at it, and it
+ * names the catalog): every prepare reads it, the fast path included.
+ */
+export function newestXrefStreamBomb(inflatedMiB: number): Buffer {
+  const bomb = xrefStreamBomb(inflatedMiB)
+    .toString('latin1')
+    .replace('/Type /XRef', '/Root 1 0 R /Type /XRef');
+  const at = bomb.indexOf('4 0 obj');
+  return Buffer.from(bomb.replace(/startxref\n\d+/, `startxref\n${at}`), 'latin1');
+}

@@ -137,7 +137,7 @@ test(
   T,
   async () => {
     const dir = await tempDir('sealer-pool-alive-');
-    // Thousands of pages keep the only thread busy for a while (all of them are parsed), longer on a
+    // Thousands of pages keep the only thread busy for a while (all of them are parsed by the pdf-lib path), longer on a
     // slower machine, which only makes the jam surer.
     const doc = await PDFDocument.create();
     for (let i = 0; i < 1500; i++) doc.addPage([100, 100]).drawText(`page ${i}`);
@@ -160,6 +160,8 @@ test(
           location: 'l',
           name: 'n',
           signatureBytes: 8192,
+          // A visible seal takes the pdf-lib path, which parses every page: the fast path would not.
+          appearance: { page: 1, x: 10, y: 10, size: 40, text: 'seal' },
         })
         .then(
           () => 'prepared',

@@ -9,7 +9,7 @@ import { loadJobs } from '../../src/jobs';
 import { runNight } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
-import { objectStreamBomb } from '../helpers/bomb-pdf';
+import { newestXrefStreamBomb } from '../helpers/bomb-pdf';
 import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
 
 test(
@@ -22,7 +22,8 @@ test(
     const inbox = path.join(dir, 'inbox', 'sakura');
     await writeTenantExport(inbox, 'sakura', 12);
     // The core system exported a hostile file under an ordinary invoice's name.
-    await fs.writeFile(path.join(inbox, 'pdf', 'SKR-000003.pdf'), objectStreamBomb(256));
+    // (As its newest cross-reference stream, which every prepare reads.)
+    await fs.writeFile(path.join(inbox, 'pdf', 'SKR-000003.pdf'), newestXrefStreamBomb(256));
     const jobsDir = path.join(dir, 'jobs');
     await writeImplicitSakuraJob(dir, jobsDir, sandbox, { batchSize: 4 });
     const night = await runNight({

@@ -17,7 +17,7 @@ import {
   type PrepareTask,
   type PreparePoolOptions,
 } from '../../src/queue/prepare-pool';
-import { manyObjectsPdf, objectStreamBomb } from '../helpers/bomb-pdf';
+import { manyObjectsPdf, newestXrefStreamBomb, objectStreamBomb } from '../helpers/bomb-pdf';
 import { createTestPki, type TestPki } from '../helpers/test-pki';
 
 const TIMEOUT = { timeout: 180_000 };
@@ -102,7 +102,9 @@ test(
   TIMEOUT,
   async () => {
     await withPool({ maxInflatedBytes: 1024 * 1024 }, async (pool) => {
-      const bomb = await source('bomb.pdf', objectStreamBomb(256)); // 256 MiB from ~270 KB
+      // 256 MiB from ~270 KB, as the newest cross-reference stream: read by every prepare. (A bomb in
+      // a stream no update touches is never inflated: see test/pdf/seal-update.fast-path.test.ts.)
+      const bomb = await source('bomb.pdf', newestXrefStreamBomb(256));
       const tasks = await ordinaryTasks('inflate', 6);
       const [bombResult, ...results] = await Promise.allSettled([
         pool.run(bomb),
@@ -122,9 +124,13 @@ test(
 );
 
 test('a thread out of heap fails only its task; the pool replaces it and goes on', TIMEOUT, async () => {
-  // No inflate cap to speak of, so the bomb's 16 million offset entries reach the heap cap.
+  // No inflate cap to speak of, so the bomb's 16 million offset entries reach the heap cap. A visible
+  // seal takes the pdf-lib path, which parses every object (the fast path would not touch the bomb).
   await withPool({ maxHeapMb: 64, maxInflatedBytes: 1024 * 1024 * 1024 }, async (pool) => {
-    const bomb = await source('heap-bomb.pdf', objectStreamBomb(64));
+    const bomb = {
+      ...(await source('heap-bomb.pdf', objectStreamBomb(64))),
+      appearance: { page: 1, x: 10, y: 10, size: 40, text: 'seal' },
+    };
     const tasks = await ordinaryTasks('heap', 6);
     const [bombResult, ...results] = await Promise.allSettled([
       pool.run(bomb),

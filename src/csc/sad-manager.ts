@@ -302,9 +302,15 @@ export class SadManager {
   private promote(least: number): void {
     const cur = this.current;
     const next = this.next;
+    if (next && !this.usable(next)) {
+      // Expired while it waited: given up, so that another can be authorised ahead.
+      this.giveUp(next.remaining);
+      this.next = undefined;
+      return;
+    }
     if (!next || (cur && cur.remaining >= least && this.usable(cur))) return;
-    // A next SAD too small for the batch, or expired while it waited, would be given up as well.
-    if (next.remaining < least || !this.usable(next)) return;
+    // A next SAD too small for this batch would be given up as well: it waits for the next one.
+    if (next.remaining < least) return;
     this.giveUp(cur?.remaining ?? 0);
     // Its rate of use runs from now, not from when it was authorised.
     this.current = { ...next, since: this.clock.now(), size: next.remaining };

@@ -43,6 +43,26 @@ export interface AtomicWriteOptions {
 }
 
 type Data = string | Uint8Array;
+/** Data, or bytes in pieces (a sealed file is the input followed by its update). */
+type Pieces = Data | readonly Uint8Array[];
+
+/** Writes `data` at the handle's position 0 onwards, whole. */
+async function writeAll(handle: fs.FileHandle, data: Pieces): Promise<void> {
+  if (typeof data === 'string' || data instanceof Uint8Array) {
+    await handle.writeFile(data);
+    return;
+  }
+  // One writev for the pieces; a short write (allowed, rare on a local file) goes on piece by piece.
+  let { bytesWritten } = await handle.writev(data as Uint8Array[]);
+  for (const piece of data) {
+    if (bytesWritten >= piece.length) {
+      bytesWritten -= piece.length;
+      continue;
+    }
+    await handle.writeFile(piece.subarray(bytesWritten));
+    bytesWritten = 0;
+  }
+}
 
 // `.<name>.<host>~<pid>.<random>.tmp`: hidden, and never a name any reader of a folder looks for.
 const HOST =
@@ -86,11 +106,11 @@ async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Pr
 }
 
 /** Writes `data` to a new temp file beside `file` and syncs it; returns the temp file's path. */
-async function writeTemp(file: string, data: Data, mode: number, durable: boolean): Promise<string> {
+async function writeTemp(file: string, data: Pieces, mode: number, durable: boolean): Promise<string> {
   const tmp = tempPathFor(file);
   const handle = await fs.open(tmp, 'wx', mode);
   try {
-    await handle.writeFile(data);
+    await writeAll(handle, data);
     if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => undefined);
@@ -108,7 +128,7 @@ async function writeTemp(file: string, data: Data, mode: number, durable: boolea
  */
 export async function writeFileReplacing(
   file: string,
-  data: Data,
+  data: Pieces,
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const dir = path.dirname(file);
@@ -133,7 +153,7 @@ export async function writeFileReplacing(
  */
 export async function writeFileExclusive(
   file: string,
-  data: Data,
+  data: Pieces,
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const dir = path.dirname(file);

@@ -83,7 +83,7 @@ export async function sweepTempFiles(dir: string, maxAgeMs = 3_600_000): Promise
  * Writes `bytes` to `file` durably, never replacing what is there (writeFileExclusive: temp file,
  * fsync, link, fsync dir), so a sealed file is never silently replaced.
  */
-export async function writeNew(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeNew(file: string, bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
   try {
     await writeFileExclusive(file, bytes);
   } catch (err) {

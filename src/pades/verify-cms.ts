@@ -85,7 +85,7 @@ function checkSignedAttributes(cms: Buffer, attrsTlv: Tlv, problems: string[]): 
 /** Full inspection, also returning the embedded certificates (verifySealedPdf builds chains from them). */
 export function inspectCms(
   cmsDer: Buffer,
-  signedContent: Buffer,
+  signedContent: Buffer | { digest: Buffer },
   opts: VerifyCmsOptions = {},
 ): CmsInspection {
   const problems: string[] = [];
@@ -176,7 +176,13 @@ export function inspectCms(
     const md = messageDigest?.values[0];
     if (!md || md.tag !== TAG.OCTET_STRING) {
       problems.push('message-digest signed attribute is missing');
-    } else if (!contentOf(cms, md).equals(createHash(hashName).update(signedContent).digest())) {
+    } else if (
+      !contentOf(cms, md).equals(
+        Buffer.isBuffer(signedContent)
+          ? createHash(hashName).update(signedContent).digest()
+          : signedContent.digest,
+      )
+    ) {
       problems.push('message digest does not match the signed bytes (document altered after sealing?)');
     }
     if (profile === 'pades') checkPadesAttributes(cms, attrs, signer, problems);
@@ -272,7 +278,15 @@ function checkPadesAttributes(
   }
 }
 
-export function verifyCms(cmsDer: Buffer, signedContent: Buffer, opts: VerifyCmsOptions = {}): CmsCheck {
+/**
+ * `signedContent` is the signed bytes, or their digest as `{ digest }` where the caller took it over
+ * the real bytes already (the prepare step did, in its thread) and only the CMS remains to check.
+ */
+export function verifyCms(
+  cmsDer: Buffer,
+  signedContent: Buffer | { digest: Buffer },
+  opts: VerifyCmsOptions = {},
+): CmsCheck {
   const { valid, problems, signerCertificateDer } = inspectCms(cmsDer, signedContent, opts);
   return signerCertificateDer ? { valid, problems, signerCertificateDer } : { valid, problems };
 }

@@ -7,7 +7,7 @@ import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type 
 import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError, verifySealedPdf } from '../pades';
-import { SealError, type LevelFinisher } from '../seal';
+import { SealError, type LevelFinisher, type PreparedSeal } from '../seal';
 import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
 import {
   AuditLog,
@@ -25,7 +25,7 @@ import {
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
-import { PrepareError, PreparePool, type PrepareLimits } from './prepare-pool';
+import { PrepareError, PreparePool, type PrepareLimits } from '../seal';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import {
   sealJobData,
@@ -717,10 +717,11 @@ export class SealWorker {
     }
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
-    let prepared;
+    let prepared: PreparedSeal;
+    let source: Uint8Array;
     let t = performance.now();
     try {
-      prepared = await this.pool.run({
+      ({ prepared, source } = await this.pool.run({
         sourcePath: data.sourcePath,
         sourceSha256: data.sourceSha256,
         signingTime: signingTime.toISOString(),
@@ -740,7 +741,7 @@ export class SealWorker {
             imagePath: def.appearanceImagePath,
           },
         }),
-      });
+      }));
     } catch (err) {
       // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
       // a transient error (a file briefly unreadable) says so with its kind and is retried.
@@ -770,22 +771,12 @@ export class SealWorker {
       throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
     }
     stages.signMs = performance.now() - t;
-    let sealed: Buffer;
+    let update: Buffer;
     let timestampAt: string | undefined;
     t = performance.now();
     try {
-      const finished = await finisher.finish(
-        {
-          bytes: Buffer.from(prepared.preparedBytes),
-          byteRange: prepared.byteRange,
-          contentDigest: Buffer.from(prepared.contentDigest),
-          inputLength: prepared.inputLength,
-          signatureBytes: prepared.signatureBytes,
-          signedAttributes: Buffer.from(prepared.signedAttributes),
-        },
-        signature,
-      );
-      sealed = finished.sealed;
+      const finished = await finisher.finish(prepared, signature, source);
+      update = finished.update;
       timestampAt = finished.signatureTimestamp?.genTime.toISOString();
     } catch (err) {
       if (err instanceof SealError || err instanceof CertificateUnusableError) {
@@ -800,8 +791,8 @@ export class SealWorker {
     // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
     stages.finishMs = performance.now() - t;
     t = performance.now();
-    await writeNew(target, sealed);
-    const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
+    await writeNew(target, [source, update]);
+    const sealedSha256 = crypto.createHash('sha256').update(source).update(update).digest('hex');
     await appendManifestRow(path.dirname(target), {
       invoiceNumber: data.invoiceNumber,
       file: path.basename(target),

@@ -1,6 +1,6 @@
-// Public face of the seal part: finishing a prepared invoice at its PAdES level (CMS, timestamps,
-// validation data, document timestamp, verify-before-return), and the provider's TSA as a timestamp
-// source. Uses pdf and pades; knows nothing of queues, outbox files or the CSC protocol.
+// Public face of the seal part: preparing an invoice in a thread pool (an update with a placeholder,
+// the hash to sign) and finishing it at its PAdES level (CMS, timestamps, validation data, document
+// timestamp, verify-before-return), and the provider's TSA as a timestamp source. Uses pdf and pades; knows nothing of queues, outbox files or the CSC protocol.
 export { SealError } from './seal-error';
 export {
   atLeast,
@@ -8,9 +8,25 @@ export {
   type FinishedSeal,
   type LevelFinisherOptions,
   type PdfUpdates,
-  type PreparedSeal,
   type SealLevel,
 } from './level-finisher';
+export type { PreparedSeal, SealedUpdate } from './prepared-seal';
+export {
+  DEFAULT_PREPARE_LIMITS,
+  MIN_HEAP_MB,
+  PrepareConfigError,
+  PrepareError,
+  PreparePool,
+  SourceChangedError,
+  TRANSIENT_IO_CODES,
+  type DeadlineTimer,
+  type PrepareErrorKind,
+  type PrepareLimit,
+  type PrepareLimits,
+  type PreparePoolOptions,
+  type PrepareTask,
+  type PrepareTaskResult,
+} from './prepare-pool';
 export { ProviderTimestampSource, type ProviderTimestampSourceOptions } from './provider-timestamp-source';
 export {
   ArchiveRenewer,

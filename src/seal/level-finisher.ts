@@ -7,6 +7,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import {
   appendDss,
   embedCms,
+  embedCmsInUpdate,
   prepareDocTimestamp,
   vriKey,
   type DssContent,
@@ -23,6 +24,7 @@ import {
   type TimestampToken,
   type ValidationData,
 } from '../pades';
+import type { PreparedSeal, SealedUpdate } from './prepared-seal';
 import { SealError } from './seal-error';
 
 export type SealLevel = 'B-B' | 'B-T' | 'B-LT' | 'B-LTA';
@@ -60,14 +62,8 @@ export interface LevelFinisherOptions {
   updates?: PdfUpdates;
 }
 
-export interface PreparedSeal extends PlaceholderLayout {
-  signedAttributes: Buffer;
-}
-
-export interface FinishedSeal {
-  sealed: Buffer;
+export interface FinishedSeal extends SealedUpdate {
   level: SealLevel;
-  cms: Buffer;
   signatureTimestamp?: TimestampToken;
   documentTimestamp?: TimestampToken;
 }
@@ -138,37 +134,79 @@ export class LevelFinisher {
     return Math.ceil((this.tokenBytes + TOKEN_SIZE_MARGIN) / 256) * 256;
   }
 
-  async finish(prepared: PreparedSeal, signature: Buffer): Promise<FinishedSeal> {
+  /**
+   * Puts the provider's raw signature into the CMS, embeds it into the prepared update and verifies it
+   * against the digest prepare took over the real bytes, before anything is returned. Up to B-T the
+   * input's bytes are not needed; from B-LT `source` (the input, as prepare read it) is, because the
+   * DSS and document-timestamp updates are written by loading the whole sealed file.
+   */
+  async finish(prepared: PreparedSeal, signature: Buffer, source?: Uint8Array): Promise<FinishedSeal> {
     const { template } = this.o;
     let signatureTimestamp: TimestampToken | undefined;
     if (atLeast(this.level, 'B-T')) {
       const imprint = createHash('sha256').update(template.signatureValue(signature)).digest();
       signatureTimestamp = await this.o.timestamps!.timestamp(imprint);
     }
+    const signedAttributes = Buffer.from(
+      prepared.signedAttributes.buffer,
+      prepared.signedAttributes.byteOffset,
+      prepared.signedAttributes.byteLength,
+    );
     const cms = template.assemble(
-      prepared.signedAttributes,
+      signedAttributes,
       signature,
       signatureTimestamp ? { signatureTimeStampToken: signatureTimestamp.der } : undefined,
     );
-    let sealed = embedCms(prepared, cms);
-    const [a, b, c, d] = prepared.byteRange;
-    const check = verifyCms(cms, Buffer.concat([sealed.subarray(a, a + b), sealed.subarray(c, c + d)]), {
-      expectedCertificateDer: template.leafCertificateDer,
-    });
+    // embedCms writes only inside the empty placeholder, so the digest prepare took still covers
+    // every byte around it: checking the CMS against it checks the sealed file.
+    const update = embedCmsInUpdate(
+      {
+        ...prepared,
+        update: Buffer.from(prepared.update.buffer, prepared.update.byteOffset, prepared.update.byteLength),
+      },
+      cms,
+    );
+    const check = verifyCms(
+      cms,
+      { digest: Buffer.from(prepared.contentDigest) },
+      { expectedCertificateDer: template.leafCertificateDer },
+    );
     if (!check.valid) throw new SealError(`sealed PDF did not verify: ${check.problems.join('; ')}`);
-    if (!atLeast(this.level, 'B-LT')) return { sealed, level: this.level, cms, signatureTimestamp };
-
+    const { inputLength } = prepared;
+    if (!atLeast(this.level, 'B-LT')) {
+      return { inputLength, update, level: this.level, cms, signatureTimestamp };
+    }
+    if (!source || source.length !== inputLength) {
+      throw new SealError(
+        `level ${this.level} needs the input's ${inputLength} bytes to add validation data`,
+      );
+    }
     const data = await this.validationFor(signatureTimestamp!);
     // The VRI key hashes /Contents as written, zero padding included (see pdf/dss.ts).
     const contents = Buffer.alloc(prepared.signatureBytes);
     cms.copy(contents);
-    sealed = await this.updates.appendDss(sealed, dssContent(data, vriKey(contents)));
-    if (!atLeast(this.level, 'B-LTA')) return { sealed, level: this.level, cms, signatureTimestamp };
-
-    const docPrepared = await this.updates.prepareDocTimestamp(sealed, this.docTimestampBytes);
-    const documentTimestamp = await this.o.timestamps!.timestamp(docPrepared.contentDigest);
-    sealed = embedCms(docPrepared, documentTimestamp.der);
-    return { sealed, level: this.level, cms, signatureTimestamp, documentTimestamp };
+    let sealed: Buffer = Buffer.concat([source, update]);
+    const sealedLength = sealed.length;
+    const withDss: Buffer = await this.updates.appendDss(sealed, dssContent(data, vriKey(contents)));
+    // Validation data is appended, never rewritten: the seal and the input stay a verifiable prefix.
+    if (withDss.length <= sealedLength || withDss.compare(sealed, 0, sealedLength, 0, sealedLength) !== 0) {
+      throw new SealError('the DSS update did not leave the sealed file as its prefix');
+    }
+    sealed = withDss;
+    if (atLeast(this.level, 'B-LTA')) {
+      const docPrepared = await this.updates.prepareDocTimestamp(sealed, this.docTimestampBytes);
+      const documentTimestamp = await this.o.timestamps!.timestamp(docPrepared.contentDigest);
+      sealed = embedCms(docPrepared, documentTimestamp.der);
+      return {
+        inputLength,
+        update: sealed.subarray(inputLength),
+        level: this.level,
+        cms,
+        signatureTimestamp,
+        documentTimestamp,
+      };
+    }
+    return { inputLength, update: sealed.subarray(inputLength), level: this.level, cms, signatureTimestamp };
   }
 
   /** The signer's and this TSA certificate's chains with their revocation data, once per TSA cert. */

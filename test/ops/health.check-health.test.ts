@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
 import assert from 'node:assert/strict';
 import { checkHealth, providerTargets, redact, type HealthReport } from '../../src/ops/health';
-import { PreparePool } from '../../src/queue/prepare-pool';
+import { PreparePool } from '../../src/seal/prepare-pool';
 import { startFixture } from '../sandbox/sandbox-fixture';
 import { deadPeers } from '../helpers/dead-peers';
 import { tempDir } from '../helpers/temp-dir';

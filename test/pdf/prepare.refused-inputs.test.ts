@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PdfError, preparePdf, renderSampleInvoice } from '../../src/pdf';
-import { toPrepareError } from '../../src/queue/prepare-task';
+import { toPrepareError } from '../../src/seal/prepare-task';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const signingTime = new Date('2025-02-01T01:02:03Z');

@@ -15,8 +15,9 @@ import {
   SourceChangedError,
   type DeadlineTimer,
   type PrepareTask,
+  type PrepareTaskResult,
   type PreparePoolOptions,
-} from '../../src/queue/prepare-pool';
+} from '../../src/seal/prepare-pool';
 import { manyObjectsPdf, newestXrefStreamBomb, objectStreamBomb } from '../helpers/bomb-pdf';
 import { createTestPki, type TestPki } from '../helpers/test-pki';
 
@@ -74,15 +75,21 @@ async function withPool<T>(options: PreparePoolOptions, fn: (pool: PreparePool) 
   }
 }
 
-/** Asserts a prepare result is the input followed by one update with a 32-byte hash to seal. */
-function assertPrepared(result: {
-  preparedBytes: Uint8Array;
-  hashToSign: Uint8Array;
-  inputLength: number;
-}): void {
-  assert.equal(result.inputLength, ordinary.length);
-  assert.ok(Buffer.from(result.preparedBytes.subarray(0, ordinary.length)).equals(ordinary));
-  assert.equal(result.hashToSign.length, 32);
+/** Asserts a prepare result is the input as read, one update after it, and a 32-byte hash to seal. */
+function assertPrepared(result: PrepareTaskResult): void {
+  assert.equal(result.prepared.inputLength, ordinary.length);
+  assert.ok(Buffer.from(result.source).equals(ordinary));
+  // Only the update crossed back, and its digest covers input || update around the placeholder.
+  const { update, byteRange, contentDigest } = result.prepared;
+  assert.ok(update.length > 0 && update.length < 64 * 1024, `update of ${update.length} bytes`);
+  const whole = Buffer.concat([ordinary, update]);
+  assert.equal(byteRange[2] + byteRange[3], whole.length);
+  const digest = createHash('sha256')
+    .update(whole.subarray(0, byteRange[1]))
+    .update(whole.subarray(byteRange[2]))
+    .digest();
+  assert.ok(digest.equals(Buffer.from(contentDigest)));
+  assert.equal(result.prepared.hashToSign.length, 32);
 }
 
 function rejected(result: PromiseSettledResult<unknown> | undefined): PrepareError {

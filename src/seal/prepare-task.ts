@@ -1,13 +1,23 @@
 // The prepare step, run in a piscina worker thread so PDF parsing and hashing use every core:
 // placeholder in one incremental update, byte-range digest, CAdES signed attributes and their digest.
-// Input and output are plain serialisable values.
+// Input and output are plain serialisable values: the PreparedSeal holds the update only, and the
+// input's bytes go back to the caller (which delivers input || update) moved, not copied.
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import Piscina from 'piscina';
 import { SealerError } from '../common/errors';
-import { appendDss, PdfError, PdfLimitError, prepareDocTimestamp, preparePdf, type DssContent } from '../pdf';
+import {
+  appendDss,
+  PdfError,
+  PdfLimitError,
+  prepareDocTimestamp,
+  prepareSealUpdate,
+  type DssContent,
+} from '../pdf';
 import { CmsTemplate, digestToSign } from '../pades';
+import type { PreparedSeal } from './prepared-seal';
 
 export interface PrepareTask {
   sourcePath: string;
@@ -34,13 +44,9 @@ export interface PrepareTask {
 const MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024;
 
 export interface PrepareTaskResult {
-  preparedBytes: Uint8Array;
-  byteRange: [number, number, number, number];
-  contentDigest: Uint8Array;
-  inputLength: number;
-  signatureBytes: number;
-  signedAttributes: Uint8Array;
-  hashToSign: Uint8Array;
+  prepared: PreparedSeal;
+  /** The input as read (and checked against sourceSha256): the prefix of the sealed file. */
+  source: Uint8Array;
 }
 
 /** Limits checked inside the thread (the heap cap and the deadline are the pool's). */
@@ -198,8 +204,9 @@ async function readSource(sourcePath: string, maxInputBytes: number): Promise<Bu
       });
     }
     // Exactly the size stat gave: a file growing meanwhile cannot make us read past the cap (and then
-    // fails the digest check as changed).
-    const buffer = Buffer.allocUnsafe(stat.size);
+    // fails the digest check as changed). Unpooled: its ArrayBuffer is transferred to the caller, and
+    // transferring a pooled slab would detach every other small Buffer of this thread.
+    const buffer = Buffer.allocUnsafeSlow(stat.size);
     let filled = 0;
     while (filled < buffer.length) {
       const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
@@ -266,7 +273,7 @@ export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits)
     const { imagePath, ...rest } = task.appearance;
     appearance = { ...rest, ...(imagePath && { imagePng: await readSealImage(imagePath) }) };
   }
-  const prepared = await preparePdf(input, {
+  const prepared = await prepareSealUpdate(input, {
     ...(appearance && { appearance }),
     signingTime: new Date(task.signingTime),
     reason: task.reason,
@@ -277,13 +284,16 @@ export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits)
   });
   const signedAttributes = templateFor(task.chain).signedAttributes(prepared.contentDigest);
   return {
-    preparedBytes: prepared.bytes,
-    byteRange: prepared.byteRange,
-    contentDigest: prepared.contentDigest,
-    inputLength: prepared.inputLength,
-    signatureBytes: prepared.signatureBytes,
-    signedAttributes,
-    hashToSign: digestToSign(signedAttributes),
+    prepared: {
+      inputLength: prepared.inputLength,
+      update: prepared.update,
+      byteRange: prepared.byteRange,
+      contentDigest: prepared.contentDigest,
+      signatureBytes: prepared.signatureBytes,
+      signedAttributes,
+      hashToSign: digestToSign(signedAttributes),
+    },
+    source: input,
   };
 }
 
@@ -301,11 +311,20 @@ export const PREPARE_STARTED = 'sealer.prepareStarted';
 /** The piscina entry point: never throws for a failed prepare, so the error's kind survives the trip. */
 export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareOutcome> {
   parentPort?.postMessage({ [PREPARE_STARTED]: task.taskId });
+  let outcome: PrepareOutcome;
   try {
-    return { ok: true, result: await prepareTask(task, task.limits) };
+    outcome = { ok: true, result: await prepareTask(task, task.limits) };
   } catch (err) {
     return { ok: false, failure: toPrepareError(err, task.sourcePath).toFailure() };
   }
+  // The input's ArrayBuffer is moved to the caller (no copy); readSource allocated it for this alone.
+  const source = outcome.result.source;
+  if (source.byteOffset !== 0 || source.byteLength !== source.buffer.byteLength) return outcome;
+  const movable = {
+    [Piscina.transferableSymbol]: [source.buffer],
+    [Piscina.valueSymbol]: outcome,
+  } as unknown as Parameters<typeof Piscina.move>[0];
+  return Piscina.move(movable) as unknown as PrepareOutcome;
 }
 
 /** A B-LT or B-LTA update of a file just sealed: the DSS, or a document timestamp placeholder. */

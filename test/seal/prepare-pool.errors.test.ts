@@ -10,8 +10,8 @@ import {
   PreparePool,
   SourceChangedError,
   TRANSIENT_IO_CODES,
-} from '../../src/queue/prepare-pool';
-import { toPrepareError } from '../../src/queue/prepare-task';
+} from '../../src/seal/prepare-pool';
+import { toPrepareError } from '../../src/seal/prepare-task';
 
 const TIMEOUT = { timeout: 120_000 };
 const path = '/exports/sakura/INV-1.pdf';

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SealerError } from '../common/errors';
+import { KeyedGroupCommit } from '../common/group-commit';
 import { processAlive } from '../common/process-alive';
 
 /** A write that did not happen; names the target file and keeps the system error's `code`. */
@@ -78,8 +79,18 @@ export function tempPathFor(file: string): string {
   return path.join(path.dirname(file), name);
 }
 
-/** Syncs a folder, so that a rename, link or new file in it survives a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
+/**
+ * Syncs a folder, so that a rename, link or new file in it survives a power cut. Callers that finish
+ * their link or rename in the same turn, or while a sync of the folder runs, share the next sync (a
+ * group commit): each is resolved only by a sync that began after its own change.
+ */
+export function fsyncDir(dir: string): Promise<void> {
+  return folderSyncs.submit(dir, undefined);
+}
+
+const folderSyncs = new KeyedGroupCommit<undefined>(async (dir) => syncFolder(dir));
+
+async function syncFolder(dir: string): Promise<void> {
   const handle = await fs.open(dir, 'r');
   try {
     await handle.sync();
@@ -188,13 +199,21 @@ export async function writeFileExclusive(
 export async function appendFileDurably(file: string, data: Data): Promise<{ created: boolean }> {
   let created = true;
   try {
+    // Most appends go to a file that exists: one open; a missing one is created exclusively, so exactly
+    // one of several appending processes knows it created it (and syncs the folder).
     let handle: fs.FileHandle;
     try {
-      handle = await fs.open(file, 'ax');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      handle = await fs.open(file, fsSync.constants.O_WRONLY | fsSync.constants.O_APPEND);
       created = false;
-      handle = await fs.open(file, 'a');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      try {
+        handle = await fs.open(file, 'ax');
+      } catch (again) {
+        if ((again as NodeJS.ErrnoException).code !== 'EEXIST') throw again;
+        created = false;
+        handle = await fs.open(file, 'a');
+      }
     }
     try {
       await handle.writeFile(data);

@@ -3,6 +3,7 @@
 // (a customer named `=HYPERLINK(...)` stays text in Excel) and read back through excelRead.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { KeyedGroupCommit } from '../common/group-commit';
 import { parse } from 'csv-parse/sync';
 import { csvLine } from '../common/csv-text';
 import { excelRead, excelSafe } from '../common/excel-cell';
@@ -131,15 +132,22 @@ async function readColumns(file: string): Promise<(keyof ManifestRow)[]> {
   }
 }
 
-/** Appends one row durably (O_APPEND keeps a single-line write whole across processes; fsync before
- * the job completes). */
+/**
+ * Appends one row durably (fsync before it resolves, so before the job completes). Rows delivered
+ * together to one manifest share one write and one fsync (a group commit); O_APPEND keeps that write
+ * whole against other processes appending to the same manifest.
+ */
 export async function appendManifestRow(dir: string, row: ManifestRow): Promise<string> {
   const file = path.join(dir, MANIFEST_NAME);
-  await ensureManifest(file);
-  const columns = await columnsOf(file);
-  await appendFileDurably(file, csvRecord(columns.map((c) => row[c] ?? '')));
+  await manifestAppends.submit(file, row);
   return file;
 }
+
+const manifestAppends = new KeyedGroupCommit<ManifestRow>(async (file, rows) => {
+  await ensureManifest(file);
+  const columns = await columnsOf(file);
+  await appendFileDurably(file, rows.map((row) => csvRecord(columns.map((c) => row[c] ?? ''))).join(''));
+});
 
 /** The records of a CSV written with csvRecord (header first), each cell as it was before excelSafe. */
 export async function readExcelCsv(file: string): Promise<Record<string, string>[]> {

@@ -3,6 +3,7 @@
 // outcome is counted once however often its job runs (a crash or a lost completion re-runs it): the
 // run keeps each settled job ID's outcome (a few bytes: no job is kept in Redis once it completed), and
 // one script records the outcome and adds to the count together.
+import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 
@@ -157,9 +158,8 @@ export async function recordOutcome(
   failure?: RunFailure,
   invoice?: SettledInvoice,
 ): Promise<boolean> {
-  const [script, numKeys, ...rest] = settleArgs(prefix, runId, { jobId, outcome, failure, invoice });
-  const fresh = await redis.eval(script as string, numKeys as number, ...rest);
-  return fresh === 1;
+  const [fresh] = await recordEachOutcome(redis, prefix, runId, [{ jobId, outcome, failure, invoice }]);
+  return fresh === true;
 }
 
 /** recordOutcome for many invoices of one run in one round trip; returns how many were counted now. */
@@ -169,18 +169,46 @@ export async function recordOutcomes(
   runId: string,
   records: OutcomeRecord[],
 ): Promise<number> {
-  if (records.length === 0) return 0;
-  const pipeline = redis.pipeline();
-  for (const r of records) {
-    const [script, numKeys, ...rest] = settleArgs(prefix, runId, r);
-    pipeline.eval(script as string, numKeys as number, ...rest);
+  return (await recordEachOutcome(redis, prefix, runId, records)).filter(Boolean).length;
+}
+
+const SETTLE_SHA1 = crypto.createHash('sha1').update(SETTLE_SCRIPT).digest('hex');
+
+/**
+ * recordOutcome for many invoices of one run in one round trip, by the script's SHA-1 (the script's
+ * text is sent again only when the server does not have it, e.g. after a restart); says per record
+ * whether it was counted now.
+ */
+export async function recordEachOutcome(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  records: readonly OutcomeRecord[],
+): Promise<boolean[]> {
+  if (records.length === 0) return [];
+  const run = async (list: readonly OutcomeRecord[], bySha: boolean): Promise<[Error | null, unknown][]> => {
+    const pipeline = redis.pipeline();
+    for (const r of list) {
+      const [, numKeys, ...rest] = settleArgs(prefix, runId, r);
+      if (bySha) pipeline.evalsha(SETTLE_SHA1, numKeys as number, ...rest);
+      else pipeline.eval(SETTLE_SCRIPT, numKeys as number, ...rest);
+    }
+    return (await pipeline.exec()) ?? [];
+  };
+  const results = await run(records, true);
+  // A record refused with NOSCRIPT did not run: those are sent again with the script's text.
+  const missing = results.flatMap(([err], i) => (err && /NOSCRIPT/.test(err.message) ? [i] : []));
+  if (missing.length > 0) {
+    const again = await run(
+      missing.map((i) => records[i]!),
+      false,
+    );
+    missing.forEach((i, k) => (results[i] = again[k]!));
   }
-  let fresh = 0;
-  for (const [err, value] of (await pipeline.exec()) ?? []) {
+  return results.map(([err, value]) => {
     if (err) throw err;
-    if (value === 1) fresh++;
-  }
-  return fresh;
+    return value === 1;
+  });
 }
 
 /** What the run kept of one settled invoice (see SettledInvoice). */

@@ -37,7 +37,8 @@ import {
 import {
   markAwaiting,
   pendingInvoices,
-  recordOutcome,
+  recordEachOutcome,
+  type OutcomeRecord,
   settleRun,
   type Outcome,
   type RunCounts,
@@ -46,6 +47,7 @@ import {
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { RedisAuthorisationGuards } from '../custody';
 import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
+import { GroupCommit, KeyedGroupCommit } from '../common/group-commit';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
@@ -149,6 +151,14 @@ export class SealWorker {
   private readonly observe: SealingObserver;
   private readonly archive: ArchiveIndex;
   private readonly ownArchive: boolean;
+  /** Archive rows of invoices delivered together go in one transaction; a bad row fails alone. */
+  private readonly archiveRows = new GroupCommit<ArchivedInvoice>(
+    async (rows) => {
+      if (this.archive.recordMany) await this.archive.recordMany(rows);
+      else for (const row of rows) await this.archive.record(row);
+    },
+    { isolateFailures: true, maxItems: 500 },
+  );
 
   constructor(private readonly options: SealWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
@@ -318,42 +328,61 @@ export class SealWorker {
     return [...this.inHand].map(([jobId, invoice]) => ({ jobId, invoice }));
   }
 
-  /** Counts the outcome once per job, and settles the run when it was the last. */
+  /**
+   * Counts the outcome once per job, and settles the run when it was the last. Outcomes of one run
+   * settled together are counted in one round trip, and the run is checked for settling once for them.
+   */
   private async settle(
     job: Job<SealJobData>,
     outcome: Outcome,
     fate?: Fate,
     result?: SealJobResult,
   ): Promise<boolean> {
-    const { redis, prefix } = this.options;
     const data = job.data;
-    const fresh = await recordOutcome(
-      redis,
-      prefix,
-      data.runId,
-      job.id ?? '',
-      outcome,
-      fate && {
-        invoice: data.invoiceNumber,
-        line: data.line,
-        reason: fate.reason,
-        kind: fate.kind,
-        jobId: job.id,
-        attempts: job.attemptsMade + 1,
-        exportFile: data.exportFile,
+    return this.outcomes.submit(data.runId, {
+      jobName: data.jobName,
+      record: {
+        jobId: job.id ?? '',
+        outcome,
+        ...(fate && {
+          failure: {
+            invoice: data.invoiceNumber,
+            line: data.line,
+            reason: fate.reason,
+            kind: fate.kind,
+            jobId: job.id,
+            attempts: job.attemptsMade + 1,
+            exportFile: data.exportFile,
+          },
+        }),
+        invoice: settledInvoice(data, result),
       },
-      settledInvoice(data, result),
-    );
-    const settled = await settleRun(redis, prefix, data.runId);
-    if (settled) this.options.logger.info({ runId: data.runId, ...settled }, 'run settled');
-    if (settled) await this.report(data, settled);
-    return fresh;
+    });
   }
 
+  private readonly outcomes = new KeyedGroupCommit<{ jobName: string; record: OutcomeRecord }, boolean>(
+    async (runId, items) => {
+      const { redis, prefix } = this.options;
+      const fresh = await recordEachOutcome(
+        redis,
+        prefix,
+        runId,
+        items.map((i) => i.record),
+      );
+      const settled = await settleRun(redis, prefix, runId);
+      if (settled) {
+        this.options.logger.info({ runId, ...settled }, 'run settled');
+        await this.report(items[0]!.jobName, runId, settled);
+      }
+      return fresh;
+    },
+    { maxItems: 500 },
+  );
+
   /** The settled run's report for finance (never throws: see reportSettledRun). */
-  private async report(data: SealJobData, counts: RunCounts): Promise<void> {
-    const job = this.jobsByName.get(data.jobName);
-    await reportSettledRun({ ...this.options, runId: data.runId, counts, job });
+  private async report(jobName: string, runId: string, counts: RunCounts): Promise<void> {
+    const job = this.jobsByName.get(jobName);
+    await reportSettledRun({ ...this.options, runId, counts, job });
   }
 
   /** Everything a final failure records, awaited: run counts, failures list, audit refusal, cleanup. */
@@ -840,7 +869,7 @@ export class SealWorker {
     >,
   ): Promise<void> {
     try {
-      await this.archive.record({
+      await this.archiveRows.submit({
         tenant: data.tenant,
         invoiceNumber: data.invoiceNumber,
         customer: data.customer ?? '',

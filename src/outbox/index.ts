@@ -7,3 +7,4 @@ export * from './audit-entry';
 export { auditDir, listAuditFiles, readAuditHead, type AuditHead } from './audit-files';
 export * from './audit-log';
 export * from './audit-verify';
+export * from './delivery';

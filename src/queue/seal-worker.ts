@@ -1,26 +1,23 @@
 // The BullMQ worker that seals one invoice per job: prepare (thread pool) → sign (batched through the
 // credential's BatchSigner) → finish (CMS, embed, verify) → deliver (atomic write, manifest).
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
-import { CertificateUnusableError, ChainError, verifySealedPdf } from '../pades';
+import { CertificateUnusableError, ChainError } from '../pades';
 import { SealError, type LevelFinisher, type PreparedSeal } from '../seal';
 import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
 import {
   AuditLog,
   type AuditEntryInput,
-  appendManifestRow,
   checkExistingSeal,
-  findManifestRow,
+  deliver as deliverSealed,
   findSealed,
-  manifestFacts,
-  recordSealed,
+  NotASealError,
+  repair,
   sealedFilePath,
   sweepTenantOutbox,
-  writeNew,
 } from '../outbox';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
@@ -634,82 +631,48 @@ export class SealWorker {
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
-   * or the index missing: check the file and add what is missing, without sealing again. */
+   * or the index missing: the outbox's repair checks the file and adds what is missing, without sealing
+   * again; the archive row (an upsert) is written again. */
   private async completeEarlierDelivery(data: SealJobData, target: string): Promise<SealJobResult> {
     const def = this.jobDefinition(data);
-    const sealed = await fs.readFile(target);
-    const checks = await verifySealedPdf(sealed);
-    // The newest seal must be intact and followed by nothing but validation data (a B-LT/B-LTA file
-    // ends with a DSS or a document timestamp), which must verify too.
-    const last = checks.filter((c) => c.kind === 'signature').at(-1);
-    if (
-      !last?.valid ||
-      last.laterChanges === 'other' ||
-      checks.some((c) => c.index > last.index && !c.valid)
-    ) {
-      throw new UnsealableError(
-        `invoice ${data.invoiceNumber}: ${target} exists but is not a valid seal of this source; not overwriting`,
-      );
-    }
-    const sealedSha256 = crypto.createHash('sha256').update(sealed).digest('hex');
-    const restored: string[] = [];
-    const row = await findManifestRow(path.dirname(target), data.invoiceNumber, sealedSha256);
-    if (!row) {
-      await appendManifestRow(path.dirname(target), {
+    let repaired;
+    try {
+      repaired = await repair({
+        root: def.outboxRoot,
+        tenant: data.tenant,
+        target,
         invoiceNumber: data.invoiceNumber,
-        file: path.basename(target),
-        sealedSha256,
         sourceSha256: data.sourceSha256,
-        signingTime: (await fs.stat(target)).mtime.toISOString(),
-        certificateSerial: last.certificateSerialHex ?? '',
+        credentialId: def.signing.credentialId,
         job: data.jobName,
         runId: data.runId,
-        level: last.level ?? def.signing.level,
-        ...manifestFacts(data, (await fs.stat(target)).mtime),
-        status: 'sealed',
+        level: def.signing.level,
+        customer: data.customer,
+        amount: data.amount,
+        issueDate: data.issueDate,
       });
-      restored.push('manifest row');
+    } catch (err) {
+      if (err instanceof NotASealError) throw new UnsealableError(err.message, { cause: err });
+      throw err;
     }
-    const audit = AuditLog.forTenant(def.outboxRoot, def.tenant);
-    if (!(await audit.hasSeal(data.invoiceNumber, sealedSha256))) {
-      await audit.append(this.sealEntry(data, def, target, sealedSha256, last.certificateSerialHex ?? ''));
-      restored.push('audit seal entry');
-    }
-    const sealedBy = row?.runId;
-    await recordSealed(def.outboxRoot, data.tenant, data.invoiceNumber, data.sourceSha256, target, sealedBy);
-    // An upsert: written again when it was there already, so it is there now.
     await this.archiveRow(data, {
       file: target,
-      sealedSha256,
-      level: last.level ?? (row?.level || def.signing.level),
-      sealedAt: row?.signingTime || (await fs.stat(target)).mtime.toISOString(),
-      certificateSerial: last.certificateSerialHex ?? '',
-      timestampAt: last.signatureTimestamp?.genTime?.toISOString(),
+      sealedSha256: repaired.sealedSha256,
+      level: repaired.level ?? def.signing.level,
+      sealedAt: repaired.sealedAt,
+      certificateSerial: repaired.certificateSerial,
+      timestampAt: repaired.timestampAt,
     });
     this.options.logger.warn(
-      { invoice: data.invoiceNumber, file: target, restored },
+      { invoice: data.invoiceNumber, file: target, restored: repaired.restored },
       'interrupted delivery completed without sealing again',
     );
     // Sealed by this run when its manifest row says so; a file whose row was missing counts as
     // already sealed (which run wrote it cannot be told).
-    return { status: sealedBy === data.runId ? 'sealed' : 'already-sealed', file: target, sealedSha256 };
-  }
-
-  private sealEntry(
-    data: SealJobData,
-    def: JobDefinition,
-    target: string,
-    sealedSha256: string,
-    certificateSerial: string,
-  ): AuditEntryInput {
     return {
-      type: 'seal',
-      invoice: data.invoiceNumber,
-      credentialId: def.signing.credentialId,
-      sourceSha256: data.sourceSha256,
-      sealedSha256,
-      certificateSerial,
-      file: path.relative(path.join(def.outboxRoot, data.tenant), target),
+      status: repaired.sealedBy === data.runId ? 'sealed' : 'already-sealed',
+      file: target,
+      sealedSha256: repaired.sealedSha256,
     };
   }
 
@@ -815,38 +778,29 @@ export class SealWorker {
       // and the last attempt fails the invoice with this reason. Never a lower level instead.
       throw withContext(err, `invoice ${data.invoiceNumber}: level ${finisher.level}`);
     }
-    // Delivery order: file, manifest row, audit entry, then the sealed-index entry that says all three
-    // exist; the archive row (a search index, best effort) after them.
-    // A crash between any two leaves what the retry's repair path completes (completeEarlierDelivery).
     stages.finishMs = performance.now() - t;
     t = performance.now();
-    await writeNew(target, [source, update]);
-    const sealedSha256 = crypto.createHash('sha256').update(source).update(update).digest('hex');
-    await appendManifestRow(path.dirname(target), {
+    // The outbox delivers: file, manifest row, audit entry, sealed-index entry; a crash between any two
+    // leaves what the retry's repair completes (completeEarlierDelivery). The archive row (a search
+    // index, best effort) after them.
+    const { sealedSha256 } = await deliverSealed({
+      root: def.outboxRoot,
+      tenant: def.tenant,
+      target,
       invoiceNumber: data.invoiceNumber,
-      file: path.basename(target),
-      sealedSha256,
       sourceSha256: data.sourceSha256,
-      signingTime: signingTime.toISOString(),
+      source,
+      update,
+      signingTime,
       certificateSerial: ctx.template.certificateSerialHex,
+      credentialId: def.signing.credentialId,
+      level: finisher.level,
       job: data.jobName,
       runId: data.runId,
-      level: finisher.level,
-      ...manifestFacts(data, signingTime),
-      status: 'sealed',
+      customer: data.customer,
+      amount: data.amount,
+      issueDate: data.issueDate,
     });
-    // Thrown, not only logged: a seal must have its audit entry; the retry adds it without sealing again.
-    await AuditLog.forTenant(def.outboxRoot, def.tenant).append(
-      this.sealEntry(data, def, target, sealedSha256, ctx.template.certificateSerialHex),
-    );
-    await recordSealed(
-      def.outboxRoot,
-      data.tenant,
-      data.invoiceNumber,
-      data.sourceSha256,
-      target,
-      data.runId,
-    );
     await this.archiveRow(data, {
       file: target,
       sealedSha256,

@@ -1,6 +1,6 @@
-// Public face of the custody part's cross-process pieces: the Redis AuthorisationGuard (lease, TOTP
-// steps, latch) that the queue wires into each SAD manager, and the functions ops' commands call to
-// see and clear latches.
+// Public face of the custody part: who may authorise a credential. The factor vault (provider-held
+// factors), the Redis AuthorisationGuard (lease, TOTP steps, latch) that the queue wires into each SAD
+// manager, and the functions ops' commands call to see and clear latches.
 export { CustodyError } from './custody-error';
 export { type CredentialRef } from './credential-keys';
 export {
@@ -14,3 +14,19 @@ export {
   RedisAuthorisationGuards,
   type RedisAuthorisationGuardOptions,
 } from './redis-authorisation-guard';
+export {
+  FactorVault,
+  FactorVaultError,
+  factorFilePath,
+  kekIdOf,
+  keyFactorsOf,
+  listFactorFiles,
+  loadKek,
+  openFactorVault,
+  parseKek,
+  rotateKey,
+  type FactorFileInfo,
+  type FactorsToStore,
+  type StoredFactors,
+  type TotpSettings,
+} from './factor-vault';

@@ -13,7 +13,8 @@ import { sealerCommandLine } from '../common/sealer-command';
 import crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger';
-import { FactorVault, loadJobs, loadKek, type JobDefinition } from '../jobs';
+import { FactorVault, loadKek } from '../custody';
+import { loadJobs, type JobDefinition } from '../jobs';
 import {
   approveOnProviderPage,
   DEFAULT_PREFIX,

@@ -14,9 +14,9 @@ import {
   startLoopbackRedirect,
   type ApprovalKind,
 } from '../csc';
-import { apiVersionOf, JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
+import { apiVersionOf, JobConfigError, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
-import { clearCredentialLatch } from '../custody';
+import { clearCredentialLatch, loadKek } from '../custody';
 import type { Logger } from '../common/logger';
 import { providerCaOf, serviceAuthOf } from './signing-contexts';
 

@@ -19,17 +19,9 @@ import {
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
 import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
-import {
-  apiVersionOf,
-  keyFactorsOf,
-  loadKek,
-  openFactorVault,
-  resolveSecret,
-  JobConfigError,
-  type JobDefinition,
-} from '../jobs';
+import { apiVersionOf, resolveSecret, JobConfigError, type JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
-import type { RedisAuthorisationGuards } from '../custody';
+import { keyFactorsOf, loadKek, openFactorVault, type RedisAuthorisationGuards } from '../custody';
 
 export interface SigningContext {
   key: string;

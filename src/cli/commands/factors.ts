@@ -4,17 +4,16 @@
 // fingerprint (the vault's key ID), never by key or factor.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { loadJobs, type JobDefinition } from '../../jobs';
+import { AuditLog, type AuditEntryInput } from '../../outbox';
 import {
+  clearCredentialLatch,
   kekIdOf,
   listFactorFiles,
-  loadJobs,
   loadKek,
   openFactorVault,
   rotateKey,
-  type JobDefinition,
-} from '../../jobs';
-import { AuditLog, type AuditEntryInput } from '../../outbox';
-import { clearCredentialLatch } from '../../custody';
+} from '../../custody';
 import { connectRedis, resolveRedis } from '../../common/redis';
 import { DEFAULT_PREFIX } from '../../queue';
 import { promptHidden, secretReader } from '../secret-input';

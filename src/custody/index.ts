@@ -30,3 +30,10 @@ export {
   type StoredFactors,
   type TotpSettings,
 } from './factor-vault';
+export {
+  ParkedApprovals,
+  secretFingerprint,
+  type ApprovalStatus,
+  type ParkApproval,
+  type PendingHash,
+} from './parked-approvals';

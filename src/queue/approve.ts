@@ -9,14 +9,12 @@ import {
   hashListDigest,
   exchangeCode,
   pkceChallenge,
-  ParkedApprovals,
-  secretFingerprint,
   startLoopbackRedirect,
   type ApprovalKind,
 } from '../csc';
 import { apiVersionOf, JobConfigError, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
-import { clearCredentialLatch, loadKek } from '../custody';
+import { clearCredentialLatch, loadKek, ParkedApprovals, secretFingerprint } from '../custody';
 import type { Logger } from '../common/logger';
 import { providerCaOf, serviceAuthOf } from './signing-contexts';
 

@@ -8,7 +8,8 @@ import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError, verifySealedPdf } from '../pades';
 import { SealError, type LevelFinisher } from '../seal';
-import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
+import { ApprovalNeededError, AwaitingBoundApproval } from '../csc';
+import { ParkedApprovals } from '../custody';
 import {
   AuditLog,
   type AuditEntryInput,

@@ -14,14 +14,19 @@ import {
   type CscServiceAuth,
   type Drawn,
   type KeyFactors,
-  type ParkedApprovals,
 } from '../csc';
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
 import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
 import { apiVersionOf, resolveSecret, JobConfigError, type JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
-import { keyFactorsOf, loadKek, openFactorVault, type RedisAuthorisationGuards } from '../custody';
+import {
+  keyFactorsOf,
+  loadKek,
+  openFactorVault,
+  type ParkedApprovals,
+  type RedisAuthorisationGuards,
+} from '../custody';
 
 export interface SigningContext {
   key: string;

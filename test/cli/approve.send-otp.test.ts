@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { ParkedApprovals } from '../../src/csc';
+import { ParkedApprovals } from '../../src/custody';
 import { loadJobs } from '../../src/jobs';
 import { approveAtPrompt } from '../../src/queue';
 import { tempDir } from '../helpers/temp-dir';

@@ -37,3 +37,11 @@ export {
   type ParkApproval,
   type PendingHash,
 } from './parked-approvals';
+export {
+  approvalJobOf,
+  approveAtPrompt,
+  approveOnProviderPage,
+  type ApprovalResult,
+  type ApproveOptions,
+} from './approve';
+export { serviceAuthOf } from './service-auth-of';

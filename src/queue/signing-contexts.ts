@@ -3,7 +3,6 @@
 // created on first use and shared by every concurrent job of that credential.
 import type { SealingObserver } from '../common/sealing-events';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import {
   BatchSigner,
   CscClient,
@@ -11,19 +10,27 @@ import {
   SadManager,
   type ApprovalSource,
   type CredentialFacts,
-  type CscServiceAuth,
   type Drawn,
   type KeyFactors,
 } from '../csc';
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
 import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
-import { apiVersionOf, resolveSecret, JobConfigError, type JobDefinition } from '../jobs';
+import {
+  apiVersionOf,
+  pemBlocks,
+  pemFileOf,
+  providerCaOf,
+  resolveSecret,
+  JobConfigError,
+  type JobDefinition,
+} from '../jobs';
 import type { Logger } from '../common/logger';
 import {
   keyFactorsOf,
   loadKek,
   openFactorVault,
+  serviceAuthOf,
   type ParkedApprovals,
   type RedisAuthorisationGuards,
 } from '../custody';
@@ -432,43 +439,6 @@ export class SigningContexts {
   }
 }
 
-/** The job's service authentication with its secret resolved (kept by the client, never logged). */
-export async function serviceAuthOf(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<CscServiceAuth> {
-  const auth = job.signing.serviceAuth;
-  switch (auth.method) {
-    case 'client_credentials': {
-      // The schema demands it; checked again so a hand-built definition fails clearly, not with "env:".
-      const ref = job.signing.clientSecret;
-      if (ref === undefined) {
-        throw new JobConfigError(`job ${job.name}: signing.clientSecret is required for client_credentials`);
-      }
-      const clientId = job.signing.clientId;
-      if (clientId === undefined) {
-        throw new JobConfigError(`job ${job.name}: signing.clientId is required for client_credentials`);
-      }
-      return {
-        kind: 'client_credentials',
-        clientId,
-        clientSecret: await resolveSecret(ref, job.baseDir, env),
-        scope: auth.scope,
-      };
-    }
-    case 'basic':
-      return {
-        kind: 'basic',
-        username: auth.username,
-        password: await resolveSecret(auth.password, job.baseDir, env),
-      };
-    case 'bearer':
-      return { kind: 'bearer', token: await resolveSecret(auth.token, job.baseDir, env) };
-  }
-}
-
-/** signing.caFile's certificates (PEM), checked here so a bad file is named before any connection. */
-export async function providerCaOf(job: JobDefinition): Promise<string | undefined> {
-  return pemFileOf(job, job.caFilePath, 'signing.caFile');
-}
-
 /** signing.trustRoots as DER certificates; every file must hold at least one readable certificate. */
 export async function trustRootsOf(job: JobDefinition): Promise<Buffer[]> {
   const roots: Buffer[] = [];
@@ -480,37 +450,4 @@ export async function trustRootsOf(job: JobDefinition): Promise<Buffer[]> {
     throw new JobConfigError(`job ${job.name}: signing.trustRoots names no certificate`);
   }
   return roots;
-}
-
-function pemBlocks(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-/** A PEM file of certificates, read and checked so a bad file is named before any connection. */
-async function pemFileOf(
-  job: JobDefinition,
-  file: string | undefined,
-  field: string,
-): Promise<string | undefined> {
-  if (file === undefined) return undefined;
-  let pem: string;
-  try {
-    pem = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new JobConfigError(`job ${job.name}: ${field}: cannot read ${file}`, { cause: err });
-  }
-  const blocks = pemBlocks(pem);
-  if (blocks.length === 0) {
-    throw new JobConfigError(`job ${job.name}: ${field} ${file} holds no PEM certificate`);
-  }
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      throw new JobConfigError(`job ${job.name}: ${field} ${file} holds an unreadable certificate`, {
-        cause: err,
-      });
-    }
-  }
-  return pem;
 }

@@ -1,5 +1,5 @@
 // `sealer approve`: an approver of a tenant that keeps its own factors approves N seals for tonight.
-import { approvalJobOf, approveAtPrompt, approveOnProviderPage } from '../../queue';
+import { approvalJobOf, approveAtPrompt, approveOnProviderPage } from '../../custody';
 import { openContext, type CommonOptions } from '../context';
 import { secretReader } from '../secret-input';
 

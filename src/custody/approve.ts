@@ -2,6 +2,9 @@
 // page (OAuth2 authorization code, scope `credential`) or at a prompt (credentials/authorize with the
 // PIN and OTP typed in, then forgotten). Either way the SAD or credential-scope token is parked in
 // Redis, encrypted, for every worker process to draw on, and the approval goes into the audit trail.
+//
+// The approval flows are custody's; the OAuth2 authorization-code client they drive (URL, loopback
+// redirect, PKCE, code exchange) is CSC protocol and stays in src/csc (authorization-code.ts).
 import type { Redis } from 'ioredis';
 import {
   buildAuthorizationUrl,
@@ -12,11 +15,13 @@ import {
   startLoopbackRedirect,
   type ApprovalKind,
 } from '../csc';
-import { apiVersionOf, JobConfigError, resolveSecret, type JobDefinition } from '../jobs';
+import { apiVersionOf, JobConfigError, providerCaOf, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
-import { clearCredentialLatch, loadKek, ParkedApprovals, secretFingerprint } from '../custody';
 import type { Logger } from '../common/logger';
-import { providerCaOf, serviceAuthOf } from './signing-contexts';
+import { clearCredentialLatch } from './credential-latches';
+import { loadKek } from './factor-vault';
+import { ParkedApprovals, secretFingerprint } from './parked-approvals';
+import { serviceAuthOf } from './service-auth-of';
 
 export interface ApproveOptions {
   job: JobDefinition;

@@ -233,6 +233,37 @@ export async function approveOnProviderPage(
   }
 }
 
+export interface ApproveRequest extends Omit<ApproveOptions, 'job'> {
+  /** the job definitions, among which one names how the tenant's approvals are given */
+  jobs: JobDefinition[];
+  tenant: string;
+  /** needed only when the tenant approves for several credentials */
+  credential?: string;
+  /** at a prompt (true) or on the provider's page (false); default as the job's custody.via says */
+  prompt?: boolean;
+  /** on the provider's page: how long to wait for the browser to come back */
+  timeoutMs?: number;
+  /** opened only for an approval at a prompt, and closed once it is parked or has failed */
+  openPrompt: () => { ask: (factor: 'PIN' | 'OTP') => Promise<string>; close: () => void };
+  /** on the provider's page: the URL the approver must open */
+  showUrl: (url: string) => void;
+}
+
+/** `sealer approve`: finds the tenant's approval job and approves at a prompt or on the provider's page. */
+export async function approve(o: ApproveRequest): Promise<ApprovalResult> {
+  const { jobs, tenant, credential, prompt, timeoutMs, openPrompt, showUrl, ...rest } = o;
+  const job = approvalJobOf(jobs, tenant, credential);
+  const viaPrompt =
+    prompt ?? (job.signing.custody.mode === 'approval' && job.signing.custody.via === 'prompt');
+  if (!viaPrompt) return approveOnProviderPage({ ...rest, job, timeoutMs, showUrl });
+  const reader = openPrompt();
+  try {
+    return await approveAtPrompt({ ...rest, job, ask: reader.ask });
+  } finally {
+    reader.close();
+  }
+}
+
 async function park(
   o: ApproveOptions,
   kind: ApprovalKind,

@@ -39,9 +39,19 @@ export {
 } from './parked-approvals';
 export {
   approvalJobOf,
+  approve,
   approveAtPrompt,
   approveOnProviderPage,
   type ApprovalResult,
   type ApproveOptions,
+  type ApproveRequest,
 } from './approve';
 export { serviceAuthOf } from './service-auth-of';
+export {
+  listFactorVaults,
+  rotateFactorKey,
+  storeFactors,
+  type CustodyReport,
+  type RotateFactorKeyOptions,
+  type StoreFactorsOptions,
+} from './delegated-factors';

@@ -1,6 +1,8 @@
 // Public face of the custody part: who may authorise a credential. The factor vault (provider-held
-// factors), the Redis AuthorisationGuard (lease, TOTP steps, latch) that the queue wires into each SAD
-// manager, and the functions ops' commands call to see and clear latches.
+// factors) and what `sealer factors` does with it; parked approvals and the approval flows (provider's
+// page, prompt) behind `sealer approve`; the Redis AuthorisationGuard (lease, TOTP steps, latch) that
+// the queue wires into each SAD manager, and the functions ops' commands call to see and clear latches.
+// It neither seals nor queues; csc, jobs and outbox are below it, and none of them imports it.
 export { CustodyError } from './custody-error';
 export { type CredentialRef } from './credential-keys';
 export {

@@ -49,6 +49,7 @@ export {
   type ApproveRequest,
 } from './approve';
 export { serviceAuthOf } from './service-auth-of';
+export { approvalSourceFor, checkCustody, keyFactorsFor } from './credential-custody';
 export {
   listFactorVaults,
   rotateFactorKey,

@@ -3,16 +3,7 @@
 // created on first use and shared by every concurrent job of that credential.
 import type { SealingObserver } from '../common/sealing-events';
 import { X509Certificate } from 'node:crypto';
-import {
-  BatchSigner,
-  CscClient,
-  CscError,
-  SadManager,
-  type ApprovalSource,
-  type CredentialFacts,
-  type Drawn,
-  type KeyFactors,
-} from '../csc';
+import { BatchSigner, CscClient, CscError, SadManager, type CredentialFacts } from '../csc';
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
 import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
@@ -27,9 +18,9 @@ import {
 } from '../jobs';
 import type { Logger } from '../common/logger';
 import {
-  keyFactorsOf,
-  loadKek,
-  openFactorVault,
+  approvalSourceFor,
+  checkCustody,
+  keyFactorsFor,
   serviceAuthOf,
   type ParkedApprovals,
   type RedisAuthorisationGuards,
@@ -248,13 +239,7 @@ export class SigningContexts {
         if (job.trustRootPaths) await trustRootsOf(job);
         if (job.timestampCaFilePath)
           await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile');
-        const { pin, totpSecret, custody } = job.signing;
-        for (const ref of [pin, totpSecret]) if (ref) await resolveSecret(ref, job.baseDir, env);
-        if (custody.mode === 'approval') await loadKek(custody.kek, job.baseDir, env);
-        // Decrypting once proves the key and the file match; the values are dropped at once.
-        if (custody.mode === 'provider-held') {
-          await (await openFactorVault(job, env)).read(job.tenant, job.signing.credentialId);
-        }
+        await checkCustody(job, env);
       } catch (err) {
         problems.push({ job, reason: `job ${job.name}: ${(err as Error).message}` });
       }
@@ -311,8 +296,8 @@ export class SigningContexts {
       client,
       credential: facts,
       // Factors are read only when authorising, and not kept.
-      factors: () => this.keyFactors(job, env),
-      approvals: await this.approvalSource(job, env, record),
+      factors: () => keyFactorsFor(job, env),
+      approvals: await approvalSourceFor(job, this.options.approvals, env, record),
       onAuthorised: (a) =>
         record({
           type: 'authorisation',
@@ -361,70 +346,6 @@ export class SigningContexts {
       sadManager,
       signer,
       timestampSources: [],
-    };
-  }
-
-  /** The key factors, by custody: from secret references, or decrypted from the vault in memory. */
-  private async keyFactors(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<KeyFactors> {
-    const { custody, pin, totpSecret, totp } = job.signing;
-    const settings = { totpDigits: totp.digits, totpPeriod: totp.periodSec, totpAlgorithm: totp.algorithm };
-    switch (custody.mode) {
-      case 'secret-refs':
-        return {
-          pin: pin ? await resolveSecret(pin, job.baseDir, env) : undefined,
-          totpSecret: totpSecret ? await resolveSecret(totpSecret, job.baseDir, env) : undefined,
-          ...settings,
-        };
-      case 'provider-held': {
-        const vault = await openFactorVault(job, env);
-        return keyFactorsOf(await vault.read(job.tenant, job.signing.credentialId));
-      }
-      case 'implicit':
-        return settings;
-      case 'approval':
-        throw new JobConfigError(
-          `job ${job.name}: tenant ${job.tenant} keeps its factors (custody approval); the worker never authorises with them`,
-        );
-    }
-  }
-
-  private async approvalSource(
-    job: JobDefinition,
-    env: NodeJS.ProcessEnv,
-    record: (entry: AuditEntryInput) => void,
-  ): Promise<ApprovalSource | undefined> {
-    const custody = job.signing.custody;
-    if (custody.mode !== 'approval') return undefined;
-    const parked = this.options.approvals;
-    if (!parked) throw new JobConfigError(`job ${job.name}: custody approval needs the approvals store`);
-    const kek = await loadKek(custody.kek, job.baseDir, env);
-    const { tenant } = job;
-    const { credentialId } = job.signing;
-    // Every draw goes into the audit trail (fingerprint only).
-    const recorded = (drawn: Drawn): Drawn => {
-      record({
-        type: 'approval-drawn',
-        credentialId,
-        sadFingerprint: drawn.fingerprint,
-        count: drawn.count,
-        remaining: drawn.remaining,
-      });
-      return drawn;
-    };
-    return {
-      draw: async (wanted, marginMs) =>
-        recorded(await parked.draw(tenant, credentialId, wanted, kek, marginMs)),
-      drawBound: async (hashes, marginMs) =>
-        recorded(await parked.drawBound(tenant, credentialId, hashes, kek, marginMs)),
-      retire: async (fingerprint) => {
-        if (await parked.retire(tenant, credentialId, fingerprint)) {
-          record({
-            type: 'refusal',
-            credentialId,
-            reason: `the provider refused the parked approval ${fingerprint} (spent or expired on its side); invoices wait for a new approval`,
-          });
-        }
-      },
     };
   }
 

@@ -28,6 +28,14 @@ module.exports = {
       to: { path: '^src/sandbox/' },
     },
     {
+      name: 'custody-above-csc-and-config',
+      severity: 'error',
+      comment:
+        'custody uses csc, jobs and outbox, never the other way: csc takes approvals through its own seam (ApprovalSource), config names the vault but holds no custody logic.',
+      from: { path: '^src/(common|pdf|pades|csc|seal|outbox|export|jobs|archive)/' },
+      to: { path: '^src/custody/' },
+    },
+    {
       name: 'common-imports-no-part',
       severity: 'error',
       comment: 'common holds what every part shares; it depends on none of them.',

@@ -12,13 +12,8 @@ export {
 export { CscError, type CscErrorFields, normaliseErrorCode, isServiceTokenRefusal } from './csc-error';
 export { parseCredentialInfo, OID, type CredentialFacts } from './credential-facts';
 export { type CscServiceAuth } from './service-auth';
-export {
-  SadManager,
-  type SadManagerOptions,
-  type KeyFactors,
-  type SadClock,
-  type ApprovalSource,
-} from './sad-manager';
+export { SadManager, type SadManagerOptions, type KeyFactors, type SadClock } from './sad-manager';
+export { type ApprovalKind, type ApprovalSource, type Drawn } from './approval-source';
 export {
   InMemoryAuthorisationGuard,
   type AuthorisationGuard,
@@ -31,15 +26,6 @@ export { normaliseEcdsaSignature, rawEcdsaToDer, isDerEcdsaSignature } from './e
 export { totpCode, totpTimeStep, isOtpReplayRefusal, type TotpAlgorithm, type TotpOptions } from './totp';
 export type { Logger } from '../common/logger';
 export { ApprovalNeededError, AwaitingBoundApproval } from './approval-needed';
-export {
-  ParkedApprovals,
-  secretFingerprint,
-  type ApprovalKind,
-  type ApprovalStatus,
-  type Drawn,
-  type ParkApproval,
-  type PendingHash,
-} from './parked-approvals';
 export {
   buildAuthorizationUrl,
   startLoopbackRedirect,

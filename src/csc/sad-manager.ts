@@ -31,7 +31,7 @@ import {
   type AuthorisationGuard,
   type CredentialLatch,
 } from './authorisation-guard';
-import type { Drawn } from './parked-approvals';
+import type { ApprovalSource } from './approval-source';
 import { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';
 import { isOtpReplayRefusal, totpCode, totpSettingsProblem, totpTimeStep, type TotpAlgorithm } from './totp';
 
@@ -45,16 +45,6 @@ export interface KeyFactors {
   totpPeriod?: number;
   /** TOTP HMAC algorithm; default SHA1. */
   totpAlgorithm?: TotpAlgorithm;
-}
-
-/** Draws signatures from an approval a tenant granted beforehand (see ParkedApprovals). */
-export interface ApprovalSource {
-  /** Up to `wanted` signatures; throws ApprovalNeededError when none can be had now. */
-  draw(wanted: number, marginMs: number): Promise<Drawn>;
-  /** SCAL2: the signatures of those `hashes` the approval binds; ApprovalNeededError when none. */
-  drawBound(hashes: readonly Buffer[], marginMs: number): Promise<Drawn>;
-  /** The provider refused the approval with this fingerprint: hand it out no more. */
-  retire(fingerprint: string): Promise<void>;
 }
 
 export interface SadManagerOptions {

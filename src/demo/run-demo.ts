@@ -13,15 +13,9 @@ import { sealerCommandLine } from '../common/sealer-command';
 import crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger';
-import { FactorVault, loadJobs, loadKek, type JobDefinition } from '../jobs';
-import {
-  approveOnProviderPage,
-  DEFAULT_PREFIX,
-  openSealQueue,
-  produceRun,
-  runNight,
-  type NightResult,
-} from '../queue';
+import { approveOnProviderPage, FactorVault, loadKek } from '../custody';
+import { loadJobs, type JobDefinition } from '../jobs';
+import { DEFAULT_PREFIX, openSealQueue, produceRun, runNight, type NightResult } from '../queue';
 import { auditDir, MANIFEST_NAME, runReportDir } from '../outbox';
 import { FileExistsError, writeFileExclusive } from '../outbox/atomic-write';
 import { playApprover } from './play-approver';

@@ -2,4 +2,4 @@ export * from './job-definition';
 export * from './load-jobs';
 export * from './secret-ref';
 export * from './job-config-error';
-export * from './factor-vault';
+export * from './certificate-file';

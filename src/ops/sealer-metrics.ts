@@ -6,7 +6,7 @@
 import { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SealingEvent, SealingObserver } from '../common/sealing-events';
-import type { ApprovalStatus } from '../csc/parked-approvals';
+import type { ApprovalStatus } from '../custody';
 import type { FailureKind } from '../queue/job-fate';
 import { sealQueueName, type QueueConnection } from '../queue/seal-job';
 import { sealLevelSchema } from '../jobs/job-definition';

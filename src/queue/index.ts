@@ -6,7 +6,6 @@ export * from './seal-worker';
 export * from './run-record';
 export * from './report-run';
 export * from './run-night';
-export * from './approve';
 export { SigningContexts } from './signing-contexts';
 export * from './renew-plan';
 export * from './renew-worker';

@@ -5,7 +5,7 @@ import type { ConnectionOptions, JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
-import { ParkedApprovals } from '../csc';
+import { ParkedApprovals } from '../custody';
 import { produceRun, type ProduceResult } from './producer';
 import { openSealQueue } from './seal-queue';
 import { SealWorker } from './seal-worker';

@@ -7,7 +7,8 @@ import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError } from '../pades';
 import { SealError, type LevelFinisher, type PreparedSeal } from '../seal';
-import { ApprovalNeededError, AwaitingBoundApproval, ParkedApprovals } from '../csc';
+import { ApprovalNeededError, AwaitingBoundApproval } from '../csc';
+import { ParkedApprovals, RedisAuthorisationGuards } from '../custody';
 import {
   AuditLog,
   type AuditEntryInput,
@@ -42,7 +43,6 @@ import {
   type SettledInvoice,
 } from './run-record';
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
-import { RedisAuthorisationGuards } from '../custody';
 import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
 import { GroupCommit, KeyedGroupCommit } from '../common/group-commit';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';

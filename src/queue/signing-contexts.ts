@@ -3,33 +3,28 @@
 // created on first use and shared by every concurrent job of that credential.
 import type { SealingObserver } from '../common/sealing-events';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import {
-  BatchSigner,
-  CscClient,
-  CscError,
-  SadManager,
-  type ApprovalSource,
-  type CredentialFacts,
-  type CscServiceAuth,
-  type Drawn,
-  type KeyFactors,
-  type ParkedApprovals,
-} from '../csc';
+import { BatchSigner, CscClient, CscError, SadManager, type CredentialFacts } from '../csc';
 import { CmsTemplate, Rfc3161Client, RevocationFetcher, type TimestampSource } from '../pades';
 import { atLeast, LevelFinisher, ProviderTimestampSource, type PdfUpdates } from '../seal';
 import { AuditLog, sadFingerprint, type AuditEntryInput } from '../outbox';
 import {
   apiVersionOf,
-  keyFactorsOf,
-  loadKek,
-  openFactorVault,
+  pemBlocks,
+  pemFileOf,
+  providerCaOf,
   resolveSecret,
   JobConfigError,
   type JobDefinition,
 } from '../jobs';
 import type { Logger } from '../common/logger';
-import type { RedisAuthorisationGuards } from '../custody';
+import {
+  approvalSourceFor,
+  checkCustody,
+  keyFactorsFor,
+  serviceAuthOf,
+  type ParkedApprovals,
+  type RedisAuthorisationGuards,
+} from '../custody';
 
 export interface SigningContext {
   key: string;
@@ -244,13 +239,7 @@ export class SigningContexts {
         if (job.trustRootPaths) await trustRootsOf(job);
         if (job.timestampCaFilePath)
           await pemFileOf(job, job.timestampCaFilePath, 'signing.timestamp.caFile');
-        const { pin, totpSecret, custody } = job.signing;
-        for (const ref of [pin, totpSecret]) if (ref) await resolveSecret(ref, job.baseDir, env);
-        if (custody.mode === 'approval') await loadKek(custody.kek, job.baseDir, env);
-        // Decrypting once proves the key and the file match; the values are dropped at once.
-        if (custody.mode === 'provider-held') {
-          await (await openFactorVault(job, env)).read(job.tenant, job.signing.credentialId);
-        }
+        await checkCustody(job, env);
       } catch (err) {
         problems.push({ job, reason: `job ${job.name}: ${(err as Error).message}` });
       }
@@ -307,8 +296,8 @@ export class SigningContexts {
       client,
       credential: facts,
       // Factors are read only when authorising, and not kept.
-      factors: () => this.keyFactors(job, env),
-      approvals: await this.approvalSource(job, env, record),
+      factors: () => keyFactorsFor(job, env),
+      approvals: await approvalSourceFor(job, this.options.approvals, env, record),
       onAuthorised: (a) =>
         record({
           type: 'authorisation',
@@ -360,70 +349,6 @@ export class SigningContexts {
     };
   }
 
-  /** The key factors, by custody: from secret references, or decrypted from the vault in memory. */
-  private async keyFactors(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<KeyFactors> {
-    const { custody, pin, totpSecret, totp } = job.signing;
-    const settings = { totpDigits: totp.digits, totpPeriod: totp.periodSec, totpAlgorithm: totp.algorithm };
-    switch (custody.mode) {
-      case 'secret-refs':
-        return {
-          pin: pin ? await resolveSecret(pin, job.baseDir, env) : undefined,
-          totpSecret: totpSecret ? await resolveSecret(totpSecret, job.baseDir, env) : undefined,
-          ...settings,
-        };
-      case 'provider-held': {
-        const vault = await openFactorVault(job, env);
-        return keyFactorsOf(await vault.read(job.tenant, job.signing.credentialId));
-      }
-      case 'implicit':
-        return settings;
-      case 'approval':
-        throw new JobConfigError(
-          `job ${job.name}: tenant ${job.tenant} keeps its factors (custody approval); the worker never authorises with them`,
-        );
-    }
-  }
-
-  private async approvalSource(
-    job: JobDefinition,
-    env: NodeJS.ProcessEnv,
-    record: (entry: AuditEntryInput) => void,
-  ): Promise<ApprovalSource | undefined> {
-    const custody = job.signing.custody;
-    if (custody.mode !== 'approval') return undefined;
-    const parked = this.options.approvals;
-    if (!parked) throw new JobConfigError(`job ${job.name}: custody approval needs the approvals store`);
-    const kek = await loadKek(custody.kek, job.baseDir, env);
-    const { tenant } = job;
-    const { credentialId } = job.signing;
-    // Every draw goes into the audit trail (fingerprint only).
-    const recorded = (drawn: Drawn): Drawn => {
-      record({
-        type: 'approval-drawn',
-        credentialId,
-        sadFingerprint: drawn.fingerprint,
-        count: drawn.count,
-        remaining: drawn.remaining,
-      });
-      return drawn;
-    };
-    return {
-      draw: async (wanted, marginMs) =>
-        recorded(await parked.draw(tenant, credentialId, wanted, kek, marginMs)),
-      drawBound: async (hashes, marginMs) =>
-        recorded(await parked.drawBound(tenant, credentialId, hashes, kek, marginMs)),
-      retire: async (fingerprint) => {
-        if (await parked.retire(tenant, credentialId, fingerprint)) {
-          record({
-            type: 'refusal',
-            credentialId,
-            reason: `the provider refused the parked approval ${fingerprint} (spent or expired on its side); invoices wait for a new approval`,
-          });
-        }
-      },
-    };
-  }
-
   async all(): Promise<SigningContext[]> {
     const settled = await Promise.allSettled(this.contexts.values());
     return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -433,43 +358,6 @@ export class SigningContexts {
     for (const context of await this.all()) await context.signer.close();
     while (this.auditWrites.size > 0) await Promise.all([...this.auditWrites]);
   }
-}
-
-/** The job's service authentication with its secret resolved (kept by the client, never logged). */
-export async function serviceAuthOf(job: JobDefinition, env: NodeJS.ProcessEnv): Promise<CscServiceAuth> {
-  const auth = job.signing.serviceAuth;
-  switch (auth.method) {
-    case 'client_credentials': {
-      // The schema demands it; checked again so a hand-built definition fails clearly, not with "env:".
-      const ref = job.signing.clientSecret;
-      if (ref === undefined) {
-        throw new JobConfigError(`job ${job.name}: signing.clientSecret is required for client_credentials`);
-      }
-      const clientId = job.signing.clientId;
-      if (clientId === undefined) {
-        throw new JobConfigError(`job ${job.name}: signing.clientId is required for client_credentials`);
-      }
-      return {
-        kind: 'client_credentials',
-        clientId,
-        clientSecret: await resolveSecret(ref, job.baseDir, env),
-        scope: auth.scope,
-      };
-    }
-    case 'basic':
-      return {
-        kind: 'basic',
-        username: auth.username,
-        password: await resolveSecret(auth.password, job.baseDir, env),
-      };
-    case 'bearer':
-      return { kind: 'bearer', token: await resolveSecret(auth.token, job.baseDir, env) };
-  }
-}
-
-/** signing.caFile's certificates (PEM), checked here so a bad file is named before any connection. */
-export async function providerCaOf(job: JobDefinition): Promise<string | undefined> {
-  return pemFileOf(job, job.caFilePath, 'signing.caFile');
 }
 
 /** signing.trustRoots as DER certificates; every file must hold at least one readable certificate. */
@@ -483,37 +371,4 @@ export async function trustRootsOf(job: JobDefinition): Promise<Buffer[]> {
     throw new JobConfigError(`job ${job.name}: signing.trustRoots names no certificate`);
   }
   return roots;
-}
-
-function pemBlocks(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-/** A PEM file of certificates, read and checked so a bad file is named before any connection. */
-async function pemFileOf(
-  job: JobDefinition,
-  file: string | undefined,
-  field: string,
-): Promise<string | undefined> {
-  if (file === undefined) return undefined;
-  let pem: string;
-  try {
-    pem = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new JobConfigError(`job ${job.name}: ${field}: cannot read ${file}`, { cause: err });
-  }
-  const blocks = pemBlocks(pem);
-  if (blocks.length === 0) {
-    throw new JobConfigError(`job ${job.name}: ${field} ${file} holds no PEM certificate`);
-  }
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      throw new JobConfigError(`job ${job.name}: ${field} ${file} holds an unreadable certificate`, {
-        cause: err,
-      });
-    }
-  }
-  return pem;
 }

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FactorVault, kekIdOf } from '../../src/jobs';
+import { FactorVault, kekIdOf } from '../../src/custody';
 import { auditDir, listAuditFiles } from '../../src/outbox';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';

@@ -20,11 +20,11 @@ import {
   BatchSigner,
   CscError,
   InMemoryAuthorisationGuard,
-  ParkedApprovals,
   SadManager,
   type ApprovalSource,
   type CscClient,
 } from '../../src/csc';
+import { ParkedApprovals } from '../../src/custody';
 import { statedHashLimit } from '../../src/csc/batch-signer';
 import { freshOtp, pinOf } from './approval-fixture';
 import { makeDataDir, startFixture, type Fixture } from './sandbox-fixture';

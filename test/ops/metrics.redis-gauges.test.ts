@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
-import { ParkedApprovals } from '../../src/csc/parked-approvals';
+import { ParkedApprovals } from '../../src/custody';
 import { connectRedis } from '../../src/common/redis';
 import { sealQueueName } from '../../src/queue/seal-job';
 import { QUEUE_STATES, SealerMetrics } from '../../src/ops/sealer-metrics';

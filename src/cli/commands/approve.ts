@@ -1,5 +1,6 @@
 // `sealer approve`: an approver of a tenant that keeps its own factors approves N seals for tonight.
-import { approvalJobOf, approveAtPrompt, approveOnProviderPage } from '../../queue';
+// The approval flow is custody's (src/custody/approve.ts); here the prompt is opened and lines printed.
+import { approve } from '../../custody';
 import { openContext, type CommonOptions } from '../context';
 import { secretReader } from '../secret-input';
 
@@ -16,9 +17,11 @@ export async function approveCommand(
 ): Promise<void> {
   const ctx = await openContext(opts);
   try {
-    const job = approvalJobOf(ctx.jobs, opts.tenant, opts.credential);
-    const base = {
-      job,
+    const result = await approve({
+      jobs: ctx.jobs,
+      tenant: opts.tenant,
+      credential: opts.credential,
+      prompt: opts.prompt,
       count: opts.count,
       redis: ctx.redis,
       prefix: ctx.prefix,
@@ -29,34 +32,23 @@ export async function approveCommand(
         console.log(
           `SCAL2: approving ${count} of the ${waiting} documents waiting, list digest ${digest} (the provider's page shows the same)`,
         ),
-    };
-    const viaPrompt =
-      opts.prompt ?? (job.signing.custody.mode === 'approval' && job.signing.custody.via === 'prompt');
-    let result;
-    if (viaPrompt) {
-      const reader = secretReader();
-      try {
-        result = await approveAtPrompt({
-          ...base,
+      openPrompt: () => {
+        const reader = secretReader();
+        return {
           ask: (factor) => reader.ask(factor === 'PIN' ? 'PIN' : 'one-time code (OTP)'),
-          onOtpSent: () => console.log("a one-time code was sent to the approver's device"),
-        });
-      } finally {
-        reader.close();
-      }
-    } else {
-      result = await approveOnProviderPage({
-        ...base,
-        timeoutMs: opts.timeoutSec * 1000,
-        showUrl: (url) => {
-          console.log(
-            `open this page, sign in as the approver of ${job.tenant} and approve ${opts.count} seals:`,
-          );
-          console.log(url);
-          process.stderr.write('waiting for the provider to send the browser back...\n');
-        },
-      });
-    }
+          close: () => reader.close(),
+        };
+      },
+      onOtpSent: () => console.log("a one-time code was sent to the approver's device"),
+      timeoutMs: opts.timeoutSec * 1000,
+      showUrl: (url) => {
+        console.log(
+          `open this page, sign in as the approver of ${opts.tenant} and approve ${opts.count} seals:`,
+        );
+        console.log(url);
+        process.stderr.write('waiting for the provider to send the browser back...\n');
+      },
+    });
     const until = new Date(result.expiresAt).toISOString();
     console.log(
       `approved: ${result.numSignatures} seals for tenant ${result.tenant}, credential ${result.credentialId}, via ${result.via}${result.approvedBy ? ` by ${result.approvedBy}` : ''}, until ${until} (approval ${result.fingerprint})` +

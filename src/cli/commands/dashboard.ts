@@ -4,7 +4,7 @@
 // the command refuses to start (exit 2).
 import { resolveSecret } from '../../jobs/secret-ref';
 import { archiveSpecs, TenantArchives } from '../../archive';
-import { ParkedApprovals } from '../../csc';
+import { ParkedApprovals } from '../../custody';
 import { checkHealth, providerTargets } from '../../ops/health';
 import { metricsRoutes } from '../../ops/metrics-server';
 import { SealerMetrics } from '../../ops/sealer-metrics';

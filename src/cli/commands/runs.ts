@@ -1,6 +1,6 @@
 // `sealer runs [--tenant T] [--limit N] [--json]`: how the recent runs stand (counts, invoices awaiting
 // approval, start, end, level) and the approvals parked.
-import { ParkedApprovals } from '../../csc';
+import { ParkedApprovals } from '../../custody';
 import { listRunSummaries, pausedTenants, type RunSummary } from '../../queue';
 import { openContext, processIo, type CliIo, type CommonOptions } from '../context';
 

@@ -1,4 +1,4 @@
-import { ParkedApprovals } from '../../csc';
+import { ParkedApprovals } from '../../custody';
 import { SealWorker, SigningContexts } from '../../queue';
 import { checkHealth, providerTargets } from '../../ops/health';
 import { startMetricsServer } from '../../ops/metrics-server';

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { ParkedApprovals, ApprovalNeededError, secretFingerprint } from '../../src/csc';
+import { ApprovalNeededError } from '../../src/csc';
+import { ParkedApprovals, secretFingerprint } from '../../src/custody';
 import { connectRedis } from '../../src/common/redis';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FactorVaultError, JobConfigError, loadKek, parseKek } from '../../src/jobs';
+import { FactorVaultError, loadKek, parseKek } from '../../src/custody';
+import { JobConfigError } from '../../src/jobs';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 

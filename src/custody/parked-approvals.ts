@@ -3,12 +3,13 @@
 // it atomically (a Lua script), so N is never exceeded however many processes seal at once. The value
 // is kept encrypted under the key-encryption key, bound to tenant and credential; only counts, expiry
 // and a fingerprint are readable.
+//
+// A draw returns csc's seam type (Drawn), so the queue hands it to a SAD manager as an ApprovalSource
+// and csc never knows where approvals are kept.
 import type { Redis } from 'ioredis';
 import { openBox, sealBox, type SealedBox } from '../common/aead';
 import { secretFingerprint } from '../common/fingerprint';
-import { ApprovalNeededError } from './approval-needed';
-
-export type ApprovalKind = 'sad' | 'credential-token';
+import { ApprovalNeededError, type ApprovalKind, type Drawn } from '../csc';
 
 export interface ParkApproval {
   tenant: string;
@@ -44,19 +45,6 @@ export interface ApprovalStatus {
   drawn: number;
   expiresAt: number;
   fingerprint: string;
-}
-
-export interface Drawn {
-  kind: ApprovalKind;
-  value: string;
-  /** signatures granted to this draw: at most what was asked */
-  count: number;
-  expiresAt: number;
-  fingerprint: string;
-  /** signatures left on the approval after this draw */
-  remaining: number;
-  /** SCAL2: the hashes this draw may sign (a subset of those asked for) */
-  hashes?: Buffer[];
 }
 
 export { secretFingerprint };

@@ -2,6 +2,9 @@
 // page (OAuth2 authorization code, scope `credential`) or at a prompt (credentials/authorize with the
 // PIN and OTP typed in, then forgotten). Either way the SAD or credential-scope token is parked in
 // Redis, encrypted, for every worker process to draw on, and the approval goes into the audit trail.
+//
+// The approval flows are custody's; the OAuth2 authorization-code client they drive (URL, loopback
+// redirect, PKCE, code exchange) is CSC protocol and stays in src/csc (authorization-code.ts).
 import type { Redis } from 'ioredis';
 import {
   buildAuthorizationUrl,
@@ -9,16 +12,16 @@ import {
   hashListDigest,
   exchangeCode,
   pkceChallenge,
-  ParkedApprovals,
-  secretFingerprint,
   startLoopbackRedirect,
   type ApprovalKind,
 } from '../csc';
-import { apiVersionOf, JobConfigError, loadKek, resolveSecret, type JobDefinition } from '../jobs';
+import { apiVersionOf, JobConfigError, providerCaOf, resolveSecret, type JobDefinition } from '../jobs';
 import { AuditLog } from '../outbox';
-import { clearCredentialLatch } from '../custody';
 import type { Logger } from '../common/logger';
-import { providerCaOf, serviceAuthOf } from './signing-contexts';
+import { clearCredentialLatch } from './credential-latches';
+import { loadKek } from './factor-vault';
+import { ParkedApprovals, secretFingerprint } from './parked-approvals';
+import { serviceAuthOf } from './service-auth-of';
 
 export interface ApproveOptions {
   job: JobDefinition;
@@ -227,6 +230,37 @@ export async function approveOnProviderPage(
     );
   } finally {
     await redirect.close();
+  }
+}
+
+export interface ApproveRequest extends Omit<ApproveOptions, 'job'> {
+  /** the job definitions, among which one names how the tenant's approvals are given */
+  jobs: JobDefinition[];
+  tenant: string;
+  /** needed only when the tenant approves for several credentials */
+  credential?: string;
+  /** at a prompt (true) or on the provider's page (false); default as the job's custody.via says */
+  prompt?: boolean;
+  /** on the provider's page: how long to wait for the browser to come back */
+  timeoutMs?: number;
+  /** opened only for an approval at a prompt, and closed once it is parked or has failed */
+  openPrompt: () => { ask: (factor: 'PIN' | 'OTP') => Promise<string>; close: () => void };
+  /** on the provider's page: the URL the approver must open */
+  showUrl: (url: string) => void;
+}
+
+/** `sealer approve`: finds the tenant's approval job and approves at a prompt or on the provider's page. */
+export async function approve(o: ApproveRequest): Promise<ApprovalResult> {
+  const { jobs, tenant, credential, prompt, timeoutMs, openPrompt, showUrl, ...rest } = o;
+  const job = approvalJobOf(jobs, tenant, credential);
+  const viaPrompt =
+    prompt ?? (job.signing.custody.mode === 'approval' && job.signing.custody.via === 'prompt');
+  if (!viaPrompt) return approveOnProviderPage({ ...rest, job, timeoutMs, showUrl });
+  const reader = openPrompt();
+  try {
+    return await approveAtPrompt({ ...rest, job, ask: reader.ask });
+  } finally {
+    reader.close();
   }
 }
 

@@ -5,6 +5,10 @@
 // The associated data names the tenant and credential, so a ciphertext moved to another's place does
 // not decrypt; the file names its key by a fingerprint, so a wrong key is reported as such. No PIN,
 // TOTP secret or KEK ever appears in an error message or a log line.
+//
+// Part of custody (who may authorise a credential), not of config: config only names the vault and the
+// KEK's reference. A vault refusal stays a JobConfigError, so a job that meets one fails as misconfigured
+// rather than being retried.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inspect } from 'node:util';
@@ -12,9 +16,13 @@ import { z } from 'zod';
 import { keyIdOf, openBox, sealBox, type SealedBox } from '../common/aead';
 import { sealerCommandLine } from '../common/sealer-command';
 import { writeFileReplacing } from '../outbox/atomic-write';
-import { JobConfigError } from './job-config-error';
-import type { JobDefinition, JobDefinitionFields } from './job-definition';
-import { resolveSecret, type SecretRef } from './secret-ref';
+import {
+  JobConfigError,
+  resolveSecret,
+  type JobDefinition,
+  type JobDefinitionFields,
+  type SecretRef,
+} from '../jobs';
 
 /** A factor file is missing, unreadable, altered, under another key, or in another's place. */
 export class FactorVaultError extends JobConfigError {}
@@ -417,7 +425,7 @@ export async function openFactorVault(
   return new FactorVault(job.factorVaultDir, await loadKek(custody.kek, job.baseDir, env));
 }
 
-/** The SAD manager's KeyFactors shape (src/csc), without importing the csc part into config. */
+/** The SAD manager's KeyFactors (src/csc), with every TOTP setting given as the job stored it. */
 export function keyFactorsOf(stored: StoredFactors): {
   pin?: string;
   totpSecret?: string;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FactorVault, FactorVaultError, kekIdOf, rotateKey, type FactorsToStore } from '../../src/jobs';
+import { FactorVault, FactorVaultError, kekIdOf, rotateKey, type FactorsToStore } from '../../src/custody';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { FactorVault, FactorVaultError, kekIdOf, keyFactorsOf, type FactorsToStore } from '../../src/jobs';
+import { FactorVault, FactorVaultError, kekIdOf, keyFactorsOf, type FactorsToStore } from '../../src/custody';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 

@@ -121,6 +121,12 @@ function buildProgram(io: CliIo): Command {
     .argument('[job]', 'job name (from the job definitions)')
     .option('--all', 'every job whose definition loads (the broken ones are named and the exit code is 1)')
     .option('--file <file>', "read this export file instead of the job's export folder")
+    .option(
+      '--max-queued <n>',
+      'most jobs a tenant queue holds ready to run before reading waits for the workers (0: never wait)',
+      nonNegativeInt,
+      50_000,
+    )
     .option(...jobsOption)
     .action(async (job: string | undefined, opts: { all?: boolean }, cmd: Command) => {
       if ((job === undefined) === !opts.all) {

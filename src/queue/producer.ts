@@ -48,7 +48,20 @@ export interface ProduceOptions {
   /** move the export to <folder>/processed/ when done (default true) */
   moveProcessed?: boolean;
   onProgress?: (p: { file: string; rows: number }) => void;
+  /**
+   * Most jobs a tenant's queue may hold ready to run (waiting, prioritised) before the producer waits
+   * for the workers to take some: Redis then holds a window of a large night, not all of it (a queued
+   * job costs about 1.6 KB; a million at once would be 1.6 GB). Default DEFAULT_MAX_QUEUED; 0 never waits.
+   */
+  maxQueued?: number;
+  /** How often a paused producer looks at the queue again (ms; default 500). */
+  pacePollMs?: number;
+  /** Told while the producer waits for room, each time it looks. */
+  onPaused?: (p: { file: string; tenant: string; queued: number; maxQueued: number }) => void;
 }
+
+/** Jobs ready to run per tenant queue before the producer waits (about 80 MB of Redis). */
+export const DEFAULT_MAX_QUEUED = 50_000;
 
 /**
  * What the producer counts of an export: rows = enqueued + duplicates + alreadySealed + rejected.
@@ -295,6 +308,38 @@ async function enqueueChunk(
   });
 }
 
+/**
+ * Waits while the tenant's queue holds more jobs ready to run than maxQueued allows with `adding` more.
+ * Delayed jobs (waiting for an approval or a retry) are not counted: a tenant that has not approved yet
+ * must not stop its own export from being read. With no worker taking jobs it waits, saying so; the
+ * export stays in place until it is read whole, and a re-run skips what was queued.
+ */
+async function waitForRoom(
+  tenant: string,
+  file: string,
+  adding: number,
+  opts: ProduceOptions,
+): Promise<void> {
+  const maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+  if (maxQueued <= 0) return;
+  const queue = opts.queue.forTenant(tenant);
+  let warnedAt = 0;
+  for (;;) {
+    const counts = await queue.getJobCounts('wait', 'prioritized');
+    const queued = (counts.wait ?? 0) + (counts.prioritized ?? 0);
+    if (queued === 0 || queued + adding <= maxQueued) return;
+    opts.onPaused?.({ file, tenant, queued, maxQueued });
+    if (Date.now() - warnedAt >= 60_000) {
+      warnedAt = Date.now();
+      opts.logger.info(
+        { tenant, file, queued, maxQueued },
+        'queue holds maxQueued jobs ready to run; waiting for the workers to take some',
+      );
+    }
+    await delay(opts.pacePollMs ?? 500);
+  }
+}
+
 /** Line feeds in `file` (0x0A is never part of a multibyte character in UTF-8 or Shift_JIS). */
 async function countLines(file: string): Promise<number> {
   let lines = 0;
@@ -339,6 +384,7 @@ async function produceFile(
     opts.logger.warn({ file, ...row }, 'row rejected');
   };
   const flush = async () => {
+    await waitForRoom(job.tenant, file, pending.length, opts);
     let r: ChunkResult;
     try {
       r = await enqueueChunk(pending, base, job.outboxRoot, opts);

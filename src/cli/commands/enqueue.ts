@@ -13,7 +13,7 @@ import {
 
 export async function enqueueCommand(
   jobName: string | undefined,
-  opts: CommonOptions & { file?: string; all?: boolean },
+  opts: CommonOptions & { file?: string; all?: boolean; maxQueued?: number },
   io: CliIo = processIo,
 ): Promise<void> {
   if ((jobName === undefined) === !opts.all) {
@@ -34,8 +34,15 @@ export async function enqueueCommand(
         prefix: ctx.prefix,
         logger: ctx.logger,
         file: opts.file,
+        ...(opts.maxQueued !== undefined && { maxQueued: opts.maxQueued }),
         // A redrawn count on a terminal only: on a pipe the per-file lines below say it once.
         onProgress: tty ? (p) => io.stderr.write(`\r${p.file}: ${p.rows} rows read`) : undefined,
+        onPaused: tty
+          ? (p) =>
+              io.stderr.write(
+                `\r${p.file}: waiting, ${p.queued} jobs queued for ${p.tenant} (--max-queued ${p.maxQueued})`,
+              )
+          : undefined,
       });
       if (tty) io.stderr.write('\n');
       report(io, opts.all ? `${job.name}: ` : '', result);

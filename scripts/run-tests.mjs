@@ -204,8 +204,12 @@ async function main() {
   const special = (f) => SPECIAL.get(rel(f));
   const alone = (f) => special(f)?.slots === 'all';
   const weight = (f) => (alone(f) ? capacity : Math.min(capacity, special(f)?.slots ?? 1));
-  // Longest first (unknown files count as long): the tail of the run is then many short files.
-  const queue = [...files].sort((a, b) => (last[rel(b)] ?? 60_000) - (last[rel(a)] ?? 60_000));
+  // Files that run alone first, while nothing else has started: one further back would wait for every
+  // running file to end, its slots idle meanwhile. Then longest first (unknown files count as long):
+  // the tail of the run is then many short files.
+  const queue = [...files].sort(
+    (a, b) => Number(alone(b)) - Number(alone(a)) || (last[rel(b)] ?? 60_000) - (last[rel(a)] ?? 60_000),
+  );
 
   const t0 = performance.now();
   console.log(`run-tests: ${files.length} files, ${capacity} at a time (${os.availableParallelism()} cores)`);

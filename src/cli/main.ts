@@ -456,7 +456,9 @@ function buildProgram(io: CliIo): Command {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--json', 'print a JSON array per file with every field instead of one line per signature')
-    .action(lazy(() => loadCommand('./commands/verify').verifyCommand));
+    .action((files: string[], opts: Parameters<CommandModules['./commands/verify']['verifyCommand']>[1]) =>
+      loadCommand('./commands/verify').verifyCommand(files, opts, io),
+    );
 
   program
     .command('bench')

@@ -154,8 +154,13 @@ export async function runRenewal(options: RenewalRunOptions): Promise<RenewalSum
           item.result = done.returnvalue;
           item.outcome = item.result.outcome;
         } else if (state === 'failed' || state === 'unknown') {
+          // Read again, as for completed: a copy read before the job failed has no reason yet.
+          const failed =
+            state === 'failed'
+              ? await Job.fromId<RenewJobData, RenewJobResult>(queue, ids.get(item)!)
+              : undefined;
           item.outcome = 'failed';
-          item.error = job?.failedReason ?? 'the job disappeared from the queue';
+          item.error = failed?.failedReason ?? job?.failedReason ?? 'the job disappeared from the queue';
         } else continue;
         open.delete(item);
         options.onProgress?.(item, ++settled, ids.size);

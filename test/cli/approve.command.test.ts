@@ -1,17 +1,18 @@
 // `sealer approve` as an approver runs it: at a prompt (PIN and OTP piped in, never on argv), and on
 // the provider's page in headless Chromium (the URL the command prints, a real redirect back to the
-// command's loopback listener). `sealer runs` then shows the parked approvals; the audit trail has them.
+// command's loopback listener). `sealer runs` (in this process) then shows the parked approvals; the
+// audit trail has them.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { totpCode } from '../../src/csc';
 import { auditDir, listAuditFiles } from '../../src/outbox';
 import { addRunCounts, markAwaiting } from '../../src/queue';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { tempDir } from '../helpers/temp-dir';
 import { dumpPrefix, testRedis } from '../helpers/test-redis';
 import { leaks } from '../helpers/secrets';
@@ -20,7 +21,6 @@ import { sandboxSecret, sandboxSecretsDir, startTestSandbox, writeJobFile } from
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const execFileP = promisify(execFile);
 
 test(
   'approve at a prompt, then on the provider page in Chromium; runs shows the approval',
@@ -69,7 +69,7 @@ test(
       /^approved: 5 seals for tenant sakura, credential sakura-eseal-rsa, via prompt by keiko, until \S+Z \(approval [0-9a-f]{16}\)$/m,
     );
 
-    const runs = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
+    const runs = await sealerInProcess(['runs', ...jobsFlag], env);
     assert.match(runs.stdout, /approval sakura\/sakura-eseal-rsa via prompt by keiko: 5 of 5 left, until /);
     assert.match(runs.stdout, /runs: 0 shown, 1 approval\(s\) parked/);
 
@@ -117,7 +117,7 @@ test(
       pageOut,
       /^approved: 7 seals for tenant sakura, credential sakura-eseal-rsa, via oauth2code by hanako@sakura\.example, until \S+ \(approval [0-9a-f]{16}\); the earlier approval's 5 unused seals are dropped$/m,
     );
-    const after2 = await execFileP(process.execPath, [CLI, 'runs', ...jobsFlag], { env });
+    const after2 = await sealerInProcess(['runs', ...jobsFlag], env);
     assert.match(
       after2.stdout,
       /approval sakura\/sakura-eseal-rsa via oauth2code by hanako@sakura\.example: 7 of 7 left/,
@@ -143,7 +143,9 @@ test(
       pageOut,
       pageErr,
       runs.stdout,
+      runs.logs,
       after2.stdout,
+      after2.logs,
       audit,
       await dumpPrefix(redis, prefix),
     ].join('\n');
@@ -173,8 +175,9 @@ test(
     for (const id of ['a', 'b', 'c'])
       await markAwaiting(redis, prefix, 'sakura-nightly-20261130-020000-000', id, true);
     await markAwaiting(redis, prefix, 'sakura-nightly-20261130-020000-000', 'c', false);
-    const r = await execFileP(process.execPath, [CLI, 'runs', '--jobs', path.join(dir, 'jobs')], {
-      env: { ...process.env, REDIS_URL: url, SEALER_PREFIX: prefix, LOG_LEVEL: 'warn' },
+    const r = await sealerInProcess(['runs', '--jobs', path.join(dir, 'jobs')], {
+      REDIS_URL: url,
+      SEALER_PREFIX: prefix,
     });
     assert.match(
       r.stdout,

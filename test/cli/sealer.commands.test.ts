@@ -1,6 +1,7 @@
 // The `sealer` command as a user runs it: help and flag errors (in-process, through run(argv, io): the
-// same parser, without a process start per command), verify on a tampered file, and enqueue + work as
-// separate processes against real Redis and the sandbox.
+// same parser, without a process start per command), enqueue + work as separate processes against real
+// Redis and the sandbox, and verify (in-process; verify.command.test.ts runs it as a process) on what
+// they sealed and on a tampered file.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -8,10 +9,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
-import { run } from '../../src/cli/main';
 import { startSandbox } from '../../src/sandbox';
 import { readManifest } from '../../src/outbox';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
@@ -29,17 +30,6 @@ async function sealer(args: string[], env: NodeJS.ProcessEnv = {}) {
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** One command line run in this process: its exit code and what it wrote. */
-async function sealerInProcess(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['node', 'sealer', ...args], {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
 }
 
 test('every command has --help that says what it does', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -173,7 +163,7 @@ test(
     const files = (await fs.readdir(sealedDir))
       .filter((f) => f.endsWith('.pdf'))
       .map((f) => path.join(sealedDir, f));
-    const ok = await sealer(['verify', '--root', sandbox.rootCertPath, ...files]);
+    const ok = await sealerInProcess(['verify', '--root', sandbox.rootCertPath, ...files]);
     assert.equal(ok.code, 0, ok.stdout);
     assert.match(ok.stdout, /12 file\(s\) checked, all valid/);
 
@@ -184,7 +174,7 @@ test(
     assert.ok(at > 0);
     bytes[at] = bytes[at]! ^ 0x01;
     await fs.writeFile(victim, bytes);
-    const bad = await sealer(['verify', '--root', sandbox.rootCertPath, victim]);
+    const bad = await sealerInProcess(['verify', '--root', sandbox.rootCertPath, victim]);
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /INVALID/);
   },

@@ -1,6 +1,7 @@
-// `sealer verify` as a user runs it (a separate process): several --root files, one line per signature
-// with level, timestamps and later changes, --json with every field, and exit status 1 when any
-// signature fails or a file cannot be read. Files come from test/helpers/ltv-fixture.ts.
+// `sealer verify` as a user runs it: several --root files, one line per signature with level, timestamps
+// and later changes, --json with every field, and exit status 1 when any signature fails or a file
+// cannot be read. A valid and a tampered file go through the bin (a separate process, its exit status);
+// the other cases run the same command in-process. Files come from test/helpers/ltv-fixture.ts.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,6 +17,7 @@ import {
   sealWithPki,
   type LtvPki,
 } from '../helpers/ltv-fixture';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -97,7 +99,7 @@ test(
   'without --root the chains are "not checked", which is not a failure',
   { timeout: TEST_TIMEOUT_MS },
   async () => {
-    const r = await sealer(['verify', files.lta]);
+    const r = await sealerInProcess(['verify', files.lta]);
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /signature 1: VALID \(.*chain not checked, level B-LTA/);
     assert.match(r.stdout, /all valid/);
@@ -111,7 +113,7 @@ test('--json gives every field per file, with ISO times', { timeout: TEST_TIMEOU
     bundle,
     (await readFile(pki.otherRootPemPath, 'latin1')) + (await readFile(pki.rootPemPath, 'latin1')),
   );
-  const r = await sealer(['verify', '--json', '--root', bundle, files.lta, files.notPdf]);
+  const r = await sealerInProcess(['verify', '--json', '--root', bundle, files.lta, files.notPdf]);
   assert.equal(r.code, 1, 'the unreadable file fails the run');
   const out = JSON.parse(r.stdout) as {
     file: string;
@@ -160,15 +162,15 @@ test(
     assert.match(tampered.stdout, /signature 1: INVALID.*message digest does not match/);
     assert.match(tampered.stdout, /1 file\(s\) checked, \d+ problem\(s\)/);
 
-    const untrusted = await sealer(['verify', '--root', pki.otherRootPemPath, files.lta]);
+    const untrusted = await sealerInProcess(['verify', '--root', pki.otherRootPemPath, files.lta]);
     assert.equal(untrusted.code, 1);
     assert.match(untrusted.stdout, /signature 1: INVALID \(.*chain NOT trusted/);
 
-    const wrong = await sealer(['verify', '--root', pki.rootPemPath, files.wrongImprint]);
+    const wrong = await sealerInProcess(['verify', '--root', pki.rootPemPath, files.wrongImprint]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stdout, /signature timestamp: timestamp imprint does not match/);
 
-    const missing = await sealer(['verify', path.join(dir, 'nope.pdf')]);
+    const missing = await sealerInProcess(['verify', path.join(dir, 'nope.pdf')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stdout, /nope\.pdf: INVALID: ENOENT/);
   },

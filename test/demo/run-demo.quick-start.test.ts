@@ -1,7 +1,5 @@
 // The quick start's `npm run demo`, run on a copy of the project's fixtures and job definitions: both
 // custody models, every good invoice sealed, audit chains intact, and a second run works as well.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -10,11 +8,11 @@ import path from 'node:path';
 import { runDemo } from '../../src/demo/run-demo';
 import { connectRedis, deleteKeysByPrefix } from '../../src/common/redis';
 import { verifyTenantAudit } from '../../src/outbox';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 test(
   'the demo seals the sample exports for an approving and a delegating tenant, twice',
@@ -64,18 +62,16 @@ test(
       assert.equal(await redis.exists(`${prefix}:seal.other:meta`), 1);
       assert.equal(await redis.exists(`${prefix}:run:fuji-nightly-eu-20261201-010000-000`), 1);
 
-      // `sealer runs` and `sealer failed`, under the same (default) prefix, show the demo's night.
-      const env = { ...process.env, SEALER_PREFIX: prefix };
-      const cli = async (...args: string[]) =>
-        JSON.parse(
-          (
-            await promisify(execFile)(
-              process.execPath,
-              [CLI, ...args, '--jobs', path.join(home, 'jobs'), '--json'],
-              { env },
-            )
-          ).stdout,
-        ) as Record<string, unknown>;
+      // `sealer runs` and `sealer failed`, under the same (default) prefix, show the demo's night. They
+      // run in this process (the commands' code without a process start each), under SEALER_PREFIX as
+      // an operator would set it.
+      const cli = async (...args: string[]) => {
+        const r = await sealerInProcess([...args, '--jobs', path.join(home, 'jobs'), '--json'], {
+          SEALER_PREFIX: prefix,
+        });
+        assert.equal(r.code, 0, `sealer ${args.join(' ')}: ${r.stderr}${r.logs}`);
+        return JSON.parse(r.stdout) as Record<string, unknown>;
+      };
       const runs = (await cli('runs')).runs as { runId: string; counts: { sealed: number } }[];
       for (const id of lastRuns)
         assert.ok(

@@ -14,6 +14,7 @@ import { defaultArchiveFile } from '../../src/archive';
 import { readManifest } from '../../src/outbox';
 import { runNight } from '../../src/queue';
 import { writeSampleExport } from '../../src/demo/sample-exports';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { startTestSandbox, writeImplicitSakuraJob, writeTenantExport } from '../helpers/night-fixture';
@@ -53,18 +54,32 @@ test(
     const outbox = path.join(dir, 'outbox');
     const manifest = await readManifest(path.join(outbox, 'sakura', run.produced.runDate, 'manifest.csv'));
     assert.equal(manifest.length, 12);
+    // The index's default place, beside the outbox: the child's environment says so, and so must this
+    // process's for the commands run in it.
     const env = { ...process.env, SEALER_ARCHIVE: '' };
+    process.env.SEALER_ARCHIVE = '';
+    const searchArgs = (args: string[]) => [
+      'archive',
+      'search',
+      '--tenant',
+      'sakura',
+      '--jobs',
+      jobsDir,
+      '--json',
+      ...args,
+    ];
+    // The first search is another process reading the index from disk after the worker stopped; the
+    // others run the same command in this process.
+    const all = JSON.parse(
+      (await execFileP(process.execPath, [CLI, ...searchArgs([])], { env })).stdout,
+    ) as Found;
+    const sealer = async (args: string[]) => {
+      const r = await sealerInProcess(args);
+      assert.equal(r.code, 0, `sealer ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
     const search = async (...args: string[]): Promise<Found> =>
-      JSON.parse(
-        (
-          await execFileP(
-            process.execPath,
-            [CLI, 'archive', 'search', '--tenant', 'sakura', '--jobs', jobsDir, '--json', ...args],
-            { env },
-          )
-        ).stdout,
-      ) as Found;
-    const all = await search();
+      JSON.parse(await sealer(searchArgs(args))) as Found;
     assert.equal(all.total, 12);
     for (const m of manifest) {
       const r = all.rows.find((x) => x.invoiceNumber === m.invoiceNumber);
@@ -106,21 +121,17 @@ test(
       expect((m) => m.customer!.includes(part) && Number(m.amount) >= lo && m.issueDate! >= date),
     );
     // A bad query is a usage error naming the field.
-    await assert.rejects(search('--from', '2026-02-30'), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 2);
-      assert.match(err.stderr, /issueDateFrom/);
-      return true;
-    });
+    const badQuery = await sealerInProcess(searchArgs(['--from', '2026-02-30']));
+    assert.equal(badQuery.code, 2);
+    assert.match(badQuery.stderr, /issueDateFrom/);
 
     // The index lost: reindex rebuilds it from the manifests.
     await fs.rm(path.dirname(defaultArchiveFile(outbox)), { recursive: true });
-    const reindexed = await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], {
-      env,
-    });
-    assert.match(reindexed.stdout, /^archive reindex: 12 invoice\(s\) indexed$/m);
+    const reindexed = await sealer(['archive', 'reindex', '--jobs', jobsDir]);
+    assert.match(reindexed, /^archive reindex: 12 invoice\(s\) indexed$/m);
     assert.deepEqual(got(await search()), got(all));
-    const again = await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], { env });
-    assert.match(again.stdout, /12 invoice\(s\) indexed/);
+    const again = await sealer(['archive', 'reindex', '--jobs', jobsDir]);
+    assert.match(again, /12 invoice\(s\) indexed/);
     assert.equal((await search()).total, 12, 'reindexing again adds nothing');
 
     // An archive that cannot be written does not fail delivered invoices: they are sealed, and the index
@@ -144,7 +155,7 @@ test(
     });
     assert.deepEqual([later.runs[0]!.counts.sealed, later.runs[0]!.counts.failed], [5, 0]);
     assert.equal((await search()).total, 12, 'not indexed while the archive was unreachable');
-    await execFileP(process.execPath, [CLI, 'archive', 'reindex', '--jobs', jobsDir], { env });
+    await sealer(['archive', 'reindex', '--jobs', jobsDir]);
     assert.equal((await search()).total, 17);
   },
 );

@@ -25,11 +25,11 @@ import {
   writeJobFile,
   writeTenantExport,
 } from '../helpers/night-fixture';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { dssByQpdf, genTimeOf, opensslTsVerify, signatureTimestampOf } from '../helpers/timestamp-check';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const silent = pino({ level: 'silent' });
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const FAST_RETRIES = { attempts: 12, backoff: { type: 'fixed', delay: 250 } } as const;
 
 async function inputsOf(dir: string, tenant: string): Promise<Map<string, Buffer>> {
@@ -175,16 +175,17 @@ test(
         // The DSS update lies between the signature and the document timestamp, both keep their bytes.
         assert.ok(cades.byteRange[2] + cades.byteRange[3] < doc.byteRange[2] + doc.byteRange[3]);
       }
-      // And the product's own verifier, as finance would run it, reaches the same level for every file.
-      const { stdout } = await promisify(execFile)(process.execPath, [
-        CLI,
+      // And the product's own verifier, the command finance runs (in this process: verify.command.test.ts
+      // runs the bin), reaches the same level for every file.
+      const verified = await sealerInProcess([
         'verify',
         '--json',
         '--root',
         root,
         ...rows.map((r) => path.join(outDir, r.file)),
       ]);
-      const report = JSON.parse(stdout) as {
+      assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      const report = JSON.parse(verified.stdout) as {
         signatures: { kind: string; valid: boolean; level?: string }[];
       }[];
       for (const file of report) {

@@ -15,6 +15,7 @@ import { openSealQueue, produceRun, runNight } from '../../src/queue';
 import { readManifest } from '../../src/outbox';
 import { extractSignatures } from '../../src/pdf';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
+import { sealerInProcess } from '../helpers/sealer-in-process';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis, dumpPrefix } from '../helpers/test-redis';
 import { leaks } from '../helpers/secrets';
@@ -22,7 +23,6 @@ import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 
 const run2 = promisify(execFile);
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const BATCH = 10;
 
 test(
@@ -175,13 +175,9 @@ test(
       }
     }
     assert.equal(sealedFiles.length, 47);
-    const verified = await run2(process.execPath, [
-      CLI,
-      'verify',
-      '--root',
-      sandbox.rootCertPath,
-      ...sealedFiles,
-    ]);
+    // The product's verifier, in this process (verify.command.test.ts runs the bin).
+    const verified = await sealerInProcess(['verify', '--root', sandbox.rootCertPath, ...sealedFiles]);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /47 file\(s\) checked, all valid/);
 
     // Re-running the same exports seals nothing again: completed jobs are gone from Redis, and the

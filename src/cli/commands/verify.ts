@@ -4,6 +4,10 @@
 import fs from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { verifySealedPdf, type SignatureCheck, type TimestampReport } from '../../pades';
+// Types only: context.ts loads Redis and the queue, which checking a file needs neither of.
+import type { CliIo } from '../context';
+
+const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -57,7 +61,9 @@ function line(file: string, c: SignatureCheck, rootsGiven: boolean): string {
 export async function verifyCommand(
   files: string[],
   opts: { root?: string[]; json?: boolean },
+  io: CliIo = processIo,
 ): Promise<void> {
+  const print = (text: string) => void io.stdout.write(text + '\n');
   const rootFiles = opts.root ?? [];
   const trustedRootsDer = rootFiles.length ? await readRoots(rootFiles) : undefined;
   let bad = 0;
@@ -70,20 +76,20 @@ export async function verifyCommand(
     } catch (err) {
       bad++;
       json.push({ file, chainChecked, error: (err as Error).message, signatures: [] });
-      if (!opts.json) console.log(`${file}: INVALID: ${(err as Error).message}`);
+      if (!opts.json) print(`${file}: INVALID: ${(err as Error).message}`);
       continue;
     }
     if (checks.length === 0) {
       bad++;
       json.push({ file, chainChecked, error: 'no signature found', signatures: [] });
-      if (!opts.json) console.log(`${file}: INVALID: no signature found`);
+      if (!opts.json) print(`${file}: INVALID: no signature found`);
       continue;
     }
     bad += checks.filter((c) => !c.valid).length;
     json.push({ file, chainChecked, signatures: checks });
-    if (!opts.json) for (const c of checks) console.log(line(file, c, chainChecked));
+    if (!opts.json) for (const c of checks) print(line(file, c, chainChecked));
   }
-  if (opts.json) console.log(JSON.stringify(json, null, 2));
-  else console.log(`${files.length} file(s) checked, ${bad === 0 ? 'all valid' : `${bad} problem(s)`}`);
+  if (opts.json) print(JSON.stringify(json, null, 2));
+  else print(`${files.length} file(s) checked, ${bad === 0 ? 'all valid' : `${bad} problem(s)`}`);
   if (bad) process.exitCode = 1;
 }

@@ -120,8 +120,17 @@ export class LevelFinisher {
     }
   }
 
-  /** Bytes the signature's placeholder must hold at this level. */
+  private placeholderBytes?: { tokenBytes: number; bytes: number };
+
+  /** Bytes the signature's placeholder must hold at this level (worked out once per TSA token size). */
   get signatureBytes(): number {
+    if (this.placeholderBytes?.tokenBytes !== this.tokenBytes) {
+      this.placeholderBytes = { tokenBytes: this.tokenBytes, bytes: this.computeSignatureBytes() };
+    }
+    return this.placeholderBytes.bytes;
+  }
+
+  private computeSignatureBytes(): number {
     const { template } = this.o;
     const cms = atLeast(this.level, 'B-T')
       ? template.cmsLengthWith(this.tokenBytes + TOKEN_SIZE_MARGIN)

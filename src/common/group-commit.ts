@@ -9,7 +9,8 @@ export interface GroupCommitOptions {
   maxItems?: number;
   /**
    * When a group's write fails, write its items again one by one, so that one bad item fails alone
-   * (for writes that are all-or-none, such as a database transaction). Default false: every item of
+   * (for writes that are all-or-none, such as a database transaction); once two in a row fail alone
+   * as well, the rest fail with the group's error (the medium is down). Default false: every item of
    * the group fails with the group's error (for writes where a failure is the medium's, not an item's).
    */
   isolateFailures?: boolean;
@@ -57,7 +58,7 @@ export class GroupCommit<T, R = void> {
     });
   }
 
-  /** Items waiting or being written. */
+  /** Items waiting for a write (not counting those being written now). */
   get pending(): number {
     return this.queue.length;
   }
@@ -88,7 +89,23 @@ export class GroupCommit<T, R = void> {
         for (const p of group) p.reject(err);
         return;
       }
-      for (const p of group) await this.commit([p]);
+      // One by one, so a bad item fails alone; but when the first two fail alone too, the write itself
+      // is failing (a database gone): the rest fail at once rather than wait out one timeout each.
+      let failedInARow = 0;
+      for (const [i, p] of group.entries()) {
+        if (failedInARow >= 2) {
+          for (const rest of group.slice(i)) rest.reject(err);
+          return;
+        }
+        try {
+          const [result] = (await this.write([p.item])) ?? [];
+          p.resolve(result as R);
+          failedInARow = 0;
+        } catch (one) {
+          p.reject(one);
+          failedInARow++;
+        }
+      }
     }
   }
 }
@@ -110,6 +127,7 @@ export class KeyedGroupCommit<T, R = void> {
         // Forgotten once idle, so a night over many folders does not keep one per folder forever.
         onIdle: () => {
           if (made.idle && this.groups.get(key) === made) this.groups.delete(key);
+          this.options.onIdle?.();
         },
       });
       group = made;

@@ -143,11 +143,15 @@ export async function appendManifestRow(dir: string, row: ManifestRow): Promise<
   return file;
 }
 
-const manifestAppends = new KeyedGroupCommit<ManifestRow>(async (file, rows) => {
-  await ensureManifest(file);
-  const columns = await columnsOf(file);
-  await appendFileDurably(file, rows.map((row) => csvRecord(columns.map((c) => row[c] ?? ''))).join(''));
-});
+const manifestAppends = new KeyedGroupCommit<ManifestRow>(
+  async (file, rows) => {
+    await ensureManifest(file);
+    const columns = await columnsOf(file);
+    await appendFileDurably(file, rows.map((row) => csvRecord(columns.map((c) => row[c] ?? ''))).join(''));
+    // At most 200 rows (well under the 512 KiB that one write() of an append carries whole).
+  },
+  { maxItems: 200 },
+);
 
 /** The records of a CSV written with csvRecord (header first), each cell as it was before excelSafe. */
 export async function readExcelCsv(file: string): Promise<Record<string, string>[]> {

@@ -85,7 +85,7 @@ function checkSignedAttributes(cms: Buffer, attrsTlv: Tlv, problems: string[]): 
 /** Full inspection, also returning the embedded certificates (verifySealedPdf builds chains from them). */
 export function inspectCms(
   cmsDer: Buffer,
-  signedContent: Buffer | { digest: Buffer },
+  signedContent: Buffer | SignedDigest,
   opts: VerifyCmsOptions = {},
 ): CmsInspection {
   const problems: string[] = [];
@@ -176,11 +176,15 @@ export function inspectCms(
     const md = messageDigest?.values[0];
     if (!md || md.tag !== TAG.OCTET_STRING) {
       problems.push('message-digest signed attribute is missing');
+    } else if ('digest' in signedContent && signedContent.algorithm !== hashName) {
+      problems.push(
+        `the CMS digests with ${hashName}, the signed bytes were hashed with ${signedContent.algorithm}`,
+      );
     } else if (
       !contentOf(cms, md).equals(
-        Buffer.isBuffer(signedContent)
-          ? createHash(hashName).update(signedContent).digest()
-          : signedContent.digest,
+        'digest' in signedContent
+          ? signedContent.digest
+          : createHash(hashName).update(signedContent).digest(),
       )
     ) {
       problems.push('message digest does not match the signed bytes (document altered after sealing?)');
@@ -278,13 +282,16 @@ function checkPadesAttributes(
   }
 }
 
-/**
- * `signedContent` is the signed bytes, or their digest as `{ digest }` where the caller took it over
- * the real bytes already (the prepare step did, in its thread) and only the CMS remains to check.
- */
+/** The signed bytes' digest, taken by a caller that hashed them in pieces (input, then update). */
+export interface SignedDigest {
+  digest: Buffer;
+  algorithm: 'sha256' | 'sha384' | 'sha512';
+}
+
+/** `signedContent` is the signed bytes, or their digest (which must be of the CMS's digest algorithm). */
 export function verifyCms(
   cmsDer: Buffer,
-  signedContent: Buffer | { digest: Buffer },
+  signedContent: Buffer | SignedDigest,
   opts: VerifyCmsOptions = {},
 ): CmsCheck {
   const { valid, problems, signerCertificateDer } = inspectCms(cmsDer, signedContent, opts);

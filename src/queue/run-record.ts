@@ -159,6 +159,7 @@ export async function recordOutcome(
   invoice?: SettledInvoice,
 ): Promise<boolean> {
   const [fresh] = await recordEachOutcome(redis, prefix, runId, [{ jobId, outcome, failure, invoice }]);
+  if (fresh instanceof Error) throw fresh;
   return fresh === true;
 }
 
@@ -169,7 +170,10 @@ export async function recordOutcomes(
   runId: string,
   records: OutcomeRecord[],
 ): Promise<number> {
-  return (await recordEachOutcome(redis, prefix, runId, records)).filter(Boolean).length;
+  const results = await recordEachOutcome(redis, prefix, runId, records);
+  const failed = results.find((r): r is Error => r instanceof Error);
+  if (failed) throw failed;
+  return results.filter((r) => r === true).length;
 }
 
 const SETTLE_SHA1 = crypto.createHash('sha1').update(SETTLE_SCRIPT).digest('hex');
@@ -177,14 +181,14 @@ const SETTLE_SHA1 = crypto.createHash('sha1').update(SETTLE_SCRIPT).digest('hex'
 /**
  * recordOutcome for many invoices of one run in one round trip, by the script's SHA-1 (the script's
  * text is sent again only when the server does not have it, e.g. after a restart); says per record
- * whether it was counted now.
+ * whether it was counted now, or the error that kept it from being recorded (that record alone).
  */
 export async function recordEachOutcome(
   redis: Redis,
   prefix: string,
   runId: string,
   records: readonly OutcomeRecord[],
-): Promise<boolean[]> {
+): Promise<(boolean | Error)[]> {
   if (records.length === 0) return [];
   const run = async (list: readonly OutcomeRecord[], bySha: boolean): Promise<[Error | null, unknown][]> => {
     const pipeline = redis.pipeline();
@@ -205,10 +209,7 @@ export async function recordEachOutcome(
     );
     missing.forEach((i, k) => (results[i] = again[k]!));
   }
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value === 1;
-  });
+  return results.map(([err, value]) => err ?? value === 1);
 }
 
 /** What the run kept of one settled invoice (see SettledInvoice). */

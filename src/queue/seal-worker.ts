@@ -44,7 +44,7 @@ import {
 } from './run-record';
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
-import { GroupCommit, KeyedGroupCommit } from '../common/group-commit';
+import { KeyedGroupCommit } from '../common/group-commit';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
@@ -148,9 +148,10 @@ export class SealWorker {
   private readonly observe: SealingObserver;
   private readonly archive: ArchiveIndex;
   private readonly ownArchive: boolean;
-  /** Archive rows of invoices delivered together go in one transaction; a bad row fails alone. */
-  private readonly archiveRows = new GroupCommit<ArchivedInvoice>(
-    async (rows) => {
+  /** Archive rows of one tenant delivered together go in one transaction; a bad row fails alone, and
+   * a slow tenant's index does not hold up another's rows. */
+  private readonly archiveRows = new KeyedGroupCommit<ArchivedInvoice>(
+    async (_tenant, rows) => {
       if (this.archive.recordMany) await this.archive.recordMany(rows);
       else for (const row of rows) await this.archive.record(row);
     },
@@ -336,7 +337,7 @@ export class SealWorker {
     result?: SealJobResult,
   ): Promise<boolean> {
     const data = job.data;
-    return this.outcomes.submit(data.runId, {
+    const fresh = await this.outcomes.submit(data.runId, {
       jobName: data.jobName,
       record: {
         jobId: job.id ?? '',
@@ -355,9 +356,19 @@ export class SealWorker {
         invoice: settledInvoice(data, result),
       },
     });
+    if (fresh instanceof Error) throw fresh;
+    return fresh;
   }
 
-  private readonly outcomes = new KeyedGroupCommit<{ jobName: string; record: OutcomeRecord }, boolean>(
+  /**
+   * Each outcome resolves with its own result (counted now, or its error) once recorded: whether the
+   * run settled is the group's business, so that a failure to settle never makes a recorded outcome
+   * look unrecorded (its retry would then find it counted, and skip what follows a fresh outcome).
+   */
+  private readonly outcomes = new KeyedGroupCommit<
+    { jobName: string; record: OutcomeRecord },
+    boolean | Error
+  >(
     async (runId, items) => {
       const { redis, prefix } = this.options;
       const fresh = await recordEachOutcome(
@@ -366,15 +377,34 @@ export class SealWorker {
         runId,
         items.map((i) => i.record),
       );
-      const settled = await settleRun(redis, prefix, runId);
-      if (settled) {
-        this.options.logger.info({ runId, ...settled }, 'run settled');
-        await this.report(items[0]!.jobName, runId, settled);
-      }
+      await this.settleRunOf(items[0]!.jobName, runId);
       return fresh;
     },
     { maxItems: 500 },
   );
+
+  /** Settles the run if its last outcome is in; a failure to ask is logged and asked again later. */
+  private async settleRunOf(jobName: string, runId: string, attempt = 0): Promise<void> {
+    const { redis, prefix, logger } = this.options;
+    try {
+      const settled = await settleRun(redis, prefix, runId);
+      if (!settled) return;
+      logger.info({ runId, ...settled }, 'run settled');
+      await this.report(jobName, runId, settled);
+    } catch (err) {
+      const delays = [1000, 5000, 30_000];
+      const delay = delays[attempt];
+      logger.error(
+        { runId, err: (err as Error).message, retryInMs: delay },
+        'cannot settle the run now; its outcomes are recorded',
+      );
+      if (delay !== undefined) {
+        setTimeout(() => {
+          this.settleRunOf(jobName, runId, attempt + 1).catch(() => undefined);
+        }, delay).unref();
+      }
+    }
+  }
 
   /** The settled run's report for finance (never throws: see reportSettledRun). */
   private async report(jobName: string, runId: string, counts: RunCounts): Promise<void> {
@@ -823,7 +853,7 @@ export class SealWorker {
     >,
   ): Promise<void> {
     try {
-      await this.archiveRows.submit({
+      await this.archiveRows.submit(data.tenant, {
         tenant: data.tenant,
         invoiceNumber: data.invoiceNumber,
         customer: data.customer ?? '',

@@ -145,12 +145,16 @@ export class LevelFinisher {
 
   /**
    * Puts the provider's raw signature into the CMS, embeds it into the prepared update and verifies it
-   * against the digest prepare took over the real bytes, before anything is returned. Up to B-T the
-   * input's bytes are not needed; from B-LT `source` (the input, as prepare read it) is, because the
-   * DSS and document-timestamp updates are written by loading the whole sealed file.
+   * over the bytes that will be written, `source` (the input, as prepare read it) followed by the
+   * update, before anything is returned. From B-LT the DSS and document-timestamp updates are written
+   * by loading the whole sealed file.
    */
-  async finish(prepared: PreparedSeal, signature: Buffer, source?: Uint8Array): Promise<FinishedSeal> {
+  async finish(prepared: PreparedSeal, signature: Buffer, source: Uint8Array): Promise<FinishedSeal> {
     const { template } = this.o;
+    const { inputLength } = prepared;
+    if (source.length !== inputLength) {
+      throw new SealError(`the input has ${source.length} bytes, the prepared update follows ${inputLength}`);
+    }
     let signatureTimestamp: TimestampToken | undefined;
     if (atLeast(this.level, 'B-T')) {
       const imprint = createHash('sha256').update(template.signatureValue(signature)).digest();
@@ -166,8 +170,6 @@ export class LevelFinisher {
       signature,
       signatureTimestamp ? { signatureTimeStampToken: signatureTimestamp.der } : undefined,
     );
-    // embedCms writes only inside the empty placeholder, so the digest prepare took still covers
-    // every byte around it: checking the CMS against it checks the sealed file.
     const update = embedCmsInUpdate(
       {
         ...prepared,
@@ -175,13 +177,20 @@ export class LevelFinisher {
       },
       cms,
     );
+    // The signed ranges of what will be written, hashed here again: the messageDigest came from the
+    // prepare thread, so checking the CMS against it alone would not catch bytes changed since.
+    const [, contentsAt, contentsEnd] = prepared.byteRange;
+    const digest = createHash('sha256')
+      .update(source)
+      .update(update.subarray(0, contentsAt - inputLength))
+      .update(update.subarray(contentsEnd - inputLength))
+      .digest();
     const check = verifyCms(
       cms,
-      { digest: Buffer.from(prepared.contentDigest) },
+      { digest, algorithm: 'sha256' },
       { expectedCertificateDer: template.leafCertificateDer },
     );
     if (!check.valid) throw new SealError(`sealed PDF did not verify: ${check.problems.join('; ')}`);
-    const { inputLength } = prepared;
     if (!atLeast(this.level, 'B-LT')) {
       return { inputLength, update, level: this.level, cms, signatureTimestamp };
     }
@@ -204,6 +213,9 @@ export class LevelFinisher {
     sealed = withDss;
     if (atLeast(this.level, 'B-LTA')) {
       const docPrepared = await this.updates.prepareDocTimestamp(sealed, this.docTimestampBytes);
+      if (docPrepared.bytes.compare(sealed, 0, sealed.length, 0, sealed.length) !== 0) {
+        throw new SealError('the document-timestamp update did not leave the sealed file as its prefix');
+      }
       const documentTimestamp = await this.o.timestamps!.timestamp(docPrepared.contentDigest);
       sealed = embedCms(docPrepared, documentTimestamp.der);
       return {

@@ -4,7 +4,7 @@
 // input's bytes go back to the caller (which delivers input || update) moved, not copied.
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import fsSync, { constants as fsConstants } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { SealerError } from '../common/errors';
@@ -182,12 +182,17 @@ export function toPrepareError(err: unknown, sourcePath: string): PrepareError {
   });
 }
 
-/** Reads the source whole, refusing a non-file or one over the cap before reading a byte of it. */
-async function readSource(sourcePath: string, maxInputBytes: number): Promise<Buffer> {
+/**
+ * Reads the source whole, refusing a non-file or one over the cap before reading a byte of it.
+ * Synchronous on purpose: this thread does nothing else meanwhile, and its reads then never queue in
+ * libuv's four shared threads behind the main thread's fsyncs (which made a 0.3 ms prepare wait tens
+ * of milliseconds under load). A read that hangs (a dead share) is ended by the pool's deadline.
+ */
+function readSource(sourcePath: string, maxInputBytes: number): Buffer {
   // O_NONBLOCK: opening a FIFO placed where a PDF should be must not hang the thread.
-  const handle = await fs.open(sourcePath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const fd = fsSync.openSync(sourcePath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
-    const stat = await handle.stat();
+    const stat = fsSync.fstatSync(fd);
     if (!stat.isFile()) {
       throw new PrepareError({
         kind: 'unsealable',
@@ -209,13 +214,13 @@ async function readSource(sourcePath: string, maxInputBytes: number): Promise<Bu
     const buffer = Buffer.allocUnsafeSlow(stat.size);
     let filled = 0;
     while (filled < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      const bytesRead = fsSync.readSync(fd, buffer, filled, buffer.length - filled, filled);
       if (bytesRead === 0) break;
       filled += bytesRead;
     }
     return buffer.subarray(0, filled);
   } finally {
-    await handle.close();
+    fsSync.closeSync(fd);
   }
 }
 
@@ -260,7 +265,7 @@ function templateFor(chain: Uint8Array[]): CmsTemplate {
 
 /** Prepares one invoice; throws PrepareError (any other error is classified by toPrepareError). */
 export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits): Promise<PrepareTaskResult> {
-  const input = await readSource(task.sourcePath, limits.maxInputBytes);
+  const input = readSource(task.sourcePath, limits.maxInputBytes);
   const actual = crypto.createHash('sha256').update(input).digest('hex');
   if (actual !== task.sourceSha256) {
     throw new SourceChangedError(

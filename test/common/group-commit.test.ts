@@ -93,6 +93,20 @@ test('isolateFailures: one bad item fails alone, the others are written', TIMEOU
   assert.deepEqual(written.sort(), [11, 12, 14]);
 });
 
+test('isolateFailures: when single writes fail too, the rest fail at once', TIMEOUT, async () => {
+  let writes = 0;
+  const group = new GroupCommit<number>(
+    async () => {
+      writes++;
+      throw new Error('database unreachable');
+    },
+    { isolateFailures: true },
+  );
+  const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => group.submit(i)));
+  assert.ok(settled.every((s) => s.status === 'rejected'));
+  assert.equal(writes, 3, 'the group, then two single items; not one write per item');
+});
+
 test('keyed groups write each key on its own and forget a key once idle', TIMEOUT, async () => {
   const writes: string[] = [];
   const keyed = new KeyedGroupCommit<number>(async (key, items) => {

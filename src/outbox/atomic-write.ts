@@ -108,11 +108,42 @@ function fsyncDirSync(dir: string): void {
   }
 }
 
-async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Promise<void> {
-  if (option === false) return;
-  await fs.mkdir(path.dirname(file), {
+/** Folders this process made or found (a night writes thousands of files into a few folders). */
+const madeFolders = new Set<string>();
+
+/** Makes the file's folder; returns true when it was skipped as known (so a retry may make it). */
+async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Promise<boolean> {
+  if (option === false) return false;
+  const dir = path.dirname(file);
+  if (madeFolders.has(dir)) return true;
+  await fs.mkdir(dir, {
     recursive: true,
     ...(typeof option === 'number' ? { mode: option } : {}),
+  });
+  if (madeFolders.size >= 4096) madeFolders.clear();
+  madeFolders.add(dir);
+  return false;
+}
+
+/** makeParent, then writeTemp; a folder known to this process but removed since is made again. */
+async function writeTempInFolder(file: string, data: Pieces, options: AtomicWriteOptions): Promise<string> {
+  const mode = options.mode ?? 0o644;
+  const durable = options.durable !== false;
+  const skipped = await makeParent(file, options.mkdir);
+  try {
+    return await writeTemp(file, data, mode, durable);
+  } catch (err) {
+    if (!skipped || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeFolders.delete(path.dirname(file));
+    await makeParent(file, options.mkdir);
+    return writeTemp(file, data, mode, durable);
+  }
+}
+
+/** Removes a temp file; one already gone is fine (fs.rm with force would lstat it first). */
+async function removeTemp(tmp: string): Promise<void> {
+  await fs.unlink(tmp).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   });
 }
 
@@ -144,12 +175,11 @@ export async function writeFileReplacing(
 ): Promise<void> {
   const dir = path.dirname(file);
   try {
-    await makeParent(file, options.mkdir);
-    const tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
+    const tmp = await writeTempInFolder(file, data, options);
     try {
       await fs.rename(tmp, file);
     } catch (err) {
-      await fs.rm(tmp, { force: true });
+      await removeTemp(tmp);
       throw err;
     }
     if (options.durable !== false) await fsyncDir(dir);
@@ -170,8 +200,7 @@ export async function writeFileExclusive(
   const dir = path.dirname(file);
   let tmp: string;
   try {
-    await makeParent(file, options.mkdir);
-    tmp = await writeTemp(file, data, options.mode ?? 0o644, options.durable !== false);
+    tmp = await writeTempInFolder(file, data, options);
   } catch (err) {
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   }
@@ -183,7 +212,7 @@ export async function writeFileExclusive(
     }
     throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
   } finally {
-    await fs.rm(tmp, { force: true });
+    await removeTemp(tmp);
   }
   try {
     if (options.durable !== false) await fsyncDir(dir);

@@ -124,3 +124,21 @@ test(
     assert.equal(await sweepTempFiles(path.join(dir, 'absent')), 0);
   },
 );
+
+test(
+  'a folder removed after a write into it is made again for the next (folders are remembered)',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const folder = path.join(dir, 'outbox', 'acme', '2026-12-02');
+    await writeFileExclusive(path.join(folder, 'A.pdf'), 'a');
+    await fs.rm(path.join(dir, 'outbox'), { recursive: true });
+    await writeFileExclusive(path.join(folder, 'B.pdf'), [Buffer.from('b1'), Buffer.from('b2')]);
+    assert.equal(await fs.readFile(path.join(folder, 'B.pdf'), 'utf8'), 'b1b2');
+    await writeFileReplacing(path.join(folder, 'state.json'), '{}');
+    await fs.rm(folder, { recursive: true });
+    await writeFileReplacing(path.join(folder, 'state.json'), '{"again":true}');
+    assert.equal(await fs.readFile(path.join(folder, 'state.json'), 'utf8'), '{"again":true}');
+    assert.deepEqual((await fs.readdir(folder)).sort(), ['state.json'], 'no temp file left behind');
+  },
+);

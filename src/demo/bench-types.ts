@@ -2,7 +2,7 @@
 // that the report module and tests can use them without loading the sealing path.
 import type { BenchLevel } from './bench-levels';
 import type { Summary } from './bench-figures';
-import type { STAGE_NAMES } from './bench-worker';
+import type { ProviderCallCounts, STAGE_NAMES } from './bench-worker';
 
 export type BenchKey = 'ec' | 'rsa';
 
@@ -47,7 +47,7 @@ export interface SandboxCredentialLine {
   secretsDir: string;
 }
 
-export interface NightFigures {
+export interface NightFigures extends ProviderCallCounts {
   name: string;
   mode: 'worker' | 'naive';
   level: BenchLevel;
@@ -62,13 +62,6 @@ export interface NightFigures {
   /** CPU time during the night, ms: this process (producer, run polling), worker processes, sandbox,
    * Redis (the whole server's) */
   cpuMs: { bench: number; workers: number; sandbox?: number; redis?: number };
-  signHashCalls: number;
-  authorisations: number;
-  signaturesAuthorised: number;
-  unusedSignatures: number;
-  timestampRequests: number;
-  ocsp: number;
-  crl: number;
   bytesAddedPerInvoice: number;
   /** wall ms per sealed invoice in each step */
   stages: Record<(typeof STAGE_NAMES)[number], Summary>;

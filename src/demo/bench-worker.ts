@@ -31,7 +31,18 @@ export interface StageSamples {
 
 export const STAGE_NAMES = ['queueMs', 'prepareMs', 'signMs', 'finishMs', 'deliverMs', 'recordMs'] as const;
 
-export interface BenchWorkerReport {
+/** What a night asked of the provider, the TSA and the revocation sources (a worker's and a night's). */
+export interface ProviderCallCounts {
+  signHashCalls: number;
+  authorisations: number;
+  signaturesAuthorised: number;
+  unusedSignatures: number;
+  timestampRequests: number;
+  ocsp: number;
+  crl: number;
+}
+
+export interface BenchWorkerReport extends ProviderCallCounts {
   type: 'report';
   pid: number;
   /** this process's CPU from ready to stop (ms) */
@@ -43,13 +54,6 @@ export interface BenchWorkerReport {
   /** durations of the successful signHash calls (ms) and their hash counts */
   signHashMs: Float64Array;
   signHashHashes: Float64Array;
-  signHashCalls: number;
-  authorisations: number;
-  signaturesAuthorised: number;
-  unusedSignatures: number;
-  timestampRequests: number;
-  ocsp: number;
-  crl: number;
 }
 
 /** Grows a Float64Array list without holding one JS number object per value. */

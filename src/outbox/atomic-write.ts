@@ -221,6 +221,64 @@ export async function writeFileExclusive(
   }
 }
 
+/** Errors by which a file system says it keeps no symbolic links (an SMB share, some NAS mounts). */
+const NO_SYMLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EINVAL']);
+
+/**
+ * Creates `file` as a small record, or fails with FileExistsError if it exists (what is there is kept).
+ * The record is the target of a symbolic link (as Emacs keeps its lock files): one syscall makes it,
+ * whole or not at all, and the folder's sync makes it durable, so it costs no temp file, no file sync
+ * and no link or unlink; a file system without symbolic links gets a file (writeFileExclusive).
+ * `record` is one line of printable ASCII (it is a link target: no NUL, no newline needed to end it).
+ */
+export async function createRecord(file: string, record: string): Promise<void> {
+  if (!/^[\x20-\x7e]{1,1000}$/.test(record)) {
+    throw new AtomicWriteError(`cannot write ${file}: a record must be one line of printable ASCII`, file);
+  }
+  const dir = path.dirname(file);
+  try {
+    const skipped = await makeParent(file, true);
+    try {
+      await fs.symlink(record, file);
+    } catch (err) {
+      if (!skipped || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      madeFolders.delete(dir);
+      await makeParent(file, true);
+      await fs.symlink(record, file);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST')
+      throw new FileExistsError(`${file} exists: not overwriting it`, file, { cause: err });
+    if (code !== undefined && NO_SYMLINKS.has(code)) return writeFileExclusive(file, `${record}\n`);
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+  try {
+    await fsyncDir(dir);
+  } catch (err) {
+    throw new AtomicWriteError(`cannot write ${file}`, file, { cause: err });
+  }
+}
+
+/** The record createRecord made at `file` (a link's target, or a file's text less its last newline);
+ * undefined if absent. */
+export async function readRecord(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readlink(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // EINVAL: not a link, so a record written as a file (no symbolic links there, or an older entry).
+    if (code !== 'EINVAL') throw err;
+  }
+  try {
+    return (await fs.readFile(file, 'utf8')).replace(/\n$/, '');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /**
  * Appends `data` to `file` (created if missing) and syncs it before returning; a new file's folder
  * is synced too. One write() under O_APPEND keeps a record whole when several processes append.

@@ -3,7 +3,8 @@
 // says all three exist. Each step is durable before the next begins, and deliveries of the same moment
 // share their fsyncs (folder syncs, manifest appends and audit appends are group commits), so a batch
 // of invoices costs about one sync per file plus a few for the batch. A crash between two steps leaves
-// what `repair` completes, without sealing again.
+// what `repair` completes, without sealing again. (The manifest row and the audit entry are one step:
+// both are written once the file is durable, side by side.)
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -59,27 +60,32 @@ function sealEntry(
 }
 
 /**
- * Writes the sealed file (never over an existing one: OutboxConflictError), then its manifest row,
- * audit entry and sealed-index entry, in that order; resolves once all are durable.
+ * Writes the sealed file (never over an existing one: OutboxConflictError), then its manifest row and
+ * audit entry, then its sealed-index entry; resolves once all are durable.
  */
 export async function deliver(s: SealedInvoice): Promise<Delivered> {
   await writeNew(s.target, [s.source, s.update]);
   const sealedSha256 = crypto.createHash('sha256').update(s.source).update(s.update).digest('hex');
-  await appendManifestRow(path.dirname(s.target), {
-    invoiceNumber: s.invoiceNumber,
-    file: path.basename(s.target),
-    sealedSha256,
-    sourceSha256: s.sourceSha256,
-    signingTime: s.signingTime.toISOString(),
-    certificateSerial: s.certificateSerial,
-    job: s.job,
-    runId: s.runId,
-    level: s.level,
-    ...manifestFacts(s, s.signingTime),
-    status: 'sealed',
-  });
-  // Thrown, not only logged: a seal must have its audit entry; repair adds it without sealing again.
-  await AuditLog.forTenant(s.root, s.tenant).append(sealEntry(s, sealedSha256));
+  // The manifest row and the audit entry need only the file, not each other (repair adds either one
+  // alone): written side by side, each in its own group, so a delivery waits for one sync, not two.
+  const written = await Promise.allSettled([
+    appendManifestRow(path.dirname(s.target), {
+      invoiceNumber: s.invoiceNumber,
+      file: path.basename(s.target),
+      sealedSha256,
+      sourceSha256: s.sourceSha256,
+      signingTime: s.signingTime.toISOString(),
+      certificateSerial: s.certificateSerial,
+      job: s.job,
+      runId: s.runId,
+      level: s.level,
+      ...manifestFacts(s, s.signingTime),
+      status: 'sealed',
+    }),
+    // Thrown, not only logged: a seal must have its audit entry; repair adds it without sealing again.
+    AuditLog.forTenant(s.root, s.tenant).append(sealEntry(s, sealedSha256)),
+  ]);
+  for (const w of written) if (w.status === 'rejected') throw w.reason;
   await recordSealed(s.root, s.tenant, s.invoiceNumber, s.sourceSha256, s.target, s.runId);
   return { file: s.target, sealedSha256 };
 }

@@ -1,9 +1,12 @@
-// A durable per-tenant index of what has been sealed: one small file per (invoice, source digest)
-// under <outbox>/<tenant>/.sealed/, naming the sealed file. It makes "never seal the same document
-// twice" hold across run dates and after Redis has lost or expired the job, at one open() per job.
-import fs from 'node:fs/promises';
+// A durable per-tenant index of what has been sealed: one small record per (invoice, source digest)
+// under <outbox>/<tenant>/.sealed/, naming the sealed file and the run that sealed it. It makes "never
+// seal the same document twice" hold across run dates and after Redis has lost or expired the job, at
+// one readlink() per job. Records are symbolic links (createRecord): one syscall and the folder's
+// group sync per invoice instead of a second file written and synced; entries written as files
+// (before, or where the file system has no links) are read the same way.
 import path from 'node:path';
-import { OutboxConflictError, OutboxError, writeNew } from './outbox';
+import { createRecord, FileExistsError, readRecord } from './atomic-write';
+import { OutboxError } from './outbox';
 
 const INDEX_DIR = '.sealed';
 
@@ -27,14 +30,17 @@ export async function findSealed(
   invoiceNumber: string,
   sourceSha256: string,
 ): Promise<SealedRecord | undefined> {
+  let record: string | undefined;
   try {
-    const text = await fs.readFile(indexPath(root, tenant, invoiceNumber, sourceSha256), 'utf8');
-    const [relative = '', runId] = text.split('\n').map((l) => l.trim());
-    return { file: path.resolve(root, tenant, relative), runId: runId || undefined };
+    record = await readRecord(indexPath(root, tenant, invoiceNumber, sourceSha256));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new OutboxError(`cannot read the sealed index for invoice ${invoiceNumber}`, { cause: err });
   }
+  if (record === undefined) return undefined;
+  // "<file> <run>" (a link), or "<file>\n<run>" (a file); neither part holds white space.
+  const [relative = '', runId] = record.trim().split(/\s+/);
+  if (!relative) throw new OutboxError(`the sealed index entry for invoice ${invoiceNumber} is empty`);
+  return { file: path.resolve(root, tenant, relative), runId: runId || undefined };
 }
 
 /**
@@ -50,12 +56,16 @@ export async function recordSealed(
   runId?: string,
 ): Promise<void> {
   const relative = path.relative(path.join(root, tenant), sealedFile);
+  if (/\s/.test(relative) || (runId !== undefined && /\s/.test(runId))) {
+    throw new OutboxError(`invoice ${invoiceNumber}: a sealed-index record holds no white space`);
+  }
   try {
-    await writeNew(
+    await createRecord(
       indexPath(root, tenant, invoiceNumber, sourceSha256),
-      Buffer.from(`${relative}\n${runId ?? ''}\n`),
+      runId ? `${relative} ${runId}` : relative,
     );
   } catch (err) {
-    if (!(err instanceof OutboxConflictError)) throw err;
+    if (err instanceof FileExistsError) return;
+    throw new OutboxError(`cannot record invoice ${invoiceNumber} in the sealed index`, { cause: err });
   }
 }

@@ -276,7 +276,8 @@ test(
     );
     assert.equal(restored.length, 1, 'the manifest row is restored once');
     assert.equal(restored[0]!.sealedSha256, victim.sealedSha256);
-    await fs.access(
+    // The entry is a link used as a record (its target names the file and run, not a path to follow).
+    await fs.lstat(
       path.join(dir, 'outbox', 'sakura', '.sealed', `${victim.invoiceNumber}.${victim.sourceSha256}`),
     );
 

@@ -72,7 +72,7 @@ async function corruptingProxy(
 async function filesUnder(dir: string): Promise<string[]> {
   try {
     return (await fs.readdir(dir, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile())
+      .filter((e) => !e.isDirectory()) // sealed-index entries are links
       .map((e) => path.join(e.parentPath, e.name));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];

@@ -20,7 +20,7 @@ import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries
-    .filter((e) => e.isFile())
+    .filter((e) => !e.isDirectory()) // sealed-index entries are links
     .map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name)))
     .sort();
 }

@@ -122,9 +122,9 @@ export class BatchSigner {
     });
   }
 
-  /** The seam the PDF side knows: signatures in the order of `hashes`. */
-  signRaw(hashes: Buffer[]): Promise<Buffer[]> {
-    return Promise.all(hashes.map((h) => this.sign(h)));
+  /** The seam the seal part knows (its RawSigner): signatures in the order of `hashes`, of run `runId`. */
+  signRaw(hashes: Buffer[], runId?: string): Promise<Buffer[]> {
+    return Promise.all(hashes.map((h) => this.sign(h, runId)));
   }
 
   stats(): { batches: number; signatures: number; authorisations: number; failedBatches: number } {

@@ -6,7 +6,15 @@ import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type 
 import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError } from '../pades';
-import { SealError, type LevelFinisher, type PreparedSeal } from '../seal';
+import {
+  AwaitingApproval,
+  PreparedHashChanged,
+  SealError,
+  sealDocument,
+  SealStepError,
+  type LevelFinisher,
+  type SealDocumentResult,
+} from '../seal';
 import { ApprovalNeededError, AwaitingBoundApproval } from '../csc';
 import { ParkedApprovals, RedisAuthorisationGuards } from '../custody';
 import {
@@ -739,77 +747,72 @@ export class SealWorker {
     }
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
-    let prepared: PreparedSeal;
-    let source: Uint8Array;
-    let t = performance.now();
+    let sealed: SealDocumentResult;
     try {
-      ({ prepared, source } = await this.pool.run({
-        sourcePath: data.sourcePath,
-        sourceSha256: data.sourceSha256,
-        signingTime: signingTime.toISOString(),
-        chain: ctx.chain,
-        reason: `Invoice ${data.invoiceNumber}`,
-        location: 'JP',
-        name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
-        // Sized to what this credential's CMS (and its TSA's token) can be, not guessed.
-        signatureBytes: this.options.signatureBytes ?? finisher.signatureBytes,
-        ...(def.signing.appearance && {
-          appearance: {
-            page: def.signing.appearance.page,
-            x: def.signing.appearance.x,
-            y: def.signing.appearance.y,
-            size: def.signing.appearance.size,
-            text: def.signing.appearance.text ?? def.tenant,
-            imagePath: def.appearanceImagePath,
-          },
-        }),
-      }));
+      sealed = await sealDocument({
+        pool: this.pool,
+        finisher,
+        signer: ctx.signer,
+        runId: data.runId,
+        pendingHash: data.pendingHash || undefined,
+        awaitsApproval: (err) => err instanceof ApprovalNeededError,
+        task: {
+          sourcePath: data.sourcePath,
+          sourceSha256: data.sourceSha256,
+          signingTime: signingTime.toISOString(),
+          chain: ctx.chain,
+          reason: `Invoice ${data.invoiceNumber}`,
+          location: 'JP',
+          name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
+          // Sized to what this credential's CMS (and its TSA's token) can be, not guessed.
+          signatureBytes: this.options.signatureBytes ?? finisher.signatureBytes,
+          ...(def.signing.appearance && {
+            appearance: {
+              page: def.signing.appearance.page,
+              x: def.signing.appearance.x,
+              y: def.signing.appearance.y,
+              size: def.signing.appearance.size,
+              text: def.signing.appearance.text ?? def.tenant,
+              imagePath: def.appearanceImagePath,
+            },
+          }),
+        },
+      });
     } catch (err) {
-      // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
-      // a transient error (a file briefly unreadable) says so with its kind and is retried.
-      // A PrepareError names the file already.
-      const context = `invoice ${data.invoiceNumber}${err instanceof PrepareError ? '' : ` (${data.sourcePath})`}`;
-      const transient = (err as { kind?: unknown } | null)?.kind === 'transient';
-      throw transient
-        ? withContext(err, context)
-        : new UnsealableError(`${context}: ${(err as Error).message}`, { cause: err });
-    }
-    stages.prepareMs = performance.now() - t;
-    let signature: Buffer;
-    const hashToSign = Buffer.from(prepared.hashToSign);
-    if (data.pendingHash && data.pendingHash !== hashToSign.toString('hex')) {
-      throw new UnsealableError(
-        `invoice ${data.invoiceNumber}: prepared again, the document no longer has the hash its approval waited for`,
-      );
-    }
-    t = performance.now();
-    try {
-      signature = await ctx.signer.sign(hashToSign, data.runId);
-    } catch (err) {
-      if (err instanceof ApprovalNeededError) {
+      const invoice = `invoice ${data.invoiceNumber}`;
+      if (err instanceof AwaitingApproval && err.cause instanceof ApprovalNeededError) {
+        // Only an approval bound to hashes (SCAL2) needs this hash and time kept for the approver; a
+        // counted one (SCAL1) waits as the signer said.
         const bound = ctx.facts.scal === 2 && ctx.sadManager.approvalBased;
-        throw bound ? new AwaitingBoundApproval(err, hashToSign, signingTime.toISOString()) : err;
+        throw bound ? new AwaitingBoundApproval(err.cause, err.hash, err.signingTime) : err.cause;
       }
-      throw withContext(err, `invoice ${data.invoiceNumber}: signing failed`);
-    }
-    stages.signMs = performance.now() - t;
-    let update: Buffer;
-    let timestampAt: string | undefined;
-    t = performance.now();
-    try {
-      const finished = await finisher.finish(prepared, signature, source);
-      update = finished.update;
-      timestampAt = finished.signatureTimestamp?.genTime.toISOString();
-    } catch (err) {
-      if (err instanceof SealError || err instanceof CertificateUnusableError) {
-        throw new SealError(`invoice ${data.invoiceNumber}: ${err.message}`, { cause: err });
+      if (err instanceof PreparedHashChanged) throw new UnsealableError(`${invoice}: ${err.message}`);
+      if (!(err instanceof SealStepError)) throw err;
+      const cause = err.cause;
+      if (err.step === 'prepare') {
+        // An input that cannot be sealed as it is (changed, not a PDF we can update, over a limit) fails;
+        // a transient error (a file briefly unreadable) says so with its kind and is retried.
+        // A PrepareError names the file already.
+        const context = `${invoice}${cause instanceof PrepareError ? '' : ` (${data.sourcePath})`}`;
+        const transient = (cause as { kind?: unknown } | null)?.kind === 'transient';
+        throw transient
+          ? withContext(cause, context)
+          : new UnsealableError(`${context}: ${(cause as Error).message}`, { cause });
+      }
+      if (err.step === 'sign') throw withContext(cause, `${invoice}: signing failed`);
+      if (cause instanceof SealError || cause instanceof CertificateUnusableError) {
+        throw new SealError(`${invoice}: ${cause.message}`, { cause });
       }
       // A TSA or revocation source that failed (its own attempts spent): the job's retries try again,
       // and the last attempt fails the invoice with this reason. Never a lower level instead.
-      throw withContext(err, `invoice ${data.invoiceNumber}: level ${finisher.level}`);
+      throw withContext(cause, `${invoice}: level ${finisher.level}`);
     }
-    stages.finishMs = performance.now() - t;
-    t = performance.now();
+    const { finished, source, prepared } = sealed;
+    Object.assign(stages, sealed.stages);
+    const hashToSign = Buffer.from(prepared.hashToSign);
+    const update = finished.update;
+    const timestampAt = finished.signatureTimestamp?.genTime.toISOString();
+    const t = performance.now();
     // The outbox delivers: file, manifest row, audit entry, sealed-index entry; a crash between any two
     // leaves what the retry's repair completes (completeEarlierDelivery). The archive row (a search
     // index, best effort) after them.

@@ -1,4 +1,5 @@
-// Public face of the seal part: preparing an invoice in a thread pool (an update with a placeholder,
+// Public face of the seal part: one document's prepare → sign → finish behind a narrow signer seam
+// (sealDocument, RawSigner); preparing an invoice in a thread pool (an update with a placeholder,
 // the hash to sign) and finishing it at its PAdES level (CMS, timestamps, validation data, document
 // timestamp, verify-before-return), and the provider's TSA as a timestamp source. Uses pdf and pades; knows nothing of queues, outbox files or the CSC protocol.
 export { SealError } from './seal-error';
@@ -11,6 +12,18 @@ export {
   type SealLevel,
 } from './level-finisher';
 export type { PreparedSeal, SealedUpdate } from './prepared-seal';
+export {
+  AwaitingApproval,
+  PreparedHashChanged,
+  sealDocument,
+  SealStepError,
+  type PrepareRunner,
+  type RawSigner,
+  type SealDocumentInput,
+  type SealDocumentResult,
+  type SealFinisher,
+  type SealStep,
+} from './seal-document';
 export {
   DEFAULT_PREPARE_LIMITS,
   MIN_HEAP_MB,

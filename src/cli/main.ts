@@ -11,6 +11,7 @@ import type { CliIo } from './context';
 import type { RenewOptions } from './commands/renew';
 import { parseBenchKey, parseBenchLevels } from './bench-levels';
 import { usageErrorsExit2 } from './usage';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_HELD_MB } from '../queue/worker-defaults';
 import type { RetryCliOptions } from './commands/retry';
 
 // The same streams as context.ts's processIo, which is not imported for them: context.ts pulls in Redis.
@@ -112,7 +113,7 @@ function buildProgram(io: CliIo): Command {
     .description(
       'seal the sample exports in fixtures/ end to end (local Redis or a private one, built-in sandbox provider)',
     )
-    .option('--concurrency <n>', 'worker concurrency', positiveInt, 64)
+    .option('--concurrency <n>', 'worker concurrency', positiveInt, DEFAULT_CONCURRENCY)
     .action(lazy(() => loadCommand('./commands/demo').demoCommand));
 
   program
@@ -142,7 +143,12 @@ function buildProgram(io: CliIo): Command {
     .command('work')
     .description('seal queued invoices until stopped (SIGINT/SIGTERM finish the jobs in hand)')
     .option(...jobsOption)
-    .option('--concurrency <n>', 'invoices processed at once', positiveInt, 64)
+    .option('--concurrency <n>', 'invoices processed at once', positiveInt, DEFAULT_CONCURRENCY)
+    .option(
+      '--max-held-mb <mb>',
+      `source PDFs held at once, prepare to delivery (default ${DEFAULT_MAX_HELD_MB}); larger ones wait`,
+      positiveInt,
+    )
     .option('--threads <n>', 'prepare threads (default: one per core)', positiveInt)
     .option('--provider-url <url>', 'CSC API base URL for jobs that name none (default: SEALER_PROVIDER_URL)')
     .option('--max-input-mb <mb>', 'refuse a source PDF larger than this (default 64)', positiveInt)
@@ -480,7 +486,7 @@ function buildProgram(io: CliIo): Command {
       ].join('\n'),
     )
     .option('--invoices <n>', 'invoices to generate', positiveInt, 2000)
-    .option('--concurrency <n>', 'jobs in hand per worker process', positiveInt, 128)
+    .option('--concurrency <n>', 'jobs in hand per worker process', positiveInt, DEFAULT_CONCURRENCY)
     .option('--batch-size <n>', 'hashes per signHash call', positiveInt, 100)
     .option(
       '--latency-ms <ms>',

@@ -18,6 +18,8 @@ export interface NightOptions {
   prefix: string;
   logger: Logger;
   concurrency?: number;
+  /** bytes of source PDFs held at once (SealWorkerOptions.maxHeldBytes) */
+  maxHeldBytes?: number;
   threads?: number;
   defaultProviderUrl?: string;
   batchMaxWaitMs?: number;
@@ -80,6 +82,7 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
     jobs: options.jobs,
     logger,
     concurrency: options.concurrency,
+    maxHeldBytes: options.maxHeldBytes,
     threads: options.threads,
     defaultProviderUrl: options.defaultProviderUrl,
     batchMaxWaitMs: options.batchMaxWaitMs,

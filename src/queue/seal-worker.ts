@@ -52,9 +52,11 @@ import {
 } from './run-record';
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
+import { ByteBudget } from '../common/byte-budget';
 import { KeyedGroupCommit } from '../common/group-commit';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_HELD_MB } from './worker-defaults';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export { SealError } from '../seal';
@@ -92,8 +94,12 @@ export interface SealWorkerOptions {
   jobs: JobDefinition[];
   logger: Logger;
   /** jobs processed at once by this process, all tenants together; should be at least 2 × batchSize so
-   * batches fill. Default 64. */
+   * batches fill, and more where the provider is slow (see DEFAULT_CONCURRENCY). Default 512. */
   concurrency?: number;
+  /** bytes of source PDFs held at once, from prepare to delivery: invoices beyond it wait, so that
+   * hundreds in hand stay hundreds of small ones. Default DEFAULT_MAX_HELD_MB (256 MiB); one larger
+   * than the whole budget is sealed alone. */
+  maxHeldBytes?: number;
   /**
    * Authorise a credential's next SAD ahead, on the next TOTP step, while the current one still has
    * signatures, so that a night is not idled waiting for a step whenever a SAD runs out. Default true.
@@ -149,6 +155,8 @@ export class SealWorker {
   readonly workers = new Map<string, Worker<SealJobData, SealJobResult>>();
   /** the process-wide limit on jobs in hand: first come, first served across the tenants' workers */
   private readonly slots: ReturnType<typeof pLimit>;
+  /** the sources held between prepare and delivery */
+  private readonly heldBytes: ByteBudget;
   readonly contexts: SigningContexts;
   private readonly pool: PreparePool;
   private readonly approvals: ParkedApprovals;
@@ -182,7 +190,8 @@ export class SealWorker {
       ),
       options.observe,
     );
-    const concurrency = options.concurrency ?? 64;
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.heldBytes = new ByteBudget(options.maxHeldBytes ?? DEFAULT_MAX_HELD_MB * 1024 * 1024);
     this.contexts = new SigningContexts({
       observe: this.observe,
       logger: options.logger,
@@ -665,7 +674,13 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`,
       );
     }
-    return this.seal(data, def, context, target, stages);
+    // The source is held from prepare to delivery (sizes from the export's own check of the file).
+    const release = await this.heldBytes.acquire(data.sourceLength);
+    try {
+      return await this.seal(data, def, context, target, stages);
+    } finally {
+      release();
+    }
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry

@@ -119,3 +119,33 @@ test(
     assert.equal(sandbox.stats().authorize, 1, 'the PIN was sent once, not once per job or retry');
   },
 );
+
+test(
+  'a budget of held bytes smaller than one source seals the invoices one at a time, every one once',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const port = await freePort();
+    const { job, sandboxDir } = await setup(dir, port);
+    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
+    after(() => sandbox.close());
+    const night = await runNight({
+      jobs: [job],
+      connection,
+      redis,
+      prefix,
+      logger: silent,
+      concurrency: 6,
+      maxHeldBytes: 1,
+      // One invoice held at a time never fills a batch of 3: each is sent alone, at once.
+      batchMaxWaitMs: 1,
+      timeoutMs: 60_000,
+    });
+    assert.equal(night.runs[0]!.counts.sealed, 6);
+    assert.equal(night.runs[0]!.counts.failed, 0);
+    assert.equal(sandbox.stats().signHash, 6, 'no two sources were held at once, so no batch held two');
+    const outDir = path.join(dir, 'outbox', 'fuji', night.runs[0]!.produced.runDate);
+    assert.equal((await fs.readdir(outDir)).filter((f) => f.endsWith('.pdf')).length, 6);
+  },
+);

@@ -19,6 +19,7 @@ export interface WorkOptions extends CommonOptions {
   grace: number;
   maxInputMb?: number;
   maxInflatedMb?: number;
+  maxHeldMb?: number;
   prepareHeapMb?: number;
   prepareDeadlineSec?: number;
   /** serve /metrics and /healthz on this port */
@@ -68,6 +69,7 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     extraTenants: preflight.map((p) => p.job.tenant),
     logger: ctx.logger,
     concurrency: opts.concurrency,
+    ...(opts.maxHeldMb === undefined ? {} : { maxHeldBytes: opts.maxHeldMb * 1024 * 1024 }),
     threads: opts.threads,
     defaultProviderUrl,
     prepareLimits: {

@@ -26,10 +26,12 @@ export class ByteBudget {
 
   /**
    * Resolves once `bytes` fit beside what is held (in order of asking: a large request is not passed
-   * over by small ones forever); a request larger than the whole budget waits until nothing is held,
-   * then runs alone.
+   * over by small ones forever); a request larger than the whole budget (Infinity included) waits
+   * until nothing is held, then runs alone. NaN is refused.
    */
   acquire(bytes: number): Promise<Release> {
+    // NaN would never fit, and every request behind it would wait for ever.
+    if (Number.isNaN(bytes)) return Promise.reject(new RangeError('bytes to hold must be a number'));
     const n = Math.min(Math.max(0, Math.ceil(bytes)), this.limit);
     return new Promise((grant) => {
       this.waiting.push({ bytes: n, grant });

@@ -75,10 +75,11 @@ export interface SadManagerOptions {
    * Authorise the next SCAL1 SAD ahead, on the next TOTP step, while the current one still has
    * signatures, so that a night is limited by one authorisation per step rather than idling for one
    * whenever a SAD runs out. Needs `demand` (nothing is authorised ahead without one). `margin` is how
-   * many invoices the demand may count that this process already holds signatures for (reserved,
-   * being signed or delivered): the worker's concurrency. Default: off.
+   * many invoices the demand may count that this process already holds signatures for (signed, being
+   * finished or delivered): a count, or a function asked each time (the worker's invoices past
+   * signing). Default: off.
    */
-  authoriseAhead?: { margin: number };
+  authoriseAhead?: { margin: number | (() => number) };
   /**
    * Coordinates authorisations with the other processes of this credential (lease, TOTP steps, latch).
    * Default: an in-memory guard, which is right for a single process only.
@@ -147,7 +148,14 @@ export class SadManager {
   private current?: CurrentSad;
   /** A SAD authorised ahead, handed out once the current one is spent. */
   private next?: CurrentSad;
-  private readonly ahead?: { margin: number };
+  private readonly ahead?: { margin: number | (() => number) };
+
+  /** The margin now (see authoriseAhead); a function that answers no count counts as 0. */
+  private marginNow(): number {
+    const m = this.ahead?.margin ?? 0;
+    const n = typeof m === 'function' ? m() : m;
+    return Number.isInteger(n) && n > 0 ? n : 0;
+  }
   /** The authorisation ahead under way (waiting for its step, or sent). */
   private aheadTask?: Promise<void>;
   private aheadCheckedAt = -Infinity;
@@ -181,7 +189,7 @@ export class SadManager {
     this.random = o.random ?? Math.random;
     if (o.authoriseAhead) {
       const m = o.authoriseAhead.margin;
-      if (!Number.isInteger(m) || m < 0) {
+      if (typeof m !== 'function' && (!Number.isInteger(m) || m < 0)) {
         throw new CscError({
           endpoint: AUTHORIZE,
           retryable: false,
@@ -339,7 +347,7 @@ export class SadManager {
     this.inHandToldAt = now;
     const cur = this.current;
     const own = (cur && this.usable(cur) ? cur.remaining : 0) + (this.next?.remaining ?? 0);
-    this.othersInHand(own + this.ahead!.margin).catch(() => undefined);
+    this.othersInHand(own + this.marginNow()).catch(() => undefined);
   }
 
   /** Whether `cur`, at the rate it has been used, runs out within AHEAD_STEPS TOTP steps (or seconds). */
@@ -368,8 +376,9 @@ export class SadManager {
     const inHand = (cur && this.usable(cur) ? cur.remaining : 0) + (this.next?.remaining ?? 0);
     // The demand is every process's: what the others hold, and the invoices they have in hand, are not
     // wanted again here.
-    const others = await this.othersInHand(inHand + this.ahead!.margin);
-    return Math.min(this.maxPerAuthorisation, Math.ceil(demand) - inHand - others - this.ahead!.margin);
+    const margin = this.marginNow();
+    const others = await this.othersInHand(inHand + margin);
+    return Math.min(this.maxPerAuthorisation, Math.ceil(demand) - inHand - others - margin);
   }
 
   /** What the other processes of this credential hold (0 when the guard cannot tell or fails). */

@@ -4,7 +4,9 @@
 // share their fsyncs (folder syncs, manifest appends and audit appends are group commits), so a batch
 // of invoices costs about one sync per file plus a few for the batch. A crash between two steps leaves
 // what `repair` completes, without sealing again. (The manifest row and the audit entry are one step:
-// both are written once the file is durable, side by side.)
+// both are written once the file is durable, side by side, so a crash may leave either without the
+// other; an invoice whose manifest row cannot be written at all may then have a seal entry and, once
+// its attempts are spent, a refusal entry too.)
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';

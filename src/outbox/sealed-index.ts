@@ -4,6 +4,7 @@
 // one readlink() per job. Records are symbolic links (createRecord): one syscall and the folder's
 // group sync per invoice instead of a second file written and synced; entries written as files
 // (before, or where the file system has no links) are read the same way.
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createRecord, FileExistsError, readRecord } from './atomic-write';
 import { OutboxError } from './outbox';
@@ -36,10 +37,11 @@ export async function findSealed(
   } catch (err) {
     throw new OutboxError(`cannot read the sealed index for invoice ${invoiceNumber}`, { cause: err });
   }
-  if (record === undefined) return undefined;
-  // "<file> <run>" (a link), or "<file>\n<run>" (a file); neither part holds white space.
-  const [relative = '', runId] = record.trim().split(/\s+/);
-  if (!relative) throw new OutboxError(`the sealed index entry for invoice ${invoiceNumber} is empty`);
+  // "<file> <run>" (a link), or "<file>\n<run>" (a file); neither part holds white space. An empty
+  // record (a file system that lost a link's target in a power cut) records nothing: the worker then
+  // finds the sealed file itself and repair records it again (recordSealed replaces such a record).
+  const [relative = '', runId] = (record ?? '').trim().split(/\s+/);
+  if (!relative) return undefined;
   return { file: path.resolve(root, tenant, relative), runId: runId || undefined };
 }
 
@@ -59,13 +61,21 @@ export async function recordSealed(
   if (/\s/.test(relative) || (runId !== undefined && /\s/.test(runId))) {
     throw new OutboxError(`invoice ${invoiceNumber}: a sealed-index record holds no white space`);
   }
+  const entry = indexPath(root, tenant, invoiceNumber, sourceSha256);
+  const record = runId ? `${relative} ${runId}` : relative;
   try {
-    await createRecord(
-      indexPath(root, tenant, invoiceNumber, sourceSha256),
-      runId ? `${relative} ${runId}` : relative,
-    );
+    try {
+      await createRecord(entry, record);
+    } catch (err) {
+      if (!(err instanceof FileExistsError)) throw err;
+      // The first record is kept, unless it records nothing (see findSealed).
+      if ((await readRecord(entry))?.trim()) return;
+      await fs.rm(entry, { force: true });
+      await createRecord(entry, record).catch((again: unknown) => {
+        if (!(again instanceof FileExistsError)) throw again;
+      });
+    }
   } catch (err) {
-    if (err instanceof FileExistsError) return;
     throw new OutboxError(`cannot record invoice ${invoiceNumber} in the sealed index`, { cause: err });
   }
 }

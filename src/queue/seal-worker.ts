@@ -61,6 +61,9 @@ import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fa
 
 export { SealError } from '../seal';
 
+/** The worker began to close while an invoice waited for bytes: it goes back to its queue unsealed. */
+class WorkerClosing extends Error {}
+
 /** What the run keeps of a settled invoice for its report (see SettledInvoice). */
 function settledInvoice(data: SealJobData, result?: SealJobResult): SettledInvoice {
   return {
@@ -215,8 +218,8 @@ export class SealWorker {
             .filter((j) => j.tenant === tenant && j.signing.credentialId === credentialId)
             .map((j) => j.name),
         ),
-      // The demand counts the invoices this process holds too, up to its concurrency.
-      ...(options.authoriseAhead !== false && { authoriseAheadMargin: concurrency }),
+      // What the demand counts that this process has signed already: its invoices past signing.
+      ...(options.authoriseAhead !== false && { authoriseAheadMargin: () => this.signedInHand.size }),
       env: options.env,
       // Loading the sealed file again for the DSS and the document timestamp is prepare's kind of work:
       // it runs in the same threads, under the same limits, so the event loop stays free for batching.
@@ -547,13 +550,33 @@ export class SealWorker {
   }
 
   private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
-    let result: SealJobResult;
-    const started = performance.now();
     // Filled in by seal() as the invoice goes through its steps, for the 'sealed' event.
     const stages: Partial<SealStages> = { queueMs: Math.max(0, Date.now() - job.timestamp) };
     try {
+      return await this.sealAndSettle(job, token, stages);
+    } finally {
+      this.signedInHand.delete(stages);
+    }
+  }
+
+  /** Invoices in hand that hold a signature, until their jobs are done (see authoriseAheadMargin). */
+  private readonly signedInHand = new Set<Partial<SealStages>>();
+
+  private async sealAndSettle(
+    job: Job<SealJobData, SealJobResult>,
+    token: string | undefined,
+    stages: Partial<SealStages>,
+  ): Promise<SealJobResult> {
+    let result: SealJobResult;
+    const started = performance.now();
+    try {
       result = await this.deliver(job.data, stages);
     } catch (err) {
+      if (err instanceof WorkerClosing) {
+        // Not begun: back to the queue at once, no attempt spent (as processWhenFree does).
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
       const fate = fateOf(err);
       if (fate.action === 'wait') await this.wait(job, token, err, fate);
       const attempts = job.opts.attempts ?? 1;
@@ -674,13 +697,7 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`,
       );
     }
-    // The source is held from prepare to delivery (sizes from the export's own check of the file).
-    const release = await this.heldBytes.acquire(data.sourceLength);
-    try {
-      return await this.seal(data, def, context, target, stages);
-    } finally {
-      release();
-    }
+    return this.seal(data, def, context, target, stages);
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
@@ -762,6 +779,34 @@ export class SealWorker {
     }
     // A SCAL2 document prepared before its approval is prepared again at the same time: same hash.
     const signingTime = data.signingTime ? new Date(data.signingTime) : new Date();
+    // The source is held from prepare until it is delivered; its size is the one the producer read (a
+    // job without one, from elsewhere, is charged the whole budget: sealed alone).
+    const size =
+      Number.isSafeInteger(data.sourceLength) && data.sourceLength >= 0 ? data.sourceLength : Infinity;
+    const release = await this.heldBytes.acquire(size);
+    // A worker that began to close while this invoice waited for bytes signs nothing more.
+    if (this.closing) {
+      release();
+      throw new WorkerClosing();
+    }
+    try {
+      return await this.sealHeld(data, def, ctx, finisher, target, signingTime, stages, release);
+    } finally {
+      release();
+    }
+  }
+
+  /** seal(), from prepare on, with the source's bytes granted; `release` gives them back once delivered. */
+  private async sealHeld(
+    data: SealJobData,
+    def: JobDefinition,
+    ctx: SigningContext,
+    finisher: LevelFinisher,
+    target: string,
+    signingTime: Date,
+    stages: Partial<SealStages>,
+    release: () => void,
+  ): Promise<SealJobResult> {
     let sealed: SealDocumentResult;
     try {
       sealed = await sealDocument({
@@ -824,6 +869,7 @@ export class SealWorker {
     }
     const { finished, source, prepared } = sealed;
     Object.assign(stages, sealed.stages);
+    this.signedInHand.add(stages);
     const hashToSign = Buffer.from(prepared.hashToSign);
     const update = finished.update;
     const timestampAt = finished.signatureTimestamp?.genTime.toISOString();
@@ -849,6 +895,7 @@ export class SealWorker {
       amount: data.amount,
       issueDate: data.issueDate,
     });
+    release();
     await this.archiveRow(data, {
       file: target,
       sealedSha256,

@@ -57,10 +57,10 @@ export interface SigningContextOptions {
   demandFor?: (tenant: string, credentialId: string) => Promise<number>;
   /**
    * With demandFor: authorise each SCAL1 credential's next SAD ahead, on the next TOTP step, while the
-   * current one still has signatures. The value is how many invoices this process may hold at once
-   * (its concurrency), which the demand also counts. Default: off.
+   * current one still has signatures. The value is how many invoices the demand counts that this
+   * process has signed already (asked each time when a function). Default: off.
    */
-  authoriseAheadMargin?: number;
+  authoriseAheadMargin?: number | (() => number);
   env?: NodeJS.ProcessEnv;
   /** Most bytes loading a PDF may inflate, for the DSS and document-timestamp updates. */
   maxInflatedBytes?: number;

@@ -64,7 +64,17 @@ test('a request larger than the budget runs alone', { timeout: TEST_TIMEOUT_MS }
   await Promise.all([big, next]);
 });
 
-test('a budget that is not a positive count is refused', { timeout: TEST_TIMEOUT_MS }, () => {
-  assert.throws(() => new ByteBudget(0), RangeError);
-  assert.throws(() => new ByteBudget(1.5), RangeError);
-});
+test(
+  'a budget or a size that is not a count is refused; Infinity takes the whole budget',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    assert.throws(() => new ByteBudget(0), RangeError);
+    // A size read from somewhere that had none must not wedge everything queued behind it.
+    const budget = new ByteBudget(10);
+    await assert.rejects(budget.acquire(Number.NaN), RangeError);
+    const release = await budget.acquire(Infinity);
+    assert.equal(budget.inUse, 10, 'Infinity takes the whole budget');
+    release();
+    assert.throws(() => new ByteBudget(1.5), RangeError);
+  },
+);

@@ -61,8 +61,15 @@ test(
     // An existing file entry is not replaced by a link either.
     await recordSealed(root, 'acme', 'INV-2', sha('a'), path.join(root, 'acme', 'y', 'INV-2.pdf'), 'r2');
     assert.equal((await findSealed(root, 'acme', 'INV-2', sha('a')))?.runId, 'nightly-20261130-010000-000');
+    // An entry that records nothing (a power cut on a file system that lost it) is absent, and the
+    // next record replaces it.
     await fs.writeFile(path.join(dir, `INV-4.${sha('a')}`), '');
-    await assert.rejects(findSealed(root, 'acme', 'INV-4', sha('a')), /INV-4 is empty/);
+    assert.equal(await findSealed(root, 'acme', 'INV-4', sha('a')), undefined);
+    await recordSealed(root, 'acme', 'INV-4', sha('a'), path.join(root, 'acme', 'z', 'INV-4.pdf'), 'r4');
+    assert.deepEqual(await findSealed(root, 'acme', 'INV-4', sha('a')), {
+      file: path.join(root, 'acme', 'z', 'INV-4.pdf'),
+      runId: 'r4',
+    });
   },
 );
 

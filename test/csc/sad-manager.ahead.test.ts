@@ -144,6 +144,24 @@ test('a demand covered by the SAD in hand (plus the margin) authorises nothing a
   });
 });
 
+test('a margin given as a function is asked each time: the invoices signed so far', T, async () => {
+  await withFixture(10, async (fx) => {
+    let signed = 0;
+    const m = await manager(fx, { demand: async () => 12, authoriseAhead: { margin: () => signed } });
+    await m.sadManager.reserve(hashes(4), [], { upTo: true });
+    signed = 4;
+    await m.sadManager.reserve(hashes(2), [], { upTo: true });
+    signed = 6;
+    await m.sadManager.aheadSettled();
+    // 12 queued (the 6 signed among them), 4 left on the SAD, margin 6 now: 12 - 4 - 6 = 2 more wanted.
+    // The same night with the margin fixed at 2 wants 6 (above): the function is read, not the count.
+    assert.deepEqual(
+      m.asked.map((a) => a.numSignatures),
+      [10, 2],
+    );
+  });
+});
+
 test('releaseUnused stops an authorisation ahead before it is sent, and counts what is left', T, async () => {
   await withFixture(10, async (fx) => {
     let reads = 0;

@@ -99,7 +99,7 @@ export async function writeNew(file: string, bytes: Uint8Array | readonly Uint8A
  * old file or the new one, never part of one. For files that describe, not files that are the record
  * (a run report is rewritten when its run settles again); never for sealed PDFs.
  */
-export async function writeReplacing(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeReplacing(file: string, bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
   try {
     await writeFileReplacing(file, bytes);
   } catch (err) {

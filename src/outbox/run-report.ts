@@ -206,6 +206,8 @@ const BOM = '\uFEFF';
 
 /** sealed-index reads in flight while a report is built */
 const REPORT_READS = 32;
+/** report rows made before they are turned into bytes */
+const REPORT_CHUNK = 2048;
 
 /**
  * Writes (or rewrites) the run's report under `root` and returns its files. Throws on a write error;
@@ -227,13 +229,22 @@ export async function writeRunReport(root: string, input: RunReportInput): Promi
   );
   const manifests = new ManifestCache();
   // Each sealed invoice costs one sealed-index read: a few at once, in order, not one after another.
+  // Rows are made a chunk at a time and kept as bytes, so a run of hundreds of thousands of invoices
+  // holds its CSV once, not also as row objects and one string of the whole.
   const limit = pLimit(REPORT_READS);
-  const rows = await Promise.all(
-    invoices.map((inv) => limit(() => reportRow(root, input.tenant, inv, manifests))),
-  );
-  const lines = [BOM + csvRecord(RUN_REPORT_COLUMNS)];
-  for (const row of rows) lines.push(csvRecord(RUN_REPORT_COLUMNS.map((c) => row[c])));
-  await writeReplacing(files.manifest, Buffer.from(lines.join('')));
+  const pieces = [Buffer.from(BOM + csvRecord(RUN_REPORT_COLUMNS))];
+  for (let i = 0; i < invoices.length; i += REPORT_CHUNK) {
+    const lines = await Promise.all(
+      invoices.slice(i, i + REPORT_CHUNK).map((inv) =>
+        limit(async () => {
+          const row = await reportRow(root, input.tenant, inv, manifests);
+          return csvRecord(RUN_REPORT_COLUMNS.map((c) => row[c]));
+        }),
+      ),
+    );
+    pieces.push(Buffer.from(lines.join('')));
+  }
+  await writeReplacing(files.manifest, pieces);
 
   const rejects = [...input.rejects].sort(
     (a, b) => natural.compare(a.exportFile, b.exportFile) || a.line - b.line,

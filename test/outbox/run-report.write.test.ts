@@ -217,6 +217,37 @@ test(
   },
 );
 
+test(
+  'a report of more invoices than one chunk lists each once, in natural order, header once',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const root = await tempDir();
+    const n = 5000; // more than two of the report's chunks of rows
+    const order = Array.from({ length: n }, (_, i) => i + 1).sort(
+      (a, b) => ((a * 7919) % n) - ((b * 7919) % n),
+    );
+    const files = await writeRunReport(root, {
+      ...input(),
+      counts: { rows: n, enqueued: n, duplicates: 0, rejected: 0, sealed: 0, alreadySealed: 0, failed: n },
+      invoices: order.map((i) => ({
+        invoiceNumber: `INV-${i}`,
+        status: 'failed' as const,
+        line: i + 1,
+        failure: { kind: 'unsealable', reason: `reason ${i}`, attempts: 1 },
+      })),
+      rejects: [],
+    });
+    const raw = await fs.readFile(files.manifest, 'utf8');
+    assert.equal(raw.split('invoiceNumber,customer').length, 2, 'one header');
+    const rows = await readRunReportCsv(files.manifest);
+    assert.deepEqual(
+      rows.map((r) => r.invoiceNumber),
+      Array.from({ length: n }, (_, i) => `INV-${i + 1}`),
+    );
+    assert.equal(rows[4999]!.failureReason, 'reason 5000');
+  },
+);
+
 test('runReportDir refuses a run ID or tenant that would leave its folder', () => {
   assert.throws(() => runReportDir('/out', 'acme', '2026-12-01', '../x'), OutboxError);
   assert.throws(() => runReportDir('/out', '..', '2026-12-01', RUN), OutboxError);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { startSandbox } from '../../src/sandbox';
 import { loadJobFile } from '../../src/jobs';
-import { runNight } from '../../src/queue';
+import { openSealQueue, produceRun, readRun, runNight, SealWorker } from '../../src/queue';
 import { writeSampleExport, SAMPLE_COLUMNS } from '../../src/demo/sample-exports';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
@@ -147,5 +147,54 @@ test(
     assert.equal(sandbox.stats().signHash, 6, 'no two sources were held at once, so no batch held two');
     const outDir = path.join(dir, 'outbox', 'fuji', night.runs[0]!.produced.runDate);
     assert.equal((await fs.readdir(outDir)).filter((f) => f.endsWith('.pdf')).length, 6);
+  },
+);
+
+test(
+  'a worker closing while invoices wait for bytes signs none of them: they go back to the queue unspent',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const dir = await tempDir();
+    const { redis, prefix, connection } = await testRedis();
+    const port = await freePort();
+    const { job, sandboxDir } = await setup(dir, port);
+    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
+    after(() => sandbox.close());
+    const queue = openSealQueue(connection, prefix);
+    after(() => queue.close());
+    // One source held at a time: five of the six wait for bytes while the first is sealed.
+    const worker = new SealWorker({
+      connection,
+      redis,
+      prefix,
+      jobs: [job],
+      logger: silent,
+      concurrency: 6,
+      maxHeldBytes: 1,
+      batchMaxWaitMs: 1,
+    });
+    let completed = 0;
+    let closing: Promise<void> | undefined;
+    worker.onJob('completed', () => {
+      completed++;
+      closing ??= worker.close();
+    });
+    const running = worker.run();
+    const produced = await produceRun(job, { queue, redis, prefix, logger: silent });
+    await running;
+    await closing;
+    const sealed = (await readRun(redis, prefix, produced.runId)).sealed;
+    assert.ok(sealed >= 1 && sealed < 6, `some invoices sealed before the close, not all (${sealed})`);
+    assert.equal(
+      sandbox.stats().signatures,
+      sealed,
+      'a signature for each sealed invoice, none for the rest',
+    );
+    // The rest are back in the queue, no attempt spent, for the next worker.
+    const tenantQueue = queue.forTenant(job.tenant);
+    const waiting = [...(await tenantQueue.getDelayed()), ...(await tenantQueue.getWaiting())];
+    assert.equal(waiting.length, 6 - sealed);
+    assert.ok(waiting.every((j) => j.attemptsMade === 0));
+    assert.ok(completed >= 1);
   },
 );

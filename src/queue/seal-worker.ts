@@ -218,7 +218,7 @@ export class SealWorker {
             .filter((j) => j.tenant === tenant && j.signing.credentialId === credentialId)
             .map((j) => j.name),
         ),
-      // What the demand counts that this process has signed already: its invoices past signing.
+      // What the demand counts that this process has signed already: its invoices past the signer.
       ...(options.authoriseAhead !== false && { authoriseAheadMargin: () => this.signedInHand.size }),
       env: options.env,
       // Loading the sealed file again for the DSS and the document timestamp is prepare's kind of work:
@@ -559,7 +559,7 @@ export class SealWorker {
     }
   }
 
-  /** Invoices in hand that hold a signature, until their jobs are done (see authoriseAheadMargin). */
+  /** Invoices in hand whose hash went to the signer, until their jobs are done (the ahead margin). */
   private readonly signedInHand = new Set<Partial<SealStages>>();
 
   private async sealAndSettle(
@@ -812,7 +812,15 @@ export class SealWorker {
       sealed = await sealDocument({
         pool: this.pool,
         finisher,
-        signer: ctx.signer,
+        // From the moment its hash is handed to the signer the invoice is counted as holding a
+        // signature (see authoriseAheadMargin): a batch reserves its signatures when it is sent, and
+        // counting only once signatures came back would make the demand look larger than it is.
+        signer: {
+          signRaw: (hashes, runId) => {
+            this.signedInHand.add(stages);
+            return ctx.signer.signRaw(hashes, runId);
+          },
+        },
         runId: data.runId,
         pendingHash: data.pendingHash || undefined,
         awaitsApproval: (err) => err instanceof ApprovalNeededError,
@@ -869,7 +877,6 @@ export class SealWorker {
     }
     const { finished, source, prepared } = sealed;
     Object.assign(stages, sealed.stages);
-    this.signedInHand.add(stages);
     const hashToSign = Buffer.from(prepared.hashToSign);
     const update = finished.update;
     const timestampAt = finished.signatureTimestamp?.genTime.toISOString();

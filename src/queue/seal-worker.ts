@@ -97,7 +97,7 @@ export interface SealWorkerOptions {
   jobs: JobDefinition[];
   logger: Logger;
   /** jobs processed at once by this process, all tenants together; should be at least 2 × batchSize so
-   * batches fill, and more where the provider is slow (see DEFAULT_CONCURRENCY). Default 512. */
+   * batches fill, and more where the provider is slow (see DEFAULT_CONCURRENCY). Default 128. */
   concurrency?: number;
   /** bytes of source PDFs held at once, from prepare to delivery: invoices beyond it wait, so that
    * hundreds in hand stay hundreds of small ones. Default DEFAULT_MAX_HELD_MB (256 MiB); one larger

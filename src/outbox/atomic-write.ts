@@ -125,19 +125,28 @@ async function makeParent(file: string, option: AtomicWriteOptions['mkdir']): Pr
   return false;
 }
 
-/** makeParent, then writeTemp; a folder known to this process but removed since is made again. */
-async function writeTempInFolder(file: string, data: Pieces, options: AtomicWriteOptions): Promise<string> {
-  const mode = options.mode ?? 0o644;
-  const durable = options.durable !== false;
-  const skipped = await makeParent(file, options.mkdir);
+/** makeParent, then `create` (which makes a name in the file's folder); a folder known to this
+ * process but removed since is made again and `create` tried once more. */
+async function inFolder<T>(
+  file: string,
+  option: AtomicWriteOptions['mkdir'],
+  create: () => Promise<T>,
+): Promise<T> {
+  const skipped = await makeParent(file, option);
   try {
-    return await writeTemp(file, data, mode, durable);
+    return await create();
   } catch (err) {
     if (!skipped || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     madeFolders.delete(path.dirname(file));
-    await makeParent(file, options.mkdir);
-    return writeTemp(file, data, mode, durable);
+    await makeParent(file, option);
+    return create();
   }
+}
+
+function writeTempInFolder(file: string, data: Pieces, options: AtomicWriteOptions): Promise<string> {
+  return inFolder(file, options.mkdir, () =>
+    writeTemp(file, data, options.mode ?? 0o644, options.durable !== false),
+  );
 }
 
 /** Removes a temp file; one already gone is fine (fs.rm with force would lstat it first). */
@@ -237,15 +246,7 @@ export async function createRecord(file: string, record: string): Promise<void> 
   }
   const dir = path.dirname(file);
   try {
-    const skipped = await makeParent(file, true);
-    try {
-      await fs.symlink(record, file);
-    } catch (err) {
-      if (!skipped || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      madeFolders.delete(dir);
-      await makeParent(file, true);
-      await fs.symlink(record, file);
-    }
+    await inFolder(file, true, () => fs.symlink(record, file));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST')

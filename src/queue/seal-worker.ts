@@ -789,15 +789,32 @@ export class SealWorker {
       release();
       throw new WorkerClosing();
     }
+    let delivered: { sealedSha256: string; timestampAt?: string };
     try {
-      return await this.sealHeld(data, def, ctx, finisher, target, signingTime, stages, release);
+      delivered = await this.sealAndDeliver(data, def, ctx, finisher, target, signingTime, stages);
     } finally {
       release();
     }
+    // The archive row (a search index, best effort) after the delivery.
+    const t = performance.now();
+    await this.archiveRow(data, {
+      file: target,
+      sealedSha256: delivered.sealedSha256,
+      level: finisher.level,
+      sealedAt: signingTime.toISOString(),
+      certificateSerial: ctx.template.certificateSerialHex,
+      timestampAt: delivered.timestampAt,
+    });
+    // The approval waited for this very hash (sealDocument checked the prepared one against it).
+    if (data.pendingHash) {
+      await this.approvals.removePending(data.tenant, ctx.credentialId, Buffer.from(data.pendingHash, 'hex'));
+    }
+    stages.deliverMs = (stages.deliverMs ?? 0) + performance.now() - t;
+    return { status: 'sealed', file: target, sealedSha256: delivered.sealedSha256, level: finisher.level };
   }
 
-  /** seal(), from prepare on, with the source's bytes granted; `release` gives them back once delivered. */
-  private async sealHeld(
+  /** Prepare, sign, finish (sealDocument), then the outbox's delivery; the source's bytes are granted. */
+  private async sealAndDeliver(
     data: SealJobData,
     def: JobDefinition,
     ctx: SigningContext,
@@ -805,8 +822,7 @@ export class SealWorker {
     target: string,
     signingTime: Date,
     stages: Partial<SealStages>,
-    release: () => void,
-  ): Promise<SealJobResult> {
+  ): Promise<{ sealedSha256: string; timestampAt?: string }> {
     let sealed: SealDocumentResult;
     try {
       sealed = await sealDocument({
@@ -875,15 +891,11 @@ export class SealWorker {
       // and the last attempt fails the invoice with this reason. Never a lower level instead.
       throw withContext(cause, `${invoice}: level ${finisher.level}`);
     }
-    const { finished, source, prepared } = sealed;
+    const { finished, source } = sealed;
     Object.assign(stages, sealed.stages);
-    const hashToSign = Buffer.from(prepared.hashToSign);
-    const update = finished.update;
-    const timestampAt = finished.signatureTimestamp?.genTime.toISOString();
     const t = performance.now();
     // The outbox delivers: file, manifest row, audit entry, sealed-index entry; a crash between any two
-    // leaves what the retry's repair completes (completeEarlierDelivery). The archive row (a search
-    // index, best effort) after them.
+    // leaves what the retry's repair completes (completeEarlierDelivery).
     const { sealedSha256 } = await deliverSealed({
       root: def.outboxRoot,
       tenant: def.tenant,
@@ -891,7 +903,7 @@ export class SealWorker {
       invoiceNumber: data.invoiceNumber,
       sourceSha256: data.sourceSha256,
       source,
-      update,
+      update: finished.update,
       signingTime,
       certificateSerial: ctx.template.certificateSerialHex,
       credentialId: def.signing.credentialId,
@@ -902,18 +914,8 @@ export class SealWorker {
       amount: data.amount,
       issueDate: data.issueDate,
     });
-    release();
-    await this.archiveRow(data, {
-      file: target,
-      sealedSha256,
-      level: finisher.level,
-      sealedAt: signingTime.toISOString(),
-      certificateSerial: ctx.template.certificateSerialHex,
-      timestampAt,
-    });
-    if (data.pendingHash) await this.approvals.removePending(data.tenant, ctx.credentialId, hashToSign);
     stages.deliverMs = performance.now() - t;
-    return { status: 'sealed', file: target, sealedSha256, level: finisher.level };
+    return { sealedSha256, timestampAt: finished.signatureTimestamp?.genTime.toISOString() };
   }
 
   /** The invoice's row in the searchable archive (an upsert: the repair path may write it again). */

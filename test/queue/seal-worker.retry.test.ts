@@ -59,6 +59,17 @@ async function setup(dir: string, port: number, pinFile?: string) {
   return { job: await loadJobFile(path.join(dir, 'fuji.json')), sandboxDir };
 }
 
+/** A fresh Redis prefix, the job's files and the sandbox up on its port; the sandbox closes after the test. */
+async function withSandboxUp(pinFile?: (dir: string) => Promise<string>) {
+  const dir = await tempDir();
+  const { redis, prefix, connection } = await testRedis();
+  const port = await freePort();
+  const { job, sandboxDir } = await setup(dir, port, pinFile && (await pinFile(dir)));
+  const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
+  after(() => sandbox.close());
+  return { dir, redis, prefix, connection, job, sandbox };
+}
+
 test(
   'jobs that met a provider outage are retried by BullMQ and sealed when it is back',
   { timeout: TEST_TIMEOUT_MS },
@@ -95,14 +106,11 @@ test(
   'a refused PIN fails the jobs at once, without retries that could lock the key',
   { timeout: TEST_TIMEOUT_MS },
   async () => {
-    const dir = await tempDir();
-    const { redis, prefix, connection } = await testRedis();
-    const port = await freePort();
-    const wrongPin = path.join(dir, 'wrong.pin');
-    await fs.writeFile(wrongPin, '000000');
-    const { job, sandboxDir } = await setup(dir, port, wrongPin);
-    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
-    after(() => sandbox.close());
+    const { redis, prefix, connection, job, sandbox } = await withSandboxUp(async (dir) => {
+      const wrongPin = path.join(dir, 'wrong.pin');
+      await fs.writeFile(wrongPin, '000000');
+      return wrongPin;
+    });
     const night = await runNight({
       jobs: [job],
       connection,
@@ -124,12 +132,7 @@ test(
   'a budget of held bytes smaller than one source seals the invoices one at a time, every one once',
   { timeout: TEST_TIMEOUT_MS },
   async () => {
-    const dir = await tempDir();
-    const { redis, prefix, connection } = await testRedis();
-    const port = await freePort();
-    const { job, sandboxDir } = await setup(dir, port);
-    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
-    after(() => sandbox.close());
+    const { dir, redis, prefix, connection, job, sandbox } = await withSandboxUp();
     const night = await runNight({
       jobs: [job],
       connection,
@@ -154,12 +157,7 @@ test(
   'a worker closing while invoices wait for bytes signs none of them: they go back to the queue unspent',
   { timeout: TEST_TIMEOUT_MS },
   async () => {
-    const dir = await tempDir();
-    const { redis, prefix, connection } = await testRedis();
-    const port = await freePort();
-    const { job, sandboxDir } = await setup(dir, port);
-    const sandbox = await startSandbox({ totpPeriodSec: 1, dataDir: sandboxDir, port, logger: silent });
-    after(() => sandbox.close());
+    const { redis, prefix, connection, job, sandbox } = await withSandboxUp();
     const queue = openSealQueue(connection, prefix);
     after(() => queue.close());
     // One source held at a time: five of the six wait for bytes while the first is sealed.

@@ -156,6 +156,8 @@ export class SadManager {
     const n = typeof m === 'function' ? m() : m;
     return Number.isInteger(n) && n > 0 ? n : 0;
   }
+  /** This credential's SADs live no longer than the expiry margin: every batch authorises its own. */
+  private outlivedByMargin = false;
   /** The authorisation ahead under way (waiting for its step, or sent). */
   private aheadTask?: Promise<void>;
   private aheadCheckedAt = -Infinity;
@@ -319,7 +321,9 @@ export class SadManager {
   /** Starts authorising the next SAD ahead when this manager does that and none is under way; `runs`
    * are the runs of the batch that was served, named in the authorisation. */
   private considerAhead(runs: string[]): void {
-    if (!this.ahead || !this.demand || this.closed) return;
+    // A SAD that does not outlive the expiry margin is unusable as soon as it is issued: one authorised
+    // ahead would only be given up unused.
+    if (!this.ahead || !this.demand || this.closed || this.outlivedByMargin) return;
     this.tellInHand();
     if (this.aheadTask || this.next) return;
     const now = this.clock.now();
@@ -577,6 +581,7 @@ export class SadManager {
         this.count++;
         this.onAuthorised?.({ numSignatures, expiresAt: got.expiresAt, sad: got.sad, scal: c.scal });
         if (got.expiresAt - started <= this.marginMs && c.scal === 1) {
+          this.outlivedByMargin = true;
           this.logger.warn(
             { credentialId: c.credentialId, lifetimeMs: got.expiresAt - started, marginMs: this.marginMs },
             'SAD lifetime is within the expiry margin: every batch will re-authorise',

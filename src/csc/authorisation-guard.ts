@@ -40,7 +40,15 @@ export interface AuthorisationGuard {
    * and invoices it has in hand (`own`), and answers how many they hold and have, so a demand shared by all is not authorised once per
    * process. Optional: without it, a process counts only its own.
    */
-  shareInHand?(own: number): Promise<number>;
+  shareInHand?(own: number): Promise<InHandElsewhere>;
+}
+
+/** What the other processes of a credential hold (see AuthorisationGuard.shareInHand). */
+export interface InHandElsewhere {
+  /** signatures authorised and invoices in hand, all of them together */
+  signatures: number;
+  /** how many of them hold any */
+  processes: number;
 }
 
 /**

@@ -18,6 +18,7 @@ export {
   InMemoryAuthorisationGuard,
   type AuthorisationGuard,
   type CredentialLatch,
+  type InHandElsewhere,
   type StepClaim,
 } from './authorisation-guard';
 export { Scal1Reservation, Scal2Reservation, type SadReservation } from './sad-reservation';

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import pino from 'pino';
-import type { AuthorisationGuard, CredentialLatch, StepClaim } from '../csc';
+import type { AuthorisationGuard, CredentialLatch, InHandElsewhere, StepClaim } from '../csc';
 import type { Logger } from '../common/logger';
 import { inHandKey, leaseKey, totpStepKey, type CredentialRef } from './credential-keys';
 import { clearCredentialLatch, readLatch, setLatch } from './credential-latches';
@@ -50,23 +50,26 @@ return {0, stored}
 `;
 
 // KEYS[1] in-hand hash; ARGV[1] own field, ARGV[2] own count, ARGV[3] now (ms), ARGV[4] lifetime (ms).
-// Records the own count and returns the others' (dropping the entries of processes that stopped telling).
+// Records the own count and returns the others' total and how many of them hold any (dropping the
+// entries of processes that stopped telling).
 const SHARE_IN_HAND = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local others = 0
+local holding = 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if all[i] ~= ARGV[1] then
     local n, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
     if n and tonumber(expires) > tonumber(ARGV[3]) then
       others = others + tonumber(n)
+      if tonumber(n) > 0 then holding = holding + 1 end
     else
       redis.call('HDEL', KEYS[1], all[i])
     end
   end
 end
-return others
+return {others, holding}
 `;
 
 /** How long a process's count of signatures in hand stands without being told again. */
@@ -149,8 +152,8 @@ export class RedisAuthorisationGuard implements AuthorisationGuard {
     await clearCredentialLatch(this.redis, this.prefix, this.ref);
   }
 
-  async shareInHand(own: number): Promise<number> {
-    const others = await this.redis.eval(
+  async shareInHand(own: number): Promise<InHandElsewhere> {
+    const [signatures, processes] = (await this.redis.eval(
       SHARE_IN_HAND,
       1,
       inHandKey(this.prefix, this.ref),
@@ -158,8 +161,8 @@ export class RedisAuthorisationGuard implements AuthorisationGuard {
       String(Math.max(0, Math.floor(own))),
       String(Date.now()),
       String(IN_HAND_MS),
-    );
-    return Number(others);
+    )) as [number, number];
+    return { signatures: Number(signatures), processes: Number(processes) };
   }
 
   private async acquire(key: string, token: string): Promise<void> {

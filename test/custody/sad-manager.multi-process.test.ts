@@ -173,3 +173,57 @@ test(
     }
   },
 );
+
+test(
+  'SCAL1 sized by a shared demand: two processes starting together authorise it once between them, not once each',
+  T,
+  async () => {
+    const { url, prefix } = await testRedis();
+    const n = await night({ [SCAL1]: 1000 });
+    try {
+      const tenant = n.fx.credential(SCAL1).tenant;
+      const asked: number[] = [];
+      const processes = await Promise.all(
+        [60, 60].map(async (cap) => {
+          const client = await n.fx.clientFor(SCAL1);
+          return new SadManager({
+            client,
+            credential: await client.credentialInfo(SCAL1),
+            factors: n.fx.factorsFor(SCAL1),
+            guard: new RedisAuthorisationGuard({
+              redis: ownConnection(url),
+              prefix,
+              credential: { providerUrl: n.fx.sandbox.url, tenant, credentialId: SCAL1 },
+              pollMs: 10,
+            }),
+            clock: n.clock,
+            logger: capture().logger,
+            // Both read the same queue: every process sees the whole night's demand.
+            demand: async () => demand,
+            maxSignaturesPerAuthorisation: cap,
+            onAuthorised: (a) => asked.push(a.numSignatures),
+          });
+        }),
+      );
+      const batch = () => Array.from({ length: 4 }, randomHash);
+
+      // 40 queued: the first to hold the lease authorises them all; the other then finds them held
+      // and takes an equal share, not all 40 again (nor its batch alone: one authorisation per TOTP
+      // step would idle its invoices in hand).
+      let demand = 40;
+      const [a, b] = await Promise.all(processes.map((m) => m.reserve(batch())));
+      assert.equal(a!.count + b!.count, 8);
+      assert.deepEqual(asked, [40, 20], 'not 40 each');
+
+      // Their SADs dropped and 200 queued, above one authorisation's cap (60): each asks for its cap,
+      // as the rest is more than both caps.
+      asked.length = 0;
+      demand = 200;
+      for (const r of [a!, b!]) for (const m of processes) m.invalidate(r);
+      await Promise.all(processes.map((m) => m.reserve(batch())));
+      assert.deepEqual(asked, [60, 60]);
+    } finally {
+      await n.close();
+    }
+  },
+);

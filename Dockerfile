@@ -13,6 +13,8 @@ RUN npx tsc -p tsconfig.json
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# A small young generation for the main thread (see WORKER_NODE_FLAGS in src/queue/worker-defaults.ts).
+ENV NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -16,6 +16,7 @@ import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis'
 import { loadJobFile } from '../jobs';
 import { verifySealedPdf } from '../pades';
 import { openSealQueue, produceRun, readRun, runKey, runSettled } from '../queue';
+import { WORKER_NODE_FLAGS } from '../queue/worker-defaults';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
 import { ProgressLine } from './progress-line';
 import { procStats, redisCpuMs, RedisMemorySampler, summarise } from './bench-figures';
@@ -255,6 +256,8 @@ async function startWorker(
   const child = fork(path.join(__dirname, 'bench-worker.js'), [], {
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // Started as the README says to start `sealer work`.
+    execArgv: [...process.execArgv, ...WORKER_NODE_FLAGS],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });
   let ready!: () => void;

@@ -12,3 +12,10 @@ export const DEFAULT_CONCURRENCY = 128;
 
 /** Bytes of source PDFs a worker process holds at once (prepare to delivery); large inputs wait. */
 export const DEFAULT_MAX_HELD_MB = 256;
+
+/**
+ * Node flags a worker process is best started with (NODE_OPTIONS, or node's arguments): a 2 MB
+ * semi-space keeps the main thread's young garbage from staying resident. 20,000 invoices, two runs
+ * each: worker peak RSS 364-367 MB against 407-415 MB, 1.32-1.42 CPU ms per invoice against 1.32-1.33.
+ */
+export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];

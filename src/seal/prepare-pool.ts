@@ -71,6 +71,9 @@ export interface PreparePoolOptions extends Partial<PrepareLimits> {
 /** Below this a thread cannot load pdf-lib and pades, and every task would fail as "out of heap". */
 export const MIN_HEAP_MB = 64;
 
+/** Young-generation heap per prepare thread, in MB (piscina resourceLimits.maxYoungGenerationSizeMb). */
+const THREAD_YOUNG_GENERATION_MB = 6;
+
 /** A pool option that is not a positive integer. */
 export class PrepareConfigError extends SealerError {}
 
@@ -116,7 +119,12 @@ export class PreparePool {
       maxThreads: threads,
       // One task per thread at a time, so a thread's heap and deadline are its task's.
       concurrentTasksPerWorker: 1,
-      resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb },
+      // A small young generation: a prepare's garbage is short-lived, and V8's default young space per
+      // thread stayed resident (20,000 invoices: worker peak RSS 450-459 MB before, 407-415 after).
+      resourceLimits: {
+        maxOldGenerationSizeMb: limits.maxHeapMb,
+        maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB,
+      },
     });
     this.pool.on('message', (message: unknown) => this.started(message));
     // A thread lost with no task on it is replaced by piscina and no invoice failed; without a

@@ -11,10 +11,8 @@
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { toJst, toUtc } from '../common/japan-time';
-import { csvRecords } from '../common/csv-text';
-import { excelSafe } from '../common/excel-cell';
 import { csvRecord, readExcelCsv, type ManifestRow } from './manifest';
-import { ManifestIndex } from './manifest-index';
+import { ManifestIndex, type ManifestRecords } from './manifest-index';
 import { OutboxError, writeReplacing } from './outbox';
 import { findSealed } from './sealed-index';
 
@@ -162,33 +160,70 @@ function rowOf(rows: readonly ManifestRow[], file: string, sealedSha256?: string
   );
 }
 
-/** The sealed facts of a chunk of invoices: sealed-index reads a few at once, then their folders'
- * manifest rows in one batch. */
-async function sealedFacts(
+/** Each invoice's sealed file and the run that sealed it (sealed-index reads, a few at once). */
+function locate(
   root: string,
   tenant: string,
   chunk: readonly RunReportInvoice[],
-  manifests: ManifestIndex,
   limit: pLimit.Limit,
-): Promise<SealedFacts[]> {
-  const found = await Promise.all(
+): Promise<Pick<SealedFacts, 'file' | 'sealedByRun'>[]> {
+  return Promise.all(
     chunk.map((inv) =>
-      limit(async (): Promise<SealedFacts> => {
+      limit(async () => {
         if (inv.status === 'failed' || inv.sourceSha256 === undefined) return { file: inv.file };
         const record = await findSealed(root, tenant, inv.invoiceNumber, inv.sourceSha256);
         return { file: inv.file ?? record?.file, sealedByRun: record?.runId };
       }),
     ),
   );
-  const rows = await manifests.rowsOf(
-    found.map((f, i) =>
+}
+
+/** A chunk of invoices with their sealed files located and their manifest rows read (as bytes). */
+interface ReadChunk {
+  chunk: readonly RunReportInvoice[];
+  located: Pick<SealedFacts, 'file' | 'sealedByRun'>[];
+  records: (ManifestRecords | undefined)[];
+}
+
+/** Locates a chunk's sealed files (sealed index) and reads their manifest rows: the chunk's I/O. */
+async function readChunk(
+  root: string,
+  tenant: string,
+  chunk: readonly RunReportInvoice[],
+  manifests: ManifestIndex,
+  limit: pLimit.Limit,
+): Promise<ReadChunk> {
+  const located = await locate(root, tenant, chunk, limit);
+  const records = await manifests.recordsOf(
+    located.map((f, i) =>
       f.file === undefined ? undefined : { dir: path.dirname(f.file), invoice: chunk[i]!.invoiceNumber },
     ),
   );
-  return found.map((f, i) => ({
-    ...f,
-    row: f.file === undefined ? undefined : rowOf(rows[i]!, f.file, chunk[i]!.sealedSha256),
-  }));
+  return { chunk, located, records };
+}
+
+/**
+ * A read chunk as report lines (bytes): rows parsed and lines made ROWS_AT_ONCE at a time, so that
+ * what a chunk holds while its lines are made is small and short-lived (a large report otherwise fills
+ * the heap with rows that outlive a young-generation collection).
+ */
+function reportLines(root: string, tenant: string, read: ReadChunk, manifests: ManifestIndex): Buffer {
+  const { chunk, located, records } = read;
+  const out: Buffer[] = [];
+  for (let from = 0; from < chunk.length; from += ROWS_AT_ONCE) {
+    const to = Math.min(chunk.length, from + ROWS_AT_ONCE);
+    const rows = manifests.rowsOf(records.slice(from, to));
+    const lines: string[] = [];
+    for (let i = from; i < to; i++) {
+      const inv = chunk[i]!;
+      const { file, sealedByRun } = located[i]!;
+      const row = file === undefined ? undefined : rowOf(rows[i - from]!, file, inv.sealedSha256);
+      const cells = reportRow(root, tenant, inv, { file, sealedByRun, row });
+      lines.push(csvRecord(RUN_REPORT_COLUMNS.map((c) => cells[c])));
+    }
+    out.push(Buffer.from(lines.join('')));
+  }
+  return Buffer.concat(out);
 }
 
 /** The report's manifest cells for one invoice. */
@@ -227,6 +262,8 @@ const BOM = '\uFEFF';
 const REPORT_READS = 32;
 /** invoices of a list made into report rows at a time */
 const REPORT_CHUNK = 2000;
+/** manifest rows parsed (and report lines made from them) at a time within a chunk */
+const ROWS_AT_ONCE = 100;
 
 /** The invoices a chunk at a time in report order (a list is sorted here). */
 async function* inReportOrder(
@@ -264,28 +301,42 @@ export async function writeRunReport(
   const manifests = new ManifestIndex();
   // Each sealed invoice costs one sealed-index read: a few at once, in order, not one after another.
   const limit = pLimit(REPORT_READS);
-  async function* manifestCsv(): AsyncGenerator<string> {
-    yield BOM + csvRecord(RUN_REPORT_COLUMNS);
-    let previous: RunReportInvoice | undefined;
-    for await (const chunk of inReportOrder(input.invoices)) {
-      for (const inv of chunk) {
-        if (previous && compareReportOrder(previous, inv) > 0) {
-          throw new OutboxError(
-            `run ${input.runId}: invoice ${inv.invoiceNumber} handed to the report after ${previous.invoiceNumber}, out of order`,
-          );
-        }
-        previous = inv;
-        if (inv.status === 'sealed') listed.sealed++;
-        else if (inv.status === 'already sealed') listed.alreadySealed++;
-        else listed.failed++;
+  let previous: RunReportInvoice | undefined;
+  /** The next chunk, checked, counted and read; undefined after the last. */
+  const readNext = async (
+    chunks: AsyncIterator<readonly RunReportInvoice[]>,
+  ): Promise<ReadChunk | undefined> => {
+    const next = await chunks.next();
+    if (next.done) return undefined;
+    for (const inv of next.value) {
+      if (previous && compareReportOrder(previous, inv) > 0) {
+        throw new OutboxError(
+          `run ${input.runId}: invoice ${inv.invoiceNumber} handed to the report after ${previous.invoiceNumber}, out of order`,
+        );
       }
-      const facts = await sealedFacts(root, input.tenant, chunk, manifests, limit);
-      yield csvRecords(
-        chunk.map((inv, i) => {
-          const row = reportRow(root, input.tenant, inv, facts[i]!);
-          return RUN_REPORT_COLUMNS.map((c) => excelSafe(row[c]));
-        }),
-      );
+      previous = inv;
+      if (inv.status === 'sealed') listed.sealed++;
+      else if (inv.status === 'already sealed') listed.alreadySealed++;
+      else listed.failed++;
+    }
+    return readChunk(root, input.tenant, next.value, manifests, limit);
+  };
+  async function* manifestCsv(): AsyncGenerator<Buffer> {
+    yield Buffer.from(BOM + csvRecord(RUN_REPORT_COLUMNS));
+    const chunks = inReportOrder(input.invoices);
+    try {
+      // The next chunk is read (Redis, sealed index, manifests: I/O) while this one's lines are made
+      // and written.
+      let ahead = readNext(chunks);
+      for (;;) {
+        const read = await ahead;
+        if (!read) break;
+        ahead = readNext(chunks);
+        ahead.catch(() => undefined); // awaited on the next turn; an error then ends the report
+        yield reportLines(root, input.tenant, read, manifests);
+      }
+    } finally {
+      await chunks.return(undefined);
     }
   }
   await writeReplacing(files.manifest, manifestCsv());

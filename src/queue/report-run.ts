@@ -6,7 +6,6 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { readRejectsFile } from '../export';
 import {
-  compareReportOrder,
   findSealed,
   writeRunReport,
   type RunReportFiles,
@@ -22,10 +21,12 @@ import {
   scanFailures,
   scanSettledJobs,
   settledEntry,
+  settledJobCount,
   type RunCounts,
   type RunFailure,
 } from './run-record';
 import { parseSealJobId } from './seal-job';
+import { SettledOrder } from './settled-order';
 
 export interface ReportRunOptions {
   redis: Redis;
@@ -60,31 +61,20 @@ async function runRejects(job: JobDefinition, runId: string): Promise<RunReportR
 /** What the report needs of a failure (the list keeps more). */
 type FailureNote = Pick<RunFailure, 'invoice' | 'line' | 'exportFile' | 'kind' | 'reason' | 'attempts'>;
 
-/** One settled job as the report orders it: a few dozen bytes, so that a run of hundreds of thousands
- * of invoices can be put in order without holding what its report will say of each. */
-interface SettledKey {
-  jobId: string;
-  /** the outcome value as the run keeps it (see scanSettledJobs) */
-  value: string | undefined;
-  invoiceNumber: string;
-  line?: number;
-  sourceSha256?: string;
-}
-
 /** Report rows made a chunk at a time (their facts read from Redis per chunk). */
 const REPORT_CHUNK = 2000;
 
 /**
  * The run's settled jobs in report order (compareReportOrder), each once: SCAN may hand a job over
- * twice, so the first is kept. Holds one key per job; the facts of failed invoices are read to order
- * them exactly as their report rows will say (invoice, line), a chunk at a time.
+ * twice, so the first is kept. A compact key per job (SettledOrder); the facts of failed invoices are
+ * read, a chunk at a time, to order them exactly as their report rows will say (invoice, line).
  */
-async function settledKeys(
+async function settledOrder(
   o: ReportRunOptions,
   failureOf: ReadonlyMap<string | undefined, FailureNote>,
-): Promise<SettledKey[]> {
+): Promise<SettledOrder> {
+  const order = new SettledOrder(await settledJobCount(o.redis, o.prefix, o.runId));
   const seen = new Set<string>();
-  const keys: SettledKey[] = [];
   for await (const chunk of scanSettledJobs(o.redis, o.prefix, o.runId)) {
     const fresh = chunk.filter(([jobId]) => !seen.has(jobId) && seen.add(jobId));
     // A failed invoice's facts (any invoice's, in older runs) name its invoice and line first.
@@ -101,28 +91,30 @@ async function settledKeys(
       const invoiceNumber = entry.invoice?.invoice ?? failure?.invoice ?? ids?.invoiceNumber;
       if (invoiceNumber === undefined) continue;
       const line = entry.invoice?.line ?? entry.line ?? failure?.line;
-      keys.push({
+      order.add({
         jobId,
-        value,
         invoiceNumber,
         ...(line !== undefined && { line }),
         ...(ids && { sourceSha256: ids.sourceSha256 }),
+        ...(entry.outcome !== undefined && { outcome: entry.outcome }),
+        ...(entry.exportFile !== undefined && { exportFile: entry.exportFile }),
       });
     }
   }
   seen.clear();
-  return keys.sort(compareReportOrder);
+  order.sort();
+  return order;
 }
 
-/** The report's invoices, a chunk at a time in report order, from the ordered keys. */
+/** The report's invoices, a chunk at a time in report order. */
 async function* reportInvoices(
   o: ReportRunOptions,
   job: JobDefinition,
-  keys: readonly SettledKey[],
+  order: SettledOrder,
   failureOf: ReadonlyMap<string | undefined, FailureNote>,
 ): AsyncGenerator<RunReportInvoice[]> {
-  for (let i = 0; i < keys.length; i += REPORT_CHUNK) {
-    const chunk = keys.slice(i, i + REPORT_CHUNK);
+  for (let i = 0; i < order.length; i += REPORT_CHUNK) {
+    const chunk = order.keys(i, i + REPORT_CHUNK);
     const facts = await readSettledFacts(
       o.redis,
       o.prefix,
@@ -131,8 +123,8 @@ async function* reportInvoices(
     );
     const invoices: RunReportInvoice[] = [];
     for (const [n, k] of chunk.entries()) {
-      const entry = settledEntry(k.value, facts[n]);
-      const { outcome, invoice } = entry;
+      const { outcome } = k;
+      const invoice = facts[n];
       const failure = failureOf.get(k.jobId);
       let status: RunReportInvoice['status'];
       if (outcome !== undefined) {
@@ -156,7 +148,7 @@ async function* reportInvoices(
         amount: invoice?.amount,
         issueDate: invoice?.issueDate,
         line: k.line,
-        exportFile: invoice?.exportFile ?? entry.exportFile ?? failure?.exportFile,
+        exportFile: invoice?.exportFile ?? k.exportFile ?? failure?.exportFile,
         file: invoice?.file,
         sealedSha256: invoice?.sealedSha256,
         ...(status === 'failed' &&
@@ -197,7 +189,7 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
         });
       }
     }
-    const keys = await settledKeys(o, failureOf);
+    const order = await settledOrder(o, failureOf);
     const counts: Record<string, number> = {
       rows: o.counts.rows,
       enqueued: o.counts.enqueued,
@@ -217,12 +209,12 @@ export async function reportSettledRun(o: ReportRunOptions): Promise<RunReportFi
       endedAt,
       ...(typeof run.level === 'string' && { level: run.level }),
       counts,
-      invoices: reportInvoices(o, job, keys, failureOf),
+      invoices: reportInvoices(o, job, order, failureOf),
       rejects: await runRejects(job, o.runId),
     });
-    if (keys.length !== o.counts.sealed + o.counts.alreadySealed + o.counts.failed) {
+    if (order.length !== o.counts.sealed + o.counts.alreadySealed + o.counts.failed) {
       o.logger.warn(
-        { runId: o.runId, listed: keys.length, counts },
+        { runId: o.runId, listed: order.length, counts },
         'run report lists a different number of invoices than the run counts',
       );
     }

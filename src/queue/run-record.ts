@@ -254,6 +254,16 @@ export async function* scanSettledJobs(
   } while (cursor !== '0');
 }
 
+/** About how many settled jobs the run has (outcomes kept, and the settled set of older runs). */
+export async function settledJobCount(redis: Redis, prefix: string, runId: string): Promise<number> {
+  const key = runKey(prefix, runId);
+  const [outcomes, settled] = await Promise.all([
+    redis.hlen(`${key}:outcomes`),
+    redis.scard(`${key}:settled`),
+  ]);
+  return outcomes + settled;
+}
+
 /** The facts the run kept of these settled jobs (failed invoices, and any invoice of runs recorded
  * before), in their order; undefined where none were kept. One round trip. */
 export async function readSettledFacts(

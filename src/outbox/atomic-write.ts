@@ -44,13 +44,21 @@ export interface AtomicWriteOptions {
 }
 
 type Data = string | Uint8Array;
-/** Data, or bytes in pieces (a sealed file is the input followed by its update). */
-type Pieces = Data | readonly Uint8Array[];
+/**
+ * Data, or bytes in pieces (a sealed file is the input followed by its update), or pieces made while
+ * the file is written (a run report of hundreds of thousands of rows, never whole in memory).
+ */
+type Pieces = Data | readonly Uint8Array[] | AsyncIterable<Data>;
 
 /** Writes `data` at the handle's position 0 onwards, whole. */
 async function writeAll(handle: fs.FileHandle, data: Pieces): Promise<void> {
   if (typeof data === 'string' || data instanceof Uint8Array) {
     await handle.writeFile(data);
+    return;
+  }
+  if (Symbol.asyncIterator in data) {
+    // Each piece goes on where the last ended (writeFile writes from the handle's position, whole).
+    for await (const piece of data) await handle.writeFile(piece);
     return;
   }
   // One writev for the pieces; a short write (allowed, rare on a local file) goes on piece by piece.
@@ -143,26 +151,16 @@ async function inFolder<T>(
   }
 }
 
-function writeTempInFolder(file: string, data: Pieces, options: AtomicWriteOptions): Promise<string> {
-  return inFolder(file, options.mkdir, () =>
-    writeTemp(file, data, options.mode ?? 0o644, options.durable !== false),
-  );
-}
-
-/** Removes a temp file; one already gone is fine (fs.rm with force would lstat it first). */
-async function removeTemp(tmp: string): Promise<void> {
-  await fs.unlink(tmp).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+/** Writes `data` to a new temp file beside `file` and syncs it; returns the temp file's path. Only
+ * making the temp file is tried again (inFolder): pieces made while writing can be read only once. */
+async function writeTempInFolder(file: string, data: Pieces, options: AtomicWriteOptions): Promise<string> {
+  const { tmp, handle } = await inFolder(file, options.mkdir, async () => {
+    const name = tempPathFor(file);
+    return { tmp: name, handle: await fs.open(name, 'wx', options.mode ?? 0o644) };
   });
-}
-
-/** Writes `data` to a new temp file beside `file` and syncs it; returns the temp file's path. */
-async function writeTemp(file: string, data: Pieces, mode: number, durable: boolean): Promise<string> {
-  const tmp = tempPathFor(file);
-  const handle = await fs.open(tmp, 'wx', mode);
   try {
     await writeAll(handle, data);
-    if (durable) await handle.sync();
+    if (options.durable !== false) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
@@ -172,10 +170,18 @@ async function writeTemp(file: string, data: Pieces, mode: number, durable: bool
   return tmp;
 }
 
+/** Removes a temp file; one already gone is fine (fs.rm with force would lstat it first). */
+async function removeTemp(tmp: string): Promise<void> {
+  await fs.unlink(tmp).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  });
+}
+
 /**
  * Writes `file` whole, replacing what is there: a reader, or the file after a crash, holds the old
  * bytes or the new ones, never a part. For files that describe (reports, state, HEAD); never for a
- * sealed PDF, which writeFileExclusive keeps from being replaced.
+ * sealed PDF, which writeFileExclusive keeps from being replaced. `data` may be pieces made while the
+ * file is written (an async iterable): if making one throws, the old file stays and no temp file does.
  */
 export async function writeFileReplacing(
   file: string,

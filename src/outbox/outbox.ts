@@ -97,9 +97,14 @@ export async function writeNew(file: string, bytes: Uint8Array | readonly Uint8A
 /**
  * Writes `bytes` to `file` durably, replacing what is there (writeFileReplacing): a reader sees the
  * old file or the new one, never part of one. For files that describe, not files that are the record
- * (a run report is rewritten when its run settles again); never for sealed PDFs.
+ * (a run report is rewritten when its run settles again); never for sealed PDFs. `bytes` may be
+ * pieces made as the file is written (a run report's rows): an error while making them leaves the old
+ * file.
  */
-export async function writeReplacing(file: string, bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
+export async function writeReplacing(
+  file: string,
+  bytes: Uint8Array | readonly Uint8Array[] | AsyncIterable<string | Uint8Array>,
+): Promise<void> {
   try {
     await writeFileReplacing(file, bytes);
   } catch (err) {

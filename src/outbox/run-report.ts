@@ -11,7 +11,8 @@
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { toJst, toUtc } from '../common/japan-time';
-import { csvRecord, readExcelCsv, readManifest, MANIFEST_NAME, type ManifestRow } from './manifest';
+import { csvRecord, readExcelCsv, type ManifestRow } from './manifest';
+import { ManifestIndex, type ManifestRecords } from './manifest-index';
 import { OutboxError, writeReplacing } from './outbox';
 import { findSealed } from './sealed-index';
 
@@ -43,7 +44,7 @@ export interface RunReportReject {
   reason: string;
 }
 
-export interface RunReportInput {
+export interface RunReportInput<Invoices = RunReportInvoice[]> {
   runId: string;
   job: string;
   tenant: string;
@@ -53,9 +54,16 @@ export interface RunReportInput {
   endedAt: string;
   level?: string;
   counts: Record<string, number>;
-  invoices: RunReportInvoice[];
+  /**
+   * The run's invoices: a list, put in report order here; or (RunReportChunks), for a run too large to
+   * hold as one, chunks already in report order (compareReportOrder), made as the report is written.
+   */
+  invoices: Invoices;
   rejects: RunReportReject[];
 }
+
+/** Invoices handed to writeRunReport a chunk at a time, in report order. */
+export type RunReportChunks = AsyncIterable<readonly RunReportInvoice[]>;
 
 export interface RunReportFiles {
   dir: string;
@@ -123,62 +131,108 @@ export function runReportDir(root: string, tenant: string, runDate: string, runI
 // Natural order: digit runs compare as numbers, so INV-2 comes before INV-10.
 const natural = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' });
 
-/** The manifests of the folders sealed files lie in, read and indexed by invoice once per folder
- * while a report is built (a run may list hundreds of thousands of invoices). */
-class ManifestCache {
-  private readonly byDir = new Map<string, Promise<Map<string, ManifestRow[]>>>();
+/** What puts a report's invoices in order. */
+export type RunReportOrderKey = Pick<RunReportInvoice, 'invoiceNumber' | 'line' | 'sourceSha256'>;
 
-  private rows(dir: string): Promise<Map<string, ManifestRow[]>> {
-    let rows = this.byDir.get(dir);
-    if (!rows) {
-      rows = readManifest(path.join(dir, MANIFEST_NAME)).then(
-        (list) => {
-          const byInvoice = new Map<string, ManifestRow[]>();
-          for (const r of list) {
-            const same = byInvoice.get(r.invoiceNumber);
-            if (same) same.push(r);
-            else byInvoice.set(r.invoiceNumber, [r]);
-          }
-          return byInvoice;
-        },
-        (err: unknown) => {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map<string, ManifestRow[]>();
-          throw err;
-        },
-      );
-      this.byDir.set(dir, rows);
+/** The report's order: natural invoice order (INV-2 before INV-10), then export line, then source. */
+export function compareReportOrder(a: RunReportOrderKey, b: RunReportOrderKey): number {
+  return (
+    natural.compare(a.invoiceNumber, b.invoiceNumber) ||
+    (a.line ?? 0) - (b.line ?? 0) ||
+    (a.sourceSha256 ?? '').localeCompare(b.sourceSha256 ?? '')
+  );
+}
+
+/** Where each invoice's sealed file is (the sealed index), then which manifest row wrote it. */
+interface SealedFacts {
+  file?: string;
+  sealedByRun?: string;
+  row?: ManifestRow;
+}
+
+/** The row that wrote this sealed file, of the invoice's rows in its folder: by digest when known,
+ * else the last. */
+function rowOf(rows: readonly ManifestRow[], file: string, sealedSha256?: string): ManifestRow | undefined {
+  const same = rows.filter((r) => r.file === path.basename(file));
+  return (
+    (sealedSha256 === undefined ? undefined : same.find((r) => r.sealedSha256 === sealedSha256)) ??
+    same.at(-1)
+  );
+}
+
+/** Each invoice's sealed file and the run that sealed it (sealed-index reads, a few at once). */
+function locate(
+  root: string,
+  tenant: string,
+  chunk: readonly RunReportInvoice[],
+  limit: pLimit.Limit,
+): Promise<Pick<SealedFacts, 'file' | 'sealedByRun'>[]> {
+  return Promise.all(
+    chunk.map((inv) =>
+      limit(async () => {
+        if (inv.status === 'failed' || inv.sourceSha256 === undefined) return { file: inv.file };
+        const record = await findSealed(root, tenant, inv.invoiceNumber, inv.sourceSha256);
+        return { file: inv.file ?? record?.file, sealedByRun: record?.runId };
+      }),
+    ),
+  );
+}
+
+/** A chunk of invoices with their sealed files located and their manifest rows read (as bytes). */
+interface ReadChunk {
+  chunk: readonly RunReportInvoice[];
+  located: Pick<SealedFacts, 'file' | 'sealedByRun'>[];
+  records: (ManifestRecords | undefined)[];
+}
+
+/** Locates a chunk's sealed files (sealed index) and reads their manifest rows: the chunk's I/O. */
+async function readChunk(
+  root: string,
+  tenant: string,
+  chunk: readonly RunReportInvoice[],
+  manifests: ManifestIndex,
+  limit: pLimit.Limit,
+): Promise<ReadChunk> {
+  const located = await locate(root, tenant, chunk, limit);
+  const records = await manifests.recordsOf(
+    located.map((f, i) =>
+      f.file === undefined ? undefined : { dir: path.dirname(f.file), invoice: chunk[i]!.invoiceNumber },
+    ),
+  );
+  return { chunk, located, records };
+}
+
+/**
+ * A read chunk as report lines (bytes): rows parsed and lines made ROWS_AT_ONCE at a time, so that
+ * what a chunk holds while its lines are made is small and short-lived (a large report otherwise fills
+ * the heap with rows that outlive a young-generation collection).
+ */
+function reportLines(root: string, tenant: string, read: ReadChunk, manifests: ManifestIndex): Buffer {
+  const { chunk, located, records } = read;
+  const out: Buffer[] = [];
+  for (let from = 0; from < chunk.length; from += ROWS_AT_ONCE) {
+    const to = Math.min(chunk.length, from + ROWS_AT_ONCE);
+    const rows = manifests.rowsOf(records.slice(from, to));
+    const lines: string[] = [];
+    for (let i = from; i < to; i++) {
+      const inv = chunk[i]!;
+      const { file, sealedByRun } = located[i]!;
+      const row = file === undefined ? undefined : rowOf(rows[i - from]!, file, inv.sealedSha256);
+      const cells = reportRow(root, tenant, inv, { file, sealedByRun, row });
+      lines.push(csvRecord(RUN_REPORT_COLUMNS.map((c) => cells[c])));
     }
-    return rows;
+    out.push(Buffer.from(lines.join('')));
   }
-
-  /** The row that wrote this sealed file: by digest when known, else the invoice's last row. */
-  async find(file: string, invoice: string, sealedSha256?: string): Promise<ManifestRow | undefined> {
-    const rows = ((await this.rows(path.dirname(file))).get(invoice) ?? []).filter(
-      (r) => r.file === path.basename(file),
-    );
-    return (
-      (sealedSha256 === undefined ? undefined : rows.find((r) => r.sealedSha256 === sealedSha256)) ??
-      rows.at(-1)
-    );
-  }
+  return Buffer.concat(out);
 }
 
 /** The report's manifest cells for one invoice. */
-async function reportRow(
+function reportRow(
   root: string,
   tenant: string,
   inv: RunReportInvoice,
-  manifests: ManifestCache,
-): Promise<Record<(typeof RUN_REPORT_COLUMNS)[number], string>> {
-  let file = inv.file;
-  let sealedByRun: string | undefined;
-  if (inv.status !== 'failed' && inv.sourceSha256 !== undefined) {
-    const record = await findSealed(root, tenant, inv.invoiceNumber, inv.sourceSha256);
-    file ??= record?.file;
-    sealedByRun = record?.runId;
-  }
-  const row =
-    file === undefined ? undefined : await manifests.find(file, inv.invoiceNumber, inv.sealedSha256);
+  { file, sealedByRun, row }: SealedFacts,
+): Record<(typeof RUN_REPORT_COLUMNS)[number], string> {
   const sealedAt = row?.sealedAtUtc || row?.signingTime;
   return {
     invoiceNumber: inv.invoiceNumber,
@@ -206,14 +260,36 @@ const BOM = '\uFEFF';
 
 /** sealed-index reads in flight while a report is built */
 const REPORT_READS = 32;
-/** report rows made before they are turned into bytes */
-const REPORT_CHUNK = 2048;
+/** invoices of a list made into report rows at a time */
+const REPORT_CHUNK = 2000;
+/** manifest rows parsed (and report lines made from them) at a time within a chunk */
+const ROWS_AT_ONCE = 100;
+
+/** The invoices a chunk at a time in report order (a list is sorted here). */
+async function* inReportOrder(
+  invoices: readonly RunReportInvoice[] | RunReportChunks,
+): AsyncGenerator<readonly RunReportInvoice[]> {
+  if (Symbol.asyncIterator in invoices) {
+    yield* invoices;
+    return;
+  }
+  const sorted = [...invoices].sort(compareReportOrder);
+  for (let i = 0; i < sorted.length; i += REPORT_CHUNK) yield sorted.slice(i, i + REPORT_CHUNK);
+}
 
 /**
  * Writes (or rewrites) the run's report under `root` and returns its files. Throws on a write error;
  * what it replaces is whole before and after.
+ *
+ * manifest.csv is written as its rows are made, a chunk of invoices at a time (their sealed-index
+ * records and manifest rows looked up per chunk, the manifests of their folders indexed once, not
+ * held), so a run of hundreds of thousands of invoices never has its report, or its folders'
+ * manifests, in memory whole.
  */
-export async function writeRunReport(root: string, input: RunReportInput): Promise<RunReportFiles> {
+export async function writeRunReport(
+  root: string,
+  input: RunReportInput | RunReportInput<RunReportChunks>,
+): Promise<RunReportFiles> {
   const dir = runReportDir(root, input.tenant, input.runDate, input.runId);
   const files: RunReportFiles = {
     dir,
@@ -221,30 +297,49 @@ export async function writeRunReport(root: string, input: RunReportInput): Promi
     rejects: path.join(dir, 'rejects.csv'),
     summary: path.join(dir, 'summary.json'),
   };
-  const invoices = [...input.invoices].sort(
-    (a, b) =>
-      natural.compare(a.invoiceNumber, b.invoiceNumber) ||
-      (a.line ?? 0) - (b.line ?? 0) ||
-      (a.sourceSha256 ?? '').localeCompare(b.sourceSha256 ?? ''),
-  );
-  const manifests = new ManifestCache();
+  const listed = { sealed: 0, alreadySealed: 0, failed: 0 };
+  const manifests = new ManifestIndex();
   // Each sealed invoice costs one sealed-index read: a few at once, in order, not one after another.
-  // Rows are made a chunk at a time and kept as bytes, so a run of hundreds of thousands of invoices
-  // holds its CSV once, not also as row objects and one string of the whole.
   const limit = pLimit(REPORT_READS);
-  const pieces = [Buffer.from(BOM + csvRecord(RUN_REPORT_COLUMNS))];
-  for (let i = 0; i < invoices.length; i += REPORT_CHUNK) {
-    const lines = await Promise.all(
-      invoices.slice(i, i + REPORT_CHUNK).map((inv) =>
-        limit(async () => {
-          const row = await reportRow(root, input.tenant, inv, manifests);
-          return csvRecord(RUN_REPORT_COLUMNS.map((c) => row[c]));
-        }),
-      ),
-    );
-    pieces.push(Buffer.from(lines.join('')));
+  let previous: RunReportInvoice | undefined;
+  /** The next chunk, checked, counted and read; undefined after the last. */
+  const readNext = async (
+    chunks: AsyncIterator<readonly RunReportInvoice[]>,
+  ): Promise<ReadChunk | undefined> => {
+    const next = await chunks.next();
+    if (next.done) return undefined;
+    for (const inv of next.value) {
+      if (previous && compareReportOrder(previous, inv) > 0) {
+        throw new OutboxError(
+          `run ${input.runId}: invoice ${inv.invoiceNumber} handed to the report after ${previous.invoiceNumber}, out of order`,
+        );
+      }
+      previous = inv;
+      if (inv.status === 'sealed') listed.sealed++;
+      else if (inv.status === 'already sealed') listed.alreadySealed++;
+      else listed.failed++;
+    }
+    return readChunk(root, input.tenant, next.value, manifests, limit);
+  };
+  async function* manifestCsv(): AsyncGenerator<Buffer> {
+    yield Buffer.from(BOM + csvRecord(RUN_REPORT_COLUMNS));
+    const chunks = inReportOrder(input.invoices);
+    try {
+      // The next chunk is read (Redis, sealed index, manifests: I/O) while this one's lines are made
+      // and written.
+      let ahead = readNext(chunks);
+      for (;;) {
+        const read = await ahead;
+        if (!read) break;
+        ahead = readNext(chunks);
+        ahead.catch(() => undefined); // awaited on the next turn; an error then ends the report
+        yield reportLines(root, input.tenant, read, manifests);
+      }
+    } finally {
+      await chunks.return(undefined);
+    }
   }
-  await writeReplacing(files.manifest, pieces);
+  await writeReplacing(files.manifest, manifestCsv());
 
   const rejects = [...input.rejects].sort(
     (a, b) => natural.compare(a.exportFile, b.exportFile) || a.line - b.line,
@@ -255,7 +350,6 @@ export async function writeRunReport(root: string, input: RunReportInput): Promi
   }
   await writeReplacing(files.rejects, Buffer.from(rejectLines.join('')));
 
-  const count = (s: RunReportStatus) => invoices.filter((i) => i.status === s).length;
   const summary: RunReportSummary = {
     runId: input.runId,
     job: input.job,
@@ -267,12 +361,7 @@ export async function writeRunReport(root: string, input: RunReportInput): Promi
     endedAt: { utc: toUtc(input.endedAt), jst: toJst(input.endedAt) },
     ...(input.level === undefined ? {} : { level: input.level }),
     counts: input.counts,
-    listed: {
-      sealed: count('sealed'),
-      alreadySealed: count('already sealed'),
-      failed: count('failed'),
-      rejects: rejects.length,
-    },
+    listed: { ...listed, rejects: rejects.length },
     folder: path.relative(path.join(root, input.tenant), dir).split(path.sep).join('/'),
     files: { manifest: path.basename(files.manifest), rejects: path.basename(files.rejects) },
     writtenAt: new Date().toISOString(),

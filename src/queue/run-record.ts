@@ -223,28 +223,81 @@ export interface SettledEntry {
   invoice?: SettledInvoice;
 }
 
-/** Every settled invoice of the run by job ID (see SettledEntry). */
-export async function readSettledInvoices(
+/** How many entries one SCAN of a run's records asks for (a round trip of a few hundred KB). */
+export const SETTLED_SCAN_COUNT = 2000;
+
+/**
+ * The run's settled job IDs with their outcome values (undefined for a job only an older run's
+ * settled set names), a chunk at a time: HSCAN of the outcome hash, then SSCAN of the settled set, so
+ * that a run of a million invoices is never one reply. SCAN returns each job at least once and may
+ * return one twice: a caller that needs each once keeps the first (the value never differs).
+ */
+export async function* scanSettledJobs(
   redis: Redis,
   prefix: string,
   runId: string,
-): Promise<Map<string, SettledEntry>> {
+  count = SETTLED_SCAN_COUNT,
+): AsyncGenerator<[jobId: string, value: string | undefined][]> {
   const key = runKey(prefix, runId);
-  const [outcomes, invoices, settled] = await Promise.all([
-    redis.hgetall(`${key}:outcomes`),
-    redis.hgetall(`${key}:invoices`),
-    redis.smembers(`${key}:settled`),
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(`${key}:outcomes`, cursor, 'COUNT', count);
+    cursor = next;
+    const chunk: [string, string | undefined][] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) chunk.push([flat[i]!, flat[i + 1]!]);
+    if (chunk.length > 0) yield chunk;
+  } while (cursor !== '0');
+  do {
+    const [next, ids] = await redis.sscan(`${key}:settled`, cursor, 'COUNT', count);
+    cursor = next;
+    if (ids.length > 0) yield ids.map((id): [string, undefined] => [id, undefined]);
+  } while (cursor !== '0');
+}
+
+/** About how many settled jobs the run has (outcomes kept, and the settled set of older runs). */
+export async function settledJobCount(redis: Redis, prefix: string, runId: string): Promise<number> {
+  const key = runKey(prefix, runId);
+  const [outcomes, settled] = await Promise.all([
+    redis.hlen(`${key}:outcomes`),
+    redis.scard(`${key}:settled`),
   ]);
-  const out = new Map<string, SettledEntry>();
-  for (const jobId of new Set([...Object.keys(outcomes), ...settled])) {
-    const raw = invoices[jobId];
-    const value = outcomes[jobId];
-    out.set(jobId, {
-      ...(value === undefined ? {} : parseOutcomeValue(value)),
-      ...(raw === undefined ? {} : { invoice: JSON.parse(raw) as SettledInvoice }),
-    });
+  return outcomes + settled;
+}
+
+/** The facts the run kept of these settled jobs (failed invoices, and any invoice of runs recorded
+ * before), in their order; undefined where none were kept. One round trip. */
+export async function readSettledFacts(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  jobIds: readonly string[],
+): Promise<(SettledInvoice | undefined)[]> {
+  if (jobIds.length === 0) return [];
+  const raw = await redis.hmget(`${runKey(prefix, runId)}:invoices`, ...jobIds);
+  return raw.map((r) => (r === null ? undefined : (JSON.parse(r) as SettledInvoice)));
+}
+
+/** What the run kept of one settled job, from its outcome value (scanSettledJobs) and its facts. */
+export function settledEntry(value: string | undefined, invoice: SettledInvoice | undefined): SettledEntry {
+  return {
+    ...(value === undefined ? {} : parseOutcomeValue(value)),
+    ...(invoice === undefined ? {} : { invoice }),
+  };
+}
+
+/** The run's failures a chunk at a time (LRANGE), oldest first. */
+export async function* scanFailures(
+  redis: Redis,
+  prefix: string,
+  runId: string,
+  count = SETTLED_SCAN_COUNT,
+): AsyncGenerator<RunFailure[]> {
+  const key = `${runKey(prefix, runId)}:failures`;
+  for (let start = 0; ; start += count) {
+    const raw = await redis.lrange(key, start, start + count - 1);
+    if (raw.length > 0) yield raw.map((s) => JSON.parse(s) as RunFailure);
+    if (raw.length < count) return;
   }
-  return out;
 }
 
 export async function readFailures(redis: Redis, prefix: string, runId: string): Promise<RunFailure[]> {

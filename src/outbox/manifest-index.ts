@@ -10,6 +10,7 @@ import { parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import pLimit from 'p-limit';
 import { excelRead } from '../common/excel-cell';
+import { groupBy } from '../common/group-by';
 import { MANIFEST_NAME, type ManifestRow } from './manifest';
 import { OutboxError } from './outbox';
 
@@ -157,13 +158,10 @@ export class ManifestIndex {
   async recordsOf(
     asked: readonly ({ dir: string; invoice: string } | undefined)[],
   ): Promise<(ManifestRecords | undefined)[]> {
-    const byDir = new Map<string, number[]>();
-    for (const [i, a] of asked.entries()) {
-      if (!a) continue;
-      const list = byDir.get(a.dir);
-      if (list) list.push(i);
-      else byDir.set(a.dir, [i]);
-    }
+    const byDir = groupBy(
+      asked.flatMap((a, i) => (a ? [i] : [])),
+      (i) => asked[i]!.dir,
+    );
     const out: (ManifestRecords | undefined)[] = asked.map(() => undefined);
     for (const [dir, which] of byDir) {
       const folder = await this.folder(dir);
@@ -186,13 +184,10 @@ export class ManifestIndex {
   /** The rows recordsOf read, parsed (one csv-parse call per folder for the lot), each cell as it was
    * before excelSafe. */
   rowsOf(read: readonly (ManifestRecords | undefined)[]): ManifestRow[][] {
-    const byFolder = new Map<FolderIndex, number[]>();
-    for (const [i, r] of read.entries()) {
-      if (!r) continue;
-      const list = byFolder.get(r.folder);
-      if (list) list.push(i);
-      else byFolder.set(r.folder, [i]);
-    }
+    const byFolder = groupBy(
+      read.flatMap((r, i) => (r ? [i] : [])),
+      (i) => read[i]!.folder,
+    );
     const out: ManifestRow[][] = read.map(() => []);
     for (const [folder, which] of byFolder) {
       // A last row with no line end (a manifest cut short) must not run into the next one.

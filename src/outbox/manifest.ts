@@ -40,7 +40,7 @@ export interface ManifestRow {
 
 export const MANIFEST_NAME = 'manifest.csv';
 // New columns go last: a manifest started with an older header keeps its shape (see columnsOf).
-const COLUMNS: (keyof ManifestRow)[] = [
+export const MANIFEST_COLUMNS: readonly (keyof ManifestRow)[] = [
   'invoiceNumber',
   'file',
   'sealedSha256',
@@ -94,7 +94,7 @@ async function ensureManifest(file: string): Promise<void> {
     // fall through: create it
   }
   try {
-    await writeNew(file, Buffer.from('\uFEFF' + csvRecord(COLUMNS)));
+    await writeNew(file, Buffer.from('\uFEFF' + csvRecord(MANIFEST_COLUMNS)));
   } catch (err) {
     if (!(err instanceof OutboxConflictError)) throw err;
   }
@@ -126,7 +126,7 @@ async function readColumns(file: string): Promise<(keyof ManifestRow)[]> {
         .replace(/^\uFEFF/, '')
         .split(/\r?\n/)[0] ?? '';
     const names = line.split(',');
-    return COLUMNS.filter((c) => names.includes(c));
+    return MANIFEST_COLUMNS.filter((c) => names.includes(c));
   } finally {
     await handle.close();
   }

@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { connectRedis, deleteKeysByPrefix } from '../../src/common/redis';
 import { toJst, toUtc } from '../../src/common/japan-time';
 import type { JobDefinition } from '../../src/jobs';
-import { csvRecord, recordSealed, type ManifestRow } from '../../src/outbox';
+import { csvRecord, MANIFEST_COLUMNS, recordSealed, type ManifestRow } from '../../src/outbox';
 import { addRunCounts, readRun, recordOutcomes, reportSettledRun, type OutcomeRecord } from '../../src/queue';
 
 interface Setup {
@@ -50,24 +50,6 @@ function job(root: string, dir: string): JobDefinition {
   } as unknown as JobDefinition;
 }
 
-const COLUMNS: (keyof ManifestRow)[] = [
-  'invoiceNumber',
-  'file',
-  'sealedSha256',
-  'sourceSha256',
-  'signingTime',
-  'certificateSerial',
-  'job',
-  'runId',
-  'level',
-  'customer',
-  'amount',
-  'issueDate',
-  'sealedAtJst',
-  'sealedAtUtc',
-  'status',
-];
-
 async function setup(dir: string, n: number): Promise<void> {
   const failedShare = Number(option('--failed', '0.01'));
   const alreadyShare = Number(option('--already', '0.01'));
@@ -97,7 +79,10 @@ async function setup(dir: string, n: number): Promise<void> {
   const earlierDir = path.join(root, TENANT, '2026-11-30');
   await fs.mkdir(dayDir, { recursive: true });
   await fs.mkdir(earlierDir, { recursive: true });
-  const lines = { [dayDir]: ['\uFEFF' + csvRecord(COLUMNS)], [earlierDir]: ['\uFEFF' + csvRecord(COLUMNS)] };
+  const lines = {
+    [dayDir]: ['\uFEFF' + csvRecord(MANIFEST_COLUMNS)],
+    [earlierDir]: ['\uFEFF' + csvRecord(MANIFEST_COLUMNS)],
+  };
   for (const i of listed) {
     const k = kind(i);
     if (k === 'failed') continue;
@@ -119,7 +104,7 @@ async function setup(dir: string, n: number): Promise<void> {
       sealedAtUtc: toUtc(at),
       status: 'sealed',
     };
-    lines[k === 'sealed' ? dayDir : earlierDir]!.push(csvRecord(COLUMNS.map((c) => row[c] ?? '')));
+    lines[k === 'sealed' ? dayDir : earlierDir]!.push(csvRecord(MANIFEST_COLUMNS.map((c) => row[c] ?? '')));
   }
   for (const [d, l] of Object.entries(lines)) await fs.writeFile(path.join(d, 'manifest.csv'), l.join(''));
   const limit = pLimit(64);

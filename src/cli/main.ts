@@ -11,7 +11,11 @@ import type { CliIo } from './context';
 import type { RenewOptions } from './commands/renew';
 import { parseBenchKey, parseBenchLevels } from './bench-levels';
 import { usageErrorsExit2 } from './usage';
-import { DEFAULT_CONCURRENCY, DEFAULT_MAX_HELD_MB } from '../queue/worker-defaults';
+import {
+  DEFAULT_AWAITING_SIGNATURE_PER_SLOT,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_HELD_MB,
+} from '../queue/worker-defaults';
 import type { RetryCliOptions } from './commands/retry';
 
 // The same streams as context.ts's processIo, which is not imported for them: context.ts pulls in Redis.
@@ -144,6 +148,11 @@ function buildProgram(io: CliIo): Command {
     .description('seal queued invoices until stopped (SIGINT/SIGTERM finish the jobs in hand)')
     .option(...jobsOption)
     .option('--concurrency <n>', 'invoices processed at once', positiveInt, DEFAULT_CONCURRENCY)
+    .option(
+      '--awaiting-signature <n>',
+      `invoices that may wait for their signature beyond --concurrency (default ${DEFAULT_AWAITING_SIGNATURE_PER_SLOT} × --concurrency; 0: they hold their slots)`,
+      nonNegativeInt,
+    )
     .option(
       '--max-held-mb <mb>',
       `source PDFs held at once, prepare to delivery (default ${DEFAULT_MAX_HELD_MB}); larger ones wait`,
@@ -487,6 +496,11 @@ function buildProgram(io: CliIo): Command {
     )
     .option('--invoices <n>', 'invoices to generate', positiveInt, 2000)
     .option('--concurrency <n>', 'jobs in hand per worker process', positiveInt, DEFAULT_CONCURRENCY)
+    .option(
+      '--awaiting-signature <n>',
+      `jobs per worker process that may wait for their signature beyond --concurrency (default ${DEFAULT_AWAITING_SIGNATURE_PER_SLOT} × --concurrency)`,
+      nonNegativeInt,
+    )
     .option('--batch-size <n>', 'hashes per signHash call', positiveInt, 100)
     .option(
       '--latency-ms <ms>',

@@ -63,6 +63,8 @@ export class BatchSigner {
   private closing = false;
   private readonly running = new Set<Promise<void>>();
   private readonly counts = { batches: 0, signatures: 0, failedBatches: 0 };
+  /** Hashes of batches waiting for their reservation (a SAD, an approval). */
+  private reserving = 0;
 
   constructor(o: BatchSignerOptions) {
     this.client = o.client;
@@ -125,6 +127,11 @@ export class BatchSigner {
   /** The seam the seal part knows (its RawSigner): signatures in the order of `hashes`, of run `runId`. */
   signRaw(hashes: Buffer[], runId?: string): Promise<Buffer[]> {
     return Promise.all(hashes.map((h) => this.sign(h, runId)));
+  }
+
+  /** Hashes handed to this signer that no reservation covers yet: queued, or waiting for a SAD. */
+  load(): { unreserved: number } {
+    return { unreserved: this.pending.length + this.reserving };
   }
 
   stats(): { batches: number; signatures: number; authorisations: number; failedBatches: number } {
@@ -210,6 +217,7 @@ export class BatchSigner {
     const credentialId = this.credential.credentialId;
     const started = performance.now();
     let reservation: SadReservation;
+    this.reserving += all.length;
     try {
       reservation = await this.sadManager.reserve(
         all.map((w) => w.hash),
@@ -220,6 +228,8 @@ export class BatchSigner {
       this.counts.batches++;
       await this.fail(all, undefined, err, started);
       return;
+    } finally {
+      this.reserving -= all.length;
     }
     let batch = all;
     if (reservation.count < all.length && !this.sadManager.approvalBased) {

@@ -10,6 +10,8 @@ export interface BenchOptions {
   invoices: number;
   /** jobs in hand per worker process */
   concurrency: number;
+  /** jobs per worker process that may wait for their signature beyond `concurrency`; default the worker's */
+  awaitingSignature?: number;
   batchSize: number;
   /** provider latency added to every CSC call (the sandbox's `csc:latency` fault), ms; default 0 */
   latencyMs: number;
@@ -53,6 +55,7 @@ export interface NightFigures extends ProviderCallCounts {
   level: BenchLevel;
   workers: number;
   concurrency: number;
+  awaitingSignature: number;
   batchSize: number;
   invoices: number;
   sealed: number;

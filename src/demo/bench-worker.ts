@@ -16,6 +16,7 @@ export interface BenchWorkerStart {
   redisUrl: string;
   prefix: string;
   concurrency: number;
+  awaitingSignature: number;
   logFile: string;
 }
 
@@ -106,6 +107,7 @@ async function main(start: BenchWorkerStart): Promise<void> {
     jobs: [job],
     logger,
     concurrency: start.concurrency,
+    awaitingSignature: start.awaitingSignature,
     observe,
   });
   const running = worker.run();

@@ -16,7 +16,7 @@ import { connectRedis, deleteKeysByPrefix, resolveRedis } from '../common/redis'
 import { loadJobFile } from '../jobs';
 import { verifySealedPdf } from '../pades';
 import { openSealQueue, produceRun, readRun, runKey, runSettled } from '../queue';
-import { WORKER_NODE_FLAGS } from '../queue/worker-defaults';
+import { DEFAULT_AWAITING_SIGNATURE_PER_SLOT, WORKER_NODE_FLAGS } from '../queue/worker-defaults';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
 import { ProgressLine } from './progress-line';
 import { procStats, redisCpuMs, RedisMemorySampler, summarise } from './bench-figures';
@@ -172,7 +172,7 @@ export async function runBench(o: BenchOptions): Promise<BenchFigures> {
       );
     }
     say(
-      `bench: ${o.invoices} invoices, ${workers} worker process${workers === 1 ? '' : 'es'} × concurrency ${o.concurrency}, batch ${o.batchSize}, ` +
+      `bench: ${o.invoices} invoices, ${workers} worker process${workers === 1 ? '' : 'es'} × concurrency ${o.concurrency} (+${o.awaitingSignature ?? DEFAULT_AWAITING_SIGNATURE_PER_SLOT * o.concurrency} awaiting signature), batch ${o.batchSize}, ` +
         `credential ${credential.credentialId} (${credential.keyType}, multisign ${credential.multisign}), TOTP step ${totpPeriodSec} s, ` +
         `provider latency ${o.latencyMs} ms/call, ${os.availableParallelism()} cores, load ${os
           .loadavg()
@@ -321,6 +321,9 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
   );
   const job = await loadJobFile(jobFile);
   const concurrency = naive ? 1 : o.concurrency;
+  const awaitingSignature = naive
+    ? 0
+    : (o.awaitingSignature ?? DEFAULT_AWAITING_SIGNATURE_PER_SLOT * concurrency);
   const started = await Promise.all(
     Array.from({ length: plan.workers }, () =>
       startWorker({
@@ -329,6 +332,7 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
         redisUrl: env.redisUrl,
         prefix: env.prefix,
         concurrency,
+        awaitingSignature,
         logFile: path.join(work, 'bench.log'),
       }),
     ),
@@ -406,6 +410,7 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
     level,
     workers: plan.workers,
     concurrency,
+    awaitingSignature,
     batchSize: naive ? 1 : o.batchSize,
     invoices: plan.invoices,
     sealed: counts.sealed,

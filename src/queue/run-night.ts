@@ -18,6 +18,8 @@ export interface NightOptions {
   prefix: string;
   logger: Logger;
   concurrency?: number;
+  /** jobs that may wait for their signature beyond `concurrency` (SealWorkerOptions.awaitingSignature) */
+  awaitingSignature?: number;
   /** bytes of source PDFs held at once (SealWorkerOptions.maxHeldBytes) */
   maxHeldBytes?: number;
   threads?: number;
@@ -82,6 +84,7 @@ export async function runNight(options: NightOptions): Promise<NightResult> {
     jobs: options.jobs,
     logger,
     concurrency: options.concurrency,
+    awaitingSignature: options.awaitingSignature,
     maxHeldBytes: options.maxHeldBytes,
     threads: options.threads,
     defaultProviderUrl: options.defaultProviderUrl,

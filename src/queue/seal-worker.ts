@@ -3,7 +3,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import { CertificateUnusableError, ChainError } from '../pades';
 import {
@@ -53,10 +52,15 @@ import {
 import { reportSettledRun, reportUnreportedRuns } from './report-run';
 import { fanOut, type SealStages, type SealingObserver } from '../common/sealing-events';
 import { ByteBudget } from '../common/byte-budget';
+import { UNLENT_SLOT, WorkSlots, type WorkSlot } from '../common/work-slots';
 import { KeyedGroupCommit } from '../common/group-commit';
 import { archiveSpecs, TenantArchives, type ArchiveIndex, type ArchivedInvoice } from '../archive';
 import { countProviderCalls } from './run-calls';
-import { DEFAULT_CONCURRENCY, DEFAULT_MAX_HELD_MB } from './worker-defaults';
+import {
+  DEFAULT_AWAITING_SIGNATURE_PER_SLOT,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_HELD_MB,
+} from './worker-defaults';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
 export { SealError } from '../seal';
@@ -99,6 +103,10 @@ export interface SealWorkerOptions {
   /** jobs processed at once by this process, all tenants together; should be at least 2 × batchSize so
    * batches fill, and more where the provider is slow (see DEFAULT_CONCURRENCY). Default 128. */
   concurrency?: number;
+  /** jobs that may wait for their signature beyond `concurrency`: a job whose hash went to the signer
+   * lends its slot to the next job meanwhile, so a slow provider's calls overlap. Default
+   * DEFAULT_AWAITING_SIGNATURE_PER_SLOT × concurrency; 0: a job holds its slot while it waits. */
+  awaitingSignature?: number;
   /** bytes of source PDFs held at once, from prepare to delivery: invoices beyond it wait, so that
    * hundreds in hand stay hundreds of small ones. Default DEFAULT_MAX_HELD_MB (256 MiB); one larger
    * than the whole budget is sealed alone. */
@@ -157,7 +165,7 @@ export class SealWorker {
   /** one BullMQ worker per tenant queue, so a paused or huge tenant leaves the others their share */
   readonly workers = new Map<string, Worker<SealJobData, SealJobResult>>();
   /** the process-wide limit on jobs in hand: first come, first served across the tenants' workers */
-  private readonly slots: ReturnType<typeof pLimit>;
+  private readonly slots: WorkSlots;
   /** the sources held between prepare and delivery */
   private readonly heldBytes: ByteBudget;
   readonly contexts: SigningContexts;
@@ -219,7 +227,9 @@ export class SealWorker {
             .map((j) => j.name),
         ),
       // What the demand counts that this process has signed already: its invoices past the signer.
-      ...(options.authoriseAhead !== false && { authoriseAheadMargin: () => this.signedInHand.size }),
+      ...(options.authoriseAhead !== false && {
+        authoriseAheadMargin: (tenant, credentialId) => this.signedInHand.count(tenant, credentialId),
+      }),
       env: options.env,
       // Loading the sealed file again for the DSS and the document timestamp is prepare's kind of work:
       // it runs in the same threads, under the same limits, so the event loop stays free for batching.
@@ -242,18 +252,22 @@ export class SealWorker {
         },
       },
     });
-    this.slots = pLimit(concurrency);
+    this.slots = new WorkSlots(
+      concurrency,
+      options.awaitingSignature ?? DEFAULT_AWAITING_SIGNATURE_PER_SLOT * concurrency,
+    );
     const tenants = new Set([...options.jobs.map((j) => j.tenant), ...(options.extraTenants ?? [])]);
     for (const tenant of [...tenants].sort()) {
       const worker = new Worker<SealJobData, SealJobResult>(
         sealQueueName(tenant),
-        (job, token) => this.slots(() => this.processWhenFree(tenant, job, token)),
+        (job, token) => this.slots.run((slot) => this.processWhenFree(tenant, job, token, slot)),
         {
           connection: options.connection,
           prefix: options.prefix,
           // Each tenant's worker may hold as many jobs as the whole process: the shared slots above
-          // bound the work, and a tenant alone on a night still fills every slot.
-          concurrency,
+          // bound the work, and a tenant alone on a night still fills every slot. (BullMQ cannot be
+          // grown as jobs lend their slots: its fetch loop waits for a job to end before it looks.)
+          concurrency: this.slots.capacity,
           autorun: false,
           maxStalledCount: options.maxStalledCount ?? 20,
           ...(options.stalledIntervalMs === undefined ? {} : { stalledInterval: options.stalledIntervalMs }),
@@ -273,13 +287,14 @@ export class SealWorker {
   private async processWhenFree(
     tenant: string,
     job: Job<SealJobData, SealJobResult>,
-    token?: string,
+    token: string | undefined,
+    slot: WorkSlot,
   ): Promise<SealJobResult> {
     if (this.closing || (await this.tenantPaused(tenant))) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError();
     }
-    return this.process(job, token);
+    return this.process(job, token, slot);
   }
 
   private readonly pausedSeen = new Map<string, { paused: boolean; at: number }>();
@@ -537,40 +552,49 @@ export class SealWorker {
     return def;
   }
 
-  async process(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
+  async process(
+    job: Job<SealJobData, SealJobResult>,
+    token?: string,
+    slot: WorkSlot = UNLENT_SLOT,
+  ): Promise<SealJobResult> {
     // Redis holds the job's data less what its ID says (StoredSealJobData): whole again from here on.
     whole(job);
     const id = job.id ?? '';
     this.inHand.set(id, job.data.invoiceNumber);
     try {
-      return await this.processInHand(job, token);
+      return await this.processInHand(job, token, slot);
     } finally {
       this.inHand.delete(id);
     }
   }
 
-  private async processInHand(job: Job<SealJobData, SealJobResult>, token?: string): Promise<SealJobResult> {
+  private async processInHand(
+    job: Job<SealJobData, SealJobResult>,
+    token: string | undefined,
+    slot: WorkSlot,
+  ): Promise<SealJobResult> {
     // Filled in by seal() as the invoice goes through its steps, for the 'sealed' event.
     const stages: Partial<SealStages> = { queueMs: Math.max(0, Date.now() - job.timestamp) };
     try {
-      return await this.sealAndSettle(job, token, stages);
+      return await this.sealAndSettle(job, token, stages, slot);
     } finally {
       this.signedInHand.delete(stages);
     }
   }
 
   /** Invoices in hand whose hash went to the signer, until their jobs are done (the ahead margin). */
-  private readonly signedInHand = new Set<Partial<SealStages>>();
+  private readonly signedInHand = new SignedInHand();
 
   private async sealAndSettle(
     job: Job<SealJobData, SealJobResult>,
     token: string | undefined,
     stages: Partial<SealStages>,
+    slot: WorkSlot,
   ): Promise<SealJobResult> {
     let result: SealJobResult;
     const started = performance.now();
     try {
-      result = await this.deliver(job.data, stages);
+      result = await this.deliver(job.data, stages, slot);
     } catch (err) {
       if (err instanceof WorkerClosing) {
         // Not begun: back to the queue at once, no attempt spent (as processWhenFree does).
@@ -663,7 +687,11 @@ export class SealWorker {
     throw new DelayedError();
   }
 
-  private async deliver(data: SealJobData, stages: Partial<SealStages> = {}): Promise<SealJobResult> {
+  private async deliver(
+    data: SealJobData,
+    stages: Partial<SealStages>,
+    slot: WorkSlot,
+  ): Promise<SealJobResult> {
     // Where the source really is, through any symbolic link; a missing file fails later, in prepare.
     const real = await fs.realpath(data.sourcePath).catch(() => undefined);
     const def = this.jobDefinition(data, real);
@@ -697,7 +725,7 @@ export class SealWorker {
         `invoice ${data.invoiceNumber}: cannot reach credential ${def.signing.credentialId}`,
       );
     }
-    return this.seal(data, def, context, target, stages);
+    return this.seal(data, def, context, target, stages, slot);
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
@@ -752,6 +780,7 @@ export class SealWorker {
     ctx: SigningContext,
     target: string,
     stages: Partial<SealStages>,
+    slot: WorkSlot,
   ): Promise<SealJobResult> {
     // Waiting for an approval: look before preparing (a night may hold thousands of waiting invoices,
     // each looking again every poll). A SCAL2 document is prepared once to learn its hash.
@@ -791,7 +820,7 @@ export class SealWorker {
     }
     let delivered: { sealedSha256: string; timestampAt?: string };
     try {
-      delivered = await this.sealAndDeliver(data, def, ctx, finisher, target, signingTime, stages);
+      delivered = await this.sealAndDeliver(data, def, ctx, finisher, target, signingTime, stages, slot);
     } finally {
       release();
     }
@@ -822,19 +851,19 @@ export class SealWorker {
     target: string,
     signingTime: Date,
     stages: Partial<SealStages>,
+    slot: WorkSlot,
   ): Promise<{ sealedSha256: string; timestampAt?: string }> {
     let sealed: SealDocumentResult;
     try {
       sealed = await sealDocument({
         pool: this.pool,
         finisher,
-        // From the moment its hash is handed to the signer the invoice is counted as holding a
-        // signature (see authoriseAheadMargin): a batch reserves its signatures when it is sent, and
-        // counting only once signatures came back would make the demand look larger than it is.
+        // From the moment its hash is handed to the signer the invoice is counted (see
+        // authoriseAheadMargin), and while it waits for the signature its slot is lent to the next job.
         signer: {
           signRaw: (hashes, runId) => {
-            this.signedInHand.add(stages);
-            return ctx.signer.signRaw(hashes, runId);
+            this.signedInHand.add(stages, ctx.tenant, ctx.credentialId);
+            return slot.lend(() => ctx.signer.signRaw(hashes, runId));
           },
         },
         runId: data.runId,
@@ -960,5 +989,31 @@ export class SealWorker {
       if (this.ownArchive) await this.archive.close();
     })();
     return this.closing;
+  }
+}
+
+/** Invoices in hand whose hash went to the signer, by credential, until their jobs are done. */
+class SignedInHand {
+  private readonly keyOf = new Map<object, string>();
+  private readonly counts = new Map<string, number>();
+
+  add(invoice: object, tenant: string, credentialId: string): void {
+    if (this.keyOf.has(invoice)) return;
+    const key = `${tenant}\u0000${credentialId}`;
+    this.keyOf.set(invoice, key);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  delete(invoice: object): void {
+    const key = this.keyOf.get(invoice);
+    if (key === undefined) return;
+    this.keyOf.delete(invoice);
+    const n = this.counts.get(key)! - 1;
+    if (n === 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+
+  count(tenant: string, credentialId: string): number {
+    return this.counts.get(`${tenant}\u0000${credentialId}`) ?? 0;
   }
 }

@@ -57,10 +57,11 @@ export interface SigningContextOptions {
   demandFor?: (tenant: string, credentialId: string) => Promise<number>;
   /**
    * With demandFor: authorise each SCAL1 credential's next SAD ahead, on the next TOTP step, while the
-   * current one still has signatures. The value is how many invoices the demand counts that this
-   * process has signed already (asked each time when a function). Default: off.
+   * current one still has signatures. The value is how many of the credential's invoices the demand
+   * counts that this process has handed to its signer (asked each time when a function); those the
+   * signer has not yet reserved signatures for are still wanted, and are not counted. Default: off.
    */
-  authoriseAheadMargin?: number | (() => number);
+  authoriseAheadMargin?: number | ((tenant: string, credentialId: string) => number);
   env?: NodeJS.ProcessEnv;
   /** Most bytes loading a PDF may inflate, for the DSS and document-timestamp updates. */
   maxInflatedBytes?: number;
@@ -291,7 +292,11 @@ export class SigningContexts {
       this.auditWrites.add(write);
       write.finally(() => this.auditWrites.delete(write)).catch(() => undefined);
     };
-    const { demandFor } = this.options;
+    const { demandFor, authoriseAheadMargin: margin } = this.options;
+    // Hashes still queued in the signer hold no signature yet: the margin leaves them in the demand.
+    const made: { signer?: BatchSigner } = {};
+    const handedOver =
+      typeof margin === 'function' ? () => margin(job.tenant, job.signing.credentialId) : () => margin ?? 0;
     const sadManager = new SadManager({
       client,
       credential: facts,
@@ -315,8 +320,10 @@ export class SigningContexts {
         logger,
       ),
       demand: demandFor && (() => demandFor(job.tenant, job.signing.credentialId)),
-      ...(this.options.authoriseAheadMargin !== undefined &&
-        !oneDocument && { authoriseAhead: { margin: this.options.authoriseAheadMargin } }),
+      ...(margin !== undefined &&
+        !oneDocument && {
+          authoriseAhead: { margin: () => handedOver() - (made.signer?.load().unreserved ?? 0) },
+        }),
       logger,
       observe: this.options.observe,
       tenant: job.tenant,
@@ -333,6 +340,7 @@ export class SigningContexts {
       tenant: job.tenant,
       observe: this.options.observe,
     });
+    made.signer = signer;
     return {
       key,
       tenant: job.tenant,

@@ -10,6 +10,13 @@
  */
 export const DEFAULT_CONCURRENCY = 128;
 
+/**
+ * Jobs a worker process may hold beyond its concurrency while they wait for their signature (their
+ * slots lent to the next jobs), per slot of concurrency: what hides a slow provider. BullMQ fetches a
+ * worker's jobs one at a time until it holds them all before it starts any, so this is not unbounded.
+ */
+export const DEFAULT_AWAITING_SIGNATURE_PER_SLOT = 8;
+
 /** Bytes of source PDFs a worker process holds at once (prepare to delivery); large inputs wait. */
 export const DEFAULT_MAX_HELD_MB = 256;
 

@@ -276,3 +276,41 @@ test('no more than maxInFlight signHash calls run at once', TIMEOUT, async () =>
     await fx.close();
   }
 });
+
+test(
+  'load() counts the hashes no reservation covers yet: queued, and a batch waiting for its SAD',
+  TIMEOUT,
+  async () => {
+    const fx = await startFixture(dataDir);
+    try {
+      const client = await fx.clientFor(ID);
+      // The first authorisation waits until the test lets it go.
+      let letGo!: () => void;
+      const gate = new Promise<void>((resolve) => (letGo = resolve));
+      const authorize = client.authorize.bind(client);
+      let asked = 0;
+      client.authorize = async (req) => {
+        asked++;
+        await gate;
+        return authorize(req);
+      };
+      const { batch } = await signer(fx, { batchSize: 3, maxWaitMs: 60_000, maxDelayMs: 60_000, client });
+      const items = messages(5);
+      assert.deepEqual(batch.load(), { unreserved: 0 });
+      const first = items.slice(0, 3).map((it) => batch.sign(it.hash));
+      const rest = items.slice(3).map((it) => batch.sign(it.hash));
+      while (asked === 0) await new Promise((r) => setImmediate(r));
+      // 3 sent to be reserved (waiting for the SAD), 2 queued for the next batch.
+      assert.deepEqual(batch.load(), { unreserved: 5 });
+      letGo();
+      await Promise.all(first);
+      assert.deepEqual(batch.load(), { unreserved: 2 });
+      const closed = batch.close();
+      await Promise.all(rest);
+      await closed;
+      assert.deepEqual(batch.load(), { unreserved: 0 });
+    } finally {
+      await fx.close();
+    }
+  },
+);

@@ -47,7 +47,7 @@ test(
     await fs.mkdir(logs);
     let started = 0;
     // Short locks and frequent stalled checks, so a killed worker's jobs come back within seconds.
-    const start = (concurrency = 16) =>
+    const start = (concurrency = 16, awaitingSignature?: number) =>
       spawnWorker({
         jobsDir,
         redisUrl: url,
@@ -56,6 +56,7 @@ test(
         args: [
           '--concurrency',
           String(concurrency),
+          ...(awaitingSignature === undefined ? [] : ['--awaiting-signature', String(awaitingSignature)]),
           '--threads',
           '1',
           '--lock-duration',
@@ -79,9 +80,10 @@ test(
     });
     await Promise.all(first.map((w) => w.exited));
     first = [];
-    // The steady worker takes one invoice at a time (about two a second), so that however long the
-    // victim takes to start again, most of the night is still ahead when the 20th kill comes.
-    const steady = await start(1);
+    // The steady worker takes one invoice at a time (about two a second; none waits for its signature
+    // beside it), so that however long the victim takes to start again, most of the night is still
+    // ahead when the 20th kill comes. The victim lends its slots: some of its jobs die waiting.
+    const steady = await start(1, 0);
     let victim: WorkerProcess = await start();
     const done = async () => {
       const c = await readRun(redis, prefix, runId);

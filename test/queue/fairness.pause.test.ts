@@ -121,12 +121,7 @@ test(
     const fillSec = (performance.now() - fillStarted) / 1000;
     assert.equal(await queues.forTenant('sakura').count(), BIG);
 
-    // fuji's night comes after: SMALL invoices behind sakura's whole queue, were there one queue.
-    await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', SMALL);
     const logger = pino({ level: 'silent' });
-    const fujiRun = await produceRun(fuji, { queue: queues, redis, prefix, logger });
-    assert.equal(fujiRun.totals.enqueued, SMALL);
-
     const worker = new SealWorker({
       connection,
       redis,
@@ -140,10 +135,17 @@ test(
     const running = worker.run();
     const sealedOf = async (runId: string) => (await readRun(redis, prefix, runId)).sealed;
     try {
+      // fuji's night comes after, once sakura's is sealing: SMALL invoices behind sakura's whole
+      // queue, were there one queue.
+      await until('sakura seals', 120_000, async () => (await sealedOf(bigRun)) > 0);
+      await writeTenantExport(path.join(dir, 'inbox', 'fuji'), 'fuji', SMALL);
+      const fujiRun = await produceRun(fuji, { queue: queues, redis, prefix, logger });
+      assert.equal(fujiRun.totals.enqueued, SMALL);
+      const bigBefore = await sealedOf(bigRun);
       const started = performance.now();
       await until('fuji seals its invoices', 300_000, async () => (await sealedOf(fujiRun.runId)) === SMALL);
       const fujiSec = (performance.now() - started) / 1000;
-      const bigMeanwhile = await sealedOf(bigRun);
+      const bigMeanwhile = (await sealedOf(bigRun)) - bigBefore;
       // Both progressed: sakura sealed some while fuji sealed all of its 100, and fuji did not wait
       // behind sakura's queue (one FIFO queue would have sealed all of sakura's first).
       assert.ok(bigMeanwhile > 0, 'sakura sealed invoices meanwhile too');

@@ -6,6 +6,7 @@ export { parseBenchLevels } from '../bench-levels';
 export async function benchCommand(opts: {
   invoices: number;
   concurrency: number;
+  awaitingSignature?: number;
   batchSize: number;
   latencyMs: number;
   level: BenchLevel[];
@@ -32,6 +33,7 @@ export async function benchCommand(opts: {
   await runBench({
     invoices: opts.invoices,
     concurrency: opts.concurrency,
+    awaitingSignature: opts.awaitingSignature,
     batchSize: opts.batchSize,
     latencyMs: opts.latencyMs,
     levels: opts.level,

@@ -9,6 +9,7 @@ import { describeProblem, openContext, type CommonOptions } from '../context';
 
 export interface WorkOptions extends CommonOptions {
   concurrency: number;
+  awaitingSignature?: number;
   threads?: number;
   providerUrl?: string;
   /** how long a job's lock lasts without renewal (ms) */
@@ -69,6 +70,7 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
     extraTenants: preflight.map((p) => p.job.tenant),
     logger: ctx.logger,
     concurrency: opts.concurrency,
+    ...(opts.awaitingSignature === undefined ? {} : { awaitingSignature: opts.awaitingSignature }),
     ...(opts.maxHeldMb === undefined ? {} : { maxHeldBytes: opts.maxHeldMb * 1024 * 1024 }),
     threads: opts.threads,
     defaultProviderUrl,

@@ -166,6 +166,8 @@ export class SealWorker {
   readonly workers = new Map<string, Worker<SealJobData, SealJobResult>>();
   /** the process-wide limit on jobs in hand: first come, first served across the tenants' workers */
   private readonly slots: WorkSlots;
+  /** jobs that may wait for their signature beyond the concurrency (the option, or its default) */
+  readonly awaitingSignature: number;
   /** the sources held between prepare and delivery */
   private readonly heldBytes: ByteBudget;
   readonly contexts: SigningContexts;
@@ -256,6 +258,7 @@ export class SealWorker {
       concurrency,
       options.awaitingSignature ?? DEFAULT_AWAITING_SIGNATURE_PER_SLOT * concurrency,
     );
+    this.awaitingSignature = this.slots.maxLent;
     const tenants = new Set([...options.jobs.map((j) => j.tenant), ...(options.extraTenants ?? [])]);
     for (const tenant of [...tenants].sort()) {
       const worker = new Worker<SealJobData, SealJobResult>(

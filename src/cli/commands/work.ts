@@ -152,7 +152,14 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
-  ctx.logger.info({ jobs: ctx.jobs.map((j) => j.name), concurrency: opts.concurrency }, 'worker started');
+  ctx.logger.info(
+    {
+      jobs: ctx.jobs.map((j) => j.name),
+      concurrency: opts.concurrency,
+      awaitingSignature: worker.awaitingSignature,
+    },
+    'worker started',
+  );
   try {
     await worker.run();
   } finally {

@@ -44,7 +44,8 @@ function nightLines(n: NightFigures, say: (line: string) => void): void {
   );
   const r = n.redisMemory;
   say(
-    `  peak RSS: worker${n.workers === 1 ? '' : 's'} ${n.maxRssKb.workers.map(mb).join(', ')}, bench ${mb(n.maxRssKb.bench)}, ` +
+    `  peak RSS: worker${n.workers === 1 ? '' : 's'} ${n.maxRssKb.workers.map(mb).join(', ')}` +
+      `${n.maxRssKb.workersSealing ? ` (${n.maxRssKb.workersSealing.map(mb).join(', ')} until 95 % was sealed)` : ''}, bench ${mb(n.maxRssKb.bench)}, ` +
       `sandbox ${n.maxRssKb.sandbox === undefined ? 'n/a' : mb(n.maxRssKb.sandbox)}; ` +
       `Redis used_memory peak ${mib(r.peakBytes)} (+${mib(r.peakBytes - r.baselineBytes)} over the night's start, sampled every 100 ms` +
       `${r.lifetimePeakBytes === undefined ? '' : `; server lifetime peak ${mib(r.lifetimePeakBytes)}`}; a server other clients share)`,

@@ -72,7 +72,8 @@ export interface NightFigures extends ProviderCallCounts {
   batchMs: Summary;
   hashesPerCall: number;
   /** KB */
-  maxRssKb: { bench: number; workers: number[]; sandbox?: number };
+  /** workersSealing: each worker's peak once 95 % of the night had settled (before the run's report) */
+  maxRssKb: { bench: number; workers: number[]; workersSealing?: number[]; sandbox?: number };
   redisMemory: { baselineBytes: number; peakBytes: number; lifetimePeakBytes?: number };
   ceiling: { multisign: number; totpPeriodSec: number; invoicesPerSec: number; percent: number };
   verified?: { valid: number; files: number; problems: string[] };

@@ -346,6 +346,8 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
   const progress = new ProgressLine(naive ? 'sealing naively' : `sealing ${level}`);
   const queue = openSealQueue({ url: env.redisUrl, maxRetriesPerRequest: null }, env.prefix);
   let runId = '';
+  // The workers' peak RSS once 95 % is settled: sealing's own, before the run's report is written.
+  let sealingRssKb: (number | undefined)[] | undefined;
   const sealNight = () =>
     measure(async () => {
       const produced = await produceRun(job, { queue, redis: env.redis, prefix: env.prefix, logger });
@@ -357,6 +359,11 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
         await memory.sample();
         const settled = counts.sealed + counts.alreadySealed + counts.failed;
         progress.update(Math.min(settled, counts.enqueued), counts.enqueued);
+        if (!sealingRssKb && counts.state === 'produced' && settled >= 0.95 * counts.enqueued) {
+          sealingRssKb = await Promise.all(
+            started.map(async (w) => (await procStats(w.child.pid!)).maxRssKb),
+          );
+        }
         if (runSettled(counts)) return { produced, counts };
         if (Date.now() > deadline)
           throw new Error(`${name}: night did not settle: ${JSON.stringify(counts)}`);
@@ -446,6 +453,7 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
     maxRssKb: {
       bench: process.resourceUsage().maxRSS,
       workers: reports.map((r) => r.maxRssKb),
+      ...(sealingRssKb?.every((k) => k !== undefined) && { workersSealing: sealingRssKb as number[] }),
       ...(sandbox1.maxRssKb === undefined ? {} : { sandbox: sandbox1.maxRssKb }),
     },
     redisMemory: {

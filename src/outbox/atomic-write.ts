@@ -267,11 +267,21 @@ export async function createRecord(file: string, record: string): Promise<void> 
   }
 }
 
+/**
+ * fs.readlink through its callback: most lookups of a record find none (ENOENT), and the promise API
+ * captures a stack trace for every such error (about half of a failed lookup's CPU).
+ */
+function readlinkQuietly(file: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    fsSync.readlink(file, (err, target) => (err ? reject(err) : resolve(target))),
+  );
+}
+
 /** The record createRecord made at `file` (a link's target, or a file's text less its last newline);
  * undefined if absent. */
 export async function readRecord(file: string): Promise<string | undefined> {
   try {
-    return await fs.readlink(file);
+    return await readlinkQuietly(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;

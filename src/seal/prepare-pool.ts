@@ -2,7 +2,9 @@
 //
 // A hostile or broken input must cost only its own invoice: each thread has a heap cap
 // (resourceLimits), each task a deadline counted from when a thread starts it (not while it queues
-// behind others), and the thread checks input size and inflated bytes itself. A thread that runs out
+// behind others), and the thread checks input size and inflated bytes itself. Tasks wait here, not in
+// piscina's queue, and go to piscina only when a thread is free: a task is started the moment it is
+// handed over, so its deadline starts then, without a message back from the thread per task. A thread that runs out
 // of heap or past its deadline is stopped and replaced by piscina; only its own task fails, with a
 // PrepareError naming the limit.
 import os from 'node:os';
@@ -11,7 +13,6 @@ import Piscina from 'piscina';
 import { SealerError } from '../common/errors';
 import { DEFAULT_MAX_INFLATED_BYTES } from '../pdf';
 import {
-  PREPARE_STARTED,
   PrepareError,
   type PrepareInputLimits,
   type PrepareOutcome,
@@ -99,6 +100,13 @@ export class PreparePool {
   private readonly running = new Map<number, Running>();
   private readonly deadlineTimer: DeadlineTimer;
   private nextTaskId = 0;
+  /** threads the pool keeps (piscina's min and max) */
+  private readonly size: number;
+  /** tasks handed to piscina and not yet settled: at most `size`, so piscina never queues one */
+  private handedOver = 0;
+  /** tasks waiting for a free thread, first come first served */
+  private readonly waiting: { go: () => void; fail: (err: Error) => void }[] = [];
+  private closed = false;
 
   constructor(options: PreparePoolOptions = {}) {
     const threads = checkLimit('threads', options.threads ?? Math.max(1, os.availableParallelism()));
@@ -112,6 +120,7 @@ export class PreparePool {
     }
     this.limits = Object.freeze(limits);
     this.deadlineTimer = options.deadlineTimer ?? realTimer;
+    this.size = threads;
     this.pool = new Piscina({
       filename: path.join(__dirname, 'prepare-task.js'),
       name: 'prepareInThread',
@@ -126,7 +135,6 @@ export class PreparePool {
         maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB,
       },
     });
-    this.pool.on('message', (message: unknown) => this.started(message));
     // A thread lost with no task on it is replaced by piscina and no invoice failed; without a
     // listener the event would throw and take the process down.
     const onThreadError = options.onThreadError ?? ((): void => undefined);
@@ -139,9 +147,8 @@ export class PreparePool {
    * `signal` aborts the task from outside (e.g. shutdown); that is transient.
    */
   async run(task: PrepareTask, options: { signal?: AbortSignal } = {}): Promise<PrepareTaskResult> {
-    return this.runInThread(task.sourcePath, options.signal, 'prepareInThread', (taskId, limits) => ({
+    return this.runInThread(task.sourcePath, options.signal, 'prepareInThread', (limits) => ({
       ...task,
-      taskId,
       limits,
     }));
   }
@@ -155,7 +162,7 @@ export class PreparePool {
       sourcePath,
       undefined,
       'updateInThread',
-      (taskId, limits) => ({ taskId, sourcePath, task, limits }),
+      (limits) => ({ sourcePath, task, limits }),
     );
   }
 
@@ -163,25 +170,24 @@ export class PreparePool {
     sourcePath: string,
     signal: AbortSignal | undefined,
     name: string,
-    build: (taskId: number, limits: PrepareInputLimits) => T,
+    build: (limits: PrepareInputLimits) => T,
   ): Promise<R> {
-    const options = { signal };
-    const task = { sourcePath };
     const taskId = ++this.nextTaskId;
-    const entry: Running = {
-      sourcePath: task.sourcePath,
-      controller: new AbortController(),
-      deadlineHit: false,
-    };
-    const onAbort = (): void => entry.controller.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
+    const entry: Running = { sourcePath, controller: new AbortController(), deadlineHit: false };
+    const onAbort = (): void => entry.controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     this.running.set(taskId, entry);
-    const threadTask = build(taskId, {
+    const threadTask = build({
       maxInputBytes: this.limits.maxInputBytes,
       maxInflatedBytes: this.limits.maxInflatedBytes,
     });
+    let handedOver = false;
     try {
+      await this.freeThread(entry.controller.signal);
+      handedOver = true;
+      // A thread is free, so piscina starts the task now: its deadline runs from here.
+      this.startDeadline(entry);
       const outcome = (await this.pool.run(threadTask, {
         name,
         signal: entry.controller.signal,
@@ -193,8 +199,45 @@ export class PreparePool {
     } finally {
       entry.cancelDeadline?.();
       this.running.delete(taskId);
-      options.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
+      if (handedOver) this.threadDone();
     }
+  }
+
+  /** Resolves when fewer than `size` tasks are with piscina (and counts this one); rejects on abort. */
+  private freeThread(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    if (this.closed) return Promise.reject(new Error('the prepare pool is closed'));
+    if (this.handedOver < this.size && this.waiting.length === 0) {
+      this.handedOver++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        go: (): void => {
+          signal.removeEventListener('abort', onAbort);
+          this.handedOver++;
+          resolve();
+        },
+        fail: (err: Error): void => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(waiter);
+        if (at >= 0) this.waiting.splice(at, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  /** A task handed to piscina settled: the next waiting one takes its thread. */
+  private threadDone(): void {
+    this.handedOver--;
+    if (!this.closed) this.waiting.shift()?.go();
   }
 
   /**
@@ -204,21 +247,22 @@ export class PreparePool {
    * the deadline aborts it (a queued task leaves the queue, a running one loses its thread).
    */
   async alive(deadlineMs = 2000): Promise<boolean> {
-    const probe: Pick<PrepareThreadTask, 'sourcePath' | 'taskId' | 'limits'> = {
+    const signal = AbortSignal.timeout(deadlineMs);
+    const probe: Pick<PrepareThreadTask, 'sourcePath' | 'limits'> = {
       sourcePath: '',
-      // task IDs start at 1, so the thread's "started" message matches no deadline of a real task
-      taskId: 0,
       limits: { maxInputBytes: 0, maxInflatedBytes: 0 },
     };
+    let handedOver = false;
     try {
-      const outcome = (await this.pool.run(probe, {
-        name: 'prepareInThread',
-        signal: AbortSignal.timeout(deadlineMs),
-      })) as PrepareOutcome;
+      await this.freeThread(signal);
+      handedOver = true;
+      const outcome = (await this.pool.run(probe, { name: 'prepareInThread', signal })) as PrepareOutcome;
       // Only the handler's own answer counts: a failed open of '' (ENOENT) is the expected outcome.
       return typeof outcome === 'object' && outcome !== null && 'ok' in outcome;
     } catch {
       return false;
+    } finally {
+      if (handedOver) this.threadDone();
     }
   }
 
@@ -227,15 +271,15 @@ export class PreparePool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // Tasks still waiting for a thread end as piscina ends the ones it queued: not finished (transient).
+    for (const waiter of this.waiting.splice(0)) waiter.fail(new Error('the prepare pool is closing'));
     for (const entry of this.running.values()) entry.cancelDeadline?.();
     await this.pool.destroy();
   }
 
-  /** A thread announced it started a task: its deadline runs from now. */
-  private started(message: unknown): void {
-    if (typeof message !== 'object' || message === null || !(PREPARE_STARTED in message)) return;
-    const entry = this.running.get((message as Record<string, number>)[PREPARE_STARTED] ?? -1);
-    if (!entry || entry.cancelDeadline) return;
+  /** The task's deadline, from now (it was just handed to a free thread). */
+  private startDeadline(entry: Running): void {
     entry.cancelDeadline = this.deadlineTimer(
       this.limits.deadlineMs,
       () => {

@@ -5,7 +5,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import fsSync, { constants as fsConstants } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { SealerError } from '../common/errors';
 import {
@@ -248,18 +247,20 @@ function readSealImage(imagePath: string): Promise<Buffer> {
   return image;
 }
 
-const templates = new Map<string, CmsTemplate>();
+/** CMS templates of the chains this thread has seen (a night has one per credential). */
+const templates: { chain: Buffer[]; template: CmsTemplate }[] = [];
+const MAX_TEMPLATES = 64;
 
+/** The template of exactly this chain: compared byte for byte, which costs less than hashing it. */
 function templateFor(chain: Uint8Array[]): CmsTemplate {
-  const key = crypto
-    .createHash('sha256')
-    .update(chain[0] ?? new Uint8Array())
-    .digest('hex');
-  let template = templates.get(key);
-  if (!template) {
-    template = CmsTemplate.fromCertificates(chain.map((c) => Buffer.from(c)));
-    templates.set(key, template);
-  }
+  const known = templates.find(
+    (t) => t.chain.length === chain.length && t.chain.every((c, i) => c.equals(chain[i]!)),
+  );
+  if (known) return known.template;
+  const copy = chain.map((c) => Buffer.from(c));
+  const template = CmsTemplate.fromCertificates(copy);
+  if (templates.length >= MAX_TEMPLATES) templates.shift();
+  templates.push({ chain: copy, template });
   return template;
 }
 
@@ -302,20 +303,15 @@ export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits)
   };
 }
 
-/** What the pool sends a thread: the task, its limits, and an id to announce its start with. */
+/** What the pool sends a thread: the task and its limits. */
 export interface PrepareThreadTask extends PrepareTask {
-  taskId: number;
   limits: PrepareInputLimits;
 }
 
 export type PrepareOutcome = { ok: true; result: PrepareTaskResult } | { ok: false; failure: PrepareFailure };
 
-/** Key of the message a thread posts when it starts a task: the pool's deadline runs from then. */
-export const PREPARE_STARTED = 'sealer.prepareStarted';
-
 /** The piscina entry point: never throws for a failed prepare, so the error's kind survives the trip. */
 export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareOutcome> {
-  parentPort?.postMessage({ [PREPARE_STARTED]: task.taskId });
   let outcome: PrepareOutcome;
   try {
     outcome = { ok: true, result: await prepareTask(task, task.limits) };
@@ -346,7 +342,6 @@ export interface UpdateTaskResult {
 }
 
 export interface UpdateThreadTask {
-  taskId: number;
   /** for messages: which invoice's file this is */
   sourcePath: string;
   task: UpdateTask;
@@ -357,7 +352,6 @@ export type UpdateOutcome = { ok: true; result: UpdateTaskResult } | { ok: false
 
 /** The piscina entry point for updates after signing; like prepareInThread, never throws. */
 export async function updateInThread(t: UpdateThreadTask): Promise<UpdateOutcome> {
-  parentPort?.postMessage({ [PREPARE_STARTED]: t.taskId });
   try {
     const { task } = t;
     if (task.kind === 'dss') {

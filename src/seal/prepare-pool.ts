@@ -2,11 +2,16 @@
 //
 // A hostile or broken input must cost only its own invoice: each thread has a heap cap
 // (resourceLimits), each task a deadline counted from when a thread starts it (not while it queues
-// behind others), and the thread checks input size and inflated bytes itself. Tasks wait here, not in
-// piscina's queue, and go to piscina only when a thread is free: a task is started the moment it is
-// handed over, so its deadline starts then, without a message back from the thread per task. A thread that runs out
+// behind others), and the thread checks input size and inflated bytes itself. A thread that runs out
 // of heap or past its deadline is stopped and replaced by piscina; only its own task fails, with a
 // PrepareError naming the limit.
+//
+// Tasks wait here, not in piscina's queue, and go to piscina only when a thread is free, so a task
+// starts the moment it is handed over and its deadline starts then (no message back per task). The
+// prepare tasks waiting when a thread comes free go to it together, as one batch (one hand-over there
+// and back instead of one per invoice: the hop cost more than a small invoice's prepare). A batch
+// that loses its thread (a task over the heap cap, the batch past the deadline) is not failed: each of
+// its tasks runs again alone, so that still only the one at fault fails.
 import os from 'node:os';
 import path from 'node:path';
 import Piscina from 'piscina';
@@ -14,6 +19,8 @@ import { SealerError } from '../common/errors';
 import { DEFAULT_MAX_INFLATED_BYTES } from '../pdf';
 import {
   PrepareError,
+  type BatchOutcome,
+  type PrepareBatch,
   type PrepareInputLimits,
   type PrepareOutcome,
   type PrepareTask,
@@ -62,7 +69,8 @@ const realTimer: DeadlineTimer = (ms, expire) => {
 };
 
 export interface PreparePoolOptions extends Partial<PrepareLimits> {
-  /** threads; default one per core */
+  /** threads; default one per core but one (at least one): the process's own thread is a core's worth
+   * of work too (queue, verify-before-write, delivery), and a thread per core overbooked the cores */
   threads?: number;
   deadlineTimer?: DeadlineTimer;
   /** Told of a thread that failed with no task on it (piscina replaces it); e.g. a logger's warn. */
@@ -94,6 +102,25 @@ function checkLimit(name: string, value: number, min = 1): number {
   return value;
 }
 
+/** Most prepare tasks one hand-over carries. */
+const MAX_BATCH = 16;
+
+/** A task waiting for a thread: `go` hands it over alone; a prepare task may go in a batch instead. */
+interface Waiter {
+  go: () => void;
+  fail: (err: Error) => void;
+  batchable?: BatchMember;
+}
+
+interface BatchMember {
+  task: PrepareTask;
+  signal?: AbortSignal;
+  entry: Running;
+  settled: boolean;
+  resolve: (result: PrepareTaskResult) => void;
+  reject: (err: PrepareError) => void;
+}
+
 export class PreparePool {
   readonly limits: Readonly<PrepareLimits>;
   private readonly pool: Piscina;
@@ -105,11 +132,11 @@ export class PreparePool {
   /** tasks handed to piscina and not yet settled: at most `size`, so piscina never queues one */
   private handedOver = 0;
   /** tasks waiting for a free thread, first come first served */
-  private readonly waiting: { go: () => void; fail: (err: Error) => void }[] = [];
+  private readonly waiting: Waiter[] = [];
   private closed = false;
 
   constructor(options: PreparePoolOptions = {}) {
-    const threads = checkLimit('threads', options.threads ?? Math.max(1, os.availableParallelism()));
+    const threads = checkLimit('threads', options.threads ?? Math.max(1, os.availableParallelism() - 1));
     const limits: PrepareLimits = { ...DEFAULT_PREPARE_LIMITS };
     for (const key of Object.keys(limits) as (keyof PrepareLimits)[]) {
       limits[key] = checkLimit(
@@ -147,10 +174,96 @@ export class PreparePool {
    * `signal` aborts the task from outside (e.g. shutdown); that is transient.
    */
   async run(task: PrepareTask, options: { signal?: AbortSignal } = {}): Promise<PrepareTaskResult> {
-    return this.runInThread(task.sourcePath, options.signal, 'prepareInThread', (limits) => ({
-      ...task,
-      limits,
-    }));
+    // A free thread takes it alone at once; otherwise it waits, and may go with others in a batch.
+    if (this.closed || (this.handedOver < this.size && this.waiting.length === 0))
+      return this.runAlone(task, options.signal);
+    return new Promise<PrepareTaskResult>((resolve, reject) => {
+      const { signal } = options;
+      const member: BatchMember = {
+        task,
+        signal,
+        entry: { sourcePath: task.sourcePath, controller: new AbortController(), deadlineHit: false },
+        settled: false,
+        resolve: (result) => {
+          if (member.settled) return;
+          member.settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          resolve(result);
+        },
+        reject: (err) => {
+          if (member.settled) return;
+          member.settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      const waiter: Waiter = {
+        // A batch of this one and those waiting behind it (threadDone): never handed over alone.
+        go: () => undefined,
+        fail: (err) => member.reject(this.failure(err, member.entry)),
+        batchable: member,
+      };
+      // Aborted while waiting or while its batch runs: it fails now; a batch's result for it is dropped.
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(waiter);
+        if (at >= 0) this.waiting.splice(at, 1);
+        member.reject(this.failure(signal?.reason, member.entry));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  private runAlone(task: PrepareTask, signal?: AbortSignal): Promise<PrepareTaskResult> {
+    return this.runInThread(task.sourcePath, signal, 'prepareInThread', (limits) => ({ ...task, limits }));
+  }
+
+  /** A thread was handed the batch `members` (counted in handedOver): runs it, and each task the
+   * batch did not settle (not started, or the thread lost) again alone. */
+  private async runBatch(members: BatchMember[]): Promise<void> {
+    const taskId = ++this.nextTaskId;
+    const entry: Running = {
+      sourcePath: members[0]!.task.sourcePath,
+      controller: new AbortController(),
+      deadlineHit: false,
+    };
+    this.running.set(taskId, entry);
+    let again: BatchMember[] = [];
+    try {
+      this.startDeadline(entry);
+      const limits = {
+        maxInputBytes: this.limits.maxInputBytes,
+        maxInflatedBytes: this.limits.maxInflatedBytes,
+      };
+      const batch: PrepareBatch = {
+        tasks: members.map((m) => ({ ...m.task, limits })),
+        startWithinMs: Math.floor(this.limits.deadlineMs / 2),
+      };
+      const outcomes = (await this.pool.run(batch, {
+        name: 'prepareManyInThread',
+        signal: entry.controller.signal,
+      })) as BatchOutcome[];
+      members.forEach((member, i) => {
+        const outcome = outcomes[i];
+        if (!outcome || 'notStarted' in outcome) again.push(member);
+        else if (outcome.ok) member.resolve(outcome.result);
+        else member.reject(PrepareError.fromFailure(outcome.failure));
+      });
+    } catch (err) {
+      // The thread was lost with the batch on it (a task over the heap cap, the batch past its
+      // deadline, the pool closing). A task alone was at fault itself; of several, which one is not
+      // known, so each runs again alone.
+      if (members.length === 1) members[0]!.reject(this.failure(err, entry));
+      else again = members;
+    } finally {
+      entry.cancelDeadline?.();
+      this.running.delete(taskId);
+      this.threadDone();
+    }
+    for (const member of again) {
+      if (!member.settled) this.runAlone(member.task, member.signal).then(member.resolve, member.reject);
+    }
   }
 
   /**
@@ -234,10 +347,21 @@ export class PreparePool {
     });
   }
 
-  /** A task handed to piscina settled: the next waiting one takes its thread. */
+  /** A task handed to piscina settled: the next waiting one takes its thread, with the prepare tasks
+   * waiting right behind it when it is one. */
   private threadDone(): void {
     this.handedOver--;
-    if (!this.closed) this.waiting.shift()?.go();
+    if (this.closed) return;
+    const next = this.waiting.shift();
+    if (!next) return;
+    if (!next.batchable) return next.go();
+    const members = [next.batchable];
+    while (members.length < MAX_BATCH && this.waiting[0]?.batchable) {
+      members.push(this.waiting.shift()!.batchable!);
+    }
+    this.handedOver++;
+    // runBatch settles every member itself, whatever happens to the batch.
+    this.runBatch(members).catch(() => undefined);
   }
 
   /**

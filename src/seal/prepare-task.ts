@@ -312,20 +312,62 @@ export type PrepareOutcome = { ok: true; result: PrepareTaskResult } | { ok: fal
 
 /** The piscina entry point: never throws for a failed prepare, so the error's kind survives the trip. */
 export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareOutcome> {
-  let outcome: PrepareOutcome;
+  const outcome = await outcomeOf(task);
+  const movable = movableSource(outcome);
+  return movable ? moved(outcome, [movable]) : outcome;
+}
+
+async function outcomeOf(task: PrepareThreadTask): Promise<PrepareOutcome> {
   try {
-    outcome = { ok: true, result: await prepareTask(task, task.limits) };
+    return { ok: true, result: await prepareTask(task, task.limits) };
   } catch (err) {
     return { ok: false, failure: toPrepareError(err, task.sourcePath).toFailure() };
   }
-  // The input's ArrayBuffer is moved to the caller (no copy); readSource allocated it for this alone.
+}
+
+/** The input's ArrayBuffer, moved to the caller (no copy) when readSource allocated it for this alone. */
+function movableSource(outcome: PrepareOutcome): ArrayBufferLike | undefined {
+  if (!outcome.ok) return undefined;
   const source = outcome.result.source;
-  if (source.byteOffset !== 0 || source.byteLength !== source.buffer.byteLength) return outcome;
+  return source.byteOffset === 0 && source.byteLength === source.buffer.byteLength
+    ? source.buffer
+    : undefined;
+}
+
+function moved<T>(value: T, transfer: ArrayBufferLike[]): T {
   const movable = {
-    [Piscina.transferableSymbol]: [source.buffer],
-    [Piscina.valueSymbol]: outcome,
+    [Piscina.transferableSymbol]: transfer,
+    [Piscina.valueSymbol]: value,
   } as unknown as Parameters<typeof Piscina.move>[0];
-  return Piscina.move(movable) as unknown as PrepareOutcome;
+  return Piscina.move(movable) as unknown as T;
+}
+
+/** Prepare tasks that waited together for one thread: one hand-over there and back for all of them. */
+export interface PrepareBatch {
+  tasks: PrepareThreadTask[];
+  /** A task is not started once the batch has run this long (ms): it comes back not started, and the
+   * pool runs it again alone, so a batch of large inputs does not run into the deadline as a whole. */
+  startWithinMs: number;
+}
+
+export type BatchOutcome = PrepareOutcome | { ok: false; notStarted: true };
+
+/** The piscina entry point for a batch: each task's outcome in order; never throws. */
+export async function prepareManyInThread(batch: PrepareBatch): Promise<BatchOutcome[]> {
+  const started = performance.now();
+  const outcomes: BatchOutcome[] = [];
+  const transfer: ArrayBufferLike[] = [];
+  for (const task of batch.tasks) {
+    if (outcomes.length > 0 && performance.now() - started > batch.startWithinMs) {
+      outcomes.push({ ok: false, notStarted: true });
+      continue;
+    }
+    const outcome = await outcomeOf(task);
+    const movable = movableSource(outcome);
+    if (movable) transfer.push(movable);
+    outcomes.push(outcome);
+  }
+  return transfer.length > 0 ? moved(outcomes, transfer) : outcomes;
 }
 
 /** A B-LT or B-LTA update of a file just sealed: the DSS, or a document timestamp placeholder. */

@@ -1,6 +1,8 @@
 // The prepare pool's own queue: tasks wait in the pool until a thread is free (so a deadline starts
-// when a thread takes its task), an aborted waiting task leaves the queue, closing fails what still
-// waits as transient, and each credential's chain gets its own CMS template in a thread.
+// when a thread takes its task) and those waiting together go to it as one batch; a batch that loses
+// its thread runs each task again alone, so only the one at fault fails. An aborted waiting task
+// leaves the queue, closing fails what still waits as transient, and each credential's chain gets its
+// own CMS template in a thread.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -9,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSampleInvoice } from '../../src/pdf';
 import { CmsTemplate } from '../../src/pades';
-import { PrepareError, PreparePool, type PrepareTask } from '../../src/seal/prepare-pool';
-import { manyObjectsPdf } from '../helpers/bomb-pdf';
+import { PrepareError, PreparePool, type DeadlineTimer, type PrepareTask } from '../../src/seal/prepare-pool';
+import { manyObjectsPdf, objectStreamBomb } from '../helpers/bomb-pdf';
 import { createTestPki, type TestPki } from '../helpers/test-pki';
 
 const TIMEOUT = { timeout: 180_000 };
@@ -114,6 +116,96 @@ test("each credential's chain gets its own signed attributes in one thread", TIM
         `${signer.keyType}: names its leaf`,
       );
     }
+  } finally {
+    await pool.close();
+  }
+});
+
+/** Records whose deadline started (a batch's is named after its first task); never expires one. */
+function recordingTimer(started: string[]): DeadlineTimer {
+  return (_ms, _expire, sourcePath) => {
+    started.push(sourcePath);
+    return () => undefined;
+  };
+}
+
+test(
+  'tasks that waited together go to the thread as one batch and each gets its own result',
+  TIMEOUT,
+  async () => {
+    const started: string[] = [];
+    const pool = new PreparePool({ threads: 1, deadlineTimer: recordingTimer(started) });
+    try {
+      const tasks = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          source(`batch-${i}.pdf`, Buffer.concat([ordinary, Buffer.from(`% ${i}\n`)])),
+        ),
+      );
+      const results = await Promise.all(tasks.map((t) => pool.run(t)));
+      results.forEach((r, i) => {
+        assert.equal(r.prepared.inputLength, ordinary.length + `% ${i}\n`.length, `task ${i}: its own input`);
+        assert.equal(createHash('sha256').update(r.source).digest('hex'), tasks[i]!.sourceSha256);
+      });
+      // The first went alone at once; the eleven that waited behind it went as one batch.
+      assert.deepEqual(started, [tasks[0]!.sourcePath, tasks[1]!.sourcePath]);
+    } finally {
+      await pool.close();
+    }
+  },
+);
+
+test(
+  'a batch that loses its thread to one task runs each again alone: only that one fails',
+  TIMEOUT,
+  async () => {
+    const started: string[] = [];
+    // As in prepare-pool.limits: a visible seal takes pdf-lib's path, whose parse of the bomb's 16 million
+    // offset entries reaches the 64 MB heap cap.
+    const pool = new PreparePool({
+      threads: 1,
+      maxHeapMb: 64,
+      maxInflatedBytes: 1024 * 1024 * 1024,
+      deadlineTimer: recordingTimer(started),
+    });
+    try {
+      const first = await source('lost-first.pdf', ordinary);
+      const before = await Promise.all([1, 2, 3].map((i) => source(`lost-before-${i}.pdf`, ordinary)));
+      const bomb = {
+        ...(await source('lost-bomb.pdf', objectStreamBomb(64))),
+        appearance: { page: 1, x: 10, y: 10, size: 40, text: 'seal' },
+      };
+      const behind = await Promise.all([1, 2, 3].map((i) => source(`lost-behind-${i}.pdf`, ordinary)));
+      const settled = await Promise.allSettled([first, ...before, bomb, ...behind].map((t) => pool.run(t)));
+      const bombResult = settled[4]!;
+      assert.equal(bombResult.status, 'rejected');
+      const err = (bombResult as PromiseRejectedResult).reason as PrepareError;
+      assert.ok(err instanceof PrepareError);
+      assert.equal(err.limit, 'heap');
+      assert.match(err.message, /lost-bomb\.pdf: prepare ran out of its thread's heap of 64 MB/);
+      settled.forEach((r, i) => i === 4 || assert.equal(r.status, 'fulfilled', `task ${i}`));
+      // Batched first (one deadline named after its first task), then every task of it alone.
+      assert.equal(started[1], before[0]!.sourcePath);
+      for (const t of [...before, bomb, ...behind])
+        assert.ok(started.slice(2).includes(t.sourcePath), t.sourcePath);
+    } finally {
+      await pool.close();
+    }
+  },
+);
+
+test('a batch starts no task once it has run for half the deadline; those run alone', TIMEOUT, async () => {
+  const started: string[] = [];
+  // A deadline of 2 ms that never expires (the recording timer): after the batch's first task, whatever
+  // it took, no other task of the batch is started in it.
+  const pool = new PreparePool({ threads: 1, deadlineMs: 2, deadlineTimer: recordingTimer(started) });
+  try {
+    const first = await source('half-first.pdf', ordinary);
+    const slow = await source('half-slow.pdf', manyObjectsPdf(5_000));
+    const rest = await Promise.all([1, 2, 3].map((i) => source(`half-rest-${i}.pdf`, ordinary)));
+    const results = await Promise.all([first, slow, ...rest].map((t) => pool.run(t)));
+    for (const r of results) assert.ok(r.prepared.hashToSign.length === 32);
+    assert.deepEqual(started.slice(0, 2), [first.sourcePath, slow.sourcePath]);
+    assert.deepEqual(started.slice(2).sort(), rest.map((t) => t.sourcePath).sort(), 'each of the rest alone');
   } finally {
     await pool.close();
   }

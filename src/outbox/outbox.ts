@@ -1,8 +1,10 @@
 // The outbox: sealed PDFs at <root>/<tenant>/<run date>/<invoice>.pdf, written atomically and durably
 // (atomic-write.ts), never overwriting an existing file, plus a manifest finance can open in Excel.
 import crypto from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { SealerError } from '../common/errors';
 import { invoiceNumberProblem } from '../common/invoice-number';
 import {
@@ -41,29 +43,41 @@ export function sealedFilePath(root: string, tenant: string, runDate: string, in
 
 export type ExistingSeal = 'absent' | 'same-source' | 'different';
 
+const openFd = promisify(fsSync.open);
+const fstatFd = promisify(fsSync.fstat);
+const readFd = promisify(fsSync.read);
+const closeFd = promisify(fsSync.close);
+
 /** Does `file` already hold a sealed copy of the source whose first `sourceLength` bytes hash to `sourceSha256`? */
 export async function checkExistingSeal(
   file: string,
   sourceSha256: string,
   sourceLength: number,
 ): Promise<ExistingSeal> {
-  let handle: fs.FileHandle;
+  // Through the callback API: nearly every invoice finds nothing here (ENOENT), and the promise API
+  // captures a stack trace for each such error.
+  let fd: number;
   try {
-    handle = await fs.open(file, 'r');
+    fd = await openFd(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
     throw new OutboxError(`cannot read existing outbox file ${file}`, { cause: err });
   }
   try {
-    const { size } = await handle.stat();
+    const { size } = await fstatFd(fd);
     if (size <= sourceLength) return 'different';
     const prefix = Buffer.alloc(sourceLength);
-    await handle.read(prefix, 0, sourceLength, 0);
+    let filled = 0;
+    while (filled < sourceLength) {
+      const { bytesRead } = await readFd(fd, prefix, filled, sourceLength - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
     return crypto.createHash('sha256').update(prefix).digest('hex') === sourceSha256
       ? 'same-source'
       : 'different';
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
 }
 

@@ -12,9 +12,19 @@ export interface ParsedCert {
 
 const CERT_CACHE_LIMIT = 256;
 const certCache = new Map<string, ParsedCert>();
+/** The certificate asked for last, by its bytes: a night asks for one signer's again and again, and
+ * comparing bytes spares making the cache's string key each time. */
+let last: { der: Buffer; entry: ParsedCert } | undefined;
 
 /** Parsed once per distinct certificate: the X509 object, its key and its issuer/serial bytes. */
 export function parsedCert(certDer: Buffer): ParsedCert {
+  if (last && last.der.equals(certDer)) return last.entry;
+  const entry = parsedCertByKey(certDer);
+  last = { der: Buffer.from(certDer), entry };
+  return entry;
+}
+
+function parsedCertByKey(certDer: Buffer): ParsedCert {
   const cacheKey = certDer.toString('latin1');
   const hit = certCache.get(cacheKey);
   if (hit) return hit;

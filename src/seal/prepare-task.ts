@@ -5,7 +5,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import fsSync, { constants as fsConstants } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { SealerError } from '../common/errors';
 import {
@@ -248,18 +247,20 @@ function readSealImage(imagePath: string): Promise<Buffer> {
   return image;
 }
 
-const templates = new Map<string, CmsTemplate>();
+/** CMS templates of the chains this thread has seen (a night has one per credential). */
+const templates: { chain: Buffer[]; template: CmsTemplate }[] = [];
+const MAX_TEMPLATES = 64;
 
+/** The template of exactly this chain: compared byte for byte, which costs less than hashing it. */
 function templateFor(chain: Uint8Array[]): CmsTemplate {
-  const key = crypto
-    .createHash('sha256')
-    .update(chain[0] ?? new Uint8Array())
-    .digest('hex');
-  let template = templates.get(key);
-  if (!template) {
-    template = CmsTemplate.fromCertificates(chain.map((c) => Buffer.from(c)));
-    templates.set(key, template);
-  }
+  const known = templates.find(
+    (t) => t.chain.length === chain.length && t.chain.every((c, i) => c.equals(chain[i]!)),
+  );
+  if (known) return known.template;
+  const copy = chain.map((c) => Buffer.from(c));
+  const template = CmsTemplate.fromCertificates(copy);
+  if (templates.length >= MAX_TEMPLATES) templates.shift();
+  templates.push({ chain: copy, template });
   return template;
 }
 
@@ -302,34 +303,71 @@ export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits)
   };
 }
 
-/** What the pool sends a thread: the task, its limits, and an id to announce its start with. */
+/** What the pool sends a thread: the task and its limits. */
 export interface PrepareThreadTask extends PrepareTask {
-  taskId: number;
   limits: PrepareInputLimits;
 }
 
 export type PrepareOutcome = { ok: true; result: PrepareTaskResult } | { ok: false; failure: PrepareFailure };
 
-/** Key of the message a thread posts when it starts a task: the pool's deadline runs from then. */
-export const PREPARE_STARTED = 'sealer.prepareStarted';
-
 /** The piscina entry point: never throws for a failed prepare, so the error's kind survives the trip. */
 export async function prepareInThread(task: PrepareThreadTask): Promise<PrepareOutcome> {
-  parentPort?.postMessage({ [PREPARE_STARTED]: task.taskId });
-  let outcome: PrepareOutcome;
+  const outcome = await outcomeOf(task);
+  const movable = movableSource(outcome);
+  return movable ? moved(outcome, [movable]) : outcome;
+}
+
+async function outcomeOf(task: PrepareThreadTask): Promise<PrepareOutcome> {
   try {
-    outcome = { ok: true, result: await prepareTask(task, task.limits) };
+    return { ok: true, result: await prepareTask(task, task.limits) };
   } catch (err) {
     return { ok: false, failure: toPrepareError(err, task.sourcePath).toFailure() };
   }
-  // The input's ArrayBuffer is moved to the caller (no copy); readSource allocated it for this alone.
+}
+
+/** The input's ArrayBuffer, moved to the caller (no copy) when readSource allocated it for this alone. */
+function movableSource(outcome: PrepareOutcome): ArrayBufferLike | undefined {
+  if (!outcome.ok) return undefined;
   const source = outcome.result.source;
-  if (source.byteOffset !== 0 || source.byteLength !== source.buffer.byteLength) return outcome;
+  return source.byteOffset === 0 && source.byteLength === source.buffer.byteLength
+    ? source.buffer
+    : undefined;
+}
+
+function moved<T>(value: T, transfer: ArrayBufferLike[]): T {
   const movable = {
-    [Piscina.transferableSymbol]: [source.buffer],
-    [Piscina.valueSymbol]: outcome,
+    [Piscina.transferableSymbol]: transfer,
+    [Piscina.valueSymbol]: value,
   } as unknown as Parameters<typeof Piscina.move>[0];
-  return Piscina.move(movable) as unknown as PrepareOutcome;
+  return Piscina.move(movable) as unknown as T;
+}
+
+/** Prepare tasks that waited together for one thread: one hand-over there and back for all of them. */
+export interface PrepareBatch {
+  tasks: PrepareThreadTask[];
+  /** A task is not started once the batch has run this long (ms): it comes back not started, and the
+   * pool runs it again alone, so a batch of large inputs does not run into the deadline as a whole. */
+  startWithinMs: number;
+}
+
+export type BatchOutcome = PrepareOutcome | { ok: false; notStarted: true };
+
+/** The piscina entry point for a batch: each task's outcome in order; never throws. */
+export async function prepareManyInThread(batch: PrepareBatch): Promise<BatchOutcome[]> {
+  const started = performance.now();
+  const outcomes: BatchOutcome[] = [];
+  const transfer: ArrayBufferLike[] = [];
+  for (const task of batch.tasks) {
+    if (outcomes.length > 0 && performance.now() - started > batch.startWithinMs) {
+      outcomes.push({ ok: false, notStarted: true });
+      continue;
+    }
+    const outcome = await outcomeOf(task);
+    const movable = movableSource(outcome);
+    if (movable) transfer.push(movable);
+    outcomes.push(outcome);
+  }
+  return transfer.length > 0 ? moved(outcomes, transfer) : outcomes;
 }
 
 /** A B-LT or B-LTA update of a file just sealed: the DSS, or a document timestamp placeholder. */
@@ -346,7 +384,6 @@ export interface UpdateTaskResult {
 }
 
 export interface UpdateThreadTask {
-  taskId: number;
   /** for messages: which invoice's file this is */
   sourcePath: string;
   task: UpdateTask;
@@ -357,7 +394,6 @@ export type UpdateOutcome = { ok: true; result: UpdateTaskResult } | { ok: false
 
 /** The piscina entry point for updates after signing; like prepareInThread, never throws. */
 export async function updateInThread(t: UpdateThreadTask): Promise<UpdateOutcome> {
-  parentPort?.postMessage({ [PREPARE_STARTED]: t.taskId });
   try {
     const { task } = t;
     if (task.kind === 'dss') {

@@ -6,11 +6,16 @@
  *
  * A job whose wait ends goes on at once: taking the slot back never waits (the working count may pass
  * its bound for a moment, and no new job starts until it is back under), so lending cannot deadlock.
+ *
+ * Jobs waiting to start queue by a key (the tenant), and a free slot goes to each key in turn: a
+ * tenant whose worker fetched a thousand jobs does not hold back one whose night came later.
  */
 export class WorkSlots {
   private working = 0;
   private lent = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Jobs waiting to start, by key; a key is here only while it has some, in the order served. */
+  private readonly waiting = new Map<string, (() => void)[]>();
+  private queued = 0;
 
   constructor(
     readonly maxWorking: number,
@@ -31,13 +36,19 @@ export class WorkSlots {
 
   /** Jobs working, lent, and waiting to start. */
   counts(): { working: number; lent: number; queued: number } {
-    return { working: this.working, lent: this.lent, queued: this.waiting.length };
+    return { working: this.working, lent: this.lent, queued: this.queued };
   }
 
-  /** Runs `task` in a slot once one is free; the task lends it with `slot.lend(wait)`. */
-  async run<T>(task: (slot: WorkSlot) => Promise<T>): Promise<T> {
-    if (this.working >= this.maxWorking || this.waiting.length > 0) {
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+  /** Runs `task` in a slot once one is free (waiting in `key`'s turn); the task lends it with
+   * `slot.lend(wait)`. */
+  async run<T>(task: (slot: WorkSlot) => Promise<T>, key = ''): Promise<T> {
+    if (this.working >= this.maxWorking || this.queued > 0) {
+      await new Promise<void>((resolve) => {
+        const queue = this.waiting.get(key);
+        if (queue) queue.push(resolve);
+        else this.waiting.set(key, [resolve]);
+        this.queued++;
+      });
     } else {
       this.working++;
     }
@@ -67,9 +78,15 @@ export class WorkSlots {
   }
 
   private admit(): void {
-    while (this.working < this.maxWorking && this.waiting.length > 0) {
+    while (this.working < this.maxWorking && this.queued > 0) {
+      // The first key in the map is the one whose turn it is; served, it goes to the back.
+      const [key, queue] = this.waiting.entries().next().value as [string, (() => void)[]];
+      const start = queue.shift()!;
+      this.waiting.delete(key);
+      if (queue.length > 0) this.waiting.set(key, queue);
+      this.queued--;
       this.working++;
-      this.waiting.shift()!();
+      start();
     }
   }
 }

@@ -164,7 +164,7 @@ export interface SealedEvent {
 export class SealWorker {
   /** one BullMQ worker per tenant queue, so a paused or huge tenant leaves the others their share */
   readonly workers = new Map<string, Worker<SealJobData, SealJobResult>>();
-  /** the process-wide limit on jobs in hand: first come, first served across the tenants' workers */
+  /** the process-wide limit on jobs in hand: each tenant's jobs first come, first served, the tenants in turn */
   private readonly slots: WorkSlots;
   /** jobs that may wait for their signature beyond the concurrency (the option, or its default) */
   readonly awaitingSignature: number;
@@ -263,7 +263,7 @@ export class SealWorker {
     for (const tenant of [...tenants].sort()) {
       const worker = new Worker<SealJobData, SealJobResult>(
         sealQueueName(tenant),
-        (job, token) => this.slots.run((slot) => this.processWhenFree(tenant, job, token, slot)),
+        (job, token) => this.slots.run((slot) => this.processWhenFree(tenant, job, token, slot), tenant),
         {
           connection: options.connection,
           prefix: options.prefix,

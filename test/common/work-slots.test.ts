@@ -131,3 +131,35 @@ test('bounds that are not counts are refused', { timeout: TEST_TIMEOUT_MS }, () 
   assert.throws(() => new WorkSlots(2, -1), /must be a count/);
   assert.throws(() => new WorkSlots(2, 1.5), /must be a count/);
 });
+
+test(
+  "a free slot goes to each key in turn: a later key's jobs do not wait behind an earlier key's queue",
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const slots = new WorkSlots(1, 0);
+    const started: string[] = [];
+    const gates: (() => void)[] = [];
+    const runs: Promise<void>[] = [];
+    const add = (name: string, key: string) =>
+      runs.push(
+        slots.run(async () => {
+          started.push(name);
+          await new Promise<void>((resolve) => gates.push(resolve));
+        }, key),
+      );
+    for (let i = 1; i <= 5; i++) add(`big${i}`, 'sakura');
+    add('small1', 'fuji');
+    add('small2', 'fuji');
+    await settle();
+    assert.deepEqual(started, ['big1']);
+    for (let n = 2; n <= 7; n++) {
+      gates.shift()!();
+      while (started.length < n) await settle();
+    }
+    // sakura's queue was there first, yet fuji's jobs alternate with it instead of waiting behind it.
+    assert.deepEqual(started, ['big1', 'big2', 'small1', 'big3', 'small2', 'big4', 'big5']);
+    gates.shift()!();
+    await Promise.all(runs);
+    assert.deepEqual(slots.counts(), { working: 0, lent: 0, queued: 0 });
+  },
+);

@@ -82,9 +82,11 @@ test(
     first = [];
     // The steady worker takes one invoice at a time (about two a second; none waits for its signature
     // beside it), so that however long the victim takes to start again, most of the night is still
-    // ahead when the 20th kill comes. The victim lends its slots: some of its jobs die waiting.
+    // ahead when the 20th kill comes. The victim lends its slots to a batch's worth (8) beside its 16:
+    // some of its jobs die waiting for their signatures, and its nights stay short (at the default of
+    // 128 beside them it sealed the night before the 20th kill).
     const steady = await start(1, 0);
-    let victim: WorkerProcess = await start();
+    let victim: WorkerProcess = await start(16, 8);
     const done = async () => {
       const c = await readRun(redis, prefix, runId);
       return c.sealed + c.alreadySealed + c.failed;
@@ -109,7 +111,7 @@ test(
       await victim.exited;
       kills++;
       settledAtLastKill = await done();
-      victim = await start();
+      victim = await start(16, 8);
     }
     await until(
       'the run to settle',

@@ -129,6 +129,9 @@ test(
       jobs,
       logger,
       concurrency: 32,
+      // sakura's worker holds 2,032 jobs, most of them waiting for a slot: were they served first
+      // come, first served, fuji's would wait behind about 2,000 of them (STARVED_AT).
+      awaitingSignature: 2000,
       threads: 2,
       batchMaxWaitMs: 20,
     });

@@ -215,8 +215,15 @@ export class PreparePool {
     });
   }
 
-  private runAlone(task: PrepareTask, signal?: AbortSignal): Promise<PrepareTaskResult> {
-    return this.runInThread(task.sourcePath, signal, 'prepareInThread', (limits) => ({ ...task, limits }));
+  /** `first`: ahead of every task waiting (a task of a lost batch has waited its turn already). */
+  private runAlone(task: PrepareTask, signal?: AbortSignal, first = false): Promise<PrepareTaskResult> {
+    return this.runInThread(
+      task.sourcePath,
+      signal,
+      'prepareInThread',
+      (limits) => ({ ...task, limits }),
+      first,
+    );
   }
 
   /** A thread was handed the batch `members` (counted in handedOver): runs it, and each task the
@@ -261,8 +268,9 @@ export class PreparePool {
       this.running.delete(taskId);
       this.threadDone();
     }
-    for (const member of again) {
-      if (!member.settled) this.runAlone(member.task, member.signal).then(member.resolve, member.reject);
+    // In their order, ahead of the tasks that came after them.
+    for (const member of again.filter((m) => !m.settled).reverse()) {
+      this.runAlone(member.task, member.signal, true).then(member.resolve, member.reject);
     }
   }
 
@@ -284,6 +292,7 @@ export class PreparePool {
     signal: AbortSignal | undefined,
     name: string,
     build: (limits: PrepareInputLimits) => T,
+    first = false,
   ): Promise<R> {
     const taskId = ++this.nextTaskId;
     const entry: Running = { sourcePath, controller: new AbortController(), deadlineHit: false };
@@ -297,7 +306,7 @@ export class PreparePool {
     });
     let handedOver = false;
     try {
-      await this.freeThread(entry.controller.signal);
+      await this.freeThread(entry.controller.signal, first);
       handedOver = true;
       // A thread is free, so piscina starts the task now: its deadline runs from here.
       this.startDeadline(entry);
@@ -318,7 +327,7 @@ export class PreparePool {
   }
 
   /** Resolves when fewer than `size` tasks are with piscina (and counts this one); rejects on abort. */
-  private freeThread(signal: AbortSignal): Promise<void> {
+  private freeThread(signal: AbortSignal, first = false): Promise<void> {
     signal.throwIfAborted();
     if (this.closed) return Promise.reject(new Error('the prepare pool is closed'));
     if (this.handedOver < this.size && this.waiting.length === 0) {
@@ -343,7 +352,8 @@ export class PreparePool {
         reject(signal.reason);
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(waiter);
+      if (first) this.waiting.unshift(waiter);
+      else this.waiting.push(waiter);
     });
   }
 

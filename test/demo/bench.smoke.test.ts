@@ -103,7 +103,7 @@ test(
       /^ {2}CPU per invoice: workers [\d.]+ ms, bench process/m,
       /^ {2}stages per invoice, wall µs mean \/ p50 \/ p99 .*prepare \d+ \/ \d+ \/ \d+; signHash wait .*; finish .*; deliver .*/m,
       /^ {2}signHash batches: \d+ calls, [\d.]+ hashes\/call, latency p50 [\d.]+ ms, p99 [\d.]+ ms$/m,
-      /^ {2}peak RSS: workers \d+ MB, \d+ MB, bench \d+ MB, sandbox \d+ MB; Redis used_memory peak/m,
+      /^ {2}peak RSS: workers \d+ MB, \d+ MB \(\d+ MB, \d+ MB until 95 % was sealed\), bench \d+ MB, sandbox \d+ MB; Redis used_memory peak/m,
       /^ {2}verified: 24 of 24 sealed files valid/m,
       /^naive: {4}2 invoices in [\d.]+ s = [\d.]+ invoices\/s, one authorize \+ one signHash per invoice/m,
       /^bench: 24 sealed, \d+ invoices\/s, [\d.]+ CPU ms\/invoice, floor ratio [\d.]+x$/m,

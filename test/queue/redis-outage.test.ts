@@ -86,7 +86,12 @@ test(
     await until('progress after Redis came back', 120_000, async () => (await settled()) >= 60);
     // Down again, and the worker is told to stop while it cannot finish its jobs.
     await server.kill();
-    await new Promise((r) => setTimeout(r, 500));
+    // Told once the worker has seen this outage too (waiting a fixed 500 ms, a loaded machine's worker
+    // sometimes had not yet).
+    await until('the worker sees the second outage', 60_000, async () => {
+      const text = await fs.readFile(a.logFile, 'utf8');
+      return (text.match(/Redis is unreachable/g) ?? []).length >= 2;
+    });
     const termAt = Date.now();
     a.child.kill('SIGTERM');
     const end = await a.exited;

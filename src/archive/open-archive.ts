@@ -11,6 +11,11 @@ export interface OpenArchiveOptions {
   countCap?: number;
   /** SQLite: how long (ms) a write waits for another process's lock. Default 10000. */
   busyTimeoutMs?: number;
+  /**
+   * SQLite: page cache per connection, MiB (default 64, for searches). A worker that only appends rows
+   * needs far less, and the cache fills as the file grows: one per tenant archive in every process.
+   */
+  cacheMiB?: number;
   /** PostgreSQL: the schema holding the archive's tables. Default `sealer_archive`. */
   schema?: string;
   /** PostgreSQL: most connections in the pool. Default 4. */

@@ -226,6 +226,14 @@ export class SqliteArchive implements ArchiveIndex {
     return size(this.file) + size(`${this.file}-wal`);
   }
 
+  /** This connection's page cache ceiling, MiB (what cacheMiB set). */
+  pageCacheMiB(): number {
+    const pages = this.db.pragma('cache_size', { simple: true }) as number;
+    return pages < 0
+      ? -pages / 1024
+      : (pages * (this.db.pragma('page_size', { simple: true }) as number)) / 2 ** 20;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -60,6 +60,7 @@ import {
   DEFAULT_AWAITING_SIGNATURE_PER_SLOT,
   DEFAULT_CONCURRENCY,
   DEFAULT_MAX_HELD_MB,
+  WORKER_ARCHIVE_CACHE_MIB,
 } from './worker-defaults';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
 
@@ -196,7 +197,9 @@ export class SealWorker {
     });
     this.approvals = new ParkedApprovals(options.redis, options.prefix);
     this.ownArchive = options.archive === undefined;
-    this.archive = options.archive ?? new TenantArchives(archiveSpecs(options.jobs, options.env));
+    this.archive =
+      options.archive ??
+      new TenantArchives(archiveSpecs(options.jobs, options.env), { cacheMiB: WORKER_ARCHIVE_CACHE_MIB });
     this.observe = fanOut(
       countProviderCalls(options.redis, options.prefix, (err) =>
         options.logger.warn({ err: err.message }, "cannot count a run's provider calls"),

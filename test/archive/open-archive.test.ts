@@ -10,9 +10,11 @@ import {
   ArchiveError,
   PostgresArchive,
   SqliteArchive,
+  TenantArchives,
   defaultArchiveFile,
   openArchive,
 } from '../../src/archive';
+import { WORKER_ARCHIVE_CACHE_MIB } from '../../src/queue/worker-defaults';
 import { TEST_POSTGRES_URL, testSchema } from '../helpers/test-postgres';
 import { tempDir } from '../helpers/temp-dir';
 import { TEST_TIMEOUT_MS } from '../helpers/timeouts';
@@ -42,6 +44,29 @@ test('a path opens SQLite in WAL mode, creating its folder', opts, async () => {
     await archive.close();
   }
 });
+
+test(
+  'an SQLite archive keeps a 64 MiB page cache unless told less (a worker asks for less)',
+  opts,
+  async () => {
+    const dir = await tempDir('sealer-archive-cache-');
+    const search = await openArchive(path.join(dir, 'search.sqlite'));
+    const worker = new TenantArchives(() => path.join(dir, 'worker.sqlite'), {
+      cacheMiB: WORKER_ARCHIVE_CACHE_MIB,
+    });
+    try {
+      assert.ok(search instanceof SqliteArchive);
+      assert.equal(search.pageCacheMiB(), 64);
+      const tenant = await worker.forTenant('fuji');
+      assert.ok(tenant instanceof SqliteArchive);
+      assert.equal(tenant.pageCacheMiB(), WORKER_ARCHIVE_CACHE_MIB);
+      assert.ok(WORKER_ARCHIVE_CACHE_MIB < 64);
+    } finally {
+      await search.close();
+      await worker.close();
+    }
+  },
+);
 
 test(
   'postgres:// and postgresql:// URLs open PostgreSQL in the schema asked for, with a trigram index',

@@ -37,6 +37,7 @@ import type { Logger } from '../common/logger';
 import { archiveSpecs, TenantArchives, type ArchiveIndex } from '../archive';
 import { SigningContexts, trustRootsOf } from './signing-contexts';
 import { prefixEndingWith, sha256Hex } from './renew-plan';
+import { WORKER_ARCHIVE_CACHE_MIB } from './worker-defaults';
 
 export const RENEW_QUEUE = 'renew';
 
@@ -127,7 +128,9 @@ export class RenewWorker {
 
   constructor(private readonly options: RenewWorkerOptions) {
     this.jobsByName = new Map(options.jobs.map((j) => [j.name, j]));
-    this.archive = options.archive ?? new TenantArchives(archiveSpecs(options.jobs, options.env));
+    this.archive =
+      options.archive ??
+      new TenantArchives(archiveSpecs(options.jobs, options.env), { cacheMiB: WORKER_ARCHIVE_CACHE_MIB });
     this.now = options.now ?? (() => new Date());
     this.contexts = new SigningContexts({
       logger: options.logger,

@@ -112,5 +112,7 @@ export interface InvoiceProblem {
   invoiceNumber: string;
   field: string;
   line: number;
+  /** the export file holding that line (an invoice's rows may come from several files) */
+  file?: string;
   reason: string;
 }

@@ -184,54 +184,180 @@ export const signingProfileSchema = z
     }
   });
 
-export const jobDefinitionSchema = z.strictObject({
-  name,
-  cron: z.string().refine((c) => cron.validate(c), 'invalid cron expression'),
-  timeZone: timeZone.default('Asia/Tokyo'),
-  tenant: name,
-  export: z.strictObject({
-    /** folder holding the exports, relative to the job file */
-    folder: z.string().min(1),
-    glob: z.string().min(1).default('*.csv'),
-    encoding: z.enum(['auto', 'utf8', 'cp932']).default('auto'),
-    /** when an export is complete and may be taken: `{ quietSec }` unchanged (mtime) for that long before
-     * the run, or `{ marker }` a file of the export's name plus this suffix beside it (`invoices.csv.done`) */
-    ready: z
-      .union([
-        z.strictObject({ quietSec: z.int().min(0).max(86_400) }),
-        z.strictObject({
-          marker: z
-            .string()
-            .regex(
-              /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/,
-              'a suffix such as ".done" (a dot, then letters or digits)',
-            ),
-        }),
-      ])
-      .default({ quietSec: 60 }),
-    columns: z.strictObject({
-      invoiceNumber: z.string().min(1),
-      customerName: z.string().min(1),
-      amount: z.string().min(1),
-      pdfPath: z.string().min(1),
-      issueDate: z.string().min(1).optional(),
+const column = z.string().min(1);
+const colour = z.string().regex(/^#[0-9A-Fa-f]{6}$/, "a colour as '#RRGGBB'");
+const taxCategory = z.enum(['standard', 'reduced', 'exempt']);
+const yenRounding = z.enum(['floor', 'round', 'ceil']);
+
+/**
+ * A data export (issue 11): one CSV whose record-type column tells header rows from detail rows, or a
+ * header CSV and a detail CSV joined by invoice number. Columns are mapped by header name as for PDF
+ * exports; the logical fields are the export part's HEADER_FIELDS and DETAIL_FIELDS.
+ */
+export const dataExportSchema = z.strictObject({
+  layout: z.discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('record-type'),
+      /** the column whose value says what a row is */
+      column,
+      header: z.string().min(1).default('H'),
+      detail: z.string().min(1).default('D'),
     }),
+    z.strictObject({
+      kind: z.literal('two-files'),
+      /** the detail file of a header file: `{name}` is the header file's name without `.csv` */
+      details: z.string().regex(/\{name\}/, 'a file name containing {name}, e.g. "{name}-lines.csv"'),
+    }),
+  ]),
+  header: z.strictObject({
+    invoiceNumber: column,
+    issueDate: column,
+    recipientName: column,
+    issuerName: column.optional(),
+    registrationNumber: column.optional(),
+    transactionDate: column.optional(),
+    periodFrom: column.optional(),
+    periodTo: column.optional(),
+    dueDate: column.optional(),
+    payee: column.optional(),
+    subtotal: column.optional(),
+    tax: column.optional(),
+    total: column.optional(),
   }),
-  signing: signingProfileSchema,
-  /** outbox root, relative to the job file; sealed files go to <outbox>/<tenant>/<run date>/ */
-  outbox: z.string().min(1),
-  /** archive renewal of this tenant's delivered files (`sealer schedule` runs it on its own cron) */
-  renew: z
-    .strictObject({
-      cron: z.string().refine((c) => cron.validate(c), 'invalid cron expression'),
-      /** renew when the newest document timestamp's TSA certificate expires within this (365d, 90d, 12h) */
-      within: z
-        .string()
-        .regex(/^\d+[dhm]$/, 'a number followed by d, h or m, e.g. 365d')
-        .default('365d'),
-    })
-    .optional(),
+  detail: z.strictObject({
+    /** the join key of the two-files layout; in the record-type layout, the header's column */
+    invoiceNumber: column.optional(),
+    description: column,
+    quantity: column,
+    unitPrice: column,
+    taxCategory: column,
+    transactionDate: column.optional(),
+    unit: column.optional(),
+  }),
 });
+
+/** How a tenant's data-export invoices are computed and drawn (required with export.data). */
+export const invoiceProfileSchema = z.strictObject({
+  issuer: z.strictObject({
+    /** the default when the export has no issuer column (or leaves it empty) */
+    name: z.string().min(1).optional(),
+    registrationNumber: z.string().min(1).optional(),
+    /** a corporation's registration number carries the 法人番号 check digit */
+    kind: z.enum(['corporation', 'individual']).default('corporation'),
+  }),
+  prices: z.enum(['excluding', 'including']).default('excluding'),
+  taxRounding: yenRounding.default('floor'),
+  lineRounding: yenRounding.default('floor'),
+  /** the export's tax category cells → category; replaces the default values */
+  taxCategoryValues: z.record(z.string().min(1), taxCategory).optional(),
+  template: z
+    .strictObject({
+      /** a PNG or JPEG, relative to the job file */
+      logo: z.string().min(1).optional(),
+      accentColour: colour.optional(),
+      textColour: colour.optional(),
+      addressBlock: z.array(z.string().min(1).max(120)).max(6).optional(),
+      footer: z.string().min(1).max(200).optional(),
+      title: z.string().min(1).max(20).optional(),
+    })
+    .default({}),
+});
+
+export const jobDefinitionSchema = z
+  .strictObject({
+    name,
+    cron: z.string().refine((c) => cron.validate(c), 'invalid cron expression'),
+    timeZone: timeZone.default('Asia/Tokyo'),
+    tenant: name,
+    export: z.strictObject({
+      /** folder holding the exports, relative to the job file */
+      folder: z.string().min(1),
+      glob: z.string().min(1).default('*.csv'),
+      encoding: z.enum(['auto', 'utf8', 'cp932']).default('auto'),
+      /** when an export is complete and may be taken: `{ quietSec }` unchanged (mtime) for that long before
+       * the run, or `{ marker }` a file of the export's name plus this suffix beside it (`invoices.csv.done`) */
+      ready: z
+        .union([
+          z.strictObject({ quietSec: z.int().min(0).max(86_400) }),
+          z.strictObject({
+            marker: z
+              .string()
+              .regex(
+                /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/,
+                'a suffix such as ".done" (a dot, then letters or digits)',
+              ),
+          }),
+        ])
+        .default({ quietSec: 60 }),
+      /** a PDF export: which column holds what (one row per invoice, each naming its PDF) */
+      columns: z
+        .strictObject({
+          invoiceNumber: z.string().min(1),
+          customerName: z.string().min(1),
+          amount: z.string().min(1),
+          pdfPath: z.string().min(1),
+          issueDate: z.string().min(1).optional(),
+        })
+        .optional(),
+      /** a data export instead: header and detail rows that are rendered as qualified invoices */
+      data: dataExportSchema.optional(),
+    }),
+    signing: signingProfileSchema,
+    /** outbox root, relative to the job file; sealed files go to <outbox>/<tenant>/<run date>/ */
+    outbox: z.string().min(1),
+    /** archive renewal of this tenant's delivered files (`sealer schedule` runs it on its own cron) */
+    renew: z
+      .strictObject({
+        cron: z.string().refine((c) => cron.validate(c), 'invalid cron expression'),
+        /** renew when the newest document timestamp's TSA certificate expires within this (365d, 90d, 12h) */
+        within: z
+          .string()
+          .regex(/^\d+[dhm]$/, 'a number followed by d, h or m, e.g. 365d')
+          .default('365d'),
+      })
+      .optional(),
+    invoice: invoiceProfileSchema.optional(),
+  })
+  .superRefine((job, ctx) => {
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    const { columns, data } = job.export;
+    if (columns === undefined && data === undefined) {
+      issue(
+        ['export', 'columns'],
+        'required: the columns of a PDF export (or export.data for a data export)',
+      );
+    }
+    if (columns !== undefined && data !== undefined) {
+      issue(['export', 'data'], 'an export is either PDF rows (columns) or invoice data (data), not both');
+    }
+    if (data !== undefined && job.invoice === undefined) {
+      issue(['invoice'], 'required with export.data: the issuer and how the invoices are computed and drawn');
+    }
+    if (data === undefined && job.invoice !== undefined) {
+      issue(['invoice'], 'only used with export.data (a data export)');
+    }
+    if (data?.layout.kind === 'two-files' && data.detail.invoiceNumber === undefined) {
+      issue(
+        ['export', 'data', 'detail', 'invoiceNumber'],
+        'required with layout two-files: the join key of the detail file',
+      );
+    }
+    if (data !== undefined && job.invoice !== undefined) {
+      if (data.header.issuerName === undefined && job.invoice.issuer.name === undefined) {
+        issue(['invoice', 'issuer', 'name'], 'required when the export has no issuerName column');
+      }
+      if (
+        data.header.registrationNumber === undefined &&
+        job.invoice.issuer.registrationNumber === undefined
+      ) {
+        issue(
+          ['invoice', 'issuer', 'registrationNumber'],
+          'required when the export has no registrationNumber column',
+        );
+      }
+    }
+  });
 
 export type JobDefinitionInput = z.input<typeof jobDefinitionSchema>;
 export type JobDefinitionFields = z.output<typeof jobDefinitionSchema>;
@@ -252,6 +378,8 @@ export interface JobDefinition extends JobDefinitionFields {
   timestampCaFilePath?: string;
   /** signing.appearance.image, resolved */
   appearanceImagePath?: string;
+  /** invoice.template.logo, resolved */
+  invoiceLogoPath?: string;
   /** signing.apiVersion, or what signing.providerUrl says (a job that leaves the URL to
    * SEALER_PROVIDER_URL gets its version from that URL when the client is made: apiVersionOf) */
   apiVersion: 'v1' | 'v2';

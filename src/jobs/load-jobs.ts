@@ -54,6 +54,9 @@ export async function loadJobFile(file: string): Promise<JobDefinition> {
     ...(signing.appearance?.image
       ? { appearanceImagePath: path.resolve(baseDir, signing.appearance.image) }
       : {}),
+    ...(parsed.data.invoice?.template.logo
+      ? { invoiceLogoPath: path.resolve(baseDir, parsed.data.invoice.template.logo) }
+      : {}),
     apiVersion: apiVersionOf(signing.apiVersion, signing.providerUrl),
   };
 }

@@ -410,7 +410,15 @@ async function produceFile(
     pending = [];
     opts.onProgress?.({ file, rows: result.rows });
   };
-  const rows = readExport(file, { mapping: job.export.columns, encoding: job.export.encoding });
+  const mapping = job.export.columns;
+  if (mapping === undefined) {
+    // Issue 11 in progress: the schema, grouping, validation and rendering exist; the producer and the
+    // prepare task do not take data exports yet. The file stays where it is.
+    throw new ProducerError(
+      `job ${job.name}: export ${file} is a data export (export.data), which this version cannot seal yet`,
+    );
+  }
+  const rows = readExport(file, { mapping, encoding: job.export.encoding });
   try {
     for (;;) {
       const next = await rows.next();

@@ -552,6 +552,10 @@ class Layout {
     if (doc.dueDate) dateRow('お支払期限', japaneseDate(doc.dueDate), 'dueDate');
 
     this.y = Math.max(l, r) + 14;
+    // The table header and one row at least must fit under the head of the first page.
+    if (this.y + 60 > this.contentBottom) {
+      fail(doc, 'the first page has no room for the lines under the names and the address block');
+    }
   }
 
   /** Later pages' head: which invoice this page continues. */

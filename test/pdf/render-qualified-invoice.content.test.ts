@@ -238,6 +238,11 @@ test(
       ],
       [doc, { footer: '\u{1F4C4} footer' }, /template\.footer .*U\+1F4C4/],
       [
+        doc,
+        { addressBlock: Array<string>(80).fill('東京都千代田区') },
+        /the first page has no room for the lines/,
+      ],
+      [
         { ...doc, issuer: { ...doc.issuer, registrationNumber: '1234567890123' } },
         {},
         /issuer\.registrationNumber/,

@@ -37,6 +37,13 @@ export {
 export { prepareDocTimestamp, SUBFILTER_ETSI_RFC3161, type DocTimestampOptions } from './doc-timestamp';
 export { extractSignatures, type EmbeddedSignature } from './extract';
 export { renderSampleInvoice, type SampleInvoice } from './render-invoice';
+export { renderQualifiedInvoice, formatYen, MIN_FONT_SIZE } from './render-qualified-invoice';
+export type {
+  InvoiceDocument,
+  InvoiceDocumentLine,
+  InvoiceDocumentRate,
+  InvoiceTemplate,
+} from './invoice-document';
 export {
   readRevisions,
   revisionEnds,

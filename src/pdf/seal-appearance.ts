@@ -4,8 +4,6 @@
 // prepare's one incremental update; the page's own content is never touched. Each distinct seal is
 // drawn once per process (per worker thread) and copied into every invoice that carries it.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import fontkit from '@pdf-lib/fontkit';
 import {
   beginText,
   concatTransformationMatrix,
@@ -31,6 +29,7 @@ import {
   showText,
   stroke,
 } from 'pdf-lib';
+import { codePointName, embedJapaneseFont, loadJapaneseFont, type JapaneseFont } from './japanese-font';
 import { PdfError } from './pdf-error';
 
 /** Where and what to stamp. Without one, prepare writes the invisible field it always did. */
@@ -73,80 +72,9 @@ const EM_BOX_BOTTOM = -0.12;
 // Share of a grid cell a glyph's em box fills, so neighbouring strokes do not touch.
 const GLYPH_FILL = 0.96;
 
-type FontkitFont = ReturnType<typeof fontkit.create>;
-let sealFont: { bytes: Uint8Array; face: FontkitFont } | undefined;
-
-/** The parts of @pdf-lib/fontkit's TTFSubset (1.1.1, its last release) that the patch below touches. */
-interface TtfSubsetInternals {
-  glyf: Uint8Array[];
-  offset: number;
-  _addGlyph(gid: number): number;
-}
-
-/**
- * @pdf-lib/fontkit writes a subset's loca in the short format, which stores offsets halved, without
- * padding the glyph records to even lengths: after the first odd-length glyph every later one is read
- * a byte off and renders blank (cantoo-scribe/pdf-lib#144, fixed upstream in fontkit 1.8 by
- * foliojs/fontkit#191). Padding each record to four bytes, as the TrueType spec recommends, keeps
- * every offset even whichever format is chosen.
- */
-function padGlyphRecords(subset: fontkit.Subset): void {
-  const internals = subset as unknown as Partial<TtfSubsetInternals>;
-  const addGlyph = internals._addGlyph;
-  if (typeof addGlyph !== 'function') {
-    throw new PdfError('@pdf-lib/fontkit subset has no _addGlyph to pad glyph records: unexpected version');
-  }
-  internals._addGlyph = function (this: TtfSubsetInternals, gid: number): number {
-    const index = addGlyph.call(this, gid);
-    const record = this.glyf[index]!;
-    const padding = (4 - (record.length % 4)) % 4;
-    if (padding > 0) {
-      // Of the record's own class: fontkit's bundled Buffer polyfill refuses plain Uint8Arrays.
-      const BufferClass = record.constructor as unknown as { alloc(size: number): Uint8Array };
-      const padded = BufferClass.alloc(record.length + padding);
-      padded.set(record);
-      this.glyf[index] = padded;
-      this.offset += padding;
-    }
-    return index;
-  };
-}
-
-/**
- * The face handed to pdf-lib makes subsets with padded glyph records (above) that offer only
- * encodeStream(): @cantoo/pdf-lib calls encode() with no arguments when a subset has one, but
- * @pdf-lib/fontkit's encode(stream) needs the stream it writes to.
- */
-function withSafeSubsets(face: FontkitFont): FontkitFont {
-  return Object.create(face, {
-    createSubset: {
-      value: () => {
-        const subset = face.createSubset();
-        padGlyphRecords(subset);
-        return {
-          includeGlyph: (glyph: number | fontkit.Glyph) => subset.includeGlyph(glyph),
-          encodeStream: () => subset.encodeStream(),
-        };
-      },
-    },
-  }) as FontkitFont;
-}
-
-/**
- * The seal font, read and parsed once per process or worker thread (7.6 MB; parsing costs ~15 ms). The parsed face
- * is shared by every document: fontkit reads it synchronously, and each document keeps its own subset.
- */
-function loadSealFont(): { bytes: Uint8Array; face: FontkitFont } {
-  if (!sealFont) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(require.resolve(FONT_FILE));
-    } catch (cause) {
-      throw new PdfError(`seal font ${FONT_FILE} could not be read: ${(cause as Error).message}`, { cause });
-    }
-    sealFont = { bytes, face: withSafeSubsets(fontkit.create(bytes)) };
-  }
-  return sealFont;
+/** The seal font, read and parsed once per process or worker thread. */
+function loadSealFont(): JapaneseFont {
+  return loadJapaneseFont(FONT_FILE);
 }
 
 /**
@@ -191,14 +119,6 @@ function checkNumber(name: string, value: unknown): number {
     throw new PdfError(`seal appearance ${name} must be a finite number, got ${String(value)}`);
   }
   return value;
-}
-
-/** A six-letter subset tag (ISO 32000 §9.6.4) derived from the glyphs, so output stays deterministic. */
-function subsetTag(characters: readonly string[]): string {
-  const digest = createHash('sha256')
-    .update([...new Set(characters)].sort().join(''))
-    .digest();
-  return Array.from(digest.subarray(0, 6), (b) => String.fromCharCode(65 + (b % 26))).join('');
 }
 
 function checkPng(png: Uint8Array): void {
@@ -260,9 +180,7 @@ function checkedLegend(text: string): string[] {
   const { face } = loadSealFont();
   const missing = legend.filter((ch) => !face.hasGlyphForCodePoint(ch.codePointAt(0)!));
   if (missing.length > 0) {
-    const list = [...new Set(missing)]
-      .map((ch) => `${ch} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`)
-      .join(', ');
+    const list = [...new Set(missing)].map((ch) => `${ch} (${codePointName(ch)})`).join(', ');
     throw new PdfError(
       `seal appearance text ${JSON.stringify(text)} has characters the seal font lacks: ${list}`,
     );
@@ -275,15 +193,8 @@ async function textOperators(
   size: number,
   legend: readonly string[],
 ): Promise<{ operators: PDFOperator[]; font: PDFFont }> {
-  const { bytes, face } = loadSealFont();
-  // pdf-lib asks the registered fontkit to parse the bytes for every document; hand it the face
-  // parsed once instead. pdf-lib's own subset names carry a random suffix, not the ABCDEF+ prefix
-  // that marks a subset, hence customName.
-  doc.registerFontkit({ create: () => face });
-  const font = await doc.embedFont(bytes, {
-    subset: true,
-    customName: `${subsetTag(legend)}+${face.postscriptName}`,
-    features: { vert: true }, // vertical forms: ー, （）, 、 turn as vertical text needs
+  const font = await embedJapaneseFont(doc, loadSealFont(), legend, {
+    vert: true, // vertical forms: ー, （）, 、 turn as vertical text needs
   });
 
   const box = legendBox(size);

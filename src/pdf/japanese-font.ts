@@ -1,0 +1,149 @@
+// The Japanese TrueType faces the pdf part draws with (the seal's Noto Serif JP, the rendered
+// invoices' Noto Sans JP), read from node_modules and parsed once per process or worker thread, and
+// embedded as subsets whose names carry a tag derived from their characters, so output stays
+// deterministic. Holds the patch for @pdf-lib/fontkit's subset loca bug that every subset needs.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import fontkit from '@pdf-lib/fontkit';
+import type { EmbedFontOptions, PDFDocument, PDFFont } from 'pdf-lib';
+import { PdfError } from './pdf-error';
+
+export type FontkitFont = ReturnType<typeof fontkit.create>;
+
+/** A face read once: its file's bytes (what pdf-lib embeds from) and the parsed, patched face. */
+export interface JapaneseFont {
+  /** The package path it was read from, for messages. */
+  file: string;
+  bytes: Uint8Array;
+  face: FontkitFont;
+}
+
+/** The parts of @pdf-lib/fontkit's TTFSubset (1.1.1, its last release) that the patch below touches. */
+interface TtfSubsetInternals {
+  glyf: Uint8Array[];
+  offset: number;
+  _addGlyph(gid: number): number;
+}
+
+/**
+ * @pdf-lib/fontkit writes a subset's loca in the short format, which stores offsets halved, without
+ * padding the glyph records to even lengths: after the first odd-length glyph every later one is read
+ * a byte off and renders blank (cantoo-scribe/pdf-lib#144, fixed upstream in fontkit 1.8 by
+ * foliojs/fontkit#191). Padding each record to four bytes, as the TrueType spec recommends, keeps
+ * every offset even whichever format is chosen.
+ */
+function padGlyphRecords(subset: fontkit.Subset): void {
+  const internals = subset as unknown as Partial<TtfSubsetInternals>;
+  const addGlyph = internals._addGlyph;
+  if (typeof addGlyph !== 'function') {
+    throw new PdfError('@pdf-lib/fontkit subset has no _addGlyph to pad glyph records: unexpected version');
+  }
+  internals._addGlyph = function (this: TtfSubsetInternals, gid: number): number {
+    const index = addGlyph.call(this, gid);
+    const record = this.glyf[index]!;
+    const padding = (4 - (record.length % 4)) % 4;
+    if (padding > 0) {
+      // Of the record's own class: fontkit's bundled Buffer polyfill refuses plain Uint8Arrays.
+      const BufferClass = record.constructor as unknown as { alloc(size: number): Uint8Array };
+      const padded = BufferClass.alloc(record.length + padding);
+      padded.set(record);
+      this.glyf[index] = padded;
+      this.offset += padding;
+    }
+    return index;
+  };
+}
+
+/**
+ * The face handed to pdf-lib makes subsets with padded glyph records (above) that offer only
+ * encodeStream(): @cantoo/pdf-lib calls encode() with no arguments when a subset has one, but
+ * @pdf-lib/fontkit's encode(stream) needs the stream it writes to.
+ */
+function withSafeSubsets(face: FontkitFont): FontkitFont {
+  return Object.create(face, {
+    createSubset: {
+      value: () => {
+        const subset = face.createSubset();
+        padGlyphRecords(subset);
+        return {
+          includeGlyph: (glyph: number | fontkit.Glyph) => subset.includeGlyph(glyph),
+          encodeStream: () => subset.encodeStream(),
+        };
+      },
+    },
+  }) as FontkitFont;
+}
+
+// Module state is per worker thread (each thread loads its own copy of this module), so each thread
+// reads and parses a face once (5 to 8 MB; parsing costs ~15 ms) and shares it between documents:
+// fontkit reads a face synchronously, and each document keeps its own subset.
+const loaded = new Map<string, JapaneseFont>();
+
+/** `file` is a package path, e.g. '@expo-google-fonts/noto-sans-jp/400Regular/NotoSansJP_400Regular.ttf'. */
+export function loadJapaneseFont(file: string): JapaneseFont {
+  let font = loaded.get(file);
+  if (!font) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(require.resolve(file));
+    } catch (cause) {
+      throw new PdfError(`font ${file} could not be read: ${(cause as Error).message}`, { cause });
+    }
+    let face: FontkitFont;
+    try {
+      face = withSafeSubsets(fontkit.create(bytes));
+    } catch (cause) {
+      throw new PdfError(`font ${file} could not be parsed: ${(cause as Error).message}`, { cause });
+    }
+    font = { file, bytes, face };
+    loaded.set(file, font);
+  }
+  return font;
+}
+
+/** A six-letter subset tag (ISO 32000 §9.6.4) derived from the characters, so output stays deterministic. */
+export function subsetTag(characters: Iterable<string>): string {
+  const digest = createHash('sha256')
+    .update([...new Set(characters)].sort().join(''))
+    .digest();
+  return Array.from(digest.subarray(0, 6), (b) => String.fromCharCode(65 + (b % 26))).join('');
+}
+
+/** 'U+00A5'-style name of a character, for messages. */
+export function codePointName(ch: string): string {
+  return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
+ * The distinct characters of `text` the face has no glyph for (fontkit would draw glyph 0, the
+ * .notdef box), in order of appearance. Control characters count as missing: they draw nothing.
+ */
+export function missingCharacters(face: FontkitFont, text: string): string[] {
+  const missing = new Set<string>();
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const control = cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+    if (control || !face.hasGlyphForCodePoint(cp)) missing.add(ch);
+  }
+  return [...missing];
+}
+
+/**
+ * Embeds `font` into `doc` as a subset named `<tag>+<PostScript name>`, the tag derived from the
+ * characters that will be drawn with it. pdf-lib's own subset names carry a numeric suffix, not the
+ * ABCDEF+ prefix that marks a subset (pdffonts reads that prefix). pdf-lib asks the registered fontkit
+ * to parse the bytes for every document; it is handed the face parsed once instead.
+ */
+export async function embedJapaneseFont(
+  doc: PDFDocument,
+  font: JapaneseFont,
+  characters: Iterable<string>,
+  features?: EmbedFontOptions['features'],
+): Promise<PDFFont> {
+  doc.registerFontkit({ create: () => font.face });
+  return doc.embedFont(font.bytes, {
+    subset: true,
+    customName: `${subsetTag(characters)}+${font.face.postscriptName ?? 'Font'}`,
+    features,
+  });
+}

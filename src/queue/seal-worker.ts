@@ -346,6 +346,9 @@ export class SealWorker {
       );
     });
     worker.on('stalled', (jobId) => this.options.logger.warn({ jobId }, 'job stalled; it runs again'));
+    // A job completed in Redis says Redis is back, even while the process's own client still waits out
+    // its reconnect backoff (up to 2 s): without this, a short second outage could pass unlogged.
+    worker.on('completed', () => this.options.health?.ready());
     worker.on('error', (err) => {
       if (this.options.health) this.options.health.error(err, 'worker');
       else this.options.logger.error({ err: err.message }, 'worker error');

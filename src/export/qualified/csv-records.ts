@@ -14,6 +14,9 @@ import type { ExportEncoding } from '../types';
  */
 export const MAX_RECORD_BYTES = 1_000_000;
 
+/** The most records handed over at once. */
+const BATCH = 1024;
+
 export interface CsvRecord {
   fields: string[];
   /** where the record starts (header = line 1) */
@@ -26,8 +29,8 @@ export interface OpenCsv {
   /** the header row's cells, trimmed */
   header: string[];
   headerLine: number;
-  /** the data records after the header, in file order */
-  records: AsyncGenerator<CsvRecord, void, undefined>;
+  /** the data records after the header, in file order, as many at a time as the parser holds (≤ 1,024) */
+  batches: AsyncGenerator<CsvRecord[], void, undefined>;
   /** Closes the file; safe to call more than once, and after the records ran out. */
   close(): void;
 }
@@ -143,29 +146,69 @@ export async function openCsv(file: string, configured: ExportEncoding): Promise
     source.destroy();
     parser.destroy();
   };
-  const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: Info }>;
+  // Records are taken from a queue the parser's 'data' events fill (paused at BATCH records, resumed
+  // once taken): one promise per batch rather than one per record, which is much of the cost of a
+  // large export.
+  type Parsed = { record: string[]; info: Info };
+  let queue: Parsed[] = [];
+  let taken = 0;
+  let ended = false;
+  let streamFailure: unknown;
+  let wake: (() => void) | undefined;
+  const rouse = () => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  parser.on('data', (item: Parsed) => {
+    if (queue.push(item) - taken >= BATCH) parser.pause();
+    rouse();
+  });
+  parser.on('end', () => {
+    ended = true;
+    rouse();
+  });
+  parser.on('error', (err) => {
+    streamFailure ??= err;
+    rouse();
+  });
+  parser.on('close', () => {
+    ended = true;
+    rouse();
+  });
+  const wait = () => new Promise<void>((resolve) => (wake = resolve));
   let consumed = 0;
-  const next = async (): Promise<CsvRecord | undefined> => {
+  /** The next record: undefined when none is queued yet (wait, then ask again), 'end' after the last. */
+  const take = (): CsvRecord | undefined | 'end' => {
     for (;;) {
       if (parseFailure !== undefined && consumed >= parseFailure.after) {
         throw fileFailure(parseFailure.err, file, parseFailure.lastLine);
       }
-      let step: IteratorResult<{ record: string[]; info: Info }>;
-      try {
-        step = await iterator.next();
-      } catch (err) {
-        throw fileFailure(err, file, parsedLastLine);
-      }
-      if (step.done) {
+      if (taken === queue.length) {
+        queue = [];
+        taken = 0;
+        if (streamFailure !== undefined) throw fileFailure(streamFailure, file, parsedLastLine);
+        if (!ended) {
+          parser.resume();
+          return undefined;
+        }
         if (parseFailure !== undefined) throw fileFailure(parseFailure.err, file, parseFailure.lastLine);
-        return undefined;
+        return 'end';
       }
+      const { record, info } = queue[taken++]!;
       consumed++;
-      const { record, info } = step.value;
       // Excel saves emptied rows as ",,,,"; they are blank lines, not rows.
       if (record.every((f) => f.trim() === '')) continue;
       // info.lines is the line a record ends on; line breaks inside quoted fields give its start.
       return { fields: record, line: info.lines - record.reduce((n, f) => n + countNewlines(f), 0) };
+    }
+  };
+  const next = async (): Promise<CsvRecord | undefined> => {
+    for (;;) {
+      const r = take();
+      if (r === 'end') return undefined;
+      if (r !== undefined) return r;
+      await wait();
     }
   };
 
@@ -180,9 +223,32 @@ export async function openCsv(file: string, configured: ExportEncoding): Promise
     close();
     throw new ExportError(`export ${file} is empty: it has no header row`, { file });
   }
-  async function* records(): AsyncGenerator<CsvRecord, void, undefined> {
+  async function* batches(): AsyncGenerator<CsvRecord[], void, undefined> {
     try {
-      for (let r = await next(); r !== undefined; r = await next()) yield r;
+      for (;;) {
+        const batch: CsvRecord[] = [];
+        let state: 'full' | 'wait' | 'end' = 'full';
+        let failure: unknown;
+        try {
+          while (batch.length < BATCH) {
+            const r = take();
+            if (r === undefined || r === 'end') {
+              state = r === undefined ? 'wait' : 'end';
+              break;
+            }
+            batch.push(r);
+          }
+        } catch (err) {
+          failure = err;
+        }
+        // The records before a failure are still records: they come first.
+        if (batch.length > 0) yield batch;
+        if (failure !== undefined) throw failure;
+        if (state === 'end') return;
+        // Wait only when nothing came since take() found the queue empty: once a batch was yielded,
+        // records may have arrived (and their wake-up passed unheard) while the consumer worked.
+        if (state === 'wait' && batch.length === 0) await wait();
+      }
     } finally {
       close();
     }
@@ -192,7 +258,7 @@ export async function openCsv(file: string, configured: ExportEncoding): Promise
     encoding,
     header: first.fields.map((h) => h.trim()),
     headerLine: first.line,
-    records: records(),
+    batches: batches(),
     close,
   };
 }

@@ -24,6 +24,9 @@ export interface ExternalSortOptions<T> {
 /** Bytes of run text written per write call, and read per chunk when merging. */
 const IO_CHUNK = 64 * 1024;
 
+/** The most items `sorted` hands over at once. */
+const BATCH = 1024;
+
 /** Reads a run file a chunk at a time, decoding the whole lines of each chunk at once. */
 class RunCursor<T> {
   private readonly stream: fs.ReadStream;
@@ -45,18 +48,23 @@ class RunCursor<T> {
     return this.items[this.at]!;
   }
 
-  /** Moves to the next item; false when the run is done. */
-  async advance(): Promise<boolean> {
+  /** Moves to the next item already read; false when those ran out (then `load`). */
+  step(): boolean {
     this.at++;
+    return this.at < this.items.length;
+  }
+
+  /** Reads on until there is an item; false when the run is done. */
+  async load(): Promise<boolean> {
     while (this.at >= this.items.length) {
       if (this.ended) return false;
-      const step = await this.chunks.next();
-      if (step.done) {
+      const chunk = await this.chunks.next();
+      if (chunk.done) {
         this.ended = true;
         if (this.tail !== '') throw new Error(`sort run ${this.file} ends inside a line`);
         return false;
       }
-      const text = this.tail + step.value;
+      const text = this.tail + chunk.value;
       const cut = text.lastIndexOf('\n');
       this.tail = text.slice(cut + 1);
       this.items =
@@ -125,7 +133,7 @@ class CursorHeap<T> {
 }
 
 /**
- * Add every item, then iterate `sorted()` once; `dispose()` (always, in a finally) closes the runs and
+ * Push every item (spilling whenever `full`), then iterate `sorted()` once; `dispose()` (always, in a finally) closes the runs and
  * removes the temporary folder, whether the sort finished, failed or was abandoned.
  */
 export class ExternalSorter<T> {
@@ -162,20 +170,29 @@ export class ExternalSorter<T> {
     return this.runs.length;
   }
 
-  async add(item: T): Promise<void> {
-    // Spill before the buffer would pass the limit, not when it reaches it: an input of exactly
-    // maxInMemory items is sorted in memory.
-    if (this.buffer.length >= this.options.maxInMemory) await this.spill();
+  /**
+   * Whether the buffer holds maxInMemory items: `spill` before the next `push`. Checked before a
+   * push, not after: an input of exactly maxInMemory items is sorted in memory.
+   */
+  get full(): boolean {
+    return this.buffer.length >= this.options.maxInMemory;
+  }
+
+  push(item: T): void {
+    if (this.full) throw new Error('external sort buffer is full: spill first');
     this.buffer.push(item);
     this.added++;
   }
 
-  /** Every item added, in order. Once runs were written, the rest of the buffer is one more run. */
-  async *sorted(): AsyncGenerator<T, void, undefined> {
+  /**
+   * Every item pushed, in order, a batch at a time (at most BATCH items; a promise per batch or run
+   * chunk, not per item). Once runs were written, the rest of the buffer is one more run.
+   */
+  async *sorted(): AsyncGenerator<T[], void, undefined> {
     if (this.runs.length === 0) {
       const items = this.buffer.sort(this.options.compare);
       this.buffer = [];
-      yield* items;
+      for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
       return;
     }
     // The last buffer goes to disk too, so that the merge holds a chunk per run, not a buffer more.
@@ -185,18 +202,24 @@ export class ExternalSorter<T> {
       const cursor = new RunCursor(file, this.options.codec);
       this.cursors.add(cursor);
       // Each run has at least one item: only a non-empty buffer is spilled.
-      if (await cursor.advance()) heap.push(cursor);
+      if (await cursor.load()) heap.push(cursor);
     }
+    let batch: T[] = [];
     while (heap.size > 0) {
       const top = heap.cursors[0]!;
-      yield top.head;
-      if (await top.advance()) heap.siftDownTop();
+      batch.push(top.head);
+      if (top.step() || (await top.load())) heap.siftDownTop();
       else {
         heap.popTop();
         top.close();
         this.cursors.delete(top);
       }
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
     }
+    if (batch.length > 0) yield batch;
   }
 
   async dispose(): Promise<void> {
@@ -208,7 +231,8 @@ export class ExternalSorter<T> {
     if (this.dir !== undefined) await fs.promises.rm(this.dir, { recursive: true, force: true });
   }
 
-  private async spill(): Promise<void> {
+  /** Sorts the buffer and writes it as a run file; the buffer is then empty. */
+  async spill(): Promise<void> {
     if (this.disposed) throw new Error('external sort used after dispose');
     this.dir ??= await fs.promises.mkdtemp(path.join(this.options.tmpParent, 'sealer-data-export-'));
     const items = this.buffer.sort(this.options.compare);

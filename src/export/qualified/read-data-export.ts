@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ExportError } from '../export-error';
-import { locateColumns, openCsv, type OpenCsv } from './csv-records';
+import { locateColumns, openCsv, type CsvRecord, type OpenCsv } from './csv-records';
 import {
   DETAIL_FIELDS,
   HEADER_FIELDS,
@@ -195,13 +195,12 @@ export async function* readDataExport(
       stats.largestBuffer = Math.max(stats.largestBuffer, buffered);
     },
   });
-  const addRow = async (row: SortRow, reader: FileReader) => {
+  const spill = async (file: string) => {
     try {
-      await sorter.add(row);
+      await sorter.spill();
     } catch (err) {
-      throw tmpError(err, reader.csv.file, sorter.tmpDir ?? options.tmpDir ?? os.tmpdir());
+      throw tmpError(err, file, sorter.tmpDir ?? options.tmpDir ?? os.tmpdir());
     }
-    stats.largestBuffer = Math.max(stats.largestBuffer, sorter.buffered);
   };
 
   try {
@@ -238,45 +237,51 @@ export async function* readDataExport(
       layout.kind === 'record-type'
         ? { header: layout.header.trim(), detail: layout.detail.trim(), column: layout.column.trim() }
         : undefined;
+    /** The row for the sort, or why it is rejected. */
+    const sortRow = (reader: FileReader, { fields, line }: CsvRecord): SortRow | RejectedDataRow => {
+      const { file } = reader.csv;
+      const width = reader.csv.header.length;
+      let isHeader = reader.headerColumns !== undefined;
+      if (recordTypes !== undefined) {
+        const type = (fields[reader.typeColumn!] ?? '').trim();
+        if (type !== recordTypes.header && type !== recordTypes.detail) {
+          const n = (fields[reader.headerColumns![headerKey]!] ?? '').trim();
+          return rejectedRow(
+            file,
+            line,
+            n,
+            `record type ${JSON.stringify(type)} in column "${recordTypes.column}" is neither ` +
+              `"${recordTypes.header}" (header) nor "${recordTypes.detail}" (detail)`,
+          );
+        }
+        isHeader = type === recordTypes.header;
+      }
+      const columns = isHeader ? reader.headerColumns! : reader.detailColumns!;
+      const values = columns.map((c) => (fields[c] ?? '').trim());
+      const n = values[isHeader ? headerKey : detailKey]!;
+      if (fields.length !== width) {
+        return rejectedRow(file, line, n, `has ${fields.length} fields where the header has ${width}`);
+      }
+      if (n === '') {
+        const name = (isHeader ? headerFields[headerKey]! : detailFields[detailKey]!)[1];
+        return rejectedRow(file, line, n, `the invoice number (column "${name}") is empty`);
+      }
+      return { n, f: reader.index, l: line, h: isHeader, v: values };
+    };
     for (const reader of readers) {
-      const { csv } = reader;
-      const width = csv.header.length;
-      for await (const { fields, line } of csv.records) {
-        reader.rows++;
-        const reject = (reason: string, invoiceNumber?: string): DataExportItem => {
-          reader.rejected++;
-          const rejected: RejectedDataRow = { file: csv.file, line, reason };
-          if (invoiceNumber) rejected.invoiceNumber = invoiceNumber;
-          return { ok: false, rejected };
-        };
-        let isHeader: boolean;
-        if (recordTypes === undefined) isHeader = reader.headerColumns !== undefined;
-        else {
-          const type = (fields[reader.typeColumn!] ?? '').trim();
-          if (type !== recordTypes.header && type !== recordTypes.detail) {
-            const key = (fields[reader.headerColumns![headerKey]!] ?? '').trim();
-            yield reject(
-              `record type ${JSON.stringify(type)} in column "${recordTypes.column}" is neither ` +
-                `"${recordTypes.header}" (header) nor "${recordTypes.detail}" (detail)`,
-              key,
-            );
+      for await (const batch of reader.csv.batches) {
+        for (const record of batch) {
+          reader.rows++;
+          const row = sortRow(reader, record);
+          if ('reason' in row) {
+            reader.rejected++;
+            yield { ok: false, rejected: row };
             continue;
           }
-          isHeader = type === recordTypes.header;
+          if (sorter.full) await spill(reader.csv.file);
+          sorter.push(row);
         }
-        const columns = isHeader ? reader.headerColumns! : reader.detailColumns!;
-        const values = columns.map((c) => (fields[c] ?? '').trim());
-        const n = values[isHeader ? headerKey : detailKey]!;
-        if (fields.length !== width) {
-          yield reject(`has ${fields.length} fields where the header has ${width}`, n);
-          continue;
-        }
-        if (n === '') {
-          const name = (isHeader ? headerFields[headerKey]! : detailFields[detailKey]!)[1];
-          yield reject(`the invoice number (column "${name}") is empty`);
-          continue;
-        }
-        await addRow({ n, f: reader.index, l: line, h: isHeader, v: values }, reader);
+        stats.largestBuffer = Math.max(stats.largestBuffer, sorter.buffered);
       }
     }
 
@@ -299,31 +304,32 @@ export async function* readDataExport(
       stats.largestInvoice = Math.max(stats.largestInvoice, held);
       return { ok: true, invoice: group };
     };
-    const rows = sorter.sorted();
+    const batches = sorter.sorted();
     for (;;) {
-      let step: IteratorResult<SortRow>;
+      let step: IteratorResult<SortRow[]>;
       try {
-        step = await rows.next();
+        step = await batches.next();
       } catch (err) {
         throw tmpError(err, main, sorter.tmpDir ?? options.tmpDir ?? os.tmpdir());
       }
       if (step.done) break;
-      const row = step.value;
-      sorted++;
-      if (current !== undefined && current.invoiceNumber !== row.n) {
-        const done = current;
-        current = undefined;
-        yield finish(done);
+      for (const row of step.value) {
+        sorted++;
+        if (current !== undefined && current.invoiceNumber !== row.n) {
+          const done = current;
+          current = undefined;
+          yield finish(done);
+        }
+        if (current === undefined) {
+          current = { invoiceNumber: row.n, details: [] };
+          held = 0;
+        }
+        held++;
+        const raw = toRaw(row);
+        if (!row.h) current.details.push(raw);
+        else if (current.header === undefined) current.header = raw;
+        else (current.extraHeaders ??= []).push(raw);
       }
-      if (current === undefined) {
-        current = { invoiceNumber: row.n, details: [] };
-        held = 0;
-      }
-      held++;
-      const raw = toRaw(row);
-      if (!row.h) current.details.push(raw);
-      else if (current.header === undefined) current.header = raw;
-      else (current.extraHeaders ??= []).push(raw);
     }
     if (current !== undefined) yield finish(current);
 
@@ -361,6 +367,10 @@ export async function* readDataExport(
     // failure that got us here matters more; the happy path disposed above and reports its own.
     await sorter.dispose().catch(() => undefined);
   }
+}
+
+function rejectedRow(file: string, line: number, invoiceNumber: string, reason: string): RejectedDataRow {
+  return invoiceNumber === '' ? { file, line, reason } : { file, line, invoiceNumber, reason };
 }
 
 function tmpError(err: unknown, file: string, dir: string): ExportError {

@@ -16,34 +16,13 @@ import type {
   TaxCategory,
   TaxRules,
 } from './types';
+import { DETAIL_FIELDS as READER_DETAIL_FIELDS, HEADER_FIELDS } from './data-export-types';
 
-/** The logical fields of a header row, which the reader maps export columns onto. */
-export const HEADER_FIELDS = [
-  'invoiceNumber',
-  'issuerName',
-  'registrationNumber',
-  'issueDate',
-  'transactionDate',
-  'periodFrom',
-  'periodTo',
-  'recipientName',
-  'dueDate',
-  'payee',
-  'subtotal',
-  'tax',
-  'total',
-] as const;
-
-/** The logical fields of a detail row (besides the invoice number the reader groups rows by). */
-export const DETAIL_FIELDS = [
-  'description',
-  'quantity',
-  'unitPrice',
-  'taxCategory',
-  'transactionDate',
-  'unit',
-] as const;
-
+/** The fields of a detail row that validation reads (the invoice number is the reader's join key). */
+export const DETAIL_FIELDS = READER_DETAIL_FIELDS.filter(
+  (f): f is Exclude<(typeof READER_DETAIL_FIELDS)[number], 'invoiceNumber'> => f !== 'invoiceNumber',
+);
+export { HEADER_FIELDS };
 export type HeaderField = (typeof HEADER_FIELDS)[number];
 export type DetailField = (typeof DETAIL_FIELDS)[number];
 

@@ -23,3 +23,26 @@ export {
   type ExportReadyRule,
   type ExportSnapshot,
 } from './ready';
+// Data exports (header and detail rows of qualified invoices), grouped, validated and computed here.
+export {
+  readDataExport,
+  type DataColumnMapping,
+  type DataExportItem,
+  type DataExportLayout,
+  type DataExportStats,
+  type DataExportSummary,
+  type RejectedDataRow,
+} from './qualified/read-data-export';
+export {
+  validateInvoice,
+  type ValidateInvoiceOptions,
+  type ValidateInvoiceResult,
+} from './qualified/validate-invoice';
+export type {
+  InvoiceProblem,
+  InvoiceTotals,
+  QualifiedInvoice,
+  QualifiedInvoiceLine,
+  RateTotal,
+  TaxRules,
+} from './qualified/types';

@@ -18,6 +18,7 @@ import {
   readExport,
   RejectsWriter,
   sameSnapshot,
+  type DataExportSummary,
   type ExportSnapshot,
   type ExportSummary,
   type InvoiceRecord,
@@ -25,7 +26,6 @@ import {
 } from '../export';
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
-import { SealerError } from '../common/errors';
 import { sealJobId, type SealJobData } from './seal-job';
 import type { SealQueues } from './seal-queue';
 import { addRunCounts, expectRows, recordOutcomes, settleRun, type RunCounts } from './run-record';
@@ -33,8 +33,11 @@ import { findSealed } from '../outbox';
 import { clearCredentialLatch } from '../custody';
 import { runDate as runDateOf, runId as runIdOf } from './run-clock';
 import { reportSettledRun } from './report-run';
+import { ProducerError } from './producer-error';
+import { dataExportEntries, dataExportFiles, isDetailFile, type DataExportEntry } from './data-export-source';
+import { InvoiceSpool } from './invoice-spool';
 
-export class ProducerError extends SealerError {}
+export { ProducerError };
 
 export interface ProduceOptions {
   queue: SealQueues;
@@ -80,6 +83,8 @@ export interface FileResult extends ProduceCounts {
   requeued: number;
   encoding: ExportSummary['encoding'];
   rejectsFile?: string;
+  /** a data export's invoice spool: the records its rendered invoices are drawn from */
+  spoolFile?: string;
   processedTo?: string;
   /** the export was gone when this run moved it: another producer of the same file moved it first */
   movedByAnotherProducer?: true;
@@ -139,7 +144,11 @@ export async function findExports(job: JobDefinition): Promise<string[]> {
       deep: 1,
     })
   ).filter((f) => marker === undefined || !f.endsWith(marker));
-  const stats = await Promise.all(files.map(async (f) => ({ f, t: (await fsp.stat(f)).mtimeMs })));
+  // A data export of two files: its detail files are read with their header file, never on their own.
+  const layout = job.export.data?.layout;
+  const exportsOnly =
+    layout?.kind === 'two-files' ? files.filter((f) => !isDetailFile(f, layout.details)) : files;
+  const stats = await Promise.all(exportsOnly.map(async (f) => ({ f, t: (await fsp.stat(f)).mtimeMs })));
   return stats.sort((a, b) => a.t - b.t || a.f.localeCompare(b.f)).map((s) => s.f);
 }
 
@@ -197,14 +206,23 @@ interface ChunkResult {
   caseClashes: RejectedRow[];
 }
 
+/** An invoice waiting for its chunk: a PDF export's row (its file hashed with the chunk), or a
+ * rendered invoice whose record is in the spool (durable before the chunk is queued). */
+type PendingInvoice =
+  { kind: 'pdf'; record: InvoiceRecord } | { kind: 'rendered'; data: Omit<SealJobData, keyof JobBase> };
+
+type JobBase = Pick<SealJobData, 'tenant' | 'jobName' | 'runId' | 'runDate' | 'exportFile'>;
+
 async function enqueueChunk(
-  records: InvoiceRecord[],
-  base: Omit<SealJobData, 'invoiceNumber' | 'sourcePath' | 'sourceSha256' | 'sourceLength' | 'line'>,
+  pending: PendingInvoice[],
+  base: JobBase,
   outboxRoot: string,
   opts: ProduceOptions,
 ): Promise<ChunkResult> {
   const datas: SealJobData[] = await Promise.all(
-    records.map(async (r) => {
+    pending.map(async (p): Promise<SealJobData> => {
+      if (p.kind === 'rendered') return { ...base, ...p.data };
+      const r = p.record;
       const { sha256, length } = await sha256File(r.pdfPath);
       return {
         ...base,
@@ -349,15 +367,50 @@ async function countLines(file: string): Promise<number> {
   return lines;
 }
 
+/** An export judged complete: its snapshot, its marker, and the other files of a data export. */
+interface ReadyExport {
+  snapshot: ExportSnapshot;
+  markerFile?: string;
+  /** a two-files data export's detail file, as it was judged complete */
+  others: { file: string; snapshot: ExportSnapshot }[];
+}
+
+/**
+ * Is the export complete, every file of it? A data export's detail file must be there, and quiet
+ * under a quiet rule; under a marker rule the header file's marker vouches for both.
+ */
+async function readiness(
+  file: string,
+  job: JobDefinition,
+  now: Date,
+): Promise<{ ready: true; export: ReadyExport } | { ready: false; reason: string }> {
+  const main = await exportReadiness(file, job.export.ready, now);
+  if (!main.ready) return main;
+  const others: ReadyExport['others'] = [];
+  for (const other of job.export.data ? dataExportFiles(file, job.export.data).slice(1) : []) {
+    if (!(await exists(other))) {
+      return { ready: false, reason: `its detail file ${other} is not there (yet)` };
+    }
+    const rule = 'quietSec' in job.export.ready ? job.export.ready : { quietSec: 0 };
+    const ready = await exportReadiness(other, rule, now);
+    if (!ready.ready) return { ready: false, reason: `its detail file ${other}: ${ready.reason}` };
+    others.push({ file: other, snapshot: ready.snapshot });
+  }
+  return {
+    ready: true,
+    export: { snapshot: main.snapshot, ...(main.markerFile && { markerFile: main.markerFile }), others },
+  };
+}
+
 async function produceFile(
   file: string,
   job: JobDefinition,
   ids: { runId: string; runDate: string },
   opts: ProduceOptions,
-  ready: { snapshot: ExportSnapshot; markerFile?: string },
+  ready: ReadyExport,
 ): Promise<FileResult> {
   const chunkSize = opts.chunkSize ?? 200;
-  const base = {
+  const base: JobBase = {
     tenant: job.tenant,
     jobName: job.name,
     runId: ids.runId,
@@ -377,16 +430,22 @@ async function produceFile(
     rejected: 0,
     requeued: 0,
   };
-  let pending: InvoiceRecord[] = [];
-  const reject = async (row: RejectedRow) => {
+  let pending: PendingInvoice[] = [];
+  // A data export's invoices are spooled as they are read; a chunk's records are durable before its jobs.
+  const spool = job.export.data ? InvoiceSpool.forExport(file, ids.runId) : undefined;
+  /** One rejected row of a PDF export, or one rejected invoice (all its problems) of a data export. */
+  const reject = async (rows: RejectedRow[]) => {
     result.rejected++;
-    await rejects.add(row);
-    opts.logger.warn({ file, ...row }, 'row rejected');
+    for (const row of rows) {
+      await rejects.add(row);
+      opts.logger.warn({ file, ...row }, 'row rejected');
+    }
   };
   const flush = async () => {
-    await waitForRoom(job.tenant, file, pending.length, opts);
     let r: ChunkResult;
     try {
+      await spool?.sync();
+      await waitForRoom(job.tenant, file, pending.length, opts);
       r = await enqueueChunk(pending, base, job.outboxRoot, opts);
     } catch (err) {
       // The file stays where it is; a re-run skips what this run did enqueue.
@@ -406,18 +465,62 @@ async function produceFile(
       enqueued: r.enqueued + r.alreadySealed,
       duplicates: r.duplicates,
     });
-    for (const row of r.caseClashes) await reject(row);
+    for (const row of r.caseClashes) await reject([row]);
     pending = [];
     opts.onProgress?.({ file, rows: result.rows });
   };
-  const mapping = job.export.columns;
-  if (mapping === undefined) {
-    // Issue 11 in progress: the schema, grouping, validation and rendering exist; the producer and the
-    // prepare task do not take data exports yet. The file stays where it is.
+  const add = async (invoice: PendingInvoice) => {
+    pending.push(invoice);
+    if (pending.length >= chunkSize) await flush();
+  };
+  try {
+    if (spool !== undefined) await readDataRows(file, job, ids.runId, opts, result, { spool, add, reject });
+    else await readPdfRows(file, job, result, { add, reject });
+    if (pending.length) await flush();
+  } finally {
+    await rejects.close();
+    await spool?.close();
+  }
+  if (result.rejected) result.rejectsFile = rejectsFile;
+  if (spool !== undefined && spool.records > 0) result.spoolFile = spool.file;
+  if (result.rows !== result.enqueued + result.duplicates + result.alreadySealed + result.rejected) {
     throw new ProducerError(
-      `job ${job.name}: export ${file} is a data export (export.data), which this version cannot seal yet`,
+      `${file}: ${result.rows} rows but ${result.enqueued} enqueued + ${result.duplicates} duplicates + ` +
+        `${result.alreadySealed} already sealed + ${result.rejected} rejected`,
     );
   }
+  // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
+  // up to the size seen at the start) stays queued, the file stays for a run that sees it complete.
+  for (const { file: f, snapshot } of [{ file, snapshot: ready.snapshot }, ...ready.others]) {
+    const after = await exportSnapshot(f).catch(() => undefined);
+    if (after !== undefined && !sameSnapshot(after, snapshot)) {
+      result.leftInPlace =
+        `${f === file ? '' : `its detail file ${f} `}changed while it was read (${snapshot.size} → ${after.size} bytes): ` +
+        `the ${result.rows} row(s) read are counted, the file stays for the next run`;
+      return result;
+    }
+  }
+  if (opts.moveProcessed ?? true) {
+    await moveProcessed(file, ids.runId, ready.markerFile, result);
+    for (const other of ready.others) await moveAlong(other.file, ids.runId, result);
+  }
+  return result;
+}
+
+interface RowSink {
+  add: (invoice: PendingInvoice) => Promise<void>;
+  reject: (rows: RejectedRow[]) => Promise<void>;
+}
+
+/** A PDF export: one row per invoice, each naming its PDF. */
+async function readPdfRows(
+  file: string,
+  job: JobDefinition,
+  result: FileResult,
+  sink: RowSink,
+): Promise<void> {
+  const mapping = job.export.columns;
+  if (mapping === undefined) throw new ProducerError(`job ${job.name}: export.columns is missing`);
   const rows = readExport(file, { mapping, encoding: job.export.encoding });
   try {
     for (;;) {
@@ -429,40 +532,73 @@ async function produceFile(
             `${file}: reader counted ${next.value.rows} rows, producer saw ${result.rows}`,
           );
         }
-        break;
+        return;
       }
       result.rows++;
-      if (next.value.ok) {
-        pending.push(next.value.invoice);
-        if (pending.length >= chunkSize) await flush();
-      } else {
-        await reject(next.value.rejected);
-      }
+      if (next.value.ok) await sink.add({ kind: 'pdf', record: next.value.invoice });
+      else await sink.reject([next.value.rejected]);
     }
-    if (pending.length) await flush();
   } finally {
     // Closes the export when a failure stopped the read early (a no-op once the reader is done).
     await rows.return(undefined as never);
-    await rejects.close();
   }
-  if (result.rejected) result.rejectsFile = rejectsFile;
-  if (result.rows !== result.enqueued + result.duplicates + result.alreadySealed + result.rejected) {
-    throw new ProducerError(
-      `${file}: ${result.rows} rows but ${result.enqueued} enqueued + ${result.duplicates} duplicates + ` +
-        `${result.alreadySealed} already sealed + ${result.rejected} rejected`,
-    );
+}
+
+/**
+ * A data export: its invoices grouped, validated and computed; each valid one spooled and queued as a
+ * rendered invoice. `rows` counts the export's invoices, and the rows that belong to none.
+ */
+async function readDataRows(
+  file: string,
+  job: JobDefinition,
+  runId: string,
+  opts: ProduceOptions,
+  result: FileResult,
+  sink: RowSink & { spool: InvoiceSpool },
+): Promise<void> {
+  const entries = dataExportEntries(file, job, {
+    // Once every row is read the invoices to come are known: what sizes the authorisations.
+    onRowsRead: (invoices) => expectRows(opts.redis, opts.prefix, runId, invoices),
+  });
+  try {
+    for (;;) {
+      const next: IteratorResult<DataExportEntry, DataExportSummary> = await entries.next();
+      if (next.done) {
+        result.encoding = next.value.files[0]?.encoding ?? 'utf8';
+        const items = next.value.invoices + next.value.rejected;
+        if (items !== result.rows) {
+          throw new ProducerError(
+            `${file}: reader gave ${next.value.invoices} invoices and ${next.value.rejected} rejected rows, producer saw ${result.rows}`,
+          );
+        }
+        return;
+      }
+      result.rows++;
+      if (!next.value.ok) {
+        await sink.reject(next.value.rejected);
+        continue;
+      }
+      const e = next.value.entry;
+      const at = sink.spool.append(e.record);
+      await sink.add({
+        kind: 'rendered',
+        data: {
+          invoiceNumber: e.invoiceNumber,
+          sourcePath: sink.spool.file,
+          sourceSha256: crypto.createHash('sha256').update(e.record).digest('hex'),
+          sourceLength: e.record.length,
+          rendered: at,
+          line: e.line,
+          customer: e.customer,
+          amount: e.amount,
+          issueDate: e.issueDate,
+          registrationNumber: e.registrationNumber,
+        },
+      });
+    }
+  } finally {
+    await entries.return(undefined as never);
   }
-  // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
-  // up to the size seen at the start) stays queued, the file stays for a run that sees it complete.
-  const after = await exportSnapshot(file).catch(() => undefined);
-  if (after !== undefined && !sameSnapshot(after, ready.snapshot)) {
-    result.leftInPlace =
-      `changed while it was read (${ready.snapshot.size} → ${after.size} bytes): ` +
-      `the ${result.rows} row(s) read are counted, the file stays for the next run`;
-    return result;
-  }
-  if (opts.moveProcessed ?? true) await moveProcessed(file, ids.runId, ready.markerFile, result);
-  return result;
 }
 
 /**
@@ -491,6 +627,18 @@ async function moveProcessed(
     const gone = (err as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(file));
     if (!gone) throw new ProducerError(`${file}: cannot move it to ${dir}`, { cause: err });
     result.movedByAnotherProducer = true;
+  }
+}
+
+/** A data export's other file (its detail file) follows the main file to processed/. */
+async function moveAlong(file: string, runId: string, result: FileResult): Promise<void> {
+  const to = path.join(path.dirname(file), 'processed', `${runId}-${path.basename(file)}`);
+  try {
+    await fsp.rename(file, to);
+  } catch (err) {
+    // Gone with the main file: the other producer of this export moved both.
+    if (result.movedByAnotherProducer && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new ProducerError(`${file}: cannot move it to ${path.dirname(to)}`, { cause: err });
   }
 }
 
@@ -551,15 +699,17 @@ export async function produceRun(
   };
   for (const file of files) {
     try {
-      const ready = await exportReadiness(file, job.export.ready, now);
+      const ready = await readiness(file, job, now);
       if (!ready.ready) {
         await leaveInPlace(file, ready.reason);
         continue;
       }
       // Rows to come, for sizing authorisations while the file is read (an estimate: quoted line
-      // breaks count too; never a count that settles anything).
-      await expectRows(opts.redis, opts.prefix, ids.runId, Math.max(0, (await countLines(file)) - 1));
-      const fr = await produceFile(file, job, ids, opts, ready).finally(() =>
+      // breaks count too; never a count that settles anything). A data export's lines are not its
+      // invoices: it says how many once its rows are read.
+      const expected = job.export.data ? 0 : Math.max(0, (await countLines(file)) - 1);
+      await expectRows(opts.redis, opts.prefix, ids.runId, expected);
+      const fr = await produceFile(file, job, ids, opts, ready.export).finally(() =>
         expectRows(opts.redis, opts.prefix, ids.runId, 0),
       );
       if (fr.leftInPlace !== undefined) await leaveInPlace(file, fr.leftInPlace);

@@ -18,9 +18,14 @@ export interface SealJobData {
   /** YYYY-MM-DD in the job's time zone when the run was produced: the outbox folder */
   runDate: string;
   invoiceNumber: string;
+  /** the PDF to seal, or (rendered) the invoice spool holding its record */
   sourcePath: string;
+  /** of the PDF, or of a rendered invoice's record: the invoice data and template it is drawn from */
   sourceSha256: string;
+  /** bytes of the PDF, or of the record */
   sourceLength: number;
+  /** a rendered invoice (from a data export): where its record lies in the spool at sourcePath */
+  rendered?: { offset: number; length: number };
   exportFile: string;
   line: number;
   /** The invoice's facts from its export row, for finance's manifest and run report (absent in jobs
@@ -28,6 +33,8 @@ export interface SealJobData {
   customer?: string;
   amount?: number;
   issueDate?: string;
+  /** a rendered invoice's issuer registration number (T and 13 digits) */
+  registrationNumber?: string;
   /** SCAL2 under an approval: the signing time of the prepared document whose hash waits for an
    * approval, so that preparing it again gives the same hash (ISO) */
   signingTime?: string;

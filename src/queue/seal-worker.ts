@@ -1,5 +1,6 @@
 // The BullMQ worker that seals one invoice per job: prepare (thread pool) → sign (batched through the
 // credential's BatchSigner) → finish (CMS, embed, verify) → deliver (atomic write, manifest).
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -21,6 +22,7 @@ import {
   type AuditEntryInput,
   checkExistingSeal,
   deliver as deliverSealed,
+  type ExistingSeal,
   findSealed,
   NotASealError,
   repair,
@@ -30,7 +32,7 @@ import {
 import type { JobDefinition } from '../jobs';
 import type { Logger } from '../common/logger';
 import type { RedisHealth } from '../common/redis-health';
-import { PrepareError, PreparePool, type PrepareLimits } from '../seal';
+import { PrepareError, PreparePool, type PrepareLimits, type PrepareTask } from '../seal';
 import { SigningContexts, type SigningContext } from './signing-contexts';
 import {
   sealJobData,
@@ -60,6 +62,7 @@ import {
   DEFAULT_AWAITING_SIGNATURE_PER_SLOT,
   DEFAULT_CONCURRENCY,
   DEFAULT_MAX_HELD_MB,
+  renderedBytesEstimate,
   WORKER_ARCHIVE_CACHE_MIB,
 } from './worker-defaults';
 import { fateOf, JobDefinitionUnavailable, UnsealableError, withContext, type Fate } from './job-fate';
@@ -718,7 +721,7 @@ export class SealWorker {
       const status = earlier.runId === data.runId ? 'sealed' : 'already-sealed';
       return { status, file: earlier.file };
     }
-    const existing = await checkExistingSeal(target, data.sourceSha256, data.sourceLength);
+    const existing = await this.existingSeal(data, def, target);
     if (existing === 'same-source') return this.completeEarlierDelivery(data, target);
     if (existing === 'different') {
       throw new UnsealableError(
@@ -735,6 +738,26 @@ export class SealWorker {
       );
     }
     return this.seal(data, def, context, target, stages, slot);
+  }
+
+  /**
+   * Whether the target holds a seal of this invoice's source already. A rendered invoice's source is
+   * the PDF its record renders: rendered again (the same bytes, deterministic) only when a file is there,
+   * which only a crash between the file and its records leaves.
+   */
+  private async existingSeal(data: SealJobData, def: JobDefinition, target: string): Promise<ExistingSeal> {
+    if (data.rendered === undefined) return checkExistingSeal(target, data.sourceSha256, data.sourceLength);
+    if (!(await fileExists(target))) return 'absent';
+    let pdf: Uint8Array;
+    try {
+      pdf = await this.pool.render(this.prepareTask(data, def, new Date(0), 0, undefined));
+    } catch (err) {
+      const transient = (err as { kind?: unknown } | null)?.kind === 'transient';
+      if (transient) throw withContext(err, `invoice ${data.invoiceNumber}`);
+      throw new UnsealableError(`invoice ${data.invoiceNumber}: ${(err as Error).message}`, { cause: err });
+    }
+    const sha256 = crypto.createHash('sha256').update(pdf).digest('hex');
+    return checkExistingSeal(target, sha256, pdf.length);
   }
 
   /** A crash between writing the sealed file and recording it left the manifest row, the audit entry
@@ -820,7 +843,11 @@ export class SealWorker {
     // The source is held from prepare until it is delivered; its size is the one the producer read (a
     // job without one, from elsewhere, is charged the whole budget: sealed alone).
     const size =
-      Number.isSafeInteger(data.sourceLength) && data.sourceLength >= 0 ? data.sourceLength : Infinity;
+      data.rendered !== undefined
+        ? renderedBytesEstimate(data.sourceLength)
+        : Number.isSafeInteger(data.sourceLength) && data.sourceLength >= 0
+          ? data.sourceLength
+          : Infinity;
     const release = await this.heldBytes.acquire(size);
     // A worker that began to close while this invoice waited for bytes signs nothing more.
     if (this.closing) {
@@ -878,27 +905,14 @@ export class SealWorker {
         runId: data.runId,
         pendingHash: data.pendingHash || undefined,
         awaitsApproval: (err) => err instanceof ApprovalNeededError,
-        task: {
-          sourcePath: data.sourcePath,
-          sourceSha256: data.sourceSha256,
-          signingTime: signingTime.toISOString(),
-          chain: ctx.chain,
-          reason: `Invoice ${data.invoiceNumber}`,
-          location: 'JP',
-          name: ctx.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
-          // Sized to what this credential's CMS (and its TSA's token) can be, not guessed.
-          signatureBytes: this.options.signatureBytes ?? finisher.signatureBytes,
-          ...(def.signing.appearance && {
-            appearance: {
-              page: def.signing.appearance.page,
-              x: def.signing.appearance.x,
-              y: def.signing.appearance.y,
-              size: def.signing.appearance.size,
-              text: def.signing.appearance.text ?? def.tenant,
-              imagePath: def.appearanceImagePath,
-            },
-          }),
-        },
+        // Sized to what this credential's CMS (and its TSA's token) can be, not guessed.
+        task: this.prepareTask(
+          data,
+          def,
+          signingTime,
+          this.options.signatureBytes ?? finisher.signatureBytes,
+          ctx,
+        ),
       });
     } catch (err) {
       const invoice = `invoice ${data.invoiceNumber}`;
@@ -954,6 +968,43 @@ export class SealWorker {
     });
     stages.deliverMs = performance.now() - t;
     return { sealedSha256, timestampAt: finished.signatureTimestamp?.genTime.toISOString() };
+  }
+
+  /** What the prepare thread is given for this invoice (with no context: to render it alone). */
+  private prepareTask(
+    data: SealJobData,
+    def: JobDefinition,
+    signingTime: Date,
+    signatureBytes: number,
+    ctx: SigningContext | undefined,
+  ): PrepareTask {
+    return {
+      sourcePath: data.sourcePath,
+      sourceSha256: data.sourceSha256,
+      ...(data.rendered && {
+        render: {
+          offset: data.rendered.offset,
+          length: data.rendered.length,
+          ...(def.invoiceLogoPath !== undefined && { logoPath: def.invoiceLogoPath }),
+        },
+      }),
+      signingTime: signingTime.toISOString(),
+      chain: ctx?.chain ?? [],
+      reason: `Invoice ${data.invoiceNumber}`,
+      location: 'JP',
+      name: ctx?.facts.certificates.length ? `${def.tenant} e-seal` : def.tenant,
+      signatureBytes,
+      ...(def.signing.appearance && {
+        appearance: {
+          page: def.signing.appearance.page,
+          x: def.signing.appearance.x,
+          y: def.signing.appearance.y,
+          size: def.signing.appearance.size,
+          text: def.signing.appearance.text ?? def.tenant,
+          imagePath: def.appearanceImagePath,
+        },
+      }),
+    };
   }
 
   /** The invoice's row in the searchable archive (an upsert: the repair path may write it again). */
@@ -1025,4 +1076,11 @@ class SignedInHand {
   count(tenant: string, credentialId: string): number {
     return this.counts.get(`${tenant}\u0000${credentialId}`) ?? 0;
   }
+}
+
+async function fileExists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
 }

@@ -31,3 +31,13 @@ export const WORKER_ARCHIVE_CACHE_MIB = 8;
  * each: worker peak RSS 364-367 MB against 407-415 MB, 1.32-1.42 CPU ms per invoice against 1.32-1.33.
  */
 export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
+/**
+ * Bytes a rendered invoice is charged against DEFAULT_MAX_HELD_MB before it is rendered (its PDF's
+ * size is known only then): a base for the page furniture and the font subsets, plus a margin per byte
+ * of its record (its lines).
+ */
+export function renderedBytesEstimate(recordLength: number): number {
+  const length = Number.isSafeInteger(recordLength) && recordLength > 0 ? recordLength : 0;
+  return 96 * 1024 + 8 * length;
+}

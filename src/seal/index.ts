@@ -39,7 +39,16 @@ export {
   type PreparePoolOptions,
   type PrepareTask,
   type PrepareTaskResult,
+  type RenderSource,
 } from './prepare-pool';
+export {
+  encodeInvoiceRecord,
+  INVOICE_RECORD_VERSION,
+  MAX_RECORD_BYTES,
+  type InvoiceRecord,
+  type RecordLocation,
+  type RecordTemplate,
+} from './invoice-record';
 export { ProviderTimestampSource, type ProviderTimestampSourceOptions } from './provider-timestamp-source';
 export {
   ArchiveRenewer,

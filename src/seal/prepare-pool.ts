@@ -26,6 +26,8 @@ import {
   type PrepareTask,
   type PrepareTaskResult,
   type PrepareThreadTask,
+  type RenderOutcome,
+  type RenderThreadTask,
   type UpdateOutcome,
   type UpdateTask,
   type UpdateTaskResult,
@@ -40,6 +42,7 @@ export {
   type PrepareLimit,
   type PrepareTask,
   type PrepareTaskResult,
+  type RenderSource,
 } from './prepare-task';
 
 export interface PrepareLimits extends PrepareInputLimits {
@@ -287,6 +290,22 @@ export class PreparePool {
     );
   }
 
+  /**
+   * The PDF a rendered invoice's task gives (task.render), rendered in a thread under prepare's limits:
+   * the very bytes its seal follows, for comparing with a sealed file found at the target.
+   */
+  async render(task: PrepareTask): Promise<Uint8Array> {
+    return this.runInThread<RenderThreadTask, Uint8Array>(
+      task.sourcePath,
+      undefined,
+      'renderInThread',
+      (limits) => ({
+        task,
+        limits,
+      }),
+    );
+  }
+
   private async runInThread<T, R>(
     sourcePath: string,
     signal: AbortSignal | undefined,
@@ -313,7 +332,7 @@ export class PreparePool {
       const outcome = (await this.pool.run(threadTask, {
         name,
         signal: entry.controller.signal,
-      })) as PrepareOutcome | UpdateOutcome;
+      })) as PrepareOutcome | UpdateOutcome | RenderOutcome;
       if (!outcome.ok) throw PrepareError.fromFailure(outcome.failure);
       return outcome.result as R;
     } catch (err) {

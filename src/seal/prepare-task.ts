@@ -13,14 +13,20 @@ import {
   PdfLimitError,
   prepareDocTimestamp,
   prepareSealUpdate,
+  renderQualifiedInvoice,
   type DssContent,
 } from '../pdf';
 import { CmsTemplate, digestToSign } from '../pades';
+import { decodeInvoiceRecord, MAX_RECORD_BYTES, type RecordLocation } from './invoice-record';
 import type { PreparedSeal } from './prepared-seal';
 
 export interface PrepareTask {
+  /** the PDF, or (`render`) the invoice spool holding the record to render */
   sourcePath: string;
+  /** of the PDF, or of the record's bytes */
   sourceSha256: string;
+  /** a rendered invoice: its record's place in the spool at sourcePath, and the tenant's logo */
+  render?: RenderSource;
   signingTime: string;
   /** the credential's chain, leaf first (DER) */
   chain: Uint8Array[];
@@ -39,8 +45,16 @@ export interface PrepareTask {
   };
 }
 
+/** Where a rendered invoice's record is, and the logo file its template names by digest. */
+export interface RenderSource extends RecordLocation {
+  /** the job's invoice.template.logo, resolved */
+  logoPath?: string;
+}
+
 /** Most bytes a tenant's seal image may have: a stamp, not a photograph. */
 const MAX_SEAL_IMAGE_BYTES = 2 * 1024 * 1024;
+/** Most bytes an invoice logo may have (the renderer's own cap). */
+const MAX_LOGO_BYTES = 4 * 1024 * 1024;
 
 export interface PrepareTaskResult {
   prepared: PreparedSeal;
@@ -187,7 +201,7 @@ export function toPrepareError(err: unknown, sourcePath: string): PrepareError {
  * libuv's four shared threads behind the main thread's fsyncs (which made a 0.3 ms prepare wait tens
  * of milliseconds under load). A read that hangs (a dead share) is ended by the pool's deadline.
  */
-function readSource(sourcePath: string, maxInputBytes: number): Buffer {
+function readSource(sourcePath: string, maxInputBytes: number, slice?: RecordLocation): Buffer {
   // O_NONBLOCK: opening a FIFO placed where a PDF should be must not hang the thread.
   const fd = fsSync.openSync(sourcePath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
@@ -199,21 +213,30 @@ function readSource(sourcePath: string, maxInputBytes: number): Buffer {
         message: `${sourcePath}: not a regular file`,
       });
     }
-    if (stat.size > maxInputBytes) {
+    const start = slice?.offset ?? 0;
+    const size = slice?.length ?? stat.size;
+    const cap = slice ? Math.min(maxInputBytes, MAX_RECORD_BYTES) : maxInputBytes;
+    if (size > cap) {
       throw new PrepareError({
         kind: 'unsealable',
         sourcePath,
         limit: 'inputBytes',
-        message: `${sourcePath}: ${stat.size} bytes is over the input cap maxInputBytes (${maxInputBytes} bytes)`,
+        message: `${sourcePath}: ${size} bytes is over the input cap ${slice ? 'for an invoice record' : 'maxInputBytes'} (${cap} bytes)`,
       });
+    }
+    if (slice && start + size > stat.size) {
+      throw new SourceChangedError(
+        sourcePath,
+        `${sourcePath}: the invoice spool is ${stat.size} bytes, too short for the record at ${start} (${size} bytes): it changed since it was enqueued`,
+      );
     }
     // Exactly the size stat gave: a file growing meanwhile cannot make us read past the cap (and then
     // fails the digest check as changed). Unpooled: its ArrayBuffer is transferred to the caller, and
     // transferring a pooled slab would detach every other small Buffer of this thread.
-    const buffer = Buffer.allocUnsafeSlow(stat.size);
+    const buffer = Buffer.allocUnsafeSlow(size);
     let filled = 0;
     while (filled < buffer.length) {
-      const bytesRead = fsSync.readSync(fd, buffer, filled, buffer.length - filled, filled);
+      const bytesRead = fsSync.readSync(fd, buffer, filled, buffer.length - filled, start + filled);
       if (bytesRead === 0) break;
       filled += bytesRead;
     }
@@ -223,28 +246,89 @@ function readSource(sourcePath: string, maxInputBytes: number): Buffer {
   }
 }
 
-const sealImages = new Map<string, Promise<Buffer>>();
+interface ImageFile {
+  bytes: Buffer;
+  sha256: string;
+}
+const images = new Map<string, Promise<ImageFile>>();
 
-/** The tenant's seal image, read once per thread; an unreadable or oversized one fails as the input's
- * problem would (unsealable until someone fixes the job's file). */
-function readSealImage(imagePath: string): Promise<Buffer> {
-  let image = sealImages.get(imagePath);
+/** A tenant's image (seal stamp, invoice logo), read once per thread; an unreadable or oversized one
+ * fails as the input's problem would (unsealable until someone fixes the job's file). */
+function readImage(imagePath: string, what: string, maxBytes: number): Promise<ImageFile> {
+  let image = images.get(imagePath);
   if (!image) {
     image = (async () => {
       const stat = await fs.stat(imagePath).catch((cause: unknown) => {
-        throw new PdfError(`seal image ${imagePath} cannot be read: ${(cause as Error).message}`, { cause });
+        throw new PdfError(`${what} ${imagePath} cannot be read: ${(cause as Error).message}`, { cause });
       });
-      if (stat.size > MAX_SEAL_IMAGE_BYTES) {
-        throw new PdfError(`seal image ${imagePath} is ${stat.size} bytes, over ${MAX_SEAL_IMAGE_BYTES}`);
+      if (stat.size > maxBytes) {
+        throw new PdfError(`${what} ${imagePath} is ${stat.size} bytes, over ${maxBytes}`);
       }
-      return fs.readFile(imagePath);
+      const bytes = await fs.readFile(imagePath);
+      return { bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
     })().catch((err: unknown) => {
-      sealImages.delete(imagePath);
+      images.delete(imagePath);
       throw err;
     });
-    sealImages.set(imagePath, image);
+    images.set(imagePath, image);
   }
   return image;
+}
+
+/**
+ * Reads a rendered invoice's record (checked against the job's digest) and renders it: the PDF the
+ * seal then follows, exactly as a PDF export's file would be. The logo must be the one enqueued.
+ */
+async function renderedSource(
+  task: PrepareTask,
+  render: RenderSource,
+  limits: PrepareInputLimits,
+): Promise<Buffer> {
+  const bytes = readSource(task.sourcePath, limits.maxInputBytes, render);
+  checkDigest(task, bytes, `the invoice record at ${render.offset} of ${task.sourcePath}`);
+  const where = `${task.sourcePath} at ${render.offset}`;
+  const { document, template } = decodeInvoiceRecord(bytes, where);
+  const { logoSha256, ...look } = template;
+  let logo: Buffer | undefined;
+  if (logoSha256 !== undefined) {
+    if (render.logoPath === undefined) {
+      throw new PdfError(`${where}: the invoice was enqueued with a logo; the job's template has none now`);
+    }
+    const image = await readImage(render.logoPath, 'invoice logo', MAX_LOGO_BYTES);
+    if (image.sha256 !== logoSha256) {
+      throw new SourceChangedError(
+        task.sourcePath,
+        `invoice logo ${render.logoPath} changed since the invoice was enqueued (SHA-256 ${image.sha256}, expected ${logoSha256})`,
+      );
+    }
+    logo = image.bytes;
+  }
+  const pdf = await renderQualifiedInvoice(document, { ...look, ...(logo && { logo }) });
+  // Its own ArrayBuffer, exactly the PDF: moved to the caller, not copied.
+  if (pdf.byteOffset === 0 && pdf.byteLength === pdf.buffer.byteLength) {
+    return Buffer.from(pdf.buffer, 0, pdf.byteLength);
+  }
+  const own = Buffer.allocUnsafeSlow(pdf.byteLength);
+  own.set(pdf);
+  return own;
+}
+
+function checkDigest(task: PrepareTask, input: Uint8Array, what: string): void {
+  const actual = crypto.createHash('sha256').update(input).digest('hex');
+  if (actual !== task.sourceSha256) {
+    throw new SourceChangedError(
+      task.sourcePath,
+      `${what} changed since it was enqueued (SHA-256 ${actual}, expected ${task.sourceSha256})`,
+    );
+  }
+}
+
+/** The PDF a task seals: its source file, or the invoice its record renders. */
+async function inputOf(task: PrepareTask, limits: PrepareInputLimits): Promise<Buffer> {
+  if (task.render) return renderedSource(task, task.render, limits);
+  const input = readSource(task.sourcePath, limits.maxInputBytes);
+  checkDigest(task, input, task.sourcePath);
+  return input;
 }
 
 /** CMS templates of the chains this thread has seen (a night has one per credential). */
@@ -266,18 +350,14 @@ function templateFor(chain: Uint8Array[]): CmsTemplate {
 
 /** Prepares one invoice; throws PrepareError (any other error is classified by toPrepareError). */
 export async function prepareTask(task: PrepareTask, limits: PrepareInputLimits): Promise<PrepareTaskResult> {
-  const input = readSource(task.sourcePath, limits.maxInputBytes);
-  const actual = crypto.createHash('sha256').update(input).digest('hex');
-  if (actual !== task.sourceSha256) {
-    throw new SourceChangedError(
-      task.sourcePath,
-      `${task.sourcePath} changed since it was enqueued (SHA-256 ${actual}, expected ${task.sourceSha256})`,
-    );
-  }
+  const input = await inputOf(task, limits);
   let appearance;
   if (task.appearance) {
     const { imagePath, ...rest } = task.appearance;
-    appearance = { ...rest, ...(imagePath && { imagePng: await readSealImage(imagePath) }) };
+    appearance = {
+      ...rest,
+      ...(imagePath && { imagePng: (await readImage(imagePath, 'seal image', MAX_SEAL_IMAGE_BYTES)).bytes }),
+    };
   }
   const prepared = await prepareSealUpdate(input, {
     ...(appearance && { appearance }),
@@ -436,5 +516,25 @@ export async function updateInThread(t: UpdateThreadTask): Promise<UpdateOutcome
     };
   } catch (err) {
     return { ok: false, failure: toPrepareError(err, t.sourcePath).toFailure() };
+  }
+}
+
+/** What the pool sends a thread to render an invoice alone (no seal prepared). */
+export interface RenderThreadTask {
+  task: PrepareTask;
+  limits: PrepareInputLimits;
+}
+
+export type RenderOutcome = { ok: true; result: Uint8Array } | { ok: false; failure: PrepareFailure };
+
+/** The piscina entry point for rendering alone: the PDF a rendered invoice's record gives (the same
+ * bytes its seal follows), e.g. to compare with a sealed file a crash left behind. Never throws. */
+export async function renderInThread(t: RenderThreadTask): Promise<RenderOutcome> {
+  try {
+    const bytes = await inputOf(t.task, t.limits);
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    return whole ? moved({ ok: true, result: bytes }, [bytes.buffer]) : { ok: true, result: bytes };
+  } catch (err) {
+    return { ok: false, failure: toPrepareError(err, t.task.sourcePath).toFailure() };
   }
 }

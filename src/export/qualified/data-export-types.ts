@@ -112,6 +112,9 @@ export interface DataExportStats {
   largestBuffer: number;
   /** the most rows of one invoice held at once (its header(s) and details) */
   largestInvoice: number;
+  /** header rows read so far, rejected ones aside: once the first invoice is yielded, every row has
+   * been read, and this is the invoices to come (plus any second header of one invoice) */
+  headerRows: number;
 }
 
 export interface DataExportSummary extends DataExportStats {

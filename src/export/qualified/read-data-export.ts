@@ -146,7 +146,7 @@ interface FileReader {
 }
 
 function emptyStats(): DataExportStats {
-  return { spilledRuns: 0, largestBuffer: 0, largestInvoice: 0 };
+  return { spilledRuns: 0, largestBuffer: 0, largestInvoice: 0, headerRows: 0 };
 }
 
 /**
@@ -279,6 +279,7 @@ export async function* readDataExport(
             continue;
           }
           if (sorter.full) await spill(reader.csv.file);
+          if (row.h) stats.headerRows++;
           sorter.push(row);
         }
         stats.largestBuffer = Math.max(stats.largestBuffer, sorter.buffered);

@@ -90,6 +90,7 @@ test(
       spilledRuns: 0,
       largestBuffer: 7,
       largestInvoice: 3,
+      headerRows: 2,
     });
   },
 );

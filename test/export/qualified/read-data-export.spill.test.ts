@@ -93,7 +93,7 @@ test(
     const options = { layout: RECORD_TYPE, mapping: MAPPING, maxRowsInMemory: 100, tmpDir: tmp };
 
     // Stopped in the merge, after the first invoice.
-    const stats: DataExportStats = { spilledRuns: 0, largestBuffer: 0, largestInvoice: 0 };
+    const stats: DataExportStats = { spilledRuns: 0, largestBuffer: 0, largestInvoice: 0, headerRows: 0 };
     let generator = readDataExport(file, { ...options, stats });
     let next = await generator.next();
     assert.equal(next.done, false);

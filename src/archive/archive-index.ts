@@ -11,6 +11,8 @@ export interface ArchivedInvoice {
   amount: number;
   /** 取引年月日, YYYY-MM-DD; absent when the export has no issue-date column */
   issueDate?: string;
+  /** the issuer's 登録番号 (T and 13 digits), kept for an invoice rendered from a data export */
+  registrationNumber?: string;
   /** the sealed PDF, absolute path */
   file: string;
   sealedSha256: string;

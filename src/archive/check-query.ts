@@ -112,4 +112,6 @@ export function checkEntry(entry: ArchivedInvoice): void {
     fail('amount', `must be a whole number of yen, not ${entry.amount}`);
   if (entry.issueDate !== undefined && !isIsoDate(entry.issueDate))
     fail('issueDate', `must be a date YYYY-MM-DD, not ${JSON.stringify(entry.issueDate)}`);
+  if (entry.registrationNumber !== undefined && !/^T\d{13}$/.test(entry.registrationNumber))
+    fail('registrationNumber', `must be T and 13 digits, not ${JSON.stringify(entry.registrationNumber)}`);
 }

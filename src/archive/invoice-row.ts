@@ -8,6 +8,7 @@ export interface InvoiceRow {
   /** SQLite gives a number; PostgreSQL's bigint comes as text */
   amount: number | string;
   issue_date: string | null;
+  registration_number: string | null;
   file: string;
   sealed_sha256: string;
   source_sha256: string;
@@ -35,6 +36,7 @@ export function toInvoice(row: InvoiceRow): ArchivedInvoice {
     runId: row.run_id,
   };
   if (row.issue_date !== null) entry.issueDate = row.issue_date;
+  if (row.registration_number !== null) entry.registrationNumber = row.registration_number;
   if (row.timestamp_at !== null) entry.timestampAt = row.timestamp_at;
   return entry;
 }

@@ -25,7 +25,7 @@ export const DEFAULT_SCHEMA = 'sealer_archive';
 
 const COLUMNS = `i.tenant, i.invoice_number, c.name AS customer, i.amount,
   to_char(i.issue_date, 'YYYY-MM-DD') AS issue_date, i.file, i.sealed_sha256, i.source_sha256, i.level,
-  i.sealed_at, i.certificate_serial, i.timestamp_at, i.job, i.run_id`;
+  i.sealed_at, i.certificate_serial, i.timestamp_at, i.job, i.run_id, i.registration_number`;
 
 /** `text` as a LIKE pattern matching it anywhere (backslash is LIKE's default escape). */
 function containsPattern(text: string): string {
@@ -111,20 +111,24 @@ export class PostgresArchive implements ArchiveIndex {
       const column = <T>(pick: (e: ArchivedInvoice) => T): T[] => rows.map(pick);
       await client.query(
         `INSERT INTO ${this.s}.invoices AS i (tenant, invoice_number, source_sha256, customer_id, amount,
-           issue_date, file, sealed_sha256, level, sealed_at, certificate_serial, timestamp_at, job, run_id)
+           issue_date, file, sealed_sha256, level, sealed_at, certificate_serial, timestamp_at, job, run_id,
+           registration_number)
          SELECT u.tenant, u.invoice_number, u.source_sha256, c.id, u.amount, u.issue_date, u.file,
-           u.sealed_sha256, u.level, u.sealed_at, u.certificate_serial, u.timestamp_at, u.job, u.run_id
+           u.sealed_sha256, u.level, u.sealed_at, u.certificate_serial, u.timestamp_at, u.job, u.run_id,
+           u.registration_number
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::date[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                     $15::text[])
            AS u (tenant, invoice_number, source_sha256, customer, amount, issue_date, file, sealed_sha256,
-                 level, sealed_at, certificate_serial, timestamp_at, job, run_id),
+                 level, sealed_at, certificate_serial, timestamp_at, job, run_id, registration_number),
            ${this.s}.customers c
          WHERE c.tenant = u.tenant AND c.name = u.customer
          ON CONFLICT (tenant, invoice_number, source_sha256) DO UPDATE SET
            customer_id = excluded.customer_id, amount = excluded.amount, issue_date = excluded.issue_date,
            file = excluded.file, sealed_sha256 = excluded.sealed_sha256, level = excluded.level,
            sealed_at = excluded.sealed_at, certificate_serial = excluded.certificate_serial,
-           timestamp_at = excluded.timestamp_at, job = excluded.job, run_id = excluded.run_id`,
+           timestamp_at = excluded.timestamp_at, job = excluded.job, run_id = excluded.run_id,
+           registration_number = excluded.registration_number`,
         [
           column((e) => e.tenant),
           column((e) => e.invoiceNumber),
@@ -140,6 +144,7 @@ export class PostgresArchive implements ArchiveIndex {
           column((e) => e.timestampAt ?? null),
           column((e) => e.job),
           column((e) => e.runId),
+          column((e) => e.registrationNumber ?? null),
         ],
       );
       await client.query('COMMIT');

@@ -41,6 +41,8 @@ const migrations = (s: string): string[] => [
      INCLUDE (customer_id);
    CREATE INDEX invoices_by_customer ON ${s}.invoices (tenant, customer_id, issue_date NULLS FIRST, invoice_number, id)
      INCLUDE (amount);`,
+  // 2: the issuer's registration number of an invoice rendered from a data export (issue 11).
+  `ALTER TABLE ${s}.invoices ADD COLUMN registration_number text COLLATE "C";`,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = migrations('x').length;

@@ -42,6 +42,7 @@ export async function reindexTenant(
         customer: row.customer || '',
         amount: facts ? amount : 0,
         ...(row.issueDate ? { issueDate: row.issueDate } : {}),
+        ...(row.registrationNumber ? { registrationNumber: row.registrationNumber } : {}),
         file: path.join(dir, row.file),
         sealedSha256: row.sealedSha256,
         sourceSha256: row.sourceSha256,

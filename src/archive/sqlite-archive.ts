@@ -28,7 +28,7 @@ export interface SqliteArchiveOptions {
 
 const COLUMNS = `i.tenant, i.invoice_number, c.name AS customer, i.amount, i.issue_date, i.file,
   i.sealed_sha256, i.source_sha256, i.level, i.sealed_at, i.certificate_serial, i.timestamp_at, i.job,
-  i.run_id`;
+  i.run_id, i.registration_number`;
 
 export class SqliteArchive implements ArchiveIndex {
   readonly file: string;
@@ -82,14 +82,16 @@ export class SqliteArchive implements ArchiveIndex {
     this.customerId = this.db.prepare('SELECT id FROM customers WHERE tenant = ? AND name = ?').pluck();
     this.upsertInvoice = this.db.prepare(
       `INSERT INTO invoices (tenant, invoice_number, source_sha256, customer_id, amount, issue_date, file,
-         sealed_sha256, level, sealed_at, certificate_serial, timestamp_at, job, run_id)
+         sealed_sha256, level, sealed_at, certificate_serial, timestamp_at, job, run_id, registration_number)
        VALUES (@tenant, @invoiceNumber, @sourceSha256, @customerId, @amount, @issueDate, @file,
-         @sealedSha256, @level, @sealedAt, @certificateSerial, @timestampAt, @job, @runId)
+         @sealedSha256, @level, @sealedAt, @certificateSerial, @timestampAt, @job, @runId,
+         @registrationNumber)
        ON CONFLICT (tenant, invoice_number, source_sha256) DO UPDATE SET
          customer_id = excluded.customer_id, amount = excluded.amount, issue_date = excluded.issue_date,
          file = excluded.file, sealed_sha256 = excluded.sealed_sha256, level = excluded.level,
          sealed_at = excluded.sealed_at, certificate_serial = excluded.certificate_serial,
-         timestamp_at = excluded.timestamp_at, job = excluded.job, run_id = excluded.run_id`,
+         timestamp_at = excluded.timestamp_at, job = excluded.job, run_id = excluded.run_id,
+         registration_number = excluded.registration_number`,
     );
     this.findRows = this.db.prepare(
       `SELECT ${COLUMNS} FROM invoices i JOIN customers c ON c.id = i.customer_id
@@ -117,6 +119,7 @@ export class SqliteArchive implements ArchiveIndex {
           customerId,
           issueDate: e.issueDate ?? null,
           timestampAt: e.timestampAt ?? null,
+          registrationNumber: e.registrationNumber ?? null,
         });
       }
     });

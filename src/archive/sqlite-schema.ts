@@ -40,6 +40,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX invoices_by_date ON invoices (tenant, issue_date, invoice_number, id, amount, customer_id);
    CREATE INDEX invoices_by_amount ON invoices (tenant, amount, issue_date, invoice_number, id, customer_id);
    CREATE INDEX invoices_by_customer ON invoices (tenant, customer_id, issue_date, invoice_number, id, amount);`,
+  // 2: the issuer's registration number of an invoice rendered from a data export (issue 11).
+  `ALTER TABLE invoices ADD COLUMN registration_number TEXT;`,
 ];
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;

@@ -124,6 +124,7 @@ function resultsTable(rows: ArchivedInvoice[], total: number, capped: boolean | 
           <th>Issue date</th>
           <th>Level</th>
           <th>Sealed at (JST)</th>
+          <th>Registration no.</th>
           <th></th>
         </tr>
       </thead>
@@ -137,6 +138,7 @@ function resultsTable(rows: ArchivedInvoice[], total: number, capped: boolean | 
               <td>${r.issueDate ?? ''}</td>
               <td>${r.level}</td>
               <td>${formatJst(r.sealedAt)}</td>
+              <td>${r.registrationNumber ?? ''}</td>
               <td>
                 <a href="${rowLink('file', r)}" target="_blank" class="open">Open</a>
                 <a href="${rowLink('file', r, { download: '1' })}" class="download">Download</a>

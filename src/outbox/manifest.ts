@@ -36,6 +36,8 @@ export interface ManifestRow {
   sealedAtUtc?: string;
   /** `sealed`, or `renewed` for a row a renewal appended (its new digest and level) */
   status?: string;
+  /** the issuer's registration number (T and 13 digits) of an invoice rendered from a data export */
+  registrationNumber?: string;
 }
 
 export const MANIFEST_NAME = 'manifest.csv';
@@ -56,6 +58,7 @@ export const MANIFEST_COLUMNS: readonly (keyof ManifestRow)[] = [
   'sealedAtJst',
   'sealedAtUtc',
   'status',
+  'registrationNumber',
 ];
 
 /** The invoice facts a job carries, as manifest cells. */
@@ -63,17 +66,23 @@ export interface InvoiceFacts {
   customer?: string;
   amount?: number;
   issueDate?: string;
+  /** the issuer's 登録番号, for an invoice rendered from a data export */
+  registrationNumber?: string;
 }
 
 /** The manifest cells for an invoice's facts and its seal time (JST and UTC), for a row being written. */
 export function manifestFacts(
   facts: InvoiceFacts,
   sealedAt: Date | string,
-): Pick<ManifestRow, 'customer' | 'amount' | 'issueDate' | 'sealedAtJst' | 'sealedAtUtc'> {
+): Pick<
+  ManifestRow,
+  'customer' | 'amount' | 'issueDate' | 'registrationNumber' | 'sealedAtJst' | 'sealedAtUtc'
+> {
   return {
     customer: facts.customer,
     amount: facts.amount === undefined ? undefined : String(facts.amount),
     issueDate: facts.issueDate,
+    registrationNumber: facts.registrationNumber,
     sealedAtJst: toJst(sealedAt),
     sealedAtUtc: toUtc(sealedAt),
   };

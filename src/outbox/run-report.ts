@@ -108,6 +108,7 @@ export const RUN_REPORT_COLUMNS = [
   'attempts',
   'exportFile',
   'line',
+  'registrationNumber',
 ] as const;
 
 export const RUN_REJECTS_COLUMNS = ['exportFile', 'line', 'invoiceNumber', 'reason'] as const;
@@ -253,6 +254,7 @@ function reportRow(
     attempts: inv.failure?.attempts === undefined ? '' : String(inv.failure.attempts),
     exportFile: inv.exportFile === undefined ? '' : path.basename(inv.exportFile),
     line: inv.line === undefined ? '' : String(inv.line),
+    registrationNumber: row?.registrationNumber ?? '',
   };
 }
 

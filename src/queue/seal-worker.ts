@@ -780,6 +780,7 @@ export class SealWorker {
         customer: data.customer,
         amount: data.amount,
         issueDate: data.issueDate,
+        registrationNumber: data.registrationNumber,
       });
     } catch (err) {
       if (err instanceof NotASealError) throw new UnsealableError(err.message, { cause: err });
@@ -965,6 +966,7 @@ export class SealWorker {
       customer: data.customer,
       amount: data.amount,
       issueDate: data.issueDate,
+      registrationNumber: data.registrationNumber,
     });
     stages.deliverMs = performance.now() - t;
     return { sealedSha256, timestampAt: finished.signatureTimestamp?.genTime.toISOString() };
@@ -1022,6 +1024,7 @@ export class SealWorker {
         customer: data.customer ?? '',
         amount: data.amount ?? 0,
         ...(data.issueDate ? { issueDate: data.issueDate } : {}),
+        ...(data.registrationNumber ? { registrationNumber: data.registrationNumber } : {}),
         sourceSha256: data.sourceSha256,
         job: data.jobName,
         runId: data.runId,

@@ -35,7 +35,8 @@ export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
 /**
  * Bytes a rendered invoice is charged against DEFAULT_MAX_HELD_MB before it is rendered (its PDF's
  * size is known only then): a base for the page furniture and the font subsets, plus a margin per byte
- * of its record (its lines).
+ * of its record (its lines). Measured: 1 line 29 KB (record 630 B), 10 lines 40 KB (2.2 KB), 60 lines
+ * 49 KB (10 KB), 200 lines 72 KB (32 KB); so an invoice is charged about twice its PDF.
  */
 export function renderedBytesEstimate(recordLength: number): number {
   const length = Number.isSafeInteger(recordLength) && recordLength > 0 ? recordLength : 0;

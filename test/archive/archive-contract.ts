@@ -220,6 +220,45 @@ export function archiveContract(subject: ArchiveSubject): void {
     });
   });
 
+  test(
+    'a rendered invoice keeps its registration number; a malformed one is refused naming the field',
+    opts,
+    async () => {
+      await withArchive(subject.openEmpty(), async (archive) => {
+        const rendered = invoice('fuji', 'R-1', '株式会社山田商事', 11_000, '2026-11-30', {
+          registrationNumber: 'T8010001008846',
+        });
+        await archive.record(rendered);
+        await archive.record(invoice('fuji', 'P-1', '株式会社山田商事', 5_000, '2026-11-30'));
+        assert.deepEqual(await archive.find('fuji', 'R-1'), [rendered]);
+        const { rows } = await archive.search({ tenant: 'fuji', customer: '山田' });
+        assert.deepEqual(
+          rows.map((r) => [r.invoiceNumber, r.registrationNumber]),
+          [
+            ['P-1', undefined],
+            ['R-1', 'T8010001008846'],
+          ],
+        );
+        for (const bad of [
+          '8010001008846',
+          'T801000100884',
+          'T80100010088460',
+          't8010001008846',
+          'T801000100884X',
+        ]) {
+          await assert.rejects(
+            archive.record(invoice('fuji', 'R-2', 'x', 1, undefined, { registrationNumber: bad })),
+            (err: unknown) =>
+              err instanceof ArchiveError &&
+              /invoice "R-2".*registrationNumber must be T and 13 digits/.test(err.message),
+            bad,
+          );
+        }
+        assert.deepEqual(await archive.find('fuji', 'R-2'), []);
+      });
+    },
+  );
+
   test('tenant A never sees tenant B: same customers, same invoice numbers', opts, async () => {
     await withArchive(subject.openEmpty(), async (archive) => {
       for (const entry of HAND_MADE) await archive.record(entry);

@@ -14,6 +14,8 @@ import {
   defaultArchiveFile,
   openArchive,
 } from '../../src/archive';
+import { SQLITE_SCHEMA_VERSION } from '../../src/archive/sqlite-schema';
+import { POSTGRES_SCHEMA_VERSION } from '../../src/archive/postgres-schema';
 import { WORKER_ARCHIVE_CACHE_MIB } from '../../src/queue/worker-defaults';
 import { TEST_POSTGRES_URL, testSchema } from '../helpers/test-postgres';
 import { tempDir } from '../helpers/temp-dir';
@@ -36,7 +38,10 @@ test('a path opens SQLite in WAL mode, creating its folder', opts, async () => {
     const raw = new Database(defaultArchiveFile(outbox), { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(raw.prepare('SELECT max(version) FROM archive_schema').pluck().get(), 1);
+      assert.equal(
+        raw.prepare('SELECT max(version) FROM archive_schema').pluck().get(),
+        SQLITE_SCHEMA_VERSION,
+      );
     } finally {
       raw.close();
     }
@@ -100,8 +105,91 @@ test('an SQLite archive from a newer sealer is refused', opts, async () => {
   const raw = new Database(file);
   raw.prepare('INSERT INTO archive_schema (version) VALUES (99)').run();
   raw.close();
-  assert.throws(() => new SqliteArchive(file), /archive schema version 99 is newer than this sealer's \(1\)/);
+  assert.throws(
+    () => new SqliteArchive(file),
+    new RegExp(`archive schema version 99 is newer than this sealer's \\(${SQLITE_SCHEMA_VERSION}\\)`),
+  );
 });
+
+test(
+  'an SQLite archive of schema 1 gains the registration number column and keeps its rows',
+  opts,
+  async () => {
+    const file = path.join(await tempDir('sealer-archive-v1-'), 'index.sqlite');
+    const first = new SqliteArchive(file);
+    await first.record(invoice('fuji', 'OLD-1', '株式会社テスト', 1000, '2025-01-01'));
+    await first.close();
+    // Back to the shape version 1 wrote: no registration_number column, version 1 recorded.
+    const raw = new Database(file);
+    raw.exec(
+      'ALTER TABLE invoices DROP COLUMN registration_number; DELETE FROM archive_schema WHERE version > 1',
+    );
+    raw.close();
+    const archive = new SqliteArchive(file);
+    try {
+      await archive.record(
+        invoice('fuji', 'NEW-1', '株式会社テスト', 2000, '2025-01-02', {
+          registrationNumber: 'T8010001008846',
+        }),
+      );
+      const { rows } = await archive.search({ tenant: 'fuji' });
+      assert.deepEqual(
+        rows.map((r) => [r.invoiceNumber, r.registrationNumber]),
+        [
+          ['OLD-1', undefined],
+          ['NEW-1', 'T8010001008846'],
+        ],
+      );
+    } finally {
+      await archive.close();
+    }
+    const check = new Database(file, { readonly: true });
+    assert.equal(
+      check.prepare('SELECT max(version) FROM archive_schema').pluck().get(),
+      SQLITE_SCHEMA_VERSION,
+    );
+    check.close();
+  },
+);
+
+test(
+  'a PostgreSQL archive of schema 1 gains the registration number column and keeps its rows',
+  opts,
+  async () => {
+    const schema = testSchema();
+    const first = await PostgresArchive.open(TEST_POSTGRES_URL, { schema });
+    await first.record(invoice('fuji', 'OLD-1', '株式会社テスト', 1000, '2025-01-01'));
+    await first.close();
+    const db = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await db.connect();
+    try {
+      await db.query(`ALTER TABLE "${schema}".invoices DROP COLUMN registration_number`);
+      await db.query(`DELETE FROM "${schema}".archive_schema WHERE version > 1`);
+      const archive = await PostgresArchive.open(TEST_POSTGRES_URL, { schema });
+      try {
+        await archive.record(
+          invoice('fuji', 'NEW-1', '株式会社テスト', 2000, '2025-01-02', {
+            registrationNumber: 'T8010001008846',
+          }),
+        );
+        const { rows } = await archive.search({ tenant: 'fuji' });
+        assert.deepEqual(
+          rows.map((r) => [r.invoiceNumber, r.registrationNumber]),
+          [
+            ['OLD-1', undefined],
+            ['NEW-1', 'T8010001008846'],
+          ],
+        );
+      } finally {
+        await archive.close();
+      }
+      const { rows } = await db.query(`SELECT max(version) AS v FROM "${schema}".archive_schema`);
+      assert.equal(rows[0].v, POSTGRES_SCHEMA_VERSION);
+    } finally {
+      await db.end();
+    }
+  },
+);
 
 test('a PostgreSQL archive from a newer sealer is refused; a bad schema name too', opts, async () => {
   const schema = testSchema();
@@ -115,7 +203,7 @@ test('a PostgreSQL archive from a newer sealer is refused; a bad schema name too
   }
   await assert.rejects(
     PostgresArchive.open(TEST_POSTGRES_URL, { schema }),
-    /version 99, newer than this sealer's \(1\)/,
+    new RegExp(`version 99, newer than this sealer's \\(${POSTGRES_SCHEMA_VERSION}\\)`),
   );
   await assert.rejects(PostgresArchive.open(TEST_POSTGRES_URL, { schema: 'Robert"); DROP' }), ArchiveError);
 });

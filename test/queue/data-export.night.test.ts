@@ -22,6 +22,7 @@ import {
   writeSampleDataExport,
 } from '../../src/demo/sample-data-exports';
 import { readRejectsFile } from '../../src/export';
+import { defaultArchiveFile, openArchive, reindexTenant } from '../../src/archive';
 import { tempDir } from '../helpers/temp-dir';
 import { testRedis } from '../helpers/test-redis';
 import { nssDbWithRoot, pdfsig } from '../helpers/pdfsig';
@@ -134,6 +135,11 @@ test(
       for (const row of manifest) {
         assert.equal(row.amount, String(data.totals.get(row.invoiceNumber)), `${row.invoiceNumber}: amount`);
         assert.equal(row.issueDate, '2026-11-30');
+        assert.equal(
+          row.registrationNumber,
+          registration[tenant],
+          `${row.invoiceNumber}: registration number`,
+        );
         assert.ok(row.customer && row.customer.length > 0);
         const file = path.join(outDir, row.file);
         const sealed = await fs.readFile(file);
@@ -147,6 +153,37 @@ test(
       firstPages.push(path.join(outDir, manifest[0]!.file));
     }
     assert.equal(checked, 300);
+
+    // The searchable archive has every rendered invoice with its customer, amount, date and registration.
+    const archive = await openArchive(defaultArchiveFile(path.join(dir, 'outbox')));
+    try {
+      for (const [tenant, data] of [
+        ['sakura', sakura],
+        ['fuji', fuji],
+      ] as const) {
+        const { rows, total } = await archive.search({ tenant, limit: 1000 });
+        assert.equal(total, data.invoices);
+        for (const r of rows) {
+          assert.equal(r.registrationNumber, registration[tenant], r.invoiceNumber);
+          assert.equal(r.amount, data.totals.get(r.invoiceNumber), r.invoiceNumber);
+          assert.equal(r.issueDate, '2026-11-30');
+        }
+      }
+    } finally {
+      await archive.close();
+    }
+    // A rebuilt index (from the manifests) keeps the registration numbers too.
+    const rebuilt = await openArchive(path.join(dir, 'rebuilt.sqlite'));
+    try {
+      const result = await reindexTenant(rebuilt, path.join(dir, 'outbox'), 'fuji');
+      assert.equal(result.rows, fuji.invoices);
+      const { rows } = await rebuilt.search({ tenant: 'fuji', limit: 1000 });
+      assert.ok(
+        rows.length === fuji.invoices && rows.every((r) => r.registrationNumber === registration.fuji),
+      );
+    } finally {
+      await rebuilt.close();
+    }
 
     // The rendered invoice inside the seal: the mandatory items, as text pdftotext extracts.
     for (const [i, file] of firstPages.entries()) {

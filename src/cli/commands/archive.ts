@@ -63,7 +63,8 @@ export async function archiveSearchCommand(opts: ArchiveSearchOptions, io: CliIo
     }
     for (const r of result.rows) {
       io.stdout.write(
-        `${r.issueDate ?? '(no date)'}  ${r.invoiceNumber}  ${yen(r.amount)}  ${r.customer}  ${r.level}  ${r.file}\n`,
+        `${r.issueDate ?? '(no date)'}  ${r.invoiceNumber}  ${yen(r.amount)}  ${r.customer}  ${r.level}  ${r.file}` +
+          `${r.registrationNumber ? `  ${r.registrationNumber}` : ''}\n`,
       );
     }
     const total = `${result.total}${result.totalCapped ? '+' : ''}`;

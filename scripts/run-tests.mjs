@@ -271,7 +271,21 @@ async function main() {
       ` (${secs(results.reduce((s, r) => s + r.ms, 0))} of file time, ${capacity} at a time)`,
   );
   for (const r of failed) console.log(`  FAILED ${rel(r.file)} (exit ${r.code ?? r.signal})`);
+  // Why each failed, once more at the very end: a CI log is often read from its tail only, far from
+  // where the file's own output was printed.
+  for (const r of failed) console.log(`\nrun-tests: why ${rel(r.file)} failed:\n${failureSummary(r.output)}`);
   process.exitCode = failed.length > 0 ? 1 : 0;
+}
+
+/** The failure report of node's spec reporter (or the output's end), at most 30 lines. */
+function failureSummary(output) {
+  const lines = output.split('\n');
+  const start = lines.findIndex((l) => l.includes('failing tests:'));
+  const picked = start >= 0 ? lines.slice(start + 1) : lines.slice(-30);
+  return picked
+    .filter((l) => l.trim() !== '' && !/^\s+at /.test(l))
+    .slice(0, 30)
+    .join('\n');
 }
 
 main().catch((err) => {

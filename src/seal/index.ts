@@ -42,6 +42,7 @@ export {
   type RenderSource,
 } from './prepare-pool';
 export {
+  decodeInvoiceRecord,
   encodeInvoiceRecord,
   INVOICE_RECORD_VERSION,
   MAX_RECORD_BYTES,

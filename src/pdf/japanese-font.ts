@@ -22,7 +22,25 @@ export interface JapaneseFont {
 interface TtfSubsetInternals {
   glyf: Uint8Array[];
   offset: number;
+  font: { getGlyph(gid: number): GlyphInternals; _variationProcessor?: unknown };
   _addGlyph(gid: number): number;
+}
+
+/** The part of a TrueType glyph _addGlyph asks for: its outline, decoded from the glyf table. */
+interface GlyphInternals {
+  _decode(): unknown;
+}
+
+/**
+ * A glyph's decoded outline, kept on the glyph: _addGlyph decodes the whole outline of every glyph of
+ * every subset only to learn whether it is composite, and decoding was most of a subset's cost. The
+ * face keeps one glyph object per id, and nothing writes to a static (non-variable) face's outline,
+ * so the kept one is what decoding again would give.
+ */
+function keepDecodedOutline(glyph: GlyphInternals): void {
+  if (Object.hasOwn(glyph, '_decode')) return;
+  const outline = glyph._decode();
+  Object.defineProperty(glyph, '_decode', { value: () => outline });
 }
 
 /**
@@ -39,6 +57,7 @@ function padGlyphRecords(subset: fontkit.Subset): void {
     throw new PdfError('@pdf-lib/fontkit subset has no _addGlyph to pad glyph records: unexpected version');
   }
   internals._addGlyph = function (this: TtfSubsetInternals, gid: number): number {
+    if (!this.font._variationProcessor) keepDecodedOutline(this.font.getGlyph(gid));
     const index = addGlyph.call(this, gid);
     const record = this.glyf[index]!;
     const padding = (4 - (record.length % 4)) % 4;
@@ -54,13 +73,37 @@ function padGlyphRecords(subset: fontkit.Subset): void {
   };
 }
 
+/** Most texts whose layout a face keeps (a few MB): an invoice's labels, items and names recur. */
+const MAX_LAYOUTS = 20_000;
+
+/**
+ * The face's layout of `text`, kept: shaping (fontkit's GSUB/GPOS lookups) was a third of a rendered
+ * invoice's CPU, and pdf-lib lays out each string again to measure it and again to draw it. pdf-lib
+ * reads only the run's glyphs (ids, advance widths), and fontkit hands out the same glyph objects
+ * for a face anyway, so a kept run draws exactly what a fresh one would.
+ */
+function withKeptLayouts(face: FontkitFont): FontkitFont['layout'] {
+  const kept = new Map<string, ReturnType<FontkitFont['layout']>>();
+  return (text, features) => {
+    const key = features === undefined ? text : `${text}\u0000${JSON.stringify(features)}`;
+    let run = kept.get(key);
+    if (run === undefined) {
+      run = face.layout(text, features);
+      if (kept.size >= MAX_LAYOUTS) kept.delete(kept.keys().next().value!);
+      kept.set(key, run);
+    }
+    return run;
+  };
+}
+
 /**
  * The face handed to pdf-lib makes subsets with padded glyph records (above) that offer only
  * encodeStream(): @cantoo/pdf-lib calls encode() with no arguments when a subset has one, but
- * @pdf-lib/fontkit's encode(stream) needs the stream it writes to.
+ * @pdf-lib/fontkit's encode(stream) needs the stream it writes to. Its layouts are kept (above).
  */
 function withSafeSubsets(face: FontkitFont): FontkitFont {
   return Object.create(face, {
+    layout: { value: withKeptLayouts(face) },
     createSubset: {
       value: () => {
         const subset = face.createSubset();

@@ -1,8 +1,22 @@
-// Not a test: prints the CPU time renderQualifiedInvoice takes for a 10-line and a 60-line invoice
-// (CPU time, so a busy machine distorts it less than wall time), and the first render of a process,
-// which reads and parses both font files. node --test runs every .js under test/, so it only runs when asked:
-//   SEALER_BENCH=1 node dist/test/pdf/bench.render-qualified-invoice.js
-import { renderQualifiedInvoice, type InvoiceDocument } from '../../src/pdf';
+// Not a test: prints the CPU time renderQualifiedInvoice takes per invoice, for the invoices of a
+// sample data export read as the producer reads it (distinct numbers, customers, quantities; 1 to 6
+// lines), in several rounds, with the load average; and the first render of a process (which reads and
+// parses the font files) and a 40-line invoice. CPU time, so that a busy machine distorts it less
+// than wall time. node --test runs every .js under test/, so it only runs when asked:
+//   SEALER_BENCH=1 node dist/test/pdf/bench.render-qualified-invoice.js [invoices] [rounds]
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadJobFile } from '../../src/jobs';
+import { renderQualifiedInvoice, type InvoiceDocument, type InvoiceTemplate } from '../../src/pdf';
+import { decodeInvoiceRecord } from '../../src/seal';
+import { dataExportEntries } from '../../src/queue/data-export-source';
+import {
+  sampleDataExportSpec,
+  sampleInvoiceProfile,
+  sampleRegistrationNumber,
+  writeSampleDataExport,
+} from '../../src/demo/sample-data-exports';
 import { longInvoice, TEMPLATE } from './qualified-invoice-fixture';
 
 /** CPU ms of one call. */
@@ -13,31 +27,89 @@ async function cpuOnce(fn: () => Promise<unknown>): Promise<number> {
   return (t.user + t.system) / 1000;
 }
 
-/** Median CPU ms of `rounds` calls, after a few to warm up. */
-async function median(fn: () => Promise<unknown>, rounds = 21): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn();
-  const times: number[] = [];
-  for (let r = 0; r < rounds; r++) times.push(await cpuOnce(fn));
-  return times.sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)]!;
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+/** The invoices of a sample data export, as the producer would spool them. */
+async function sampleInvoices(
+  count: number,
+): Promise<{ document: InvoiceDocument; template: InvoiceTemplate }[]> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sealer-render-bench-'));
+  try {
+    const { exportFile } = await writeSampleDataExport({
+      dir: path.join(dir, 'inbox'),
+      invoicePrefix: 'BEN',
+      count,
+      encoding: 'utf8',
+      registrationNumber: sampleRegistrationNumber(7),
+    });
+    const jobFile = path.join(dir, 'bench.json');
+    await fs.writeFile(
+      jobFile,
+      JSON.stringify({
+        name: 'render-bench',
+        cron: '0 2 * * *',
+        tenant: 'bench',
+        export: { folder: 'inbox', data: sampleDataExportSpec() },
+        invoice: sampleInvoiceProfile('株式会社ベンチ商事', [
+          '東京都千代田区丸の内1-1-1',
+          'TEL 03-0000-0000',
+        ]),
+        signing: { clientId: 'bench', clientSecret: 'env:NONE', credentialId: 'bench' },
+        outbox: 'outbox',
+      }),
+    );
+    const job = await loadJobFile(jobFile);
+    const out: { document: InvoiceDocument; template: InvoiceTemplate }[] = [];
+    for await (const item of dataExportEntries(exportFile, job)) {
+      if (!item.ok) throw new Error(`sample invoice rejected: ${JSON.stringify(item.rejected)}`);
+      const { document, template } = decodeInvoiceRecord(item.entry.record, exportFile);
+      out.push({ document, template });
+    }
+    return out;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
-  const ten = longInvoice(10);
-  const sixty = longInvoice(60);
-  const first = await cpuOnce(() => renderQualifiedInvoice(ten, TEMPLATE));
-  const rows: [string, InvoiceDocument][] = [
-    ['10 lines', ten],
-    ['60 lines', sixty],
-  ];
-  console.log('\nrenderQualifiedInvoice: CPU ms per invoice (median of 21)');
-  console.log(
-    `  ${'first render of a process (fonts read, parsed)'.padEnd(48)} ${first.toFixed(1).padStart(7)} ms`,
-  );
-  for (const [name, doc] of rows) {
-    const ms = await median(() => renderQualifiedInvoice(doc, TEMPLATE));
-    const bytes = (await renderQualifiedInvoice(doc, TEMPLATE)).length;
-    console.log(`  ${name.padEnd(48)} ${ms.toFixed(1).padStart(7)} ms   ${bytes} B`);
+  const count = Number(process.argv[2] ?? 300);
+  const rounds = Number(process.argv[3] ?? 5);
+  const invoices = await sampleInvoices(count);
+  console.log(`\nrenderQualifiedInvoice, CPU ms per invoice; load average before: ${load()}`);
+  const first = await cpuOnce(() => renderQualifiedInvoice(invoices[0]!.document, invoices[0]!.template));
+  console.log(`  first render of a process (fonts read, parsed): ${first.toFixed(1)} ms`);
+  const medians: number[] = [];
+  let bytes = 0;
+  for (let r = 1; r <= rounds; r++) {
+    const times: number[] = [];
+    for (const { document, template } of invoices) {
+      times.push(
+        await cpuOnce(async () => {
+          bytes = (await renderQualifiedInvoice(document, template)).length;
+        }),
+      );
+    }
+    medians.push(median(times));
+    console.log(
+      `  round ${r}: ${invoices.length} distinct sample invoices (1-6 lines): median ${median(times).toFixed(1)} ms, ` +
+        `p90 ${quantile(times, 0.9).toFixed(1)} ms, mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} ms`,
+    );
   }
+  const long = longInvoice(40);
+  const longTimes: number[] = [];
+  for (let i = 0; i < 11; i++) longTimes.push(await cpuOnce(() => renderQualifiedInvoice(long, TEMPLATE)));
+  const longBytes = (await renderQualifiedInvoice(long, TEMPLATE)).length;
+  console.log(`  40 lines (2 pages), median of 11: ${median(longTimes).toFixed(1)} ms, ${longBytes} B`);
+  console.log(
+    `render bench: median ${median(medians).toFixed(1)} CPU ms per invoice over ${rounds} rounds of ${invoices.length} ` +
+      `(last invoice ${bytes} B); load average after: ${load()}`,
+  );
 }
 
 if (process.env.SEALER_BENCH === '1') {

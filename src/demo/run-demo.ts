@@ -36,10 +36,15 @@ export interface DemoOptions {
   out?: (line: string) => void;
 }
 
-async function copyInbox(home: string, tenants: string[]): Promise<void> {
-  for (const tenant of tenants) {
-    const from = path.join(home, 'fixtures', 'exports', tenant);
-    const to = path.join(home, 'var', 'inbox', tenant);
+/** Each job's sample export, from fixtures/exports/<its folder's name> into its (fresh) folder. */
+async function copyInbox(home: string, jobs: JobDefinition[]): Promise<void> {
+  for (const folder of new Set(jobs.map((j) => j.exportFolder))) {
+    const from = path.join(home, 'fixtures', 'exports', path.basename(folder));
+    const to = folder;
+    // The demo empties the folder first: never one outside its own var/.
+    if (path.relative(path.join(home, 'var'), to).startsWith('..')) {
+      throw new Error(`demo job folder ${to} is outside ${path.join(home, 'var')}: not emptying it`);
+    }
     await fs.rm(to, { recursive: true, force: true });
     await fs.cp(from, to, { recursive: true });
     // What the core system does once an export is written: the sample jobs take an export only
@@ -79,8 +84,13 @@ async function setUpCustody(
   let approvals = 0;
   const secretsOf = (tenant: string) =>
     path.join(path.dirname(sandbox.rootCertPath), '..', 'secrets', tenant);
+  const done = new Set<string>();
   for (const job of jobs) {
     const { credentialId, custody } = job.signing;
+    // Two jobs of one tenant sealing with one credential (fuji's PDFs and its invoice data) share it.
+    const key = `${job.tenant}\u0000${credentialId}`;
+    if (done.has(key)) continue;
+    done.add(key);
     const dir = secretsOf(job.tenant);
     if (custody.mode === 'provider-held') {
       const vault = new FactorVault(job.factorVaultDir!, await loadKek(custody.kek, job.baseDir));
@@ -180,7 +190,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
       `demo state: prefix "${prefix}" (${cleared} keys of an earlier demo's tenants cleared), fresh var/inbox and var/outbox`,
     );
     await fs.rm(path.join(varDir, 'outbox'), { recursive: true, force: true });
-    await copyInbox(home, tenants);
+    await copyInbox(home, jobs);
     let approvals = 0;
     if (sandbox) {
       approvals = await setUpCustody(jobs, sandbox, { redis, prefix, logger, home, say });
@@ -207,7 +217,7 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
     progress.done();
 
     // A second production of the same exports must enqueue nothing: show it.
-    await copyInbox(home, tenants);
+    await copyInbox(home, jobs);
     const queue = openSealQueue({ url: endpoint.url, maxRetriesPerRequest: null }, prefix);
     let again = 0;
     let queued = 0;
@@ -239,6 +249,11 @@ export async function runDemo(o: DemoOptions): Promise<NightResult> {
         say(
           `  export ${path.relative(home, f.file)} (${f.encoding})${f.rejectsFile ? `, rejects in ${path.relative(home, f.rejectsFile)}` : ''}`,
         );
+        if (f.spoolFile) {
+          say(
+            `  invoice data, rendered as qualified invoices (適格請求書) in the prepare threads, then sealed; records spooled in ${path.relative(home, f.spoolFile)}`,
+          );
+        }
       }
       for (const f of run.failures) say(`  FAILED ${f.invoice} (line ${f.line}): ${f.reason}`);
       // Only files that exist: a run still awaiting approval has no report yet, one with nothing sealed no manifest.

@@ -45,7 +45,14 @@ test(
         }
         const sealed = night.runs.reduce((n, r) => n + r.counts.sealed, 0);
         const rejected = night.runs.reduce((n, r) => n + r.counts.rejected, 0);
-        assert.deepEqual({ round, sealed, rejected }, { round, sealed: 64, rejected: 3 });
+        assert.deepEqual({ round, sealed, rejected }, { round, sealed: 104, rejected: 6 });
+        // fuji's invoice data: 40 rendered and sealed, 3 bad invoices rejected.
+        const data = night.runs.find((r) => r.job === 'fuji-data-nightly')!;
+        assert.deepEqual([data.counts.sealed, data.counts.rejected], [40, 3]);
+        assert.ok(
+          lines.some((l) => l.includes('rendered as qualified invoices')),
+          lines.join('\n'),
+        );
         lastRuns = night.runs.map((r) => r.produced.runId);
         const byTenant = Object.fromEntries(night.credentials.map((c) => [c.tenant, c]));
         assert.equal(byTenant.sakura?.custody, 'approval');
@@ -80,7 +87,7 @@ test(
         );
       assert.equal(
         runs.filter((r) => lastRuns.includes(r.runId)).reduce((n, r) => n + r.counts.sealed, 0),
-        64,
+        104,
       );
       assert.deepEqual((await cli('failed')).failed, []);
 

@@ -98,14 +98,14 @@ test(
     assert.ok(exitMs < (GRACE_SEC + 5) * 1000, `exited ${exitMs} ms after SIGTERM`);
     assert.match(aLog, /worker stopped after 3 s grace: \d+ invoice\(s\) unfinished \(Redis unreachable\)/);
     // One "gone" line per outage at most: the first outage's, and the second's if the worker noticed it
-    // in the 500 ms before SIGTERM (a loaded machine's sometimes does not; its log is not flushed
-    // before it exits, so waiting for the line is no condition to wait on).
+    // in the 500 ms before SIGTERM (a loaded machine's sometimes does not, so waiting for the line
+    // is no condition to wait on).
     const gone = (aLog.match(/Redis is unreachable/g) ?? []).length;
     assert.ok(gone === 1 || gone === 2, `one "gone" line per outage at most, and the first's: ${gone}`);
-    // The "back" line may be lost with the buffered log at the forced exit (a known defect: the exit
-    // does not wait for pino's asynchronous flush), so at most one, never a flood.
+    // Exactly one "back" line for the outage that ended (the worker sealed after it, so it knew), never
+    // a flood; and it is in the log, which the forced exit waits to have written.
     const back = (aLog.match(/Redis is back/g) ?? []).length;
-    assert.ok(back <= 1, `at most one "back" line for the outage that ended: ${back}`);
+    assert.equal(back, 1, `one "back" line for the outage that ended: ${back}`);
     assert.doesNotMatch(aLog, /Unhandled error event|^\s+at /m, 'no client stack traces');
 
     // Redis back, a new worker finishes the night: every invoice sealed exactly once.

@@ -144,8 +144,11 @@ export async function workCommand(opts: WorkOptions): Promise<void> {
                 .join(', ')}${left.length > 10 ? ', ...' : ''}`
             : ''),
       );
-      ctx.logger.flush();
-      process.exit(3);
+      // pino writes asynchronously: exit once what was logged is written, or after 2 s at most (a
+      // blocked stderr must not hold the exit that the grace period promised).
+      const exit = () => process.exit(3);
+      setTimeout(exit, 2000);
+      ctx.logger.flush(exit);
     }, opts.grace * 1000);
     timer.unref();
     worker.close().catch((err: unknown) => ctx.logger.error({ err: (err as Error).message }, 'close failed'));

@@ -21,3 +21,10 @@ export function parseBenchKey(value: string): 'ec' | 'rsa' {
     throw new InvalidArgumentError(`"${value}" is not a key type; use ec or rsa`);
   return value;
 }
+
+/** `--input pdf|data`. */
+export function parseBenchInput(value: string): 'pdf' | 'data' {
+  if (value !== 'pdf' && value !== 'data')
+    throw new InvalidArgumentError(`"${value}" is not an input kind; use pdf or data`);
+  return value;
+}

@@ -9,7 +9,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 // its action, when that command runs, so `sealer --help` and `--version` start in a fraction of a second.
 import type { CliIo } from './context';
 import type { RenewOptions } from './commands/renew';
-import { parseBenchKey, parseBenchLevels } from './bench-levels';
+import { parseBenchInput, parseBenchKey, parseBenchLevels } from './bench-levels';
 import { usageErrorsExit2 } from './usage';
 import {
   DEFAULT_AWAITING_SIGNATURE_PER_SLOT,
@@ -532,6 +532,12 @@ function buildProgram(io: CliIo): Command {
       ['B-B'],
     )
     .option('--tsa-latency-ms <ms>', 'sandbox TSA latency per timestamp', nonNegativeInt, 0)
+    .option(
+      '--input <kind>',
+      'pdf: an export of invoice PDFs; data: invoice data, rendered as qualified invoices in the night, then sealed',
+      parseBenchInput,
+      'pdf',
+    )
     .option(
       '--archive-rows <n>',
       'instead: fill an archive index with N synthetic invoices and time each search shape',

@@ -64,7 +64,10 @@ export function printFigures(f: BenchFigures, say: (line: string) => void): void
       `sealed ${n.level.padEnd(5)}: ${n.sealed} invoices in ${n.seconds.toFixed(2)} s = ${n.rate.toFixed(0)} invoices/s, ` +
         `${((n.cpuMs.workers + n.cpuMs.bench) / n.sealed).toFixed(2)} CPU ms/invoice; ${n.signHashCalls} signHash calls, ${n.authorisations} authorize calls, ` +
         `${n.timestampRequests} TSA calls (${(n.timestampRequests / n.sealed).toFixed(2)}/invoice), ` +
-        `${n.ocsp} OCSP + ${n.crl} CRL fetches, ${(n.bytesAddedPerInvoice / 1024).toFixed(1)} KB added/invoice`,
+        `${n.ocsp} OCSP + ${n.crl} CRL fetches, ` +
+        (n.input === 'data'
+          ? `rendered from data, ${(n.sealedBytesPerInvoice / 1024).toFixed(1)} KB/sealed invoice`
+          : `${(n.bytesAddedPerInvoice / 1024).toFixed(1)} KB added/invoice`),
     );
     nightLines(n, say);
   }

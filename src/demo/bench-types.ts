@@ -35,6 +35,11 @@ export interface BenchOptions {
   workDir?: string;
   /** check every sealed file with the product's verifier against the sandbox root, after timing */
   verify?: boolean;
+  /**
+   * `pdf` (default): an export of invoice PDFs; `data`: a data export (header and detail rows) whose
+   * invoices are rendered as qualified invoices in the prepare threads, then sealed.
+   */
+  input?: BenchInput;
   /** where lines go; default stdout */
   out?: (line: string) => void;
 }
@@ -48,6 +53,8 @@ export interface SandboxCredentialLine {
   multisign: number;
   secretsDir: string;
 }
+
+export type BenchInput = 'pdf' | 'data';
 
 export interface NightFigures extends ProviderCallCounts {
   name: string;
@@ -65,7 +72,14 @@ export interface NightFigures extends ProviderCallCounts {
   /** CPU time during the night, ms: this process (producer, run polling), worker processes, sandbox,
    * Redis (the whole server's) */
   cpuMs: { bench: number; workers: number; sandbox?: number; redis?: number };
+  /** bytes a sealed file has beyond its input PDF (PDF input only; 0 for data input) */
   bytesAddedPerInvoice: number;
+  /** the run's date: its outbox folder's name */
+  runDate: string;
+  /** what the night sealed: invoice PDFs, or invoice data rendered first */
+  input: BenchInput;
+  /** mean size of a sealed file */
+  sealedBytesPerInvoice: number;
   /** wall ms per sealed invoice in each step */
   stages: Record<(typeof STAGE_NAMES)[number], Summary>;
   /** successful signHash call durations, ms, and hashes per call */

@@ -18,6 +18,12 @@ import { verifySealedPdf } from '../pades';
 import { openSealQueue, produceRun, readRun, runKey, runSettled } from '../queue';
 import { DEFAULT_AWAITING_SIGNATURE_PER_SLOT, WORKER_NODE_FLAGS } from '../queue/worker-defaults';
 import { writeSampleExport, SAMPLE_COLUMNS } from './sample-exports';
+import {
+  sampleDataExportSpec,
+  sampleInvoiceProfile,
+  sampleRegistrationNumber,
+  writeSampleDataExport,
+} from './sample-data-exports';
 import { ProgressLine } from './progress-line';
 import { procStats, redisCpuMs, RedisMemorySampler, summarise } from './bench-figures';
 import { STAGE_NAMES, type BenchWorkerReport, type BenchWorkerStart } from './bench-worker';
@@ -181,11 +187,15 @@ export async function runBench(o: BenchOptions): Promise<BenchFigures> {
     );
     const env: Env = { work, sandbox, credential, redisUrl: endpoint.url, redis, prefix, totpPeriodSec };
     const nights: NightFigures[] = [];
-    let firstExport: string | undefined;
+    // The floor copies the first night's PDFs: its inputs, or (data input) what it sealed.
+    let firstPdfs: string | undefined;
     for (const level of o.levels ?? ['B-B']) {
       const name = level.toLowerCase().replace('-', '');
       const f = await night(o, env, { name, level, mode: 'worker', workers, invoices: o.invoices, say });
-      firstExport ??= path.join(work, `inbox-${name}`);
+      firstPdfs ??=
+        o.input === 'data'
+          ? path.join(work, `outbox-${name}`, credential.tenant, f.runDate)
+          : path.join(work, `inbox-${name}`, 'pdf');
       nights.push(f);
       if (f.sealed !== f.invoices) {
         say(`WARNING: ${level}: ${f.sealed} of ${f.invoices} sealed; see ${work}/bench.log`);
@@ -202,9 +212,11 @@ export async function runBench(o: BenchOptions): Promise<BenchFigures> {
         say,
       });
     }
-    // The floor reads the first night's inputs (the sealed copies are elsewhere), in this process.
-    const pdfDir = path.join(firstExport!, 'pdf');
-    const pdfs = (await fs.readdir(pdfDir)).map((f) => path.join(pdfDir, f));
+    // The floor reads the first night's PDFs (copies go elsewhere), in this process.
+    const pdfDir = firstPdfs!;
+    const pdfs = (await fs.readdir(pdfDir))
+      .filter((f) => f.endsWith('.pdf'))
+      .map((f) => path.join(pdfDir, f));
     const base = await measure(() => floor(pdfs, path.join(work, 'floor'), 16));
     const figures: BenchFigures = {
       startedAt,
@@ -280,18 +292,30 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
   const { work, name, level } = { work: env.work, ...plan };
   const naive = plan.mode === 'naive';
   const inbox = path.join(work, `inbox-${name}`);
-  const gen = await measure(() =>
-    writeSampleExport({
-      dir: inbox,
-      tenantName: 'Bench K.K.',
-      // Distinct invoice numbers per night: the nights share a queue prefix (and so the credential's
-      // TOTP steps), and a job ID is tenant + invoice + content.
-      invoicePrefix: `BEN${name.toUpperCase()}`,
-      count: plan.invoices,
-      encoding: 'utf8',
-    }),
+  const input = o.input ?? 'pdf';
+  // Distinct invoice numbers per night: the nights share a queue prefix (and so the credential's
+  // TOTP steps), and a job ID is tenant + invoice + content.
+  const invoicePrefix = `BEN${name.toUpperCase()}`;
+  const gen = await measure<unknown>(() =>
+    input === 'data'
+      ? writeSampleDataExport({
+          dir: inbox,
+          invoicePrefix,
+          count: plan.invoices,
+          encoding: 'utf8',
+          registrationNumber: sampleRegistrationNumber(7),
+        })
+      : writeSampleExport({
+          dir: inbox,
+          tenantName: 'Bench K.K.',
+          invoicePrefix,
+          count: plan.invoices,
+          encoding: 'utf8',
+        }),
   );
-  plan.say(`generated ${plan.invoices} distinct invoice PDFs for ${name} in ${gen.seconds.toFixed(1)} s`);
+  plan.say(
+    `generated ${plan.invoices} distinct ${input === 'data' ? 'invoices of data (rendered in the night)' : 'invoice PDFs'} for ${name} in ${gen.seconds.toFixed(1)} s`,
+  );
   const c = env.credential;
   const jobFile = path.join(work, `bench-${name}.json`);
   await fs.writeFile(
@@ -301,7 +325,15 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
       cron: '0 2 * * *',
       tenant: c.tenant,
       // Just written: no quiet time to wait out.
-      export: { folder: `inbox-${name}`, encoding: 'utf8', ready: { quietSec: 0 }, columns: SAMPLE_COLUMNS },
+      export: {
+        folder: `inbox-${name}`,
+        encoding: 'utf8',
+        ready: { quietSec: 0 },
+        ...(input === 'data' ? { data: sampleDataExportSpec() } : { columns: SAMPLE_COLUMNS }),
+      },
+      ...(input === 'data' && {
+        invoice: sampleInvoiceProfile('株式会社ベンチ商事', ['〒100-0005 東京都千代田区丸の内1-1-1']),
+      }),
       signing: {
         providerUrl: env.sandbox.url,
         clientId: c.clientId,
@@ -400,12 +432,11 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
   const outDir = path.join(work, `outbox-${name}`, c.tenant, produced.runDate);
   const files = counts.sealed > 0 ? (await fs.readdir(outDir)).filter((f) => f.endsWith('.pdf')) : [];
   let added = 0;
+  let sealedBytes = 0;
   for (const f of files) {
-    const [out, input] = await Promise.all([
-      fs.stat(path.join(outDir, f)),
-      fs.stat(path.join(inbox, 'pdf', f)),
-    ]);
-    added += out.size - input.size;
+    const out = await fs.stat(path.join(outDir, f));
+    sealedBytes += out.size;
+    if (input === 'pdf') added += out.size - (await fs.stat(path.join(inbox, 'pdf', f))).size;
   }
   const verified = o.verify ? await verifyAll(outDir, files, env.sandbox.rootCertPath) : undefined;
   const sum = (pick: (r: BenchWorkerReport) => number) => reports.reduce((n, r) => n + pick(r), 0);
@@ -440,6 +471,9 @@ async function night(o: BenchOptions, env: Env, plan: NightPlan): Promise<NightF
     ocsp: sum((r) => r.ocsp),
     crl: sum((r) => r.crl),
     bytesAddedPerInvoice: files.length ? added / files.length : 0,
+    runDate: produced.runDate,
+    input,
+    sealedBytesPerInvoice: files.length ? sealedBytes / files.length : 0,
     stages: Object.fromEntries(
       STAGE_NAMES.map((s) => [s, summarise(reports.map((r) => r.stages[s]))]),
     ) as NightFigures['stages'],

@@ -18,7 +18,7 @@ export interface JapaneseFont {
   face: FontkitFont;
 }
 
-/** The parts of @pdf-lib/fontkit's TTFSubset (1.1.1, its last release) that the patch below touches. */
+/** The parts of @pdf-lib/fontkit's TTFSubset (1.1.1, its last release) that the patches below touch. */
 interface TtfSubsetInternals {
   glyf: Uint8Array[];
   offset: number;
@@ -26,21 +26,52 @@ interface TtfSubsetInternals {
   _addGlyph(gid: number): number;
 }
 
-/** The part of a TrueType glyph _addGlyph asks for: its outline, decoded from the glyf table. */
+/** The part of a TrueType glyph that _addGlyph asks for: its outline, decoded from the glyf table. */
 interface GlyphInternals {
   _decode(): unknown;
 }
 
+/** What _addGlyph reads of a decoded outline (the bounds for metrics not yet computed). */
+interface OutlineHead {
+  numberOfContours: number;
+  xMin: number;
+  yMin: number;
+  xMax: number;
+  yMax: number;
+  components?: unknown[];
+}
+
+/** Outline heads by glyph, per thread: about 100 bytes each, not the outline's points. */
+const outlineHeads = new WeakMap<GlyphInternals, OutlineHead | null>();
+
 /**
- * A glyph's decoded outline, kept on the glyph: _addGlyph decodes the whole outline of every glyph of
- * every subset only to learn whether it is composite, and decoding was most of a subset's cost. The
- * face keeps one glyph object per id, and nothing writes to a static (non-variable) face's outline,
- * so the kept one is what decoding again would give.
+ * Runs fontkit's _addGlyph with the glyph's outline head kept from the first subset that took it:
+ * _addGlyph decodes the whole outline (every point) of every glyph of every subset only to learn
+ * whether it is composite, and that was a quarter of a rendered invoice's CPU. The head is what a
+ * decode gives on a static face; the glyph decodes normally again once the call is over.
  */
-function keepDecodedOutline(glyph: GlyphInternals): void {
-  if (Object.hasOwn(glyph, '_decode')) return;
-  const outline = glyph._decode();
-  Object.defineProperty(glyph, '_decode', { value: () => outline });
+function withOutlineHead<T>(glyph: GlyphInternals, addGlyph: () => T): T {
+  if (Object.hasOwn(glyph, '_decode')) return addGlyph();
+  let head = outlineHeads.get(glyph);
+  if (head === undefined) {
+    const outline = glyph._decode() as OutlineHead | null;
+    head = outline && {
+      numberOfContours: outline.numberOfContours,
+      xMin: outline.xMin,
+      yMin: outline.yMin,
+      xMax: outline.xMax,
+      yMax: outline.yMax,
+      ...(outline.components && { components: outline.components }),
+    };
+    outlineHeads.set(glyph, head);
+  }
+  const kept = head;
+  Object.defineProperty(glyph, '_decode', { value: () => kept, configurable: true });
+  try {
+    return addGlyph();
+  } finally {
+    delete (glyph as Partial<GlyphInternals>)._decode;
+  }
 }
 
 /**
@@ -57,8 +88,8 @@ function padGlyphRecords(subset: fontkit.Subset): void {
     throw new PdfError('@pdf-lib/fontkit subset has no _addGlyph to pad glyph records: unexpected version');
   }
   internals._addGlyph = function (this: TtfSubsetInternals, gid: number): number {
-    if (!this.font._variationProcessor) keepDecodedOutline(this.font.getGlyph(gid));
-    const index = addGlyph.call(this, gid);
+    const add = () => addGlyph.call(this, gid);
+    const index = this.font._variationProcessor ? add() : withOutlineHead(this.font.getGlyph(gid), add);
     const record = this.glyf[index]!;
     const padding = (4 - (record.length % 4)) % 4;
     if (padding > 0) {
@@ -73,22 +104,51 @@ function padGlyphRecords(subset: fontkit.Subset): void {
   };
 }
 
-/** Most texts whose layout a face keeps (a few MB): an invoice's labels, items and names recur. */
-const MAX_LAYOUTS = 20_000;
+/** The part of a fontkit face that the code-point patch touches. */
+interface FaceInternals {
+  getGlyph(gid: number, codePoints?: number[]): { codePoints: number[] };
+}
+
+const sameCodePoints = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((c, i) => c === b[i]);
 
 /**
- * The face's layout of `text`, kept: shaping (fontkit's GSUB/GPOS lookups) was a third of a rendered
- * invoice's CPU, and pdf-lib lays out each string again to measure it and again to draw it. pdf-lib
- * reads only the run's glyphs (ids, advance widths), and fontkit hands out the same glyph objects
- * for a face anyway, so a kept run draws exactly what a fresh one would.
+ * A glyph asked for with code points carries those, not the ones the face's shared glyph object was
+ * first reached by. fontkit keeps one glyph object per id with its first code points, and pdf-lib
+ * writes a subset's ToUnicode map from them: an invoice drawn after another that reached a glyph
+ * through another character (U+2011 or U+00AD for -, a no-break space, the radical ⼭ for 山) had
+ * other bytes than drawn first, and a re-render after a crash compares those bytes. Now a layout's
+ * glyphs say the characters of its own text, and the map says what the invoice's text says.
+ */
+function withOwnCodePoints(face: FontkitFont): void {
+  const internals = face as unknown as FaceInternals;
+  const getGlyph = internals.getGlyph;
+  internals.getGlyph = function (this: FaceInternals, gid: number, codePoints?: number[]) {
+    const glyph = getGlyph.call(this, gid, codePoints);
+    if (!codePoints || codePoints.length === 0 || sameCodePoints(glyph.codePoints, codePoints)) return glyph;
+    // Everything else of the glyph (metrics, outline) is the shared object's.
+    return Object.create(glyph, { codePoints: { value: codePoints } }) as typeof glyph;
+  };
+}
+
+/** Most texts whose glyphs a face keeps: an invoice's labels, items and names recur; numbers do not. */
+const MAX_LAYOUTS = 5_000;
+
+/**
+ * The face's layout of `text`, kept as its glyphs only (pdf-lib reads nothing else of a run, nor does
+ * the renderer's measuring): shaping (fontkit's GSUB/GPOS lookups) was a third of a rendered invoice's
+ * CPU, and pdf-lib lays out each string again to measure it and again to draw it. fontkit hands out
+ * one glyph object per id, so kept glyphs draw exactly what a fresh layout's would. About 5,000 short
+ * texts: a few MB per face.
  */
 function withKeptLayouts(face: FontkitFont): FontkitFont['layout'] {
-  const kept = new Map<string, ReturnType<FontkitFont['layout']>>();
+  type Run = ReturnType<FontkitFont['layout']>;
+  const kept = new Map<string, Run>();
   return (text, features) => {
     const key = features === undefined ? text : `${text}\u0000${JSON.stringify(features)}`;
     let run = kept.get(key);
     if (run === undefined) {
-      run = face.layout(text, features);
+      run = { glyphs: face.layout(text, features).glyphs } as Run;
       if (kept.size >= MAX_LAYOUTS) kept.delete(kept.keys().next().value!);
       kept.set(key, run);
     }
@@ -99,9 +159,11 @@ function withKeptLayouts(face: FontkitFont): FontkitFont['layout'] {
 /**
  * The face handed to pdf-lib makes subsets with padded glyph records (above) that offer only
  * encodeStream(): @cantoo/pdf-lib calls encode() with no arguments when a subset has one, but
- * @pdf-lib/fontkit's encode(stream) needs the stream it writes to. Its layouts are kept (above).
+ * @pdf-lib/fontkit's encode(stream) needs the stream it writes to. Its glyphs carry the code
+ * points they were asked for, and its layouts are kept (above).
  */
 function withSafeSubsets(face: FontkitFont): FontkitFont {
+  withOwnCodePoints(face);
   return Object.create(face, {
     layout: { value: withKeptLayouts(face) },
     createSubset: {

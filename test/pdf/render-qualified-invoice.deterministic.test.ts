@@ -27,6 +27,26 @@ function renderInWorker(doc: InvoiceDocument, template: InvoiceTemplate): Promis
   });
 }
 
+/** The last of `docs`, rendered in a fresh worker thread after the ones before it. */
+function renderLastInWorker(docs: InvoiceDocument[], template: InvoiceTemplate): Promise<Uint8Array> {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { renderQualifiedInvoice } = require(${JSON.stringify(RENDERER)});
+    (async () => {
+      let bytes;
+      for (const doc of workerData.docs) bytes = await renderQualifiedInvoice(doc, workerData.template);
+      parentPort.postMessage(bytes);
+    })();`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { docs, template } });
+    worker.once('message', (bytes: Uint8Array) => {
+      resolve(bytes);
+      worker.terminate().catch(reject);
+    });
+    worker.once('error', reject);
+  });
+}
+
 /** The same object with every key order reversed. */
 function reversedKeys<T>(value: T): T {
   if (Array.isArray(value)) return value.map(reversedKeys) as T;
@@ -83,5 +103,23 @@ test(
     const names = [...pdf.matchAll(/\/BaseFont \/([A-Za-z+-]+)/g)].map((m) => m[1]);
     assert.ok(names.length >= 2);
     for (const name of names) assert.match(name!, /^[A-Z]{6}\+NotoSansJP-(Regular|Bold)$/);
+  },
+);
+
+test(
+  'what a thread rendered before does not change an invoice: characters sharing a glyph (U+2011 and -, no-break space, ⼭ and 山)',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const base = mixedRateInvoice();
+    // The same glyphs as the invoice's -, space, ・ and 山田, reached through other characters first.
+    const other: InvoiceDocument = {
+      ...base,
+      invoiceNumber: 'INV\u20112025\u20110099',
+      recipientName: '\u2f2d\u2f65物産\u00a0株式会社',
+      lines: base.lines.map((l) => ({ ...l, description: `${l.description}\u2027\u00ad\u00a0` })),
+    };
+    const fresh = Buffer.from(await renderLastInWorker([base], TEMPLATE));
+    const after = Buffer.from(await renderLastInWorker([other, base], TEMPLATE));
+    assert.ok(fresh.equals(after), `after another invoice: ${after.length} bytes, fresh ${fresh.length}`);
   },
 );

@@ -1,5 +1,6 @@
 import { benchArchive } from '../../archive/bench-archive';
 import { runBench, type BenchKey, type BenchLevel } from '../../demo/bench';
+import type { BenchInput } from '../../demo/bench-types';
 // main.ts parses --level itself (bench-levels.ts), so that it need not load this module to do so.
 export { parseBenchLevels } from '../bench-levels';
 
@@ -21,6 +22,7 @@ export async function benchCommand(opts: {
   verify?: boolean;
   archiveRows?: number;
   archive?: string;
+  input: BenchInput;
 }): Promise<void> {
   if (opts.archiveRows !== undefined) {
     await benchArchive({
@@ -46,5 +48,6 @@ export async function benchCommand(opts: {
     json: opts.json,
     workDir: opts.workDir,
     verify: opts.verify === true,
+    input: opts.input,
   });
 }

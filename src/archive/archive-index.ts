@@ -11,7 +11,8 @@ export interface ArchivedInvoice {
   amount: number;
   /** 取引年月日, YYYY-MM-DD; absent when the export has no issue-date column */
   issueDate?: string;
-  /** the issuer's 登録番号 (T and 13 digits), kept for an invoice rendered from a data export */
+  /** the issuer's 登録番号 (T and 13 digits) of an invoice rendered from a data export; an update
+   * without one (a renewal, a rebuild from an older manifest) keeps the one recorded */
   registrationNumber?: string;
   /** the sealed PDF, absolute path */
   file: string;

@@ -128,7 +128,7 @@ export class PostgresArchive implements ArchiveIndex {
            file = excluded.file, sealed_sha256 = excluded.sealed_sha256, level = excluded.level,
            sealed_at = excluded.sealed_at, certificate_serial = excluded.certificate_serial,
            timestamp_at = excluded.timestamp_at, job = excluded.job, run_id = excluded.run_id,
-           registration_number = excluded.registration_number`,
+           registration_number = coalesce(excluded.registration_number, i.registration_number)`,
         [
           column((e) => e.tenant),
           column((e) => e.invoiceNumber),

@@ -206,7 +206,15 @@ export const dataExportSchema = z.strictObject({
     z.strictObject({
       kind: z.literal('two-files'),
       /** the detail file of a header file: `{name}` is the header file's name without `.csv` */
-      details: z.string().regex(/\{name\}/, 'a file name containing {name}, e.g. "{name}-lines.csv"'),
+      details: z
+        .string()
+        .regex(/\{name\}/, 'a file name containing {name}, e.g. "{name}-lines.csv"')
+        // Beside its header file (it moves to the same processed/), and never the header file itself.
+        .refine((d) => !/[\\/]/.test(d), 'a file name beside the header file, not a path')
+        .refine(
+          (d) => d.replace(/\{name\}/g, '').toLowerCase() !== '.csv',
+          'must differ from the header file: "{name}.csv" is the header file itself',
+        ),
     }),
   ]),
   header: z.strictObject({

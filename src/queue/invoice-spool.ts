@@ -49,14 +49,11 @@ export class InvoiceSpool {
   async sync(): Promise<void> {
     if (this.synced) return;
     if (this.handle === undefined) {
-      await fs.mkdir(path.dirname(this.file), { recursive: true });
+      // A processed/ made now is itself a name in the export's folder: durable too.
+      const made = await fs.mkdir(path.dirname(this.file), { recursive: true });
       this.handle = await fs.open(this.file, 'wx');
-      const dir = await fs.open(path.dirname(this.file), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await syncDir(path.dirname(this.file));
+      if (made !== undefined) await syncDir(path.dirname(path.dirname(this.file)));
     }
     if (this.broken) throw this.broken;
     const bytes = Buffer.concat(this.unwritten);
@@ -86,5 +83,14 @@ export class InvoiceSpool {
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

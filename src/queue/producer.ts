@@ -377,7 +377,8 @@ interface ReadyExport {
 
 /**
  * Is the export complete, every file of it? A data export's detail file must be there, and quiet
- * under a quiet rule; under a marker rule the header file's marker vouches for both.
+ * under a quiet rule; under a marker rule the header file's marker vouches for both, so the detail
+ * file must not have changed after the marker was written.
  */
 async function readiness(
   file: string,
@@ -394,6 +395,15 @@ async function readiness(
     const rule = 'quietSec' in job.export.ready ? job.export.ready : { quietSec: 0 };
     const ready = await exportReadiness(other, rule, now);
     if (!ready.ready) return { ready: false, reason: `its detail file ${other}: ${ready.reason}` };
+    if (main.markerFile !== undefined) {
+      const marked = await fsp.stat(main.markerFile).catch(() => undefined);
+      if (marked === undefined || marked.mtimeMs < ready.snapshot.mtimeMs) {
+        return {
+          ready: false,
+          reason: `its detail file ${other} changed after the marker ${main.markerFile} was written: not marked complete`,
+        };
+      }
+    }
     others.push({ file: other, snapshot: ready.snapshot });
   }
   return {
@@ -474,9 +484,20 @@ async function produceFile(
     if (pending.length >= chunkSize) await flush();
   };
   try {
-    if (spool !== undefined) await readDataRows(file, job, ids.runId, opts, result, { spool, add, reject });
-    else await readPdfRows(file, job, result, { add, reject });
+    if (spool !== undefined) {
+      // Every row is read before the first invoice is queued: a file changed meanwhile (a detail file
+      // still being copied) queues nothing, since its invoices' data, so their digests, may be partial.
+      const unchanged = async () => {
+        const changed = await changedWhileRead(file, ready);
+        if (changed !== undefined) throw new ChangedWhileRead(changed);
+      };
+      await readDataRows(file, job, ids.runId, opts, result, { spool, add, reject, unchanged });
+    } else await readPdfRows(file, job, result, { add, reject });
     if (pending.length) await flush();
+  } catch (err) {
+    if (!(err instanceof ChangedWhileRead)) throw err;
+    result.leftInPlace = `${err.message}: nothing of it was queued, the file stays for the next run`;
+    return { ...result, rows: 0, rejected: 0 };
   } finally {
     await rejects.close();
     await spool?.close();
@@ -491,18 +512,14 @@ async function produceFile(
   }
   // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
   // up to the size seen at the start) stays queued, the file stays for a run that sees it complete.
-  for (const { file: f, snapshot } of [{ file, snapshot: ready.snapshot }, ...ready.others]) {
-    const after = await exportSnapshot(f).catch(() => undefined);
-    if (after !== undefined && !sameSnapshot(after, snapshot)) {
-      result.leftInPlace =
-        `${f === file ? '' : `its detail file ${f} `}changed while it was read (${snapshot.size} → ${after.size} bytes): ` +
-        `the ${result.rows} row(s) read are counted, the file stays for the next run`;
-      return result;
-    }
+  const changed = await changedWhileRead(file, ready);
+  if (changed !== undefined) {
+    result.leftInPlace = `${changed}: the ${result.rows} row(s) read are counted, the file stays for the next run`;
+    return result;
   }
   if (opts.moveProcessed ?? true) {
     await moveProcessed(file, ids.runId, ready.markerFile, result);
-    for (const other of ready.others) await moveAlong(other.file, ids.runId, result);
+    for (const other of ready.others) await moveAlong(other.file, ids.runId);
   }
   return result;
 }
@@ -554,11 +571,14 @@ async function readDataRows(
   runId: string,
   opts: ProduceOptions,
   result: FileResult,
-  sink: RowSink & { spool: InvoiceSpool },
+  sink: RowSink & { spool: InvoiceSpool; unchanged: () => Promise<void> },
 ): Promise<void> {
   const entries = dataExportEntries(file, job, {
     // Once every row is read the invoices to come are known: what sizes the authorisations.
-    onRowsRead: (invoices) => expectRows(opts.redis, opts.prefix, runId, invoices),
+    onRowsRead: async (invoices) => {
+      await sink.unchanged();
+      await expectRows(opts.redis, opts.prefix, runId, invoices);
+    },
   });
   try {
     for (;;) {
@@ -630,14 +650,29 @@ async function moveProcessed(
   }
 }
 
+/** Thrown when a data export changed while its rows were read, before any invoice was queued. */
+class ChangedWhileRead extends Error {}
+
+/** How a file of the export changed since it was judged complete, if it did. */
+async function changedWhileRead(file: string, ready: ReadyExport): Promise<string | undefined> {
+  for (const { file: f, snapshot } of [{ file, snapshot: ready.snapshot }, ...ready.others]) {
+    const after = await exportSnapshot(f).catch(() => undefined);
+    if (after !== undefined && !sameSnapshot(after, snapshot)) {
+      return `${f === file ? '' : `its detail file ${f} `}changed while it was read (${snapshot.size} → ${after.size} bytes)`;
+    }
+  }
+  return undefined;
+}
+
 /** A data export's other file (its detail file) follows the main file to processed/. */
-async function moveAlong(file: string, runId: string, result: FileResult): Promise<void> {
+async function moveAlong(file: string, runId: string): Promise<void> {
   const to = path.join(path.dirname(file), 'processed', `${runId}-${path.basename(file)}`);
   try {
     await fsp.rename(file, to);
   } catch (err) {
-    // Gone with the main file: the other producer of this export moved both.
-    if (result.movedByAnotherProducer && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Gone: another producer of this export moved it (it may have moved it before or after the main
+    // file, whichever of the two this producer moved); every row was read and enqueued all the same.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(file))) return;
     throw new ProducerError(`${file}: cannot move it to ${path.dirname(to)}`, { cause: err });
   }
 }

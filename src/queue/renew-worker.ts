@@ -252,6 +252,9 @@ export class RenewWorker {
       customer: known?.customer ?? row.customer ?? '',
       amount: known?.amount ?? (row.amount && Number.isSafeInteger(amount) ? amount : 0),
       ...((known?.issueDate ?? row.issueDate) ? { issueDate: known?.issueDate ?? row.issueDate } : {}),
+      ...((known?.registrationNumber ?? row.registrationNumber)
+        ? { registrationNumber: known?.registrationNumber ?? row.registrationNumber }
+        : {}),
       file: d.file,
       sealedSha256: newSha256,
       sourceSha256: row.sourceSha256,

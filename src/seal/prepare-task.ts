@@ -294,7 +294,13 @@ async function renderedSource(
     if (render.logoPath === undefined) {
       throw new PdfError(`${where}: the invoice was enqueued with a logo; the job's template has none now`);
     }
-    const image = await readImage(render.logoPath, 'invoice logo', MAX_LOGO_BYTES);
+    let image = await readImage(render.logoPath, 'invoice logo', MAX_LOGO_BYTES);
+    if (image.sha256 !== logoSha256) {
+      // This thread may hold the logo from before ops replaced it (the producer read the new one):
+      // read it again once before calling it changed.
+      images.delete(render.logoPath);
+      image = await readImage(render.logoPath, 'invoice logo', MAX_LOGO_BYTES);
+    }
     if (image.sha256 !== logoSha256) {
       throw new SourceChangedError(
         task.sourcePath,

@@ -255,6 +255,12 @@ export function archiveContract(subject: ArchiveSubject): void {
           );
         }
         assert.deepEqual(await archive.find('fuji', 'R-2'), []);
+        // An update that does not know it (a renewal, a rebuild from an older manifest) keeps it.
+        const { registrationNumber: _kept, ...without } = rendered;
+        await archive.record({ ...without, level: 'B-LTA', sealedSha256: 'c'.repeat(64) });
+        assert.deepEqual(await archive.find('fuji', 'R-1'), [
+          { ...rendered, level: 'B-LTA', sealedSha256: 'c'.repeat(64) },
+        ]);
       });
     },
   );

@@ -86,6 +86,17 @@ test('what a data export job lacks or contradicts is named', opts, async () => {
       /export\.data\.layout\.details: a file name containing \{name\}/,
     ],
     [
+      {
+        ...job,
+        export: { ...exp, data: { ...data, layout: { kind: 'two-files', details: 'lines/{name}.csv' } } },
+      },
+      /export\.data\.layout\.details: a file name beside the header file, not a path/,
+    ],
+    [
+      { ...job, export: { ...exp, data: { ...data, layout: { kind: 'two-files', details: '{name}.CSV' } } } },
+      /export\.data\.layout\.details: must differ from the header file/,
+    ],
+    [
       { ...job, invoice: { ...invoice, issuer: { name: '富士商事株式会社' } } },
       /invoice\.issuer\.registrationNumber: required/,
     ],

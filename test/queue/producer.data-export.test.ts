@@ -223,3 +223,31 @@ test(
     await fs.access(lines);
   },
 );
+
+test(
+  'under a marker rule, a detail file written after the marker keeps the export waiting',
+  opts,
+  async () => {
+    const { dir, jobFile, queue, redis, prefix } = await setup(undefined, { marker: '.done' });
+    const { main, lines } = await writeExport(dir, 3);
+    const job = await loadJobFile(jobFile);
+    const marker = `${main}.done`;
+    await fs.writeFile(marker, '');
+    const t = (await fs.stat(marker)).mtime;
+    // The detail file is still being copied after the core system marked the header file.
+    await fs.utimes(lines, new Date(t.getTime() + 5_000), new Date(t.getTime() + 5_000));
+    const now = new Date(t.getTime() + 60_000);
+    const waiting = await produceRun(job, { queue, redis, prefix, logger, now });
+    assert.deepEqual(
+      waiting.notReady.map((n) => n.reason),
+      [`its detail file ${lines} changed after the marker ${marker} was written: not marked complete`],
+    );
+    assert.equal(await queue.forTenant('fuji').count(), 0);
+    // Marked again once both are written: queued, the marker removed, both files moved.
+    await fs.utimes(marker, new Date(t.getTime() + 10_000), new Date(t.getTime() + 10_000));
+    const done = await produceRun(job, { queue, redis, prefix, logger, now });
+    assert.equal(done.totals.enqueued, 3);
+    await assert.rejects(fs.access(marker));
+    await assert.rejects(fs.access(lines));
+  },
+);

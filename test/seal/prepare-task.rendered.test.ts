@@ -201,3 +201,32 @@ test(
     });
   },
 );
+
+test(
+  'a logo ops replaced after a thread read it renders the new one for records that name it',
+  T,
+  async () => {
+    const one = new PreparePool({ threads: 1 });
+    try {
+      const file = path.join(dir, 'replaced-logo.png');
+      const first = logoPng([10, 120, 10]);
+      const second = logoPng([120, 10, 120]);
+      await fs.writeFile(file, first);
+      const record = (bytes: Buffer): InvoiceRecord => ({
+        ...withLogo,
+        template: { ...TEMPLATE, logoSha256: createHash('sha256').update(bytes).digest('hex') },
+      });
+      const { tasks } = await spoolOf('replaced.jsonl', [record(first), record(second)]);
+      const at = (t: PrepareTask) => ({ ...t, render: { ...t.render!, logoPath: file } });
+      await one.render(at(tasks[0]!));
+      await fs.writeFile(file, second);
+      const rendered = await one.render(at(tasks[1]!));
+      const expected = await renderQualifiedInvoice(withLogo.document, { ...TEMPLATE, logo: second });
+      assert.equal(sha256(rendered), sha256(expected));
+      // The record made with the old logo is now refused as changed, not drawn with the new one.
+      await assert.rejects(one.render(at(tasks[0]!)), SourceChangedError);
+    } finally {
+      await one.close();
+    }
+  },
+);

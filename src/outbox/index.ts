@@ -8,3 +8,4 @@ export { auditDir, listAuditFiles, readAuditHead, type AuditHead } from './audit
 export * from './audit-log';
 export * from './audit-verify';
 export * from './delivery';
+export { fsyncDir } from './atomic-write';

@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { RecordLocation } from '../seal';
+import { fsyncDir } from '../outbox';
 
 const NEWLINE = Buffer.from('\n');
 
@@ -52,8 +53,8 @@ export class InvoiceSpool {
       // A processed/ made now is itself a name in the export's folder: durable too.
       const made = await fs.mkdir(path.dirname(this.file), { recursive: true });
       this.handle = await fs.open(this.file, 'wx');
-      await syncDir(path.dirname(this.file));
-      if (made !== undefined) await syncDir(path.dirname(path.dirname(this.file)));
+      await fsyncDir(path.dirname(this.file));
+      if (made !== undefined) await fsyncDir(path.dirname(path.dirname(this.file)));
     }
     if (this.broken) throw this.broken;
     const bytes = Buffer.concat(this.unwritten);
@@ -83,14 +84,5 @@ export class InvoiceSpool {
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -113,3 +113,41 @@ test(
     }
   },
 );
+
+test(
+  'bench --input data renders a data export in the night: every output verifies',
+  { timeout: TEST_TIMEOUT_MS },
+  async () => {
+    const { url } = await testRedis();
+    const work = await tempDir('sealer-test-bench-data-');
+    const json = path.join(work, 'figures.json');
+    const { stdout } = await execFileP(
+      process.execPath,
+      [
+        CLI,
+        'bench',
+        '--input',
+        'data',
+        '--invoices',
+        '12',
+        '--batch-size',
+        '5',
+        '--key',
+        'ec',
+        '--concurrency',
+        '8',
+      ].concat(['--totp-period', '1', '--naive', '0', '--verify', '--work-dir', work, '--json', json]),
+      { env: { ...process.env, REDIS_URL: url } },
+    );
+    const figures = JSON.parse(await fs.readFile(json, 'utf8')) as BenchFigures;
+    const [night] = figures.nights;
+    assert.equal(night!.input, 'data');
+    assert.equal(night!.sealed, 12);
+    assert.deepEqual(night!.verified, { valid: 12, files: 12, problems: [] });
+    // A rendered A4 invoice with its font subsets and the seal: tens of KB, nothing "added" to an input.
+    assert.ok(night!.sealedBytesPerInvoice > 20_000, String(night!.sealedBytesPerInvoice));
+    assert.equal(night!.bytesAddedPerInvoice, 0);
+    assert.match(stdout, /^sealed B-B {2}: 12 invoices in .*rendered from data, [\d.]+ KB\/sealed invoice$/m);
+    assert.match(stdout, /^bench: 12 sealed, \d+ invoices\/s/m);
+  },
+);

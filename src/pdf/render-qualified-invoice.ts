@@ -24,6 +24,8 @@ import {
   type JapaneseFont,
 } from './japanese-font';
 import { PdfError } from './pdf-error';
+// Before any document is written, in every thread that renders: the same deflate for every render.
+import './native-deflate';
 
 const REGULAR_FILE = '@expo-google-fonts/noto-sans-jp/400Regular/NotoSansJP_400Regular.ttf';
 const BOLD_FILE = '@expo-google-fonts/noto-sans-jp/700Bold/NotoSansJP_700Bold.ttf';

@@ -14,7 +14,14 @@ export interface ExportSnapshot {
 }
 
 export type ExportReadiness =
-  { ready: true; snapshot: ExportSnapshot; markerFile?: string } | { ready: false; reason: string };
+  | {
+      ready: true;
+      snapshot: ExportSnapshot;
+      /** under a marker rule: the marker, and when it was written (what it vouches for is older) */
+      markerFile?: string;
+      markedAtMs?: number;
+    }
+  | { ready: false; reason: string };
 
 /** The marker of `file` under `rule` (`invoices.csv` → `invoices.csv.done`), if the rule uses one. */
 export function markerFileOf(file: string, rule: ExportReadyRule): string | undefined {
@@ -77,7 +84,7 @@ export async function exportReadiness(
       reason: `marker ${markerFile} is older than the export: the export changed after it was marked complete`,
     };
   }
-  return { ready: true, snapshot, markerFile };
+  return { ready: true, snapshot, markerFile, markedAtMs: marker.mtimeMs };
 }
 
 /** The export as it is now, to compare with what was judged complete (a change means a writer is at it). */

@@ -51,7 +51,6 @@ const outlineHeads = new WeakMap<GlyphInternals, OutlineHead | null>();
  * decode gives on a static face; the glyph decodes normally again once the call is over.
  */
 function withOutlineHead<T>(glyph: GlyphInternals, addGlyph: () => T): T {
-  if (Object.hasOwn(glyph, '_decode')) return addGlyph();
   let head = outlineHeads.get(glyph);
   if (head === undefined) {
     const outline = glyph._decode() as OutlineHead | null;

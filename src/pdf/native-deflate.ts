@@ -4,7 +4,6 @@
 // loads is handed zlib's deflate instead, once per process or thread, before any document is written.
 // Output stays deterministic: the same input and level give the same bytes from the same zlib.
 import { createRequire } from 'node:module';
-import path from 'node:path';
 import zlib from 'node:zlib';
 
 interface Fflate {
@@ -14,9 +13,7 @@ interface Fflate {
 /** fflate as pdf-lib resolves it (pdf-lib's own dependency, not one of ours). */
 function pdfLibsFflate(): Fflate | undefined {
   try {
-    const requireHere = createRequire(__filename);
-    const pdfLib = path.dirname(requireHere.resolve('pdf-lib'));
-    return createRequire(path.join(pdfLib, 'index.js'))('fflate') as Fflate;
+    return createRequire(require.resolve('pdf-lib'))('fflate') as Fflate;
   } catch {
     return undefined; // pdf-lib without fflate: nothing to replace
   }

@@ -395,14 +395,11 @@ async function readiness(
     const rule = 'quietSec' in job.export.ready ? job.export.ready : { quietSec: 0 };
     const ready = await exportReadiness(other, rule, now);
     if (!ready.ready) return { ready: false, reason: `its detail file ${other}: ${ready.reason}` };
-    if (main.markerFile !== undefined) {
-      const marked = await fsp.stat(main.markerFile).catch(() => undefined);
-      if (marked === undefined || marked.mtimeMs < ready.snapshot.mtimeMs) {
-        return {
-          ready: false,
-          reason: `its detail file ${other} changed after the marker ${main.markerFile} was written: not marked complete`,
-        };
-      }
+    if (main.markedAtMs !== undefined && main.markedAtMs < ready.snapshot.mtimeMs) {
+      return {
+        ready: false,
+        reason: `its detail file ${other} changed after the marker ${main.markerFile} was written: not marked complete`,
+      };
     }
     others.push({ file: other, snapshot: ready.snapshot });
   }
@@ -483,6 +480,7 @@ async function produceFile(
     pending.push(invoice);
     if (pending.length >= chunkSize) await flush();
   };
+  let changedBeforeQueueing: string | undefined;
   try {
     if (spool !== undefined) {
       // Every row is read before the first invoice is queued: a file changed meanwhile (a detail file
@@ -496,8 +494,7 @@ async function produceFile(
     if (pending.length) await flush();
   } catch (err) {
     if (!(err instanceof ChangedWhileRead)) throw err;
-    result.leftInPlace = `${err.message}: nothing of it was queued, the file stays for the next run`;
-    return { ...result, rows: 0, rejected: 0 };
+    changedBeforeQueueing = err.message;
   } finally {
     await rejects.close();
     await spool?.close();
@@ -512,6 +509,10 @@ async function produceFile(
   }
   // A writer that appended or rewrote the file meanwhile is still at it: what was read (whole lines
   // up to the size seen at the start) stays queued, the file stays for a run that sees it complete.
+  if (changedBeforeQueueing !== undefined) {
+    result.leftInPlace = `${changedBeforeQueueing}: none of its invoices was queued, the file stays for the next run`;
+    return result;
+  }
   const changed = await changedWhileRead(file, ready);
   if (changed !== undefined) {
     result.leftInPlace = `${changed}: the ${result.rows} row(s) read are counted, the file stays for the next run`;

@@ -52,6 +52,21 @@ after(async () => {
 });
 
 /** A spool of two records (so the second sits at an offset), and a task for each. */
+/** The task that renders the record `line` found at `offset` of the spool `file`. */
+function taskAt(file: string, line: Buffer, offset: number, logo?: string): PrepareTask {
+  return {
+    sourcePath: file,
+    sourceSha256: sha256(line),
+    render: { offset, length: line.length, ...(logo !== undefined && { logoPath: logo }) },
+    signingTime: '2026-12-01T17:00:00.000Z',
+    chain: pki.ecdsa.chainDer,
+    reason: 'Invoice',
+    location: 'Tokyo',
+    name: 'Sakura',
+    signatureBytes: 8192,
+  };
+}
+
 async function spoolOf(
   name: string,
   records: InvoiceRecord[],
@@ -61,17 +76,7 @@ async function spoolOf(
   await fs.writeFile(file, Buffer.concat(lines));
   let offset = 0;
   const tasks = lines.map((line) => {
-    const t: PrepareTask = {
-      sourcePath: file,
-      sourceSha256: sha256(line),
-      render: { offset, length: line.length, logoPath },
-      signingTime: '2026-12-01T17:00:00.000Z',
-      chain: pki.ecdsa.chainDer,
-      reason: 'Invoice',
-      location: 'Tokyo',
-      name: 'Sakura',
-      signatureBytes: 8192,
-    };
+    const t = taskAt(file, line, offset, logoPath);
     offset += line.length;
     return t;
   });
@@ -182,18 +187,7 @@ test(
     const file = path.join(dir, 'garbage.jsonl');
     const line = Buffer.from('{"v":2,"document":{},"template":{}}\n');
     await fs.writeFile(file, line);
-    const task: PrepareTask = {
-      sourcePath: file,
-      sourceSha256: sha256(line),
-      render: { offset: 0, length: line.length },
-      signingTime: '2026-12-01T17:00:00.000Z',
-      chain: pki.ecdsa.chainDer,
-      reason: 'Invoice',
-      location: 'Tokyo',
-      name: 'Sakura',
-      signatureBytes: 8192,
-    };
-    await assert.rejects(pool.render(task), (err: unknown) => {
+    await assert.rejects(pool.render(taskAt(file, line, 0)), (err: unknown) => {
       assert.ok(err instanceof PrepareError, String(err));
       assert.equal(err.kind, 'unsealable');
       assert.match(err.message, /garbage\.jsonl at 0/);
